@@ -1,0 +1,33 @@
+# Finds every dependency, failing with the Debian package that provides it.
+find_package(PkgConfig REQUIRED)
+
+macro(pingan_require_pkg prefix module debian)
+  pkg_check_modules(${prefix} IMPORTED_TARGET ${module})
+  if(NOT ${prefix}_FOUND)
+    message(FATAL_ERROR "${module} not found: install the Debian package ${debian} "
+                        "(scripts/setup.sh installs everything)")
+  endif()
+endmacro()
+
+macro(pingan_require_cmake name debian)
+  find_package(${name} ${ARGN} QUIET)
+  if(NOT ${name}_FOUND)
+    message(FATAL_ERROR "${name} not found: install the Debian package ${debian} "
+                        "(scripts/setup.sh installs everything)")
+  endif()
+endmacro()
+
+pingan_require_pkg(ZMQ libzmq libzmq3-dev)
+pingan_require_pkg(LMDB lmdb liblmdb-dev)
+pingan_require_pkg(SODIUM libsodium libsodium-dev)
+pingan_require_cmake(cppzmq cppzmq-dev)
+pingan_require_cmake(cereal libcereal-dev)
+pingan_require_cmake(nlohmann_json nlohmann-json3-dev)
+pingan_require_cmake(yaml-cpp libyaml-cpp-dev)
+pingan_require_cmake(CLI11 libcli11-dev)
+pingan_require_cmake(spdlog libspdlog-dev)
+pingan_require_cmake(Boost libboost-dev 1.74)
+find_package(Threads REQUIRED)
+if(PINGAN_BUILD_TESTS)
+  pingan_require_cmake(Catch2 catch2 2)
+endif()

@@ -1,0 +1,24 @@
+# Every build option in one place.
+option(PINGAN_BUILD_TESTS "Build the Catch2 tests" ON)
+option(PINGAN_SANITIZE "Build with AddressSanitizer and UndefinedBehaviorSanitizer" OFF)
+option(PINGAN_WERROR "Treat warnings as errors" OFF)
+
+set(CMAKE_CXX_STANDARD 20)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+set(CMAKE_CXX_EXTENSIONS OFF)
+set(CMAKE_EXPORT_COMPILE_COMMANDS ON)
+if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
+  set(CMAKE_BUILD_TYPE RelWithDebInfo CACHE STRING "Build type" FORCE)
+endif()
+
+# Flags are set on an interface target that every Pingan target links, never globally.
+add_library(pingan_flags INTERFACE)
+target_compile_options(pingan_flags INTERFACE -Wall -Wextra -Wpedantic)
+if(PINGAN_WERROR)
+  target_compile_options(pingan_flags INTERFACE -Werror)
+endif()
+if(PINGAN_SANITIZE)
+  target_compile_options(pingan_flags INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer
+                                                -fno-sanitize-recover=undefined)
+  target_link_options(pingan_flags INTERFACE -fsanitize=address,undefined)
+endif()
