@@ -543,13 +543,166 @@ struct escalation_raised {
     }
 };
 
+// ---- Derived by the escalation engine (broker/engine.hpp) -----------------------
+// Each names the rule and the rule set (by hash) that caused it, so that an
+// auditor can ask why something was, or was not, escalated.
+
+// Timer ids name the incident, rule and step they belong to: longer than a key.
+inline constexpr field_opts long_key{field_opts::kind::key, 200, 32, 1};
+
+// The engine opened an incident: one per dedup key (school + kind + subject).
+struct incident_opened {
+    static constexpr std::string_view type = "incident.opened";
+    static constexpr std::uint32_t version = 1;
+    std::string incident_id;
+    std::string rule_id;
+    std::string ruleset_hash;
+    std::string kind;    // the rule's incident kind, e.g. "hazard", "food_illness"
+    std::string subject; // the dedup subject, e.g. a hazard id or a supplier
+    std::string title;
+    std::optional<timestamp> due;
+
+    template <class F> void fields(F&& f) {
+        f("incident_id", incident_id, key);
+        f("rule_id", rule_id, key);
+        f("ruleset_hash", ruleset_hash, code);
+        f("kind", kind, code);
+        f("subject", subject, text(200));
+        f("title", title, text(500));
+        f("due", due, key);
+    }
+};
+
+// A deadline of an incident passed without what it waited for.
+struct incident_overdue {
+    static constexpr std::string_view type = "incident.overdue";
+    static constexpr std::uint32_t version = 1;
+    std::string incident_id;
+    std::string rule_id;
+    std::string ruleset_hash;
+    std::uint32_t step = 0; // index of the rule's step whose deadline passed
+    pingan::tier tier{};
+    timestamp deadline{};
+    std::string waited_for; // the milestone that did not come: "acknowledged", "rectified", ...
+    bool late = false;      // noticed after the deadline (the broker was down)
+
+    template <class F> void fields(F&& f) {
+        f("incident_id", incident_id, key);
+        f("rule_id", rule_id, key);
+        f("ruleset_hash", ruleset_hash, code);
+        f("step", step, key);
+        f("tier", tier, key);
+        f("deadline", deadline, key);
+        f("waited_for", waited_for, code);
+        f("late", late, key);
+    }
+};
+
+// An incident was closed (resolved, or a hazard verified by someone other than the fixer).
+struct incident_closed {
+    static constexpr std::string_view type = "incident.closed";
+    static constexpr std::uint32_t version = 1;
+    std::string incident_id;
+    std::string rule_id;
+    std::string ruleset_hash;
+    std::string reason;
+
+    template <class F> void fields(F&& f) {
+        f("incident_id", incident_id, key);
+        f("rule_id", rule_id, key);
+        f("ruleset_hash", ruleset_hash, code);
+        f("reason", reason, text(500));
+    }
+};
+
+// A closed incident got new evidence, or a hazard failed its verification.
+struct incident_reopened {
+    static constexpr std::string_view type = "incident.reopened";
+    static constexpr std::uint32_t version = 1;
+    std::string incident_id;
+    std::string rule_id;
+    std::string ruleset_hash;
+    std::string reason;
+
+    template <class F> void fields(F&& f) {
+        f("incident_id", incident_id, key);
+        f("rule_id", rule_id, key);
+        f("ruleset_hash", ruleset_hash, code);
+        f("reason", reason, text(500));
+    }
+};
+
+// A page for pingan-notify to deliver. Exercise pages go only to receivers
+// marked for exercises, and their text always says EXERCISE.
+struct notification_requested {
+    static constexpr std::string_view type = "notification.requested";
+    static constexpr std::uint32_t version = 1;
+    std::string incident_id;
+    std::string rule_id;
+    std::string ruleset_hash;
+    std::string basis; // S, L or M: how sure the limit behind this page is (DOMAIN.md)
+    pingan::tier tier{};
+    std::vector<std::string> roles;
+    bool exercise = false;
+    std::uint32_t repeat = 0; // 0 for the first page, n for the n-th reminder
+    std::string text;
+
+    template <class F> void fields(F&& f) {
+        f("incident_id", incident_id, key);
+        f("rule_id", rule_id, key);
+        f("ruleset_hash", ruleset_hash, code);
+        f("basis", basis, code);
+        f("tier", tier, key);
+        f("roles", roles, key);
+        f("exercise", exercise, key);
+        f("repeat", repeat, key);
+        f("text", text, pingan::text(1000));
+    }
+};
+
+// A processor timer fell due; the broker appends this and feeds it back.
+struct timer_fired {
+    static constexpr std::string_view type = "timer.fired";
+    static constexpr std::uint32_t version = 1;
+    std::string timer_id;
+    timestamp due_at{};
+    bool late = false; // fired well after due_at (the broker was down)
+
+    template <class F> void fields(F&& f) {
+        f("timer_id", timer_id, long_key);
+        f("due_at", due_at, key);
+        f("late", late, key);
+    }
+};
+
+// A rule set came into force.
+struct ruleset_loaded {
+    static constexpr std::string_view type = "ruleset.loaded";
+    static constexpr std::uint32_t version = 1;
+    std::string hash;
+    std::string name;
+    std::string ruleset_version;
+    std::uint32_t rule_count = 0;
+    std::optional<std::string> previous_hash;
+
+    template <class F> void fields(F&& f) {
+        f("hash", hash, code);
+        f("name", name, text(200));
+        f("version", ruleset_version, text(64));
+        f("rule_count", rule_count, key);
+        f("previous_hash", previous_hash, code);
+    }
+};
+
 // Every body type. Append new types at the end; the binary form names the type
 // by its string, so the order here is not part of any stored format.
 using body = std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
                           drill_recorded, food_alert, food_temp_reading, food_sample,
                           food_accompany, psych_alert, bullying_reported, health_cluster, bus_trip,
                           incident_reported, incident_acknowledged, incident_resolved,
-                          escalation_raised>;
+                          escalation_raised, incident_opened, incident_overdue, incident_closed,
+                          incident_reopened, notification_requested, timer_fired,
+                          ruleset_loaded>;
 
 // ---- Envelope ------------------------------------------------------------------
 
