@@ -1,0 +1,94 @@
+// The service runtime: what every Pingan service and the simulator share.
+//
+// One boost::asio io_context runs everything on one thread; SIGINT and SIGTERM
+// run the registered stop steps (close listeners, stop the publisher) so that
+// the process exits cleanly with its outbox intact. Settings come from flags
+// (CLI11) and an optional YAML file (`--config`) whose keys are the long flag
+// names without dashes; a flag given on the command line wins over the file.
+// Logs go to stderr through spdlog.
+#pragma once
+
+#include "errc.hpp"
+#include "registry.hpp"
+#include "time.hpp"
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/logger.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace pingan {
+
+namespace net = boost::asio;
+
+// Settings every service has. Service-specific ones are added by each main.
+struct service_config {
+    std::string name;                            // "pingan-hazard"
+    std::string data_dir;                        // outbox lives in <data_dir>/outbox
+    std::string broker = "tcp://127.0.0.1:7400"; // the broker's ingest endpoint
+    std::string http = "127.0.0.1:0";            // HTTP listen address (loopback by default)
+    std::string registry;                        // schools.csv; districts.csv beside it
+    std::string log_level = "info";
+    std::string clock = "system";     // see clock.hpp make_clock
+    std::string device = "default";   // source suffix: "<name>/<device>"
+    std::size_t max_body = 64 * 1024; // bytes per HTTP request body
+    std::chrono::milliseconds resend_timeout{5000};
+    std::size_t max_in_flight = 1024; // events sent and not yet answered
+};
+
+// Registers the common flags (and --config for a YAML file) on `app`.
+void add_service_options(CLI::App& app, service_config& c);
+
+// CLI11 reads `--config FILE` through this: a YAML map of flag names to
+// scalars or lists; nested maps name subcommands.
+class yaml_config final : public CLI::Config {
+  public:
+    std::string to_config(const CLI::App*, bool, bool, std::string) const override;
+    std::vector<CLI::ConfigItem> from_config(std::istream& in) const override;
+};
+
+// Returns: the whole file.
+// Throws: pingan::error(io_error) naming the file.
+std::string read_text_file(const std::string& path);
+
+// Loads schools.csv and, if present, districts.csv from the same folder.
+// Throws: pingan::error(io_error or bad_config).
+registry load_registry(const std::string& schools_csv);
+
+// Finds the project's data/schools.csv from the working directory or beside
+// the executable (build/bin/../../data). Returns: empty if not found.
+std::string default_registry_path(const char* argv0);
+
+std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level);
+
+// The io_context, the signal handling and the stop steps of one process.
+class service_runtime {
+  public:
+    explicit service_runtime(std::shared_ptr<spdlog::logger> log);
+
+    net::io_context& io() noexcept { return ioc_; }
+    spdlog::logger& log() noexcept { return *log_; }
+    std::shared_ptr<spdlog::logger> logger() const noexcept { return log_; }
+
+    // Steps run, in order, when a signal arrives or stop() is called.
+    void on_stop(std::function<void()> step);
+
+    // Runs until stopped. Returns: the process exit code (0 after a signal).
+    int run();
+    void stop();
+
+  private:
+    net::io_context ioc_{1};
+    net::signal_set signals_;
+    std::shared_ptr<spdlog::logger> log_;
+    std::vector<std::function<void()>> stop_steps_;
+    bool stopping_ = false;
+};
+
+} // namespace pingan
