@@ -1,0 +1,41 @@
+// The admission decision for published events.
+#include "broker/admit.hpp"
+
+#include "common/validate.hpp"
+
+namespace pingan {
+
+problem admit(std::string_view frame, bool json_form, const registry& reg, std::string_view actor,
+              timestamp now, const admit_limits& limits, event& e) {
+    if (frame.size() > limits.max_event_bytes)
+        return {errc::message_too_large, "event is " + std::to_string(frame.size()) +
+                                             " bytes; the limit is " +
+                                             std::to_string(limits.max_event_bytes)};
+    if (json_form) {
+        json j;
+        if (auto p = parse_json(frame, j)) return p;
+        if (auto p = from_json(j, e)) return p;
+    } else {
+        if (auto p = decode(frame, e)) return p;
+    }
+    if (auto p = validate(e)) return p;
+    if (e.status == status::system)
+        return {errc::forbidden, "status System is reserved for events the broker makes"};
+    if (e.school.empty()) return {errc::missing_field, "school is required"};
+    const auto* s = reg.find(e.school);
+    if (!s) return {errc::unknown_school, "school \"" + e.school + "\" is not in the registry"};
+    if (!e.district.empty() && e.district != s->district_code)
+        return {errc::bad_value, "district " + e.district + " does not match the registry (" +
+                                     s->district_code + ") for school " + e.school};
+    e.district = s->district_code;
+    if (e.occurred_at > now + limits.max_future_skew)
+        return {errc::bad_value, "occurred_at " + format_utc(e.occurred_at) +
+                                     " is too far ahead of the broker clock (" + format_utc(now) +
+                                     ")"};
+    e.actor = actor;
+    e.offset = 0;
+    e.received_at = timestamp{};
+    return {};
+}
+
+} // namespace pingan

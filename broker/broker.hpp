@@ -1,0 +1,64 @@
+// The broker: the only writer of the store.
+//
+// Three threads, each owning its sockets (ZeroMQ sockets are not thread-safe):
+//   ingest  ROUTER: decodes and admits published events, replies after commit;
+//   writer  the LMDB write transaction (group commit), the escalation
+//           processor and its timers, and the XPUB live feed;
+//   query   ROUTER: replay with credit-based flow control, and stats.
+// Ingest hands admitted events to the writer through `pipeline`; the writer
+// hands results back and wakes ingest, which answers each request once all its
+// events are committed. stop() drains: no new requests are read, everything
+// in flight is committed and answered, then the threads end.
+#pragma once
+
+#include "broker/admit.hpp"
+#include "broker/processor.hpp"
+#include "common/clock.hpp"
+#include "common/registry.hpp"
+
+#include <memory>
+#include <string>
+
+namespace pingan {
+
+struct broker_options {
+    std::string data_dir = "var/broker";
+    std::string ingest = "tcp://127.0.0.1:7401";
+    std::string feed = "tcp://127.0.0.1:7402";
+    std::string query = "tcp://127.0.0.1:7403";
+    std::size_t max_message_bytes = 8 * 1024 * 1024; // one request, all frames
+    std::size_t max_batch = 10000;                   // events in one request
+    std::size_t max_inflight = 200000;               // admitted, not yet committed
+    int feed_hwm = 200000;                           // messages queued per subscriber
+    std::size_t replay_chunk = 512;                  // events per query-thread turn
+    admit_limits limits;
+    std::size_t initial_map_size = 1ull << 30;
+};
+
+struct endpoints {
+    std::string ingest, feed, query;
+};
+
+class broker {
+public:
+    // Opens the store and binds the sockets; `clk`, `reg` and `proc` must
+    // outlive the broker. `proc` may be null (no escalation).
+    broker(const broker_options& o, const clock& clk, const registry& reg, processor* proc);
+    ~broker();
+
+    // The bound endpoints, with ephemeral ports resolved.
+    const endpoints& bound() const noexcept;
+
+    void start();
+    // Asks the broker to drain and stop; returns at once.
+    void stop() noexcept;
+    // Waits until every thread has ended.
+    void wait();
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace pingan

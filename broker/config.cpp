@@ -1,0 +1,94 @@
+// YAML parsing of the broker configuration.
+#include "broker/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+namespace pingan {
+namespace {
+
+[[noreturn]] void bad(const YAML::Node& n, const std::string& key, const std::string& what) {
+    throw error(errc::bad_config, "line " + std::to_string(n.Mark().line + 1) + ": " + key + ": " +
+                                      what);
+}
+
+void text(const YAML::Node& parent, const char* key, std::string& out) {
+    auto n = parent[key];
+    if (!n) return;
+    if (!n.IsScalar()) bad(n, key, "expected a string");
+    out = n.as<std::string>();
+}
+
+template <class T> void number(const YAML::Node& parent, const char* key, T& out) {
+    auto n = parent[key];
+    if (!n) return;
+    try {
+        out = n.as<T>();
+    } catch (const YAML::Exception&) {
+        bad(n, key, "expected a whole number");
+    }
+}
+
+void duration(const YAML::Node& parent, const char* key, micros& out) {
+    auto n = parent[key];
+    if (!n) return;
+    auto d = n.IsScalar() ? parse_duration(n.as<std::string>()) : std::nullopt;
+    if (!d) bad(n, key, "expected a duration such as 30s, 10m, 24h");
+    out = *d;
+}
+
+void known_keys(const YAML::Node& map, std::initializer_list<const char*> keys,
+                const std::string& where) {
+    for (auto it = map.begin(); it != map.end(); ++it) {
+        auto k = it->first.as<std::string>();
+        bool ok = false;
+        for (auto* x : keys) ok = ok || k == x;
+        if (!ok) bad(it->first, where + k, "unknown key");
+    }
+}
+
+} // namespace
+
+broker_config parse_broker_config(std::string_view yaml, broker_config c) {
+    YAML::Node root;
+    try {
+        root = YAML::Load(std::string(yaml));
+    } catch (const YAML::ParserException& x) {
+        throw error(errc::bad_config,
+                    "line " + std::to_string(x.mark.line + 1) + ": " + x.msg);
+    }
+    if (root.IsNull()) return c;
+    if (!root.IsMap()) throw error(errc::bad_config, "line 1: expected a map of settings");
+    known_keys(root, {"data_dir", "registry", "districts", "clock", "rules", "log_level",
+                      "endpoints", "limits"},
+               "");
+    auto& b = c.broker;
+    text(root, "data_dir", b.data_dir);
+    text(root, "registry", c.registry);
+    text(root, "districts", c.districts);
+    text(root, "clock", c.clock);
+    text(root, "rules", c.rules);
+    text(root, "log_level", c.log_level);
+    if (auto ep = root["endpoints"]) {
+        if (!ep.IsMap()) bad(ep, "endpoints", "expected a map");
+        known_keys(ep, {"ingest", "feed", "query"}, "endpoints.");
+        text(ep, "ingest", b.ingest);
+        text(ep, "feed", b.feed);
+        text(ep, "query", b.query);
+    }
+    if (auto l = root["limits"]) {
+        if (!l.IsMap()) bad(l, "limits", "expected a map");
+        known_keys(l, {"max_message_bytes", "max_event_bytes", "max_batch", "max_inflight",
+                       "feed_hwm", "max_future_skew", "initial_map_size"},
+                   "limits.");
+        number(l, "max_message_bytes", b.max_message_bytes);
+        number(l, "max_event_bytes", b.limits.max_event_bytes);
+        number(l, "max_batch", b.max_batch);
+        number(l, "max_inflight", b.max_inflight);
+        number(l, "feed_hwm", b.feed_hwm);
+        number(l, "initial_map_size", b.initial_map_size);
+        duration(l, "max_future_skew", b.limits.max_future_skew);
+    }
+    return c;
+}
+
+} // namespace pingan

@@ -1,0 +1,25 @@
+// The broker's configuration file (YAML) as a struct. Text in, struct out:
+// the caller reads the file. See config/broker.yaml for every key.
+#pragma once
+
+#include "broker/broker.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace pingan {
+
+struct broker_config {
+    broker_options broker;
+    std::string registry = "data/schools.csv";
+    std::string districts = "data/districts.csv";
+    std::string clock = "system";
+    std::string rules; // rule file; empty: no escalation
+    std::string log_level = "info";
+};
+
+// Parses YAML text over the defaults in `base`.
+// Throws: pingan::error(bad_config) naming the key and line that is wrong.
+broker_config parse_broker_config(std::string_view yaml, broker_config base = {});
+
+} // namespace pingan

@@ -1,0 +1,549 @@
+// The store contract (store.hpp) on LMDB.
+//
+// Sub-databases:
+//   events      u64be offset -> 32-byte chain hash + event bytes   (append only)
+//   ids         16-byte event id -> u64be offset                   (deduplication)
+//   by_school   school id -> u64be offset (sorted duplicates)
+//   by_district district code -> u64be offset (sorted duplicates)
+//   times       u64be received_at µs -> u64be first offset stored at that time
+//   counts      event type -> u64 count
+//   meta        "format" -> "1"; "chain" -> u64be head offset + head hash
+//   incidents, timers, engine: the processor's tables (processor.hpp)
+//
+// One writer thread calls append/fire_timers; any thread may read. A reader
+// holds `resize_` shared for the life of its short transaction so that the
+// writer can grow the map (which LMDB allows only with no transaction open in
+// this process) by taking it exclusively.
+#include "broker/store.hpp"
+
+#include "common/lmdb.hpp"
+
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+namespace pingan {
+
+namespace lm = lmdb;
+
+chain_hash chain_next(const chain_hash& prev, std::uint64_t offset, std::string_view record) {
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, nullptr, 0, 32);
+    crypto_generichash_update(&st, prev.data(), prev.size());
+    auto off = lm::be64(offset);
+    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(off.data()), 8);
+    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(record.data()),
+                              record.size());
+    chain_hash h;
+    crypto_generichash_final(&st, h.data(), h.size());
+    return h;
+}
+
+struct store::impl {
+    store_options opts;
+    lm::env env;
+    MDB_dbi events{}, ids{}, by_school{}, by_district{}, times{}, counts{}, meta{};
+    std::unordered_map<std::string, MDB_dbi> tables;
+    mutable std::shared_mutex resize;
+
+    // Writer state, mirrored in `meta`; restored when a transaction aborts.
+    std::atomic<std::uint64_t> head{0};
+    chain_hash hash{};
+    timestamp last_received{};
+
+    explicit impl(const store_options& o) : opts(o) {
+        if (sodium_init() < 0) throw error(errc::internal, "libsodium failed to initialise");
+        env = lm::env(o.path, 16, o.initial_map_size, MDB_NOTLS | (o.read_only ? MDB_RDONLY : 0),
+                      126);
+        // A reader slot left by a process killed mid-read would pin old pages forever.
+        env.reader_check();
+        // The file may have grown beyond the configured size in an earlier run.
+        env.set_map_size(0);
+        lm::txn t(env, o.read_only ? MDB_RDONLY : 0);
+        unsigned create = o.read_only ? 0 : MDB_CREATE;
+        auto open = [&](const char* name, unsigned flags) {
+            try {
+                return lm::open_dbi(t, name, flags | create);
+            } catch (const lm::lmdb_error& x) {
+                if (x.rc() == MDB_NOTFOUND)
+                    throw error(errc::not_found, o.path + " is not a Pingan store (no " +
+                                                     std::string(name) + " database)");
+                throw;
+            }
+        };
+        events = open("events", 0);
+        ids = open("ids", 0);
+        by_school = open("by_school", MDB_DUPSORT | MDB_DUPFIXED);
+        by_district = open("by_district", MDB_DUPSORT | MDB_DUPFIXED);
+        times = open("times", 0);
+        counts = open("counts", 0);
+        meta = open("meta", 0);
+        for (const auto& name : o.processor_tables) {
+            try {
+                tables[name] = lm::open_dbi(t, name.c_str(), create);
+            } catch (const lm::lmdb_error& x) {
+                if (x.rc() != MDB_NOTFOUND) throw; // read-only and never created: absent
+            }
+        }
+        if (auto f = lm::get(t, meta, "format")) {
+            if (*f != "1")
+                throw error(errc::unsupported_version,
+                            "store format " + std::string(*f) + " in " + o.path);
+        } else if (!o.read_only) {
+            lm::put(t, meta, "format", "1");
+        }
+        if (auto c = lm::get(t, meta, "chain"); c && c->size() == 40) {
+            head = lm::from_be64(c->substr(0, 8));
+            std::memcpy(hash.data(), c->data() + 8, 32);
+        }
+        if (head) {
+            // received_at never goes backwards, even if the clock does.
+            auto rec = lm::get(t, events, lm::be64(head));
+            event e;
+            if (!rec || rec->size() < 32 || decode(rec->substr(32), e))
+                throw error(errc::store_failure, "head record " + std::to_string(head) +
+                                                     " is missing or unreadable");
+            last_received = e.received_at;
+        }
+        t.commit();
+    }
+
+    // A read transaction that survives the map being resized by another process.
+    lm::txn read_txn() const {
+        try {
+            return lm::txn(env, MDB_RDONLY);
+        } catch (const lm::lmdb_error& x) {
+            if (x.rc() != MDB_MAP_RESIZED) throw;
+            const_cast<lm::env&>(env).set_map_size(0);
+            return lm::txn(env, MDB_RDONLY);
+        }
+    }
+
+    MDB_dbi table(std::string_view name) const {
+        auto it = tables.find(std::string(name));
+        if (it == tables.end())
+            throw error(errc::internal, "no processor table \"" + std::string(name) + "\"");
+        return it->second;
+    }
+
+    void grow() {
+        std::unique_lock lock(resize);
+        auto size = env.map_size() * 2;
+        env.set_map_size(size);
+    }
+};
+
+namespace {
+
+// The processor's view of the tables inside the current write transaction.
+class txn_state final : public state_store {
+public:
+    txn_state(store::impl& s, lm::txn& t) : s_(s), t_(t) {}
+    std::optional<std::string> get(std::string_view table, std::string_view key) override {
+        auto v = lm::get(t_, s_.table(table), key);
+        return v ? std::optional<std::string>(*v) : std::nullopt;
+    }
+    void put(std::string_view table, std::string_view key, std::string_view value) override {
+        lm::put(t_, s_.table(table), key, value);
+    }
+    bool del(std::string_view table, std::string_view key) override {
+        return lm::del(t_, s_.table(table), key);
+    }
+    void scan(std::string_view table, std::string_view from,
+              const std::function<bool(std::string_view, std::string_view)>& f) override {
+        lm::cursor c(t_, s_.table(table));
+        std::string_view k, v;
+        bool ok = from.empty() ? c.get(k, v, MDB_FIRST) : c.seek(from, k, v);
+        while (ok && f(k, v)) ok = c.get(k, v, MDB_NEXT);
+    }
+
+private:
+    store::impl& s_;
+    lm::txn& t_;
+};
+
+// One write transaction's work: appends events, maintains the indexes, and
+// runs the processor on every stored event.
+class appender {
+public:
+    appender(store::impl& s, lm::txn& t, timestamp now, processor* p, batch_output& out)
+        : s_(s), t_(t), p_(p), out_(out), state_(s, t) {
+        received_ = std::max(now, s.last_received);
+        head_ = s.head;
+        hash_ = s.hash;
+    }
+
+    // Returns: the outcome for this id.
+    append_result add(event& e) {
+        auto r = put_new(e);
+        if (r.what == wire::outcome::stored && p_) derive(e);
+        return r;
+    }
+
+    void timers(timestamp now) {
+        std::vector<event> fired;
+        p_->fire(now, state_, fired);
+        for (auto& e : fired) add(e);
+    }
+
+    void finish() {
+        // One time-index entry per distinct received_at: the first offset stored then.
+        if (first_ && received_ > s_.last_received)
+            lm::put(t_, s_.times, lm::be64(static_cast<std::uint64_t>(to_us(received_))),
+                    lm::be64(first_), MDB_APPEND);
+        for (auto& [type, n] : counts_) {
+            std::uint64_t c = 0;
+            if (auto v = lm::get(t_, s_.counts, type); v && v->size() == 8)
+                std::memcpy(&c, v->data(), 8);
+            c += n;
+            lm::put(t_, s_.counts, type,
+                    std::string_view(reinterpret_cast<const char*>(&c), sizeof c));
+        }
+        std::string chain = lm::be64(head_);
+        chain.append(reinterpret_cast<const char*>(hash_.data()), hash_.size());
+        lm::put(t_, s_.meta, "chain", chain);
+    }
+
+    // Publishes the new head to the store after the commit succeeded.
+    void committed() {
+        s_.head = head_;
+        s_.hash = hash_;
+        if (first_) s_.last_received = received_;
+    }
+
+private:
+    void write(const event& e) {
+        std::string value(32, '\0');
+        encode(e, value);
+        std::string_view record(value.data() + 32, value.size() - 32);
+        hash_ = chain_next(hash_, e.offset, record);
+        std::memcpy(value.data(), hash_.data(), 32);
+        auto key = lm::be64(e.offset);
+        lm::put(t_, s_.events, key, value, MDB_APPEND);
+        if (!e.school.empty()) lm::put(t_, s_.by_school, e.school, key);
+        if (!e.district.empty()) lm::put(t_, s_.by_district, e.district, key);
+        head_ = e.offset;
+        if (!first_) first_ = e.offset;
+        ++counts_[std::string(e.type())];
+        auto& r = out_.stored.emplace_back();
+        r.offset = e.offset;
+        r.bytes.assign(record);
+        event_head h;
+        peek(r.bytes, h);
+        r.type = h.type;
+        r.school = h.school;
+        r.district = h.district;
+    }
+
+    // Stores `e` unless its id is already stored.
+    append_result put_new(event& e) {
+        std::string_view existing;
+        auto off = head_ + 1;
+        auto id = std::string_view(reinterpret_cast<const char*>(e.id.bytes.data()), 16);
+        if (!lm::put(t_, s_.ids, id, lm::be64(off), MDB_NOOVERWRITE, &existing))
+            return {wire::outcome::duplicate, lm::from_be64(existing)};
+        e.offset = off;
+        e.received_at = received_;
+        write(e);
+        return {wire::outcome::stored, off};
+    }
+
+    // Derived events are stored right after their cause and may derive more,
+    // to a bounded depth so that a rule loop cannot run away. A derived id
+    // already stored (its cause was replayed) is not stored again.
+    void derive(const event& cause, int depth = 0) {
+        std::vector<event> derived;
+        p_->apply(cause, state_, derived);
+        for (auto& d : derived)
+            if (put_new(d).what == wire::outcome::stored && depth < 8) derive(d, depth + 1);
+    }
+
+    store::impl& s_;
+    lm::txn& t_;
+    processor* p_;
+    batch_output& out_;
+    txn_state state_;
+    timestamp received_;
+    std::uint64_t head_ = 0;
+    std::uint64_t first_ = 0;
+    chain_hash hash_;
+    std::unordered_map<std::string, std::uint64_t> counts_;
+};
+
+// Runs one write transaction; on failure nothing of it remains, the processor
+// re-reads its state, and a full map is grown and the transaction retried.
+template <class F>
+void run_txn(store::impl& s, timestamp now, processor* p, batch_output& out, F&& body) {
+    for (int attempt = 0;; ++attempt) {
+        auto results = out.results.size();
+        auto stored = out.stored.size();
+        try {
+            lm::txn t(s.env);
+            appender a(s, t, now, p, out);
+            body(a);
+            a.finish();
+            t.commit();
+            a.committed();
+            return;
+        } catch (const lm::lmdb_error& x) {
+            out.results.resize(results);
+            out.stored.resize(stored);
+            if (p) {
+                lm::txn t(s.env);
+                txn_state st(s, t);
+                p->reload(st);
+                t.commit();
+            }
+            if (x.rc() == MDB_MAP_FULL && attempt < 8) {
+                s.grow();
+                continue;
+            }
+            throw error(errc::store_failure, x.what());
+        }
+    }
+}
+
+} // namespace
+
+store::store(const store_options& o) : impl_(std::make_unique<impl>(o)) {}
+store::~store() = default;
+
+void store::append(std::span<event> events, timestamp now, processor* p, batch_output& out) {
+    run_txn(*impl_, now, p, out, [&](appender& a) {
+        for (auto& e : events) out.results.push_back(a.add(e));
+    });
+}
+
+void store::fire_timers(timestamp now, processor& p, batch_output& out) {
+    run_txn(*impl_, now, &p, out, [&](appender& a) { a.timers(now); });
+}
+
+void store::open_processor(processor& p) {
+    lm::txn t(impl_->env);
+    txn_state st(*impl_, t);
+    p.open(st);
+    t.commit();
+}
+
+std::uint64_t store::head() const { return impl_->head.load(); }
+
+std::optional<std::string> store::get(std::uint64_t offset) const {
+    std::shared_lock lock(impl_->resize);
+    auto t = impl_->read_txn();
+    auto v = lm::get(t, impl_->events, lm::be64(offset));
+    if (!v || v->size() < 32) return std::nullopt;
+    return std::string(v->substr(32));
+}
+
+std::optional<std::uint64_t> store::find(const event_id& id) const {
+    std::shared_lock lock(impl_->resize);
+    auto t = impl_->read_txn();
+    auto v = lm::get(t, impl_->ids,
+                     std::string_view(reinterpret_cast<const char*>(id.bytes.data()), 16));
+    if (!v) return std::nullopt;
+    return lm::from_be64(*v);
+}
+
+std::pair<std::uint64_t, std::uint64_t> store::range(const scan_filter& f) const {
+    auto& s = *impl_;
+    std::uint64_t head = s.head.load();
+    std::uint64_t from = std::max<std::uint64_t>(f.from, 1);
+    std::uint64_t to = f.to ? std::min(f.to, head) : head;
+    if (f.from_time || f.to_time) {
+        std::shared_lock lock(s.resize);
+        auto t = s.read_txn();
+        lm::cursor c(t, s.times);
+        std::string_view k, v;
+        auto key_of = [](timestamp ts) {
+            return lm::be64(static_cast<std::uint64_t>(std::max<std::int64_t>(0, to_us(ts))));
+        };
+        if (f.from_time) from = std::max(from, c.seek(key_of(*f.from_time), k, v) ? lm::from_be64(v) : head + 1);
+        if (f.to_time && c.seek(key_of(*f.to_time + micros{1}), k, v))
+            to = std::min(to, lm::from_be64(v) - 1);
+    }
+    return {from, to};
+}
+
+std::uint64_t store::scan(const scan_filter& f, std::size_t max,
+                          const std::function<bool(std::uint64_t, std::string_view)>& visit) const {
+    auto& s = *impl_;
+    constexpr std::size_t chunk = 4096; // records per read transaction
+    auto [from, to] = range(f);
+    const std::string* index_key = !f.school.empty() ? &f.school
+                                   : !f.district.empty() ? &f.district
+                                                         : nullptr;
+    MDB_dbi index = !f.school.empty() ? s.by_school : s.by_district;
+    std::size_t sent = 0;
+    std::uint64_t next = from;
+    bool stop = false;
+    while (!stop && next <= to && sent < max) {
+        std::shared_lock lock(s.resize);
+        auto t = s.read_txn();
+        std::size_t examined = 0;
+        auto consider = [&](std::uint64_t off, std::string_view value) {
+            next = off + 1;
+            ++examined;
+            if (value.size() < 32) return true;
+            auto rec = value.substr(32);
+            event_head h;
+            if (!peek(rec, h)) return true;
+            if (!f.type_prefix.empty() && !h.type.starts_with(f.type_prefix)) return true;
+            if (!f.school.empty() && h.school != f.school) return true;
+            if (!f.district.empty() && h.district != f.district) return true;
+            ++sent;
+            if (!visit(off, rec)) stop = true;
+            return !stop && sent < max;
+        };
+        if (index_key) {
+            lm::cursor c(t, index);
+            MDB_val k = lm::val(*index_key);
+            auto from_key = lm::be64(next);
+            MDB_val v = lm::val(from_key);
+            int rc = mdb_cursor_get(c.handle(), &k, &v, MDB_GET_BOTH_RANGE);
+            if (rc == MDB_NOTFOUND) {
+                next = to + 1;
+                break;
+            }
+            lm::check("mdb_cursor_get", rc);
+            while (examined < chunk) {
+                auto off = lm::from_be64(lm::view(v));
+                if (off > to) {
+                    next = to + 1;
+                    stop = true;
+                    break;
+                }
+                auto rec = lm::get(t, s.events, lm::view(v));
+                if (rec && !consider(off, *rec)) break;
+                rc = mdb_cursor_get(c.handle(), &k, &v, MDB_NEXT_DUP);
+                if (rc == MDB_NOTFOUND) {
+                    next = to + 1;
+                    stop = true;
+                    break;
+                }
+                lm::check("mdb_cursor_get", rc);
+            }
+        } else {
+            lm::cursor c(t, s.events);
+            std::string_view k, v;
+            bool ok = c.seek(lm::be64(next), k, v);
+            while (ok && examined < chunk) {
+                auto off = lm::from_be64(k);
+                if (off > to) {
+                    next = to + 1;
+                    break;
+                }
+                if (!consider(off, v)) break;
+                ok = c.get(k, v, MDB_NEXT);
+            }
+            if (!ok) next = std::max(next, to + 1);
+        }
+    }
+    return next;
+}
+
+store_stats store::stats() const {
+    auto& s = *impl_;
+    store_stats out;
+    std::shared_lock lock(s.resize);
+    auto t = s.read_txn();
+    out.events = lm::stat(t, s.events).ms_entries;
+    if (auto c = lm::get(t, s.meta, "chain"); c && c->size() == 40)
+        out.head = lm::from_be64(c->substr(0, 8));
+    lm::cursor c(t, s.counts);
+    std::string_view k, v;
+    for (bool ok = c.get(k, v, MDB_FIRST); ok; ok = c.get(k, v, MDB_NEXT)) {
+        std::uint64_t n = 0;
+        if (v.size() == 8) std::memcpy(&n, v.data(), 8);
+        out.by_type[std::string(k)] = n;
+    }
+    struct ::stat st;
+    if (::stat((s.opts.path + "/data.mdb").c_str(), &st) == 0)
+        out.file_bytes = static_cast<std::uint64_t>(st.st_blocks) * 512;
+    out.map_bytes = s.env.map_size();
+    return out;
+}
+
+verify_report store::verify() const {
+    auto& s = *impl_;
+    verify_report r;
+    chain_hash h{};
+    std::uint64_t expect = 1;
+    std::string last;
+    bool done = false;
+    while (!done) {
+        std::shared_lock lock(s.resize);
+        auto t = s.read_txn();
+        lm::cursor c(t, s.events);
+        std::string_view k, v;
+        bool ok = c.seek(lm::be64(expect), k, v);
+        if (expect == 1) ok = c.get(k, v, MDB_FIRST);
+        std::size_t n = 0;
+        for (; ok && n < 65536; ok = c.get(k, v, MDB_NEXT), ++n) {
+            auto off = lm::from_be64(k);
+            if (k.size() != 8 || off != expect) {
+                r.ok = false;
+                r.first_bad = expect;
+                r.problem = "offset " + std::to_string(expect) + " is missing (next is " +
+                            std::to_string(off) + ")";
+                return r;
+            }
+            if (v.size() < 32) {
+                r.ok = false;
+                r.first_bad = off;
+                r.problem = "record " + std::to_string(off) + " is truncated";
+                return r;
+            }
+            h = chain_next(h, off, v.substr(32));
+            if (std::memcmp(h.data(), v.data(), 32) != 0) {
+                r.ok = false;
+                r.first_bad = off;
+                r.problem = "record " + std::to_string(off) + " does not match its chain hash";
+                return r;
+            }
+            event_head eh;
+            if (!peek(v.substr(32), eh) || eh.offset != off) {
+                r.ok = false;
+                r.first_bad = off;
+                r.problem = "record " + std::to_string(off) + " carries another offset";
+                return r;
+            }
+            ++r.checked;
+            ++expect;
+        }
+        if (!ok) {
+            auto c2 = lm::get(t, s.meta, "chain");
+            if (!c2 || c2->size() != 40) {
+                if (r.checked) {
+                    r.ok = false;
+                    r.problem = "chain head is missing";
+                }
+                return r;
+            }
+            if (lm::from_be64(c2->substr(0, 8)) != expect - 1 ||
+                std::memcmp(c2->data() + 8, h.data(), 32) != 0) {
+                r.ok = false;
+                r.first_bad = expect;
+                r.problem = "chain head does not match the last record (records removed at the end?)";
+            }
+            done = true;
+        }
+    }
+    return r;
+}
+
+void store::scan_table(std::string_view table, std::string_view from,
+                       const std::function<bool(std::string_view, std::string_view)>& f) const {
+    std::shared_lock lock(impl_->resize);
+    auto t = impl_->read_txn();
+    lm::cursor c(t, impl_->table(table));
+    std::string_view k, v;
+    bool ok = from.empty() ? c.get(k, v, MDB_FIRST) : c.seek(from, k, v);
+    while (ok && f(k, v)) ok = c.get(k, v, MDB_NEXT);
+}
+
+} // namespace pingan

@@ -1,0 +1,244 @@
+// The query thread: replay streams with credit-based flow control, and stats.
+//
+// A client opens a stream with REPLAY and a credit; the broker sends at most
+// that many EVT messages, then waits for CREDIT. Streams take turns, a chunk
+// each, and every chunk is read in its own short LMDB transaction, so that a
+// slow auditor neither floods nor pins the store.
+#include "broker/broker_impl.hpp"
+
+#include "common/codec.hpp"
+#include "common/wire.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+namespace pingan {
+namespace {
+
+struct stream {
+    std::string routing;
+    bool delimiter = false;
+    std::string tag;
+    scan_filter filter; // from advances as events are sent; to is fixed at open
+    std::uint64_t credit = 0;
+    std::uint64_t sent = 0;
+    std::uint64_t limit = 0; // 0: no limit
+    bool json = false;
+};
+
+std::string_view sv(const zmq::message_t& m) { return {m.data<char>(), m.size()}; }
+
+std::optional<std::uint64_t> u64_field(const json& j, const char* name, std::string& problem) {
+    auto it = j.find(name);
+    if (it == j.end() || it->is_null()) return std::nullopt;
+    if (!it->is_number_unsigned()) {
+        problem = std::string(name) + ": expected a whole number";
+        return std::nullopt;
+    }
+    return it->get<std::uint64_t>();
+}
+
+std::optional<timestamp> time_field(const json& j, const char* name, std::string& problem) {
+    auto it = j.find(name);
+    if (it == j.end() || it->is_null()) return std::nullopt;
+    std::optional<timestamp> t;
+    if (it->is_string()) t = parse_utc(it->get_ref<const std::string&>());
+    if (!t) problem = std::string(name) + ": expected an RFC 3339 time";
+    return t;
+}
+
+std::string str_field(const json& j, const char* name, std::string& problem) {
+    auto it = j.find(name);
+    if (it == j.end() || it->is_null()) return {};
+    if (!it->is_string()) {
+        problem = std::string(name) + ": expected a string";
+        return {};
+    }
+    return it->get<std::string>();
+}
+
+} // namespace
+
+void broker::impl::run_query() {
+    std::map<std::pair<std::string, std::string>, stream> streams;
+    std::vector<zmq::message_t> frames;
+
+    // Returns: false if the client is gone (ROUTER_MANDATORY) or its queue is full.
+    auto send = [&](const std::string& routing, bool delimiter, std::string_view cmd,
+                    std::string_view tag, std::initializer_list<std::string_view> body) {
+        try {
+            if (!query_sock.send(zmq::buffer(routing),
+                                 zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+                return false;
+            if (delimiter) query_sock.send(zmq::message_t(0), zmq::send_flags::sndmore);
+            query_sock.send(zmq::buffer(cmd), zmq::send_flags::sndmore);
+            query_sock.send(zmq::buffer(tag),
+                            body.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+            std::size_t i = 0;
+            for (auto b : body)
+                query_sock.send(zmq::buffer(b), ++i < body.size() ? zmq::send_flags::sndmore
+                                                                  : zmq::send_flags::none);
+            return true;
+        } catch (const zmq::error_t&) {
+            return false;
+        }
+    };
+    auto refuse = [&](const std::string& routing, bool delim, std::string_view tag, errc code,
+                      const std::string& message) {
+        auto body = wire::error_json(code, message);
+        send(routing, delim, wire::cmd_error, tag, {body});
+    };
+
+    auto handle = [&](std::vector<zmq::message_t>& f) {
+        if (f.size() < 2) return;
+        std::string routing(sv(f[0]));
+        std::size_t pos = 1;
+        bool delim = false;
+        if (f[pos].size() == 0 && f.size() > 2) {
+            delim = true;
+            ++pos;
+        }
+        std::string cmd(sv(f[pos++]));
+        std::string tag = pos < f.size() ? std::string(sv(f[pos++])) : std::string();
+        if (tag.size() > wire::max_tag) {
+            tag.resize(wire::max_tag);
+            return refuse(routing, delim, tag, errc::bad_command, "tag is longer than 64 bytes");
+        }
+        json params = json::object();
+        if (pos < f.size() && f[pos].size()) {
+            if (auto p = parse_json(sv(f[pos]), params); p || !params.is_object())
+                return refuse(routing, delim, tag, errc::malformed_json,
+                              "parameters must be a JSON object");
+        }
+        std::string problem;
+        if (cmd == wire::cmd_replay) {
+            stream s;
+            s.routing = routing;
+            s.delimiter = delim;
+            s.tag = tag;
+            auto& f2 = s.filter;
+            f2.from = u64_field(params, "from", problem).value_or(1);
+            f2.to = u64_field(params, "to", problem).value_or(0);
+            f2.from_time = time_field(params, "from_time", problem);
+            f2.to_time = time_field(params, "to_time", problem);
+            f2.type_prefix = str_field(params, "type", problem);
+            f2.school = str_field(params, "school", problem);
+            f2.district = str_field(params, "district", problem);
+            s.credit = u64_field(params, "credit", problem).value_or(1000);
+            s.limit = u64_field(params, "limit", problem).value_or(0);
+            auto format = str_field(params, "format", problem);
+            if (!format.empty() && format != "binary" && format != "json")
+                problem = "format: expected \"binary\" or \"json\"";
+            s.json = format == "json";
+            if (!problem.empty()) return refuse(routing, delim, tag, errc::bad_value, problem);
+            // Fix the end now: a replay ends at the head it started from;
+            // the live feed carries on from there.
+            auto [from, to] = st.range(f2);
+            f2.from = from;
+            f2.to = to;
+            f2.from_time.reset();
+            f2.to_time.reset();
+            streams[{routing, tag}] = std::move(s);
+        } else if (cmd == wire::cmd_credit) {
+            auto it = streams.find({routing, tag});
+            auto n = u64_field(params, "credit", problem);
+            if (!problem.empty() || !n)
+                return refuse(routing, delim, tag, errc::bad_value,
+                              problem.empty() ? "credit: required" : problem);
+            if (it == streams.end())
+                return refuse(routing, delim, tag, errc::not_found, "no open replay with this tag");
+            it->second.credit += *n;
+        } else if (cmd == wire::cmd_cancel) {
+            streams.erase({routing, tag});
+        } else if (cmd == wire::cmd_stats) {
+            auto s = st.stats();
+            json j = {{"head", s.head},
+                      {"events", s.events},
+                      {"file_bytes", s.file_bytes},
+                      {"map_bytes", s.map_bytes},
+                      {"by_type", json::object()}};
+            for (auto& [t, n] : s.by_type) j["by_type"][t] = n;
+            auto body = j.dump();
+            send(routing, delim, wire::cmd_stats, tag, {body});
+        } else {
+            refuse(routing, delim, tag, errc::bad_command,
+                   "unknown command \"" + cmd.substr(0, 32) + "\"; expected REPLAY, CREDIT, CANCEL or STATS");
+        }
+    };
+
+    // Sends one chunk of a stream. Returns: false when the stream is finished or its client gone.
+    auto pump = [&](stream& s) {
+        std::size_t n = std::min<std::uint64_t>(s.credit, opts.replay_chunk);
+        if (s.limit) n = std::min<std::uint64_t>(n, s.limit - s.sent);
+        bool alive = true;
+        auto next = st.scan(s.filter, n, [&](std::uint64_t off, std::string_view rec) {
+            auto o = wire::u64_le(off);
+            std::string body;
+            if (s.json) {
+                event e;
+                if (auto p = decode(rec, e)) {
+                    body = wire::error_json(p.code, p.detail);
+                } else {
+                    body = to_json_line(e);
+                }
+            }
+            if (!send(s.routing, s.delimiter, wire::cmd_event, s.tag,
+                      {o, s.json ? std::string_view(body) : rec})) {
+                alive = false;
+                return false;
+            }
+            ++s.sent;
+            --s.credit;
+            return true;
+        });
+        if (!alive) return false;
+        s.filter.from = next;
+        bool finished = s.filter.from > s.filter.to || (s.limit && s.sent >= s.limit);
+        if (finished) {
+            json j = {{"next", s.filter.from}, {"count", s.sent}, {"head", st.head()}};
+            auto body = j.dump();
+            send(s.routing, s.delimiter, wire::cmd_end, s.tag, {body});
+            return false;
+        }
+        return true;
+    };
+
+    zmq::pollitem_t items[] = {{query_sock.handle(), 0, ZMQ_POLLIN, 0}};
+    while (!stopping) {
+        bool busy = false;
+        for (auto& [k, s] : streams)
+            if (s.credit) busy = true;
+        zmq::poll(items, 1, std::chrono::milliseconds(busy ? 0 : 100));
+        if (items[0].revents & ZMQ_POLLIN) {
+            for (int k = 0; k < 256; ++k) {
+                frames.clear();
+                if (!zmq::recv_multipart(query_sock, std::back_inserter(frames),
+                                         zmq::recv_flags::dontwait))
+                    break;
+                try {
+                    handle(frames);
+                } catch (const std::exception& x) {
+                    spdlog::error("query: {}", x.what());
+                }
+            }
+        }
+        for (auto it = streams.begin(); it != streams.end();) {
+            bool keep = true;
+            if (it->second.credit) {
+                try {
+                    keep = pump(it->second);
+                } catch (const std::exception& x) {
+                    spdlog::error("replay: {}", x.what());
+                    refuse(it->second.routing, it->second.delimiter, it->second.tag,
+                           errc::store_failure, x.what());
+                    keep = false;
+                }
+            }
+            it = keep ? std::next(it) : streams.erase(it);
+        }
+    }
+    spdlog::info("query stopped");
+}
+
+} // namespace pingan

@@ -1,0 +1,140 @@
+// The store contract: the APIs an event store must implement for the broker.
+//
+// The store is the system of record: an append-only, hash-chained log of
+// records (offset -> event bytes) with an id index for deduplication and
+// secondary indexes for queries, plus the processor's key-value tables. One
+// writer appends (group commit: many events, one transaction, one fsync);
+// readers use short snapshots so that a slow audit never holds the file.
+//
+// lmdb_store.cpp implements it on LMDB and is the only broker file that
+// includes <lmdb.h>. Records are readable by LMDB's own tools: the `events`
+// database maps an 8-byte big-endian offset to 32 bytes of chain hash followed
+// by the event's binary form (common/codec.hpp).
+#pragma once
+
+#include "broker/processor.hpp"
+#include "common/codec.hpp"
+#include "common/wire.hpp"
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace pingan {
+
+struct store_options {
+    std::string path;                        // a directory; created if missing
+    std::size_t initial_map_size = 1ull << 30; // grows by doubling when full
+    std::vector<std::string> processor_tables{"incidents", "timers", "engine"};
+    bool read_only = false; // audits and tools: no write transaction, ever
+};
+
+using chain_hash = std::array<std::uint8_t, 32>;
+
+// What appending one event did.
+struct append_result {
+    wire::outcome what = wire::outcome::stored;
+    std::uint64_t offset = 0;
+};
+
+// Everything one transaction stored, in offset order, for the live feed.
+struct stored_record {
+    std::uint64_t offset;
+    std::string bytes; // the event's binary form
+    std::string_view type, school, district; // views into `bytes`
+};
+
+struct batch_output {
+    std::vector<append_result> results; // one per input event, in input order
+    std::vector<stored_record> stored;  // inputs and derived events that were stored
+};
+
+// A replay filter. Offsets are inclusive; 0 for `to` means "the head".
+struct scan_filter {
+    std::uint64_t from = 1;
+    std::uint64_t to = 0;
+    std::optional<timestamp> from_time, to_time; // on received_at
+    std::string type_prefix;                     // "hazard." or "hazard.reported"
+    std::string school;
+    std::string district;
+};
+
+struct store_stats {
+    std::uint64_t head = 0;      // last offset, 0 when empty
+    std::uint64_t events = 0;
+    std::uint64_t file_bytes = 0;
+    std::uint64_t map_bytes = 0;
+    std::map<std::string, std::uint64_t> by_type;
+};
+
+struct verify_report {
+    bool ok = true;
+    std::uint64_t checked = 0;
+    std::uint64_t first_bad = 0; // offset of the first record that does not verify
+    std::string problem;
+};
+
+class store {
+public:
+    explicit store(const store_options& o);
+    ~store();
+    store(const store&) = delete;
+    store& operator=(const store&) = delete;
+
+    // Writer only. Appends validated events in one durable transaction: each
+    // new id gets the next offset and received_at = max(now, last received_at);
+    // an id already stored is answered with its original offset and not stored
+    // again. `p`, if given, sees every stored event and may derive more, which
+    // are stored in the same transaction. Returns only after the commit (fsync).
+    // Throws: pingan::error(store_failure); then nothing of the batch was stored.
+    void append(std::span<event> events, timestamp now, processor* p, batch_output& out);
+
+    // Writer only. Asks `p` for the timers due at `now` and stores the timer
+    // events and what they derive, in one transaction like append().
+    void fire_timers(timestamp now, processor& p, batch_output& out);
+
+    // Writer only: opens the processor on the store's tables (start-up).
+    void open_processor(processor& p);
+
+    // Any thread.
+    std::uint64_t head() const;
+    std::optional<std::string> get(std::uint64_t offset) const;
+    std::optional<std::uint64_t> find(const event_id& id) const;
+
+    // The inclusive offset range a filter selects, with its times resolved
+    // through the time index and `to` = 0 read as the current head.
+    std::pair<std::uint64_t, std::uint64_t> range(const scan_filter& f) const;
+
+    // Visits records matching `f` in offset order, at most `max`, reading in
+    // short transactions. `visit` returns false to stop early.
+    // Returns: the offset to continue from (one past the last record examined).
+    std::uint64_t scan(const scan_filter& f, std::size_t max,
+                       const std::function<bool(std::uint64_t, std::string_view)>& visit) const;
+
+    store_stats stats() const;
+
+    // Recomputes the hash chain from the first record and compares it with
+    // every stored hash and the chain head.
+    verify_report verify() const;
+
+    // Reads a processor table (for tools such as `pingan incidents`).
+    void scan_table(std::string_view table, std::string_view from,
+                    const std::function<bool(std::string_view, std::string_view)>& f) const;
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+};
+
+// hash(n) = BLAKE2b-256(hash(n-1) || offset as u64 big-endian || record bytes);
+// hash(0) is 32 zero bytes.
+chain_hash chain_next(const chain_hash& prev, std::uint64_t offset, std::string_view record);
+
+} // namespace pingan

@@ -1,0 +1,211 @@
+// Synchronous broker clients.
+#include "common/client.hpp"
+
+#include <zmq_addon.hpp>
+
+namespace pingan {
+namespace {
+
+std::string_view sv(const zmq::message_t& m) { return {m.data<char>(), m.size()}; }
+
+void send_all(zmq::socket_t& s, std::initializer_list<std::string_view> head,
+              std::span<const std::string> rest) {
+    std::size_t total = head.size() + rest.size(), i = 0;
+    for (auto f : head)
+        s.send(zmq::buffer(f), ++i < total ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    for (const auto& f : rest)
+        s.send(zmq::buffer(f), ++i < total ? zmq::send_flags::sndmore : zmq::send_flags::none);
+}
+
+bool wait_readable(zmq::socket_t& s, std::chrono::milliseconds timeout) {
+    zmq::pollitem_t it{s.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&it, 1, timeout);
+    return it.revents & ZMQ_POLLIN;
+}
+
+error refused(std::string_view body) {
+    json j;
+    if (!parse_json(body, j) && j.is_object() && j.contains("code"))
+        return error(errc_from_name(j["code"].get<std::string>()),
+                     j.value("message", std::string()));
+    return error(errc::bad_command, "broker error: " + std::string(body));
+}
+
+} // namespace
+
+ingest_client::ingest_client(zmq::context_t& ctx, const std::string& endpoint)
+    : sock_(ctx, zmq::socket_type::dealer) {
+    sock_.set(zmq::sockopt::linger, 0);
+    sock_.set(zmq::sockopt::sndhwm, 100000);
+    sock_.set(zmq::sockopt::rcvhwm, 100000);
+    sock_.connect(endpoint);
+}
+
+void ingest_client::send(std::span<const std::string> frames, bool json, std::string_view tag) {
+    send_all(sock_, {json ? wire::cmd_publish_json : wire::cmd_publish, tag}, frames);
+}
+
+std::optional<publish_reply> ingest_client::receive(std::chrono::milliseconds timeout) {
+    if (!wait_readable(sock_, timeout)) return std::nullopt;
+    std::vector<zmq::message_t> f;
+    if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait))
+        return std::nullopt;
+    if (f.size() < 2) throw error(errc::bad_command, "short reply from broker");
+    publish_reply r;
+    auto cmd = sv(f[0]);
+    r.tag = sv(f[1]);
+    if (cmd == wire::cmd_error) {
+        auto e = refused(f.size() > 2 ? sv(f[2]) : std::string_view{});
+        r.refused = true;
+        r.code = e.code();
+        r.message = e.detail();
+        return r;
+    }
+    for (std::size_t i = 2; i < f.size(); ++i) {
+        if (cmd == wire::cmd_result) {
+            auto res = wire::decode_result(sv(f[i]));
+            if (!res) throw error(errc::bad_command, "malformed result frame");
+            r.results.push_back(std::move(*res));
+        } else if (cmd == wire::cmd_result_json) {
+            json j;
+            if (parse_json(sv(f[i]), j)) throw error(errc::bad_command, "malformed JSON result");
+            wire::result res;
+            if (j["id"].is_string())
+                res.id = event_id::parse(j["id"].get<std::string>()).value_or(event_id{});
+            if (j.contains("error")) {
+                res.what = wire::outcome::rejected;
+                res.code = errc_from_name(j["error"].value("code", std::string()));
+                res.message = j["error"].value("message", std::string());
+            } else {
+                res.what = j.value("duplicate", false) ? wire::outcome::duplicate
+                                                       : wire::outcome::stored;
+                res.offset = j.value("offset", std::uint64_t{0});
+            }
+            r.results.push_back(std::move(res));
+        } else {
+            throw error(errc::bad_command, "unexpected reply " + std::string(cmd));
+        }
+    }
+    return r;
+}
+
+publish_reply ingest_client::publish(std::span<const event> events,
+                                     std::chrono::milliseconds timeout, int tries) {
+    std::vector<std::string> frames;
+    frames.reserve(events.size());
+    for (const auto& e : events) frames.push_back(encode(e));
+    auto tag = "p" + std::to_string(next_tag_++);
+    for (int attempt = 0; attempt < tries; ++attempt) {
+        send(frames, false, tag);
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (true) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) break;
+            auto r = receive(left);
+            if (!r) break;
+            if (r->tag == tag) return std::move(*r);
+            // A late reply to an earlier attempt: skip it.
+        }
+    }
+    throw error(errc::io_error, "no reply from the broker after " + std::to_string(tries) +
+                                    " tries");
+}
+
+query_client::query_client(zmq::context_t& ctx, const std::string& endpoint)
+    : sock_(ctx, zmq::socket_type::dealer) {
+    sock_.set(zmq::sockopt::linger, 0);
+    sock_.connect(endpoint);
+}
+
+replay_end query_client::replay(const replay_request& r,
+                                const std::function<bool(std::uint64_t, std::string_view)>& visit,
+                                std::chrono::milliseconds timeout) {
+    json p = json::object();
+    p["from"] = r.from;
+    if (r.to) p["to"] = r.to;
+    if (!r.from_time.empty()) p["from_time"] = r.from_time;
+    if (!r.to_time.empty()) p["to_time"] = r.to_time;
+    if (!r.type.empty()) p["type"] = r.type;
+    if (!r.school.empty()) p["school"] = r.school;
+    if (!r.district.empty()) p["district"] = r.district;
+    if (r.limit) p["limit"] = r.limit;
+    p["credit"] = r.credit;
+    p["format"] = r.json ? "json" : "binary";
+    auto tag = "r" + std::to_string(next_tag_++);
+    auto body = p.dump();
+    send_all(sock_, {wire::cmd_replay, tag, body}, {});
+    std::uint64_t received = 0;
+    std::vector<zmq::message_t> f;
+    while (true) {
+        if (!wait_readable(sock_, timeout))
+            throw error(errc::io_error, "replay: no answer from the broker");
+        f.clear();
+        if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait))
+            continue;
+        if (f.size() < 3 || sv(f[1]) != tag) continue;
+        auto cmd = sv(f[0]);
+        if (cmd == wire::cmd_event && f.size() >= 4) {
+            auto off = wire::read_u64_le(sv(f[2]));
+            if (!off) throw error(errc::bad_command, "malformed EVT offset");
+            if (!visit(*off, sv(f[3]))) {
+                send_all(sock_, {wire::cmd_cancel, tag}, {});
+                return {*off + 1, received + 1, 0};
+            }
+            // Grant the next window when half of this one is used.
+            if (++received % (r.credit / 2 ? r.credit / 2 : 1) == 0) {
+                json c = {{"credit", r.credit / 2 ? r.credit / 2 : 1}};
+                auto cb = c.dump();
+                send_all(sock_, {wire::cmd_credit, tag, cb}, {});
+            }
+        } else if (cmd == wire::cmd_end) {
+            json j;
+            if (parse_json(sv(f[2]), j)) throw error(errc::bad_command, "malformed END");
+            return {j.value("next", std::uint64_t{0}), j.value("count", std::uint64_t{0}),
+                    j.value("head", std::uint64_t{0})};
+        } else if (cmd == wire::cmd_error) {
+            throw refused(sv(f[2]));
+        }
+    }
+}
+
+json query_client::stats(std::chrono::milliseconds timeout) {
+    auto tag = "s" + std::to_string(next_tag_++);
+    send_all(sock_, {wire::cmd_stats, tag}, {});
+    std::vector<zmq::message_t> f;
+    while (wait_readable(sock_, timeout)) {
+        f.clear();
+        if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait))
+            continue;
+        if (f.size() < 3 || sv(f[1]) != tag) continue;
+        if (sv(f[0]) == wire::cmd_error) throw refused(sv(f[2]));
+        json j;
+        if (parse_json(sv(f[2]), j)) throw error(errc::bad_command, "malformed STATS");
+        return j;
+    }
+    throw error(errc::io_error, "stats: no answer from the broker");
+}
+
+feed_client::feed_client(zmq::context_t& ctx, const std::string& endpoint)
+    : sock_(ctx, zmq::socket_type::sub) {
+    sock_.set(zmq::sockopt::linger, 0);
+    sock_.set(zmq::sockopt::rcvhwm, 200000);
+    sock_.connect(endpoint);
+}
+
+void feed_client::subscribe(const std::string& prefix) {
+    sock_.set(zmq::sockopt::subscribe, prefix);
+}
+
+std::optional<feed_client::message> feed_client::receive(std::chrono::milliseconds timeout) {
+    if (!wait_readable(sock_, timeout)) return std::nullopt;
+    std::vector<zmq::message_t> f;
+    if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait))
+        return std::nullopt;
+    if (f.size() != 3) throw error(errc::bad_command, "malformed feed message");
+    auto off = wire::read_u64_le(sv(f[1]));
+    if (!off) throw error(errc::bad_command, "malformed feed offset");
+    return message{std::string(sv(f[0])), *off, std::string(sv(f[2]))};
+}
+
+} // namespace pingan

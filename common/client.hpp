@@ -1,0 +1,116 @@
+// Synchronous clients of the broker's three sockets, for tools, tests and
+// benchmarks (services use the asynchronous outbox publisher instead).
+//
+// Each client owns one socket and must stay on one thread. Sockets close
+// with linger 0: a client that gives up must not hang the process.
+#pragma once
+
+#include "common/codec.hpp"
+#include "common/wire.hpp"
+
+#include <zmq.hpp>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace pingan {
+
+using namespace std::chrono_literals;
+
+// A reply to one publish request.
+struct publish_reply {
+    std::string tag;
+    bool refused = false;           // ERR: the whole request was refused
+    errc code = errc::ok;           // when refused
+    std::string message;            // when refused
+    std::vector<wire::result> results; // one per event, in request order
+};
+
+class ingest_client {
+public:
+    ingest_client(zmq::context_t& ctx, const std::string& endpoint);
+
+    // Sends one request of binary (PUB) or JSON (PUBJ) events; does not wait.
+    void send(std::span<const std::string> frames, bool json, std::string_view tag);
+
+    // Waits up to `timeout` for the next reply.
+    // Returns: the reply, or nothing on timeout.
+    // Throws: pingan::error(bad_command) if the reply is not of the protocol.
+    std::optional<publish_reply> receive(std::chrono::milliseconds timeout);
+
+    // Publishes binary events and waits for their reply, resending the same
+    // request (same ids, so it is stored once) after each timeout, up to `tries`.
+    // Throws: pingan::error(io_error) when no reply came.
+    publish_reply publish(std::span<const event> events, std::chrono::milliseconds timeout = 5s,
+                          int tries = 3);
+
+    zmq::socket_t& socket() noexcept { return sock_; }
+
+private:
+    zmq::socket_t sock_;
+    std::uint64_t next_tag_ = 0;
+};
+
+// A replay request; see docs/protocol.md (REPLAY).
+struct replay_request {
+    std::uint64_t from = 1;
+    std::uint64_t to = 0;
+    std::string from_time, to_time; // RFC 3339, empty for none
+    std::string type, school, district;
+    std::uint64_t limit = 0;
+    std::uint64_t credit = 1000; // granted per round trip
+    bool json = false;
+};
+
+struct replay_end {
+    std::uint64_t next = 0;  // first offset not examined
+    std::uint64_t count = 0; // events sent
+    std::uint64_t head = 0;  // the store's head when the replay ended
+};
+
+class query_client {
+public:
+    query_client(zmq::context_t& ctx, const std::string& endpoint);
+
+    // Streams a replay, granting more credit as events arrive. `visit` gets
+    // each event's offset and payload (binary event, or a JSON line) and may
+    // return false to cancel.
+    // Throws: pingan::error with the broker's code if it refused the request,
+    // or io_error if it stopped answering for `timeout`.
+    replay_end replay(const replay_request& r,
+                      const std::function<bool(std::uint64_t, std::string_view)>& visit,
+                      std::chrono::milliseconds timeout = 10s);
+
+    // Returns: the STATS reply (head, events, file_bytes, map_bytes, by_type).
+    json stats(std::chrono::milliseconds timeout = 5s);
+
+private:
+    zmq::socket_t sock_;
+    std::uint64_t next_tag_ = 0;
+};
+
+// The live feed. Subscribe before replaying, so nothing falls between the two.
+class feed_client {
+public:
+    feed_client(zmq::context_t& ctx, const std::string& endpoint);
+    void subscribe(const std::string& prefix);
+
+    struct message {
+        std::string topic;
+        std::uint64_t offset = 0;
+        std::string bytes; // binary event
+    };
+    // Returns: the next feed message, or nothing on timeout.
+    std::optional<message> receive(std::chrono::milliseconds timeout);
+
+    zmq::socket_t& socket() noexcept { return sock_; }
+
+private:
+    zmq::socket_t sock_;
+};
+
+} // namespace pingan

@@ -1,0 +1,43 @@
+// The `pingan` command-line tool: one subcommand per file, registered here.
+// User-facing text and exit codes live only in this tool:
+//   0 success; 1 the broker refused something or a check failed; 2 usage or
+//   connection error.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace pingan::cli {
+
+// Endpoints of the broker, shared by every subcommand that talks to it.
+// Defaults come from PINGAN_INGEST, PINGAN_FEED and PINGAN_QUERY when set.
+struct broker_endpoints {
+    std::string ingest, feed, query;
+};
+broker_endpoints& endpoints();
+void add_endpoint_options(CLI::App& cmd, bool ingest, bool feed, bool query);
+
+[[noreturn]] void fatal(const std::string& what, int code = 2);
+
+// The exit code a subcommand chose (0 unless set).
+int& exit_code();
+
+void add_publish_command(CLI::App& app);
+void add_tail_command(CLI::App& app);
+void add_replay_command(CLI::App& app);
+void add_stats_command(CLI::App& app);
+void add_verify_command(CLI::App& app);
+void add_rules_command(CLI::App& app);
+void add_incidents_command(CLI::App& app);
+
+// Each cmd_*.cpp registers its subcommand with PINGAN_COMMAND(order, function);
+// main() adds them in `order`, so a new command needs no edit elsewhere.
+using command_adder = void (*)(CLI::App&);
+struct command_registrar {
+    command_registrar(int order, command_adder add);
+};
+#define PINGAN_COMMAND(order, fn) \
+    static const ::pingan::cli::command_registrar pingan_command_##fn{order, fn}
+
+} // namespace pingan::cli

@@ -1,0 +1,77 @@
+// pingan: publish, tail, replay and audit the event log of a Pingan broker.
+#include "tools/pingan/commands.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <vector>
+
+namespace pingan::cli {
+namespace {
+
+std::vector<std::pair<int, command_adder>>& command_table() {
+    static std::vector<std::pair<int, command_adder>> table;
+    return table;
+}
+
+} // namespace
+
+command_registrar::command_registrar(int order, command_adder add) {
+    command_table().emplace_back(order, add);
+}
+
+broker_endpoints& endpoints() {
+    static broker_endpoints e = [] {
+        auto env = [](const char* name, const char* fallback) {
+            const char* v = std::getenv(name);
+            return std::string(v && *v ? v : fallback);
+        };
+        return broker_endpoints{env("PINGAN_INGEST", "tcp://127.0.0.1:7401"),
+                                env("PINGAN_FEED", "tcp://127.0.0.1:7402"),
+                                env("PINGAN_QUERY", "tcp://127.0.0.1:7403")};
+    }();
+    return e;
+}
+
+void add_endpoint_options(CLI::App& cmd, bool ingest, bool feed, bool query) {
+    auto& e = endpoints();
+    if (ingest)
+        cmd.add_option("--ingest", e.ingest, "broker ingest endpoint ($PINGAN_INGEST)")
+            ->capture_default_str();
+    if (feed)
+        cmd.add_option("--feed", e.feed, "broker live feed endpoint ($PINGAN_FEED)")
+            ->capture_default_str();
+    if (query)
+        cmd.add_option("--query", e.query, "broker query endpoint ($PINGAN_QUERY)")
+            ->capture_default_str();
+}
+
+int& exit_code() {
+    static int code = 0;
+    return code;
+}
+
+void fatal(const std::string& what, int code) {
+    std::cerr << "pingan: " << what << "\n";
+    std::exit(code);
+}
+
+} // namespace pingan::cli
+
+int main(int argc, char** argv) {
+    using namespace pingan::cli;
+    CLI::App app{"pingan: publish, follow, replay and audit the Pingan event log"};
+    app.require_subcommand(1);
+    auto table = command_table();
+    std::sort(table.begin(), table.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [order, add] : table) add(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;
+    } catch (const std::exception& e) {
+        fatal(e.what());
+    }
+    return exit_code();
+}
