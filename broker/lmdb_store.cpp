@@ -101,7 +101,7 @@ struct store::impl {
             head = lm::from_be64(c->substr(0, 8));
             std::memcpy(hash.data(), c->data() + 8, 32);
         }
-        if (head) {
+        if (head && !o.read_only) {
             // received_at never goes backwards, even if the clock does.
             auto rec = lm::get(t, events, lm::be64(head));
             event e;

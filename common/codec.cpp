@@ -299,10 +299,14 @@ problem decode(std::string_view bytes, event& e) {
         std::istream is(&src);
         cereal::PortableBinaryInputArchive ar(is);
         reader r{src, ar};
+        // Portable binary's first byte says little-endian (1); anything else is not ours.
+        if (bytes.empty() || bytes[0] != 1)
+            return {errc::undecodable, "not a Pingan binary event"};
         std::uint8_t format;
         ar(format);
         if (format != record_format)
-            return {errc::unsupported_version, "record format " + std::to_string(format)};
+            return {format < 16 ? errc::unsupported_version : errc::undecodable,
+                    "record format " + std::to_string(format)};
         load_id(r, e.id);
         ar(e.offset);
         std::string type;

@@ -1,0 +1,76 @@
+// Tests for broker/admit.hpp: what the broker accepts and why it refuses.
+#include "broker/admit.hpp"
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace pingan;
+using namespace pingan::test;
+
+namespace {
+const timestamp now = at("2026-11-29T02:00:00Z");
+}
+
+TEST_CASE("an admitted event gets its district from the registry and the actor", "[admit]") {
+    event e;
+    auto p = admit(encode(sample_hazard("420506M003")), false, yichang(), "school:x", now, {}, e);
+    if (!yichang().find("420506M003")) {
+        CHECK(p.code == errc::unknown_school);
+        return;
+    }
+    REQUIRE_FALSE(p);
+    CHECK(e.district == "420506");
+    CHECK(e.actor == "school:x");
+}
+
+TEST_CASE("unknown schools are refused by name", "[admit]") {
+    event e;
+    auto p = admit(encode(sample_hazard("999999X999")), false, yichang(), "a", now, {}, e);
+    CHECK(p.code == errc::unknown_school);
+    CHECK(p.detail == "school \"999999X999\" is not in the registry");
+}
+
+TEST_CASE("a district that contradicts the registry is refused", "[admit]") {
+    auto h = sample_hazard();
+    h.district = "420503";
+    event e;
+    CHECK(admit(encode(h), false, yichang(), "a", now, {}, e).code == errc::bad_value);
+}
+
+TEST_CASE("garbage bytes and garbage json are refused", "[admit]") {
+    event e;
+    CHECK(admit("hello garbage", false, yichang(), "a", now, {}, e).code == errc::undecodable);
+    CHECK(admit("{\"type\":", true, yichang(), "a", now, {}, e).code == errc::malformed_json);
+}
+
+TEST_CASE("oversize events are refused before decoding", "[admit]") {
+    admit_limits l;
+    l.max_event_bytes = 100;
+    event e;
+    CHECK(admit(std::string(101, 'x'), false, yichang(), "a", now, l, e).code ==
+          errc::message_too_large);
+}
+
+TEST_CASE("publishers cannot claim status System", "[admit]") {
+    auto h = sample_hazard();
+    h.status = status::system;
+    event e;
+    CHECK(admit(encode(h), false, yichang(), "a", now, {}, e).code == errc::forbidden);
+}
+
+TEST_CASE("occurred_at far in the future is refused, far in the past is kept", "[admit]") {
+    auto h = sample_hazard();
+    h.occurred_at = now + std::chrono::hours{48};
+    event e;
+    CHECK(admit(encode(h), false, yichang(), "a", now, {}, e).code == errc::bad_value);
+    h.occurred_at = at("2019-01-01T00:00:00Z");
+    CHECK_FALSE(admit(encode(h), false, yichang(), "a", now, {}, e));
+}
+
+TEST_CASE("json events are admitted through the documented mapping", "[admit]") {
+    auto j = to_json(sample_hazard());
+    event e;
+    REQUIRE_FALSE(admit(j.dump(), true, yichang(), "a", now, {}, e));
+    CHECK(e.type() == "hazard.reported");
+    CHECK(e.district == "420502");
+}

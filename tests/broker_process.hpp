@@ -1,0 +1,52 @@
+// A real pingan-broker process on 127.0.0.1 with ephemeral ports.
+#pragma once
+
+#include "process.hpp"
+
+#include <memory>
+#include <regex>
+
+namespace pingan::test {
+
+struct broker_process {
+    std::unique_ptr<process> proc;
+    std::string ingest, feed, query;
+
+    // Starts a broker on `data_dir`; extra flags are appended.
+    explicit broker_process(const std::string& data_dir, std::vector<std::string> extra = {}) {
+        std::vector<std::string> argv{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
+                                      "--data",
+                                      data_dir,
+                                      "--ingest",
+                                      "tcp://127.0.0.1:*",
+                                      "--feed",
+                                      "tcp://127.0.0.1:*",
+                                      "--query",
+                                      "tcp://127.0.0.1:*",
+                                      "--registry",
+                                      std::string(PINGAN_SOURCE_DIR) + "/data/schools.csv",
+                                      "--districts",
+                                      std::string(PINGAN_SOURCE_DIR) + "/data/districts.csv",
+                                      "--log-level",
+                                      "warn"};
+        for (auto& e : extra) argv.push_back(e);
+        proc = std::make_unique<process>(argv);
+        auto l = proc->line(std::chrono::seconds(20));
+        if (!l) throw std::runtime_error("pingan-broker did not start");
+        std::smatch m;
+        static const std::regex re("listening ingest=(\\S+) feed=(\\S+) query=(\\S+)");
+        if (!std::regex_search(*l, m, re)) throw std::runtime_error("unexpected line: " + *l);
+        ingest = m[1];
+        feed = m[2];
+        query = m[3];
+    }
+
+    // Environment for a `pingan` child talking to this broker.
+    void export_env() const {
+        ::setenv("PINGAN_INGEST", ingest.c_str(), 1);
+        ::setenv("PINGAN_FEED", feed.c_str(), 1);
+        ::setenv("PINGAN_QUERY", query.c_str(), 1);
+    }
+};
+
+} // namespace pingan::test

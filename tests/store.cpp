@@ -1,0 +1,239 @@
+// Tests for broker/store.hpp on real LMDB files.
+#include "broker/store.hpp"
+#include "common/lmdb.hpp"
+#include "process.hpp"
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <set>
+
+using namespace pingan;
+using namespace pingan::test;
+
+namespace {
+
+std::vector<event> readings(std::size_t n, const std::string& school = "420502K001") {
+    std::vector<event> v;
+    for (std::size_t i = 0; i < n; ++i) {
+        v.push_back(sample_reading(school, i));
+        v.back().district = school.substr(0, 6);
+    }
+    return v;
+}
+
+std::vector<std::uint64_t> offsets(const store& s, const scan_filter& f) {
+    std::vector<std::uint64_t> out;
+    s.scan(f, 1'000'000, [&](std::uint64_t off, std::string_view) {
+        out.push_back(off);
+        return true;
+    });
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("appended events get consecutive offsets from 1", "[store]") {
+    temp_dir d;
+    store s({d.path()});
+    auto ev = readings(5);
+    batch_output out;
+    s.append(ev, at("2026-11-29T02:00:00Z"), nullptr, out);
+    REQUIRE(out.results.size() == 5);
+    for (std::size_t i = 0; i < 5; ++i) {
+        CHECK(out.results[i].what == wire::outcome::stored);
+        CHECK(out.results[i].offset == i + 1);
+    }
+    CHECK(s.head() == 5);
+    CHECK(out.stored.size() == 5);
+    event back;
+    REQUIRE_FALSE(decode(*s.get(3), back));
+    CHECK(back.offset == 3);
+    CHECK(back.id == ev[2].id);
+    CHECK(back.received_at == at("2026-11-29T02:00:00Z"));
+}
+
+TEST_CASE("a resent id is answered with its original offset and stored once", "[store]") {
+    temp_dir d;
+    store s({d.path()});
+    auto ev = readings(3);
+    batch_output out;
+    s.append(ev, at("2026-11-29T02:00:00Z"), nullptr, out);
+    auto again = std::vector<event>{ev[1], ev[1], sample_reading("420502K001", 99)};
+    batch_output out2;
+    s.append(again, at("2026-11-29T02:00:01Z"), nullptr, out2);
+    CHECK(out2.results[0].what == wire::outcome::duplicate);
+    CHECK(out2.results[0].offset == 2);
+    CHECK(out2.results[1].what == wire::outcome::duplicate);
+    CHECK(out2.results[2].what == wire::outcome::stored);
+    CHECK(out2.results[2].offset == 4);
+    CHECK(s.head() == 4);
+    CHECK(s.stats().events == 4);
+}
+
+TEST_CASE("received_at never goes backwards even if the clock does", "[store]") {
+    temp_dir d;
+    store s({d.path()});
+    auto a = readings(1), b = readings(1);
+    batch_output out;
+    s.append(a, at("2026-11-29T02:00:00Z"), nullptr, out);
+    s.append(b, at("2026-11-29T01:00:00Z"), nullptr, out);
+    event e;
+    REQUIRE_FALSE(decode(*s.get(2), e));
+    CHECK(e.received_at == at("2026-11-29T02:00:00Z"));
+}
+
+TEST_CASE("scans filter by school, district, type prefix and time", "[store]") {
+    temp_dir d;
+    store s({d.path()});
+    batch_output out;
+    auto a = readings(3, "420502K001");
+    s.append(a, at("2026-11-29T01:00:00Z"), nullptr, out);
+    auto b = readings(2, "420503P001");
+    s.append(b, at("2026-11-29T02:00:00Z"), nullptr, out);
+    std::vector<event> c{sample_hazard("420502K002")};
+    c[0].district = "420502";
+    s.append(c, at("2026-11-29T03:00:00Z"), nullptr, out);
+
+    scan_filter f;
+    f.school = "420502K001";
+    CHECK(offsets(s, f) == std::vector<std::uint64_t>{1, 2, 3});
+    f = {};
+    f.district = "420502";
+    CHECK(offsets(s, f) == std::vector<std::uint64_t>{1, 2, 3, 6});
+    f = {};
+    f.type_prefix = "hazard.";
+    CHECK(offsets(s, f) == std::vector<std::uint64_t>{6});
+    f = {};
+    f.from_time = at("2026-11-29T01:30:00Z");
+    f.to_time = at("2026-11-29T02:00:00Z");
+    CHECK(offsets(s, f) == std::vector<std::uint64_t>{4, 5});
+    f = {};
+    f.from = 2;
+    f.to = 4;
+    CHECK(offsets(s, f) == std::vector<std::uint64_t>{2, 3, 4});
+    f = {};
+    f.district = "420502";
+    f.from = 3;
+    CHECK(offsets(s, f) == std::vector<std::uint64_t>{3, 6});
+}
+
+TEST_CASE("a scan stops at max and resumes from the returned offset", "[store]") {
+    temp_dir d;
+    store s({d.path()});
+    batch_output out;
+    auto ev = readings(10000);
+    s.append(ev, at("2026-11-29T01:00:00Z"), nullptr, out);
+    scan_filter f;
+    std::vector<std::uint64_t> seen;
+    while (f.from <= s.head()) {
+        f.from = s.scan(f, 777, [&](std::uint64_t off, std::string_view) {
+            seen.push_back(off);
+            return true;
+        });
+    }
+    REQUIRE(seen.size() == 10000);
+    for (std::size_t i = 0; i < seen.size(); ++i) CHECK(seen[i] == i + 1);
+}
+
+TEST_CASE("the store reopens with its head, chain and dedup intact", "[store]") {
+    temp_dir d;
+    auto ev = readings(4);
+    {
+        store s({d.path()});
+        batch_output out;
+        s.append(ev, at("2026-11-29T01:00:00Z"), nullptr, out);
+    }
+    store s({d.path()});
+    CHECK(s.head() == 4);
+    CHECK(s.find(ev[2].id) == 3u);
+    std::vector<event> again{ev[0], sample_reading("420502K001", 50)};
+    batch_output out;
+    s.append(again, at("2026-11-29T01:00:01Z"), nullptr, out);
+    CHECK(out.results[0].what == wire::outcome::duplicate);
+    CHECK(out.results[1].offset == 5);
+    CHECK(s.verify().ok);
+    CHECK(s.verify().checked == 5);
+}
+
+TEST_CASE("the map grows when full instead of failing", "[store]") {
+    temp_dir d;
+    store_options o{d.path()};
+    o.initial_map_size = 256 * 1024;
+    store s(o);
+    for (int round = 0; round < 20; ++round) {
+        auto ev = readings(500);
+        batch_output out;
+        s.append(ev, at("2026-11-29T01:00:00Z"), nullptr, out);
+    }
+    CHECK(s.head() == 10000);
+    CHECK(s.stats().map_bytes > 256 * 1024);
+    CHECK(s.verify().ok);
+}
+
+TEST_CASE("verify finds an edited record, a deleted record and a truncated tail", "[store]") {
+    temp_dir d;
+    {
+        store s({d.path()});
+        auto ev = readings(10);
+        batch_output out;
+        s.append(ev, at("2026-11-29T01:00:00Z"), nullptr, out);
+        CHECK(s.verify().ok);
+    }
+    auto tamper = [&](auto&& f) {
+        lmdb::env env(d.path(), 16, 1 << 30);
+        lmdb::txn t(env);
+        auto dbi = lmdb::open_dbi(t, "events", 0);
+        f(t, dbi);
+        t.commit();
+    };
+    SECTION("edited") {
+        tamper([](lmdb::txn& t, MDB_dbi dbi) {
+            auto key = lmdb::be64(4);
+            std::string v(*lmdb::get(t, dbi, key));
+            v[v.size() - 3] ^= 1; // one bit of the reading
+            lmdb::put(t, dbi, key, v);
+        });
+        store_options o{d.path()};
+        o.read_only = true;
+        auto r = store(o).verify();
+        CHECK_FALSE(r.ok);
+        CHECK(r.first_bad == 4);
+    }
+    SECTION("deleted") {
+        tamper([](lmdb::txn& t, MDB_dbi dbi) { lmdb::del(t, dbi, lmdb::be64(6)); });
+        store_options o{d.path()};
+        o.read_only = true;
+        auto r = store(o).verify();
+        CHECK_FALSE(r.ok);
+        CHECK(r.first_bad == 6);
+    }
+    SECTION("truncated") {
+        tamper([](lmdb::txn& t, MDB_dbi dbi) { lmdb::del(t, dbi, lmdb::be64(10)); });
+        store_options o{d.path()};
+        o.read_only = true;
+        auto r = store(o).verify();
+        CHECK_FALSE(r.ok);
+    }
+    SECTION("reordered") {
+        tamper([](lmdb::txn& t, MDB_dbi dbi) {
+            std::string a(*lmdb::get(t, dbi, lmdb::be64(2)));
+            std::string b(*lmdb::get(t, dbi, lmdb::be64(3)));
+            lmdb::put(t, dbi, lmdb::be64(2), b);
+            lmdb::put(t, dbi, lmdb::be64(3), a);
+        });
+        store_options o{d.path()};
+        o.read_only = true;
+        auto r = store(o).verify();
+        CHECK_FALSE(r.ok);
+        CHECK(r.first_bad == 2);
+    }
+}
+
+TEST_CASE("a read-only store refuses a directory that is not a store", "[store]") {
+    temp_dir d;
+    { lmdb::env env(d.path(), 4, 1 << 20); }
+    store_options o{d.path()};
+    o.read_only = true;
+    CHECK_THROWS_AS(store(o), error);
+}
