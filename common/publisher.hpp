@@ -33,7 +33,7 @@
 namespace pingan {
 
 struct publisher_options {
-    std::string endpoint;             // the broker's ingest, "tcp://127.0.0.1:7400"
+    std::string endpoint;             // the broker's ingest, "tcp://127.0.0.1:7401"
     std::size_t max_batch = 64;       // events per PUB request
     std::size_t max_in_flight = 1024; // events sent and not yet answered
     std::chrono::milliseconds resend_timeout{5000};

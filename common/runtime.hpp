@@ -31,7 +31,7 @@ namespace net = boost::asio;
 struct service_config {
     std::string name;                            // "pingan-hazard"
     std::string data_dir;                        // outbox lives in <data_dir>/outbox
-    std::string broker = "tcp://127.0.0.1:7400"; // the broker's ingest endpoint
+    std::string broker = "tcp://127.0.0.1:7401"; // the broker's ingest endpoint
     std::string http = "127.0.0.1:0";            // HTTP listen address (loopback by default)
     std::string registry;                        // schools.csv; districts.csv beside it
     std::string log_level = "info";

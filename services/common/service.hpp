@@ -1,0 +1,69 @@
+// What every service's main builds: the runtime, the outbox and publisher,
+// the registry and clock, and an HTTP API of JSON intake routes.
+//
+// A route is a decision function from a request's JSON to events (see
+// intake.hpp); the host answers 202 with the event ids once the events are
+// committed to the outbox, 400 with one message per wrong field, 404/405 for
+// unknown paths and methods, and GET /health with the outbox depth and the
+// broker connection.
+#pragma once
+
+#include "common/clock.hpp"
+#include "common/outbox.hpp"
+#include "common/publisher.hpp"
+#include "common/runtime.hpp"
+#include "intake.hpp"
+#include "listener.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace pingan::svc {
+
+using decide_fn = std::function<decision(json& request, const intake_context&)>;
+
+class service_host {
+  public:
+    // Opens the outbox in <data_dir>/outbox, loads the registry and makes the clock.
+    // Throws: pingan::error naming what could not be opened or parsed.
+    service_host(service_runtime& rt, const service_config& cfg, const char* argv0);
+
+    const registry& schools() const noexcept { return registry_; }
+    const clock& now() const noexcept { return *clock_; }
+    outbox& box() noexcept { return *outbox_; }
+    publisher& pub() noexcept { return *publisher_; }
+    intake_context context() const { return {registry_, *clock_, source_}; }
+    service_runtime& runtime() noexcept { return rt_; }
+
+    // Commits the events to the outbox in one transaction and wakes the publisher.
+    // Throws: pingan::error(store_failure) if they could not be written.
+    void accept(std::span<const event> events);
+
+    void route_post(const std::string& path, decide_fn fn) { posts_[path] = std::move(fn); }
+    // Extra fields for GET /health (the canteen's sensor count, ...).
+    void health_extra(std::function<void(json&)> f) { health_extra_ = std::move(f); }
+
+    // Binds the HTTP listener, starts the publisher, and prints the line
+    // "listening http=HOST:PORT ..." (with `more` appended) on stdout.
+    void start(const std::string& more = {});
+
+    json health() const;
+    response handle_request(const request& req);
+
+  private:
+    service_runtime& rt_;
+    service_config cfg_;
+    std::string source_;
+    registry registry_;
+    std::unique_ptr<clock> clock_;
+    std::unique_ptr<outbox> outbox_;
+    std::unique_ptr<publisher> publisher_;
+    std::shared_ptr<listener> listener_;
+    std::map<std::string, decide_fn, std::less<>> posts_;
+    std::function<void(json&)> health_extra_;
+};
+
+} // namespace pingan::svc
