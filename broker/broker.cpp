@@ -39,6 +39,7 @@ broker::impl::impl(const broker_options& o, const clock& c, const registry& r, p
     ingest_sock.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(o.max_message_bytes * 4));
     ingest_sock.set(zmq::sockopt::linger, 2000);
     query_sock.set(zmq::sockopt::router_mandatory, 1);
+    query_sock.set(zmq::sockopt::sndhwm, 20000);
     query_sock.set(zmq::sockopt::linger, 0);
     query_sock.set(zmq::sockopt::maxmsgsize, int64_t{1 << 20});
     feed_sock.set(zmq::sockopt::sndhwm, o.feed_hwm);

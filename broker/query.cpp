@@ -64,13 +64,19 @@ void broker::impl::run_query() {
     std::map<std::pair<std::string, std::string>, stream> streams;
     std::vector<zmq::message_t> frames;
 
-    // Returns: false if the client is gone (ROUTER_MANDATORY) or its queue is full.
+    // Returns: false if the client is gone (ROUTER_MANDATORY) or its queue is full;
+    // `full` tells which.
+    bool full = false;
+    bool stalled = false; // a client's queue was full last turn: do not spin
     auto send = [&](const std::string& routing, bool delimiter, std::string_view cmd,
                     std::string_view tag, std::initializer_list<std::string_view> body) {
+        full = false;
         try {
             if (!query_sock.send(zmq::buffer(routing),
-                                 zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+                                 zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+                full = true; // EAGAIN at the high-water mark: nothing was sent
                 return false;
+            }
             if (delimiter) query_sock.send(zmq::message_t(0), zmq::send_flags::sndmore);
             query_sock.send(zmq::buffer(cmd), zmq::send_flags::sndmore);
             query_sock.send(zmq::buffer(tag),
@@ -88,6 +94,13 @@ void broker::impl::run_query() {
                       const std::string& message) {
         auto body = wire::error_json(code, message);
         send(routing, delim, wire::cmd_error, tag, {body});
+    };
+
+    auto finish = [&](stream& s) {
+        json j = {{"next", s.filter.from}, {"count", s.sent}, {"head", st.head()}};
+        auto body = j.dump();
+        send(s.routing, s.delimiter, wire::cmd_end, s.tag, {body});
+        return false;
     };
 
     auto handle = [&](std::vector<zmq::message_t>& f) {
@@ -139,6 +152,10 @@ void broker::impl::run_query() {
             f2.to = to;
             f2.from_time.reset();
             f2.to_time.reset();
+            if (f2.from > f2.to) {
+                finish(s); // an empty range ends at once
+                return;
+            }
             streams[{routing, tag}] = std::move(s);
         } else if (cmd == wire::cmd_credit) {
             auto it = streams.find({routing, tag});
@@ -146,9 +163,8 @@ void broker::impl::run_query() {
             if (!problem.empty() || !n)
                 return refuse(routing, delim, tag, errc::bad_value,
                               problem.empty() ? "credit: required" : problem);
-            if (it == streams.end())
-                return refuse(routing, delim, tag, errc::not_found, "no open replay with this tag");
-            it->second.credit += *n;
+            // Credit may cross the END of its stream in flight: ignore it then.
+            if (it != streams.end()) it->second.credit += *n;
         } else if (cmd == wire::cmd_cancel) {
             streams.erase({routing, tag});
         } else if (cmd == wire::cmd_stats) {
@@ -169,9 +185,12 @@ void broker::impl::run_query() {
 
     // Sends one chunk of a stream. Returns: false when the stream is finished or its client gone.
     auto pump = [&](stream& s) {
+        // An empty range (to < from) must not reach scan, where to = 0 means the head.
+        if (s.filter.from > s.filter.to) return finish(s);
         std::size_t n = std::min<std::uint64_t>(s.credit, opts.replay_chunk);
         if (s.limit) n = std::min<std::uint64_t>(n, s.limit - s.sent);
         bool alive = true;
+        std::uint64_t resume = 0; // the event that did not fit, to send next turn
         auto next = st.scan(s.filter, n, [&](std::uint64_t off, std::string_view rec) {
             auto o = wire::u64_le(off);
             std::string body;
@@ -185,7 +204,10 @@ void broker::impl::run_query() {
             }
             if (!send(s.routing, s.delimiter, wire::cmd_event, s.tag,
                       {o, s.json ? std::string_view(body) : rec})) {
-                alive = false;
+                if (full)
+                    resume = off;
+                else
+                    alive = false;
                 return false;
             }
             ++s.sent;
@@ -193,15 +215,10 @@ void broker::impl::run_query() {
             return true;
         });
         if (!alive) return false;
-        s.filter.from = next;
+        s.filter.from = resume ? resume : next;
+        if (resume) stalled = true;
         bool finished = s.filter.from > s.filter.to || (s.limit && s.sent >= s.limit);
-        if (finished) {
-            json j = {{"next", s.filter.from}, {"count", s.sent}, {"head", st.head()}};
-            auto body = j.dump();
-            send(s.routing, s.delimiter, wire::cmd_end, s.tag, {body});
-            return false;
-        }
-        return true;
+        return finished ? finish(s) : true;
     };
 
     zmq::pollitem_t items[] = {{query_sock.handle(), 0, ZMQ_POLLIN, 0}};
@@ -209,7 +226,8 @@ void broker::impl::run_query() {
         bool busy = false;
         for (auto& [k, s] : streams)
             if (s.credit) busy = true;
-        zmq::poll(items, 1, std::chrono::milliseconds(busy ? 0 : 100));
+        zmq::poll(items, 1, std::chrono::milliseconds(busy ? (stalled ? 5 : 0) : 100));
+        stalled = false;
         if (items[0].revents & ZMQ_POLLIN) {
             for (int k = 0; k < 256; ++k) {
                 frames.clear();

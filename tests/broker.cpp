@@ -1,0 +1,398 @@
+// Black-box tests of real pingan-broker processes on 127.0.0.1 ephemeral ports.
+#include "broker_process.hpp"
+#include "common/client.hpp"
+
+#include <zmq_addon.hpp>
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+using namespace pingan;
+using namespace pingan::test;
+
+namespace {
+
+std::vector<event> readings(std::size_t n, std::size_t start = 0,
+                            const std::string& school = "420502K001") {
+    std::vector<event> v;
+    for (std::size_t i = 0; i < n; ++i) v.push_back(sample_reading(school, start + i));
+    return v;
+}
+
+// Every stored record, by offset.
+std::map<std::uint64_t, std::string> replay_all(zmq::context_t& ctx, const std::string& query,
+                                                replay_request r = {}) {
+    query_client q(ctx, query);
+    std::map<std::uint64_t, std::string> out;
+    q.replay(r, [&](std::uint64_t off, std::string_view b) {
+        out.emplace(off, std::string(b));
+        return true;
+    });
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("published events replay byte for byte as stored and as fed live", "[broker]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    zmq::context_t ctx(1);
+    feed_client feed(ctx, b.feed);
+    feed.subscribe("t/");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200)); // subscription reaches XPUB
+    ingest_client pub(ctx, b.ingest);
+    auto ev = readings(50);
+    ev.push_back(sample_hazard());
+    auto reply = pub.publish(ev);
+    REQUIRE(reply.results.size() == ev.size());
+    for (std::size_t i = 0; i < ev.size(); ++i) {
+        CHECK(reply.results[i].what == wire::outcome::stored);
+        CHECK(reply.results[i].offset == i + 1);
+        CHECK(reply.results[i].id == ev[i].id);
+    }
+    auto stored = replay_all(ctx, b.query);
+    REQUIRE(stored.size() == ev.size());
+    for (std::size_t i = 0; i < ev.size(); ++i) {
+        event back;
+        REQUIRE_FALSE(decode(stored[i + 1], back));
+        // What was published, plus exactly the fields the broker assigns.
+        auto expect = ev[i];
+        expect.offset = i + 1;
+        expect.received_at = back.received_at;
+        expect.district = "420502";
+        expect.actor = "anonymous";
+        CHECK(encode(expect) == stored[i + 1]);
+    }
+    for (std::size_t i = 0; i < ev.size(); ++i) {
+        auto m = feed.receive(std::chrono::seconds(5));
+        REQUIRE(m);
+        CHECK(m->offset == i + 1);
+        CHECK(m->bytes == stored[m->offset]);
+    }
+}
+
+TEST_CASE("a resend of an acknowledged id is stored once", "[broker]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    auto ev = readings(10);
+    auto first = pub.publish(ev);
+    auto second = pub.publish(ev);
+    for (std::size_t i = 0; i < ev.size(); ++i) {
+        CHECK(second.results[i].what == wire::outcome::duplicate);
+        CHECK(second.results[i].offset == first.results[i].offset);
+    }
+    query_client q(ctx, b.query);
+    CHECK(q.stats()["head"] == 10);
+}
+
+TEST_CASE("each bad event gets its own nack and the good ones in the batch are stored",
+          "[broker]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    auto good = sample_hazard();
+    auto unknown = sample_hazard("999999X999");
+    auto bad_utf8 = sample_hazard();
+    std::get<hazard_reported>(bad_utf8.body).description = "坏\xff";
+    std::vector<std::string> frames{encode(good), "garbage frame", encode(unknown), encode(bad_utf8),
+                                    std::string(70000, 'x')};
+    pub.send(frames, false, "t1");
+    auto r = pub.receive(std::chrono::seconds(10));
+    REQUIRE(r);
+    REQUIRE(r->results.size() == 5);
+    CHECK(r->results[0].what == wire::outcome::stored);
+    CHECK(r->results[1].code == errc::undecodable);
+    CHECK(r->results[2].code == errc::unknown_school);
+    CHECK(r->results[3].code == errc::invalid_utf8);
+    CHECK(r->results[3].message == "body.description is not valid UTF-8");
+    CHECK(r->results[4].code == errc::message_too_large);
+}
+
+TEST_CASE("a client sending garbage does not stop another from publishing", "[broker]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    std::atomic<bool> stop{false};
+    std::atomic<int> nacks{0};
+    std::thread abuser([&] {
+        zmq::context_t ctx(1);
+        ingest_client bad(ctx, b.ingest);
+        std::vector<std::string> junk{"\x01\x01junk", std::string(100000, '\xff')};
+        auto bad_json = R"({"type":"hazard.reported","school":"420502K001","status":"Actual",)"
+                        R"("occurred_at":"2026-11-29T01:00:00Z","body":{"hazard_id":"x"}})";
+        std::vector<std::string> js{bad_json, "{{{{"};
+        for (int i = 0; !stop && i < 100000; ++i) {
+            if (i % 3 == 0) {
+                bad.socket().send(zmq::str_buffer("NOPE"), zmq::send_flags::none);
+            } else {
+                bad.send(i % 3 == 1 ? std::span<const std::string>(junk)
+                                    : std::span<const std::string>(js),
+                         i % 3 == 2, "bad");
+            }
+            while (auto r = bad.receive(std::chrono::milliseconds(0)))
+                nacks += r->refused ? 1 : static_cast<int>(r->results.size());
+        }
+    });
+    zmq::context_t ctx(1);
+    ingest_client good(ctx, b.ingest);
+    std::size_t stored = 0;
+    for (int round = 0; round < 20; ++round) {
+        auto r = good.publish(readings(500, static_cast<std::size_t>(round) * 500), std::chrono::seconds(10), 1);
+        for (auto& x : r.results) stored += x.what == wire::outcome::stored;
+    }
+    stop = true;
+    abuser.join();
+    CHECK(stored == 10000);
+    CHECK(nacks > 0);
+    query_client q(ctx, b.query);
+    CHECK(q.stats()["head"] == 10000);
+}
+
+TEST_CASE("oversize batches and unknown commands get an ERR naming the limit", "[broker]") {
+    temp_dir d;
+    std::string cfg = d / "broker.yaml";
+    {
+        std::ofstream(cfg) << "limits:\n  max_batch: 5\n  max_message_bytes: 4096\n";
+    }
+    broker_process b(d / "store", {"--config", cfg});
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    std::vector<std::string> six(6, encode(sample_hazard()));
+    pub.send(six, false, "a");
+    auto r = pub.receive(std::chrono::seconds(5));
+    REQUIRE(r);
+    CHECK(r->refused);
+    CHECK(r->code == errc::batch_too_large);
+    CHECK(r->message == "6 events in one request; the limit is 5");
+    std::vector<std::string> big{std::string(5000, 'x')};
+    pub.send(big, false, "b");
+    r = pub.receive(std::chrono::seconds(5));
+    REQUIRE(r);
+    CHECK(r->code == errc::message_too_large);
+    pub.socket().send(zmq::str_buffer("HELLO"), zmq::send_flags::sndmore);
+    pub.socket().send(zmq::str_buffer("c"), zmq::send_flags::none);
+    r = pub.receive(std::chrono::seconds(5));
+    REQUIRE(r);
+    CHECK(r->code == errc::bad_command);
+}
+
+TEST_CASE("kill -9 under pipelined load loses no acknowledged event and leaves no gap",
+          "[broker]") {
+    temp_dir d;
+    std::map<event_id, std::uint64_t> acked;
+    std::size_t sent = 0;
+    {
+        broker_process b(d / "store");
+        zmq::context_t ctx(1);
+        ingest_client pub(ctx, b.ingest);
+        // Keep many requests in flight, then kill the broker mid-stream.
+        std::map<std::string, std::vector<event>> inflight;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        bool killed = false;
+        std::uint64_t tag_no = 0;
+        while (std::chrono::steady_clock::now() < deadline) {
+            while (!killed && inflight.size() < 50) {
+                auto ev = readings(100, sent);
+                sent += ev.size();
+                std::vector<std::string> frames;
+                for (auto& e : ev) frames.push_back(encode(e));
+                auto tag = "k" + std::to_string(tag_no++);
+                pub.send(frames, false, tag);
+                inflight[tag] = std::move(ev);
+            }
+            auto r = pub.receive(std::chrono::milliseconds(killed ? 200 : 2000));
+            if (!r) {
+                if (killed) break;
+                continue;
+            }
+            auto& ev = inflight[r->tag];
+            for (std::size_t i = 0; i < r->results.size(); ++i)
+                if (r->results[i].what != wire::outcome::rejected)
+                    acked[ev[i].id] = r->results[i].offset;
+            inflight.erase(r->tag);
+            if (!killed && acked.size() >= 20000) {
+                b.proc->signal(SIGKILL);
+                killed = true;
+            }
+        }
+        REQUIRE(killed);
+        CHECK(b.proc->wait() == 128 + SIGKILL);
+    }
+    REQUIRE(acked.size() >= 20000);
+    broker_process b(d / "store");
+    zmq::context_t ctx(1);
+    auto stored = replay_all(ctx, b.query);
+    // No gap: offsets 1..head, each once.
+    std::uint64_t expect = 1;
+    std::map<event_id, std::uint64_t> by_id;
+    for (auto& [off, bytes] : stored) {
+        CHECK(off == expect++);
+        event e;
+        REQUIRE_FALSE(decode(bytes, e));
+        CHECK(by_id.emplace(e.id, off).second); // each id once
+    }
+    std::size_t missing = 0;
+    for (auto& [id, off] : acked) {
+        auto it = by_id.find(id);
+        if (it == by_id.end() || it->second != off) ++missing;
+    }
+    CHECK(missing == 0);
+    CHECK(stored.size() <= sent);
+    // The restarted broker answers resends of acknowledged ids as duplicates.
+    ingest_client pub(ctx, b.ingest);
+    auto ev = readings(1);
+    ev[0].id = acked.begin()->first;
+    // Same id, different content: still the original's offset, never stored again.
+    auto r = pub.publish(ev);
+    CHECK(r.results[0].what == wire::outcome::duplicate);
+    CHECK(r.results[0].offset == acked.begin()->second);
+    CHECK(std::system(("'" + std::string(PINGAN_BIN_DIR) + "/pingan' verify --data '" +
+                       d / "store" + "' > /dev/null").c_str()) == 0);
+}
+
+TEST_CASE("a stalled subscriber neither slows ingest nor misses anything after backfill",
+          "[broker]") {
+    temp_dir d;
+    std::string cfg = d / "broker.yaml";
+    { std::ofstream(cfg) << "limits:\n  feed_hwm: 100\n"; }
+    broker_process b(d / "store", {"--config", cfg});
+    zmq::context_t ctx(1);
+    feed_client slow(ctx, b.feed);
+    slow.socket().set(zmq::sockopt::rcvhwm, 100);
+    slow.subscribe("t/");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    ingest_client pub(ctx, b.ingest);
+    const std::size_t total = 20000;
+    for (std::size_t i = 0; i < total; i += 1000) {
+        auto r = pub.publish(readings(1000, i));
+        for (auto& x : r.results) REQUIRE(x.what == wire::outcome::stored);
+    }
+    // Now read: the feed dropped most messages; every gap is visible by offset.
+    std::set<std::uint64_t> seen;
+    std::uint64_t last = 0, gaps = 0;
+    query_client q(ctx, b.query);
+    while (auto m = slow.receive(std::chrono::milliseconds(500))) {
+        if (m->offset > last + 1) {
+            ++gaps;
+            replay_request r;
+            r.from = last + 1;
+            r.to = m->offset - 1;
+            q.replay(r, [&](std::uint64_t off, std::string_view) {
+                seen.insert(off);
+                return true;
+            });
+        }
+        seen.insert(m->offset);
+        last = m->offset;
+    }
+    if (last < total) {
+        replay_request r;
+        r.from = last + 1;
+        q.replay(r, [&](std::uint64_t off, std::string_view) {
+            seen.insert(off);
+            return true;
+        });
+    }
+    CHECK(gaps > 0);
+    CHECK(seen.size() == total);
+    CHECK(*seen.begin() == 1);
+    CHECK(*seen.rbegin() == total);
+}
+
+TEST_CASE("replay honours credit: the broker never sends more than granted", "[broker]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    pub.publish(readings(100));
+    zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    s.set(zmq::sockopt::linger, 0);
+    s.connect(b.query);
+    s.send(zmq::str_buffer("REPLAY"), zmq::send_flags::sndmore);
+    s.send(zmq::str_buffer("x"), zmq::send_flags::sndmore);
+    s.send(zmq::str_buffer(R"({"from":1,"credit":10})"), zmq::send_flags::none);
+    auto count = [&](std::chrono::milliseconds wait) {
+        int n = 0;
+        std::vector<zmq::message_t> f;
+        zmq::pollitem_t it{s.handle(), 0, ZMQ_POLLIN, 0};
+        while (zmq::poll(&it, 1, wait) > 0) {
+            f.clear();
+            (void)zmq::recv_multipart(s, std::back_inserter(f));
+            if (f[0].to_string_view() == "EVT") ++n;
+        }
+        return n;
+    };
+    CHECK(count(std::chrono::milliseconds(500)) == 10);
+    s.send(zmq::str_buffer("CREDIT"), zmq::send_flags::sndmore);
+    s.send(zmq::str_buffer("x"), zmq::send_flags::sndmore);
+    s.send(zmq::str_buffer(R"({"credit":25})"), zmq::send_flags::none);
+    CHECK(count(std::chrono::milliseconds(500)) == 25);
+}
+
+TEST_CASE("replay filters by school, district, type and time", "[broker]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    pub.publish(readings(3, 0, "420502K001"));
+    auto other = readings(2, 0, "420503P001");
+    if (!yichang().find("420503P001")) other = readings(2, 0, yichang().schools().back().id);
+    pub.publish(other);
+    pub.publish(std::vector<event>{sample_hazard("420502K002")});
+    replay_request r;
+    r.school = "420502K001";
+    CHECK(replay_all(ctx, b.query, r).size() == 3);
+    r = {};
+    r.district = "420502";
+    CHECK(replay_all(ctx, b.query, r).size() == 4);
+    r = {};
+    r.type = "hazard.";
+    auto h = replay_all(ctx, b.query, r);
+    REQUIRE(h.size() == 1);
+    CHECK(h.begin()->first == 6);
+    r = {};
+    r.to_time = "2000-01-01T00:00:00Z";
+    CHECK(replay_all(ctx, b.query, r).empty());
+    r = {};
+    r.json = true;
+    r.limit = 2;
+    auto js = replay_all(ctx, b.query, r);
+    REQUIRE(js.size() == 2);
+    CHECK(json::parse(js[1])["offset"] == 1);
+}
+
+TEST_CASE("sigterm drains in-flight work, acknowledges it, and exits 0", "[broker]") {
+    temp_dir d;
+    std::size_t acked = 0;
+    {
+        broker_process b(d / "store");
+        zmq::context_t ctx(1);
+        ingest_client pub(ctx, b.ingest);
+        std::set<std::string> tags;
+        for (int i = 0; i < 40; ++i) {
+            auto ev = readings(250, static_cast<std::size_t>(i) * 250);
+            std::vector<std::string> frames;
+            for (auto& e : ev) frames.push_back(encode(e));
+            pub.send(frames, false, "d" + std::to_string(i));
+            tags.insert("d" + std::to_string(i));
+        }
+        b.proc->signal(SIGTERM);
+        while (auto r = pub.receive(std::chrono::seconds(3))) {
+            tags.erase(r->tag);
+            for (auto& x : r->results) acked += x.what == wire::outcome::stored;
+        }
+        CHECK(b.proc->wait() == 0);
+    }
+    broker_process b(d / "store");
+    zmq::context_t ctx(1);
+    auto stored = replay_all(ctx, b.query);
+    CHECK(stored.size() >= acked);
+}
