@@ -140,6 +140,7 @@ decision illness(json& req, const intake_context& ctx) {
     read_envelope(req, ctx, e, d.errors);
     default_canteen(req, e);
     req["kind"] = "illness";
+    if (!req.contains("description")) req["description"] = "";
     read_body(food_alert::type, req, e, d.errors);
     if (!d.errors.empty()) return d;
     const auto& a = std::get<food_alert>(e.body);
