@@ -1,0 +1,67 @@
+// The escalation engine as the broker's processor (broker/processor.hpp).
+//
+// A thin adapter: it keeps the pure engine's state in memory for speed, loads
+// it from the store's tables at open, and after each apply writes back only
+// what changed, inside the writer's transaction, so that an event and
+// everything it derived or changed commit together. Tables (create them with
+// store_options::processor_tables):
+//   incidents  incident id → incident (engine.hpp, cereal portable binary)
+//   timers     8-byte big-endian due time (µs + 2^63) ‖ timer id → timer:
+//              the earliest deadline is the first key
+//   engine     "w/…" windows, "s/…" sustained conditions, "a/…" last seen
+//              for absence rules, "meta/announced" the rule set last logged
+#pragma once
+
+#include "broker/engine.hpp"
+#include "broker/processor.hpp"
+
+#include <array>
+#include <memory>
+#include <mutex>
+#include <string_view>
+
+namespace pingan {
+
+class engine_processor final : public processor {
+  public:
+    static constexpr std::array<std::string_view, 3> tables{"incidents", "timers", "engine"};
+
+    engine_processor(std::shared_ptr<const rules::ruleset> rs, std::shared_ptr<const registry> reg,
+                     engine_options o = {});
+
+    void open(state_store& s) override;
+    void apply(const event& e, state_store& s, std::vector<event>& derived) override;
+    std::optional<timestamp> next_due() const override;
+    void fire(timestamp now, state_store& s, std::vector<event>& out) override;
+    void reload(state_store& s) override;
+
+    // Replaces the rule set from any thread (a reload on SIGHUP). It takes
+    // effect at the writer's next apply or fire, whose first derived event is
+    // then the ruleset.loaded announcement. The caller parses and checks the
+    // new text first, so a bad file never replaces a good rule set.
+    void set_rules(std::shared_ptr<const rules::ruleset> rs);
+
+    // The rule set in force (writer thread).
+    std::shared_ptr<const rules::ruleset> rules() const { return engine_->rules_ptr(); }
+
+    // The state as last loaded or applied (writer thread; for tests and tools).
+    const engine_state& state() const noexcept { return state_; }
+
+  private:
+    void take_new_rules();
+    void save(state_store& s);
+
+    std::shared_ptr<const registry> registry_;
+    engine_options options_;
+    std::unique_ptr<engine> engine_;
+    engine_state state_;
+    std::mutex pending_mutex_;
+    std::shared_ptr<const rules::ruleset> pending_;
+};
+
+// Reads the state of an engine from its tables: the adapter's loader, also
+// used by `pingan incidents` on a store opened read-only.
+// Throws: pingan::error(store_failure) naming a record that does not decode.
+void load_engine_state(state_store& s, engine_state& out);
+
+} // namespace pingan
