@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 namespace pingan {
 
 std::string bind_resolved(zmq::socket_t& s, const std::string& endpoint) {
@@ -68,9 +70,19 @@ const endpoints& broker::bound() const noexcept { return impl_->ep; }
 
 void broker::start() {
     auto& i = *impl_;
-    i.writer_thread = std::thread([&i] { i.run_writer(); });
-    i.ingest_thread = std::thread([&i] { i.run_ingest(); });
-    i.query_thread = std::thread([&i] { i.run_query(); });
+    // Named, so that top, perf and gdb show which part is busy.
+    i.writer_thread = std::thread([&i] {
+        pthread_setname_np(pthread_self(), "pingan-writer");
+        i.run_writer();
+    });
+    i.ingest_thread = std::thread([&i] {
+        pthread_setname_np(pthread_self(), "pingan-ingest");
+        i.run_ingest();
+    });
+    i.query_thread = std::thread([&i] {
+        pthread_setname_np(pthread_self(), "pingan-query");
+        i.run_query();
+    });
 }
 
 void broker::stop() noexcept { impl_->stopping = true; }

@@ -40,7 +40,7 @@ std::string actor_of(zmq::message_t& m) {
 
 void broker::impl::run_ingest() {
     std::list<request> requests; // stable addresses: the writer holds pointers
-    std::vector<event> batch;
+    std::vector<prepared_event> batch;
     std::vector<owner_tag> owners;
     std::vector<completion> done;
     std::size_t inflight = 0;
@@ -133,7 +133,7 @@ void broker::impl::run_ingest() {
                 res.message = std::move(p.detail);
                 continue;
             }
-            batch.push_back(std::move(e));
+            batch.push_back(prepare(std::move(e)));
             owners.push_back({&r, static_cast<std::uint32_t>(i)});
             ++r.pending;
         }

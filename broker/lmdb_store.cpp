@@ -3,8 +3,8 @@
 // Sub-databases:
 //   events      u64be offset -> 32-byte chain hash + event bytes   (append only)
 //   ids         16-byte event id -> u64be offset                   (deduplication)
-//   by_school   school id -> u64be offset (sorted duplicates)
 //   by_district district code -> u64be offset (sorted duplicates)
+//   schools     school id -> its district code (a school's replay scans its district)
 //   times       u64be received_at µs -> u64be first offset stored at that time
 //   counts      event type -> u64 count
 //   meta        "format" -> "1"; "chain" -> u64be head offset + head hash
@@ -47,7 +47,8 @@ chain_hash chain_next(const chain_hash& prev, std::uint64_t offset, std::string_
 struct store::impl {
     store_options opts;
     lm::env env;
-    MDB_dbi events{}, ids{}, by_school{}, by_district{}, times{}, counts{}, meta{};
+    MDB_dbi events{}, ids{}, by_district{}, schools{}, times{}, counts{}, meta{};
+    std::unordered_map<std::string, std::string> school_district; // mirror of `schools`
     std::unordered_map<std::string, MDB_dbi> tables;
     mutable std::shared_mutex resize;
 
@@ -78,7 +79,7 @@ struct store::impl {
         };
         events = open("events", 0);
         ids = open("ids", 0);
-        by_school = open("by_school", MDB_DUPSORT | MDB_DUPFIXED);
+        schools = open("schools", 0);
         by_district = open("by_district", MDB_DUPSORT | MDB_DUPFIXED);
         times = open("times", 0);
         counts = open("counts", 0);
@@ -89,6 +90,12 @@ struct store::impl {
             } catch (const lm::lmdb_error& x) {
                 if (x.rc() != MDB_NOTFOUND) throw; // read-only and never created: absent
             }
+        }
+        {
+            lm::cursor c(t, schools);
+            std::string_view k, v;
+            for (bool ok = c.get(k, v, MDB_FIRST); ok; ok = c.get(k, v, MDB_NEXT))
+                school_district.emplace(k, v);
         }
         if (auto f = lm::get(t, meta, "format")) {
             if (*f != "1")
@@ -179,16 +186,19 @@ public:
     }
 
     // Returns: the outcome for this id.
-    append_result add(event& e) {
-        auto r = put_new(e);
-        if (r.what == wire::outcome::stored && p_) derive(e);
+    append_result add(prepared_event& p) {
+        auto r = put_new(p);
+        if (r.what == wire::outcome::stored && p_) derive(p.ev);
         return r;
     }
 
     void timers(timestamp now) {
         std::vector<event> fired;
         p_->fire(now, state_, fired);
-        for (auto& e : fired) add(e);
+        for (auto& e : fired) {
+            auto p = prepare(std::move(e));
+            add(p);
+        }
     }
 
     void finish() {
@@ -213,43 +223,43 @@ public:
     void committed() {
         s_.head = head_;
         s_.hash = hash_;
+        s_.school_district.merge(new_schools_);
         if (first_) s_.last_received = received_;
     }
 
 private:
-    void write(const event& e) {
-        std::string value(32, '\0');
-        encode(e, value);
-        std::string_view record(value.data() + 32, value.size() - 32);
+    void write(prepared_event& p) {
+        const auto& e = p.ev;
+        patch_broker_fields(p.value.data() + 32, p.received_pos, e.offset, e.received_at);
+        std::string_view record(p.value.data() + 32, p.value.size() - 32);
         hash_ = chain_next(hash_, e.offset, record);
-        std::memcpy(value.data(), hash_.data(), 32);
+        std::memcpy(p.value.data(), hash_.data(), 32);
         auto key = lm::be64(e.offset);
-        lm::put(t_, s_.events, key, value, MDB_APPEND);
-        if (!e.school.empty()) lm::put(t_, s_.by_school, e.school, key);
+        lm::put(t_, s_.events, key, p.value, MDB_APPEND);
         if (!e.district.empty()) lm::put(t_, s_.by_district, e.district, key);
+        // No per-school index: with a thousand schools it would dirty a page per
+        // school per commit. A school's events are found through its district.
+        if (!e.school.empty() && !s_.school_district.count(e.school) &&
+            !new_schools_.count(e.school)) {
+            lm::put(t_, s_.schools, e.school, e.district);
+            new_schools_.emplace(e.school, e.district);
+        }
         head_ = e.offset;
         if (!first_) first_ = e.offset;
-        ++counts_[std::string(e.type())];
-        auto& r = out_.stored.emplace_back();
-        r.offset = e.offset;
-        r.bytes.assign(record);
-        event_head h;
-        peek(r.bytes, h);
-        r.type = h.type;
-        r.school = h.school;
-        r.district = h.district;
+        ++counts_[e.type()]; // type names are static strings: no copy
+        out_.stored.push_back({e.offset, std::move(p.value)});
     }
 
-    // Stores `e` unless its id is already stored.
-    append_result put_new(event& e) {
+    // Stores `p` unless its id is already stored.
+    append_result put_new(prepared_event& p) {
         std::string_view existing;
         auto off = head_ + 1;
-        auto id = std::string_view(reinterpret_cast<const char*>(e.id.bytes.data()), 16);
+        auto id = std::string_view(reinterpret_cast<const char*>(p.ev.id.bytes.data()), 16);
         if (!lm::put(t_, s_.ids, id, lm::be64(off), MDB_NOOVERWRITE, &existing))
             return {wire::outcome::duplicate, lm::from_be64(existing)};
-        e.offset = off;
-        e.received_at = received_;
-        write(e);
+        p.ev.offset = off;
+        p.ev.received_at = received_;
+        write(p);
         return {wire::outcome::stored, off};
     }
 
@@ -259,8 +269,10 @@ private:
     void derive(const event& cause, int depth = 0) {
         std::vector<event> derived;
         p_->apply(cause, state_, derived);
-        for (auto& d : derived)
-            if (put_new(d).what == wire::outcome::stored && depth < 8) derive(d, depth + 1);
+        for (auto& d : derived) {
+            auto p = prepare(std::move(d));
+            if (put_new(p).what == wire::outcome::stored && depth < 8) derive(p.ev, depth + 1);
+        }
     }
 
     store::impl& s_;
@@ -272,13 +284,15 @@ private:
     std::uint64_t head_ = 0;
     std::uint64_t first_ = 0;
     chain_hash hash_;
-    std::unordered_map<std::string, std::uint64_t> counts_;
+    std::unordered_map<std::string_view, std::uint64_t> counts_;
+    std::unordered_map<std::string, std::string> new_schools_;
 };
 
 // Runs one write transaction; on failure nothing of it remains, the processor
 // re-reads its state, and a full map is grown and the transaction retried.
-template <class F>
-void run_txn(store::impl& s, timestamp now, processor* p, batch_output& out, F&& body) {
+template <class F, class R = void (*)()>
+void run_txn(store::impl& s, timestamp now, processor* p, batch_output& out, F&& body,
+             R&& before_retry = [] {}) {
     for (int attempt = 0;; ++attempt) {
         auto results = out.results.size();
         auto stored = out.stored.size();
@@ -301,6 +315,7 @@ void run_txn(store::impl& s, timestamp now, processor* p, batch_output& out, F&&
             }
             if (x.rc() == MDB_MAP_FULL && attempt < 8) {
                 s.grow();
+                before_retry();
                 continue;
             }
             throw error(errc::store_failure, x.what());
@@ -313,10 +328,39 @@ void run_txn(store::impl& s, timestamp now, processor* p, batch_output& out, F&&
 store::store(const store_options& o) : impl_(std::make_unique<impl>(o)) {}
 store::~store() = default;
 
+prepared_event prepare(event e) {
+    prepared_event p;
+    p.received_pos = received_at_position(e);
+    p.value.reserve(320);
+    p.value.assign(32, '\0');
+    encode(e, p.value);
+    p.ev = std::move(e);
+    return p;
+}
+
+void store::append(std::span<prepared_event> events, timestamp now, processor* p,
+                   batch_output& out) {
+    run_txn(
+        *impl_, now, p, out,
+        [&](appender& a) {
+            for (auto& e : events) out.results.push_back(a.add(e));
+        },
+        [&] {
+            // Stored bytes moved to `out` went with the failed transaction: make them again.
+            for (auto& e : events)
+                if (e.value.size() < 32) e = prepare(std::move(e.ev));
+        });
+}
+
 void store::append(std::span<event> events, timestamp now, processor* p, batch_output& out) {
-    run_txn(*impl_, now, p, out, [&](appender& a) {
-        for (auto& e : events) out.results.push_back(a.add(e));
-    });
+    std::vector<prepared_event> prepared;
+    prepared.reserve(events.size());
+    for (auto& e : events) prepared.push_back(prepare(e));
+    append(prepared, now, p, out);
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        events[i].offset = prepared[i].ev.offset;
+        events[i].received_at = prepared[i].ev.received_at;
+    }
 }
 
 void store::fire_timers(timestamp now, processor& p, batch_output& out) {
@@ -374,10 +418,16 @@ std::uint64_t store::scan(const scan_filter& f, std::size_t max,
     auto& s = *impl_;
     constexpr std::size_t chunk = 4096; // records per read transaction
     auto [from, to] = range(f);
-    const std::string* index_key = !f.school.empty() ? &f.school
-                                   : !f.district.empty() ? &f.district
-                                                         : nullptr;
-    MDB_dbi index = !f.school.empty() ? s.by_school : s.by_district;
+    std::string district = f.district;
+    if (!f.school.empty()) {
+        std::shared_lock lock(s.resize);
+        auto t = s.read_txn();
+        auto d = lm::get(t, s.schools, f.school);
+        if (!d || (!district.empty() && *d != district)) return to + 1; // no such events
+        district = *d;
+    }
+    const std::string* index_key = district.empty() ? nullptr : &district;
+    MDB_dbi index = s.by_district;
     std::size_t sent = 0;
     std::uint64_t next = from;
     bool stop = false;

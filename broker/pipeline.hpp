@@ -33,7 +33,7 @@ class pipeline {
 public:
     explicit pipeline(std::function<void()> notify_ingest) : notify_(std::move(notify_ingest)) {}
 
-    void push(std::vector<event>& events, std::vector<owner_tag>& owners) {
+    void push(std::vector<prepared_event>& events, std::vector<owner_tag>& owners) {
         {
             std::lock_guard lock(m_);
             for (std::size_t i = 0; i < events.size(); ++i) {
@@ -49,7 +49,7 @@ public:
     // Writer: waits until events are queued, close() was called, or `until`.
     // Returns: false once closed and empty.
     template <class Deadline>
-    bool take(std::vector<event>& events, std::vector<owner_tag>& owners, Deadline until) {
+    bool take(std::vector<prepared_event>& events, std::vector<owner_tag>& owners, Deadline until) {
         std::unique_lock lock(m_);
         cv_.wait_until(lock, until, [&] { return !events_.empty() || closed_ || poked_; });
         poked_ = false;
@@ -92,7 +92,7 @@ public:
 private:
     std::mutex m_;
     std::condition_variable cv_;
-    std::vector<event> events_;
+    std::vector<prepared_event> events_;
     std::vector<owner_tag> owners_;
     std::vector<completion> done_;
     bool closed_ = false;

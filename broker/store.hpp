@@ -37,6 +37,15 @@ struct store_options {
 
 using chain_hash = std::array<std::uint8_t, 32>;
 
+// An event ready to store: its binary form is made off the writer thread,
+// and the writer fills in the offset and received_at in place.
+struct prepared_event {
+    event ev;
+    std::string value;            // 32 bytes for the chain hash, then encode(ev)
+    std::size_t received_pos = 0; // where received_at sits in value (after the 32)
+};
+prepared_event prepare(event e);
+
 // What appending one event did.
 struct append_result {
     wire::outcome what = wire::outcome::stored;
@@ -46,8 +55,8 @@ struct append_result {
 // Everything one transaction stored, in offset order, for the live feed.
 struct stored_record {
     std::uint64_t offset;
-    std::string bytes; // the event's binary form
-    std::string_view type, school, district; // views into `bytes`
+    std::string value; // as stored: 32 bytes of chain hash, then the event's binary form
+    std::string_view bytes() const noexcept { return std::string_view(value).substr(32); }
 };
 
 struct batch_output {
@@ -93,6 +102,7 @@ public:
     // again. `p`, if given, sees every stored event and may derive more, which
     // are stored in the same transaction. Returns only after the commit (fsync).
     // Throws: pingan::error(store_failure); then nothing of the batch was stored.
+    void append(std::span<prepared_event> events, timestamp now, processor* p, batch_output& out);
     void append(std::span<event> events, timestamp now, processor* p, batch_output& out);
 
     // Writer only. Asks `p` for the timers due at `now` and stores the timer

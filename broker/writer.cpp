@@ -10,30 +10,55 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace pingan {
 
 void broker::impl::run_writer() {
-    std::vector<event> events;
+    std::vector<prepared_event> events;
     std::vector<owner_tag> owners;
     std::vector<completion> done;
     batch_output out;
 
+    // The feed's active subscriptions, from XPUB's notices (without
+    // XPUB_VERBOSE it reports a prefix's first subscribe and last unsubscribe).
+    // An event nobody subscribed to is not sent at all.
+    std::vector<std::string> active;
+    auto track_subscriptions = [&] {
+        zmq::message_t m;
+        while (feed_sock.recv(m, zmq::recv_flags::dontwait)) {
+            auto v = m.to_string_view();
+            if (v.empty()) continue;
+            std::string prefix(v.substr(1));
+            auto it = std::find(active.begin(), active.end(), prefix);
+            if (v[0] == 1 && it == active.end()) active.push_back(std::move(prefix));
+            if (v[0] == 0 && it != active.end()) active.erase(it);
+        }
+    };
+    auto wanted = [&](const std::string& topic) {
+        for (const auto& p : active)
+            if (topic.starts_with(p)) return true;
+        return false;
+    };
     auto publish = [&](const batch_output& o) {
+        track_subscriptions();
+        if (active.empty()) return;
         for (const auto& r : o.stored) {
-            auto off = wire::u64_le(r.offset);
+            auto bytes = r.bytes();
+            event_head h;
+            if (!peek(bytes, h)) continue;
+            std::string off;
             for (int copy = 0; copy < 2; ++copy) {
-                auto topic = copy == 0 ? wire::type_topic(r.type, r.district, r.school)
-                                       : wire::place_topic(r.district, r.school, r.type);
+                auto topic = copy == 0 ? wire::type_topic(h.type, h.district, h.school)
+                                       : wire::place_topic(h.district, h.school, h.type);
+                if (!wanted(topic)) continue;
+                if (off.empty()) off = wire::u64_le(r.offset);
                 // XPUB drops at its high-water mark rather than block ingest;
                 // subscribers see the gap in offsets and backfill by replay.
                 feed_sock.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
                 feed_sock.send(zmq::buffer(off), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-                feed_sock.send(zmq::buffer(r.bytes), zmq::send_flags::dontwait);
+                feed_sock.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
             }
-        }
-        // Subscription notices are of no use here; keep their queue empty.
-        zmq::message_t m;
-        while (feed_sock.recv(m, zmq::recv_flags::dontwait)) {
         }
     };
 

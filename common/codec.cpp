@@ -3,6 +3,7 @@
 
 #include <cereal/archives/portable_binary.hpp>
 
+#include <bit>
 #include <cstring>
 #include <istream>
 #include <ostream>
@@ -339,6 +340,22 @@ problem decode(std::string_view bytes, event& e) {
     } catch (const std::exception& x) {
         return {errc::undecodable, x.what()};
     }
+}
+
+std::size_t received_at_position(const event& e) noexcept {
+    // flag, format, id, offset, five length-prefixed strings, occurred_at.
+    return 2 + 16 + 8 + (8 + e.type().size()) + (8 + e.school.size()) +
+           (8 + e.district.size()) + (8 + e.source.size()) + (8 + e.actor.size()) + 8;
+}
+
+void patch_broker_fields(char* bytes, std::size_t received_pos, std::uint64_t offset,
+                         timestamp received_at) noexcept {
+    // Portable binary is little-endian, as is every machine this runs on; the
+    // codec tests check the patched bytes against a fresh encode.
+    static_assert(std::endian::native == std::endian::little);
+    auto us = to_us(received_at);
+    std::memcpy(bytes + offset_position, &offset, 8);
+    std::memcpy(bytes + received_pos, &us, 8);
 }
 
 bool peek(std::string_view b, event_head& h) noexcept {

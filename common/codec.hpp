@@ -37,6 +37,14 @@ std::string encode(const event& e);
 // Returns: a problem (undecodable, unsupported_version, unknown_type) or ok.
 problem decode(std::string_view bytes, event& out);
 
+// Where received_at sits in encode(e): the broker fills in the offset (always
+// at byte 18) and received_at in place, without encoding the event again.
+std::size_t received_at_position(const event& e) noexcept;
+inline constexpr std::size_t offset_position = 18;
+// Writes `offset` and `received_at` into binary event bytes at those positions.
+void patch_broker_fields(char* bytes, std::size_t received_pos, std::uint64_t offset,
+                         timestamp received_at) noexcept;
+
 // Reads only the type, school and district of a binary event, for filters.
 // Returns: false if the bytes are not a binary event.
 struct event_head {

@@ -1,0 +1,320 @@
+// pingan-bench: durable publish throughput, ack latency and replay speed of the
+// broker, each beside a raw baseline measured in the same run.
+//
+// The raw baseline is the least a durable ZeroMQ + LMDB service can do: a
+// ROUTER that drains what arrived, puts each frame in LMDB under a counter,
+// commits (fsync) and acks, with no decoding, validation, indexes, hash chain
+// or feed. The broker runs in-process on the same sockets and disk. Machines
+// here are noisy, so the ratios are the result, not the absolute numbers.
+#include "broker/broker.hpp"
+#include "common/client.hpp"
+#include "common/lmdb.hpp"
+
+#include <CLI/CLI.hpp>
+#include <zmq_addon.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <iostream>
+#include <thread>
+
+
+using namespace pingan;
+namespace fs = std::filesystem;
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+struct load_result {
+    double events_per_s = 0;
+    double p50_ms = 0, p99_ms = 0;
+    std::size_t events = 0;
+};
+
+// ~300-byte events from schools of the registry.
+std::vector<std::string> make_events(const registry& reg, std::size_t n) {
+    std::vector<std::string> out;
+    out.reserve(n);
+    auto t0 = *parse_utc("2026-11-29T01:00:00Z");
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto& s = reg.schools()[i % reg.size()];
+        event e;
+        e.id = new_event_id(t0 + micros{static_cast<std::int64_t>(i)});
+        e.school = s.id;
+        e.source = "pingan-canteen/cold-room-sensor-" + std::to_string(i % 16);
+        e.occurred_at = t0 + micros{static_cast<std::int64_t>(i)};
+        e.status = status::actual;
+        e.severity = severity::minor;
+        food_temp_reading r;
+        r.canteen_id = s.id + "-canteen-main-kitchen-building";
+        r.sensor_id = "cold-room-01-probe-" + std::to_string(i % 8);
+        r.zone = food_zone::cold_storage;
+        r.celsius = 3.5 + static_cast<double>(i % 10) / 10.0;
+        e.body = r;
+        out.push_back(encode(e));
+    }
+    return out;
+}
+
+// Publishes `events` one per request with up to `window` requests in flight,
+// timing each from send to ack.
+load_result drive(const std::string& endpoint, const std::vector<std::string>& events,
+                  std::size_t window) {
+    zmq::context_t ctx(1);
+    zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::sndhwm, 0);
+    s.set(zmq::sockopt::rcvhwm, 0);
+    s.connect(endpoint);
+    std::vector<steady::time_point> sent_at(events.size());
+    std::vector<double> lat;
+    lat.reserve(events.size());
+    std::size_t next = 0, acked = 0;
+    auto start = steady::now();
+    std::vector<zmq::message_t> f;
+    while (acked < events.size()) {
+        while (next < events.size() && next - acked < window) {
+            std::uint64_t tag = next;
+            sent_at[next] = steady::now();
+            s.send(zmq::str_buffer("PUB"), zmq::send_flags::sndmore);
+            s.send(zmq::buffer(&tag, sizeof tag), zmq::send_flags::sndmore);
+            s.send(zmq::buffer(events[next]), zmq::send_flags::none);
+            ++next;
+        }
+        f.clear();
+        if (!zmq::recv_multipart(s, std::back_inserter(f))) continue;
+        if (f.size() < 3 || f[1].size() != 8) throw error(errc::bad_command, "bad ack");
+        std::uint64_t tag;
+        std::memcpy(&tag, f[1].data(), 8);
+        auto res = wire::decode_result(f[2].to_string_view());
+        if (!res || res->what == wire::outcome::rejected)
+            throw error(errc::internal, "event refused: " + (res ? res->message : "?"));
+        lat.push_back(std::chrono::duration<double, std::milli>(steady::now() - sent_at[tag]).count());
+        ++acked;
+    }
+    auto secs = std::chrono::duration<double>(steady::now() - start).count();
+    std::sort(lat.begin(), lat.end());
+    load_result r;
+    r.events = events.size();
+    r.events_per_s = static_cast<double>(events.size()) / secs;
+    r.p50_ms = lat[lat.size() / 2];
+    r.p99_ms = lat[std::min(lat.size() - 1, lat.size() * 99 / 100)];
+    return r;
+}
+
+// The raw baseline server: ROUTER, drain, LMDB put per frame, commit, ack.
+class raw_server {
+public:
+    explicit raw_server(const std::string& dir)
+        : env_(dir, 2, std::size_t{8} << 30), sock_(ctx_, zmq::socket_type::router) {
+        lmdb::txn t(env_);
+        dbi_ = lmdb::open_dbi(t, "events", MDB_CREATE);
+        t.commit();
+        sock_.set(zmq::sockopt::linger, 0);
+        sock_.set(zmq::sockopt::sndhwm, 0);
+        sock_.set(zmq::sockopt::rcvhwm, 0);
+        sock_.bind("tcp://127.0.0.1:*");
+        endpoint_ = sock_.get(zmq::sockopt::last_endpoint);
+        thread_ = std::thread([this] { run(); });
+    }
+    ~raw_server() {
+        stop_ = true;
+        thread_.join();
+    }
+    const std::string& endpoint() const { return endpoint_; }
+    lmdb::env& env() { return env_; }
+    MDB_dbi dbi() const { return dbi_; }
+
+private:
+    void run() {
+        std::vector<std::vector<zmq::message_t>> batch;
+        zmq::pollitem_t it{sock_.handle(), 0, ZMQ_POLLIN, 0};
+        while (!stop_) {
+            if (zmq::poll(&it, 1, std::chrono::milliseconds(50)) <= 0) continue;
+            batch.clear();
+            for (int k = 0; k < 20000; ++k) {
+                std::vector<zmq::message_t> f;
+                if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait))
+                    break;
+                batch.push_back(std::move(f));
+            }
+            lmdb::txn t(env_);
+            std::vector<std::uint64_t> first(batch.size());
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+                first[i] = offset_ + 1;
+                for (std::size_t j = 3; j < batch[i].size(); ++j)
+                    lmdb::put(t, dbi_, lmdb::be64(++offset_), batch[i][j].to_string_view(),
+                              MDB_APPEND);
+            }
+            t.commit();
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+                wire::result r;
+                r.offset = first[i];
+                auto frame = wire::encode_result(r);
+                sock_.send(batch[i][0], zmq::send_flags::sndmore);
+                sock_.send(zmq::str_buffer("RES"), zmq::send_flags::sndmore);
+                sock_.send(batch[i][2], zmq::send_flags::sndmore);
+                sock_.send(zmq::buffer(frame), zmq::send_flags::none);
+            }
+        }
+    }
+
+    lmdb::env env_;
+    MDB_dbi dbi_{};
+    zmq::context_t ctx_{1};
+    zmq::socket_t sock_;
+    std::string endpoint_;
+    std::uint64_t offset_ = 0;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+double raw_scan(lmdb::env& env, MDB_dbi dbi, std::size_t& n) {
+    auto start = steady::now();
+    lmdb::txn t(env, MDB_RDONLY);
+    lmdb::cursor c(t, dbi);
+    std::string_view k, v;
+    std::size_t bytes = 0;
+    n = 0;
+    for (bool ok = c.get(k, v, MDB_FIRST); ok; ok = c.get(k, v, MDB_NEXT)) {
+        bytes += v.size();
+        ++n;
+    }
+    auto secs = std::chrono::duration<double>(steady::now() - start).count();
+    if (bytes == 0) throw error(errc::internal, "empty scan");
+    return static_cast<double>(n) / secs;
+}
+
+double broker_replay(const std::string& query, std::size_t expect) {
+    zmq::context_t ctx(1);
+    query_client q(ctx, query);
+    replay_request r;
+    r.credit = 20000;
+    std::size_t n = 0, bytes = 0;
+    auto start = steady::now();
+    q.replay(r, [&](std::uint64_t, std::string_view b) {
+        ++n;
+        bytes += b.size();
+        return true;
+    });
+    auto secs = std::chrono::duration<double>(steady::now() - start).count();
+    if (n != expect) throw error(errc::internal, "replay returned " + std::to_string(n) +
+                                                     " events, expected " + std::to_string(expect));
+    return static_cast<double>(n) / secs;
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw error(errc::io_error, "cannot read " + path);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"pingan-bench: broker throughput, ack latency and replay against a raw "
+                 "ZeroMQ + LMDB baseline measured in the same run"};
+    std::size_t events = 200000, single = 2000, window = 1000;
+    std::string dir = "/tmp", data = PINGAN_DATA_DIR;
+    bool json_out = false, skip_engine = false;
+    app.add_option("--events", events, "events per pipelined run")->capture_default_str();
+    app.add_option("--single", single, "events in the one-in-flight run")->capture_default_str();
+    app.add_option("--window", window, "events in flight")->capture_default_str();
+    app.add_option("--dir", dir, "where the stores go (removed after)")->capture_default_str();
+    app.add_option("--data", data, "registry directory")->capture_default_str();
+    app.add_flag("--json", json_out, "print the figures as one JSON object on the last line");
+    app.add_flag("--skip-engine", skip_engine, "leave out the escalation engine figures");
+    CLI11_PARSE(app, argc, argv);
+
+    try {
+        auto reg = registry::from_csv(read_text(data + "/schools.csv"),
+                                      read_text(data + "/districts.csv"));
+        auto root = fs::path(dir) / ("pingan-bench-" + std::to_string(::getpid()));
+        fs::create_directories(root);
+        auto evs = make_events(reg, events);
+        auto one = make_events(reg, single);
+        std::size_t avg = 0;
+        for (auto& e : evs) avg += e.size();
+        avg /= evs.size();
+        std::printf("pingan-bench: %zu events of ~%zu bytes, %zu in flight; stores in %s\n",
+                    events, avg, window, root.c_str());
+
+        json out = json::object();
+        out["event_bytes"] = avg;
+        out["events"] = events;
+        out["window"] = window;
+
+        load_result raw_many, raw_one, br_many, br_one;
+        double raw_scan_rate = 0, br_replay_rate = 0;
+        {
+            raw_server raw((root / "raw").string());
+            raw_one = drive(raw.endpoint(), one, 1);
+            raw_many = drive(raw.endpoint(), evs, window);
+            std::size_t n;
+            raw_scan_rate = raw_scan(raw.env(), raw.dbi(), n);
+        }
+        {
+            system_clock clk;
+            broker_options o;
+            o.data_dir = (root / "broker").string();
+            o.ingest = o.feed = o.query = "tcp://127.0.0.1:*";
+            o.initial_map_size = std::size_t{8} << 30;
+            broker b(o, clk, reg, nullptr);
+            b.start();
+            br_one = drive(b.bound().ingest, one, 1);
+            br_many = drive(b.bound().ingest, evs, window);
+            br_replay_rate = broker_replay(b.bound().query, one.size() + evs.size());
+            b.stop();
+            b.wait();
+        }
+        fs::remove_all(root);
+
+        auto row = [](const char* name, const load_result& r) {
+            std::printf("  %-34s %10.0f ev/s   ack p50 %7.3f ms   p99 %7.3f ms\n", name,
+                        r.events_per_s, r.p50_ms, r.p99_ms);
+        };
+        std::printf("durable publish (ack after fsync)\n");
+        row("raw baseline, 1 in flight", raw_one);
+        row("broker, 1 in flight", br_one);
+        row("raw baseline, window in flight", raw_many);
+        row("broker, window in flight", br_many);
+        std::printf("replay\n  %-34s %10.0f ev/s\n  %-34s %10.0f ev/s\n",
+                    "raw LMDB cursor scan", raw_scan_rate, "broker replay over ZeroMQ",
+                    br_replay_rate);
+        double thr_ratio = br_many.events_per_s / raw_many.events_per_s;
+        double p99_ratio = br_many.p99_ms / raw_many.p99_ms;
+        double one_ratio = br_one.events_per_s / raw_one.events_per_s;
+        std::printf("ratios (targets: throughput >= 0.6, ack p99 <= 2.0, replay >= 1M ev/s)\n"
+                    "  throughput broker/raw at %zu in flight  %.2f\n"
+                    "  ack p99 broker/raw at %zu in flight     %.2f\n"
+                    "  throughput broker/raw at 1 in flight     %.2f\n",
+                    window, thr_ratio, window, p99_ratio, one_ratio);
+
+        auto fig = [](const load_result& r) {
+            return json{{"events_per_s", r.events_per_s}, {"ack_p50_ms", r.p50_ms},
+                        {"ack_p99_ms", r.p99_ms}};
+        };
+        out["raw"] = {{"window", fig(raw_many)}, {"single", fig(raw_one)},
+                      {"scan_events_per_s", raw_scan_rate}};
+        out["broker"] = {{"window", fig(br_many)}, {"single", fig(br_one)},
+                         {"replay_events_per_s", br_replay_rate}};
+        out["ratios"] = {{"throughput_window", thr_ratio},
+                         {"ack_p99_window", p99_ratio},
+                         {"throughput_single", one_ratio}};
+        out["targets_met"] = {{"throughput", thr_ratio >= 0.6},
+                              {"ack_p99", p99_ratio <= 2.0},
+                              {"replay", br_replay_rate >= 1e6}};
+        if (json_out) std::cout << out.dump() << std::endl;
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "pingan-bench: " << e.what() << "\n";
+        return 2;
+    }
+}
