@@ -272,7 +272,8 @@ class type_fields {
         body b;
         auto p = body_from_json(type_, j, b);
         if (!p) return std::nullopt;
-        return p.detail;
+        // The decoder names the field as "body.x"; in a rule it is just "x".
+        return p.detail.starts_with("body.") ? p.detail.substr(5) : p.detail;
     }
 
   private:
