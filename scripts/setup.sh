@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what Pingan needs on Debian 12 (only packages that are missing),
+# then configures and builds into build/ (or $BUILD_DIR).
+#
+#   scripts/setup.sh                      # RelWithDebInfo build in build/
+#   BUILD_DIR=build-asan CMAKE_ARGS=-DPINGAN_SANITIZE=ON scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+    g++ cmake ninja-build pkg-config git
+    libzmq3-dev cppzmq-dev liblmdb-dev lmdb-utils libcereal-dev libboost-dev
+    libsodium-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev catch2
+    curl python3 python3-zmq
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo=()
+    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    "${sudo[@]}" apt-get update -q
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends \
+        "${missing[@]}"
+fi
+
+BUILD_DIR=${BUILD_DIR:-build}
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+    # shellcheck disable=SC2086
+    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo ${CMAKE_ARGS:-}
+fi
+cmake --build "$BUILD_DIR" -j2 ${BUILD_TARGETS:+--target $BUILD_TARGETS}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Sets up (installs missing Debian packages, configures, builds) and runs every
+# test: first the normal build, then the same tests built with AddressSanitizer
+# and UndefinedBehaviorSanitizer (skip that with SANITIZE=0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+echo "== tests"
+ctest --test-dir build --output-on-failure -j2 --timeout 300
+
+if [ "${SANITIZE:-1}" != 0 ]; then
+    echo "== tests under ASan+UBSan"
+    BUILD_DIR=build-asan CMAKE_ARGS="-DPINGAN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug" \
+        scripts/setup.sh
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        ctest --test-dir build-asan --output-on-failure -j2 --timeout 600
+fi

@@ -1,0 +1,148 @@
+"""A Python client of the Pingan broker, written from docs/protocol.md alone.
+
+Starts a real pingan-broker on ephemeral ports, publishes JSON events with
+PUBJ, checks the acknowledgements (stored, duplicate, refused), follows the
+live feed and replays with credit. Usage: pyzmq_client.py BROKER REGISTRY_DIR
+"""
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import uuid
+
+import zmq
+
+failures = []
+passes = 0
+
+
+def check(cond, what):
+    global passes
+    if cond:
+        passes += 1
+    else:
+        failures.append(what)
+        print("FAILED:", what, file=sys.stderr)
+
+
+def uuid7():
+    import os, time
+    ms = int(time.time() * 1000)
+    b = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
+    b[6] = 0x70 | (b[6] & 0x0F)
+    b[8] = 0x80 | (b[8] & 0x3F)
+    return str(uuid.UUID(bytes=bytes(b)))
+
+
+def hazard(school, hazard_id, area="building"):
+    return {
+        "id": uuid7(), "type": "hazard.reported", "school": school,
+        "occurred_at": "2026-11-29T09:00:00+08:00", "status": "Actual",
+        "severity": "Moderate", "scope": "Restricted",
+        "body": {"hazard_id": hazard_id, "area": area, "grade": "general",
+                 "description": "操场围栏破损", "location": "操场东侧",
+                 "found_by": "safety_officer"},
+    }
+
+
+def main():
+    broker, data = sys.argv[1], sys.argv[2]
+    store = tempfile.mkdtemp(prefix="pingan-py-")
+    proc = subprocess.Popen(
+        [broker, "--data", store, "--ingest", "tcp://127.0.0.1:*",
+         "--feed", "tcp://127.0.0.1:*", "--query", "tcp://127.0.0.1:*",
+         "--registry", data + "/schools.csv", "--districts", data + "/districts.csv",
+         "--log-level", "warn"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"ingest=(\S+) feed=(\S+) query=(\S+)", line)
+        ingest, feed, query = m.group(1), m.group(2), m.group(3)
+        ctx = zmq.Context()
+
+        sub = ctx.socket(zmq.SUB)
+        sub.connect(feed)
+        sub.setsockopt(zmq.SUBSCRIBE, b"s/420502/")
+        import time
+        time.sleep(0.3)
+
+        pub = ctx.socket(zmq.DEALER)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.connect(ingest)
+        events = [hazard("420502K001", "PY-1"), hazard("999999X999", "PY-2"),
+                  hazard("420502K001", "PY-3", area="roof")]
+        pub.send_multipart([b"PUBJ", b"tag-1"] + [json.dumps(e).encode() for e in events])
+        assert pub.poll(10000), "no reply"
+        reply = pub.recv_multipart()
+        check(reply[0] == b"RESJ" and reply[1] == b"tag-1", "reply is RESJ with the tag")
+        results = [json.loads(f) for f in reply[2:]]
+        check(len(results) == 3, "one result per event")
+        check(results[0].get("offset") == 1 and results[0]["duplicate"] is False, "first stored at 1")
+        check(results[0]["id"] == events[0]["id"], "result carries the id")
+        check(results[1]["error"]["code"] == "unknown_school", "unknown school refused")
+        check(results[2]["error"]["code"] == "unknown_enum" and
+              results[2]["error"]["message"].startswith("body.area"), "bad enum names the field")
+
+        pub.send_multipart([b"PUBJ", b"tag-2", json.dumps(events[0]).encode()])
+        assert pub.poll(10000), "no reply"
+        again = json.loads(pub.recv_multipart()[2])
+        check(again["duplicate"] is True and again["offset"] == 1, "resend is a duplicate of 1")
+
+        # Binary result frames for PUB: a garbage frame is refused with code 11.
+        pub.send_multipart([b"PUB", b"tag-3", b"not an event"])
+        assert pub.poll(10000), "no reply"
+        r = pub.recv_multipart()
+        outcome, _, code = struct.unpack_from("<BBH", r[2])
+        check(r[0] == b"RES" and outcome == 2 and code == 11, "binary nack undecodable")
+
+        pub.send_multipart([b"NOPE", b"tag-4"])
+        assert pub.poll(10000), "no reply"
+        r = pub.recv_multipart()
+        check(r[0] == b"ERR" and json.loads(r[2])["code"] == "bad_command", "unknown command ERR")
+
+        # Live feed: the stored event, with its offset.
+        assert sub.poll(5000), "nothing on the feed"
+        topic, off, body = sub.recv_multipart()
+        check(topic.startswith(b"s/420502/420502K001/hazard.reported"), "feed topic")
+        check(struct.unpack("<Q", off)[0] == 1, "feed offset")
+
+        # Replay as JSON with credit 1: one event, then the end once credit comes.
+        for e in range(5):
+            pub.send_multipart([b"PUBJ", b"more", json.dumps(hazard("420502K001", "M%d" % e)).encode()])
+            pub.poll(10000)
+            pub.recv_multipart()
+        q = ctx.socket(zmq.DEALER)
+        q.setsockopt(zmq.LINGER, 0)
+        q.connect(query)
+        q.send_multipart([b"REPLAY", b"r1", json.dumps({"from": 1, "credit": 1, "format": "json",
+                                                        "school": "420502K001"}).encode()])
+        got = []
+        while q.poll(1000):
+            f = q.recv_multipart()
+            if f[0] == b"EVT":
+                got.append(json.loads(f[3]))
+                q.send_multipart([b"CREDIT", b"r1", json.dumps({"credit": 1}).encode()])
+            elif f[0] == b"END":
+                end = json.loads(f[2])
+                break
+        check([g["offset"] for g in got] == [1, 2, 3, 4, 5, 6], "replay in order, all six")
+        check(got[0]["body"]["description"] == "操场围栏破损", "chinese text intact")
+        check(end["count"] == 6, "END counts the events")
+
+        q.send_multipart([b"STATS", b"s1"])
+        assert q.poll(5000)
+        stats = json.loads(q.recv_multipart()[2])
+        check(stats["head"] == 6 and stats["by_type"]["hazard.reported"] == 6, "stats")
+    finally:
+        proc.terminate()
+        rc = proc.wait(timeout=30)
+        check(rc == 0, "broker exits 0 on SIGTERM")
+        shutil.rmtree(store, ignore_errors=True)
+    print("%d passed, %d failed" % (passes, len(failures)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
