@@ -164,3 +164,34 @@ TEST_CASE("the sandbox with the log's timers reproduces the log's pages exactly"
         CHECK(encode(made) == encode(logged));
     }
 }
+
+TEST_CASE("incidents list and show read the engine's incidents from the data directory",
+          "[rules_cli]") {
+    temp_dir d("incidents");
+    fill_store((d.path / "store").string());
+    auto data = " --data " + (d.path / "store").string();
+    auto r = pingan_cli("incidents list --json" + data);
+    REQUIRE(r.code == 0);
+    std::vector<json> rows;
+    std::istringstream in(r.out);
+    for (std::string l; std::getline(in, l);) {
+        json j;
+        REQUIRE_FALSE(parse_json(l, j));
+        rows.push_back(j);
+    }
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0]["kind"] == "food_illness");
+    CHECK(rows[0]["state"] == "acknowledged");
+    CHECK(rows[1]["kind"] == "hazard");
+    CHECK(rows[1]["state"] == "open");
+    auto text = pingan_cli("incidents list --open --kind hazard" + data);
+    CHECK(text.out.find("HZ-1") != std::string::npos);
+    CHECK(text.out.find("西陵第1初级中学") != std::string::npos); // named from the registry
+    auto show = pingan_cli("incidents show HZ-1 --json --school 420502J001" + data);
+    REQUIRE(show.code == 0);
+    json j;
+    REQUIRE_FALSE(parse_json(show.out, j));
+    CHECK(j["subject"] == "HZ-1");
+    CHECK(j["id"] == rows[1]["id"]);
+    CHECK(pingan_cli("incidents show NOPE" + data).code == 1);
+}
