@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The Pingan demo: sets up and builds, then starts the broker, the four school
+# services (hazard, drill, canteen, wellbeing) and the simulator for the
+# Yichang registry, and shows the live alert feed. Ctrl-C stops everything
+# cleanly. Every process binds 127.0.0.1 on ports the system picks, so the
+# demo runs beside anything else.
+#
+#   scripts/demo.sh                 # 150 schools, one simulated day at 300x
+#   SCHOOLS=0 DAYS=3 scripts/demo.sh   # the whole registry, three days
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+SPEED=${SPEED:-300}          # simulated seconds per real second
+DAYS=${DAYS:-1}
+SCHOOLS=${SCHOOLS:-150}      # 0: all 1,265 schools
+SEED=${SEED:-1}
+START=${START:-2026-09-01T00:00:00+08:00}
+RUN=${RUN:-$ROOT/var/demo}
+
+# ---- set up and build ---------------------------------------------------------
+# SKIP_BUILD=1 runs what is already in build/bin.
+TARGETS="pingan-broker pingan pingan-hazard pingan-drill pingan-canteen pingan-wellbeing pingan-sim"
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    if [ -x scripts/setup.sh ]; then
+        BUILD_TARGETS="$TARGETS" scripts/setup.sh
+    else
+        [ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+        # shellcheck disable=SC2086
+        cmake --build build -j2 --target $TARGETS
+    fi
+fi
+BIN=$ROOT/build/bin
+
+# ---- run ----------------------------------------------------------------------
+rm -rf "$RUN"
+mkdir -p "$RUN/logs"
+PIDS=()
+
+stop_all() {
+    trap - INT TERM EXIT
+    echo
+    echo "demo: stopping..."
+    # Reverse order: the simulator first, the broker last, so that the services
+    # can hand over what they hold before the broker goes.
+    for (( i=${#PIDS[@]}-1; i>=0; i-- )); do
+        kill -TERM "${PIDS[$i]}" 2>/dev/null || true
+        wait "${PIDS[$i]}" 2>/dev/null || true
+    done
+    echo "demo: stopped. Logs and data are in $RUN"
+}
+trap stop_all INT TERM EXIT
+
+# Starts a program in the background and waits for its "listening ..." line.
+# Usage: start NAME ARGS...   (sets LISTEN to that line)
+start() {
+    local name=$1; shift
+    "$@" >"$RUN/logs/$name.out" 2>"$RUN/logs/$name.log" &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do
+        if grep -q '^listening ' "$RUN/logs/$name.out" 2>/dev/null; then
+            LISTEN=$(grep -m1 '^listening ' "$RUN/logs/$name.out")
+            echo "demo: $name $LISTEN"
+            return 0
+        fi
+        if ! kill -0 "${PIDS[-1]}" 2>/dev/null; then
+            echo "demo: $name did not start:" >&2
+            cat "$RUN/logs/$name.log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "demo: $name did not start in 10 s; see $RUN/logs/$name.log" >&2
+    exit 1
+}
+field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$LISTEN"; }
+
+# The broker's clock runs as fast as the simulation, so that simulated
+# deadlines fall due in minutes.
+start broker "$BIN/pingan-broker" --config config/broker.yaml --data "$RUN/broker" \
+    --registry data/schools.csv --districts data/districts.csv \
+    --ingest 'tcp://127.0.0.1:*' --feed 'tcp://127.0.0.1:*' --query 'tcp://127.0.0.1:*' \
+    --clock "scaled:$SPEED:$START"
+INGEST=$(field ingest); FEED=$(field feed); QUERY=$(field query)
+
+common=(--broker "$INGEST" --registry data/schools.csv --http 127.0.0.1:0)
+start hazard "$BIN/pingan-hazard" "${common[@]}" --data "$RUN/hazard" --device demo-kiosk
+HAZARD=$(field http)
+start drill "$BIN/pingan-drill" "${common[@]}" --data "$RUN/drill"
+DRILL=$(field http)
+start canteen "$BIN/pingan-canteen" "${common[@]}" --data "$RUN/canteen" \
+    --udp 127.0.0.1:0 --tcp 127.0.0.1:0
+CANTEEN=$(field http); CANTEEN_UDP=$(field udp)
+"$BIN/pingan-wellbeing" --registry data/schools.csv --make-keys "$RUN/wellbeing.keys"
+start wellbeing "$BIN/pingan-wellbeing" "${common[@]}" --data "$RUN/wellbeing" \
+    --keys "$RUN/wellbeing.keys"
+WELLBEING=$(field http)
+
+"$BIN/pingan-sim" --seed "$SEED" --schools "$SCHOOLS" --days "$DAYS" --speed "$SPEED" \
+    --start "$START" --broker "$INGEST" --data "$RUN/sim" \
+    --hazard "$HAZARD" --drill "$DRILL" --canteen "$CANTEEN" --canteen-udp "$CANTEEN_UDP" \
+    --wellbeing "$WELLBEING" >"$RUN/logs/sim.out" 2>"$RUN/logs/sim.log" &
+PIDS+=($!)
+
+cat <<MSG
+demo: simulating $([ "$SCHOOLS" = 0 ] && echo all || echo "$SCHOOLS") schools for $DAYS day(s) at ${SPEED}x (seed $SEED).
+demo: service health: curl http://$HAZARD/health   (also $DRILL, $CANTEEN, $WELLBEING)
+demo: live feed below (sensor readings hidden); Ctrl-C stops everything.
+MSG
+
+# The live feed, without the stream of routine temperature readings.
+"$BIN/pingan" tail --feed "$FEED" --query "$QUERY" --registry data/schools.csv \
+    | grep --line-buffered -v 'food.temp_reading' &
+PIDS+=($!)
+wait "${PIDS[-1]}" || true
