@@ -184,36 +184,69 @@ void broker::impl::run_query() {
     };
 
     // Sends one chunk of a stream. Returns: false when the stream is finished or its client gone.
+    // Sends the events gathered for one EVT message: offset and event frames
+    // after the header. Returns: false if nothing was sent (see `full`).
+    auto send_events = [&](stream& s, std::vector<zmq::message_t>& frames) {
+        full = false;
+        try {
+            if (!query_sock.send(zmq::buffer(s.routing),
+                                 zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+                full = true;
+                return false;
+            }
+            if (s.delimiter) query_sock.send(zmq::message_t(0), zmq::send_flags::sndmore);
+            query_sock.send(zmq::buffer(wire::cmd_event), zmq::send_flags::sndmore);
+            query_sock.send(zmq::buffer(s.tag), zmq::send_flags::sndmore);
+            for (std::size_t i = 0; i < frames.size(); ++i)
+                query_sock.send(frames[i], i + 1 < frames.size() ? zmq::send_flags::sndmore
+                                                                 : zmq::send_flags::none);
+            return true;
+        } catch (const zmq::error_t&) {
+            return false;
+        }
+    };
+
     auto pump = [&](stream& s) {
         // An empty range (to < from) must not reach scan, where to = 0 means the head.
         if (s.filter.from > s.filter.to) return finish(s);
         std::size_t n = std::min<std::uint64_t>(s.credit, opts.replay_chunk);
         if (s.limit) n = std::min<std::uint64_t>(n, s.limit - s.sent);
         bool alive = true;
-        std::uint64_t resume = 0; // the event that did not fit, to send next turn
-        auto next = st.scan(s.filter, n, [&](std::uint64_t off, std::string_view rec) {
-            auto o = wire::u64_le(off);
-            std::string body;
-            if (s.json) {
-                event e;
-                if (auto p = decode(rec, e)) {
-                    body = wire::error_json(p.code, p.detail);
-                } else {
-                    body = to_json_line(e);
-                }
-            }
-            if (!send(s.routing, s.delimiter, wire::cmd_event, s.tag,
-                      {o, s.json ? std::string_view(body) : rec})) {
+        std::uint64_t resume = 0;     // first event of a message that did not fit
+        std::uint64_t batch_first = 0;
+        std::size_t batch_events = 0;
+        std::vector<zmq::message_t> frames;
+        auto flush = [&] {
+            if (!batch_events) return true;
+            if (!send_events(s, frames)) {
                 if (full)
-                    resume = off;
+                    resume = batch_first;
                 else
                     alive = false;
                 return false;
             }
-            ++s.sent;
-            --s.credit;
+            s.sent += batch_events;
+            s.credit -= batch_events;
+            frames.clear();
+            batch_events = 0;
+            return true;
+        };
+        auto next = st.scan(s.filter, n, [&](std::uint64_t off, std::string_view rec) {
+            if (!batch_events) batch_first = off;
+            auto o = wire::u64_le(off);
+            frames.emplace_back(o.data(), o.size());
+            if (s.json) {
+                event e;
+                auto body = decode(rec, e) ? std::string("{}") : to_json_line(e);
+                frames.emplace_back(body.data(), body.size());
+            } else {
+                frames.emplace_back(rec.data(), rec.size());
+            }
+            // Many events per message: ZeroMQ's cost is per message more than per byte.
+            if (++batch_events == wire::max_events_per_message) return flush();
             return true;
         });
+        flush();
         if (!alive) return false;
         s.filter.from = resume ? resume : next;
         if (resume) stalled = true;

@@ -145,18 +145,21 @@ replay_end query_client::replay(const replay_request& r,
             continue;
         if (f.size() < 3 || sv(f[1]) != tag) continue;
         auto cmd = sv(f[0]);
-        if (cmd == wire::cmd_event && f.size() >= 4) {
-            auto off = wire::read_u64_le(sv(f[2]));
-            if (!off) throw error(errc::bad_command, "malformed EVT offset");
-            if (!visit(*off, sv(f[3]))) {
-                send_all(sock_, {wire::cmd_cancel, tag}, {});
-                return {*off + 1, received + 1, 0};
-            }
-            // Grant the next window when half of this one is used.
-            if (++received % (r.credit / 2 ? r.credit / 2 : 1) == 0) {
-                json c = {{"credit", r.credit / 2 ? r.credit / 2 : 1}};
-                auto cb = c.dump();
-                send_all(sock_, {wire::cmd_credit, tag, cb}, {});
+        if (cmd == wire::cmd_event && f.size() >= 4 && f.size() % 2 == 0) {
+            for (std::size_t i = 2; i + 1 < f.size(); i += 2) {
+                auto off = wire::read_u64_le(sv(f[i]));
+                if (!off) throw error(errc::bad_command, "malformed EVT offset");
+                if (!visit(*off, sv(f[i + 1]))) {
+                    send_all(sock_, {wire::cmd_cancel, tag}, {});
+                    return {*off + 1, received + 1, 0};
+                }
+                // Grant the next window when half of this one is used.
+                auto half = r.credit / 2 ? r.credit / 2 : 1;
+                if (++received % half == 0) {
+                    json c = {{"credit", half}};
+                    auto cb = c.dump();
+                    send_all(sock_, {wire::cmd_credit, tag, cb}, {});
+                }
             }
         } else if (cmd == wire::cmd_end) {
             json j;

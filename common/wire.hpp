@@ -16,7 +16,8 @@
 // ("s/420502/") or by school ("s/420502/420502K001/").
 //
 // Query (client DEALER -> broker ROUTER): REPLAY, CREDIT, CANCEL, STATS; see
-// docs/protocol.md. Replayed events arrive as [ "EVT", tag, offset, event ].
+// docs/protocol.md. Replayed events arrive as [ "EVT", tag, offset, event,
+// offset, event, ... ], up to max_events_per_message pairs per message.
 #pragma once
 
 #include "errc.hpp"
@@ -43,6 +44,8 @@ inline constexpr std::string_view cmd_event = "EVT";
 inline constexpr std::string_view cmd_end = "END";
 
 inline constexpr std::size_t max_tag = 64;
+// A replay message carries up to this many (offset, event) frame pairs.
+inline constexpr std::size_t max_events_per_message = 64;
 
 // What happened to one published event.
 enum class outcome : std::uint8_t { stored = 0, duplicate = 1, rejected = 2 };

@@ -122,8 +122,12 @@ def main():
         while q.poll(1000):
             f = q.recv_multipart()
             if f[0] == b"EVT":
-                got.append(json.loads(f[3]))
-                q.send_multipart([b"CREDIT", b"r1", json.dumps({"credit": 1}).encode()])
+                # (offset, event) pairs after the tag
+                for i in range(2, len(f), 2):
+                    check(struct.unpack("<Q", f[i])[0] == json.loads(f[i + 1])["offset"],
+                          "EVT offset frame matches the event")
+                    got.append(json.loads(f[i + 1]))
+                    q.send_multipart([b"CREDIT", b"r1", json.dumps({"credit": 1}).encode()])
             elif f[0] == b"END":
                 end = json.loads(f[2])
                 break
