@@ -224,6 +224,7 @@ int main(int argc, char** argv) {
     std::size_t events = 200000, single = 2000, window = 1000;
     std::string dir = "/tmp", data = PINGAN_DATA_DIR;
     bool json_out = false, skip_engine = false;
+    std::string only; // "raw" or "broker": one side alone, for profiling
     app.add_option("--events", events, "events per pipelined run")->capture_default_str();
     app.add_option("--single", single, "events in the one-in-flight run")->capture_default_str();
     app.add_option("--window", window, "events in flight")->capture_default_str();
@@ -231,6 +232,8 @@ int main(int argc, char** argv) {
     app.add_option("--data", data, "registry directory")->capture_default_str();
     app.add_flag("--json", json_out, "print the figures as one JSON object on the last line");
     app.add_flag("--skip-engine", skip_engine, "leave out the escalation engine figures");
+    app.add_option("--only", only, "run one side alone (raw or broker), for profiling; no ratios")
+        ->check(CLI::IsMember({"raw", "broker"}));
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -253,14 +256,14 @@ int main(int argc, char** argv) {
 
         load_result raw_many, raw_one, br_many, br_one;
         double raw_scan_rate = 0, br_replay_rate = 0;
-        {
+        if (only != "broker") {
             raw_server raw((root / "raw").string());
             raw_one = drive(raw.endpoint(), one, 1);
             raw_many = drive(raw.endpoint(), evs, window);
             std::size_t n;
             raw_scan_rate = raw_scan(raw.env(), raw.dbi(), n);
         }
-        {
+        if (only != "raw") {
             system_clock clk;
             broker_options o;
             o.data_dir = (root / "broker").string();

@@ -19,6 +19,8 @@ void broker::impl::run_writer() {
     std::vector<owner_tag> owners;
     std::vector<completion> done;
     batch_output out;
+    std::uint64_t txns = 0, txn_events = 0;
+    double txn_seconds = 0;
 
     // The feed's active subscriptions, from XPUB's notices (without
     // XPUB_VERBOSE it reports a prefix's first subscribe and last unsubscribe).
@@ -80,7 +82,11 @@ void broker::impl::run_writer() {
             out.stored.clear();
             done.clear();
             try {
+                auto t0 = std::chrono::steady_clock::now();
                 st.append(events, clk.now(), proc, out);
+                txn_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                ++txns;
+                txn_events += events.size();
                 for (std::size_t i = 0; i < owners.size(); ++i)
                     done.push_back({owners[i], out.results[i], errc::ok, {}});
             } catch (const error& x) {
@@ -110,7 +116,9 @@ void broker::impl::run_writer() {
         }
         if (!open) break;
     }
-    spdlog::info("writer stopped at offset {}", st.head());
+    spdlog::info("writer stopped at offset {}: {} transactions, {:.1f} events and {:.3f} ms each",
+                 st.head(), txns, txns ? double(txn_events) / double(txns) : 0.0,
+                 txns ? 1000 * txn_seconds / double(txns) : 0.0);
 }
 
 } // namespace pingan

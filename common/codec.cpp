@@ -263,7 +263,9 @@ template <class Body> problem body_fields_from_json(const json& j, Body& b) {
 
 void encode(const event& e, std::string& out) {
     string_sink sink(out);
-    std::ostream os(&sink);
+    // Constructing a stream costs a locale copy; one per thread, re-pointed, is enough.
+    thread_local std::ostream os(nullptr);
+    os.rdbuf(&sink);
     oarchive ar(os);
     ar(record_format);
     save_id(ar, e.id);
@@ -297,7 +299,8 @@ std::string encode(const event& e) {
 problem decode(std::string_view bytes, event& e) {
     try {
         span_source src(bytes);
-        std::istream is(&src);
+        thread_local std::istream is(nullptr);
+        is.rdbuf(&src); // also clears the stream's state
         cereal::PortableBinaryInputArchive ar(is);
         reader r{src, ar};
         // Portable binary's first byte says little-endian (1); anything else is not ours.
