@@ -23,8 +23,9 @@ store_options store_opts(const broker_options& o) {
 
 } // namespace
 
-broker::impl::impl(const broker_options& o, const clock& c, const registry& r, processor* p)
-    : opts(o), clk(c), reg(r), proc(p), ctx(1), st(store_opts(o)),
+broker::impl::impl(const broker_options& o, const clock& c, const registry& r, processor* p,
+                   manual_clock* m)
+    : opts(o), clk(c), reg(r), proc(p), settable(m), ctx(1), st(store_opts(o)),
       ingest_sock(ctx, zmq::socket_type::router), wake_rx(ctx, zmq::socket_type::pair),
       wake_tx(ctx, zmq::socket_type::pair), feed_sock(ctx, zmq::socket_type::xpub),
       query_sock(ctx, zmq::socket_type::router), pipe([this] {
@@ -58,8 +59,9 @@ broker::impl::impl(const broker_options& o, const clock& c, const registry& r, p
     if (proc) st.open_processor(*proc);
 }
 
-broker::broker(const broker_options& o, const clock& clk, const registry& reg, processor* proc)
-    : impl_(std::make_unique<impl>(o, clk, reg, proc)) {}
+broker::broker(const broker_options& o, const clock& clk, const registry& reg, processor* proc,
+               manual_clock* settable)
+    : impl_(std::make_unique<impl>(o, clk, reg, proc, settable)) {}
 
 broker::~broker() {
     stop();

@@ -42,8 +42,11 @@ struct endpoints {
 class broker {
 public:
     // Opens the store and binds the sockets; `clk`, `reg` and `proc` must
-    // outlive the broker. `proc` may be null (no escalation).
-    broker(const broker_options& o, const clock& clk, const registry& reg, processor* proc);
+    // outlive the broker. `proc` may be null (no escalation). When `settable`
+    // is given (the same object as `clk`), the query socket's CLOCK command
+    // moves it: tests and simulations drive deadlines through it.
+    broker(const broker_options& o, const clock& clk, const registry& reg, processor* proc,
+           manual_clock* settable = nullptr);
     ~broker();
 
     // The bound endpoints, with ephemeral ports resolved.

@@ -19,6 +19,7 @@ struct broker::impl {
     const clock& clk;
     const registry& reg;
     processor* proc;
+    manual_clock* settable;
 
     zmq::context_t ctx;
     store st;
@@ -34,7 +35,8 @@ struct broker::impl {
     std::atomic<bool> ingest_done{false};
     std::thread ingest_thread, writer_thread, query_thread;
 
-    impl(const broker_options& o, const clock& c, const registry& r, processor* p);
+    impl(const broker_options& o, const clock& c, const registry& r, processor* p,
+         manual_clock* m);
 
     void run_ingest();
     void run_writer();

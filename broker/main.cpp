@@ -2,6 +2,8 @@
 // the broker, and runs it until SIGINT or SIGTERM.
 #include "broker/broker.hpp"
 #include "broker/config.hpp"
+#include "broker/engine_processor.hpp"
+#include "broker/rules.hpp"
 #include "common/clock.hpp"
 #include "common/registry.hpp"
 
@@ -11,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -38,7 +41,7 @@ int main(int argc, char** argv) {
     CLI::App app{"pingan-broker: durable event ingest, live feed, replay and escalation"};
     std::string config_path;
     broker_config flags;
-    std::string data, ingest, feed, query, registry_path, districts_path, clock_spec, rules,
+    std::string data, ingest, feed, query, registry_path, districts_path, clock_spec, rules_path,
         log_level;
     app.add_option("-c,--config", config_path, "YAML configuration file (config/broker.yaml)");
     app.add_option("--data", data, "store directory");
@@ -48,7 +51,7 @@ int main(int argc, char** argv) {
     app.add_option("--registry", registry_path, "schools.csv");
     app.add_option("--districts", districts_path, "districts.csv");
     app.add_option("--clock", clock_spec, "system | manual:<time> | scaled:<factor>:<time>");
-    app.add_option("--rules", rules, "escalation rule file");
+    app.add_option("--rules", rules_path, "escalation rule file (YAML, docs/rules.md)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
     CLI11_PARSE(app, argc, argv);
 
@@ -67,7 +70,7 @@ int main(int argc, char** argv) {
     if (!registry_path.empty()) cfg.registry = registry_path;
     if (!districts_path.empty()) cfg.districts = districts_path;
     if (!clock_spec.empty()) cfg.clock = clock_spec;
-    if (!rules.empty()) cfg.rules = rules;
+    if (!rules_path.empty()) cfg.rules = rules_path;
     if (!log_level.empty()) cfg.log_level = log_level;
 
     auto logger = spdlog::stderr_color_mt("pingan-broker");
@@ -76,26 +79,64 @@ int main(int argc, char** argv) {
 
     try {
         auto clk = make_clock(cfg.clock);
-        auto reg = registry::from_csv(read_file(cfg.registry, "registry"),
-                                      read_file(cfg.districts, "districts"));
-        spdlog::info("registry: {} schools in {} districts", reg.size(), reg.districts().size());
-        if (!cfg.rules.empty())
-            spdlog::warn("rules {} given, but this build has no escalation engine", cfg.rules);
+        auto reg = std::make_shared<const registry>(registry::from_csv(
+            read_file(cfg.registry, "registry"), read_file(cfg.districts, "districts")));
+        spdlog::info("registry: {} schools in {} districts", reg->size(), reg->districts().size());
 
-        broker br(b, *clk, reg, nullptr);
+        // A bad rule file stops the start; on SIGHUP it is refused and the rules
+        // in force stay.
+        auto load_rules = [&]() -> std::shared_ptr<const rules::ruleset> {
+            std::ifstream in(cfg.rules, std::ios::binary);
+            if (!in) {
+                spdlog::error("cannot read rules {}", cfg.rules);
+                return nullptr;
+            }
+            std::ostringstream text;
+            text << in.rdbuf();
+            auto parsed = rules::parse(text.str());
+            for (const auto& d : parsed.errors) spdlog::error("{}: {}", cfg.rules, d.text());
+            return parsed.errors.empty() ? parsed.rules : nullptr;
+        };
+        std::unique_ptr<engine_processor> proc;
+        if (!cfg.rules.empty()) {
+            auto rs = load_rules();
+            if (!rs) fatal(cfg.rules + ": the rule file has errors (see above)");
+            proc = std::make_unique<engine_processor>(rs, reg);
+            spdlog::info("rules {}: {} rules", cfg.rules, rs->rules.size());
+        } else {
+            spdlog::warn("no rule file: events are stored but nothing is escalated");
+        }
+
+        broker br(b, *clk, *reg, proc.get(), dynamic_cast<manual_clock*>(clk.get()));
         const auto& ep = br.bound();
         std::cout << "listening ingest=" << ep.ingest << " feed=" << ep.feed
                   << " query=" << ep.query << std::endl;
-        spdlog::info("store {} at offset {}", b.data_dir, 0);
         br.start();
 
-        // Capture SIGINT and SIGTERM to drain and stop cleanly.
         net::io_context ioc;
+        net::signal_set reload(ioc, SIGHUP);
+        std::function<void()> wait_reload = [&] {
+            reload.async_wait([&](const boost::system::error_code& ec, int) {
+                if (ec) return;
+                if (proc) {
+                    if (auto rs = load_rules()) {
+                        proc->set_rules(rs);
+                        spdlog::info("rules {} reloaded: {} rules", cfg.rules, rs->rules.size());
+                    } else {
+                        spdlog::error("rules {} not reloaded; the rules in force stay", cfg.rules);
+                    }
+                }
+                wait_reload();
+            });
+        };
+        wait_reload();
+        // Capture SIGINT and SIGTERM to drain and stop cleanly.
         net::signal_set signals(ioc, SIGINT, SIGTERM);
         signals.async_wait([&](const boost::system::error_code& ec, int sig) {
             if (ec) return;
             spdlog::info("signal {}: draining", sig);
             br.stop();
+            reload.cancel();
         });
         ioc.run();
         br.wait();

@@ -167,6 +167,29 @@ void broker::impl::run_query() {
             if (it != streams.end()) it->second.credit += *n;
         } else if (cmd == wire::cmd_cancel) {
             streams.erase({routing, tag});
+        } else if (cmd == wire::cmd_clock) {
+            // Only a manual clock can be moved, and it never moves backwards.
+            if (!settable)
+                return refuse(routing, delim, tag, errc::forbidden,
+                              "the broker's clock is not manual (start it with --clock manual:<time>)");
+            auto now = settable->now();
+            if (auto t = time_field(params, "set", problem)) {
+                if (*t < now)
+                    return refuse(routing, delim, tag, errc::bad_value, "set: before the clock's time");
+                settable->set(*t);
+            } else if (auto it = params.find("advance"); it != params.end() && it->is_string()) {
+                auto d = parse_duration(it->get<std::string>());
+                if (!d || d->count() < 0)
+                    return refuse(routing, delim, tag, errc::bad_value, "advance: expected a duration such as 10m");
+                settable->advance(*d);
+            } else if (!problem.empty() || params.contains("set") || params.contains("advance")) {
+                return refuse(routing, delim, tag, errc::bad_value,
+                              problem.empty() ? "advance: expected a duration such as 10m" : problem);
+            }
+            pipe.poke(); // the writer re-reads the clock and fires what is due
+            json j = {{"now", format_utc(settable->now())}};
+            auto body = j.dump();
+            send(routing, delim, wire::cmd_clock, tag, {body});
         } else if (cmd == wire::cmd_stats) {
             auto s = st.stats();
             json j = {{"head", s.head},
@@ -179,7 +202,7 @@ void broker::impl::run_query() {
             send(routing, delim, wire::cmd_stats, tag, {body});
         } else {
             refuse(routing, delim, tag, errc::bad_command,
-                   "unknown command \"" + cmd.substr(0, 32) + "\"; expected REPLAY, CREDIT, CANCEL or STATS");
+                   "unknown command \"" + cmd.substr(0, 32) + "\"; expected REPLAY, CREDIT, CANCEL, STATS or CLOCK");
         }
     };
 

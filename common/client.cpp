@@ -172,9 +172,11 @@ replay_end query_client::replay(const replay_request& r,
     }
 }
 
-json query_client::stats(std::chrono::milliseconds timeout) {
-    auto tag = "s" + std::to_string(next_tag_++);
-    send_all(sock_, {wire::cmd_stats, tag}, {});
+json query_client::request(std::string_view cmd, const json& params,
+                           std::chrono::milliseconds timeout) {
+    auto tag = "q" + std::to_string(next_tag_++);
+    auto body = params.dump();
+    send_all(sock_, {cmd, tag, body}, {});
     std::vector<zmq::message_t> f;
     while (wait_readable(sock_, timeout)) {
         f.clear();
@@ -183,10 +185,18 @@ json query_client::stats(std::chrono::milliseconds timeout) {
         if (f.size() < 3 || sv(f[1]) != tag) continue;
         if (sv(f[0]) == wire::cmd_error) throw refused(sv(f[2]));
         json j;
-        if (parse_json(sv(f[2]), j)) throw error(errc::bad_command, "malformed STATS");
+        if (parse_json(sv(f[2]), j)) throw error(errc::bad_command, "malformed reply");
         return j;
     }
-    throw error(errc::io_error, "stats: no answer from the broker");
+    throw error(errc::io_error, std::string(cmd) + ": no answer from the broker");
+}
+
+json query_client::stats(std::chrono::milliseconds timeout) {
+    return request(wire::cmd_stats, json::object(), timeout);
+}
+
+json query_client::clock(const json& params, std::chrono::milliseconds timeout) {
+    return request(wire::cmd_clock, params, timeout);
 }
 
 feed_client::feed_client(zmq::context_t& ctx, const std::string& endpoint)

@@ -88,7 +88,14 @@ public:
     // Returns: the STATS reply (head, events, file_bytes, map_bytes, by_type).
     json stats(std::chrono::milliseconds timeout = 5s);
 
+    // Moves a broker's manual clock: {"advance": "10m"} or {"set": "<time>"}; {}
+    // only reads it. Returns: {"now": "<time>"}.
+    // Throws: pingan::error(forbidden) if the broker's clock is not manual.
+    json clock(const json& params, std::chrono::milliseconds timeout = 5s);
+
 private:
+    json request(std::string_view cmd, const json& params, std::chrono::milliseconds timeout);
+
     zmq::socket_t sock_;
     std::uint64_t next_tag_ = 0;
 };

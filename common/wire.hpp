@@ -40,6 +40,7 @@ inline constexpr std::string_view cmd_replay = "REPLAY";
 inline constexpr std::string_view cmd_credit = "CREDIT";
 inline constexpr std::string_view cmd_cancel = "CANCEL";
 inline constexpr std::string_view cmd_stats = "STATS";
+inline constexpr std::string_view cmd_clock = "CLOCK";
 inline constexpr std::string_view cmd_event = "EVT";
 inline constexpr std::string_view cmd_end = "END";
 

@@ -29,6 +29,7 @@ void add_replay_command(CLI::App& app);
 void add_stats_command(CLI::App& app);
 void add_verify_command(CLI::App& app);
 void add_schema_command(CLI::App& app);
+void add_clock_command(CLI::App& app);
 void add_rules_command(CLI::App& app);
 void add_incidents_command(CLI::App& app);
 

@@ -39,7 +39,12 @@ std::string render_line(const event& e, const registry* reg) {
         if (auto* s = reg->find(e.school)) o << " " << s->name;
     o << "  " << enum_name(e.severity);
     auto body = body_to_json(e.body).dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
-    if (body.size() > 160) body = body.substr(0, 157) + "...";
+    if (body.size() > 160) {
+        // Cut on a character boundary: never half of a Chinese character.
+        std::size_t cut = 157;
+        while (cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xc0) == 0x80) --cut;
+        body = body.substr(0, cut) + "...";
+    }
     o << "  " << body;
     return o.str();
 }
