@@ -6,7 +6,10 @@
 // commits (fsync) and acks, with no decoding, validation, indexes, hash chain
 // or feed. The broker runs in-process on the same sockets and disk. Machines
 // here are noisy, so the ratios are the result, not the absolute numbers.
+#include "bench/engine_bench.hpp"
 #include "broker/broker.hpp"
+#include "broker/engine_processor.hpp"
+#include "broker/rules.hpp"
 #include "common/client.hpp"
 #include "common/lmdb.hpp"
 
@@ -222,16 +225,20 @@ int main(int argc, char** argv) {
     CLI::App app{"pingan-bench: broker throughput, ack latency and replay against a raw "
                  "ZeroMQ + LMDB baseline measured in the same run"};
     std::size_t events = 200000, single = 2000, window = 1000;
-    std::string dir = "/tmp", data = PINGAN_DATA_DIR;
+    int rounds = 3;
+    std::string dir = "/tmp", data = PINGAN_DATA_DIR, rules_file = PINGAN_RULES_FILE;
     bool json_out = false, skip_engine = false;
     std::string only; // "raw" or "broker": one side alone, for profiling
     app.add_option("--events", events, "events per pipelined run")->capture_default_str();
     app.add_option("--single", single, "events in the one-in-flight run")->capture_default_str();
     app.add_option("--window", window, "events in flight")->capture_default_str();
+    app.add_option("--rounds", rounds, "alternating runs of each side; medians are reported")
+        ->capture_default_str();
     app.add_option("--dir", dir, "where the stores go (removed after)")->capture_default_str();
     app.add_option("--data", data, "registry directory")->capture_default_str();
     app.add_flag("--json", json_out, "print the figures as one JSON object on the last line");
     app.add_flag("--skip-engine", skip_engine, "leave out the escalation engine figures");
+    app.add_option("--rules", rules_file, "rule pack for the engine figures")->capture_default_str();
     app.add_option("--only", only, "run one side alone (raw or broker), for profiling; no ratios")
         ->check(CLI::IsMember({"raw", "broker"}));
     CLI11_PARSE(app, argc, argv);
@@ -253,30 +260,81 @@ int main(int argc, char** argv) {
         out["event_bytes"] = avg;
         out["events"] = events;
         out["window"] = window;
+        out["rounds"] = rounds;
 
-        load_result raw_many, raw_one, br_many, br_one;
-        double raw_scan_rate = 0, br_replay_rate = 0;
-        if (only != "broker") {
-            raw_server raw((root / "raw").string());
-            raw_one = drive(raw.endpoint(), one, 1);
-            raw_many = drive(raw.endpoint(), evs, window);
-            std::size_t n;
-            raw_scan_rate = raw_scan(raw.env(), raw.dbi(), n);
+        // Each side runs `rounds` times, alternating, on fresh stores; the
+        // median of each figure is reported, so that one noisy moment on a
+        // shared machine does not decide a ratio.
+        std::vector<load_result> raw_many_r, raw_one_r, br_many_r, br_one_r, rules_r;
+        std::vector<double> raw_scan_r, replay_r;
+        std::string rules_text;
+        std::shared_ptr<const rules::ruleset> ruleset;
+        if (!skip_engine && only != "raw") {
+            rules_text = read_text(rules_file);
+            auto parsed = rules::parse(rules_text);
+            if (!parsed.errors.empty())
+                throw error(errc::bad_config, rules_file + ": " + parsed.errors[0].text());
+            ruleset = parsed.rules;
         }
-        if (only != "raw") {
+        auto shared_reg = std::shared_ptr<const registry>(&reg, [](const registry*) {});
+        auto broker_run = [&](const std::string& name, processor* proc, bool singles) {
             system_clock clk;
             broker_options o;
-            o.data_dir = (root / "broker").string();
+            o.data_dir = (root / name).string();
             o.ingest = o.feed = o.query = "tcp://127.0.0.1:*";
             o.initial_map_size = std::size_t{8} << 30;
-            broker b(o, clk, reg, nullptr);
-            b.start();
-            br_one = drive(b.bound().ingest, one, 1);
-            br_many = drive(b.bound().ingest, evs, window);
-            br_replay_rate = broker_replay(b.bound().query, one.size() + evs.size());
-            b.stop();
-            b.wait();
+            load_result r;
+            {
+                broker b(o, clk, reg, proc);
+                b.start();
+                if (singles) br_one_r.push_back(drive(b.bound().ingest, one, 1));
+                r = drive(b.bound().ingest, evs, window);
+                if (singles)
+                    replay_r.push_back(broker_replay(b.bound().query, one.size() + evs.size()));
+                b.stop();
+                b.wait();
+            }
+            fs::remove_all(root / name);
+            return r;
+        };
+        for (int round = 0; round < rounds; ++round) {
+            auto tag = std::to_string(round);
+            if (only != "broker") {
+                {
+                    raw_server raw((root / ("raw" + tag)).string());
+                    raw_one_r.push_back(drive(raw.endpoint(), one, 1));
+                    raw_many_r.push_back(drive(raw.endpoint(), evs, window));
+                    std::size_t n;
+                    raw_scan_r.push_back(raw_scan(raw.env(), raw.dbi(), n));
+                }
+                fs::remove_all(root / ("raw" + tag));
+            }
+            if (only != "raw") br_many_r.push_back(broker_run("broker" + tag, nullptr, true));
+            if (ruleset) {
+                engine_processor proc(ruleset, shared_reg);
+                rules_r.push_back(broker_run("rules" + tag, &proc, false));
+            }
         }
+        auto mid = [](std::vector<double> x) {
+            if (x.empty()) return 0.0;
+            std::sort(x.begin(), x.end());
+            return x[x.size() / 2];
+        };
+        auto median = [&](const std::vector<load_result>& v) {
+            if (v.empty()) return load_result{};
+            std::vector<double> a, b, c;
+            for (auto& r : v) {
+                a.push_back(r.events_per_s);
+                b.push_back(r.p50_ms);
+                c.push_back(r.p99_ms);
+            }
+            return load_result{mid(a), mid(b), mid(c), v[0].events};
+        };
+        auto raw_many = median(raw_many_r), raw_one = median(raw_one_r);
+        auto br_many = median(br_many_r), br_one = median(br_one_r), br_rules = median(rules_r);
+        double raw_scan_rate = mid(raw_scan_r), br_replay_rate = mid(replay_r);
+        json engine_fig;
+        if (ruleset) engine_fig = bench_engine(reg, rules_text, 20000);
         fs::remove_all(root);
 
         auto row = [](const char* name, const load_result& r) {
@@ -291,6 +349,9 @@ int main(int argc, char** argv) {
         std::printf("replay\n  %-34s %10.0f ev/s\n  %-34s %10.0f ev/s\n",
                     "raw LMDB cursor scan", raw_scan_rate, "broker replay over ZeroMQ",
                     br_replay_rate);
+        if (br_rules.events) {
+            row("broker with the default rules", br_rules);
+        }
         double thr_ratio = br_many.events_per_s / raw_many.events_per_s;
         double p99_ratio = br_many.p99_ms / raw_many.p99_ms;
         double one_ratio = br_one.events_per_s / raw_one.events_per_s;
@@ -311,6 +372,14 @@ int main(int argc, char** argv) {
         out["ratios"] = {{"throughput_window", thr_ratio},
                          {"ack_p99_window", p99_ratio},
                          {"throughput_single", one_ratio}};
+        if (br_rules.events) {
+            double rules_ratio = br_rules.events_per_s / br_many.events_per_s;
+            std::printf("  throughput with rules / without           %.2f  (target >= 0.8)\n",
+                        rules_ratio);
+            out["broker"]["with_rules"] = fig(br_rules);
+            out["ratios"]["throughput_rules"] = rules_ratio;
+            out["engine"] = engine_fig;
+        }
         out["targets_met"] = {{"throughput", thr_ratio >= 0.6},
                               {"ack_p99", p99_ratio <= 2.0},
                               {"replay", br_replay_rate >= 1e6}};
