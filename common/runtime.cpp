@@ -59,6 +59,8 @@ std::vector<CLI::ConfigItem> yaml_config::from_config(std::istream& in) const {
 
 void add_service_options(CLI::App& app, service_config& c) {
     app.config_formatter(std::make_shared<yaml_config>());
+    // A misspelt key in the file must not be silently ignored.
+    app.allow_config_extras(CLI::config_extras_mode::error);
     app.set_config("--config", "", "YAML file of settings (keys are the long flag names)");
     app.add_option("--data", c.data_dir, "folder for the durable outbox")->capture_default_str();
     app.add_option("--broker", c.broker, "the broker's ingest endpoint")->capture_default_str();

@@ -1,0 +1,80 @@
+// Tests of common/runtime.hpp: settings from flags and YAML, logging, stop steps.
+#include "common/runtime.hpp"
+#include "temp_dir.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <catch2/catch.hpp>
+#include <spdlog/sinks/null_sink.h>
+
+#include <fstream>
+
+using namespace pingan;
+
+namespace {
+
+int parse(CLI::App& app, std::vector<std::string> args) {
+    std::vector<char*> argv{const_cast<char*>("test")};
+    for (auto& a : args)
+        argv.push_back(a.data());
+    try {
+        app.parse(static_cast<int>(argv.size()), argv.data());
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        return e.get_exit_code();
+    }
+}
+
+} // namespace
+
+TEST_CASE("a YAML file sets service options and a flag wins over it", "[runtime]") {
+    test::temp_dir dir;
+    {
+        std::ofstream f(dir / "svc.yaml");
+        f << "broker: tcp://10.0.0.1:9000\nhttp: 127.0.0.1:9999\ndevice: kiosk-7\n"
+             "resend-timeout: 2s\nmax-in-flight: 64\n";
+    }
+    service_config c;
+    CLI::App app;
+    add_service_options(app, c);
+    REQUIRE(parse(app, {"--config", dir / "svc.yaml", "--http", "127.0.0.1:0"}) == 0);
+    CHECK(c.broker == "tcp://10.0.0.1:9000");
+    CHECK(c.http == "127.0.0.1:0");
+    CHECK(c.device == "kiosk-7");
+    CHECK(c.resend_timeout == std::chrono::milliseconds(2000));
+    CHECK(c.max_in_flight == 64);
+}
+
+TEST_CASE("an unknown key or bad value in the YAML file is an error", "[runtime]") {
+    test::temp_dir dir;
+    {
+        std::ofstream f(dir / "bad.yaml");
+        f << "brokr: tcp://10.0.0.1:9000\n";
+        std::ofstream g(dir / "bad2.yaml");
+        g << "resend-timeout: soon\n";
+    }
+    service_config c;
+    CLI::App app;
+    add_service_options(app, c);
+    CHECK(parse(app, {"--config", dir / "bad.yaml"}) != 0);
+    service_config c2;
+    CLI::App app2;
+    add_service_options(app2, c2);
+    CHECK(parse(app2, {"--config", dir / "bad2.yaml"}) != 0);
+}
+
+TEST_CASE("stop runs the stop steps in order and ends run", "[runtime]") {
+    service_runtime rt(
+        std::make_shared<spdlog::logger>("t", std::make_shared<spdlog::sinks::null_sink_mt>()));
+    std::vector<int> order;
+    rt.on_stop([&] { order.push_back(1); });
+    rt.on_stop([&] { order.push_back(2); });
+    net::post(rt.io(), [&] { rt.stop(); });
+    CHECK(rt.run() == 0);
+    CHECK(order == std::vector<int>{1, 2});
+}
+
+TEST_CASE("an unknown log level is a configuration error", "[runtime]") {
+    CHECK_THROWS_AS(make_logger("x", "loud"), pingan::error);
+    CHECK(make_logger("x", "warn")->level() == spdlog::level::warn);
+}
