@@ -395,7 +395,9 @@ class rules_parser : parser {
             }
             ++ops;
             c.what = o->second;
-            const auto& v = it->second;
+            // A copy: yaml-cpp's iterator hands out a temporary, and a reference to
+            // its member would dangle.
+            const YAML::Node v = it->second;
             using op = condition::op;
             if (is_field_op(c.what)) {
                 if (auto s = scalar(v, k)) {
