@@ -1,0 +1,743 @@
+// Black-box tests of the escalation engine inside real pingan-broker processes:
+// a scripted school day on a manual clock, the incidents commands, a restart
+// with a deadline pending, replay of the live log, and rule reloads on SIGHUP.
+#include "broker_process.hpp"
+#include "common/client.hpp"
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <thread>
+
+using namespace pingan;
+using namespace pingan::test;
+
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr const char* day_start = "2026-09-01T08:00:00+08:00";
+constexpr const char* primary = "420502P001"; // 西陵第1实验小学: primary, canteen, 3 floors
+constexpr const char* bus_school = "420504K001"; // 榛花街道中心幼儿园: school bus
+
+std::string pingan_bin() {
+    return std::string(PINGAN_BIN_DIR) + "/pingan";
+}
+std::string default_rules() {
+    return source_path("config/rules/yichang-default.yaml");
+}
+
+struct run_result {
+    int code;
+    std::vector<std::string> lines;
+};
+
+// Runs the pingan tool; stdout lines and the exit code.
+run_result run(std::vector<std::string> args) {
+    args.insert(args.begin(), pingan_bin());
+    process p(args);
+    auto lines = p.lines(std::chrono::seconds(30));
+    return {p.wait(), lines};
+}
+
+// Waits up to `limit` for `done`, polling.
+template <class F> bool eventually(F done, milliseconds limit = std::chrono::seconds(5)) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (true) {
+        if (done()) return true;
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(milliseconds(20));
+    }
+}
+
+// A broker with the escalation engine, and clients of its sockets.
+struct live_broker {
+    zmq::context_t ctx{1};
+    broker_process b;
+    ingest_client pub;
+    query_client q;
+
+    live_broker(const std::string& data, std::vector<std::string> flags)
+        : b(data, std::move(flags)), pub(ctx, b.ingest), q(ctx, b.query) {}
+
+    // A broker on `data` with `rules` and a manual clock starting at `start`.
+    static std::vector<std::string> flags(const std::string& start,
+                                          const std::string& rules = default_rules()) {
+        return {"--rules", rules, "--clock", "manual:" + start};
+    }
+
+    timestamp now() { return *parse_utc(q.clock(json::object())["now"].get<std::string>()); }
+
+    // An event of `type` at `where`, happening now by the broker's clock.
+    event make(const std::string& type, const std::string& where, json body,
+               const std::string& status = "Actual") {
+        auto t = now();
+        json j = {{"type", type},
+                  {"school", where},
+                  {"status", status},
+                  {"severity", "Severe"},
+                  {"occurred_at", format_utc(t)},
+                  {"source", "pingan-test/escalation"},
+                  {"body", std::move(body)}};
+        if (type == "psych.alert" || type == "bullying.reported") j["scope"] = "Private";
+        event e;
+        auto p = from_json(j, e);
+        INFO(p.text());
+        REQUIRE_FALSE(p);
+        e.id = new_event_id(t);
+        return e;
+    }
+
+    // Publishes one event. Returns: its offset.
+    std::uint64_t publish(const event& e) {
+        std::vector<event> batch{e};
+        auto r = pub.publish(batch);
+        REQUIRE(r.results.size() == 1);
+        INFO(r.results[0].message);
+        REQUIRE(r.results[0].what == wire::outcome::stored);
+        return r.results[0].offset;
+    }
+    std::uint64_t publish(const std::string& type, const std::string& where, json body,
+                          const std::string& status = "Actual") {
+        return publish(make(type, where, std::move(body), status));
+    }
+
+    std::uint64_t count(const std::string& type) {
+        auto by = q.stats()["by_type"];
+        return by.contains(type) ? by[type].get<std::uint64_t>() : 0;
+    }
+
+    // Moves the manual clock and waits until the timer events it makes are
+    // stored (the timers fire on the writer thread after CLOCK answers).
+    void advance(const std::string& d, std::uint64_t fired_total) {
+        q.clock({{"advance", d}});
+        settle(fired_total);
+    }
+    void set(const std::string& t, std::uint64_t fired_total) {
+        q.clock({{"set", t}});
+        settle(fired_total);
+    }
+    void settle(std::uint64_t fired_total) {
+        REQUIRE(eventually([&] { return count("timer.fired") >= fired_total; }));
+        // Nothing more: the head stays where it is.
+        auto head = q.stats()["head"].get<std::uint64_t>();
+        std::this_thread::sleep_for(milliseconds(100));
+        CHECK(q.stats()["head"].get<std::uint64_t>() == head);
+        CHECK(count("timer.fired") == fired_total);
+    }
+
+    // The whole log as JSON.
+    std::vector<json> log() {
+        std::vector<json> v;
+        replay_request r;
+        r.json = true;
+        q.replay(r, [&](std::uint64_t, std::string_view line) {
+            v.push_back(json::parse(line));
+            return true;
+        });
+        return v;
+    }
+};
+
+bool is_derived(const json& e) {
+    static const std::set<std::string> types{
+        "incident.opened",        "incident.overdue",  "incident.closed", "incident.reopened",
+        "notification.requested", "escalation.raised", "timer.fired",     "ruleset.loaded"};
+    return types.count(e["type"].get<std::string>()) > 0;
+}
+
+std::string roles_of(const json& b) {
+    std::string s;
+    for (const auto& r : b["roles"])
+        s += (s.empty() ? "" : ",") + r.get<std::string>();
+    return s;
+}
+
+// What the engine derived, one line per event, naming each incident by
+// kind/subject (from its incident.opened) so that expectations need no hashes.
+// Also checks that every derived event names an incident that was opened.
+std::vector<std::string> summary(const std::vector<json>& log) {
+    std::map<std::string, std::string> incidents; // id → kind/subject
+    for (const auto& e : log)
+        if (e["type"] == "incident.opened") {
+            const auto& b = e["body"];
+            auto name = b["kind"].get<std::string>() + "/" + b["subject"].get<std::string>();
+            CHECK(incidents.emplace(b["incident_id"].get<std::string>(), name).second);
+        }
+    auto name_of = [&](const std::string& id) {
+        auto it = incidents.find(id);
+        INFO("incident " << id);
+        CHECK(it != incidents.end());
+        return it == incidents.end() ? "?" + id : it->second;
+    };
+    std::vector<std::string> out;
+    for (const auto& e : log) {
+        if (!is_derived(e)) continue;
+        auto type = e["type"].get<std::string>();
+        const auto& b = e["body"];
+        auto status = " " + e["status"].get<std::string>();
+        std::string s;
+        if (type == "ruleset.loaded") {
+            s = "ruleset " + b["name"].get<std::string>();
+        } else if (type == "timer.fired") {
+            // timer id: incident/rule/step/repeat/generation
+            auto id = b["timer_id"].get<std::string>();
+            auto slash = id.find('/');
+            auto rule = id.substr(slash + 1, id.find('/', slash + 1) - slash - 1);
+            s = "timer " + rule + " " + name_of(id.substr(0, slash)) +
+                (b["late"].get<bool>() ? " late" : "");
+        } else if (type == "incident.opened") {
+            s = "opened " + b["rule_id"].get<std::string>() + " " +
+                name_of(b["incident_id"].get<std::string>()) + status;
+        } else if (type == "notification.requested") {
+            s = "page " + b["rule_id"].get<std::string>() + " " +
+                name_of(b["incident_id"].get<std::string>()) + " " + b["tier"].get<std::string>() +
+                " " + roles_of(b) + status + (b["exercise"].get<bool>() ? " exercise" : "");
+        } else if (type == "incident.overdue") {
+            s = "overdue " + b["rule_id"].get<std::string>() + " " +
+                name_of(b["incident_id"].get<std::string>()) + " " + b["tier"].get<std::string>() +
+                " step" + std::to_string(b["step"].get<int>()) + " " +
+                b["waited_for"].get<std::string>() + status +
+                (b["late"].get<bool>() ? " late" : "");
+        } else if (type == "escalation.raised") {
+            s = "escalation " + b["rule_id"].get<std::string>() + " " +
+                name_of(b["incident_id"].get<std::string>()) + " " + b["tier"].get<std::string>() +
+                " " + roles_of(b) + status + (b["late"].get<bool>() ? " late" : "");
+        } else {
+            s = type.substr(9) + " " + b["rule_id"].get<std::string>() + " " +
+                name_of(b["incident_id"].get<std::string>()) + status;
+        }
+        out.push_back(s);
+    }
+    return out;
+}
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+// The events of `type` in the log whose body has `key` == `value`.
+std::vector<json> having(const std::vector<json>& log, const std::string& type,
+                         const std::string& key = {}, const json& value = {}) {
+    std::vector<json> v;
+    for (const auto& e : log)
+        if (e["type"] == type && (key.empty() || e["body"][key] == value)) v.push_back(e);
+    return v;
+}
+
+json hazard(const std::string& id, const std::string& grade, const std::string& area) {
+    return {{"hazard_id", id},           {"area", area},         {"grade", grade},
+            {"description", "护栏松动"}, {"location", "教学楼"}, {"found_by", "safety_officer"}};
+}
+
+json psych(const std::string& alert) {
+    return {{"alert_id", alert},
+            {"student_ref", "STU-" + alert},
+            {"risk_level", "red"},
+            {"source", "teacher"},
+            {"reported_by_role", "head_teacher"}};
+}
+
+json ack(const std::string& ref) {
+    return {{"incident_id", ref}, {"note", "已到场处置"}};
+}
+
+json illness(int cases) {
+    return {{"canteen_id", "C1"},
+            {"kind", "illness"},
+            {"meal_id", "M1"},
+            {"cases", cases},
+            {"samples_sealed", true},
+            {"service_stopped", true},
+            {"description", "午餐后腹痛"}};
+}
+
+// The hash `pingan rules check` reports for a rule file.
+std::string hash_of(const std::string& file) {
+    auto r = run({"rules", "check", file});
+    REQUIRE(r.code == 0);
+    REQUIRE(r.lines.size() == 1);
+    std::smatch m;
+    REQUIRE(std::regex_search(r.lines[0], m, std::regex("hash ([0-9a-f]{32})")));
+    return m[1];
+}
+
+// The scripted school day of the first test; used again by the replay test.
+void school_day(live_broker& lb) {
+    // 08:00 a general hazard due at 17:00, major hazards with and without interim control.
+    auto general = hazard("H-G1", "general", "building");
+    general["deadline"] = "2026-09-01T17:00:00+08:00";
+    lb.publish("hazard.reported", primary, general);
+    auto controlled = hazard("H-M1", "major", "fire");
+    controlled["interim_control"] = "已封闭疏散通道并设专人值守";
+    lb.publish("hazard.reported", primary, controlled);
+    lb.publish("hazard.reported", primary, hazard("H-M2", "major", "fire"));
+
+    // 08:30 two red psych alerts; A1 is acknowledged after 5 minutes, A2 never.
+    lb.advance("30m", 0);
+    lb.publish("psych.alert", primary, psych("A1"));
+    lb.publish("psych.alert", primary, psych("A2"));
+    lb.advance("5m", 0);
+    lb.publish("incident.acknowledged", primary, ack("A1"));
+    lb.advance("5m", 1);                    // 08:40: A2 unacknowledged for 10 min
+    lb.advance("5m", 2);                    // 08:45: A2 unacknowledged for 15 min
+    lb.set("2026-09-01T12:00:00+08:00", 3); // H-M2 without interim control for 4 h
+
+    // 12:00 two ill after lunch; 12:30 five. Nobody acknowledges by 14:00.
+    lb.publish("food.alert", primary, illness(2));
+    lb.advance("30m", 3);
+    lb.publish("food.alert", primary, illness(5));
+    lb.set("2026-09-01T14:00:00+08:00", 5); // both 2 h deadlines fire together
+
+    // 15:00 a slow drill (240 s, target 180 s); 15:30 a bus with one child missing.
+    lb.set("2026-09-01T15:00:00+08:00", 5);
+    lb.publish("drill.recorded", primary,
+               {{"drill_id", "D1"},
+                {"drill_type", "fire"},
+                {"mode", "live"},
+                {"started_at", "2026-09-01T14:50:00+08:00"},
+                {"all_clear_at", "2026-09-01T14:54:00+08:00"},
+                {"evacuation_seconds", 240},
+                {"participants", 1783},
+                {"headcount_expected", 1783},
+                {"headcount_reported", 1783}});
+    lb.advance("30m", 5);
+    lb.publish("bus.trip", bus_school,
+               {{"bus_id", "BUS-1"}, {"trip_id", "T1"}, {"boarded", 30}, {"alighted", 29}});
+
+    // 16:00 an exercise red alert; a real acknowledgement must not silence it.
+    lb.advance("30m", 5);
+    lb.publish("psych.alert", primary, psych("X1"), "Exercise");
+    lb.publish("incident.acknowledged", primary, ack("X1"));
+    lb.advance("10m", 6);
+    lb.advance("5m", 7);
+    lb.set("2026-09-01T17:00:00+08:00", 8); // H-G1 not rectified by its deadline
+    lb.advance("1h", 8);
+}
+
+const std::vector<std::string> school_day_expected{
+    "ruleset yichang-campus-safety-default",
+    // 08:00
+    "opened hazard.general hazard/H-G1 System",
+    "page hazard.general hazard/H-G1 school safety_officer System",
+    "opened hazard.major hazard/H-M1 System",
+    "page hazard.major hazard/H-M1 school principal,safety_vp System",
+    "page hazard.major hazard/H-M1 district county_bureau System",
+    "page hazard.major hazard/H-M1 regulator safety_regulator System",
+    "opened hazard.major hazard/H-M2 System",
+    "page hazard.major hazard/H-M2 school principal,safety_vp System",
+    "page hazard.major hazard/H-M2 district county_bureau System",
+    "page hazard.major hazard/H-M2 regulator safety_regulator System",
+    "opened hazard.major.no_interim hazard_interim/H-M2 System",
+    "page hazard.major.no_interim hazard_interim/H-M2 school principal System",
+    // 08:30
+    "opened psych.red psych/A1 System",
+    "page psych.red psych/A1 school psych_teacher,head_teacher,principal,safety_vp System",
+    "page psych.red psych/A1 school guardian System",
+    "opened psych.red psych/A2 System",
+    "page psych.red psych/A2 school psych_teacher,head_teacher,principal,safety_vp System",
+    "page psych.red psych/A2 school guardian System",
+    // 08:40 and 08:45: only A2
+    "timer psych.red psych/A2",
+    "overdue psych.red psych/A2 school step2 acknowledged System",
+    "escalation psych.red psych/A2 school principal System",
+    "page psych.red psych/A2 school principal System",
+    "timer psych.red psych/A2",
+    "overdue psych.red psych/A2 district step3 acknowledged System",
+    "escalation psych.red psych/A2 district county_centre System",
+    "page psych.red psych/A2 district county_centre System",
+    // 12:00
+    "timer hazard.major.no_interim hazard_interim/H-M2",
+    "overdue hazard.major.no_interim hazard_interim/H-M2 district step1 closed System",
+    "escalation hazard.major.no_interim hazard_interim/H-M2 district county_bureau System",
+    "page hazard.major.no_interim hazard_interim/H-M2 district county_bureau System",
+    "opened food.illness food_illness/C1/M1 System",
+    "page food.illness food_illness/C1/M1 school canteen_manager,principal,school_doctor System",
+    // 12:30: the fifth case joins the incident and goes to the city at once
+    "page food.illness.major food_illness/C1/M1 district county_bureau System",
+    "page food.illness.major food_illness/C1/M1 city city_bureau System",
+    "page food.illness.major food_illness/C1/M1 regulator market_reg,cdc System",
+    // 14:00
+    "timer food.illness food_illness/C1/M1",
+    "timer food.illness food_illness/C1/M1",
+    "overdue food.illness food_illness/C1/M1 district step1 acknowledged System",
+    "escalation food.illness food_illness/C1/M1 district county_bureau System",
+    "page food.illness food_illness/C1/M1 district county_bureau System",
+    "overdue food.illness food_illness/C1/M1 regulator step2 acknowledged System",
+    "escalation food.illness food_illness/C1/M1 regulator market_reg,cdc System",
+    "page food.illness food_illness/C1/M1 regulator market_reg,cdc System",
+    // 15:00, 15:30
+    "opened drill.too_slow drill_slow/D1 System",
+    "page drill.too_slow drill_slow/D1 school safety_officer,principal System",
+    "opened bus.headcount bus_headcount/T1 System",
+    "page bus.headcount bus_headcount/T1 school bus_attendant,principal,guardian System",
+    // 16:00 the exercise, 16:10 and 16:15 its deadlines
+    "opened psych.red psych/X1 Exercise",
+    "page psych.red psych/X1 school psych_teacher,head_teacher,principal,safety_vp Exercise "
+    "exercise",
+    "page psych.red psych/X1 school guardian Exercise exercise",
+    "timer psych.red psych/X1",
+    "overdue psych.red psych/X1 school step2 acknowledged Exercise",
+    "escalation psych.red psych/X1 school principal Exercise",
+    "page psych.red psych/X1 school principal Exercise exercise",
+    "timer psych.red psych/X1",
+    "overdue psych.red psych/X1 district step3 acknowledged Exercise",
+    "escalation psych.red psych/X1 district county_centre Exercise",
+    "page psych.red psych/X1 district county_centre Exercise exercise",
+    // 17:00
+    "timer hazard.general hazard/H-G1",
+    "overdue hazard.general hazard/H-G1 school step1 rectified System",
+    "escalation hazard.general hazard/H-G1 school safety_officer System",
+    "page hazard.general hazard/H-G1 school safety_officer System",
+};
+
+} // namespace
+
+TEST_CASE("a scripted school day on a live broker raises exactly the escalations the rules "
+          "promise",
+          "[escalation]") {
+    temp_dir d;
+    live_broker lb(d / "store", live_broker::flags(day_start));
+    school_day(lb);
+    auto log = lb.log();
+    CHECK(sorted(summary(log)) == sorted(school_day_expected));
+
+    // Every derived event names the rule set that was loaded, by its file's hash.
+    auto loaded = having(log, "ruleset.loaded");
+    REQUIRE(loaded.size() == 1);
+    auto hash = loaded[0]["body"]["hash"].get<std::string>();
+    CHECK(hash == hash_of(default_rules()));
+    CHECK(loaded[0]["body"]["rule_count"] == 37);
+    for (const auto& e : log)
+        if (is_derived(e) && e["body"].contains("ruleset_hash"))
+            CHECK(e["body"]["ruleset_hash"] == hash);
+
+    // Deadlines fired at their time, by the clock, not late.
+    for (const auto& e : having(log, "escalation.raised")) {
+        CHECK(e["received_at"] == e["body"]["deadline"]);
+        CHECK(e["body"]["late"] == false);
+    }
+    auto a2 = having(log, "escalation.raised", "tier", "district");
+    REQUIRE_FALSE(a2.empty());
+    CHECK(a2[0]["received_at"] == "2026-09-01T00:45:00.000000Z");
+
+    // The exercise: every effect is Exercise and every page says so.
+    std::string x1;
+    for (const auto& e : having(log, "incident.opened", "subject", "X1"))
+        x1 = e["body"]["incident_id"];
+    REQUIRE_FALSE(x1.empty());
+    int exercise_effects = 0;
+    for (const auto& e : log)
+        if (is_derived(e) && e["body"].value("incident_id", "") == x1) {
+            CHECK(e["status"] == "Exercise");
+            ++exercise_effects;
+            if (e["type"] == "notification.requested") {
+                CHECK(e["body"]["text"].get<std::string>().rfind("【演练 EXERCISE】", 0) == 0);
+                CHECK(e["body"]["exercise"] == true);
+            }
+        }
+    CHECK(exercise_effects == 9);
+
+    // Minors' data stays at school level: the county centre's page names no student.
+    for (const auto& e : having(log, "notification.requested", "tier", "district")) {
+        auto text = e["body"]["text"].get<std::string>();
+        CHECK(text.find("STU-") == std::string::npos);
+        if (text.find("心理") != std::string::npos) CHECK(e["scope"] == "Private");
+    }
+
+    // Every derived event follows its cause and references it.
+    std::map<std::string, std::uint64_t> offset_of;
+    for (const auto& e : log)
+        offset_of[e["id"].get<std::string>()] = e["offset"];
+    for (const auto& e : log)
+        if (is_derived(e) && e["type"] != "timer.fired") {
+            REQUIRE(e["references"].size() == 1);
+            auto cause = e["references"][0].get<std::string>();
+            REQUIRE(offset_of.count(cause));
+            CHECK(offset_of[cause] < e["offset"].get<std::uint64_t>());
+        }
+}
+
+TEST_CASE("an acknowledgement one second before a deadline stops it, one second after does not",
+          "[escalation]") {
+    temp_dir d;
+    live_broker lb(d / "store", live_broker::flags(day_start));
+    lb.publish("psych.alert", primary, psych("EARLY"));
+    lb.publish("psych.alert", primary, psych("LATE"));
+    lb.advance("9m59s", 0);
+    lb.publish("incident.acknowledged", primary, ack("EARLY"));
+    lb.advance("1s", 1); // 10 min: LATE's first deadline
+    lb.advance("1s", 1);
+    lb.publish("incident.acknowledged", primary, ack("LATE"));
+    lb.advance("1h", 1); // the 15 min deadline of either never comes
+    auto s = summary(lb.log());
+    CHECK(std::count_if(s.begin(), s.end(), [](const std::string& l) {
+              return l.find("EARLY") != std::string::npos &&
+                     (l.starts_with("overdue") || l.starts_with("escalation"));
+          }) == 0);
+    CHECK(std::count(s.begin(), s.end(),
+                     "escalation psych.red psych/LATE school principal System") == 1);
+    CHECK(std::count_if(s.begin(), s.end(), [](const std::string& l) {
+              return l.starts_with("escalation") && l.find(" district ") != std::string::npos;
+          }) == 0);
+}
+
+TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on a live broker",
+          "[escalation]") {
+    temp_dir d;
+    // The system clock: the CLI stamps acknowledgements with the time of day.
+    broker_process b(d / "store", {"--rules", default_rules()});
+    auto data = d / "store";
+    auto publish = [&](const json& j) {
+        auto r = run({"publish", "--ingest", b.ingest, j.dump()});
+        REQUIRE(r.code == 0);
+    };
+    auto incident = [&](const std::string& ref) {
+        auto r = run({"incidents", "show", ref, "--school", primary, "--json", "--data", data});
+        REQUIRE(r.code == 0);
+        REQUIRE(r.lines.size() == 1);
+        return json::parse(r.lines[0]);
+    };
+    auto act = [&](std::vector<std::string> args) {
+        args.insert(args.end(), {"--data", data, "--ingest", b.ingest});
+        auto r = run(args);
+        REQUIRE(r.code == 0);
+        REQUIRE(r.lines.size() == 1);
+        auto j = json::parse(r.lines[0]);
+        CHECK(j["duplicate"] == false);
+        CHECK(j["offset"].get<std::uint64_t>() > 0);
+        return j;
+    };
+    json h = {{"type", "hazard.reported"},
+              {"school", primary},
+              {"status", "Actual"},
+              {"body", hazard("H-CLI", "general", "building")}};
+    publish(h);
+    json trip = {
+        {"type", "bus.trip"},
+        {"school", primary},
+        {"status", "Actual"},
+        {"body", {{"bus_id", "BUS-9"}, {"trip_id", "T9"}, {"boarded", 12}, {"alighted", 11}}}};
+    publish(trip);
+
+    auto list = run({"incidents", "list", "--json", "--data", data});
+    REQUIRE(list.code == 0);
+    REQUIRE(list.lines.size() == 2);
+    auto first = json::parse(list.lines[0]), second = json::parse(list.lines[1]);
+    CHECK(first["kind"] == "hazard");
+    CHECK(first["subject"] == "H-CLI");
+    CHECK(first["state"] == "open");
+    CHECK(second["kind"] == "bus_headcount");
+    CHECK(second["school"] == primary);
+    auto open = run({"incidents", "list", "--open", "--kind", "bus_headcount", "--data", data});
+    REQUIRE(open.lines.size() == 1);
+    CHECK(open.lines[0].find(second["id"].get<std::string>()) != std::string::npos);
+    CHECK(open.lines[0].find("西陵第1实验小学") != std::string::npos);
+
+    // The bus incident: acknowledged, then resolved and closed.
+    auto trip_id = second["id"].get<std::string>();
+    act({"incidents", "ack", trip_id, "--note", "已清点车厢"});
+    auto acked = incident(trip_id);
+    CHECK(acked["state"] == "acknowledged");
+    CHECK(acked["acknowledged_by"] == json::array({"anonymous"}));
+    act({"incidents", "resolve", trip_id, "--resolution", "学生已由家长接走"});
+    CHECK(incident(trip_id)["state"] == "closed");
+    auto missing = run({"incidents", "show", "INC-0000000000000000", "--data", data});
+    CHECK(missing.code == 1);
+
+    // The hazard: resolve does not close it; the fixer's own check does not count.
+    act({"incidents", "resolve", "H-CLI", "--school", primary, "--resolution", "已处理"});
+    CHECK(incident("H-CLI")["state"] == "open");
+    publish(
+        {{"type", "hazard.rectified"},
+         {"school", primary},
+         {"status", "Actual"},
+         {"body", {{"hazard_id", "H-CLI"}, {"rectified_by", "wang"}, {"description", "已加固"}}}});
+    CHECK(incident("H-CLI")["state"] == "rectified");
+    CHECK(incident("H-CLI")["rectified_by"] == "wang");
+    act({"incidents", "verify", "H-CLI", "--school", primary, "--verifier", "wang", "--evidence",
+         "自查"});
+    CHECK(incident("H-CLI")["state"] == "rectified");
+    act({"incidents", "verify", "H-CLI", "--school", primary, "--verifier", "li", "--evidence",
+         "复查合格"});
+    auto closed = incident("H-CLI");
+    CHECK(closed["state"] == "closed");
+    CHECK(closed["milestones"] == json::array({"closed", "rectified", "verified"}));
+    CHECK(run({"incidents", "list", "--open", "--json", "--data", data}).lines.empty());
+
+    // The log says the same: one refusal page to the school, then two closings.
+    zmq::context_t ctx(1);
+    query_client q(ctx, b.query);
+    std::vector<json> log;
+    replay_request r;
+    r.json = true;
+    q.replay(r, [&](std::uint64_t, std::string_view l) {
+        log.push_back(json::parse(l));
+        return true;
+    });
+    auto hazard_id = first["id"].get<std::string>();
+    auto refusals = having(log, "notification.requested", "incident_id", hazard_id);
+    REQUIRE(refusals.size() == 2); // the report's page, and the refused verification
+    CHECK(refusals[1]["body"]["text"].get<std::string>().find("wang") != std::string::npos);
+    CHECK(refusals[1]["body"]["roles"] == json::array({"safety_officer"}));
+    auto closings = having(log, "incident.closed");
+    REQUIRE(closings.size() == 2);
+    CHECK(closings[0]["body"]["incident_id"] == trip_id);
+    CHECK(closings[0]["body"]["rule_id"] == "bus.headcount");
+    CHECK(closings[1]["body"]["incident_id"] == hazard_id);
+    CHECK(closings[1]["body"]["reason"] == "verified by li");
+}
+
+TEST_CASE("a deadline pending when the broker is killed fires exactly once, and late if it "
+          "passed while the broker was down",
+          "[escalation]") {
+    temp_dir d;
+    auto store = d / "store";
+    {
+        live_broker lb(store, live_broker::flags(day_start));
+        lb.publish("psych.alert", primary, psych("R1"));
+        lb.b.proc->signal(SIGKILL);
+        CHECK(lb.b.proc->wait() == 128 + SIGKILL);
+    }
+    {
+        // The same start time: the 10 min deadline fires when the clock reaches it.
+        live_broker lb(store, live_broker::flags(day_start));
+        lb.advance("9m", 0);
+        lb.advance("1m", 1);
+        lb.advance("2m", 1);
+        lb.b.proc->signal(SIGKILL); // with the 15 min deadline still pending
+        CHECK(lb.b.proc->wait() == 128 + SIGKILL);
+    }
+    live_broker lb(store, live_broker::flags("2026-09-01T09:00:00+08:00"));
+    // The 15 min deadline passed while the broker was down: it fires at once.
+    REQUIRE(eventually([&] { return lb.count("timer.fired") >= 2; }));
+    lb.settle(2);
+    lb.advance("1h", 2);
+    auto log = lb.log();
+    CHECK(
+        sorted(summary(log)) ==
+        sorted({"ruleset yichang-campus-safety-default", "opened psych.red psych/R1 System",
+                "page psych.red psych/R1 school psych_teacher,head_teacher,principal,safety_vp "
+                "System",
+                "page psych.red psych/R1 school guardian System", "timer psych.red psych/R1",
+                "overdue psych.red psych/R1 school step2 acknowledged System",
+                "escalation psych.red psych/R1 school principal System",
+                "page psych.red psych/R1 school principal System", "timer psych.red psych/R1 late",
+                "overdue psych.red psych/R1 district step3 acknowledged System late",
+                "escalation psych.red psych/R1 district county_centre System late",
+                "page psych.red psych/R1 district county_centre System"}));
+    auto late = having(log, "escalation.raised", "late", true);
+    REQUIRE(late.size() == 1);
+    CHECK(late[0]["body"]["deadline"] == "2026-09-01T00:15:00.000000Z");
+    CHECK(late[0]["received_at"] == "2026-09-01T01:00:00.000000Z");
+}
+
+TEST_CASE("replaying the live log of the school day with the same rules reproduces it exactly",
+          "[escalation]") {
+    temp_dir d;
+    live_broker lb(d / "store", live_broker::flags(day_start));
+    school_day(lb);
+    auto log = lb.log();
+
+    auto diff =
+        run({"rules", "replay", "--rules", default_rules(), "--diff", "--query", lb.b.query});
+    CHECK(diff.code == 0);
+    CHECK(diff.lines == std::vector<std::string>{"pages added by these rules: 0",
+                                                 "pages in the log these rules would not make: 0",
+                                                 "first page per school (log -> these rules):"});
+
+    // With the log's own timer events, the derived events come out byte for byte
+    // (the sandbox leaves out its own ruleset.loaded).
+    auto replayed = run({"rules", "replay", "--rules", default_rules(), "--logged-timers", "--json",
+                         "--query", lb.b.query});
+    CHECK(replayed.code == 0);
+    std::vector<std::string> logged;
+    for (auto e : log)
+        if (is_derived(e) && e["type"] != "timer.fired" && e["type"] != "ruleset.loaded") {
+            event back;
+            REQUIRE_FALSE(from_json(e, back));
+            back.offset = 0;
+            back.actor.clear();
+            logged.push_back(to_json_line(back));
+        }
+    CHECK(logged.size() == school_day_expected.size() - 9);
+    CHECK(replayed.lines == logged);
+}
+
+TEST_CASE("SIGHUP keeps the rules in force when the file is broken and loads a valid change",
+          "[escalation]") {
+    temp_dir d;
+    auto rules = d / "rules.yaml";
+    auto text = read_file(default_rules());
+    { std::ofstream(rules, std::ios::binary) << text; }
+    auto old_hash = hash_of(rules);
+    live_broker lb(d / "store", live_broker::flags(day_start, rules));
+    auto trip = [&](const std::string& id) {
+        lb.publish("bus.trip", bus_school,
+                   {{"bus_id", "BUS-1"}, {"trip_id", id}, {"boarded", 30}, {"alighted", 29}});
+    };
+    auto pages_for = [&](const std::vector<json>& log, const std::string& trip_id) {
+        std::string inc;
+        for (const auto& e : having(log, "incident.opened", "subject", trip_id))
+            inc = e["body"]["incident_id"];
+        return having(log, "notification.requested", "incident_id", inc);
+    };
+    trip("T1");
+
+    // A broken file: refused, the broker runs on with the old rules.
+    {
+        auto broken = text;
+        broken.replace(broken.find("roles: [bus_attendant, principal, guardian]"), 43,
+                       "roles: [bus_attendant, principal, guardian, nobody]");
+        std::ofstream(rules, std::ios::binary) << broken;
+    }
+    lb.b.proc->signal(SIGHUP);
+    std::this_thread::sleep_for(milliseconds(500));
+    int st = 0;
+    REQUIRE(::waitpid(lb.b.proc->pid(), &st, WNOHANG) == 0); // still running
+    trip("T2");
+    auto log = lb.log();
+    CHECK(having(log, "ruleset.loaded").size() == 1);
+    auto t2 = pages_for(log, "T2");
+    REQUIRE(t2.size() == 1);
+    CHECK(t2[0]["body"]["roles"] == json::array({"bus_attendant", "principal", "guardian"}));
+    CHECK(t2[0]["body"]["ruleset_hash"] == old_hash);
+
+    // A valid change: loaded, logged with its hash before the next event's effects.
+    {
+        auto changed = text;
+        changed.replace(changed.find("roles: [bus_attendant, principal, guardian]"), 43,
+                        "roles: [bus_attendant, principal, transport_manager]");
+        std::ofstream(rules, std::ios::binary) << changed;
+    }
+    auto new_hash = hash_of(rules);
+    REQUIRE(new_hash != old_hash);
+    lb.b.proc->signal(SIGHUP);
+    // The broker takes new rules with the next event it applies.
+    REQUIRE(eventually([&] {
+        lb.publish("food.temp_reading", primary,
+                   {{"canteen_id", "C1"},
+                    {"sensor_id", "P1"},
+                    {"zone", "cold_storage"},
+                    {"celsius", 4.0}});
+        return lb.count("ruleset.loaded") == 2;
+    }));
+    trip("T3");
+    log = lb.log();
+    auto loaded = having(log, "ruleset.loaded");
+    REQUIRE(loaded.size() == 2);
+    CHECK(loaded[0]["body"]["hash"] == old_hash);
+    CHECK(loaded[1]["body"]["hash"] == new_hash);
+    CHECK(loaded[1]["body"]["previous_hash"] == old_hash);
+    auto t3 = pages_for(log, "T3");
+    REQUIRE(t3.size() == 1);
+    CHECK(t3[0]["body"]["roles"] ==
+          json::array({"bus_attendant", "principal", "transport_manager"}));
+    CHECK(t3[0]["body"]["ruleset_hash"] == new_hash);
+}
