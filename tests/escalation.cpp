@@ -505,7 +505,7 @@ TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on
         return json::parse(r.lines[0]);
     };
     auto act = [&](std::vector<std::string> args) {
-        args.insert(args.end(), {"--data", data, "--ingest", b.ingest});
+        args.insert(args.end(), {"--data", data, "--ingest", b.ingest, "--query", b.query});
         auto r = run(args);
         REQUIRE(r.code == 0);
         REQUIRE(r.lines.size() == 1);
@@ -740,4 +740,31 @@ TEST_CASE("SIGHUP keeps the rules in force when the file is broken and loads a v
     CHECK(t3[0]["body"]["roles"] ==
           json::array({"bus_attendant", "principal", "transport_manager"}));
     CHECK(t3[0]["body"]["ruleset_hash"] == new_hash);
+}
+
+TEST_CASE("pingan incidents ack and pingan clock drive a broker whose manual clock is in the past",
+          "[escalation]") {
+    temp_dir d;
+    live_broker lb(d / "store", live_broker::flags(day_start));
+    lb.publish("psych.alert", primary, psych("P1"));
+    auto clock = run({"clock", "--advance", "5m", "--query", lb.b.query});
+    CHECK(clock.code == 0);
+    CHECK(clock.lines == std::vector<std::string>{"2026-09-01T00:05:00.000000Z"});
+    // Stamped with the broker's time, not this host's, so it is not refused as
+    // too far ahead of the broker's clock.
+    auto ack = run({"incidents", "ack", "P1", "--school", primary, "--note", "已联系监护人",
+                    "--data", d / "store", "--ingest", lb.b.ingest, "--query", lb.b.query});
+    CHECK(ack.code == 0);
+    REQUIRE(ack.lines.size() == 1);
+    CHECK_FALSE(json::parse(ack.lines[0]).contains("error"));
+    lb.advance("1h", 0); // both deadlines passed: nothing fires
+    auto log = lb.log();
+    auto acks = having(log, "incident.acknowledged");
+    REQUIRE(acks.size() == 1);
+    CHECK(acks[0]["occurred_at"] == "2026-09-01T00:05:00.000000Z");
+    CHECK(having(log, "escalation.raised").empty());
+    auto shown =
+        run({"incidents", "show", "P1", "--school", primary, "--json", "--data", d / "store"});
+    REQUIRE(shown.lines.size() == 1);
+    CHECK(json::parse(shown.lines[0])["state"] == "acknowledged");
 }

@@ -132,6 +132,20 @@ struct act_args {
     int timeout_ms = 5000;
 };
 
+// The time of a broker whose clock is manual (tests, simulations): the act
+// happens on the broker's time line, or it would be refused as too far ahead
+// of its clock. Nothing for any other broker, or one whose query socket does
+// not answer.
+std::optional<timestamp> broker_manual_time(zmq::context_t& ctx) {
+    try {
+        query_client q(ctx, endpoints().query);
+        return parse_utc(
+            q.clock(json::object(), std::chrono::seconds(1))["now"].get<std::string>());
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
 void publish_one(const act_args& a, body b) {
     event e;
     e.school = a.school;
@@ -143,13 +157,14 @@ void publish_one(const act_args& a, body b) {
             e.status = i->mode;
         }
     }
-    auto now = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
+    zmq::context_t ctx(1);
+    auto now = broker_manual_time(ctx).value_or(
+        std::chrono::time_point_cast<micros>(std::chrono::system_clock::now()));
     e.id = new_event_id(now);
     e.source = "pingan-cli/incidents";
     e.occurred_at = now;
     e.scope = scope::restricted;
     e.body = std::move(b);
-    zmq::context_t ctx(1);
     ingest_client client(ctx, endpoints().ingest);
     publish_reply reply;
     try {
@@ -183,7 +198,7 @@ void add_act_options(CLI::App* cmd, act_args& a, const char* ref_help) {
     cmd->add_option("--data", a.c.data_dir, "broker data directory, to look the incident up");
     cmd->add_option("--timeout-ms", a.timeout_ms, "wait this long for the broker's ack")
         ->capture_default_str();
-    add_endpoint_options(*cmd, true, false, false);
+    add_endpoint_options(*cmd, true, false, true);
 }
 
 } // namespace
