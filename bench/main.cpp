@@ -49,13 +49,13 @@ std::vector<std::string> make_events(const registry& reg, std::size_t n) {
         event e;
         e.id = new_event_id(t0 + micros{static_cast<std::int64_t>(i)});
         e.school = s.id;
-        e.source = "pingan-canteen/cold-room-sensor-" + std::to_string(i % 16);
+        e.source = "pingan-canteen/" + s.district_code + "/cold-room-sensor-gateway-" + std::to_string(i % 16);
         e.occurred_at = t0 + micros{static_cast<std::int64_t>(i)};
         e.status = status::actual;
         e.severity = severity::minor;
         food_temp_reading r;
-        r.canteen_id = s.id + "-canteen-main-kitchen-building";
-        r.sensor_id = "cold-room-01-probe-" + std::to_string(i % 8);
+        r.canteen_id = s.id + "-canteen-main-kitchen-building-east-wing-ground-floor";
+        r.sensor_id = "cold-room-01-temperature-probe-" + std::to_string(i % 8);
         r.zone = food_zone::cold_storage;
         r.celsius = 3.5 + static_cast<double>(i % 10) / 10.0;
         e.body = r;

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <thread>
 
 namespace pingan {
 
@@ -109,7 +110,9 @@ void broker::impl::run_writer() {
                 try {
                     st.fire_timers(t, *proc, out);
                 } catch (const error& x) {
+                    // Nothing was stored; try again shortly rather than spin.
                     spdlog::error("store: {} while firing timers", x.what());
+                    std::this_thread::sleep_for(std::chrono::seconds(1));
                 }
                 publish(out);
             }
