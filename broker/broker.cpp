@@ -3,6 +3,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <zmq_addon.hpp>
+
+#include <array>
 #include <pthread.h>
 
 namespace pingan {
@@ -50,6 +53,22 @@ broker::impl::impl(const broker_options& o, const clock& c, const registry& r, p
     wake_rx.set(zmq::sockopt::linger, 0);
     wake_tx.set(zmq::sockopt::linger, 0);
 
+    if (o.security) {
+        // The ZAP handler must be up before any CURVE socket binds: without a
+        // handler, libzmq lets every well-formed CURVE client in.
+        zap_sock = zmq::socket_t(ctx, zmq::socket_type::rep);
+        zap_sock.set(zmq::sockopt::linger, 0);
+        zap_sock.bind("inproc://zeromq.zap.01");
+        zap_thread = std::thread([this] {
+            pthread_setname_np(pthread_self(), "pingan-zap");
+            run_zap();
+        });
+        for (auto* s : {&ingest_sock, &feed_sock, &query_sock}) {
+            s->set(zmq::sockopt::curve_server, 1);
+            s->set(zmq::sockopt::curve_secretkey, o.security->server.secret_key);
+            s->set(zmq::sockopt::zap_domain, "pingan");
+        }
+    }
     auto name = "inproc://pingan-wake-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
     wake_rx.bind(name);
     wake_tx.connect(name);
@@ -94,6 +113,47 @@ void broker::wait() {
     if (i.ingest_thread.joinable()) i.ingest_thread.join();
     if (i.writer_thread.joinable()) i.writer_thread.join();
     if (i.query_thread.joinable()) i.query_thread.join();
+    // Last: handshakes may be in progress until the sockets are done.
+    i.zap_stop = true;
+    if (i.zap_thread.joinable()) i.zap_thread.join();
+}
+
+const principal* broker::impl::who(zmq::message_t& m) const {
+    if (!opts.security) return nullptr;
+    const char* uid = zmq_msg_gets(m.handle(), "User-Id");
+    return uid ? opts.security->access.by_identity(uid) : nullptr;
+}
+
+// ZAP (RFC 27): the broker's sockets ask here whether a CURVE client may
+// connect. Only keys in the access table, and only in the "pingan" domain;
+// the reply's user id becomes the identity the broker records as actor.
+void broker::impl::run_zap() {
+    std::vector<zmq::message_t> f;
+    zmq::pollitem_t it{zap_sock.handle(), 0, ZMQ_POLLIN, 0};
+    while (!zap_stop) {
+        if (zmq::poll(&it, 1, std::chrono::milliseconds(100)) <= 0) continue;
+        f.clear();
+        if (!zmq::recv_multipart(zap_sock, std::back_inserter(f))) continue;
+        std::string version = f.size() > 0 ? f[0].to_string() : "";
+        std::string request_id = f.size() > 1 ? f[1].to_string() : "";
+        std::string status = "400", text = "denied", user;
+        if (f.size() >= 7 && version == "1.0" && f[2].to_string_view() == "pingan" &&
+            f[5].to_string_view() == "CURVE" && f[6].size() == 32) {
+            auto key = z85_of(f[6].to_string_view());
+            if (auto* p = opts.security->access.by_key(key)) {
+                status = "200";
+                text = "OK";
+                user = p->identity;
+            } else {
+                spdlog::warn("refused a CURVE client with unknown key {} from {}", key,
+                             f[3].to_string());
+            }
+        }
+        std::array<zmq::const_buffer, 6> reply{zmq::buffer(version), zmq::buffer(request_id),
+                                               zmq::buffer(status),  zmq::buffer(text),
+                                               zmq::buffer(user),    zmq::const_buffer{}};
+        zmq::send_multipart(zap_sock, reply);
+    }
 }
 
 } // namespace pingan

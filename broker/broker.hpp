@@ -11,9 +11,11 @@
 // in flight is committed and answered, then the threads end.
 #pragma once
 
+#include "broker/access.hpp"
 #include "broker/admit.hpp"
 #include "broker/processor.hpp"
 #include "common/clock.hpp"
+#include "common/curve.hpp"
 #include "common/registry.hpp"
 
 #include <memory>
@@ -33,6 +35,15 @@ struct broker_options {
     std::size_t replay_chunk = 512;                  // events per query-thread turn
     admit_limits limits;
     std::size_t initial_map_size = 1ull << 30;
+
+    // CURVE on every socket, with a ZAP handler that admits only the keys of
+    // `access` and names each client's identity. Null: no authentication
+    // (tests and loopback-only development).
+    struct security_config {
+        curve_keypair server;
+        access_table access;
+    };
+    std::shared_ptr<const security_config> security;
 };
 
 struct endpoints {

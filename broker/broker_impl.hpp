@@ -29,11 +29,13 @@ struct broker::impl {
     zmq::socket_t wake_tx; // writer thread: pokes wake_rx
     zmq::socket_t feed_sock;
     zmq::socket_t query_sock;
+    zmq::socket_t zap_sock; // REP on inproc://zeromq.zap.01 when security is on
     pipeline pipe;
 
     std::atomic<bool> stopping{false};
     std::atomic<bool> ingest_done{false};
-    std::thread ingest_thread, writer_thread, query_thread;
+    std::atomic<bool> zap_stop{false};
+    std::thread ingest_thread, writer_thread, query_thread, zap_thread;
 
     impl(const broker_options& o, const clock& c, const registry& r, processor* p,
          manual_clock* m);
@@ -41,6 +43,10 @@ struct broker::impl {
     void run_ingest();
     void run_writer();
     void run_query();
+    void run_zap();
+
+    // The client behind a message, when security is on; null otherwise or if unknown.
+    const principal* who(zmq::message_t& m) const;
 };
 
 // Binds `s` to `endpoint` and returns the endpoint actually bound (ephemeral ports resolved).

@@ -59,7 +59,7 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c) {
     if (root.IsNull()) return c;
     if (!root.IsMap()) throw error(errc::bad_config, "line 1: expected a map of settings");
     known_keys(root, {"data_dir", "registry", "districts", "clock", "rules", "log_level",
-                      "endpoints", "limits"},
+                      "endpoints", "limits", "security"},
                "");
     auto& b = c.broker;
     text(root, "data_dir", b.data_dir);
@@ -68,6 +68,14 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c) {
     text(root, "clock", c.clock);
     text(root, "rules", c.rules);
     text(root, "log_level", c.log_level);
+    if (auto sec = root["security"]) {
+        if (!sec.IsMap()) bad(sec, "security", "expected a map");
+        known_keys(sec, {"server_key", "clients"}, "security.");
+        text(sec, "server_key", c.server_key);
+        text(sec, "clients", c.clients);
+        if (c.server_key.empty() != c.clients.empty())
+            bad(sec, "security", "server_key and clients go together");
+    }
     if (auto ep = root["endpoints"]) {
         if (!ep.IsMap()) bad(ep, "endpoints", "expected a map");
         known_keys(ep, {"ingest", "feed", "query"}, "endpoints.");

@@ -16,6 +16,8 @@ struct broker_config {
     std::string clock = "system";
     std::string rules; // rule file; empty: no escalation
     std::string log_level = "info";
+    std::string server_key; // key pair file of the broker; with `clients`, turns CURVE on
+    std::string clients;    // access table (broker/access.hpp)
 };
 
 // Parses YAML text over the defaults in `base`.

@@ -120,11 +120,17 @@ void broker::impl::run_ingest() {
             return finish_now();
         }
         auto actor = actor_of(f[pos - 1]);
+        const principal* who_is = who(f[pos - 1]);
+        if (opts.security && !who_is) {
+            refuse(r, errc::unauthorized, "no client with identity " + actor);
+            return finish_now();
+        }
         auto now = clk.now();
         r.results.resize(n);
         for (std::size_t i = 0; i < n; ++i) {
             event e;
             auto p = admit(sv(f[pos + i]), r.json, reg, actor, now, opts.limits, e);
+            if (!p && who_is) p = may_publish(*who_is, e); // least privilege, per event
             auto& res = r.results[i];
             res.id = e.id;
             if (p) {

@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
     app.add_option("--clock", clock_spec, "system | manual:<time> | scaled:<factor>:<time>");
     app.add_option("--rules", rules_path, "escalation rule file (YAML, docs/rules.md)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+    std::string server_key, clients;
+    app.add_option("--server-key", server_key, "the broker's CURVE key pair file (pingan keygen)");
+    app.add_option("--clients", clients, "access table: clients' keys, scopes and rights");
     CLI11_PARSE(app, argc, argv);
 
     broker_config cfg;
@@ -72,6 +75,10 @@ int main(int argc, char** argv) {
     if (!clock_spec.empty()) cfg.clock = clock_spec;
     if (!rules_path.empty()) cfg.rules = rules_path;
     if (!log_level.empty()) cfg.log_level = log_level;
+    if (!server_key.empty()) cfg.server_key = server_key;
+    if (!clients.empty()) cfg.clients = clients;
+    if (cfg.server_key.empty() != cfg.clients.empty())
+        fatal("--server-key and --clients go together");
 
     auto logger = spdlog::stderr_color_mt("pingan-broker");
     spdlog::set_default_logger(logger);
@@ -97,6 +104,25 @@ int main(int argc, char** argv) {
             for (const auto& d : parsed.errors) spdlog::error("{}: {}", cfg.rules, d.text());
             return parsed.errors.empty() ? parsed.rules : nullptr;
         };
+        if (!cfg.server_key.empty()) {
+            auto sec = std::make_shared<broker_options::security_config>();
+            try {
+                sec->server = parse_keypair(read_file(cfg.server_key, "server key"));
+            } catch (const error& e) {
+                fatal(cfg.server_key + ": " + e.detail());
+            }
+            if (sec->server.secret_key.empty()) fatal(cfg.server_key + ": no secret: line");
+            try {
+                sec->access = access_table::from_yaml(read_file(cfg.clients, "clients"), *reg);
+            } catch (const error& e) {
+                fatal(cfg.clients + ": " + e.detail());
+            }
+            spdlog::info("CURVE on every socket; {} clients in {}; server key {}",
+                         sec->access.size(), cfg.clients, sec->server.public_key);
+            b.security = std::move(sec);
+        } else {
+            spdlog::warn("no security: section: sockets are not authenticated; keep them on 127.0.0.1");
+        }
         std::unique_ptr<engine_processor> proc;
         if (!cfg.rules.empty()) {
             auto rs = load_rules();

@@ -125,6 +125,14 @@ void broker::impl::run_query() {
                               "parameters must be a JSON object");
         }
         std::string problem;
+        const principal* client = who(f[pos - 1]);
+        if (opts.security) {
+            if (!client)
+                return refuse(routing, delim, tag, errc::unauthorized, "unknown client");
+            if (!client->may_query)
+                return refuse(routing, delim, tag, errc::forbidden,
+                              client->identity + " may not query");
+        }
         if (cmd == wire::cmd_replay) {
             stream s;
             s.routing = routing;
@@ -145,6 +153,8 @@ void broker::impl::run_query() {
                 problem = "format: expected \"binary\" or \"json\"";
             s.json = format == "json";
             if (!problem.empty()) return refuse(routing, delim, tag, errc::bad_value, problem);
+            if (client)
+                if (auto p = may_query(*client, f2)) return refuse(routing, delim, tag, p.code, p.detail);
             // Fix the end now: a replay ends at the head it started from;
             // the live feed carries on from there.
             auto [from, to] = st.range(f2);
@@ -168,10 +178,21 @@ void broker::impl::run_query() {
         } else if (cmd == wire::cmd_cancel) {
             streams.erase({routing, tag});
         } else if (cmd == wire::cmd_clock) {
-            // Only a manual clock can be moved, and it never moves backwards.
+            // Any broker tells its time; only a manual clock can be moved, and
+            // never backwards.
+            bool moves = params.contains("set") || params.contains("advance");
+            if (!moves) {
+                json j = {{"now", format_utc(clk.now())}, {"manual", settable != nullptr}};
+                auto body = j.dump();
+                send(routing, delim, wire::cmd_clock, tag, {body});
+                return;
+            }
             if (!settable)
                 return refuse(routing, delim, tag, errc::forbidden,
                               "the broker's clock is not manual (start it with --clock manual:<time>)");
+            if (client && !client->city)
+                return refuse(routing, delim, tag, errc::forbidden,
+                              client->identity + " may not move the clock");
             auto now = settable->now();
             if (auto t = time_field(params, "set", problem)) {
                 if (*t < now)
@@ -187,7 +208,7 @@ void broker::impl::run_query() {
                               problem.empty() ? "advance: expected a duration such as 10m" : problem);
             }
             pipe.poke(); // the writer re-reads the clock and fires what is due
-            json j = {{"now", format_utc(settable->now())}};
+            json j = {{"now", format_utc(settable->now())}, {"manual", true}};
             auto body = j.dump();
             send(routing, delim, wire::cmd_clock, tag, {body});
         } else if (cmd == wire::cmd_stats) {

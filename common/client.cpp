@@ -33,8 +33,16 @@ error refused(std::string_view body) {
 
 } // namespace
 
-ingest_client::ingest_client(zmq::context_t& ctx, const std::string& endpoint)
+void apply_curve(zmq::socket_t& s, const curve_client& c) {
+    s.set(zmq::sockopt::curve_serverkey, c.server_public);
+    s.set(zmq::sockopt::curve_publickey, c.self.public_key);
+    s.set(zmq::sockopt::curve_secretkey, c.self.secret_key);
+}
+
+ingest_client::ingest_client(zmq::context_t& ctx, const std::string& endpoint,
+                             const curve_client* curve)
     : sock_(ctx, zmq::socket_type::dealer) {
+    if (curve) apply_curve(sock_, *curve);
     sock_.set(zmq::sockopt::linger, 0);
     sock_.set(zmq::sockopt::sndhwm, 100000);
     sock_.set(zmq::sockopt::rcvhwm, 100000);
@@ -112,8 +120,10 @@ publish_reply ingest_client::publish(std::span<const event> events,
                                     " tries");
 }
 
-query_client::query_client(zmq::context_t& ctx, const std::string& endpoint)
+query_client::query_client(zmq::context_t& ctx, const std::string& endpoint,
+                           const curve_client* curve)
     : sock_(ctx, zmq::socket_type::dealer) {
+    if (curve) apply_curve(sock_, *curve);
     sock_.set(zmq::sockopt::linger, 0);
     sock_.connect(endpoint);
 }
@@ -199,8 +209,10 @@ json query_client::clock(const json& params, std::chrono::milliseconds timeout) 
     return request(wire::cmd_clock, params, timeout);
 }
 
-feed_client::feed_client(zmq::context_t& ctx, const std::string& endpoint)
+feed_client::feed_client(zmq::context_t& ctx, const std::string& endpoint,
+                         const curve_client* curve)
     : sock_(ctx, zmq::socket_type::sub) {
+    if (curve) apply_curve(sock_, *curve);
     sock_.set(zmq::sockopt::linger, 0);
     sock_.set(zmq::sockopt::rcvhwm, 200000);
     sock_.connect(endpoint);

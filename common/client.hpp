@@ -6,6 +6,7 @@
 #pragma once
 
 #include "common/codec.hpp"
+#include "common/curve.hpp"
 #include "common/wire.hpp"
 
 #include <zmq.hpp>
@@ -21,6 +22,9 @@ namespace pingan {
 
 using namespace std::chrono_literals;
 
+// Makes `s` a CURVE client of the broker (before connect).
+void apply_curve(zmq::socket_t& s, const curve_client& c);
+
 // A reply to one publish request.
 struct publish_reply {
     std::string tag;
@@ -32,7 +36,9 @@ struct publish_reply {
 
 class ingest_client {
 public:
-    ingest_client(zmq::context_t& ctx, const std::string& endpoint);
+    // With `curve`, the connection is encrypted and authenticated (CURVE).
+    ingest_client(zmq::context_t& ctx, const std::string& endpoint,
+                  const curve_client* curve = nullptr);
 
     // Sends one request of binary (PUB) or JSON (PUBJ) events; does not wait.
     void send(std::span<const std::string> frames, bool json, std::string_view tag);
@@ -74,7 +80,8 @@ struct replay_end {
 
 class query_client {
 public:
-    query_client(zmq::context_t& ctx, const std::string& endpoint);
+    query_client(zmq::context_t& ctx, const std::string& endpoint,
+                 const curve_client* curve = nullptr);
 
     // Streams a replay, granting more credit as events arrive. `visit` gets
     // each event's offset and payload (binary event, or a JSON line) and may
@@ -103,7 +110,8 @@ private:
 // The live feed. Subscribe before replaying, so nothing falls between the two.
 class feed_client {
 public:
-    feed_client(zmq::context_t& ctx, const std::string& endpoint);
+    feed_client(zmq::context_t& ctx, const std::string& endpoint,
+                const curve_client* curve = nullptr);
     void subscribe(const std::string& prefix);
 
     struct message {

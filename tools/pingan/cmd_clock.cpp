@@ -20,7 +20,7 @@ void add_clock_command(CLI::App& app) {
         if (!advance->empty()) p["advance"] = *advance;
         if (!set->empty()) p["set"] = *set;
         zmq::context_t ctx(1);
-        query_client q(ctx, endpoints().query);
+        query_client q(ctx, endpoints().query, curve());
         try {
             std::cout << q.clock(p)["now"].get<std::string>() << "\n";
         } catch (const error& e) {

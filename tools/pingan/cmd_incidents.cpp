@@ -138,7 +138,7 @@ struct act_args {
 // not answer.
 std::optional<timestamp> broker_manual_time(zmq::context_t& ctx) {
     try {
-        query_client q(ctx, endpoints().query);
+        query_client q(ctx, endpoints().query, curve());
         return parse_utc(
             q.clock(json::object(), std::chrono::seconds(1))["now"].get<std::string>());
     } catch (const std::exception&) {
@@ -165,7 +165,7 @@ void publish_one(const act_args& a, body b) {
     e.occurred_at = now;
     e.scope = scope::restricted;
     e.body = std::move(b);
-    ingest_client client(ctx, endpoints().ingest);
+    ingest_client client(ctx, endpoints().ingest, curve());
     publish_reply reply;
     try {
         std::vector<event> batch{e};

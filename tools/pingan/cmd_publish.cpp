@@ -72,7 +72,7 @@ void run(const publish_args& a) {
     if (events.empty()) fatal("no events in the input");
 
     zmq::context_t ctx(1);
-    ingest_client client(ctx, endpoints().ingest);
+    ingest_client client(ctx, endpoints().ingest, curve());
     auto now = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
     bool refused = false;
     std::size_t i = 0;

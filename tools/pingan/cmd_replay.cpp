@@ -19,7 +19,7 @@ void run(const replay_args& a) {
         if (!t->empty() && !parse_utc(*t)) fatal("not an RFC 3339 time: " + *t);
     auto reg = a.f.json ? std::nullopt : load_registry(a.f);
     zmq::context_t ctx(1);
-    query_client q(ctx, endpoints().query);
+    query_client q(ctx, endpoints().query, curve());
     replay_request r;
     r.from = a.from;
     r.to = a.to;

@@ -86,7 +86,7 @@ void read_log(const replay_args& a, const std::function<void(const event&)>& vis
         return;
     }
     zmq::context_t ctx(1);
-    query_client q(ctx, endpoints().query);
+    query_client q(ctx, endpoints().query, curve());
     replay_request r;
     r.from = a.from;
     r.to = a.to;

@@ -13,7 +13,7 @@ void add_stats_command(CLI::App& app) {
     add_endpoint_options(*cmd, false, false, true);
     cmd->callback([json_out] {
         zmq::context_t ctx(1);
-        query_client q(ctx, endpoints().query);
+        query_client q(ctx, endpoints().query, curve());
         json s;
         try {
             s = q.stats();

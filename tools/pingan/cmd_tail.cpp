@@ -28,9 +28,9 @@ void run(const tail_args& a) {
     std::signal(SIGTERM, [](int) { interrupted = 1; });
     auto reg = a.f.json ? std::nullopt : load_registry(a.f);
     zmq::context_t ctx(1);
-    feed_client feed(ctx, endpoints().feed);
+    feed_client feed(ctx, endpoints().feed, curve());
     feed.subscribe(wire::subscription(a.f.type, a.f.district, a.f.school));
-    query_client q(ctx, endpoints().query);
+    query_client q(ctx, endpoints().query, curve());
     std::uint64_t printed = 0;
     std::uint64_t last = 0; // highest offset printed or known to be past
 

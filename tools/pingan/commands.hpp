@@ -4,6 +4,8 @@
 //   connection error.
 #pragma once
 
+#include "common/curve.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <string>
@@ -14,9 +16,15 @@ namespace pingan::cli {
 // Defaults come from PINGAN_INGEST, PINGAN_FEED and PINGAN_QUERY when set.
 struct broker_endpoints {
     std::string ingest, feed, query;
+    std::string key_file;   // this client's CURVE key pair ($PINGAN_KEY)
+    std::string server_key; // the broker's public key, Z85 or a key file ($PINGAN_SERVER_KEY)
 };
 broker_endpoints& endpoints();
 void add_endpoint_options(CLI::App& cmd, bool ingest, bool feed, bool query);
+
+// The CURVE settings from --key and --server-key, or null when neither is
+// given (an unauthenticated broker). Exits with a message if they are wrong.
+const curve_client* curve();
 
 [[noreturn]] void fatal(const std::string& what, int code = 2);
 
@@ -30,6 +38,7 @@ void add_stats_command(CLI::App& app);
 void add_verify_command(CLI::App& app);
 void add_schema_command(CLI::App& app);
 void add_clock_command(CLI::App& app);
+void add_keygen_command(CLI::App& app);
 void add_rules_command(CLI::App& app);
 void add_incidents_command(CLI::App& app);
 

@@ -1,8 +1,12 @@
 // pingan: publish, tail, replay and audit the event log of a Pingan broker.
 #include "tools/pingan/commands.hpp"
+#include "common/errc.hpp"
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <iostream>
 #include <vector>
 
@@ -28,7 +32,8 @@ broker_endpoints& endpoints() {
         };
         return broker_endpoints{env("PINGAN_INGEST", "tcp://127.0.0.1:7401"),
                                 env("PINGAN_FEED", "tcp://127.0.0.1:7402"),
-                                env("PINGAN_QUERY", "tcp://127.0.0.1:7403")};
+                                env("PINGAN_QUERY", "tcp://127.0.0.1:7403"),
+                                env("PINGAN_KEY", ""), env("PINGAN_SERVER_KEY", "")};
     }();
     return e;
 }
@@ -44,6 +49,38 @@ void add_endpoint_options(CLI::App& cmd, bool ingest, bool feed, bool query) {
     if (query)
         cmd.add_option("--query", e.query, "broker query endpoint ($PINGAN_QUERY)")
             ->capture_default_str();
+    cmd.add_option("--key", e.key_file, "this client's CURVE key pair file ($PINGAN_KEY)");
+    cmd.add_option("--server-key", e.server_key,
+                   "the broker's CURVE public key, or its key file ($PINGAN_SERVER_KEY)");
+}
+
+const curve_client* curve() {
+    static std::optional<curve_client> c;
+    static bool done = false;
+    if (done) return c ? &*c : nullptr;
+    done = true;
+    auto& e = endpoints();
+    if (e.key_file.empty() && e.server_key.empty()) return nullptr;
+    if (e.key_file.empty() || e.server_key.empty())
+        fatal("--key and --server-key go together (or $PINGAN_KEY and $PINGAN_SERVER_KEY)");
+    auto read = [](const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) fatal("cannot read " + path);
+        std::ostringstream s;
+        s << in.rdbuf();
+        return s.str();
+    };
+    try {
+        curve_client cc;
+        cc.self = parse_keypair(read(e.key_file));
+        if (cc.self.secret_key.empty()) fatal(e.key_file + ": no secret: line");
+        cc.server_public = valid_z85_key(e.server_key) ? e.server_key
+                                                       : parse_keypair(read(e.server_key)).public_key;
+        c = std::move(cc);
+    } catch (const error& x) {
+        fatal(x.what());
+    }
+    return &*c;
 }
 
 int& exit_code() {

@@ -1,0 +1,108 @@
+// The access table and the authorisation decisions.
+#include "broker/access.hpp"
+
+#include "common/curve.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+namespace pingan {
+namespace {
+
+[[noreturn]] void bad(const YAML::Node& n, const std::string& what) {
+    throw error(errc::bad_config, "line " + std::to_string(n.Mark().line + 1) + ": " + what);
+}
+
+std::string scope_text(const principal& p) {
+    if (p.city) return "the city";
+    if (!p.district.empty()) return "district " + p.district;
+    return "school " + p.school;
+}
+
+} // namespace
+
+access_table access_table::from_yaml(std::string_view text, const registry& reg) {
+    YAML::Node root;
+    try {
+        root = YAML::Load(std::string(text));
+    } catch (const YAML::ParserException& x) {
+        throw error(errc::bad_config, "line " + std::to_string(x.mark.line + 1) + ": " + x.msg);
+    }
+    access_table t;
+    auto clients = root["clients"];
+    if (!clients || !clients.IsSequence()) throw error(errc::bad_config, "expected a list under clients:");
+    for (const auto& c : clients) {
+        if (!c.IsMap()) bad(c, "each client is a map of identity, key, scope and may");
+        principal p;
+        if (!c["identity"] || !c["identity"].IsScalar()) bad(c, "identity: required");
+        p.identity = c["identity"].as<std::string>();
+        if (!c["key"] || !c["key"].IsScalar()) bad(c, "key: required (a Z85 public key)");
+        p.key = c["key"].as<std::string>();
+        if (!valid_z85_key(p.key)) bad(c["key"], "key: not a 40-character Z85 public key");
+        auto scope = c["scope"];
+        if (!scope) bad(c, "scope: required (city, {district: CODE} or {school: ID})");
+        if (scope.IsScalar() && scope.as<std::string>() == "city") {
+            p.city = true;
+        } else if (scope.IsMap() && scope["school"]) {
+            p.school = scope["school"].as<std::string>();
+            if (!reg.find(p.school)) bad(scope, "scope: school " + p.school + " is not in the registry");
+        } else if (scope.IsMap() && scope["district"]) {
+            p.district = scope["district"].as<std::string>();
+            if (!reg.find_district(p.district))
+                bad(scope, "scope: district " + p.district + " is not in the registry");
+        } else {
+            bad(scope, "scope: expected city, {district: CODE} or {school: ID}");
+        }
+        auto may = c["may"];
+        if (!may || !may.IsSequence()) bad(c, "may: expected a list of publish, query");
+        for (const auto& m : may) {
+            auto r = m.as<std::string>();
+            if (r == "publish")
+                p.may_publish = true;
+            else if (r == "query")
+                p.may_query = true;
+            else
+                bad(m, "may: \"" + r + "\" is not publish or query");
+        }
+        if (t.key_of_identity_.count(p.identity)) bad(c, "identity " + p.identity + " appears twice");
+        if (t.by_key_.count(p.key)) bad(c, "key of " + p.identity + " is already another client's");
+        t.key_of_identity_[p.identity] = p.key;
+        t.by_key_[p.key] = std::move(p);
+    }
+    return t;
+}
+
+const principal* access_table::by_key(std::string_view z85) const {
+    auto it = by_key_.find(z85);
+    return it == by_key_.end() ? nullptr : &it->second;
+}
+
+const principal* access_table::by_identity(std::string_view identity) const {
+    auto it = key_of_identity_.find(identity);
+    return it == key_of_identity_.end() ? nullptr : by_key(it->second);
+}
+
+problem may_publish(const principal& p, const event& e) {
+    if (!p.may_publish) return {errc::forbidden, p.identity + " may not publish"};
+    if (p.city) return {};
+    if (!p.district.empty() && e.district == p.district) return {};
+    if (!p.school.empty() && e.school == p.school) return {};
+    return {errc::forbidden, p.identity + " may publish only for " + scope_text(p) +
+                                 ", not for school " + e.school};
+}
+
+problem may_query(const principal& p, scan_filter& f) {
+    if (!p.may_query) return {errc::forbidden, p.identity + " may not query"};
+    if (p.city) return {};
+    if (!p.school.empty()) {
+        if (!f.school.empty() && f.school != p.school)
+            return {errc::forbidden, p.identity + " may read only school " + p.school};
+        f.school = p.school;
+        return {};
+    }
+    if (!f.district.empty() && f.district != p.district)
+        return {errc::forbidden, p.identity + " may read only district " + p.district};
+    f.district = p.district;
+    return {};
+}
+
+} // namespace pingan

@@ -1,0 +1,62 @@
+// Who may connect, and what each client may do: the broker's least-privilege
+// table, and the decisions made from it. Text in, decisions out: no sockets.
+//
+// The table (YAML, config/access.example.yaml) lists each client's CURVE
+// public key, its identity (which becomes the `actor` of what it publishes),
+// its scope and its rights:
+//
+//     clients:
+//       - identity: school:420502K001
+//         key: "<Z85 public key>"
+//         scope: {school: 420502K001}   # or {district: "420502"}, or city
+//         may: [publish, query]
+//
+// A school's key publishes only for that school; a district's for its
+// schools; replays and stats of a scoped client are narrowed to its scope.
+#pragma once
+
+#include "broker/store.hpp"
+#include "common/errc.hpp"
+#include "common/event.hpp"
+#include "common/registry.hpp"
+
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace pingan {
+
+struct principal {
+    std::string identity;
+    std::string key;      // Z85 public key
+    std::string school;   // scope: one school
+    std::string district; // scope: one district (every school in it)
+    bool city = false;    // scope: everything
+    bool may_publish = false;
+    bool may_query = false;
+};
+
+class access_table {
+public:
+    // Parses the table; schools and districts must exist in `reg`.
+    // Throws: pingan::error(bad_config) naming the line that is wrong.
+    static access_table from_yaml(std::string_view text, const registry& reg);
+
+    const principal* by_key(std::string_view z85) const;
+    const principal* by_identity(std::string_view identity) const;
+    std::size_t size() const noexcept { return by_key_.size(); }
+
+private:
+    std::map<std::string, principal, std::less<>> by_key_;
+    std::map<std::string, std::string, std::less<>> key_of_identity_;
+};
+
+// May `p` publish `e` (district already filled in from the registry)?
+// Returns: ok, or forbidden naming the reason.
+problem may_publish(const principal& p, const event& e);
+
+// May `p` read what `f` selects? Narrows `f` to the client's scope.
+// Returns: ok, or forbidden naming the reason.
+problem may_query(const principal& p, scan_filter& f);
+
+} // namespace pingan

@@ -1,0 +1,195 @@
+// CURVE authentication and least privilege on a real broker process.
+#include "broker/access.hpp"
+#include "broker_process.hpp"
+#include "common/client.hpp"
+#include "common/curve.hpp"
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <thread>
+
+using namespace pingan;
+using namespace pingan::test;
+
+namespace {
+
+struct keys {
+    curve_keypair server = curve_generate();
+    curve_keypair school = curve_generate();   // 420502K001
+    curve_keypair district = curve_generate(); // 420502
+    curve_keypair auditor = curve_generate();  // query only
+    curve_keypair stranger = curve_generate(); // not in the table
+
+    curve_client as(const curve_keypair& k) const { return {k, server.public_key}; }
+};
+
+std::string access_yaml(const keys& k) {
+    return "clients:\n"
+           "  - identity: school:420502K001\n    key: \"" + k.school.public_key + "\"\n"
+           "    scope: {school: 420502K001}\n    may: [publish, query]\n"
+           "  - identity: bureau:420502\n    key: \"" + k.district.public_key + "\"\n"
+           "    scope: {district: \"420502\"}\n    may: [publish, query]\n"
+           "  - identity: auditor:term1\n    key: \"" + k.auditor.public_key + "\"\n"
+           "    scope: city\n    may: [query]\n";
+}
+
+struct secured {
+    keys k;
+    temp_dir d;
+    std::unique_ptr<broker_process> b;
+    secured() {
+        std::ofstream(d / "server.key") << format_keypair(k.server);
+        std::ofstream(d / "clients.yaml") << access_yaml(k);
+        b = std::make_unique<broker_process>(
+            d / "store", std::vector<std::string>{"--server-key", d / "server.key", "--clients",
+                                                  d / "clients.yaml"});
+    }
+};
+
+std::optional<publish_reply> publish_once(zmq::context_t& ctx, const std::string& ep,
+                                          const curve_client* c, const event& e,
+                                          std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+    ingest_client pub(ctx, ep, c);
+    std::vector<std::string> frames{encode(e)};
+    pub.send(frames, false, "t");
+    return pub.receive(wait);
+}
+
+} // namespace
+
+TEST_CASE("the access table refuses unknown schools, bad keys and duplicates", "[security]") {
+    keys k;
+    CHECK(access_table::from_yaml(access_yaml(k), yichang()).size() == 3);
+    auto bad_school = "clients:\n  - identity: x\n    key: \"" + k.school.public_key +
+                      "\"\n    scope: {school: 999999X999}\n    may: [publish]\n";
+    CHECK_THROWS_AS(access_table::from_yaml(bad_school, yichang()), error);
+    auto bad_key = "clients:\n  - identity: x\n    key: \"short\"\n    scope: city\n    may: [query]\n";
+    CHECK_THROWS_AS(access_table::from_yaml(bad_key, yichang()), error);
+    auto twice = access_yaml(k) + "  - identity: school:420502K001\n    key: \"" +
+                 k.stranger.public_key + "\"\n    scope: city\n    may: [query]\n";
+    CHECK_THROWS_AS(access_table::from_yaml(twice, yichang()), error);
+}
+
+TEST_CASE("scoped clients publish and read only within their scope", "[security]") {
+    auto t = access_table::from_yaml(access_yaml(keys{}), yichang());
+    auto* school = t.by_identity("school:420502K001");
+    REQUIRE(school);
+    auto own = sample_hazard("420502K001");
+    own.district = "420502";
+    auto other = sample_hazard("420502K002");
+    other.district = "420502";
+    CHECK_FALSE(may_publish(*school, own));
+    CHECK(may_publish(*school, other).code == errc::forbidden);
+    auto* bureau = t.by_identity("bureau:420502");
+    CHECK_FALSE(may_publish(*bureau, other));
+    scan_filter f;
+    CHECK_FALSE(may_query(*school, f));
+    CHECK(f.school == "420502K001");
+    scan_filter g;
+    g.school = "420502K002";
+    CHECK(may_query(*school, g).code == errc::forbidden);
+    auto* auditor = t.by_identity("auditor:term1");
+    CHECK(may_publish(*auditor, own).code == errc::forbidden);
+}
+
+TEST_CASE("a client without a key or with an unknown key gets nothing from a secured broker",
+          "[security]") {
+    secured s;
+    zmq::context_t ctx(1);
+    CHECK_FALSE(publish_once(ctx, s.b->ingest, nullptr, sample_hazard(), std::chrono::milliseconds(1500)));
+    auto stranger = s.k.as(s.k.stranger);
+    CHECK_FALSE(publish_once(ctx, s.b->ingest, &stranger, sample_hazard(), std::chrono::milliseconds(1500)));
+    auto auditor = s.k.as(s.k.auditor);
+    query_client q(ctx, s.b->query, &auditor);
+    CHECK(q.stats()["head"] == 0); // nothing was stored
+}
+
+TEST_CASE("a school's key publishes for its school, as itself, and for no other", "[security]") {
+    secured s;
+    zmq::context_t ctx(1);
+    auto school = s.k.as(s.k.school);
+    auto r = publish_once(ctx, s.b->ingest, &school, sample_hazard("420502K001"));
+    REQUIRE(r);
+    REQUIRE(r->results.size() == 1);
+    CHECK(r->results[0].what == wire::outcome::stored);
+    r = publish_once(ctx, s.b->ingest, &school, sample_hazard("420502K002"));
+    REQUIRE(r);
+    CHECK(r->results[0].code == errc::forbidden);
+    CHECK(r->results[0].message ==
+          "school:420502K001 may publish only for school 420502K001, not for school 420502K002");
+    auto bureau = s.k.as(s.k.district);
+    r = publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K002"));
+    REQUIRE(r);
+    CHECK(r->results[0].what == wire::outcome::stored);
+    auto auditor = s.k.as(s.k.auditor);
+    r = publish_once(ctx, s.b->ingest, &auditor, sample_hazard("420502K002"));
+    REQUIRE(r);
+    CHECK(r->results[0].code == errc::forbidden);
+
+    // The log names who published each event.
+    query_client q(ctx, s.b->query, &auditor);
+    std::vector<event> log;
+    q.replay({}, [&](std::uint64_t, std::string_view b) {
+        event e;
+        REQUIRE_FALSE(decode(b, e));
+        log.push_back(e);
+        return true;
+    });
+    REQUIRE(log.size() == 2);
+    CHECK(log[0].actor == "school:420502K001");
+    CHECK(log[1].actor == "bureau:420502");
+
+    // A school reads only its own events; asking for another is refused.
+    query_client qs(ctx, s.b->query, &school);
+    std::size_t n = 0;
+    qs.replay({}, [&](std::uint64_t, std::string_view) { return ++n, true; });
+    CHECK(n == 1);
+    replay_request other;
+    other.school = "420502K002";
+    CHECK_THROWS_AS(qs.replay(other, [](std::uint64_t, std::string_view) { return true; }), error);
+}
+
+TEST_CASE("the live feed reaches authenticated subscribers only", "[security]") {
+    secured s;
+    zmq::context_t ctx(1);
+    auto auditor = s.k.as(s.k.auditor);
+    feed_client good(ctx, s.b->feed, &auditor);
+    feed_client plain(ctx, s.b->feed, nullptr);
+    good.subscribe("t/");
+    plain.subscribe("t/");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto school = s.k.as(s.k.school);
+    REQUIRE(publish_once(ctx, s.b->ingest, &school, sample_hazard("420502K001")));
+    auto m = good.receive(std::chrono::seconds(5));
+    REQUIRE(m);
+    CHECK(m->offset == 1);
+    CHECK_FALSE(plain.receive(std::chrono::milliseconds(500)));
+}
+
+TEST_CASE("the pingan tool talks to a secured broker with --key and --server-key", "[security]") {
+    secured s;
+    std::ofstream(s.d / "school.key") << format_keypair(s.k.school);
+    std::ofstream(s.d / "server.pub") << format_keypair({s.k.server.public_key, {}});
+    auto bin = std::string(PINGAN_BIN_DIR) + "/pingan";
+    process pub({bin, "publish", "--ingest", s.b->ingest, "--key", s.d / "school.key",
+                 "--server-key", s.d / "server.pub",
+                 R"({"type":"hazard.reported","school":"420502K001","status":"Actual","body":{"hazard_id":"H","area":"fire","grade":"general","description":"d","location":"l","found_by":"f"}})"});
+    auto lines = pub.lines();
+    CHECK(pub.wait() == 0);
+    REQUIRE(lines.size() == 1);
+    CHECK(json::parse(lines[0])["offset"] == 1);
+    process stats({bin, "stats", "--json", "--query", s.b->query, "--key", s.d / "school.key",
+                   "--server-key", s.k.server.public_key});
+    auto st = stats.lines();
+    CHECK(stats.wait() == 0);
+    REQUIRE(st.size() == 1);
+    CHECK(json::parse(st[0])["head"] == 1);
+    process keygen({bin, "keygen", s.d / "new.key"});
+    auto pubkey = keygen.lines();
+    CHECK(keygen.wait() == 0);
+    REQUIRE(pubkey.size() == 1);
+    CHECK(valid_z85_key(pubkey[0]));
+    CHECK(parse_keypair(read_file(s.d / "new.key")).public_key == pubkey[0]);
+}
