@@ -84,6 +84,11 @@ void publisher::open_socket() {
     sock_->set(zmq::sockopt::heartbeat_ivl, 1000);
     sock_->set(zmq::sockopt::heartbeat_timeout, 3000);
     sock_->set(zmq::sockopt::heartbeat_ttl, 6000);
+    if (opts_.curve) {
+        sock_->set(zmq::sockopt::curve_serverkey, opts_.curve->server_public);
+        sock_->set(zmq::sockopt::curve_publickey, opts_.curve->self.public_key);
+        sock_->set(zmq::sockopt::curve_secretkey, opts_.curve->self.secret_key);
+    }
 
     auto addr = "inproc://pingan-publisher-monitor-" +
                 std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "-" +

@@ -30,6 +30,8 @@
 #include <optional>
 #include <string>
 
+#include "common/curve.hpp"
+
 namespace pingan {
 
 struct publisher_options {
@@ -39,6 +41,7 @@ struct publisher_options {
     std::chrono::milliseconds resend_timeout{5000};
     std::chrono::milliseconds backoff_initial{100};
     std::chrono::milliseconds backoff_max{5000};
+    std::optional<curve_client> curve{}; // CURVE to a secured broker
 };
 
 // A snapshot for the health endpoint.

@@ -40,6 +40,8 @@ struct service_config {
     std::size_t max_body = 64 * 1024; // bytes per HTTP request body
     std::chrono::milliseconds resend_timeout{5000};
     std::size_t max_in_flight = 1024; // events sent and not yet answered
+    std::string key;                  // CURVE key pair file of this service
+    std::string server_key;           // the broker's public key (Z85) or its key file
 };
 
 // Registers the common flags (and --config for a YAML file) on `app`.

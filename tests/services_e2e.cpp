@@ -342,3 +342,39 @@ TEST_CASE("the wellbeing service never lets the raw student id reach the broker'
     CHECK_FALSE(bytes.empty());
     CHECK(bytes.find(student) == std::string::npos);
 }
+
+TEST_CASE("a service with a school's key publishes to a secured broker as that school",
+          "[services_e2e]") {
+    temp_dir d;
+    auto server = curve_generate(), school = curve_generate(), auditor = curve_generate();
+    std::ofstream(d / "server.key") << format_keypair(server);
+    std::ofstream(d / "school.key") << format_keypair(school);
+    std::ofstream(d / "clients.yaml")
+        << "clients:\n"
+           "  - identity: school:420502K001\n    key: \"" << school.public_key << "\"\n"
+           "    scope: {school: 420502K001}\n    may: [publish]\n"
+           "  - identity: auditor:test\n    key: \"" << auditor.public_key << "\"\n"
+           "    scope: city\n    may: [query]\n";
+    broker_process b(d / "store", {"--server-key", d / "server.key", "--clients", d / "clients.yaml"});
+    service_process hazard("pingan-hazard", {"--data", d / "hazard", "--broker", b.ingest, "--key",
+                                             d / "school.key", "--server-key", server.public_key});
+    REQUIRE(post(hazard.port(), "/hazard/report", hazard_report(1)).status == 202);
+    auto other = hazard_report(2);
+    other["school"] = "420502K002";
+    REQUIRE(post(hazard.port(), "/hazard/report", other).status == 202); // refused by the broker
+    REQUIRE(eventually([&] { return health(hazard.port())["outbox_depth"] == 0; }));
+    CHECK(health(hazard.port())["dead_letters"] == 1); // the other school's report
+
+    zmq::context_t ctx(1);
+    curve_client as_auditor{auditor, server.public_key};
+    query_client q(ctx, b.query, &as_auditor);
+    std::vector<event> stored;
+    q.replay({}, [&](std::uint64_t, std::string_view bytes) {
+        event e;
+        if (!decode(bytes, e)) stored.push_back(std::move(e));
+        return true;
+    });
+    REQUIRE(stored.size() == 1);
+    CHECK(stored[0].school == "420502K001");
+    CHECK(stored[0].actor == "school:420502K001");
+}

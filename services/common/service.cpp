@@ -17,6 +17,17 @@ service_host::service_host(service_runtime& rt, const service_config& cfg, const
     po.endpoint = cfg.broker;
     po.resend_timeout = cfg.resend_timeout;
     po.max_in_flight = cfg.max_in_flight;
+    if (!cfg.key.empty() || !cfg.server_key.empty()) {
+        if (cfg.key.empty() || cfg.server_key.empty())
+            throw error(errc::bad_config, "--key and --server-key go together");
+        curve_client c;
+        c.self = parse_keypair(read_text_file(cfg.key));
+        if (c.self.secret_key.empty()) throw error(errc::bad_config, cfg.key + ": no secret: line");
+        c.server_public = valid_z85_key(cfg.server_key)
+                              ? cfg.server_key
+                              : parse_keypair(read_text_file(cfg.server_key)).public_key;
+        po.curve = std::move(c);
+    }
     publisher_ = std::make_unique<publisher>(rt.io(), *outbox_, po, rt.logger());
 }
 
