@@ -19,7 +19,13 @@ void send_all(zmq::socket_t& s, std::initializer_list<std::string_view> head,
 
 bool wait_readable(zmq::socket_t& s, std::chrono::milliseconds timeout) {
     zmq::pollitem_t it{s.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&it, 1, timeout);
+    try {
+        zmq::poll(&it, 1, timeout);
+    } catch (const zmq::error_t& e) {
+        // A signal (Ctrl-C in pingan tail) is not an error: the caller decides.
+        if (e.num() == EINTR) return false;
+        throw;
+    }
     return it.revents & ZMQ_POLLIN;
 }
 
