@@ -63,6 +63,14 @@ access_table access_table::from_yaml(std::string_view text, const registry& reg)
             else
                 bad(m, "may: \"" + r + "\" is not publish or query");
         }
+        if (auto cl = c["clearance"]) {
+            if (!cl.IsSequence()) bad(cl, "clearance: expected a list, e.g. [minors]");
+            for (const auto& x : cl) {
+                if (x.as<std::string>() != "minors")
+                    bad(x, "clearance: \"" + x.as<std::string>() + "\" is not minors");
+                p.minors_clearance = true;
+            }
+        }
         if (t.key_of_identity_.count(p.identity)) bad(c, "identity " + p.identity + " appears twice");
         if (t.by_key_.count(p.key)) bad(c, "key of " + p.identity + " is already another client's");
         t.key_of_identity_[p.identity] = p.key;

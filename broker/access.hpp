@@ -10,6 +10,7 @@
 //         key: "<Z85 public key>"
 //         scope: {school: 420502K001}   # or {district: "420502"}, or city
 //         may: [publish, query]
+//         clearance: [minors]            # optional: unredacted psych/bullying details
 //
 // A school's key publishes only for that school; a district's for its
 // schools; replays and stats of a scoped client are narrowed to its scope.
@@ -34,6 +35,7 @@ struct principal {
     bool city = false;    // scope: everything
     bool may_publish = false;
     bool may_query = false;
+    bool minors_clearance = false; // sees psych and bullying details (each view is logged)
 };
 
 class access_table {

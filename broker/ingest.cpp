@@ -169,6 +169,7 @@ void broker::impl::run_ingest() {
         pipe.take_completions(done);
         for (auto& c : done) {
             auto* r = static_cast<request*>(c.owner.request);
+            if (!r) continue; // the broker's own record (an access log), nobody to answer
             auto& res = r->results[c.owner.index];
             if (c.failure != errc::ok) {
                 res.what = wire::outcome::rejected;

@@ -7,11 +7,13 @@
 #include "broker/broker_impl.hpp"
 
 #include "common/codec.hpp"
+#include "common/privacy.hpp"
 #include "common/wire.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <set>
 
 namespace pingan {
 namespace {
@@ -25,6 +27,13 @@ struct stream {
     std::uint64_t sent = 0;
     std::uint64_t limit = 0; // 0: no limit
     bool json = false;
+    // Minors' details: redacted for clients without clearance; for cleared
+    // clients every record shown is noted and logged as access.viewed.
+    const principal* client = nullptr;
+    bool redact = false;
+    std::uint64_t viewed_first = 0, viewed_last = 0;
+    std::uint32_t viewed = 0;
+    std::set<std::string> viewed_schools;
 };
 
 std::string_view sv(const zmq::message_t& m) { return {m.data<char>(), m.size()}; }
@@ -96,7 +105,33 @@ void broker::impl::run_query() {
         send(routing, delim, wire::cmd_error, tag, {body});
     };
 
+    // Appends an access.viewed record through the writer, like any event.
+    auto log_views = [&](stream& s) {
+        if (!s.viewed || !s.client) return;
+        event e;
+        auto now = clk.now();
+        e.id = new_event_id(now);
+        e.source = "pingan-broker/query";
+        e.actor = s.client->identity;
+        e.occurred_at = now;
+        e.status = status::system;
+        e.scope = scope::restricted;
+        access_viewed v;
+        v.viewer = s.client->identity;
+        v.what = "minors_details";
+        v.first_offset = s.viewed_first;
+        v.last_offset = s.viewed_last;
+        v.count = s.viewed;
+        v.schools.assign(s.viewed_schools.begin(), s.viewed_schools.end());
+        e.body = std::move(v);
+        std::vector<prepared_event> one;
+        one.push_back(prepare(std::move(e)));
+        std::vector<owner_tag> owner{{nullptr, 0}};
+        pipe.push(one, owner);
+        s.viewed = 0;
+    };
     auto finish = [&](stream& s) {
+        log_views(s);
         json j = {{"next", s.filter.from}, {"count", s.sent}, {"head", st.head()}};
         auto body = j.dump();
         send(s.routing, s.delimiter, wire::cmd_end, s.tag, {body});
@@ -153,8 +188,11 @@ void broker::impl::run_query() {
                 problem = "format: expected \"binary\" or \"json\"";
             s.json = format == "json";
             if (!problem.empty()) return refuse(routing, delim, tag, errc::bad_value, problem);
-            if (client)
+            if (client) {
                 if (auto p = may_query(*client, f2)) return refuse(routing, delim, tag, p.code, p.detail);
+                s.client = client;
+                s.redact = !client->minors_clearance;
+            }
             // Fix the end now: a replay ends at the head it started from;
             // the live feed carries on from there.
             auto [from, to] = st.range(f2);
@@ -176,7 +214,10 @@ void broker::impl::run_query() {
             // Credit may cross the END of its stream in flight: ignore it then.
             if (it != streams.end()) it->second.credit += *n;
         } else if (cmd == wire::cmd_cancel) {
-            streams.erase({routing, tag});
+            if (auto it = streams.find({routing, tag}); it != streams.end()) {
+                log_views(it->second); // what was shown before the cancel
+                streams.erase(it);
+            }
         } else if (cmd == wire::cmd_clock) {
             // Any broker tells its time; only a manual clock can be moved, and
             // never backwards.
@@ -279,9 +320,23 @@ void broker::impl::run_query() {
             if (!batch_events) batch_first = off;
             auto o = wire::u64_le(off);
             frames.emplace_back(o.data(), o.size());
-            if (s.json) {
+            event_head h;
+            bool minors = s.client && peek(rec, h) && carries_minors_details(h.type);
+            if (minors && !s.redact) {
+                if (!s.viewed) s.viewed_first = off;
+                s.viewed_last = off;
+                ++s.viewed;
+                s.viewed_schools.emplace(h.school);
+            }
+            if (s.json || (minors && s.redact)) {
                 event e;
-                auto body = decode(rec, e) ? std::string("{}") : to_json_line(e);
+                std::string body;
+                if (decode(rec, e)) {
+                    body = "{}";
+                } else {
+                    if (minors && s.redact) redact_minors(e);
+                    body = s.json ? to_json_line(e) : encode(e);
+                }
                 frames.emplace_back(body.data(), body.size());
             } else {
                 frames.emplace_back(rec.data(), rec.size());
@@ -330,6 +385,7 @@ void broker::impl::run_query() {
                     keep = false;
                 }
             }
+            if (!keep) log_views(it->second); // no-op if finish() logged already
             it = keep ? std::next(it) : streams.erase(it);
         }
     }

@@ -6,6 +6,7 @@
 // subscriber never sees an event that could still be lost.
 #include "broker/broker_impl.hpp"
 
+#include "common/privacy.hpp"
 #include "common/wire.hpp"
 
 #include <spdlog/spdlog.h>
@@ -50,6 +51,17 @@ void broker::impl::run_writer() {
             auto bytes = r.bytes();
             event_head h;
             if (!peek(bytes, h)) continue;
+            // With authentication on, the feed carries minors' details only
+            // redacted: cleared roles read them by replay, which is logged.
+            std::string redacted_bytes;
+            if (opts.security && carries_minors_details(h.type)) {
+                event e;
+                if (decode(bytes, e)) continue;
+                redact_minors(e);
+                redacted_bytes = encode(e);
+                bytes = redacted_bytes;
+                if (!peek(bytes, h)) continue;
+            }
             std::string off;
             for (int copy = 0; copy < 2; ++copy) {
                 auto topic = copy == 0 ? wire::type_topic(h.type, h.district, h.school)

@@ -694,6 +694,29 @@ struct ruleset_loaded {
     }
 };
 
+// A view of minors' details (psych alerts, bullying reports) by a client with
+// clearance; the broker logs one per replay that showed any (DOMAIN §5:
+// access logs for minors' data).
+struct access_viewed {
+    static constexpr std::string_view type = "access.viewed";
+    static constexpr std::uint32_t version = 1;
+    std::string viewer;                // the client's identity
+    std::string what;                  // "minors_details"
+    std::uint64_t first_offset = 0;    // the records shown, first and last
+    std::uint64_t last_offset = 0;
+    std::uint32_t count = 0;
+    std::vector<std::string> schools;  // the schools whose records were shown
+
+    template <class F> void fields(F&& f) {
+        f("viewer", viewer, text(128));
+        f("what", what, key);
+        f("first_offset", first_offset, key);
+        f("last_offset", last_offset, key);
+        f("count", count, key);
+        f("schools", schools, text(32, 4096));
+    }
+};
+
 // Every body type. Append new types at the end; the binary form names the type
 // by its string, so the order here is not part of any stored format.
 using body = std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
@@ -702,7 +725,7 @@ using body = std::variant<hazard_reported, hazard_rectified, hazard_verified, eq
                           incident_reported, incident_acknowledged, incident_resolved,
                           escalation_raised, incident_opened, incident_overdue, incident_closed,
                           incident_reopened, notification_requested, timer_fired,
-                          ruleset_loaded>;
+                          ruleset_loaded, access_viewed>;
 
 // ---- Envelope ------------------------------------------------------------------
 

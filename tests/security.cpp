@@ -3,6 +3,7 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/curve.hpp"
+#include "common/privacy.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -192,4 +193,100 @@ TEST_CASE("the pingan tool talks to a secured broker with --key and --server-key
     REQUIRE(pubkey.size() == 1);
     CHECK(valid_z85_key(pubkey[0]));
     CHECK(parse_keypair(read_file(s.d / "new.key")).public_key == pubkey[0]);
+}
+
+namespace {
+
+event psych_event() {
+    auto e = sample_hazard("420502K001");
+    psych_alert a;
+    a.alert_id = "PA-7";
+    a.student_ref = "9f2c4e1a0b7d";
+    a.level = risk_level::red;
+    a.source = psych_source::teacher;
+    a.indicator_codes = {"SH.2", "WD.1"};
+    a.reported_by_role = "psych_teacher";
+    e.body = a;
+    e.scope = scope::private_;
+    return e;
+}
+
+std::vector<event> replay_events(zmq::context_t& ctx, const std::string& ep, const curve_client& c,
+                                 replay_request r = {}) {
+    query_client q(ctx, ep, &c);
+    std::vector<event> out;
+    q.replay(r, [&](std::uint64_t, std::string_view b) {
+        event e;
+        if (!decode(b, e)) out.push_back(std::move(e));
+        return true;
+    });
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("redaction replaces every student reference and indicator code", "[security]") {
+    auto e = psych_event();
+    CHECK(redact_minors(e));
+    CHECK(std::get<psych_alert>(e.body).student_ref == "redacted");
+    CHECK(std::get<psych_alert>(e.body).indicator_codes ==
+          std::vector<std::string>{"redacted", "redacted"});
+    CHECK(std::get<psych_alert>(e.body).level == risk_level::red);
+    auto h = sample_hazard();
+    CHECK_FALSE(redact_minors(h));
+}
+
+TEST_CASE("minors' details reach only cleared clients, and each view is logged", "[security]") {
+    keys k;
+    auto counsellor = curve_generate();
+    temp_dir d;
+    std::ofstream(d / "server.key") << format_keypair(k.server);
+    std::ofstream(d / "clients.yaml")
+        << access_yaml(k) << "  - identity: county-centre:420502\n    key: \""
+        << counsellor.public_key
+        << "\"\n    scope: {district: \"420502\"}\n    may: [query]\n    clearance: [minors]\n";
+    broker_process b(d / "store",
+                     {"--server-key", d / "server.key", "--clients", d / "clients.yaml"});
+    zmq::context_t ctx(1);
+    auto auditor = k.as(k.auditor);
+    feed_client feed(ctx, b.feed, &auditor);
+    feed.subscribe("t/psych.");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    auto school = k.as(k.school);
+    auto r = publish_once(ctx, b.ingest, &school, psych_event());
+    REQUIRE(r);
+    REQUIRE(r->results.at(0).what == wire::outcome::stored);
+
+    // The feed carries it redacted.
+    auto m = feed.receive(std::chrono::seconds(5));
+    REQUIRE(m);
+    event fed;
+    REQUIRE_FALSE(decode(m->bytes, fed));
+    CHECK(std::get<psych_alert>(fed.body).student_ref == "redacted");
+
+    // A bureau key without clearance reads it redacted, and nothing is logged.
+    auto bureau = k.as(k.district);
+    auto seen = replay_events(ctx, b.query, bureau);
+    REQUIRE(seen.size() == 1);
+    CHECK(std::get<psych_alert>(seen[0].body).student_ref == "redacted");
+    CHECK(std::get<psych_alert>(seen[0].body).level == risk_level::red);
+
+    // The cleared county centre reads the reference, and the view is logged.
+    curve_client centre{counsellor, k.server.public_key};
+    auto full = replay_events(ctx, b.query, centre);
+    REQUIRE_FALSE(full.empty());
+    CHECK(std::get<psych_alert>(full[0].body).student_ref == "9f2c4e1a0b7d");
+    std::vector<event> log;
+    for (int i = 0; i < 50 && log.size() < 2; ++i) {
+        log = replay_events(ctx, b.query, auditor);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    REQUIRE(log.size() == 2);
+    CHECK(log[1].type() == "access.viewed");
+    auto& v = std::get<access_viewed>(log[1].body);
+    CHECK(v.viewer == "county-centre:420502");
+    CHECK(v.count == 1);
+    CHECK(v.first_offset == 1);
+    CHECK(v.schools == std::vector<std::string>{"420502K001"});
+    CHECK(log[1].status == status::system);
 }
