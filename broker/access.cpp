@@ -44,7 +44,9 @@ access_table access_table::from_yaml(std::string_view text, const registry& reg)
             p.city = true;
         } else if (scope.IsMap() && scope["school"]) {
             p.school = scope["school"].as<std::string>();
-            if (!reg.find(p.school)) bad(scope, "scope: school " + p.school + " is not in the registry");
+            auto* sch = reg.find(p.school);
+            if (!sch) bad(scope, "scope: school " + p.school + " is not in the registry");
+            p.home_district = sch->district_code;
         } else if (scope.IsMap() && scope["district"]) {
             p.district = scope["district"].as<std::string>();
             if (!reg.find_district(p.district))
@@ -96,6 +98,13 @@ problem may_publish(const principal& p, const event& e) {
     if (!p.school.empty() && e.school == p.school) return {};
     return {errc::forbidden, p.identity + " may publish only for " + scope_text(p) +
                                  ", not for school " + e.school};
+}
+
+bool may_subscribe(const principal& p, std::string_view prefix) {
+    if (!p.may_query) return false;
+    if (p.city) return true;
+    if (!p.district.empty()) return prefix.starts_with("s/" + p.district + "/");
+    return prefix.starts_with("s/" + p.home_district + "/" + p.school + "/");
 }
 
 problem may_query(const principal& p, scan_filter& f) {

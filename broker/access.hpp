@@ -32,6 +32,7 @@ struct principal {
     std::string key;      // Z85 public key
     std::string school;   // scope: one school
     std::string district; // scope: one district (every school in it)
+    std::string home_district; // a school scope's district, from the registry
     bool city = false;    // scope: everything
     bool may_publish = false;
     bool may_query = false;
@@ -56,6 +57,10 @@ private:
 // May `p` publish `e` (district already filled in from the registry)?
 // Returns: ok, or forbidden naming the reason.
 problem may_publish(const principal& p, const event& e);
+
+// May `p` subscribe to the live feed with this topic prefix? A scoped client
+// must name its district ("s/420502/") or its school ("s/420502/420502K001/").
+bool may_subscribe(const principal& p, std::string_view prefix);
 
 // May `p` read what `f` selects? Narrows `f` to the client's scope.
 // Returns: ok, or forbidden naming the reason.

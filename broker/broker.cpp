@@ -68,6 +68,8 @@ broker::impl::impl(const broker_options& o, const clock& c, const registry& r, p
             s->set(zmq::sockopt::curve_secretkey, o.security->server.secret_key);
             s->set(zmq::sockopt::zap_domain, "pingan");
         }
+        // The writer applies each feed subscription only within the subscriber's scope.
+        feed_sock.set(zmq::sockopt::xpub_manual, 1);
     }
     auto name = "inproc://pingan-wake-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
     wake_rx.bind(name);

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 #include <thread>
 
 namespace pingan {
@@ -27,20 +28,38 @@ void broker::impl::run_writer() {
     // The feed's active subscriptions, from XPUB's notices (without
     // XPUB_VERBOSE it reports a prefix's first subscribe and last unsubscribe).
     // An event nobody subscribed to is not sent at all.
-    std::vector<std::string> active;
+    std::map<std::string, int> active; // prefix -> live subscriptions
     auto track_subscriptions = [&] {
         zmq::message_t m;
         while (feed_sock.recv(m, zmq::recv_flags::dontwait)) {
             auto v = m.to_string_view();
-            if (v.empty()) continue;
+            if (v.empty() || v[0] > 1) continue;
+            bool subscribe = v[0] == 1;
             std::string prefix(v.substr(1));
-            auto it = std::find(active.begin(), active.end(), prefix);
-            if (v[0] == 1 && it == active.end()) active.push_back(std::move(prefix));
-            if (v[0] == 0 && it != active.end()) active.erase(it);
+            if (opts.security) {
+                // XPUB_MANUAL: a subscription takes effect only if we apply it,
+                // and only within the subscriber's scope.
+                const char* uid = zmq_msg_gets(m.handle(), "User-Id");
+                auto* p = uid ? opts.security->access.by_identity(uid) : nullptr;
+                if (!p || !may_subscribe(*p, prefix)) {
+                    if (subscribe)
+                        spdlog::warn("feed: {} may not subscribe to \"{}\"", uid ? uid : "?", prefix);
+                    continue;
+                }
+                if (subscribe)
+                    feed_sock.set(zmq::sockopt::subscribe, prefix);
+                else
+                    feed_sock.set(zmq::sockopt::unsubscribe, prefix);
+            }
+            if (subscribe) {
+                ++active[prefix];
+            } else if (auto it = active.find(prefix); it != active.end() && --it->second <= 0) {
+                active.erase(it);
+            }
         }
     };
     auto wanted = [&](const std::string& topic) {
-        for (const auto& p : active)
+        for (const auto& [p, n] : active)
             if (topic.starts_with(p)) return true;
         return false;
     };

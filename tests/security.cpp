@@ -290,3 +290,40 @@ TEST_CASE("minors' details reach only cleared clients, and each view is logged",
     CHECK(v.schools == std::vector<std::string>{"420502K001"});
     CHECK(log[1].status == status::system);
 }
+
+TEST_CASE("a scoped subscriber receives the live feed of its own scope only", "[security]") {
+    secured s;
+    zmq::context_t ctx(1);
+    auto bureau = s.k.as(s.k.district);  // district 420502
+    auto school = s.k.as(s.k.school);    // 420502K001
+    auto auditor = s.k.as(s.k.auditor);  // city
+    feed_client everything(ctx, s.b->feed, &bureau);
+    everything.subscribe("t/"); // beyond its scope: never applied
+    feed_client district(ctx, s.b->feed, &bureau);
+    district.subscribe("s/420502/");
+    feed_client own(ctx, s.b->feed, &school);
+    own.subscribe("s/420502/420502K001/");
+    feed_client neighbour(ctx, s.b->feed, &school);
+    neighbour.subscribe("s/420502/420502K002/");
+    feed_client city(ctx, s.b->feed, &auditor);
+    city.subscribe("t/");
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    // Publish once so that the broker reads the subscriptions, then the real events.
+    REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K003")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    for (auto* f : {&everything, &district, &own, &neighbour, &city})
+        while (f->receive(std::chrono::milliseconds(100))) {
+        }
+    REQUIRE(publish_once(ctx, s.b->ingest, &school, sample_hazard("420502K001")));
+    REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K002")));
+    auto count = [](feed_client& f) {
+        int n = 0;
+        while (f.receive(std::chrono::milliseconds(700))) ++n;
+        return n;
+    };
+    CHECK(count(everything) == 0);
+    CHECK(count(district) == 2);
+    CHECK(count(own) == 1);
+    CHECK(count(neighbour) == 0);
+    CHECK(count(city) == 2);
+}
