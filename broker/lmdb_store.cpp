@@ -518,6 +518,16 @@ store_stats store::stats() const {
     return out;
 }
 
+std::string hex(const chain_hash& h) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string s;
+    for (auto b : h) {
+        s += digits[b >> 4];
+        s += digits[b & 15];
+    }
+    return s;
+}
+
 verify_report store::verify() const {
     auto& s = *impl_;
     verify_report r;
@@ -564,6 +574,7 @@ verify_report store::verify() const {
             }
             ++r.checked;
             ++expect;
+            r.head_hash = h;
         }
         if (!ok) {
             auto c2 = lm::get(t, s.meta, "chain");

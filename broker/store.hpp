@@ -87,7 +87,11 @@ struct verify_report {
     std::uint64_t checked = 0;
     std::uint64_t first_bad = 0; // offset of the first record that does not verify
     std::string problem;
+    chain_hash head_hash{};      // the hash of the last record checked
 };
+
+// Lowercase hex of a chain hash, as `pingan verify` prints it.
+std::string hex(const chain_hash& h);
 
 class store {
 public:

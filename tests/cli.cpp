@@ -1,5 +1,7 @@
 // Black-box tests of the `pingan` command-line tool against a real broker.
+#include "broker/store.hpp"
 #include "broker_process.hpp"
+#include "common/lmdb.hpp"
 #include "common/client.hpp"
 #include "support.hpp"
 
@@ -175,4 +177,49 @@ TEST_CASE("every command has --help", "[cli]") {
 TEST_CASE("a broker that is not there is a clear error, not a hang", "[cli]") {
     auto r = run({"stats", "--query", "tcp://127.0.0.1:1"});
     CHECK(r.code == 2);
+}
+
+TEST_CASE("verify --expect catches a history rewritten and re-chained after the head was recorded",
+          "[cli]") {
+    temp_dir d;
+    std::string recorded;
+    {
+        broker_process b(d / "store");
+        b.export_env();
+        for (auto id : {"A", "B", "C"}) run({"publish", hazard_json("420502K001", id)});
+    }
+    auto v = run({"verify", "--data", d / "store"});
+    REQUIRE(v.code == 0);
+    recorded = json::parse(v.lines.at(0))["head_hash"].get<std::string>();
+
+    // Someone with write access edits record 2 and recomputes every hash after it.
+    {
+        lmdb::env env(d / "store", 16, 1 << 30);
+        lmdb::txn t(env);
+        auto events = lmdb::open_dbi(t, "events", 0);
+        auto meta = lmdb::open_dbi(t, "meta", 0);
+        chain_hash h{};
+        for (std::uint64_t off = 1; off <= 3; ++off) {
+            std::string value(*lmdb::get(t, events, lmdb::be64(off)));
+            std::string rec = value.substr(32);
+            if (off == 2) {
+                event e;
+                REQUIRE_FALSE(decode(rec, e));
+                std::get<hazard_reported>(e.body).description = "无隐患";
+                rec = encode(e);
+            }
+            h = chain_next(h, off, rec);
+            lmdb::put(t, events, lmdb::be64(off),
+                      std::string(reinterpret_cast<const char*>(h.data()), 32) + rec);
+        }
+        lmdb::put(t, meta, "chain",
+                  lmdb::be64(3) + std::string(reinterpret_cast<const char*>(h.data()), 32));
+        t.commit();
+    }
+    // The chain is consistent again, so only the recorded head exposes it.
+    CHECK(run({"verify", "--data", d / "store"}).code == 0);
+    auto caught = run({"verify", "--data", d / "store", "--expect", recorded});
+    CHECK(caught.code == 1);
+    CHECK(json::parse(caught.lines.at(0))["problem"].get<std::string>().find("rewritten") !=
+          std::string::npos);
 }

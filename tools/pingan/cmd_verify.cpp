@@ -15,14 +15,43 @@ void add_verify_command(CLI::App& app) {
         "verify", "Verify the store's hash chain: detects any edited, deleted, inserted or "
                   "reordered record. Exit 1 if it does not verify.");
     cmd->add_option("--data", *data, "the broker's store directory")->capture_default_str();
-    cmd->callback([data] {
+    auto expect = std::make_shared<std::string>();
+    auto at = std::make_shared<std::uint64_t>(0);
+    cmd->add_option("--expect", *expect,
+                    "a head hash recorded earlier (with --at, its offset): the chain must pass "
+                    "through it, so a rewritten history is caught even if re-chained");
+    cmd->add_option("--at", *at, "the offset of the --expect hash (default: the head)");
+    cmd->callback([data, expect, at] {
         try {
             store_options o;
             o.path = *data;
             o.read_only = true;
             store s(o);
             auto r = s.verify();
-            json j = {{"ok", r.ok}, {"checked", r.checked}, {"head", s.head()}};
+            json j = {{"ok", r.ok}, {"checked", r.checked}, {"head", s.head()},
+                      {"head_hash", hex(r.head_hash)}};
+            if (r.ok && !expect->empty()) {
+                // The recorded hash must be the chain's hash at that offset.
+                auto target = *at ? *at : s.head();
+                if (target > s.head()) {
+                    r.ok = false;
+                    r.problem = "offset " + std::to_string(target) + " is past the head";
+                } else {
+                    chain_hash h{};
+                    for (std::uint64_t off = 1; off <= target; ++off) {
+                        auto rec = s.get(off);
+                        if (!rec) break;
+                        h = chain_next(h, off, *rec);
+                    }
+                    if (hex(h) != *expect) {
+                        r.ok = false;
+                        r.first_bad = target;
+                        r.problem = "the chain's hash at offset " + std::to_string(target) +
+                                    " is not the one recorded: the history was rewritten";
+                    }
+                }
+            }
+            j["ok"] = r.ok;
             if (!r.ok) {
                 j["first_bad"] = r.first_bad;
                 j["problem"] = r.problem;
