@@ -21,10 +21,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
-
 
 using namespace pingan;
 namespace fs = std::filesystem;
@@ -49,7 +48,8 @@ std::vector<std::string> make_events(const registry& reg, std::size_t n) {
         event e;
         e.id = new_event_id(t0 + micros{static_cast<std::int64_t>(i)});
         e.school = s.id;
-        e.source = "pingan-canteen/" + s.district_code + "/cold-room-sensor-gateway-" + std::to_string(i % 16);
+        e.source = "pingan-canteen/" + s.district_code + "/cold-room-sensor-gateway-" +
+                   std::to_string(i % 16);
         e.occurred_at = t0 + micros{static_cast<std::int64_t>(i)};
         e.status = status::actual;
         e.severity = severity::minor;
@@ -97,7 +97,8 @@ load_result drive(const std::string& endpoint, const std::vector<std::string>& e
         auto res = wire::decode_result(f[2].to_string_view());
         if (!res || res->what == wire::outcome::rejected)
             throw error(errc::internal, "event refused: " + (res ? res->message : "?"));
-        lat.push_back(std::chrono::duration<double, std::milli>(steady::now() - sent_at[tag]).count());
+        lat.push_back(
+            std::chrono::duration<double, std::milli>(steady::now() - sent_at[tag]).count());
         ++acked;
     }
     auto secs = std::chrono::duration<double>(steady::now() - start).count();
@@ -112,7 +113,7 @@ load_result drive(const std::string& endpoint, const std::vector<std::string>& e
 
 // The raw baseline server: ROUTER, drain, LMDB put per frame, commit, ack.
 class raw_server {
-public:
+  public:
     explicit raw_server(const std::string& dir)
         : env_(dir, 2, std::size_t{8} << 30), sock_(ctx_, zmq::socket_type::router) {
         lmdb::txn t(env_);
@@ -133,7 +134,7 @@ public:
     lmdb::env& env() { return env_; }
     MDB_dbi dbi() const { return dbi_; }
 
-private:
+  private:
     void run() {
         std::vector<std::vector<zmq::message_t>> batch;
         zmq::pollitem_t it{sock_.handle(), 0, ZMQ_POLLIN, 0};
@@ -206,8 +207,9 @@ double broker_replay(const std::string& query, std::size_t expect) {
         return true;
     });
     auto secs = std::chrono::duration<double>(steady::now() - start).count();
-    if (n != expect) throw error(errc::internal, "replay returned " + std::to_string(n) +
-                                                     " events, expected " + std::to_string(expect));
+    if (n != expect)
+        throw error(errc::internal, "replay returned " + std::to_string(n) + " events, expected " +
+                                        std::to_string(expect));
     return static_cast<double>(n) / secs;
 }
 
@@ -238,7 +240,8 @@ int main(int argc, char** argv) {
     app.add_option("--data", data, "registry directory")->capture_default_str();
     app.add_flag("--json", json_out, "print the figures as one JSON object on the last line");
     app.add_flag("--skip-engine", skip_engine, "leave out the escalation engine figures");
-    app.add_option("--rules", rules_file, "rule pack for the engine figures")->capture_default_str();
+    app.add_option("--rules", rules_file, "rule pack for the engine figures")
+        ->capture_default_str();
     app.add_option("--only", only, "run one side alone (raw or broker), for profiling; no ratios")
         ->check(CLI::IsMember({"raw", "broker"}));
     CLI11_PARSE(app, argc, argv);
@@ -251,10 +254,11 @@ int main(int argc, char** argv) {
         auto evs = make_events(reg, events);
         auto one = make_events(reg, single);
         std::size_t avg = 0;
-        for (auto& e : evs) avg += e.size();
+        for (auto& e : evs)
+            avg += e.size();
         avg /= evs.size();
-        std::printf("pingan-bench: %zu events of ~%zu bytes, %zu in flight; stores in %s\n",
-                    events, avg, window, root.c_str());
+        std::printf("pingan-bench: %zu events of ~%zu bytes, %zu in flight; stores in %s\n", events,
+                    avg, window, root.c_str());
 
         json out = json::object();
         out["event_bytes"] = avg;
@@ -346,9 +350,8 @@ int main(int argc, char** argv) {
         row("broker, 1 in flight", br_one);
         row("raw baseline, window in flight", raw_many);
         row("broker, window in flight", br_many);
-        std::printf("replay\n  %-34s %10.0f ev/s\n  %-34s %10.0f ev/s\n",
-                    "raw LMDB cursor scan", raw_scan_rate, "broker replay over ZeroMQ",
-                    br_replay_rate);
+        std::printf("replay\n  %-34s %10.0f ev/s\n  %-34s %10.0f ev/s\n", "raw LMDB cursor scan",
+                    raw_scan_rate, "broker replay over ZeroMQ", br_replay_rate);
         if (br_rules.events) {
             row("broker with the default rules", br_rules);
         }
@@ -362,12 +365,15 @@ int main(int argc, char** argv) {
                     window, thr_ratio, window, p99_ratio, one_ratio);
 
         auto fig = [](const load_result& r) {
-            return json{{"events_per_s", r.events_per_s}, {"ack_p50_ms", r.p50_ms},
+            return json{{"events_per_s", r.events_per_s},
+                        {"ack_p50_ms", r.p50_ms},
                         {"ack_p99_ms", r.p99_ms}};
         };
-        out["raw"] = {{"window", fig(raw_many)}, {"single", fig(raw_one)},
+        out["raw"] = {{"window", fig(raw_many)},
+                      {"single", fig(raw_one)},
                       {"scan_events_per_s", raw_scan_rate}};
-        out["broker"] = {{"window", fig(br_many)}, {"single", fig(br_one)},
+        out["broker"] = {{"window", fig(br_many)},
+                         {"single", fig(br_one)},
                          {"replay_events_per_s", br_replay_rate}};
         out["ratios"] = {{"throughput_window", thr_ratio},
                          {"ack_p99_window", p99_ratio},

@@ -29,7 +29,8 @@ access_table access_table::from_yaml(std::string_view text, const registry& reg)
     }
     access_table t;
     auto clients = root["clients"];
-    if (!clients || !clients.IsSequence()) throw error(errc::bad_config, "expected a list under clients:");
+    if (!clients || !clients.IsSequence())
+        throw error(errc::bad_config, "expected a list under clients:");
     for (const auto& c : clients) {
         if (!c.IsMap()) bad(c, "each client is a map of identity, key, scope and may");
         principal p;
@@ -73,7 +74,8 @@ access_table access_table::from_yaml(std::string_view text, const registry& reg)
                 p.minors_clearance = true;
             }
         }
-        if (t.key_of_identity_.count(p.identity)) bad(c, "identity " + p.identity + " appears twice");
+        if (t.key_of_identity_.count(p.identity))
+            bad(c, "identity " + p.identity + " appears twice");
         if (t.by_key_.count(p.key)) bad(c, "key of " + p.identity + " is already another client's");
         t.key_of_identity_[p.identity] = p.key;
         t.by_key_[p.key] = std::move(p);
@@ -96,8 +98,8 @@ problem may_publish(const principal& p, const event& e) {
     if (p.city) return {};
     if (!p.district.empty() && e.district == p.district) return {};
     if (!p.school.empty() && e.school == p.school) return {};
-    return {errc::forbidden, p.identity + " may publish only for " + scope_text(p) +
-                                 ", not for school " + e.school};
+    return {errc::forbidden,
+            p.identity + " may publish only for " + scope_text(p) + ", not for school " + e.school};
 }
 
 bool may_subscribe(const principal& p, std::string_view prefix) {

@@ -29,18 +29,18 @@ namespace pingan {
 
 struct principal {
     std::string identity;
-    std::string key;      // Z85 public key
-    std::string school;   // scope: one school
-    std::string district; // scope: one district (every school in it)
+    std::string key;           // Z85 public key
+    std::string school;        // scope: one school
+    std::string district;      // scope: one district (every school in it)
     std::string home_district; // a school scope's district, from the registry
-    bool city = false;    // scope: everything
+    bool city = false;         // scope: everything
     bool may_publish = false;
     bool may_query = false;
     bool minors_clearance = false; // sees psych and bullying details (each view is logged)
 };
 
 class access_table {
-public:
+  public:
     // Parses the table; schools and districts must exist in `reg`.
     // Throws: pingan::error(bad_config) naming the line that is wrong.
     static access_table from_yaml(std::string_view text, const registry& reg);
@@ -49,7 +49,7 @@ public:
     const principal* by_identity(std::string_view identity) const;
     std::size_t size() const noexcept { return by_key_.size(); }
 
-private:
+  private:
     std::map<std::string, principal, std::less<>> by_key_;
     std::map<std::string, std::string, std::less<>> key_of_identity_;
 };

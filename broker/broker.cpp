@@ -89,7 +89,9 @@ broker::~broker() {
     wait();
 }
 
-const endpoints& broker::bound() const noexcept { return impl_->ep; }
+const endpoints& broker::bound() const noexcept {
+    return impl_->ep;
+}
 
 void broker::start() {
     auto& i = *impl_;
@@ -108,7 +110,9 @@ void broker::start() {
     });
 }
 
-void broker::stop() noexcept { impl_->stopping = true; }
+void broker::stop() noexcept {
+    impl_->stopping = true;
+}
 
 void broker::wait() {
     auto& i = *impl_;

@@ -51,7 +51,7 @@ struct endpoints {
 };
 
 class broker {
-public:
+  public:
     // Opens the store and binds the sockets; `clk`, `reg` and `proc` must
     // outlive the broker. `proc` may be null (no escalation). When `settable`
     // is given (the same object as `clk`), the query socket's CLOCK command
@@ -71,7 +71,7 @@ public:
 
     struct impl;
 
-private:
+  private:
     std::unique_ptr<impl> impl_;
 };
 

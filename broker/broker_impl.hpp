@@ -37,8 +37,7 @@ struct broker::impl {
     std::atomic<bool> zap_stop{false};
     std::thread ingest_thread, writer_thread, query_thread, zap_thread;
 
-    impl(const broker_options& o, const clock& c, const registry& r, processor* p,
-         manual_clock* m);
+    impl(const broker_options& o, const clock& c, const registry& r, processor* p, manual_clock* m);
 
     void run_ingest();
     void run_writer();

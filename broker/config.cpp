@@ -7,8 +7,8 @@ namespace pingan {
 namespace {
 
 [[noreturn]] void bad(const YAML::Node& n, const std::string& key, const std::string& what) {
-    throw error(errc::bad_config, "line " + std::to_string(n.Mark().line + 1) + ": " + key + ": " +
-                                      what);
+    throw error(errc::bad_config,
+                "line " + std::to_string(n.Mark().line + 1) + ": " + key + ": " + what);
 }
 
 void text(const YAML::Node& parent, const char* key, std::string& out) {
@@ -41,7 +41,8 @@ void known_keys(const YAML::Node& map, std::initializer_list<const char*> keys,
     for (auto it = map.begin(); it != map.end(); ++it) {
         auto k = it->first.as<std::string>();
         bool ok = false;
-        for (auto* x : keys) ok = ok || k == x;
+        for (auto* x : keys)
+            ok = ok || k == x;
         if (!ok) bad(it->first, where + k, "unknown key");
     }
 }
@@ -53,13 +54,13 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c) {
     try {
         root = YAML::Load(std::string(yaml));
     } catch (const YAML::ParserException& x) {
-        throw error(errc::bad_config,
-                    "line " + std::to_string(x.mark.line + 1) + ": " + x.msg);
+        throw error(errc::bad_config, "line " + std::to_string(x.mark.line + 1) + ": " + x.msg);
     }
     if (root.IsNull()) return c;
     if (!root.IsMap()) throw error(errc::bad_config, "line 1: expected a map of settings");
-    known_keys(root, {"data_dir", "registry", "districts", "clock", "rules", "log_level",
-                      "endpoints", "limits", "security"},
+    known_keys(root,
+               {"data_dir", "registry", "districts", "clock", "rules", "log_level", "endpoints",
+                "limits", "security"},
                "");
     auto& b = c.broker;
     text(root, "data_dir", b.data_dir);
@@ -85,8 +86,9 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c) {
     }
     if (auto l = root["limits"]) {
         if (!l.IsMap()) bad(l, "limits", "expected a map");
-        known_keys(l, {"max_message_bytes", "max_event_bytes", "max_batch", "max_inflight",
-                       "feed_hwm", "max_future_skew", "initial_map_size"},
+        known_keys(l,
+                   {"max_message_bytes", "max_event_bytes", "max_batch", "max_inflight", "feed_hwm",
+                    "max_future_skew", "initial_map_size"},
                    "limits.");
         number(l, "max_message_bytes", b.max_message_bytes);
         number(l, "max_event_bytes", b.limits.max_event_bytes);

@@ -27,7 +27,9 @@ struct request {
     std::list<request>::iterator self;
 };
 
-std::string_view sv(const zmq::message_t& m) { return {m.data<char>(), m.size()}; }
+std::string_view sv(const zmq::message_t& m) {
+    return {m.data<char>(), m.size()};
+}
 
 // The authenticated identity (ZAP User-Id) of a message's sender, if any.
 std::string actor_of(zmq::message_t& m) {
@@ -50,8 +52,7 @@ void broker::impl::run_ingest() {
         try {
             zmq::message_t id;
             id.copy(r.routing);
-            if (!ingest_sock.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-                return;
+            if (!ingest_sock.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return;
             if (r.delimiter) ingest_sock.send(zmq::message_t(0), zmq::send_flags::sndmore);
             ingest_sock.send(zmq::buffer(cmd), zmq::send_flags::sndmore);
             ingest_sock.send(zmq::buffer(r.tag), body_frames.empty() ? zmq::send_flags::none
@@ -101,22 +102,25 @@ void broker::impl::run_ingest() {
         }
         if (cmd != wire::cmd_publish && cmd != wire::cmd_publish_json) {
             refuse(r, errc::bad_command,
-                   "unknown command \"" + std::string(cmd.substr(0, 32)) + "\"; expected PUB or PUBJ");
+                   "unknown command \"" + std::string(cmd.substr(0, 32)) +
+                       "\"; expected PUB or PUBJ");
             return finish_now();
         }
         r.json = cmd == wire::cmd_publish_json;
         std::size_t n = f.size() - pos;
         if (n > opts.max_batch) {
-            refuse(r, errc::batch_too_large, std::to_string(n) + " events in one request; the limit is " +
-                                                 std::to_string(opts.max_batch));
+            refuse(r, errc::batch_too_large,
+                   std::to_string(n) + " events in one request; the limit is " +
+                       std::to_string(opts.max_batch));
             return finish_now();
         }
         std::size_t bytes = 0;
-        for (std::size_t i = pos; i < f.size(); ++i) bytes += f[i].size();
+        for (std::size_t i = pos; i < f.size(); ++i)
+            bytes += f[i].size();
         if (bytes > opts.max_message_bytes) {
-            refuse(r, errc::message_too_large, "request is " + std::to_string(bytes) +
-                                                   " bytes; the limit is " +
-                                                   std::to_string(opts.max_message_bytes));
+            refuse(r, errc::message_too_large,
+                   "request is " + std::to_string(bytes) + " bytes; the limit is " +
+                       std::to_string(opts.max_message_bytes));
             return finish_now();
         }
         auto actor = actor_of(f[pos - 1]);

@@ -113,8 +113,8 @@ struct store::impl {
             auto rec = lm::get(t, events, lm::be64(head));
             event e;
             if (!rec || rec->size() < 32 || decode(rec->substr(32), e))
-                throw error(errc::store_failure, "head record " + std::to_string(head) +
-                                                     " is missing or unreadable");
+                throw error(errc::store_failure,
+                            "head record " + std::to_string(head) + " is missing or unreadable");
             last_received = e.received_at;
         }
         t.commit();
@@ -149,7 +149,7 @@ namespace {
 
 // The processor's view of the tables inside the current write transaction.
 class txn_state final : public state_store {
-public:
+  public:
     txn_state(store::impl& s, lm::txn& t) : s_(s), t_(t) {}
     std::optional<std::string> get(std::string_view table, std::string_view key) override {
         auto v = lm::get(t_, s_.table(table), key);
@@ -166,10 +166,11 @@ public:
         lm::cursor c(t_, s_.table(table));
         std::string_view k, v;
         bool ok = from.empty() ? c.get(k, v, MDB_FIRST) : c.seek(from, k, v);
-        while (ok && f(k, v)) ok = c.get(k, v, MDB_NEXT);
+        while (ok && f(k, v))
+            ok = c.get(k, v, MDB_NEXT);
     }
 
-private:
+  private:
     store::impl& s_;
     lm::txn& t_;
 };
@@ -177,7 +178,7 @@ private:
 // One write transaction's work: appends events, maintains the indexes, and
 // runs the processor on every stored event.
 class appender {
-public:
+  public:
     appender(store::impl& s, lm::txn& t, timestamp now, processor* p, batch_output& out)
         : s_(s), t_(t), p_(p), out_(out), state_(s, t) {
         received_ = std::max(now, s.last_received);
@@ -227,7 +228,7 @@ public:
         if (first_) s_.last_received = received_;
     }
 
-private:
+  private:
     void write(prepared_event& p) {
         const auto& e = p.ev;
         patch_broker_fields(p.value.data() + 32, p.received_pos, e.offset, e.received_at);
@@ -291,8 +292,9 @@ private:
 // Runs one write transaction; on failure nothing of it remains, the processor
 // re-reads its state, and a full map is grown and the transaction retried.
 template <class F, class R = void (*)()>
-void run_txn(store::impl& s, timestamp now, processor* p, batch_output& out, F&& body,
-             R&& before_retry = [] {}) {
+void run_txn(
+    store::impl& s, timestamp now, processor* p, batch_output& out, F&& body,
+    R&& before_retry = [] {}) {
     for (int attempt = 0;; ++attempt) {
         auto results = out.results.size();
         auto stored = out.stored.size();
@@ -343,7 +345,8 @@ void store::append(std::span<prepared_event> events, timestamp now, processor* p
     run_txn(
         *impl_, now, p, out,
         [&](appender& a) {
-            for (auto& e : events) out.results.push_back(a.add(e));
+            for (auto& e : events)
+                out.results.push_back(a.add(e));
         },
         [&] {
             // Stored bytes moved to `out` went with the failed transaction: make them again.
@@ -355,7 +358,8 @@ void store::append(std::span<prepared_event> events, timestamp now, processor* p
 void store::append(std::span<event> events, timestamp now, processor* p, batch_output& out) {
     std::vector<prepared_event> prepared;
     prepared.reserve(events.size());
-    for (auto& e : events) prepared.push_back(prepare(e));
+    for (auto& e : events)
+        prepared.push_back(prepare(e));
     append(prepared, now, p, out);
     for (std::size_t i = 0; i < events.size(); ++i) {
         events[i].offset = prepared[i].ev.offset;
@@ -374,7 +378,9 @@ void store::open_processor(processor& p) {
     t.commit();
 }
 
-std::uint64_t store::head() const { return impl_->head.load(); }
+std::uint64_t store::head() const {
+    return impl_->head.load();
+}
 
 std::optional<std::string> store::get(std::uint64_t offset) const {
     std::shared_lock lock(impl_->resize);
@@ -406,7 +412,8 @@ std::pair<std::uint64_t, std::uint64_t> store::range(const scan_filter& f) const
         auto key_of = [](timestamp ts) {
             return lm::be64(static_cast<std::uint64_t>(std::max<std::int64_t>(0, to_us(ts))));
         };
-        if (f.from_time) from = std::max(from, c.seek(key_of(*f.from_time), k, v) ? lm::from_be64(v) : head + 1);
+        if (f.from_time)
+            from = std::max(from, c.seek(key_of(*f.from_time), k, v) ? lm::from_be64(v) : head + 1);
         if (f.to_time && c.seek(key_of(*f.to_time + micros{1}), k, v))
             to = std::min(to, lm::from_be64(v) - 1);
     }
@@ -589,7 +596,8 @@ verify_report store::verify() const {
                 std::memcmp(c2->data() + 8, h.data(), 32) != 0) {
                 r.ok = false;
                 r.first_bad = expect;
-                r.problem = "chain head does not match the last record (records removed at the end?)";
+                r.problem =
+                    "chain head does not match the last record (records removed at the end?)";
             }
             done = true;
         }
@@ -604,7 +612,8 @@ void store::scan_table(std::string_view table, std::string_view from,
     lm::cursor c(t, impl_->table(table));
     std::string_view k, v;
     bool ok = from.empty() ? c.get(k, v, MDB_FIRST) : c.seek(from, k, v);
-    while (ok && f(k, v)) ok = c.get(k, v, MDB_NEXT);
+    while (ok && f(k, v))
+        ok = c.get(k, v, MDB_NEXT);
 }
 
 } // namespace pingan

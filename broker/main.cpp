@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
             std::ostringstream text;
             text << in.rdbuf();
             auto parsed = rules::parse(text.str());
-            for (const auto& d : parsed.errors) spdlog::error("{}: {}", cfg.rules, d.text());
+            for (const auto& d : parsed.errors)
+                spdlog::error("{}: {}", cfg.rules, d.text());
             return parsed.errors.empty() ? parsed.rules : nullptr;
         };
         if (!cfg.server_key.empty()) {
@@ -121,7 +122,8 @@ int main(int argc, char** argv) {
                          sec->access.size(), cfg.clients, sec->server.public_key);
             b.security = std::move(sec);
         } else {
-            spdlog::warn("no security: section: sockets are not authenticated; keep them on 127.0.0.1");
+            spdlog::warn(
+                "no security: section: sockets are not authenticated; keep them on 127.0.0.1");
         }
         std::unique_ptr<engine_processor> proc;
         if (!cfg.rules.empty()) {

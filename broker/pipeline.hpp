@@ -30,7 +30,7 @@ struct completion {
 };
 
 class pipeline {
-public:
+  public:
     explicit pipeline(std::function<void()> notify_ingest) : notify_(std::move(notify_ingest)) {}
 
     void push(std::vector<prepared_event>& events, std::vector<owner_tag>& owners) {
@@ -78,7 +78,8 @@ public:
     void complete(std::vector<completion>& done) {
         {
             std::lock_guard lock(m_);
-            for (auto& c : done) done_.push_back(std::move(c));
+            for (auto& c : done)
+                done_.push_back(std::move(c));
         }
         done.clear();
         notify_();
@@ -89,7 +90,7 @@ public:
         out.swap(done_);
     }
 
-private:
+  private:
     std::mutex m_;
     std::condition_variable cv_;
     std::vector<prepared_event> events_;

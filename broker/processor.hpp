@@ -29,18 +29,19 @@ namespace pingan {
 // writer's current transaction. Table names are fixed at open: see
 // store_options::processor_tables.
 class state_store {
-public:
+  public:
     virtual ~state_store() = default;
     virtual std::optional<std::string> get(std::string_view table, std::string_view key) = 0;
     virtual void put(std::string_view table, std::string_view key, std::string_view value) = 0;
     virtual bool del(std::string_view table, std::string_view key) = 0;
     // Visits keys >= from in order until `f` returns false.
-    virtual void scan(std::string_view table, std::string_view from,
-                      const std::function<bool(std::string_view key, std::string_view value)>& f) = 0;
+    virtual void
+    scan(std::string_view table, std::string_view from,
+         const std::function<bool(std::string_view key, std::string_view value)>& f) = 0;
 };
 
 class processor {
-public:
+  public:
     virtual ~processor() = default;
 
     // Called once, inside a write transaction, before any event: load state.

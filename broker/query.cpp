@@ -36,7 +36,9 @@ struct stream {
     std::set<std::string> viewed_schools;
 };
 
-std::string_view sv(const zmq::message_t& m) { return {m.data<char>(), m.size()}; }
+std::string_view sv(const zmq::message_t& m) {
+    return {m.data<char>(), m.size()};
+}
 
 std::optional<std::uint64_t> u64_field(const json& j, const char* name, std::string& problem) {
     auto it = j.find(name);
@@ -162,8 +164,7 @@ void broker::impl::run_query() {
         std::string problem;
         const principal* client = who(f[pos - 1]);
         if (opts.security) {
-            if (!client)
-                return refuse(routing, delim, tag, errc::unauthorized, "unknown client");
+            if (!client) return refuse(routing, delim, tag, errc::unauthorized, "unknown client");
             if (!client->may_query)
                 return refuse(routing, delim, tag, errc::forbidden,
                               client->identity + " may not query");
@@ -189,7 +190,8 @@ void broker::impl::run_query() {
             s.json = format == "json";
             if (!problem.empty()) return refuse(routing, delim, tag, errc::bad_value, problem);
             if (client) {
-                if (auto p = may_query(*client, f2)) return refuse(routing, delim, tag, p.code, p.detail);
+                if (auto p = may_query(*client, f2))
+                    return refuse(routing, delim, tag, p.code, p.detail);
                 s.client = client;
                 s.redact = !client->minors_clearance;
             }
@@ -229,24 +231,28 @@ void broker::impl::run_query() {
                 return;
             }
             if (!settable)
-                return refuse(routing, delim, tag, errc::forbidden,
-                              "the broker's clock is not manual (start it with --clock manual:<time>)");
+                return refuse(
+                    routing, delim, tag, errc::forbidden,
+                    "the broker's clock is not manual (start it with --clock manual:<time>)");
             if (client && !client->city)
                 return refuse(routing, delim, tag, errc::forbidden,
                               client->identity + " may not move the clock");
             auto now = settable->now();
             if (auto t = time_field(params, "set", problem)) {
                 if (*t < now)
-                    return refuse(routing, delim, tag, errc::bad_value, "set: before the clock's time");
+                    return refuse(routing, delim, tag, errc::bad_value,
+                                  "set: before the clock's time");
                 settable->set(*t);
             } else if (auto it = params.find("advance"); it != params.end() && it->is_string()) {
                 auto d = parse_duration(it->get<std::string>());
                 if (!d || d->count() < 0)
-                    return refuse(routing, delim, tag, errc::bad_value, "advance: expected a duration such as 10m");
+                    return refuse(routing, delim, tag, errc::bad_value,
+                                  "advance: expected a duration such as 10m");
                 settable->advance(*d);
             } else if (!problem.empty() || params.contains("set") || params.contains("advance")) {
                 return refuse(routing, delim, tag, errc::bad_value,
-                              problem.empty() ? "advance: expected a duration such as 10m" : problem);
+                              problem.empty() ? "advance: expected a duration such as 10m"
+                                              : problem);
             }
             pipe.poke(); // the writer re-reads the clock and fires what is due
             json j = {{"now", format_utc(settable->now())}, {"manual", true}};
@@ -259,12 +265,14 @@ void broker::impl::run_query() {
                       {"file_bytes", s.file_bytes},
                       {"map_bytes", s.map_bytes},
                       {"by_type", json::object()}};
-            for (auto& [t, n] : s.by_type) j["by_type"][t] = n;
+            for (auto& [t, n] : s.by_type)
+                j["by_type"][t] = n;
             auto body = j.dump();
             send(routing, delim, wire::cmd_stats, tag, {body});
         } else {
             refuse(routing, delim, tag, errc::bad_command,
-                   "unknown command \"" + cmd.substr(0, 32) + "\"; expected REPLAY, CREDIT, CANCEL, STATS or CLOCK");
+                   "unknown command \"" + cmd.substr(0, 32) +
+                       "\"; expected REPLAY, CREDIT, CANCEL, STATS or CLOCK");
         }
     };
 
@@ -297,7 +305,7 @@ void broker::impl::run_query() {
         std::size_t n = std::min<std::uint64_t>(s.credit, opts.replay_chunk);
         if (s.limit) n = std::min<std::uint64_t>(n, s.limit - s.sent);
         bool alive = true;
-        std::uint64_t resume = 0;     // first event of a message that did not fit
+        std::uint64_t resume = 0; // first event of a message that did not fit
         std::uint64_t batch_first = 0;
         std::size_t batch_events = 0;
         std::vector<zmq::message_t> frames;

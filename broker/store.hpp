@@ -29,7 +29,7 @@
 namespace pingan {
 
 struct store_options {
-    std::string path;                        // a directory; created if missing
+    std::string path;                          // a directory; created if missing
     std::size_t initial_map_size = 1ull << 30; // grows by doubling when full
     std::vector<std::string> processor_tables{"incidents", "timers", "engine"};
     bool read_only = false; // audits and tools: no write transaction, ever
@@ -75,7 +75,7 @@ struct scan_filter {
 };
 
 struct store_stats {
-    std::uint64_t head = 0;      // last offset, 0 when empty
+    std::uint64_t head = 0; // last offset, 0 when empty
     std::uint64_t events = 0;
     std::uint64_t file_bytes = 0;
     std::uint64_t map_bytes = 0;
@@ -87,14 +87,14 @@ struct verify_report {
     std::uint64_t checked = 0;
     std::uint64_t first_bad = 0; // offset of the first record that does not verify
     std::string problem;
-    chain_hash head_hash{};      // the hash of the last record checked
+    chain_hash head_hash{}; // the hash of the last record checked
 };
 
 // Lowercase hex of a chain hash, as `pingan verify` prints it.
 std::string hex(const chain_hash& h);
 
 class store {
-public:
+  public:
     explicit store(const store_options& o);
     ~store();
     store(const store&) = delete;
@@ -143,7 +143,7 @@ public:
 
     struct impl;
 
-private:
+  private:
     std::unique_ptr<impl> impl_;
 };
 

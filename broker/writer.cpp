@@ -43,7 +43,8 @@ void broker::impl::run_writer() {
                 auto* p = uid ? opts.security->access.by_identity(uid) : nullptr;
                 if (!p || !may_subscribe(*p, prefix)) {
                     if (subscribe)
-                        spdlog::warn("feed: {} may not subscribe to \"{}\"", uid ? uid : "?", prefix);
+                        spdlog::warn("feed: {} may not subscribe to \"{}\"", uid ? uid : "?",
+                                     prefix);
                     continue;
                 }
                 if (subscribe)
@@ -89,8 +90,10 @@ void broker::impl::run_writer() {
                 if (off.empty()) off = wire::u64_le(r.offset);
                 // XPUB drops at its high-water mark rather than block ingest;
                 // subscribers see the gap in offsets and backfill by replay.
-                feed_sock.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-                feed_sock.send(zmq::buffer(off), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+                feed_sock.send(zmq::buffer(topic),
+                               zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+                feed_sock.send(zmq::buffer(off),
+                               zmq::send_flags::sndmore | zmq::send_flags::dontwait);
                 feed_sock.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
             }
         }
@@ -116,7 +119,8 @@ void broker::impl::run_writer() {
             try {
                 auto t0 = std::chrono::steady_clock::now();
                 st.append(events, clk.now(), proc, out);
-                txn_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                txn_seconds +=
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 ++txns;
                 txn_events += events.size();
                 for (std::size_t i = 0; i < owners.size(); ++i)

@@ -6,7 +6,9 @@
 namespace pingan {
 namespace {
 
-std::string_view sv(const zmq::message_t& m) { return {m.data<char>(), m.size()}; }
+std::string_view sv(const zmq::message_t& m) {
+    return {m.data<char>(), m.size()};
+}
 
 void send_all(zmq::socket_t& s, std::initializer_list<std::string_view> head,
               std::span<const std::string> rest) {
@@ -91,8 +93,8 @@ std::optional<publish_reply> ingest_client::receive(std::chrono::milliseconds ti
                 res.code = errc_from_name(j["error"].value("code", std::string()));
                 res.message = j["error"].value("message", std::string());
             } else {
-                res.what = j.value("duplicate", false) ? wire::outcome::duplicate
-                                                       : wire::outcome::stored;
+                res.what =
+                    j.value("duplicate", false) ? wire::outcome::duplicate : wire::outcome::stored;
                 res.offset = j.value("offset", std::uint64_t{0});
             }
             r.results.push_back(std::move(res));
@@ -107,7 +109,8 @@ publish_reply ingest_client::publish(std::span<const event> events,
                                      std::chrono::milliseconds timeout, int tries) {
     std::vector<std::string> frames;
     frames.reserve(events.size());
-    for (const auto& e : events) frames.push_back(encode(e));
+    for (const auto& e : events)
+        frames.push_back(encode(e));
     auto tag = "p" + std::to_string(next_tag_++);
     for (int attempt = 0; attempt < tries; ++attempt) {
         send(frames, false, tag);
@@ -122,8 +125,8 @@ publish_reply ingest_client::publish(std::span<const event> events,
             // A late reply to an earlier attempt: skip it.
         }
     }
-    throw error(errc::io_error, "no reply from the broker after " + std::to_string(tries) +
-                                    " tries");
+    throw error(errc::io_error,
+                "no reply from the broker after " + std::to_string(tries) + " tries");
 }
 
 query_client::query_client(zmq::context_t& ctx, const std::string& endpoint,
@@ -157,8 +160,7 @@ replay_end query_client::replay(const replay_request& r,
         if (!wait_readable(sock_, timeout))
             throw error(errc::io_error, "replay: no answer from the broker");
         f.clear();
-        if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait))
-            continue;
+        if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait)) continue;
         if (f.size() < 3 || sv(f[1]) != tag) continue;
         auto cmd = sv(f[0]);
         if (cmd == wire::cmd_event && f.size() >= 4 && f.size() % 2 == 0) {
@@ -196,8 +198,7 @@ json query_client::request(std::string_view cmd, const json& params,
     std::vector<zmq::message_t> f;
     while (wait_readable(sock_, timeout)) {
         f.clear();
-        if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait))
-            continue;
+        if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait)) continue;
         if (f.size() < 3 || sv(f[1]) != tag) continue;
         if (sv(f[0]) == wire::cmd_error) throw refused(sv(f[2]));
         json j;

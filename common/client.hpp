@@ -28,14 +28,14 @@ void apply_curve(zmq::socket_t& s, const curve_client& c);
 // A reply to one publish request.
 struct publish_reply {
     std::string tag;
-    bool refused = false;           // ERR: the whole request was refused
-    errc code = errc::ok;           // when refused
-    std::string message;            // when refused
+    bool refused = false;              // ERR: the whole request was refused
+    errc code = errc::ok;              // when refused
+    std::string message;               // when refused
     std::vector<wire::result> results; // one per event, in request order
 };
 
 class ingest_client {
-public:
+  public:
     // With `curve`, the connection is encrypted and authenticated (CURVE).
     ingest_client(zmq::context_t& ctx, const std::string& endpoint,
                   const curve_client* curve = nullptr);
@@ -56,7 +56,7 @@ public:
 
     zmq::socket_t& socket() noexcept { return sock_; }
 
-private:
+  private:
     zmq::socket_t sock_;
     std::uint64_t next_tag_ = 0;
 };
@@ -79,7 +79,7 @@ struct replay_end {
 };
 
 class query_client {
-public:
+  public:
     query_client(zmq::context_t& ctx, const std::string& endpoint,
                  const curve_client* curve = nullptr);
 
@@ -100,7 +100,7 @@ public:
     // Throws: pingan::error(forbidden) if the broker's clock is not manual.
     json clock(const json& params, std::chrono::milliseconds timeout = 5s);
 
-private:
+  private:
     json request(std::string_view cmd, const json& params, std::chrono::milliseconds timeout);
 
     zmq::socket_t sock_;
@@ -109,7 +109,7 @@ private:
 
 // The live feed. Subscribe before replaying, so nothing falls between the two.
 class feed_client {
-public:
+  public:
     feed_client(zmq::context_t& ctx, const std::string& endpoint,
                 const curve_client* curve = nullptr);
     void subscribe(const std::string& prefix);
@@ -124,7 +124,7 @@ public:
 
     zmq::socket_t& socket() noexcept { return sock_; }
 
-private:
+  private:
     zmq::socket_t sock_;
 };
 

@@ -10,14 +10,15 @@ namespace pingan {
 namespace {
 
 std::int64_t real_now_us() noexcept {
-    return std::chrono::duration_cast<micros>(
-               std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<micros>(std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
 } // namespace
 
-timestamp system_clock::now() const noexcept { return from_us(real_now_us()); }
+timestamp system_clock::now() const noexcept {
+    return from_us(real_now_us());
+}
 
 scaled_clock::scaled_clock(timestamp start, double factor)
     : start_(start), real_start_us_(real_now_us()), factor_(factor) {}

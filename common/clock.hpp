@@ -15,36 +15,36 @@
 namespace pingan {
 
 class clock {
-public:
+  public:
     virtual ~clock() = default;
     virtual timestamp now() const noexcept = 0;
 };
 
 // The operating system's real-time clock.
 class system_clock final : public clock {
-public:
+  public:
     timestamp now() const noexcept override;
 };
 
 // Time moves only when told to. Thread-safe.
 class manual_clock final : public clock {
-public:
+  public:
     explicit manual_clock(timestamp start) : us_(to_us(start)) {}
     timestamp now() const noexcept override { return from_us(us_.load()); }
     void set(timestamp t) noexcept { us_.store(to_us(t)); }
     void advance(micros d) noexcept { us_.fetch_add(d.count()); }
 
-private:
+  private:
     std::atomic<std::int64_t> us_;
 };
 
 // Simulated time that starts at `start` and runs `factor` times faster than real time.
 class scaled_clock final : public clock {
-public:
+  public:
     scaled_clock(timestamp start, double factor);
     timestamp now() const noexcept override;
 
-private:
+  private:
     timestamp start_;
     std::int64_t real_start_us_;
     double factor_;

@@ -17,10 +17,10 @@ constexpr std::uint8_t record_format = 1;
 // cereal reads and writes through rdbuf()->sgetn/sputn: these two buffers let
 // it work on memory without the cost of a stringstream.
 class string_sink final : public std::streambuf {
-public:
+  public:
     explicit string_sink(std::string& s) : s_(s) {}
 
-protected:
+  protected:
     std::streamsize xsputn(const char* p, std::streamsize n) override {
         s_.append(p, static_cast<std::size_t>(n));
         return n;
@@ -30,12 +30,12 @@ protected:
         return c;
     }
 
-private:
+  private:
     std::string& s_;
 };
 
 class span_source final : public std::streambuf {
-public:
+  public:
     explicit span_source(std::string_view b) {
         auto* p = const_cast<char*>(b.data());
         setg(p, p, p + b.size());
@@ -68,7 +68,8 @@ template <class T> void save_value(oarchive& ar, const T& v) {
         if (v) save_value(ar, *v);
     } else if constexpr (is_vector<T>::value) {
         ar(static_cast<std::uint64_t>(v.size()));
-        for (const auto& x : v) save_value(ar, x);
+        for (const auto& x : v)
+            save_value(ar, x);
     } else if constexpr (std::is_same_v<T, std::string>) {
         ar(static_cast<std::uint64_t>(v.size()));
         ar(cereal::binary_data(v.data(), v.size()));
@@ -103,7 +104,8 @@ template <class T> void load_value(reader& r, T& v) {
         r.ar(n);
         r.need(n); // every item takes at least one byte
         v.resize(static_cast<std::size_t>(n));
-        for (auto& x : v) load_value(r, x);
+        for (auto& x : v)
+            load_value(r, x);
     } else if constexpr (std::is_same_v<T, std::string>) {
         std::uint64_t n;
         r.ar(n);
@@ -115,7 +117,9 @@ template <class T> void load_value(reader& r, T& v) {
     }
 }
 
-void save_id(oarchive& ar, const event_id& id) { ar(cereal::binary_data(id.bytes.data(), 16)); }
+void save_id(oarchive& ar, const event_id& id) {
+    ar(cereal::binary_data(id.bytes.data(), 16));
+}
 void load_id(reader& r, event_id& id) {
     r.need(16);
     r.ar(cereal::binary_data(id.bytes.data(), 16));
@@ -123,17 +127,16 @@ void load_id(reader& r, event_id& id) {
 
 template <class Body> void save_body(oarchive& ar, const Body& b) {
     ar(Body::version);
-    const_cast<Body&>(b).fields([&](std::string_view, const auto& v, field_opts) {
-        save_value(ar, v);
-    });
+    const_cast<Body&>(b).fields(
+        [&](std::string_view, const auto& v, field_opts) { save_value(ar, v); });
 }
 
 template <class Body> void load_body(reader& r, Body& b) {
     std::uint32_t version;
     r.ar(version);
     if (version > Body::version || version == 0)
-        throw error(errc::unsupported_version, std::string(Body::type) + " body version " +
-                                                   std::to_string(version));
+        throw error(errc::unsupported_version,
+                    std::string(Body::type) + " body version " + std::to_string(version));
     b.fields([&](std::string_view, auto& v, field_opts o) {
         if (o.since <= version) load_value(r, v);
     });
@@ -150,7 +153,8 @@ template <class T> json value_to_json(const T& v) {
         return v ? value_to_json(*v) : json(nullptr);
     } else if constexpr (is_vector<T>::value) {
         json a = json::array();
-        for (const auto& x : v) a.push_back(value_to_json(x));
+        for (const auto& x : v)
+            a.push_back(value_to_json(x));
         return a;
     } else {
         return v;
@@ -170,16 +174,15 @@ template <class T> problem value_from_json(const json& j, const std::string& pat
         if (!j.is_string()) return {errc::wrong_type, path + ": expected an RFC 3339 time string"};
         auto t = parse_utc(j.get_ref<const std::string&>());
         if (!t)
-            return {errc::bad_value,
-                    path + ": \"" + j.get<std::string>() +
-                        "\" is not an RFC 3339 time such as 2026-11-29T07:31:50Z"};
+            return {errc::bad_value, path + ": \"" + j.get<std::string>() +
+                                         "\" is not an RFC 3339 time such as 2026-11-29T07:31:50Z"};
         v = *t;
     } else if constexpr (std::is_enum_v<T>) {
         if (!j.is_string()) return {errc::wrong_type, path + ": expected a string"};
         auto e = enum_parse<T>(j.get_ref<const std::string&>());
         if (!e)
-            return {errc::unknown_enum, path + ": \"" + j.get<std::string>() +
-                                            "\" is not one of " + enum_choices<T>()};
+            return {errc::unknown_enum,
+                    path + ": \"" + j.get<std::string>() + "\" is not one of " + enum_choices<T>()};
         v = *e;
     } else if constexpr (is_optional<T>::value) {
         if (j.is_null()) {
@@ -208,16 +211,14 @@ template <class T> problem value_from_json(const json& j, const std::string& pat
         if (!j.is_number()) return {errc::wrong_type, path + ": expected a number"};
         v = j.get<T>();
     } else if constexpr (std::is_unsigned_v<T>) {
-        if (!j.is_number_integer())
-            return {errc::wrong_type, path + ": expected a whole number"};
+        if (!j.is_number_integer()) return {errc::wrong_type, path + ": expected a whole number"};
         if (j.is_number_integer() && !j.is_number_unsigned() && j.get<std::int64_t>() < 0)
             return {errc::bad_value, path + ": must not be negative"};
         auto x = j.get<std::uint64_t>();
         if (x > std::numeric_limits<T>::max()) return {errc::bad_value, path + ": too large"};
         v = static_cast<T>(x);
     } else {
-        if (!j.is_number_integer())
-            return {errc::wrong_type, path + ": expected a whole number"};
+        if (!j.is_number_integer()) return {errc::wrong_type, path + ": expected a whole number"};
         v = j.get<T>();
     }
     return {};
@@ -250,8 +251,9 @@ template <class Body> problem body_fields_from_json(const json& j, Body& b) {
             b.fields([&](std::string_view name, auto&, field_opts) {
                 found = found || name == it.key();
             });
-            if (!found) return {errc::bad_value, "body." + it.key() + ": unknown field for " +
-                                                     std::string(Body::type)};
+            if (!found)
+                return {errc::bad_value,
+                        "body." + it.key() + ": unknown field for " + std::string(Body::type)};
         }
     }
     return result;
@@ -285,7 +287,8 @@ void encode(const event& e, std::string& out) {
     save_value(ar, e.certainty);
     save_value(ar, e.scope);
     ar(static_cast<std::uint64_t>(e.references.size()));
-    for (const auto& r : e.references) save_id(ar, r);
+    for (const auto& r : e.references)
+        save_id(ar, r);
     std::visit([&](const auto& b) { save_body(ar, b); }, e.body);
 }
 
@@ -304,8 +307,7 @@ problem decode(std::string_view bytes, event& e) {
         cereal::PortableBinaryInputArchive ar(is);
         reader r{src, ar};
         // Portable binary's first byte says little-endian (1); anything else is not ours.
-        if (bytes.empty() || bytes[0] != 1)
-            return {errc::undecodable, "not a Pingan binary event"};
+        if (bytes.empty() || bytes[0] != 1) return {errc::undecodable, "not a Pingan binary event"};
         std::uint8_t format;
         ar(format);
         if (format != record_format)
@@ -332,7 +334,8 @@ problem decode(std::string_view bytes, event& e) {
         ar(n);
         r.need(n * 16);
         e.references.resize(static_cast<std::size_t>(n));
-        for (auto& ref : e.references) load_id(r, ref);
+        for (auto& ref : e.references)
+            load_id(r, ref);
         e.body = std::move(*b);
         std::visit([&](auto& body) { load_body(r, body); }, e.body);
         if (src.in_avail() != 0)
@@ -347,8 +350,8 @@ problem decode(std::string_view bytes, event& e) {
 
 std::size_t received_at_position(const event& e) noexcept {
     // flag, format, id, offset, five length-prefixed strings, occurred_at.
-    return 2 + 16 + 8 + (8 + e.type().size()) + (8 + e.school.size()) +
-           (8 + e.district.size()) + (8 + e.source.size()) + (8 + e.actor.size()) + 8;
+    return 2 + 16 + 8 + (8 + e.type().size()) + (8 + e.school.size()) + (8 + e.district.size()) +
+           (8 + e.source.size()) + (8 + e.actor.size()) + 8;
 }
 
 void patch_broker_fields(char* bytes, std::size_t received_pos, std::uint64_t offset,
@@ -411,7 +414,8 @@ json to_json(const event& e) {
     j["certainty"] = std::string(enum_name(e.certainty));
     j["scope"] = std::string(enum_name(e.scope));
     json refs = json::array();
-    for (const auto& r : e.references) refs.push_back(r.str());
+    for (const auto& r : e.references)
+        refs.push_back(r.str());
     j["references"] = std::move(refs);
     j["body"] = body_to_json(e.body);
     return j;
@@ -428,8 +432,8 @@ problem parse_json(std::string_view text, json& out) {
     } catch (const json::parse_error& x) {
         std::string what = x.what();
         if (what.find("UTF-8") != std::string::npos || what.find("utf-8") != std::string::npos)
-            return {errc::invalid_utf8, "text is not valid UTF-8 (at byte " +
-                                            std::to_string(x.byte) + ")"};
+            return {errc::invalid_utf8,
+                    "text is not valid UTF-8 (at byte " + std::to_string(x.byte) + ")"};
         return {errc::malformed_json, what};
     }
 }
@@ -488,10 +492,9 @@ problem from_json(const json& j, event& e) {
         e.references.clear();
         for (std::size_t i = 0; i < it->size(); ++i) {
             const auto& r = (*it)[i];
-            auto id = r.is_string() ? event_id::parse(r.get_ref<const std::string&>())
-                                    : std::nullopt;
-            if (!id)
-                return {errc::bad_id, "references[" + std::to_string(i) + "]: not a UUID"};
+            auto id =
+                r.is_string() ? event_id::parse(r.get_ref<const std::string&>()) : std::nullopt;
+            if (!id) return {errc::bad_id, "references[" + std::to_string(i) + "]: not a UUID"};
             e.references.push_back(*id);
         }
     }
@@ -501,7 +504,8 @@ problem from_json(const json& j, event& e) {
     e.received_at = timestamp{};
     if (auto it = j.find("offset"); it != j.end() && it->is_number_unsigned())
         e.offset = it->get<std::uint64_t>();
-    if (auto it = j.find("actor"); it != j.end() && it->is_string()) e.actor = it->get<std::string>();
+    if (auto it = j.find("actor"); it != j.end() && it->is_string())
+        e.actor = it->get<std::string>();
     if (auto it = j.find("received_at"); it != j.end() && it->is_string())
         if (auto t = parse_utc(it->get_ref<const std::string&>())) e.received_at = *t;
     return {};

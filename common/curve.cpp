@@ -42,14 +42,17 @@ curve_keypair parse_keypair(std::string_view text) {
         if (line.empty() || line[0] == '#') continue;
         auto colon = line.find(':');
         if (colon == std::string::npos)
-            throw error(errc::bad_config, "line " + std::to_string(n) + ": expected public: or secret:");
+            throw error(errc::bad_config,
+                        "line " + std::to_string(n) + ": expected public: or secret:");
         auto name = line.substr(0, colon);
         auto value = line.substr(colon + 1);
-        while (!value.empty() && value.front() == ' ') value.erase(value.begin());
-        while (!value.empty() && value.back() == ' ') value.pop_back();
+        while (!value.empty() && value.front() == ' ')
+            value.erase(value.begin());
+        while (!value.empty() && value.back() == ' ')
+            value.pop_back();
         if (!valid_z85_key(value))
-            throw error(errc::bad_config,
-                        "line " + std::to_string(n) + ": " + name + " is not a 40-character Z85 key");
+            throw error(errc::bad_config, "line " + std::to_string(n) + ": " + name +
+                                              " is not a 40-character Z85 key");
         if (name == "public")
             k.public_key = value;
         else if (name == "secret")

@@ -47,7 +47,7 @@ const entry* find(errc e) noexcept {
 }
 
 class category final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "pingan"; }
     std::string message(int ev) const override {
         auto* x = find(static_cast<errc>(ev));

@@ -9,9 +9,8 @@ namespace {
 template <std::size_t... I>
 std::optional<body> make_body_impl(std::string_view t, std::index_sequence<I...>) {
     std::optional<body> out;
-    ((std::variant_alternative_t<I, body>::type == t
-          ? (out.emplace(std::in_place_index<I>), true)
-          : false) ||
+    ((std::variant_alternative_t<I, body>::type == t ? (out.emplace(std::in_place_index<I>), true)
+                                                     : false) ||
      ...);
     return out;
 }
@@ -22,7 +21,9 @@ std::string_view type_name(const body& b) noexcept {
     return std::visit([](const auto& x) { return std::decay_t<decltype(x)>::type; }, b);
 }
 
-std::string_view event::type() const noexcept { return type_name(body); }
+std::string_view event::type() const noexcept {
+    return type_name(body);
+}
 
 std::optional<body> make_body(std::string_view type) {
     return make_body_impl(type, std::make_index_sequence<std::variant_size_v<body>>{});
@@ -33,7 +34,8 @@ const std::vector<std::string_view>& known_types() {
         std::vector<std::string_view> v;
         [&]<std::size_t... I>(std::index_sequence<I...>) {
             (v.push_back(std::variant_alternative_t<I, body>::type), ...);
-        }(std::make_index_sequence<std::variant_size_v<body>>{});
+        }
+        (std::make_index_sequence<std::variant_size_v<body>>{});
         return v;
     }();
     return types;

@@ -51,18 +51,30 @@ template <> struct enum_names<scope> {
 // Severity rank for "at least as severe as": Extreme 4 … Minor 1, Unknown 0.
 constexpr int severity_rank(severity s) noexcept {
     switch (s) {
-    case severity::extreme: return 4;
-    case severity::severe: return 3;
-    case severity::moderate: return 2;
-    case severity::minor: return 1;
-    default: return 0;
+    case severity::extreme:
+        return 4;
+    case severity::severe:
+        return 3;
+    case severity::moderate:
+        return 2;
+    case severity::minor:
+        return 1;
+    default:
+        return 0;
     }
 }
 
 // ---- Domain vocabulary -----------------------------------------------------
 
 enum class hazard_area : std::uint8_t {
-    surroundings, building, fire, food, lab, traffic, equipment, utilities
+    surroundings,
+    building,
+    fire,
+    food,
+    lab,
+    traffic,
+    equipment,
+    utilities
 };
 enum class hazard_grade : std::uint8_t { general, major };
 enum class verify_result : std::uint8_t { pass, fail };
@@ -77,7 +89,12 @@ enum class bullying_form : std::uint8_t { physical, verbal, property, exclusion,
 enum class injury : std::uint8_t { none, minor, serious };
 enum class determination : std::uint8_t { pending, bullying, not_bullying };
 enum class incident_category : std::uint8_t {
-    disaster, accident, public_health, social_security, exam, cyber
+    disaster,
+    accident,
+    public_health,
+    social_security,
+    exam,
+    cyber
 };
 enum class incident_level : std::uint8_t { I, II, III, IV };
 enum class tier : std::uint8_t { school, district, city, regulator };
@@ -89,9 +106,7 @@ template <> struct enum_names<hazard_area> {
 template <> struct enum_names<hazard_grade> {
     static constexpr std::array names{"general", "major"};
 };
-template <> struct enum_names<verify_result> {
-    static constexpr std::array names{"pass", "fail"};
-};
+template <> struct enum_names<verify_result> { static constexpr std::array names{"pass", "fail"}; };
 template <> struct enum_names<drill_type> {
     static constexpr std::array names{"fire", "earthquake", "bus", "intruder"};
 };
@@ -115,7 +130,7 @@ template <> struct enum_names<referral> {
                                       "police"};
 };
 template <> struct enum_names<bullying_form> {
-    static constexpr std::array names{"physical", "verbal", "property",
+    static constexpr std::array names{"physical",  "verbal", "property",
                                       "exclusion", "cyber",  "sexual"};
 };
 template <> struct enum_names<injury> {
@@ -700,12 +715,12 @@ struct ruleset_loaded {
 struct access_viewed {
     static constexpr std::string_view type = "access.viewed";
     static constexpr std::uint32_t version = 1;
-    std::string viewer;                // the client's identity
-    std::string what;                  // "minors_details"
-    std::uint64_t first_offset = 0;    // the records shown, first and last
+    std::string viewer;             // the client's identity
+    std::string what;               // "minors_details"
+    std::uint64_t first_offset = 0; // the records shown, first and last
     std::uint64_t last_offset = 0;
     std::uint32_t count = 0;
-    std::vector<std::string> schools;  // the schools whose records were shown
+    std::vector<std::string> schools; // the schools whose records were shown
 
     template <class F> void fields(F&& f) {
         f("viewer", viewer, text(128));
@@ -719,25 +734,25 @@ struct access_viewed {
 
 // Every body type. Append new types at the end; the binary form names the type
 // by its string, so the order here is not part of any stored format.
-using body = std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
-                          drill_recorded, food_alert, food_temp_reading, food_sample,
-                          food_accompany, psych_alert, bullying_reported, health_cluster, bus_trip,
-                          incident_reported, incident_acknowledged, incident_resolved,
-                          escalation_raised, incident_opened, incident_overdue, incident_closed,
-                          incident_reopened, notification_requested, timer_fired,
-                          ruleset_loaded, access_viewed>;
+using body =
+    std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
+                 drill_recorded, food_alert, food_temp_reading, food_sample, food_accompany,
+                 psych_alert, bullying_reported, health_cluster, bus_trip, incident_reported,
+                 incident_acknowledged, incident_resolved, escalation_raised, incident_opened,
+                 incident_overdue, incident_closed, incident_reopened, notification_requested,
+                 timer_fired, ruleset_loaded, access_viewed>;
 
 // ---- Envelope ------------------------------------------------------------------
 
 struct event {
-    event_id id;               // made by the source; the idempotency key
-    std::uint64_t offset = 0;  // assigned by the broker from 1; 0 until stored
-    std::string school;        // registry id, e.g. "420502K001"; empty for city-level events
-    std::string district;      // GB/T 2260 code, filled in by the broker from the registry
-    std::string source;        // service and device, e.g. "pingan-hazard/kiosk-2"
-    std::string actor;         // authenticated identity of the publisher, set by the broker
-    timestamp occurred_at{};   // source clock
-    timestamp received_at{};   // broker clock, non-decreasing with offset
+    event_id id;              // made by the source; the idempotency key
+    std::uint64_t offset = 0; // assigned by the broker from 1; 0 until stored
+    std::string school;       // registry id, e.g. "420502K001"; empty for city-level events
+    std::string district;     // GB/T 2260 code, filled in by the broker from the registry
+    std::string source;       // service and device, e.g. "pingan-hazard/kiosk-2"
+    std::string actor;        // authenticated identity of the publisher, set by the broker
+    timestamp occurred_at{};  // source clock
+    timestamp received_at{};  // broker clock, non-decreasing with offset
     pingan::status status = pingan::status::actual;
     pingan::severity severity = pingan::severity::unknown;
     pingan::urgency urgency = pingan::urgency::unknown;

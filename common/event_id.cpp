@@ -61,11 +61,13 @@ std::optional<event_id> event_id::from_bytes(std::span<const std::uint8_t> b) {
 event_id event_id::v7(timestamp t, std::span<const std::uint8_t, 10> r) noexcept {
     event_id id;
     auto ms = static_cast<std::uint64_t>(to_us(t) / 1000);
-    for (int i = 0; i < 6; ++i) id.bytes[i] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
+    for (int i = 0; i < 6; ++i)
+        id.bytes[i] = static_cast<std::uint8_t>(ms >> (40 - 8 * i));
     id.bytes[6] = static_cast<std::uint8_t>(0x70 | (r[0] & 0x0f));
     id.bytes[7] = r[1];
     id.bytes[8] = static_cast<std::uint8_t>(0x80 | (r[2] & 0x3f));
-    for (int i = 9; i < 16; ++i) id.bytes[i] = r[i - 6];
+    for (int i = 9; i < 16; ++i)
+        id.bytes[i] = r[i - 6];
     return id;
 }
 

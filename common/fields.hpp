@@ -48,11 +48,14 @@ constexpr field_opts since(field_opts o, std::uint32_t version) {
 }
 
 // Enumerations declare their names by specialising enum_names:
-//   template <> struct enum_names<grade> { static constexpr std::array names{"general", "major"}; };
+//   template <> struct enum_names<grade> { static constexpr std::array names{"general", "major"};
+//   };
 template <class E> struct enum_names;
 
 template <class E>
-concept named_enum = std::is_enum_v<E> && requires { enum_names<E>::names; };
+concept named_enum = std::is_enum_v<E> && requires {
+    enum_names<E>::names;
+};
 
 template <named_enum E> constexpr std::string_view enum_name(E e) noexcept {
     auto i = static_cast<std::size_t>(e);

@@ -53,7 +53,9 @@ int env::reader_check() {
     return dead;
 }
 
-void env::sync(bool force) { check("mdb_env_sync", mdb_env_sync(h_, force ? 1 : 0)); }
+void env::sync(bool force) {
+    check("mdb_env_sync", mdb_env_sync(h_, force ? 1 : 0));
+}
 
 txn::txn(const env& e, unsigned flags, MDB_txn* parent) {
     check("mdb_txn_begin", mdb_txn_begin(e.handle(), parent, flags, &h_));
@@ -68,7 +70,9 @@ txn& txn::operator=(txn&& o) noexcept {
     return *this;
 }
 
-txn::~txn() { abort(); }
+txn::~txn() {
+    abort();
+}
 
 void txn::commit() {
     auto* h = h_;
@@ -81,9 +85,13 @@ void txn::abort() noexcept {
     h_ = nullptr;
 }
 
-void txn::reset() noexcept { mdb_txn_reset(h_); }
+void txn::reset() noexcept {
+    mdb_txn_reset(h_);
+}
 
-void txn::renew() { check("mdb_txn_renew", mdb_txn_renew(h_)); }
+void txn::renew() {
+    check("mdb_txn_renew", mdb_txn_renew(h_));
+}
 
 MDB_dbi open_dbi(const txn& t, const char* name, unsigned flags) {
     MDB_dbi d;

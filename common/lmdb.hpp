@@ -16,11 +16,11 @@
 namespace pingan::lmdb {
 
 class lmdb_error : public std::runtime_error {
-public:
+  public:
     lmdb_error(const char* call, int rc);
     int rc() const noexcept { return rc_; }
 
-private:
+  private:
     int rc_;
 };
 
@@ -38,17 +38,19 @@ inline std::string_view view(const MDB_val& v) noexcept {
 // Big-endian so that LMDB's byte order is numeric order.
 inline std::string be64(std::uint64_t v) {
     std::string s(8, '\0');
-    for (int i = 0; i < 8; ++i) s[i] = static_cast<char>(v >> (56 - 8 * i));
+    for (int i = 0; i < 8; ++i)
+        s[i] = static_cast<char>(v >> (56 - 8 * i));
     return s;
 }
 inline std::uint64_t from_be64(std::string_view s) noexcept {
     std::uint64_t v = 0;
-    for (std::size_t i = 0; i < 8 && i < s.size(); ++i) v = v << 8 | static_cast<unsigned char>(s[i]);
+    for (std::size_t i = 0; i < 8 && i < s.size(); ++i)
+        v = v << 8 | static_cast<unsigned char>(s[i]);
     return v;
 }
 
 class env {
-public:
+  public:
     env() = default;
     // Opens (creating if needed) the environment in directory `path`.
     env(const std::string& path, unsigned max_dbs, std::size_t map_size, unsigned flags = 0,
@@ -64,12 +66,12 @@ public:
     int reader_check();
     void sync(bool force = true);
 
-private:
+  private:
     MDB_env* h_ = nullptr;
 };
 
 class txn {
-public:
+  public:
     txn() = default;
     txn(const env& e, unsigned flags = 0, MDB_txn* parent = nullptr);
     txn(txn&& o) noexcept : h_(o.h_) { o.h_ = nullptr; }
@@ -83,7 +85,7 @@ public:
     void reset() noexcept;
     void renew();
 
-private:
+  private:
     MDB_txn* h_ = nullptr;
 };
 
@@ -93,14 +95,14 @@ MDB_dbi open_dbi(const txn& t, const char* name, unsigned flags);
 std::optional<std::string_view> get(const txn& t, MDB_dbi d, std::string_view key);
 // Returns: false if MDB_NOOVERWRITE/MDB_NODUPDATA found the key (and then
 // `existing`, if given, is the stored value).
-bool put(const txn& t, MDB_dbi d, std::string_view key, std::string_view value,
-         unsigned flags = 0, std::string_view* existing = nullptr);
+bool put(const txn& t, MDB_dbi d, std::string_view key, std::string_view value, unsigned flags = 0,
+         std::string_view* existing = nullptr);
 // Returns: false if the key was not there.
 bool del(const txn& t, MDB_dbi d, std::string_view key, const std::string_view* value = nullptr);
 MDB_stat stat(const txn& t, MDB_dbi d);
 
 class cursor {
-public:
+  public:
     cursor(const txn& t, MDB_dbi d);
     cursor(cursor&& o) noexcept : h_(o.h_) { o.h_ = nullptr; }
     cursor& operator=(cursor&&) = delete;
@@ -112,7 +114,7 @@ public:
               MDB_cursor_op op = MDB_SET_RANGE);
     MDB_cursor* handle() const noexcept { return h_; }
 
-private:
+  private:
     MDB_cursor* h_ = nullptr;
 };
 

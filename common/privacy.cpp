@@ -5,7 +5,8 @@ namespace pingan {
 namespace {
 
 void redact_all(std::vector<std::string>& v) {
-    for (auto& x : v) x = std::string(redacted);
+    for (auto& x : v)
+        x = std::string(redacted);
 }
 
 } // namespace

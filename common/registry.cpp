@@ -7,7 +7,7 @@
 namespace pingan {
 namespace {
 
-constexpr std::array type_names{"kindergarten", "primary", "junior", "nine_year",
+constexpr std::array type_names{"kindergarten", "primary",    "junior", "nine_year",
                                 "senior",       "vocational", "special"};
 
 template <class T> bool number(std::string_view s, T& out) {

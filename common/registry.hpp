@@ -18,7 +18,13 @@
 namespace pingan {
 
 enum class school_type : std::uint8_t {
-    kindergarten, primary, junior, nine_year, senior, vocational, special
+    kindergarten,
+    primary,
+    junior,
+    nine_year,
+    senior,
+    vocational,
+    special
 };
 
 struct school {
@@ -48,7 +54,7 @@ std::optional<school_type> parse_school_type(std::string_view s) noexcept;
 std::uint32_t evacuation_target_seconds(const school& s) noexcept;
 
 class registry {
-public:
+  public:
     // Parses schools.csv text (with its header line).
     // Throws: pingan::error(bad_config) naming the line and column that is wrong.
     static registry from_csv(std::string_view schools_csv, std::string_view districts_csv = {});
@@ -59,7 +65,7 @@ public:
     const std::vector<district>& districts() const noexcept { return districts_; }
     std::size_t size() const noexcept { return schools_.size(); }
 
-private:
+  private:
     std::vector<school> schools_;
     std::vector<district> districts_;
     struct string_hash {

@@ -28,8 +28,10 @@ template <class T> std::string json_type(field_opts o) {
                json_type<typename T::value_type>(o);
     } else if constexpr (std::is_same_v<T, std::string>) {
         switch (o.what) {
-        case field_opts::kind::text: return "text (max " + std::to_string(o.max) + " bytes)";
-        case field_opts::kind::key: return "key (max " + std::to_string(o.max) + " bytes, no spaces)";
+        case field_opts::kind::text:
+            return "text (max " + std::to_string(o.max) + " bytes)";
+        case field_opts::kind::key:
+            return "key (max " + std::to_string(o.max) + " bytes, no spaces)";
         case field_opts::kind::code:
             return "code `[A-Za-z0-9_.:-]` (max " + std::to_string(o.max) + " bytes)";
         }
@@ -46,11 +48,16 @@ template <class T> std::string json_type(field_opts o) {
 }
 
 template <class T> std::string presence() {
-    if constexpr (is_optional<T>::value) return "optional (null)";
-    else if constexpr (is_vector<T>::value) return "default []";
-    else if constexpr (std::is_same_v<T, bool>) return "default false";
-    else if constexpr (std::is_arithmetic_v<T>) return "default 0";
-    else return "required";
+    if constexpr (is_optional<T>::value)
+        return "optional (null)";
+    else if constexpr (is_vector<T>::value)
+        return "default []";
+    else if constexpr (std::is_same_v<T, bool>)
+        return "default false";
+    else if constexpr (std::is_arithmetic_v<T>)
+        return "default 0";
+    else
+        return "required";
 }
 
 template <std::size_t... I> void each_body(std::ostringstream& o, std::index_sequence<I...>) {

@@ -47,14 +47,18 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
 
 } // namespace
 
-std::string format_utc(timestamp t) { return format_with(t, minutes{0}, true); }
+std::string format_utc(timestamp t) {
+    return format_with(t, minutes{0}, true);
+}
 
-std::string format_local(timestamp t) { return format_with(t, hours{8}, false); }
+std::string format_local(timestamp t) {
+    return format_with(t, hours{8}, false);
+}
 
 std::optional<timestamp> parse_utc(std::string_view s) {
     int Y, M, D, h, m, sec;
-    if (!digits(s, 0, 4, Y) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, M) ||
-        s[7] != '-' || !digits(s, 8, 2, D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+    if (!digits(s, 0, 4, Y) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, M) || s[7] != '-' ||
+        !digits(s, 8, 2, D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
         !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, m) || s[16] != ':' ||
         !digits(s, 17, 2, sec))
         return std::nullopt;
@@ -115,12 +119,23 @@ std::optional<micros> parse_duration(std::string_view s) {
             pos += 2;
         } else {
             switch (s[pos]) {
-            case 's': unit = us_per_s; break;
-            case 'm': unit = 60 * us_per_s; break;
-            case 'h': unit = 3600 * us_per_s; break;
-            case 'd': unit = 86400 * us_per_s; break;
-            case 'w': unit = 7 * 86400 * us_per_s; break;
-            default: return std::nullopt;
+            case 's':
+                unit = us_per_s;
+                break;
+            case 'm':
+                unit = 60 * us_per_s;
+                break;
+            case 'h':
+                unit = 3600 * us_per_s;
+                break;
+            case 'd':
+                unit = 86400 * us_per_s;
+                break;
+            case 'w':
+                unit = 7 * 86400 * us_per_s;
+                break;
+            default:
+                return std::nullopt;
             }
             ++pos;
         }

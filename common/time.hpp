@@ -16,8 +16,12 @@ namespace pingan {
 using micros = std::chrono::microseconds;
 using timestamp = std::chrono::sys_time<micros>;
 
-inline std::int64_t to_us(timestamp t) noexcept { return t.time_since_epoch().count(); }
-inline timestamp from_us(std::int64_t us) noexcept { return timestamp{micros{us}}; }
+inline std::int64_t to_us(timestamp t) noexcept {
+    return t.time_since_epoch().count();
+}
+inline timestamp from_us(std::int64_t us) noexcept {
+    return timestamp{micros{us}};
+}
 
 // "2026-11-29T07:31:50.123456Z"
 std::string format_utc(timestamp t);

@@ -17,20 +17,24 @@ struct field_path {
         return s;
     }
 };
-std::string operator+(const field_path& p, const char* tail) { return p.str() + tail; }
+std::string operator+(const field_path& p, const char* tail) {
+    return p.str() + tail;
+}
 
-bool key_char_ok(unsigned char c) noexcept { return c > 0x20 && c != 0x7f; }
+bool key_char_ok(unsigned char c) noexcept {
+    return c > 0x20 && c != 0x7f;
+}
 
 bool code_char_ok(unsigned char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == ':' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == ':' || c == '-';
 }
 
 problem check_string(const std::string& s, const field_path& path, field_opts o) {
     if (!valid_utf8(s)) return {errc::invalid_utf8, path + " is not valid UTF-8"};
     if (s.size() > o.max)
-        return {errc::too_long, path.str() + " is " + std::to_string(s.size()) + " bytes; the limit is " +
-                                    std::to_string(o.max)};
+        return {errc::too_long, path.str() + " is " + std::to_string(s.size()) +
+                                    " bytes; the limit is " + std::to_string(o.max)};
     switch (o.what) {
     case field_opts::kind::text:
         for (unsigned char c : s)
@@ -64,7 +68,8 @@ template <class T> problem check_value(const T& v, const field_path& path, field
             return {errc::too_long, path.str() + " has " + std::to_string(v.size()) +
                                         " items; the limit is " + std::to_string(o.max_items)};
         for (std::size_t i = 0; i < v.size(); ++i)
-            if (auto p = check_value(v[i], field_path{path.prefix, path.name, std::ptrdiff_t(i)}, o))
+            if (auto p =
+                    check_value(v[i], field_path{path.prefix, path.name, std::ptrdiff_t(i)}, o))
                 return p;
         return {};
     } else if constexpr (std::is_floating_point_v<T>) {
@@ -76,7 +81,9 @@ template <class T> problem check_value(const T& v, const field_path& path, field
 }
 
 // Cross-field rules, one overload per body that has any.
-problem check_body(const event&, const auto&) { return {}; }
+problem check_body(const event&, const auto&) {
+    return {};
+}
 
 problem check_body(const event&, const drill_recorded& d) {
     if (d.all_clear_at < d.started_at)
@@ -156,15 +163,19 @@ bool valid_utf8(std::string_view s) noexcept {
 
 problem validate(const event& e) {
     if (e.id.is_nil()) return {errc::bad_id, "id is missing (nil UUID)"};
-    if (auto p = check_string(e.school, {"", "school"}, {field_opts::kind::text, 32, 0, 1})) return p;
+    if (auto p = check_string(e.school, {"", "school"}, {field_opts::kind::text, 32, 0, 1}))
+        return p;
     if (auto p = check_string(e.district, {"", "district"}, {field_opts::kind::text, 16, 0, 1}))
         return p;
-    if (auto p = check_string(e.source, {"", "source"}, {field_opts::kind::text, 128, 0, 1})) return p;
-    if (auto p = check_string(e.actor, {"", "actor"}, {field_opts::kind::text, 128, 0, 1})) return p;
+    if (auto p = check_string(e.source, {"", "source"}, {field_opts::kind::text, 128, 0, 1}))
+        return p;
+    if (auto p = check_string(e.actor, {"", "actor"}, {field_opts::kind::text, 128, 0, 1}))
+        return p;
     if (e.references.size() > 32)
         return {errc::too_long, "references has " + std::to_string(e.references.size()) +
                                     " items; the limit is 32"};
-    if (to_us(e.occurred_at) <= 0) return {errc::bad_value, "occurred_at is missing or before 1970"};
+    if (to_us(e.occurred_at) <= 0)
+        return {errc::bad_value, "occurred_at is missing or before 1970"};
     return std::visit(
         [&](const auto& b) -> problem {
             problem result;

@@ -25,8 +25,8 @@ std::optional<result> decode_result(std::string_view f) {
     auto what = static_cast<unsigned char>(f[0]);
     if (what > 2) return std::nullopt;
     r.what = static_cast<outcome>(what);
-    r.code = static_cast<errc>(static_cast<unsigned char>(f[2]) |
-                               static_cast<unsigned char>(f[3]) << 8);
+    r.code =
+        static_cast<errc>(static_cast<unsigned char>(f[2]) | static_cast<unsigned char>(f[3]) << 8);
     std::memcpy(r.id.bytes.data(), f.data() + 4, 16);
     r.offset = *read_u64_le(f.substr(20, 8));
     r.message = f.substr(result_header);

@@ -74,13 +74,15 @@ std::string error_json(errc code, std::string_view message);
 
 inline std::string u64_le(std::uint64_t v) {
     std::string s(8, '\0');
-    for (int i = 0; i < 8; ++i) s[i] = static_cast<char>(v >> (8 * i));
+    for (int i = 0; i < 8; ++i)
+        s[i] = static_cast<char>(v >> (8 * i));
     return s;
 }
 inline std::optional<std::uint64_t> read_u64_le(std::string_view s) {
     if (s.size() != 8) return std::nullopt;
     std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(s[i]);
+    for (int i = 7; i >= 0; --i)
+        v = v << 8 | static_cast<unsigned char>(s[i]);
     return v;
 }
 

@@ -2,8 +2,8 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 
-#include <zmq_addon.hpp>
 #include "support.hpp"
+#include <zmq_addon.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -21,7 +21,8 @@ namespace {
 std::vector<event> readings(std::size_t n, std::size_t start = 0,
                             const std::string& school = "420502K001") {
     std::vector<event> v;
-    for (std::size_t i = 0; i < n; ++i) v.push_back(sample_reading(school, start + i));
+    for (std::size_t i = 0; i < n; ++i)
+        v.push_back(sample_reading(school, start + i));
     return v;
 }
 
@@ -103,8 +104,8 @@ TEST_CASE("each bad event gets its own nack and the good ones in the batch are s
     auto unknown = sample_hazard("999999X999");
     auto bad_utf8 = sample_hazard();
     std::get<hazard_reported>(bad_utf8.body).description = "坏\xff";
-    std::vector<std::string> frames{encode(good), "garbage frame", encode(unknown), encode(bad_utf8),
-                                    std::string(70000, 'x')};
+    std::vector<std::string> frames{encode(good), "garbage frame", encode(unknown),
+                                    encode(bad_utf8), std::string(70000, 'x')};
     pub.send(frames, false, "t1");
     auto r = pub.receive(std::chrono::seconds(10));
     REQUIRE(r);
@@ -145,8 +146,10 @@ TEST_CASE("a client sending garbage does not stop another from publishing", "[br
     ingest_client good(ctx, b.ingest);
     std::size_t stored = 0;
     for (int round = 0; round < 20; ++round) {
-        auto r = good.publish(readings(500, static_cast<std::size_t>(round) * 500), std::chrono::seconds(10), 1);
-        for (auto& x : r.results) stored += x.what == wire::outcome::stored;
+        auto r = good.publish(readings(500, static_cast<std::size_t>(round) * 500),
+                              std::chrono::seconds(10), 1);
+        for (auto& x : r.results)
+            stored += x.what == wire::outcome::stored;
     }
     stop = true;
     abuser.join();
@@ -159,9 +162,7 @@ TEST_CASE("a client sending garbage does not stop another from publishing", "[br
 TEST_CASE("oversize batches and unknown commands get an ERR naming the limit", "[broker]") {
     temp_dir d;
     std::string cfg = d / "broker.yaml";
-    {
-        std::ofstream(cfg) << "limits:\n  max_batch: 5\n  max_message_bytes: 4096\n";
-    }
+    { std::ofstream(cfg) << "limits:\n  max_batch: 5\n  max_message_bytes: 4096\n"; }
     broker_process b(d / "store", {"--config", cfg});
     zmq::context_t ctx(1);
     ingest_client pub(ctx, b.ingest);
@@ -203,7 +204,8 @@ TEST_CASE("kill -9 under pipelined load loses no acknowledged event and leaves n
                 auto ev = readings(100, sent);
                 sent += ev.size();
                 std::vector<std::string> frames;
-                for (auto& e : ev) frames.push_back(encode(e));
+                for (auto& e : ev)
+                    frames.push_back(encode(e));
                 auto tag = "k" + std::to_string(tag_no++);
                 pub.send(frames, false, tag);
                 inflight[tag] = std::move(ev);
@@ -255,7 +257,8 @@ TEST_CASE("kill -9 under pipelined load loses no acknowledged event and leaves n
     CHECK(r.results[0].what == wire::outcome::duplicate);
     CHECK(r.results[0].offset == acked.begin()->second);
     CHECK(std::system(("'" + std::string(PINGAN_BIN_DIR) + "/pingan' verify --data '" +
-                       d / "store" + "' > /dev/null").c_str()) == 0);
+                       d / "store" + "' > /dev/null")
+                          .c_str()) == 0);
 }
 
 TEST_CASE("a stalled subscriber neither slows ingest nor misses anything after backfill",
@@ -273,7 +276,8 @@ TEST_CASE("a stalled subscriber neither slows ingest nor misses anything after b
     const std::size_t total = 20000;
     for (std::size_t i = 0; i < total; i += 1000) {
         auto r = pub.publish(readings(1000, i));
-        for (auto& x : r.results) REQUIRE(x.what == wire::outcome::stored);
+        for (auto& x : r.results)
+            REQUIRE(x.what == wire::outcome::stored);
     }
     // Now read: the feed dropped most messages; every gap is visible by offset.
     std::set<std::uint64_t> seen;
@@ -380,14 +384,16 @@ TEST_CASE("sigterm drains in-flight work, acknowledges it, and exits 0", "[broke
         for (int i = 0; i < 40; ++i) {
             auto ev = readings(250, static_cast<std::size_t>(i) * 250);
             std::vector<std::string> frames;
-            for (auto& e : ev) frames.push_back(encode(e));
+            for (auto& e : ev)
+                frames.push_back(encode(e));
             pub.send(frames, false, "d" + std::to_string(i));
             tags.insert("d" + std::to_string(i));
         }
         b.proc->signal(SIGTERM);
         while (auto r = pub.receive(std::chrono::seconds(3))) {
             tags.erase(r->tag);
-            for (auto& x : r->results) acked += x.what == wire::outcome::stored;
+            for (auto& x : r->results)
+                acked += x.what == wire::outcome::stored;
         }
         CHECK(b.proc->wait() == 0);
     }

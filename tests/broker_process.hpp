@@ -29,7 +29,8 @@ struct broker_process {
                                       std::string(PINGAN_SOURCE_DIR) + "/data/districts.csv",
                                       "--log-level",
                                       "warn"};
-        for (auto& e : extra) argv.push_back(e);
+        for (auto& e : extra)
+            argv.push_back(e);
         proc = std::make_unique<process>(argv);
         auto l = proc->line(std::chrono::seconds(20));
         if (!l) throw std::runtime_error("pingan-broker did not start");

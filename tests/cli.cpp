@@ -1,8 +1,8 @@
 // Black-box tests of the `pingan` command-line tool against a real broker.
 #include "broker/store.hpp"
 #include "broker_process.hpp"
-#include "common/lmdb.hpp"
 #include "common/client.hpp"
+#include "common/lmdb.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -15,7 +15,9 @@ using namespace pingan::test;
 
 namespace {
 
-std::string pingan_bin() { return std::string(PINGAN_BIN_DIR) + "/pingan"; }
+std::string pingan_bin() {
+    return std::string(PINGAN_BIN_DIR) + "/pingan";
+}
 
 struct run_result {
     int code;
@@ -115,20 +117,23 @@ TEST_CASE("tail --from replays then follows live with no gap and no duplicate at
     zmq::context_t ctx(1);
     ingest_client pub(ctx, b.ingest);
     std::vector<event> first;
-    for (int i = 0; i < 500; ++i) first.push_back(sample_reading("420502K001", i));
+    for (int i = 0; i < 500; ++i)
+        first.push_back(sample_reading("420502K001", i));
     pub.publish(first);
     const int total = 3000;
     process tail({pingan_bin(), "tail", "--from", "1", "--json", "--count", std::to_string(total)});
     // Publish the rest while tail is replaying and switching to live.
     for (int i = 500; i < total; i += 100) {
         std::vector<event> ev;
-        for (int k = 0; k < 100; ++k) ev.push_back(sample_reading("420502K001", i + k));
+        for (int k = 0; k < 100; ++k)
+            ev.push_back(sample_reading("420502K001", i + k));
         pub.publish(ev);
     }
     auto lines = tail.lines(std::chrono::seconds(60));
     CHECK(tail.wait() == 0);
     REQUIRE(lines.size() == static_cast<std::size_t>(total));
-    for (int i = 0; i < total; ++i) CHECK(json::parse(lines[i])["offset"] == i + 1);
+    for (int i = 0; i < total; ++i)
+        CHECK(json::parse(lines[i])["offset"] == i + 1);
 }
 
 TEST_CASE("tail marks exercises so that a drill is never read as a real alert", "[cli]") {
@@ -186,7 +191,8 @@ TEST_CASE("verify --expect catches a history rewritten and re-chained after the 
     {
         broker_process b(d / "store");
         b.export_env();
-        for (auto id : {"A", "B", "C"}) run({"publish", hazard_json("420502K001", id)});
+        for (auto id : {"A", "B", "C"})
+            run({"publish", hazard_json("420502K001", id)});
     }
     auto v = run({"verify", "--data", d / "store"});
     REQUIRE(v.code == 0);

@@ -21,7 +21,7 @@ extern char** environ;
 namespace pingan::test {
 
 class process {
-public:
+  public:
     // Starts `argv[0]` with stdout piped to the test (stderr is inherited).
     explicit process(std::vector<std::string> argv, const std::string& stdin_file = {}) {
         int out[2];
@@ -33,7 +33,8 @@ public:
         if (!stdin_file.empty())
             posix_spawn_file_actions_addopen(&fa, 0, stdin_file.c_str(), O_RDONLY, 0);
         std::vector<char*> args;
-        for (auto& a : argv) args.push_back(a.data());
+        for (auto& a : argv)
+            args.push_back(a.data());
         args.push_back(nullptr);
         int rc = posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ);
         posix_spawn_file_actions_destroy(&fa);
@@ -82,7 +83,8 @@ public:
     // All remaining output until EOF (or timeout).
     std::vector<std::string> lines(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
         std::vector<std::string> out;
-        while (auto l = line(timeout)) out.push_back(*l);
+        while (auto l = line(timeout))
+            out.push_back(*l);
         return out;
     }
 
@@ -110,7 +112,7 @@ public:
     }
     pid_t pid() const noexcept { return pid_; }
 
-private:
+  private:
     pid_t pid_ = -1;
     int fd_ = -1;
     std::string buf_;
@@ -120,7 +122,7 @@ private:
 
 // A fresh temporary directory, removed with its contents at the end.
 class temp_dir {
-public:
+  public:
     temp_dir() {
         char tmpl[] = "/tmp/pingan-test-XXXXXX";
         if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
@@ -130,7 +132,7 @@ public:
     const std::string& path() const noexcept { return path_; }
     std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
 
-private:
+  private:
     std::string path_;
 };
 

@@ -18,5 +18,6 @@ TEST_CASE("docs/events.md carries the generated field tables of every type", "[s
 
 TEST_CASE("every known type appears in the schema", "[schema]") {
     auto md = body_schema_markdown();
-    for (auto t : known_types()) CHECK(md.find("### `" + std::string(t) + "`") != std::string::npos);
+    for (auto t : known_types())
+        CHECK(md.find("### `" + std::string(t) + "`") != std::string::npos);
 }

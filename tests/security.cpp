@@ -28,11 +28,17 @@ struct keys {
 
 std::string access_yaml(const keys& k) {
     return "clients:\n"
-           "  - identity: school:420502K001\n    key: \"" + k.school.public_key + "\"\n"
+           "  - identity: school:420502K001\n    key: \"" +
+           k.school.public_key +
+           "\"\n"
            "    scope: {school: 420502K001}\n    may: [publish, query]\n"
-           "  - identity: bureau:420502\n    key: \"" + k.district.public_key + "\"\n"
+           "  - identity: bureau:420502\n    key: \"" +
+           k.district.public_key +
+           "\"\n"
            "    scope: {district: \"420502\"}\n    may: [publish, query]\n"
-           "  - identity: auditor:term1\n    key: \"" + k.auditor.public_key + "\"\n"
+           "  - identity: auditor:term1\n    key: \"" +
+           k.auditor.public_key +
+           "\"\n"
            "    scope: city\n    may: [query]\n";
 }
 
@@ -49,9 +55,9 @@ struct secured {
     }
 };
 
-std::optional<publish_reply> publish_once(zmq::context_t& ctx, const std::string& ep,
-                                          const curve_client* c, const event& e,
-                                          std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+std::optional<publish_reply>
+publish_once(zmq::context_t& ctx, const std::string& ep, const curve_client* c, const event& e,
+             std::chrono::milliseconds wait = std::chrono::seconds(5)) {
     ingest_client pub(ctx, ep, c);
     std::vector<std::string> frames{encode(e)};
     pub.send(frames, false, "t");
@@ -66,7 +72,8 @@ TEST_CASE("the access table refuses unknown schools, bad keys and duplicates", "
     auto bad_school = "clients:\n  - identity: x\n    key: \"" + k.school.public_key +
                       "\"\n    scope: {school: 999999X999}\n    may: [publish]\n";
     CHECK_THROWS_AS(access_table::from_yaml(bad_school, yichang()), error);
-    auto bad_key = "clients:\n  - identity: x\n    key: \"short\"\n    scope: city\n    may: [query]\n";
+    auto bad_key =
+        "clients:\n  - identity: x\n    key: \"short\"\n    scope: city\n    may: [query]\n";
     CHECK_THROWS_AS(access_table::from_yaml(bad_key, yichang()), error);
     auto twice = access_yaml(k) + "  - identity: school:420502K001\n    key: \"" +
                  k.stranger.public_key + "\"\n    scope: city\n    may: [query]\n";
@@ -99,9 +106,11 @@ TEST_CASE("a client without a key or with an unknown key gets nothing from a sec
           "[security]") {
     secured s;
     zmq::context_t ctx(1);
-    CHECK_FALSE(publish_once(ctx, s.b->ingest, nullptr, sample_hazard(), std::chrono::milliseconds(1500)));
+    CHECK_FALSE(
+        publish_once(ctx, s.b->ingest, nullptr, sample_hazard(), std::chrono::milliseconds(1500)));
     auto stranger = s.k.as(s.k.stranger);
-    CHECK_FALSE(publish_once(ctx, s.b->ingest, &stranger, sample_hazard(), std::chrono::milliseconds(1500)));
+    CHECK_FALSE(publish_once(ctx, s.b->ingest, &stranger, sample_hazard(),
+                             std::chrono::milliseconds(1500)));
     auto auditor = s.k.as(s.k.auditor);
     query_client q(ctx, s.b->query, &auditor);
     CHECK(q.stats()["head"] == 0); // nothing was stored
@@ -174,9 +183,10 @@ TEST_CASE("the pingan tool talks to a secured broker with --key and --server-key
     std::ofstream(s.d / "school.key") << format_keypair(s.k.school);
     std::ofstream(s.d / "server.pub") << format_keypair({s.k.server.public_key, {}});
     auto bin = std::string(PINGAN_BIN_DIR) + "/pingan";
-    process pub({bin, "publish", "--ingest", s.b->ingest, "--key", s.d / "school.key",
-                 "--server-key", s.d / "server.pub",
-                 R"({"type":"hazard.reported","school":"420502K001","status":"Actual","body":{"hazard_id":"H","area":"fire","grade":"general","description":"d","location":"l","found_by":"f"}})"});
+    process pub(
+        {bin, "publish", "--ingest", s.b->ingest, "--key", s.d / "school.key", "--server-key",
+         s.d / "server.pub",
+         R"({"type":"hazard.reported","school":"420502K001","status":"Actual","body":{"hazard_id":"H","area":"fire","grade":"general","description":"d","location":"l","found_by":"f"}})"});
     auto lines = pub.lines();
     CHECK(pub.wait() == 0);
     REQUIRE(lines.size() == 1);
@@ -294,9 +304,9 @@ TEST_CASE("minors' details reach only cleared clients, and each view is logged",
 TEST_CASE("a scoped subscriber receives the live feed of its own scope only", "[security]") {
     secured s;
     zmq::context_t ctx(1);
-    auto bureau = s.k.as(s.k.district);  // district 420502
-    auto school = s.k.as(s.k.school);    // 420502K001
-    auto auditor = s.k.as(s.k.auditor);  // city
+    auto bureau = s.k.as(s.k.district); // district 420502
+    auto school = s.k.as(s.k.school);   // 420502K001
+    auto auditor = s.k.as(s.k.auditor); // city
     feed_client everything(ctx, s.b->feed, &bureau);
     everything.subscribe("t/"); // beyond its scope: never applied
     feed_client district(ctx, s.b->feed, &bureau);
@@ -318,7 +328,8 @@ TEST_CASE("a scoped subscriber receives the live feed of its own scope only", "[
     REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K002")));
     auto count = [](feed_client& f) {
         int n = 0;
-        while (f.receive(std::chrono::milliseconds(700))) ++n;
+        while (f.receive(std::chrono::milliseconds(700)))
+            ++n;
         return n;
     };
     CHECK(count(everything) == 0);

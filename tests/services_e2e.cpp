@@ -349,13 +349,17 @@ TEST_CASE("a service with a school's key publishes to a secured broker as that s
     auto server = curve_generate(), school = curve_generate(), auditor = curve_generate();
     std::ofstream(d / "server.key") << format_keypair(server);
     std::ofstream(d / "school.key") << format_keypair(school);
-    std::ofstream(d / "clients.yaml")
-        << "clients:\n"
-           "  - identity: school:420502K001\n    key: \"" << school.public_key << "\"\n"
-           "    scope: {school: 420502K001}\n    may: [publish]\n"
-           "  - identity: auditor:test\n    key: \"" << auditor.public_key << "\"\n"
-           "    scope: city\n    may: [query]\n";
-    broker_process b(d / "store", {"--server-key", d / "server.key", "--clients", d / "clients.yaml"});
+    std::ofstream(d / "clients.yaml") << "clients:\n"
+                                         "  - identity: school:420502K001\n    key: \""
+                                      << school.public_key
+                                      << "\"\n"
+                                         "    scope: {school: 420502K001}\n    may: [publish]\n"
+                                         "  - identity: auditor:test\n    key: \""
+                                      << auditor.public_key
+                                      << "\"\n"
+                                         "    scope: city\n    may: [query]\n";
+    broker_process b(d / "store",
+                     {"--server-key", d / "server.key", "--clients", d / "clients.yaml"});
     service_process hazard("pingan-hazard", {"--data", d / "hazard", "--broker", b.ingest, "--key",
                                              d / "school.key", "--server-key", server.public_key});
     REQUIRE(post(hazard.port(), "/hazard/report", hazard_report(1)).status == 202);

@@ -133,7 +133,8 @@ TEST_CASE("a scan stops at max and resumes from the returned offset", "[store]")
         });
     }
     REQUIRE(seen.size() == 10000);
-    for (std::size_t i = 0; i < seen.size(); ++i) CHECK(seen[i] == i + 1);
+    for (std::size_t i = 0; i < seen.size(); ++i)
+        CHECK(seen[i] == i + 1);
 }
 
 TEST_CASE("the store reopens with its head, chain and dedup intact", "[store]") {

@@ -28,7 +28,9 @@ inline const registry& yichang() {
     return r;
 }
 
-inline timestamp at(const char* text) { return *parse_utc(text); }
+inline timestamp at(const char* text) {
+    return *parse_utc(text);
+}
 
 // A hazard report from 西陵区第1幼儿园, with a fresh id.
 inline event sample_hazard(std::string school = "420502K001") {

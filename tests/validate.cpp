@@ -15,10 +15,10 @@ TEST_CASE("utf-8 validation accepts chinese and rejects malformed sequences", "[
     CHECK(valid_utf8("平安校园 safe campus"));
     CHECK(valid_utf8(""));
     CHECK_FALSE(valid_utf8("\xc3\x28"));
-    CHECK_FALSE(valid_utf8("\xe4\xb8"));          // truncated
-    CHECK_FALSE(valid_utf8("\xc0\xaf"));          // overlong
-    CHECK_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
-    CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+    CHECK_FALSE(valid_utf8("\xe4\xb8"));         // truncated
+    CHECK_FALSE(valid_utf8("\xc0\xaf"));         // overlong
+    CHECK_FALSE(valid_utf8("\xed\xa0\x80"));     // surrogate
+    CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80")); // past U+10FFFF
     CHECK_FALSE(valid_utf8("abcdefghij\xff"));
 }
 

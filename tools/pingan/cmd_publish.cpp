@@ -23,7 +23,8 @@ std::vector<std::pair<std::optional<json>, problem>> read_events(const std::stri
     json all;
     if (!parse_json(text, all)) {
         if (all.is_array())
-            for (auto& x : all) out.emplace_back(std::move(x), problem{});
+            for (auto& x : all)
+                out.emplace_back(std::move(x), problem{});
         else
             out.emplace_back(std::move(all), problem{});
         return out;

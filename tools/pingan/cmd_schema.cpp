@@ -7,7 +7,8 @@
 namespace pingan::cli {
 
 void add_schema_command(CLI::App& app) {
-    auto* cmd = app.add_subcommand("schema", "Print the JSON fields of every event type (Markdown)");
+    auto* cmd =
+        app.add_subcommand("schema", "Print the JSON fields of every event type (Markdown)");
     cmd->callback([] { std::cout << body_schema_markdown(); });
 }
 

@@ -8,7 +8,8 @@ namespace pingan::cli {
 
 void add_stats_command(CLI::App& app) {
     auto json_out = std::make_shared<bool>(false);
-    auto* cmd = app.add_subcommand("stats", "Show the head offset, event counts by type and store size");
+    auto* cmd =
+        app.add_subcommand("stats", "Show the head offset, event counts by type and store size");
     cmd->add_flag("--json", *json_out, "one JSON object");
     add_endpoint_options(*cmd, false, false, true);
     cmd->callback([json_out] {

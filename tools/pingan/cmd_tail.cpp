@@ -66,7 +66,8 @@ void run(const tail_args& a) {
             r.type = a.f.type;
             r.school = a.f.school;
             r.district = a.f.district;
-            auto end = q.replay(r, [&](std::uint64_t off, std::string_view b) { return show(off, b); });
+            auto end =
+                q.replay(r, [&](std::uint64_t off, std::string_view b) { return show(off, b); });
             last = std::max(last, end.next ? end.next - 1 : 0);
         }
         auto idle_since = std::chrono::steady_clock::now();

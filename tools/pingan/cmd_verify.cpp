@@ -28,7 +28,9 @@ void add_verify_command(CLI::App& app) {
             o.read_only = true;
             store s(o);
             auto r = s.verify();
-            json j = {{"ok", r.ok}, {"checked", r.checked}, {"head", s.head()},
+            json j = {{"ok", r.ok},
+                      {"checked", r.checked},
+                      {"head", s.head()},
                       {"head_hash", hex(r.head_hash)}};
             if (r.ok && !expect->empty()) {
                 // The recorded hash must be the chain's hash at that offset.

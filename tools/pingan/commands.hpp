@@ -48,7 +48,9 @@ using command_adder = void (*)(CLI::App&);
 struct command_registrar {
     command_registrar(int order, command_adder add);
 };
-#define PINGAN_COMMAND(order, fn) \
-    static const ::pingan::cli::command_registrar pingan_command_##fn{order, fn}
+#define PINGAN_COMMAND(order, fn)                                                                  \
+    static const ::pingan::cli::command_registrar pingan_command_##fn {                            \
+        order, fn                                                                                  \
+    }
 
 } // namespace pingan::cli

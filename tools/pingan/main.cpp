@@ -1,13 +1,13 @@
 // pingan: publish, tail, replay and audit the event log of a Pingan broker.
-#include "tools/pingan/commands.hpp"
 #include "common/errc.hpp"
+#include "tools/pingan/commands.hpp"
 
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <optional>
 #include <sstream>
-#include <iostream>
 #include <vector>
 
 namespace pingan::cli {
@@ -32,8 +32,8 @@ broker_endpoints& endpoints() {
         };
         return broker_endpoints{env("PINGAN_INGEST", "tcp://127.0.0.1:7401"),
                                 env("PINGAN_FEED", "tcp://127.0.0.1:7402"),
-                                env("PINGAN_QUERY", "tcp://127.0.0.1:7403"),
-                                env("PINGAN_KEY", ""), env("PINGAN_SERVER_KEY", "")};
+                                env("PINGAN_QUERY", "tcp://127.0.0.1:7403"), env("PINGAN_KEY", ""),
+                                env("PINGAN_SERVER_KEY", "")};
     }();
     return e;
 }
@@ -74,8 +74,9 @@ const curve_client* curve() {
         curve_client cc;
         cc.self = parse_keypair(read(e.key_file));
         if (cc.self.secret_key.empty()) fatal(e.key_file + ": no secret: line");
-        cc.server_public = valid_z85_key(e.server_key) ? e.server_key
-                                                       : parse_keypair(read(e.server_key)).public_key;
+        cc.server_public = valid_z85_key(e.server_key)
+                               ? e.server_key
+                               : parse_keypair(read(e.server_key)).public_key;
         c = std::move(cc);
     } catch (const error& x) {
         fatal(x.what());
@@ -102,7 +103,8 @@ int main(int argc, char** argv) {
     auto table = command_table();
     std::sort(table.begin(), table.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (auto& [order, add] : table) add(app);
+    for (auto& [order, add] : table)
+        add(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -17,7 +17,8 @@ void add_filter_options(CLI::App& cmd, filter_options& f) {
 }
 
 std::optional<registry> load_registry(const filter_options& f) {
-    std::string path = f.registry.empty() ? std::string(PINGAN_DATA_DIR) + "/schools.csv" : f.registry;
+    std::string path =
+        f.registry.empty() ? std::string(PINGAN_DATA_DIR) + "/schools.csv" : f.registry;
     std::ifstream in(path, std::ios::binary);
     if (!in) return std::nullopt;
     std::ostringstream s;
@@ -38,11 +39,13 @@ std::string render_line(const event& e, const registry* reg) {
     if (reg && !e.school.empty())
         if (auto* s = reg->find(e.school)) o << " " << s->name;
     o << "  " << enum_name(e.severity);
-    auto body = body_to_json(e.body).dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
+    auto body =
+        body_to_json(e.body).dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
     if (body.size() > 160) {
         // Cut on a character boundary: never half of a Chinese character.
         std::size_t cut = 157;
-        while (cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xc0) == 0x80) --cut;
+        while (cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xc0) == 0x80)
+            --cut;
         body = body.substr(0, cut) + "...";
     }
     o << "  " << body;
