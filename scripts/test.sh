@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
+echo "== format"
+scripts/format.sh --check
 echo "== tests"
 ctest --test-dir build --output-on-failure -j2 --timeout 300
 
