@@ -132,11 +132,11 @@ struct act_args {
     int timeout_ms = 5000;
 };
 
-// The time of a broker whose clock is manual (tests, simulations): the act
-// happens on the broker's time line, or it would be refused as too far ahead
-// of its clock. Nothing for any other broker, or one whose query socket does
-// not answer.
-std::optional<timestamp> broker_manual_time(zmq::context_t& ctx) {
+// The broker's own time (CLOCK without arguments): the act happens on the
+// broker's time line, which for a manual or scaled clock (tests, simulations)
+// is not this machine's, and would otherwise be refused as too far ahead of it.
+// Nothing if the query socket does not answer.
+std::optional<timestamp> broker_time(zmq::context_t& ctx) {
     try {
         query_client q(ctx, endpoints().query, curve());
         return parse_utc(
@@ -158,7 +158,7 @@ void publish_one(const act_args& a, body b) {
         }
     }
     zmq::context_t ctx(1);
-    auto now = broker_manual_time(ctx).value_or(
+    auto now = broker_time(ctx).value_or(
         std::chrono::time_point_cast<micros>(std::chrono::system_clock::now()));
     e.id = new_event_id(now);
     e.source = "pingan-cli/incidents";
