@@ -51,4 +51,36 @@ struct broker::impl {
 // Binds `s` to `endpoint` and returns the endpoint actually bound (ephemeral ports resolved).
 std::string bind_resolved(zmq::socket_t& s, const std::string& endpoint);
 
+// What happened to a reply on a ROUTER with ROUTER_MANDATORY set.
+enum class reply_result {
+    sent,
+    full, // the peer's queue is at its high-water mark: nothing was sent, try later
+    gone, // the peer disconnected: the reply is dropped
+};
+
+// Sends [routing, (empty delimiter for REQ peers), cmd, tag, body...] on a
+// ROUTER socket. Body frames are strings, string views or messages (moved).
+template <class Frames>
+reply_result send_reply(zmq::socket_t& s, std::string_view routing, bool delimiter,
+                        std::string_view cmd, std::string_view tag, Frames&& body) {
+    try {
+        if (!s.send(zmq::buffer(routing), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+            return reply_result::full; // ROUTER checks the peer at the first frame
+        if (delimiter) s.send(zmq::message_t(0), zmq::send_flags::sndmore);
+        s.send(zmq::buffer(cmd), zmq::send_flags::sndmore);
+        std::size_t left = std::size(body);
+        s.send(zmq::buffer(tag), left ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        for (auto&& f : body) {
+            auto flags = --left ? zmq::send_flags::sndmore : zmq::send_flags::none;
+            if constexpr (std::is_same_v<std::decay_t<decltype(f)>, zmq::message_t>)
+                s.send(f, flags);
+            else
+                s.send(zmq::buffer(std::string_view(f)), flags);
+        }
+        return reply_result::sent;
+    } catch (const zmq::error_t&) {
+        return reply_result::gone; // EHOSTUNREACH
+    }
+}
+
 } // namespace pingan

@@ -48,24 +48,12 @@ void broker::impl::run_ingest() {
     std::size_t inflight = 0;
     std::vector<zmq::message_t> frames;
 
-    auto send_frames = [&](request& r, std::string_view cmd, auto&& body_frames) {
-        try {
-            zmq::message_t id;
-            id.copy(r.routing);
-            if (!ingest_sock.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return;
-            if (r.delimiter) ingest_sock.send(zmq::message_t(0), zmq::send_flags::sndmore);
-            ingest_sock.send(zmq::buffer(cmd), zmq::send_flags::sndmore);
-            ingest_sock.send(zmq::buffer(r.tag), body_frames.empty() ? zmq::send_flags::none
-                                                                     : zmq::send_flags::sndmore);
-            for (std::size_t i = 0; i < body_frames.size(); ++i)
-                ingest_sock.send(zmq::buffer(body_frames[i]), i + 1 < body_frames.size()
-                                                                  ? zmq::send_flags::sndmore
-                                                                  : zmq::send_flags::none);
-        } catch (const zmq::error_t& e) {
-            // EHOSTUNREACH: the publisher went away; it will resend and be
-            // answered "duplicate" with the offset.
-            spdlog::debug("reply not delivered: {}", e.what());
-        }
+    auto send_frames = [&](request& r, std::string_view cmd, std::vector<std::string>& frames) {
+        // Not sent: the publisher went away or stopped reading; it will resend
+        // and be answered "duplicate" with the offsets.
+        if (send_reply(ingest_sock, r.routing.to_string_view(), r.delimiter, cmd, r.tag, frames) !=
+            reply_result::sent)
+            spdlog::debug("reply not delivered");
     };
 
     auto reply = [&](request& r) {

@@ -75,31 +75,15 @@ void broker::impl::run_query() {
     std::map<std::pair<std::string, std::string>, stream> streams;
     std::vector<zmq::message_t> frames;
 
-    // Returns: false if the client is gone (ROUTER_MANDATORY) or its queue is full;
-    // `full` tells which.
+    // Returns: false if the client is gone (ROUTER_MANDATORY) or its queue is
+    // full; `full` tells which.
     bool full = false;
     bool stalled = false; // a client's queue was full last turn: do not spin
     auto send = [&](const std::string& routing, bool delimiter, std::string_view cmd,
                     std::string_view tag, std::initializer_list<std::string_view> body) {
-        full = false;
-        try {
-            if (!query_sock.send(zmq::buffer(routing),
-                                 zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-                full = true; // EAGAIN at the high-water mark: nothing was sent
-                return false;
-            }
-            if (delimiter) query_sock.send(zmq::message_t(0), zmq::send_flags::sndmore);
-            query_sock.send(zmq::buffer(cmd), zmq::send_flags::sndmore);
-            query_sock.send(zmq::buffer(tag),
-                            body.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-            std::size_t i = 0;
-            for (auto b : body)
-                query_sock.send(zmq::buffer(b), ++i < body.size() ? zmq::send_flags::sndmore
-                                                                  : zmq::send_flags::none);
-            return true;
-        } catch (const zmq::error_t&) {
-            return false;
-        }
+        auto r = send_reply(query_sock, routing, delimiter, cmd, tag, body);
+        full = r == reply_result::full;
+        return r == reply_result::sent;
     };
     auto refuse = [&](const std::string& routing, bool delim, std::string_view tag, errc code,
                       const std::string& message) {
@@ -280,23 +264,9 @@ void broker::impl::run_query() {
     // Sends the events gathered for one EVT message: offset and event frames
     // after the header. Returns: false if nothing was sent (see `full`).
     auto send_events = [&](stream& s, std::vector<zmq::message_t>& frames) {
-        full = false;
-        try {
-            if (!query_sock.send(zmq::buffer(s.routing),
-                                 zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-                full = true;
-                return false;
-            }
-            if (s.delimiter) query_sock.send(zmq::message_t(0), zmq::send_flags::sndmore);
-            query_sock.send(zmq::buffer(wire::cmd_event), zmq::send_flags::sndmore);
-            query_sock.send(zmq::buffer(s.tag), zmq::send_flags::sndmore);
-            for (std::size_t i = 0; i < frames.size(); ++i)
-                query_sock.send(frames[i], i + 1 < frames.size() ? zmq::send_flags::sndmore
-                                                                 : zmq::send_flags::none);
-            return true;
-        } catch (const zmq::error_t&) {
-            return false;
-        }
+        auto r = send_reply(query_sock, s.routing, s.delimiter, wire::cmd_event, s.tag, frames);
+        full = r == reply_result::full;
+        return r == reply_result::sent;
     };
 
     auto pump = [&](stream& s) {
