@@ -7,6 +7,7 @@
 // or feed. The broker runs in-process on the same sockets and disk. Machines
 // here are noisy, so the ratios are the result, not the absolute numbers.
 #include "bench/engine_bench.hpp"
+#include "bench/restart_bench.hpp"
 #include "broker/broker.hpp"
 #include "broker/engine_processor.hpp"
 #include "broker/rules.hpp"
@@ -244,11 +245,23 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--only", only, "run one side alone (raw or broker), for profiling; no ratios")
         ->check(CLI::IsMember({"raw", "broker"}));
+    std::size_t restart = 0;
+    app.add_option("--restart", restart,
+                   "only the restart figure: fill a store with about this many records through "
+                   "the default rules, then time opening it and loading the engine's state");
     CLI11_PARSE(app, argc, argv);
 
     try {
         auto reg = registry::from_csv(read_text(data + "/schools.csv"),
                                       read_text(data + "/districts.csv"));
+        if (restart) {
+            auto root = fs::path(dir) / ("pingan-bench-" + std::to_string(::getpid()));
+            fs::create_directories(root);
+            auto fig = bench_restart(reg, read_text(rules_file), root.string(), restart);
+            fs::remove_all(root);
+            if (json_out) std::cout << fig.dump() << std::endl;
+            return 0;
+        }
         auto root = fs::path(dir) / ("pingan-bench-" + std::to_string(::getpid()));
         fs::create_directories(root);
         auto evs = make_events(reg, events);

@@ -21,6 +21,7 @@ store_options store_opts(const broker_options& o) {
     store_options so;
     so.path = o.data_dir;
     so.initial_map_size = o.initial_map_size;
+    so.faults = o.faults;
     return so;
 }
 

@@ -23,6 +23,8 @@
 
 namespace pingan {
 
+class store_faults;
+
 struct broker_options {
     std::string data_dir = "var/broker";
     std::string ingest = "tcp://127.0.0.1:7401";
@@ -35,6 +37,8 @@ struct broker_options {
     std::size_t replay_chunk = 512;                  // events per query-thread turn
     admit_limits limits;
     std::size_t initial_map_size = 1ull << 30;
+    // Tests only: failures the store injects (store_faults.hpp). Null in production.
+    std::shared_ptr<store_faults> faults{};
 
     // CURVE on every socket, with a ZAP handler that admits only the keys of
     // `access` and names each client's identity. Null: no authentication

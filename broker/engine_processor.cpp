@@ -1,4 +1,13 @@
 // The escalation engine bound to the broker's store: load, apply, save.
+//
+// Start-up cost follows the open state, not the history: closed incidents
+// (most of the `incidents` table after a term) are not loaded at open. The
+// engine table indexes incidents by state, "o/<id>" for open ones and
+// "c/<mode>|<school>|<id>" for closed ones, and before each apply the adapter
+// loads the closed incidents the event could touch: those of the event's mode
+// at its school and city-wide (the only keys the engine opens or joins for an
+// event), the one an acknowledgement or hazard event names by id, and all of
+// them before an absence checkpoint runs (it visits every school).
 #include "broker/engine_processor.hpp"
 
 #include <cstring>
@@ -7,6 +16,37 @@ namespace pingan {
 namespace {
 
 constexpr std::string_view meta_announced = "meta/announced";
+constexpr std::string_view meta_index = "meta/index"; // "1": the o/ and c/ entries exist
+constexpr std::string_view open_prefix = "o/";
+constexpr std::string_view closed_prefix = "c/";
+
+// The mode letter that starts an incident's key (engine.cpp: Actual, System
+// and anything else share 'A'; Exercise 'X'; Test 'T').
+char mode_letter(pingan::status s) {
+    return s == pingan::status::exercise ? 'X' : s == pingan::status::test ? 'T' : 'A';
+}
+
+// "A|420502K001|": the part of an incident key before its kind.
+std::string scope_of(const incident& i) {
+    auto bar = i.key.find('|');
+    auto second = bar == std::string::npos ? std::string::npos : i.key.find('|', bar + 1);
+    if (second == std::string::npos) return std::string(1, i.key.empty() ? 'A' : i.key[0]) + "||";
+    return i.key.substr(0, second + 1);
+}
+
+std::string closed_key(const incident& i) {
+    return std::string(closed_prefix) + scope_of(i) + i.id;
+}
+
+// Visits the keys of `table` that start with `prefix`, in order.
+void scan_prefix(state_store& s, std::string_view table, std::string_view prefix,
+                 const std::function<void(std::string_view, std::string_view)>& f) {
+    s.scan(table, prefix, [&](std::string_view k, std::string_view v) {
+        if (!k.starts_with(prefix)) return false;
+        f(k, v);
+        return true;
+    });
+}
 
 std::string be64(std::int64_t v) {
     std::string s(8, '\0');
@@ -34,15 +74,34 @@ std::optional<std::int64_t> from_be64(std::string_view s) {
 
 } // namespace
 
+// Adds one stored incident to the state. Returns: false if there is none.
+bool load_incident(state_store& s, engine_state& st, std::string_view id) {
+    if (st.incidents.count(std::string(id))) return true;
+    auto v = s.get("incidents", id);
+    if (!v) return false;
+    incident i;
+    if (!decode_incident(*v, i)) undecodable("incidents", id);
+    auto key = i.id;
+    st.index(st.incidents.emplace(key, std::move(i)).first->second);
+    return true;
+}
+
 void load_engine_state(state_store& s, engine_state& st) {
     st.clear();
-    s.scan("incidents", "", [&](std::string_view k, std::string_view v) {
-        incident i;
-        if (!decode_incident(v, i)) undecodable("incidents", k);
-        auto id = i.id;
-        st.index(st.incidents.emplace(id, std::move(i)).first->second);
-        return true;
-    });
+    if (s.get("engine", meta_index)) {
+        scan_prefix(s, "engine", open_prefix, [&](std::string_view k, std::string_view) {
+            if (!load_incident(s, st, k.substr(open_prefix.size()))) undecodable("engine", k);
+        });
+    } else {
+        // A store from before the index: every incident, once; open() writes the index.
+        s.scan("incidents", "", [&](std::string_view k, std::string_view v) {
+            incident i;
+            if (!decode_incident(v, i)) undecodable("incidents", k);
+            auto id = i.id;
+            st.index(st.incidents.emplace(id, std::move(i)).first->second);
+            return true;
+        });
+    }
     s.scan("timers", "", [&](std::string_view k, std::string_view v) {
         engine_timer t;
         if (!decode_timer(v, t)) undecodable("timers", k);
@@ -51,20 +110,18 @@ void load_engine_state(state_store& s, engine_state& st) {
         st.timers.emplace(id, std::move(t));
         return true;
     });
-    s.scan("engine", "", [&](std::string_view k, std::string_view v) {
-        if (k == meta_announced) {
-            st.announced_hash = std::string(v);
-        } else if (k.starts_with("w/")) {
-            std::vector<window_entry> w;
-            if (!decode_window(v, w)) undecodable("engine", k);
-            st.windows.emplace(std::string(k.substr(2)), std::move(w));
-        } else if (k.starts_with("s/") || k.starts_with("a/")) {
+    if (auto a = s.get("engine", meta_announced)) st.announced_hash = *a;
+    scan_prefix(s, "engine", "w/", [&](std::string_view k, std::string_view v) {
+        std::vector<window_entry> w;
+        if (!decode_window(v, w)) undecodable("engine", k);
+        st.windows.emplace(std::string(k.substr(2)), std::move(w));
+    });
+    for (auto prefix : {"s/", "a/"})
+        scan_prefix(s, "engine", prefix, [&](std::string_view k, std::string_view v) {
             auto t = from_be64(v);
             if (!t) undecodable("engine", k);
             (k[0] == 's' ? st.sustained : st.last_seen).emplace(std::string(k.substr(2)), *t);
-        }
-        return true;
-    });
+        });
 }
 
 engine_processor::engine_processor(std::shared_ptr<const rules::ruleset> rs,
@@ -74,6 +131,71 @@ engine_processor::engine_processor(std::shared_ptr<const rules::ruleset> rs,
 
 void engine_processor::open(state_store& s) {
     load_engine_state(s, state_);
+    loaded_scopes_.clear();
+    all_closed_loaded_.clear();
+    if (!s.get("engine", meta_index)) {
+        // First open of a store from before the index: write it, and keep
+        // everything loaded this once.
+        for (const auto& [id, i] : state_.incidents)
+            index_incident(s, i);
+        s.put("engine", meta_index, "1");
+        all_closed_loaded_ = "AXT";
+    }
+}
+
+void engine_processor::index_incident(state_store& s, const incident& i) {
+    if (i.closed) {
+        s.put("engine", closed_key(i), "");
+        s.del("engine", std::string(open_prefix) + i.id);
+    } else {
+        s.put("engine", std::string(open_prefix) + i.id, "");
+        s.del("engine", closed_key(i));
+    }
+}
+
+void engine_processor::load_closed(state_store& s, const std::string& scope) {
+    if (all_closed_loaded_.find(scope.front()) != std::string::npos) return;
+    if (!loaded_scopes_.insert(scope).second) return;
+    auto prefix = std::string(closed_prefix) + scope;
+    scan_prefix(s, "engine", prefix, [&](std::string_view k, std::string_view) {
+        if (!load_incident(s, state_, k.substr(prefix.size()))) undecodable("engine", k);
+    });
+}
+
+// Loads what the engine may read for `e` that open() left in the store.
+void engine_processor::load_for(const event& e, state_store& s) {
+    auto mode = mode_letter(e.status);
+    // An absence checkpoint due by now runs inside this apply and may open or
+    // join an incident at any school.
+    auto now = to_us(e.received_at);
+    for (const auto& [due, id] : state_.queue) {
+        if (due > now) break;
+        auto t = state_.timers.find(id);
+        if (t == state_.timers.end() || t->second.kind != engine_timer::what::absence) continue;
+        if (all_closed_loaded_.find('A') == std::string::npos) {
+            scan_prefix(s, "engine", std::string(closed_prefix) + "A|",
+                        [&](std::string_view k, std::string_view) {
+                            auto id_at = k.rfind('|');
+                            if (!load_incident(s, state_, k.substr(id_at + 1)))
+                                undecodable("engine", k);
+                        });
+            all_closed_loaded_ += 'A';
+        }
+        break;
+    }
+    load_closed(s, std::string(1, mode) + "|" + e.school + "|");
+    load_closed(s, std::string(1, mode) + "||");
+    // Events that name an incident by id (or a hazard by its id).
+    const std::string* ref = nullptr;
+    if (auto* a = std::get_if<incident_acknowledged>(&e.body))
+        ref = &a->incident_id;
+    else if (auto* r = std::get_if<incident_resolved>(&e.body))
+        ref = &r->incident_id;
+    else if (auto* h = std::get_if<hazard_rectified>(&e.body))
+        ref = &h->hazard_id;
+    else if (auto* v = std::get_if<hazard_verified>(&e.body))
+        ref = &v->hazard_id;
+    if (ref && !ref->empty()) load_incident(s, state_, *ref);
 }
 
 void engine_processor::reload(state_store& s) {
@@ -97,6 +219,7 @@ void engine_processor::take_new_rules() {
 
 void engine_processor::apply(const event& e, state_store& s, std::vector<event>& derived) {
     take_new_rules();
+    load_for(e, s);
     engine_->apply(state_, e, derived);
     save(s);
 }
@@ -113,8 +236,10 @@ void engine_processor::fire(timestamp now, state_store&, std::vector<event>& out
 // Writes what the last apply changed, inside the current transaction.
 void engine_processor::save(state_store& s) {
     for (const auto& id : state_.dirty_incidents)
-        if (auto it = state_.incidents.find(id); it != state_.incidents.end())
+        if (auto it = state_.incidents.find(id); it != state_.incidents.end()) {
             s.put("incidents", id, encode_incident(it->second));
+            index_incident(s, it->second);
+        }
     for (const auto& [key, value] : state_.timer_changes) {
         if (value)
             s.put("timers", key, *value);

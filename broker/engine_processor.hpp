@@ -9,7 +9,11 @@
 //   timers     8-byte big-endian due time (µs + 2^63) ‖ timer id → timer:
 //              the earliest deadline is the first key
 //   engine     "w/…" windows, "s/…" sustained conditions, "a/…" last seen
-//              for absence rules, "meta/announced" the rule set last logged
+//              for absence rules, "meta/announced" the rule set last logged,
+//              "o/<id>" each open incident and "c/<mode>|<school>|<id>" each
+//              closed one, so that open() reads only the open state and
+//              closed incidents are read when an event may touch them
+//              ("meta/index" = "1" once these exist)
 #pragma once
 
 #include "broker/engine.hpp"
@@ -18,6 +22,8 @@
 #include <array>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <string>
 #include <string_view>
 
 namespace pingan {
@@ -45,22 +51,29 @@ class engine_processor final : public processor {
     std::shared_ptr<const rules::ruleset> rules() const { return engine_->rules_ptr(); }
 
     // The state as last loaded or applied (writer thread; for tests and tools).
+    // Closed incidents are in it only once an event needed them.
     const engine_state& state() const noexcept { return state_; }
 
   private:
     void take_new_rules();
     void save(state_store& s);
+    void index_incident(state_store& s, const incident& i);
+    void load_for(const event& e, state_store& s);
+    void load_closed(state_store& s, const std::string& scope);
 
     std::shared_ptr<const registry> registry_;
     engine_options options_;
     std::unique_ptr<engine> engine_;
     engine_state state_;
+    std::set<std::string> loaded_scopes_; // "A|school|" whose closed incidents are loaded
+    std::string all_closed_loaded_;       // modes whose closed incidents are all loaded
     std::mutex pending_mutex_;
     std::shared_ptr<const rules::ruleset> pending_;
 };
 
-// Reads the state of an engine from its tables: the adapter's loader, also
-// used by `pingan incidents` on a store opened read-only.
+// Reads the state of an engine from its tables: the open incidents (all of
+// them in a store from before the open/closed index), timers, windows and
+// marks; closed incidents stay in the store.
 // Throws: pingan::error(store_failure) naming a record that does not decode.
 void load_engine_state(state_store& s, engine_state& out);
 

@@ -7,8 +7,17 @@
 //   schools     school id -> its district code (a school's replay scans its district)
 //   times       u64be received_at µs -> u64be first offset stored at that time
 //   counts      event type -> u64 count
-//   meta        "format" -> "1"; "chain" -> u64be head offset + head hash
+//   meta        "format" -> "1"; "chain" -> u64be head offset + head hash;
+//               "received" -> u64be received_at µs of the head record
 //   incidents, timers, engine: the processor's tables (processor.hpp)
+//
+// A writable store holds an exclusive flock on `writer.lock` in its directory
+// for its whole life (see dir_lock), so a second writer on the same directory
+// fails at open instead of interleaving its commits with ours. LMDB's own
+// locks do not prevent that: each process would assign the same offsets.
+//
+// Fault points (store_faults.hpp) sit in fault(), put() and the commit in
+// run_txn: the only places a test reaches into the store.
 //
 // One writer thread calls append/fire_timers; any thread may read. A reader
 // holds `resize_` shared for the life of its short transaction so that the
@@ -18,10 +27,14 @@
 
 #include "common/lmdb.hpp"
 
+#include <fcntl.h>
 #include <sodium.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
@@ -44,8 +57,74 @@ chain_hash chain_next(const chain_hash& prev, std::uint64_t offset, std::string_
     return h;
 }
 
+void store_faults::reach(point p) {
+    auto& s = slot(p);
+    ++s.total;
+    auto due = s.fail_on.load();
+    if (due == 0 || ++s.reached_since_armed != due) return;
+    s.fail_on = 0;
+    switch (p) {
+    case point::put:
+        throw lm::lmdb_error("mdb_put", EIO);
+    case point::commit:
+        throw lm::lmdb_error("mdb_txn_commit", EIO);
+    case point::apply:
+        throw std::runtime_error("injected fault: the processor failed");
+    case point::event_read:
+        throw lm::lmdb_error("mdb_get", EIO);
+    }
+}
+
+namespace {
+
+// The writer lock of a store directory: flock(LOCK_EX) on <dir>/writer.lock,
+// held until the process ends or the store is closed. The file holds the
+// holder's pid, for the message the next writer gets.
+class dir_lock {
+  public:
+    dir_lock() = default;
+    explicit dir_lock(const std::string& dir) {
+        ::mkdir(dir.c_str(), 0750);
+        auto path = dir + "/writer.lock";
+        fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+        if (fd_ < 0)
+            throw error(errc::io_error, "cannot open " + path + ": " + std::strerror(errno));
+        if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            char buf[32] = {};
+            auto n = ::pread(fd_, buf, sizeof buf - 1, 0);
+            ::close(fd_);
+            fd_ = -1;
+            if (e != EWOULDBLOCK)
+                throw error(errc::io_error, "cannot lock " + path + ": " + std::strerror(e));
+            std::string pid(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+            while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' '))
+                pid.pop_back();
+            throw error(errc::io_error, "data directory " + dir + " is in use by another writer" +
+                                            (pid.empty() ? std::string() : " (pid " + pid + ")") +
+                                            ": only one broker may open a data directory");
+        }
+        auto pid = std::to_string(::getpid()) + "\n";
+        if (::ftruncate(fd_, 0) != 0 ||
+            ::pwrite(fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+            // The lock holds without the pid; only the message would lack it.
+        }
+    }
+    dir_lock(const dir_lock&) = delete;
+    dir_lock& operator=(const dir_lock&) = delete;
+    ~dir_lock() {
+        if (fd_ >= 0) ::close(fd_); // releases the flock
+    }
+
+  private:
+    int fd_ = -1;
+};
+
+} // namespace
+
 struct store::impl {
     store_options opts;
+    std::unique_ptr<dir_lock> lock; // writable stores only; taken before LMDB opens
     lm::env env;
     MDB_dbi events{}, ids{}, by_district{}, schools{}, times{}, counts{}, meta{};
     std::unordered_map<std::string, std::string> school_district; // mirror of `schools`
@@ -56,9 +135,17 @@ struct store::impl {
     std::atomic<std::uint64_t> head{0};
     chain_hash hash{};
     timestamp last_received{};
+    // The processor's cache may hold state of an aborted transaction: reload
+    // before the next one.
+    bool processor_stale = false;
+
+    void fault(store_faults::point p) {
+        if (opts.faults) opts.faults->reach(p);
+    }
 
     explicit impl(const store_options& o) : opts(o) {
         if (sodium_init() < 0) throw error(errc::internal, "libsodium failed to initialise");
+        if (!o.read_only) lock = std::make_unique<dir_lock>(o.path);
         env = lm::env(o.path, 16, o.initial_map_size, MDB_NOTLS | (o.read_only ? MDB_RDONLY : 0),
                       126);
         // A reader slot left by a process killed mid-read would pin old pages forever.
@@ -108,8 +195,12 @@ struct store::impl {
             head = lm::from_be64(c->substr(0, 8));
             std::memcpy(hash.data(), c->data() + 8, 32);
         }
-        if (head && !o.read_only) {
+        if (auto r = lm::get(t, meta, "received"); r && r->size() == 8) {
             // received_at never goes backwards, even if the clock does.
+            last_received = from_us(static_cast<std::int64_t>(lm::from_be64(*r)));
+        } else if (head && !o.read_only) {
+            // A store written before "received" was kept: read the head record.
+            fault(store_faults::point::event_read);
             auto rec = lm::get(t, events, lm::be64(head));
             event e;
             if (!rec || rec->size() < 32 || decode(rec->substr(32), e))
@@ -147,6 +238,13 @@ struct store::impl {
 
 namespace {
 
+// Every write of a write transaction goes through here (a fault point).
+bool put(store::impl& s, const lm::txn& t, MDB_dbi d, std::string_view key, std::string_view value,
+         unsigned flags = 0, std::string_view* existing = nullptr) {
+    s.fault(store_faults::point::put);
+    return lm::put(t, d, key, value, flags, existing);
+}
+
 // The processor's view of the tables inside the current write transaction.
 class txn_state final : public state_store {
   public:
@@ -156,7 +254,7 @@ class txn_state final : public state_store {
         return v ? std::optional<std::string>(*v) : std::nullopt;
     }
     void put(std::string_view table, std::string_view key, std::string_view value) override {
-        lm::put(t_, s_.table(table), key, value);
+        pingan::put(s_, t_, s_.table(table), key, value);
     }
     bool del(std::string_view table, std::string_view key) override {
         return lm::del(t_, s_.table(table), key);
@@ -205,19 +303,23 @@ class appender {
     void finish() {
         // One time-index entry per distinct received_at: the first offset stored then.
         if (first_ && received_ > s_.last_received)
-            lm::put(t_, s_.times, lm::be64(static_cast<std::uint64_t>(to_us(received_))),
-                    lm::be64(first_), MDB_APPEND);
+            put(s_, t_, s_.times, lm::be64(static_cast<std::uint64_t>(to_us(received_))),
+                lm::be64(first_), MDB_APPEND);
         for (auto& [type, n] : counts_) {
             std::uint64_t c = 0;
             if (auto v = lm::get(t_, s_.counts, type); v && v->size() == 8)
                 std::memcpy(&c, v->data(), 8);
             c += n;
-            lm::put(t_, s_.counts, type,
-                    std::string_view(reinterpret_cast<const char*>(&c), sizeof c));
+            put(s_, t_, s_.counts, type,
+                std::string_view(reinterpret_cast<const char*>(&c), sizeof c));
         }
         std::string chain = lm::be64(head_);
         chain.append(reinterpret_cast<const char*>(hash_.data()), hash_.size());
-        lm::put(t_, s_.meta, "chain", chain);
+        put(s_, t_, s_.meta, "chain", chain);
+        // So that opening the store reads no record to learn the last received_at.
+        if (first_)
+            put(s_, t_, s_.meta, "received",
+                lm::be64(static_cast<std::uint64_t>(to_us(received_))));
     }
 
     // Publishes the new head to the store after the commit succeeded.
@@ -236,13 +338,13 @@ class appender {
         hash_ = chain_next(hash_, e.offset, record);
         std::memcpy(p.value.data(), hash_.data(), 32);
         auto key = lm::be64(e.offset);
-        lm::put(t_, s_.events, key, p.value, MDB_APPEND);
-        if (!e.district.empty()) lm::put(t_, s_.by_district, e.district, key);
+        put(s_, t_, s_.events, key, p.value, MDB_APPEND);
+        if (!e.district.empty()) put(s_, t_, s_.by_district, e.district, key);
         // No per-school index: with a thousand schools it would dirty a page per
         // school per commit. A school's events are found through its district.
         if (!e.school.empty() && !s_.school_district.count(e.school) &&
             !new_schools_.count(e.school)) {
-            lm::put(t_, s_.schools, e.school, e.district);
+            put(s_, t_, s_.schools, e.school, e.district);
             new_schools_.emplace(e.school, e.district);
         }
         head_ = e.offset;
@@ -256,7 +358,7 @@ class appender {
         std::string_view existing;
         auto off = head_ + 1;
         auto id = std::string_view(reinterpret_cast<const char*>(p.ev.id.bytes.data()), 16);
-        if (!lm::put(t_, s_.ids, id, lm::be64(off), MDB_NOOVERWRITE, &existing))
+        if (!put(s_, t_, s_.ids, id, lm::be64(off), MDB_NOOVERWRITE, &existing))
             return {wire::outcome::duplicate, lm::from_be64(existing)};
         p.ev.offset = off;
         p.ev.received_at = received_;
@@ -269,6 +371,7 @@ class appender {
     // already stored (its cause was replayed) is not stored again.
     void derive(const event& cause, int depth = 0) {
         std::vector<event> derived;
+        s_.fault(store_faults::point::apply);
         p_->apply(cause, state_, derived);
         for (auto& d : derived) {
             auto p = prepare(std::move(d));
@@ -289,38 +392,63 @@ class appender {
     std::unordered_map<std::string, std::string> new_schools_;
 };
 
-// Runs one write transaction; on failure nothing of it remains, the processor
-// re-reads its state, and a full map is grown and the transaction retried.
+// Re-reads the processor's state from the committed tables, dropping whatever
+// it cached from an aborted transaction.
+// Throws: pingan::error(store_failure) if it cannot; the processor stays
+// marked stale and the next transaction tries again first.
+void reload_processor(store::impl& s, processor* p) {
+    if (!p) return;
+    s.processor_stale = true;
+    try {
+        lm::txn t(s.env);
+        txn_state st(s, t);
+        p->reload(st);
+        t.abort(); // reload only reads
+    } catch (const std::exception& x) {
+        throw error(errc::store_failure,
+                    std::string("the processor could not reload its state: ") + x.what());
+    }
+    s.processor_stale = false;
+}
+
+// Runs one write transaction. On any failure (LMDB, the processor, anything
+// else) nothing of it remains, the processor re-reads its state, and the
+// failure is rethrown: an LMDB error as pingan::error(store_failure), others as
+// they were. A full map is grown and the transaction retried.
 template <class F, class R = void (*)()>
 void run_txn(
     store::impl& s, timestamp now, processor* p, batch_output& out, F&& body,
     R&& before_retry = [] {}) {
+    if (s.processor_stale) reload_processor(s, p);
     for (int attempt = 0;; ++attempt) {
         auto results = out.results.size();
         auto stored = out.stored.size();
+        auto roll_back = [&] {
+            // The transaction is gone (aborted as `t` left scope).
+            out.results.resize(results);
+            out.stored.resize(stored);
+            reload_processor(s, p);
+        };
         try {
             lm::txn t(s.env);
             appender a(s, t, now, p, out);
             body(a);
             a.finish();
+            s.fault(store_faults::point::commit);
             t.commit();
             a.committed();
             return;
         } catch (const lm::lmdb_error& x) {
-            out.results.resize(results);
-            out.stored.resize(stored);
-            if (p) {
-                lm::txn t(s.env);
-                txn_state st(s, t);
-                p->reload(st);
-                t.commit();
-            }
+            roll_back();
             if (x.rc() == MDB_MAP_FULL && attempt < 8) {
                 s.grow();
                 before_retry();
                 continue;
             }
             throw error(errc::store_failure, x.what());
+        } catch (...) {
+            roll_back();
+            throw;
         }
     }
 }
@@ -376,6 +504,7 @@ void store::open_processor(processor& p) {
     txn_state st(*impl_, t);
     p.open(st);
     t.commit();
+    impl_->processor_stale = false;
 }
 
 std::uint64_t store::head() const {

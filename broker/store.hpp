@@ -13,6 +13,7 @@
 #pragma once
 
 #include "broker/processor.hpp"
+#include "broker/store_faults.hpp"
 #include "common/codec.hpp"
 #include "common/wire.hpp"
 
@@ -32,7 +33,14 @@ struct store_options {
     std::string path;                          // a directory; created if missing
     std::size_t initial_map_size = 1ull << 30; // grows by doubling when full
     std::vector<std::string> processor_tables{"incidents", "timers", "engine"};
-    bool read_only = false; // audits and tools: no write transaction, ever
+    // Audits and tools: no write transaction, ever, and no lock. A writable
+    // store takes an exclusive lock on its directory (the file `writer.lock`,
+    // holding the writer's pid) for its whole life, so that two writers can
+    // never share one log; the kernel releases it when the process ends, even
+    // by kill -9.
+    bool read_only = false;
+    // Tests only: failures to inject (store_faults.hpp). Null in production.
+    std::shared_ptr<store_faults> faults{};
 };
 
 using chain_hash = std::array<std::uint8_t, 32>;
@@ -95,6 +103,10 @@ std::string hex(const chain_hash& h);
 
 class store {
   public:
+    // Opens or creates the store at o.path.
+    // Throws: pingan::error(io_error) if another process holds the directory's
+    // writer lock (the message names the directory and the holder's pid), or
+    // any other error opening it.
     explicit store(const store_options& o);
     ~store();
     store(const store&) = delete;
@@ -105,7 +117,9 @@ class store {
     // an id already stored is answered with its original offset and not stored
     // again. `p`, if given, sees every stored event and may derive more, which
     // are stored in the same transaction. Returns only after the commit (fsync).
-    // Throws: pingan::error(store_failure); then nothing of the batch was stored.
+    // Throws: pingan::error(store_failure) when the store failed, or whatever
+    // the processor threw; either way nothing of the batch was stored and the
+    // processor was reloaded from the committed state (processor.hpp).
     void append(std::span<prepared_event> events, timestamp now, processor* p, batch_output& out);
     void append(std::span<event> events, timestamp now, processor* p, batch_output& out);
 

@@ -4,6 +4,15 @@
 // the next one, so under load one fsync serves thousands of events. Results go
 // back to ingest right after the commit; only then is the feed published, so a
 // subscriber never sees an event that could still be lost.
+//
+// No exception ends the writer: a transaction that fails is answered with a
+// nack for each of its events (store_failure when the store failed, internal
+// for anything else, such as a processor that throws on one event), the store
+// has already rolled the processor back, and the writer goes on with the next
+// batch. A batch that failed for a reason other than the store is retried one
+// event per transaction, so that one poison event does not take the events
+// that happened to share its transaction with it. A failed timer firing is
+// retried after a growing delay, while event batches keep committing.
 #include "broker/broker_impl.hpp"
 
 #include "common/privacy.hpp"
@@ -12,10 +21,29 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <exception>
 #include <map>
-#include <thread>
+#include <span>
 
 namespace pingan {
+namespace {
+
+// The nack code for a failed transaction (docs/protocol.md).
+errc failure_code(std::exception_ptr ep, std::string& message) {
+    try {
+        std::rethrow_exception(ep);
+    } catch (const error& x) {
+        message = x.detail();
+        return x.code() == errc::store_failure ? errc::store_failure : errc::internal;
+    } catch (const std::exception& x) {
+        message = x.what();
+    } catch (...) {
+        message = "unknown exception";
+    }
+    return errc::internal;
+}
+
+} // namespace
 
 void broker::impl::run_writer() {
     std::vector<prepared_event> events;
@@ -24,6 +52,9 @@ void broker::impl::run_writer() {
     batch_output out;
     std::uint64_t txns = 0, txn_events = 0;
     double txn_seconds = 0;
+    // Timer firing after a failure: not before this, and the next delay.
+    auto timers_after = std::chrono::steady_clock::time_point{};
+    auto timer_backoff = std::chrono::milliseconds(100);
 
     // The feed's active subscriptions, from XPUB's notices (without
     // XPUB_VERBOSE it reports a prefix's first subscribe and last unsubscribe).
@@ -107,7 +138,7 @@ void broker::impl::run_writer() {
                 auto wait = std::min<micros>(*due - now, micros{200'000});
                 wake = std::chrono::steady_clock::now() + wait;
             } else if (due) {
-                wake = std::chrono::steady_clock::now();
+                wake = std::max(std::chrono::steady_clock::now(), timers_after);
             }
         }
         bool open = pipe.take(events, owners, wake);
@@ -116,6 +147,8 @@ void broker::impl::run_writer() {
             out.results.clear();
             out.stored.clear();
             done.clear();
+            std::string why;
+            auto code = errc::ok;
             try {
                 auto t0 = std::chrono::steady_clock::now();
                 st.append(events, clk.now(), proc, out);
@@ -125,11 +158,42 @@ void broker::impl::run_writer() {
                 txn_events += events.size();
                 for (std::size_t i = 0; i < owners.size(); ++i)
                     done.push_back({owners[i], out.results[i], errc::ok, {}});
-            } catch (const error& x) {
-                spdlog::error("store: {}; {} events refused", x.what(), events.size());
-                for (auto& o : owners)
-                    done.push_back({o, {}, errc::store_failure, x.detail()});
+            } catch (...) {
+                code = failure_code(std::current_exception(), why);
+            }
+            if (code == errc::store_failure || (code != errc::ok && events.size() == 1)) {
+                spdlog::error("writer: {}: {}; {} events refused", errc_name(code), why,
+                              events.size());
+                out.results.clear();
                 out.stored.clear();
+                for (auto& o : owners)
+                    done.push_back({o, {}, code, "not stored: " + why});
+            } else if (code != errc::ok) {
+                // Find the event(s) that failed: one transaction each.
+                spdlog::error("writer: {}: {}; retrying {} events one by one", errc_name(code), why,
+                              events.size());
+                out.results.clear();
+                out.stored.clear();
+                for (std::size_t i = 0; i < events.size(); ++i) {
+                    // A failed transaction took the stored bytes with it.
+                    if (events[i].value.size() < 32) events[i] = prepare(std::move(events[i].ev));
+                    std::string one_why;
+                    auto one = errc::ok;
+                    try {
+                        st.append(std::span(&events[i], 1), clk.now(), proc, out);
+                        ++txns;
+                        ++txn_events;
+                    } catch (...) {
+                        one = failure_code(std::current_exception(), one_why);
+                    }
+                    if (one == errc::ok) {
+                        done.push_back({owners[i], out.results.back(), errc::ok, {}});
+                    } else {
+                        spdlog::error("writer: event {} refused: {}: {}", events[i].ev.id.str(),
+                                      errc_name(one), one_why);
+                        done.push_back({owners[i], {}, one, "not stored: " + one_why});
+                    }
+                }
             }
             pipe.complete(done);
             publish(out);
@@ -139,15 +203,23 @@ void broker::impl::run_writer() {
 
         if (proc) {
             auto t = clk.now();
-            if (auto due = proc->next_due(); due && *due <= t) {
+            if (auto due = proc->next_due();
+                due && *due <= t && std::chrono::steady_clock::now() >= timers_after) {
                 out.results.clear();
                 out.stored.clear();
                 try {
                     st.fire_timers(t, *proc, out);
-                } catch (const error& x) {
-                    // Nothing was stored; try again shortly rather than spin.
-                    spdlog::error("store: {} while firing timers", x.what());
-                    std::this_thread::sleep_for(std::chrono::seconds(1));
+                    timer_backoff = std::chrono::milliseconds(100);
+                } catch (...) {
+                    // Nothing was stored. Timers wait and retry, later each
+                    // time up to 5 s; event batches go on meanwhile.
+                    std::string why;
+                    auto code = failure_code(std::current_exception(), why);
+                    spdlog::error("writer: {}: {} while firing timers; retrying in {} ms",
+                                  errc_name(code), why, timer_backoff.count());
+                    timers_after = std::chrono::steady_clock::now() + timer_backoff;
+                    timer_backoff = std::min(timer_backoff * 2, std::chrono::milliseconds(5000));
+                    out.stored.clear();
                 }
                 publish(out);
             }

@@ -10,7 +10,8 @@ lmdb_error::lmdb_error(const char* call, int rc)
 
 env::env(const std::string& path, unsigned max_dbs, std::size_t map_size, unsigned flags,
          unsigned max_readers) {
-    ::mkdir(path.c_str(), 0750);
+    // A read-only open must not create what it reads.
+    if (!(flags & MDB_RDONLY)) ::mkdir(path.c_str(), 0750);
     check("mdb_env_create", mdb_env_create(&h_));
     try {
         check("mdb_env_set_maxdbs", mdb_env_set_maxdbs(h_, max_dbs));

@@ -52,7 +52,8 @@ inline std::uint64_t from_be64(std::string_view s) noexcept {
 class env {
   public:
     env() = default;
-    // Opens (creating if needed) the environment in directory `path`.
+    // Opens the environment in directory `path`, creating both unless `flags`
+    // has MDB_RDONLY.
     env(const std::string& path, unsigned max_dbs, std::size_t map_size, unsigned flags = 0,
         unsigned max_readers = 126);
     env(env&& o) noexcept : h_(o.h_) { o.h_ = nullptr; }

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
+#include <sys/stat.h>
 #include <thread>
 
 using namespace pingan;
@@ -401,4 +403,108 @@ TEST_CASE("sigterm drains in-flight work, acknowledges it, and exits 0", "[broke
     zmq::context_t ctx(1);
     auto stored = replay_all(ctx, b.query);
     CHECK(stored.size() >= acked);
+}
+
+namespace {
+
+// Runs a program; its stdout and stderr together, and its exit code.
+std::pair<int, std::string> run_merged(const std::vector<std::string>& argv) {
+    std::string cmd = "exec";
+    for (const auto& a : argv)
+        cmd += " '" + a + "'";
+    process p({"/bin/sh", "-c", cmd + " 2>&1"});
+    std::string out;
+    for (const auto& l : p.lines(std::chrono::seconds(60)))
+        out += l + "\n";
+    return {p.wait(), out};
+}
+
+std::string bytes_of(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+} // namespace
+
+TEST_CASE("a second broker on the same data directory refuses to start and names the holder",
+          "[broker]") {
+    temp_dir d;
+    broker_process first(d / "store");
+    auto [code, out] =
+        run_merged({std::string(PINGAN_BIN_DIR) + "/pingan-broker", "--data", d / "store",
+                    "--ingest", "tcp://127.0.0.1:*", "--feed", "tcp://127.0.0.1:*", "--query",
+                    "tcp://127.0.0.1:*", "--registry", source_path("data/schools.csv"),
+                    "--districts", source_path("data/districts.csv"), "--log-level", "warn"});
+    CHECK(code != 0);
+    CHECK(out.find("listening") == std::string::npos);
+    CHECK_THAT(out, Catch::Contains(d / "store"));
+    CHECK_THAT(out, Catch::Contains("pid " + std::to_string(first.proc->pid())));
+
+    // The first broker still serves, and its acks are its own.
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, first.ingest);
+    auto ev = readings(3);
+    auto r = pub.publish(ev);
+    REQUIRE(r.results.size() == 3);
+    CHECK(r.results[2].offset == 3);
+}
+
+TEST_CASE("kill -9 releases the data directory for the next broker", "[broker]") {
+    temp_dir d;
+    {
+        broker_process first(d / "store");
+        zmq::context_t ctx(1);
+        ingest_client pub(ctx, first.ingest);
+        auto ev = readings(2);
+        REQUIRE(pub.publish(ev).results.size() == 2);
+        first.proc->signal(SIGKILL);
+        first.proc->wait();
+    }
+    broker_process second(d / "store");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, second.ingest);
+    auto ev = readings(1, 10);
+    auto r = pub.publish(ev);
+    REQUIRE(r.results.size() == 1);
+    CHECK(r.results[0].offset == 3);
+}
+
+TEST_CASE("read-only tools work on the data directory of a running broker and write nothing",
+          "[broker]") {
+    temp_dir d;
+    auto rules = source_path("config/rules/yichang-default.yaml");
+    broker_process b(d / "store", {"--rules", rules});
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    std::vector<event> ev{sample_hazard(), sample_reading("420502K001", 1)};
+    auto r = pub.publish(ev);
+    REQUIRE(r.results.size() == 2);
+    REQUIRE(r.results[0].what == wire::outcome::stored);
+    // A probe: once its ack is back, the hazard and everything it derived are committed.
+    auto probe = readings(1, 100);
+    REQUIRE(pub.publish(probe).results.at(0).what == wire::outcome::stored);
+
+    auto data = d / "store/data.mdb";
+    auto before = bytes_of(data);
+    struct ::stat st_before {};
+    REQUIRE(::stat(data.c_str(), &st_before) == 0);
+    auto pingan = std::string(PINGAN_BIN_DIR) + "/pingan";
+
+    auto [list_code, list] = run_merged({pingan, "incidents", "list", "--data", d / "store"});
+    CHECK(list_code == 0);
+    CHECK_THAT(list, Catch::Contains("HZ-0001"));
+    auto [replay_code, replay] =
+        run_merged({pingan, "rules", "replay", "--rules", rules, "--data", d / "store"});
+    CHECK(replay_code == 0);
+    auto [verify_code, verify] = run_merged({pingan, "verify", "--data", d / "store"});
+    CHECK(verify_code == 0);
+    CHECK_THAT(verify, Catch::Contains("\"ok\":true"));
+
+    struct ::stat st_after {};
+    REQUIRE(::stat(data.c_str(), &st_after) == 0);
+    CHECK(st_after.st_mtim.tv_sec == st_before.st_mtim.tv_sec);
+    CHECK(st_after.st_mtim.tv_nsec == st_before.st_mtim.tv_nsec);
+    CHECK(bytes_of(data) == before);
 }

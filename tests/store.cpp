@@ -6,7 +6,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <set>
+#include <unistd.h>
 
 using namespace pingan;
 using namespace pingan::test;
@@ -237,4 +239,136 @@ TEST_CASE("a read-only store refuses a directory that is not a store", "[store]"
     store_options o{d.path()};
     o.read_only = true;
     CHECK_THROWS_AS(store(o), error);
+}
+
+TEST_CASE("a second writer on one directory is refused, naming the directory and the holder",
+          "[store]") {
+    temp_dir d;
+    store first({d.path()});
+    try {
+        store second({d.path()});
+        FAIL("a second writable store opened on " << d.path());
+    } catch (const error& e) {
+        CHECK(e.code() == errc::io_error);
+        CHECK_THAT(e.detail(), Catch::Contains(d.path()));
+        CHECK_THAT(e.detail(), Catch::Contains("pid " + std::to_string(::getpid())));
+    }
+    // Readers take no lock: an audit runs beside the writer.
+    store_options ro{d.path()};
+    ro.read_only = true;
+    store reader(ro);
+    CHECK(reader.verify().ok);
+}
+
+TEST_CASE("the writer lock ends with the store that held it", "[store]") {
+    temp_dir d;
+    { store first({d.path()}); }
+    store again({d.path()});
+    CHECK(again.head() == 0);
+}
+
+TEST_CASE("a read-only store never creates its directory", "[store]") {
+    temp_dir d;
+    store_options o{d / "absent"};
+    o.read_only = true;
+    CHECK_THROWS(store(o));
+    CHECK_FALSE(std::filesystem::exists(d / "absent"));
+}
+
+namespace {
+
+std::shared_ptr<store_faults> faulty(store_options& o) {
+    o.faults = std::make_shared<store_faults>();
+    return o.faults;
+}
+
+} // namespace
+
+TEST_CASE("a put failing mid-batch stores nothing of the batch, and the next batch commits",
+          "[store]") {
+    temp_dir d;
+    store_options o{d.path()};
+    auto faults = faulty(o);
+    store s(o);
+    batch_output out;
+    auto first = readings(3);
+    s.append(first, at("2026-11-29T01:00:00Z"), nullptr, out);
+    auto before = s.stats();
+
+    // Each event is several puts (id, record, index...): the 7th is mid-batch.
+    faults->fail_at(store_faults::point::put, 7);
+    auto batch = readings(5);
+    batch_output failed;
+    try {
+        s.append(batch, at("2026-11-29T01:00:01Z"), nullptr, failed);
+        FAIL("the injected put failure was not reported");
+    } catch (const error& e) {
+        CHECK(e.code() == errc::store_failure);
+        CHECK_THAT(e.detail(), Catch::Contains("mdb_put"));
+    }
+    CHECK(failed.results.empty());
+    CHECK(failed.stored.empty());
+    CHECK(s.head() == 3);
+    for (const auto& e : batch)
+        CHECK_FALSE(s.find(e.id));
+    CHECK(s.stats().events == before.events);
+    CHECK(s.stats().by_type == before.by_type);
+
+    // The same events again: stored now, with the offsets the failed batch would have had.
+    batch_output ok;
+    s.append(batch, at("2026-11-29T01:00:02Z"), nullptr, ok);
+    REQUIRE(ok.results.size() == 5);
+    CHECK(ok.results[0].what == wire::outcome::stored);
+    CHECK(ok.results[0].offset == 4);
+    CHECK(s.head() == 8);
+    CHECK(s.verify().ok);
+}
+
+TEST_CASE("a failed commit stores nothing and leaves the head where it was", "[store]") {
+    temp_dir d;
+    store_options o{d.path()};
+    auto faults = faulty(o);
+    {
+        store s(o);
+        batch_output out;
+        auto first = readings(2);
+        s.append(first, at("2026-11-29T01:00:00Z"), nullptr, out);
+        faults->fail_at(store_faults::point::commit, 1);
+        auto batch = readings(4);
+        batch_output failed;
+        CHECK_THROWS_AS(s.append(batch, at("2026-11-29T01:00:01Z"), nullptr, failed), error);
+        CHECK(s.head() == 2);
+        auto next = readings(1);
+        batch_output ok;
+        s.append(next, at("2026-11-29T01:00:02Z"), nullptr, ok);
+        CHECK(ok.results.at(0).offset == 3);
+    }
+    // On disk too, after a reopen.
+    store s({d.path()});
+    CHECK(s.head() == 3);
+    CHECK(s.stats().events == 3);
+    CHECK(s.verify().ok);
+}
+
+TEST_CASE("opening a store reads no record of the events table", "[store]") {
+    temp_dir d;
+    {
+        store s({d.path()});
+        batch_output out;
+        auto ev = readings(1000);
+        s.append(ev, at("2026-11-29T02:00:00Z"), nullptr, out);
+    }
+    store_options o{d.path()};
+    auto faults = faulty(o);
+    faults->fail_at(store_faults::point::event_read, 1);
+    store s(o);
+    CHECK(faults->reached(store_faults::point::event_read) == 0);
+    CHECK(s.head() == 1000);
+    // It still knows the last received_at, which never goes backwards.
+    auto late = readings(1);
+    batch_output out;
+    s.append(late, at("2026-11-29T01:00:00Z"), nullptr, out);
+    event e;
+    REQUIRE_FALSE(decode(*s.get(1001), e));
+    CHECK(e.received_at == at("2026-11-29T02:00:00Z"));
 }

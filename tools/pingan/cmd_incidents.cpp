@@ -38,6 +38,7 @@ std::vector<incident> read_incidents(const common_args& a) {
     try {
         store_options o;
         o.path = dir;
+        o.read_only = true;
         store s(o);
         s.scan_table("incidents", "", [&](std::string_view, std::string_view value) {
             incident i;

@@ -66,6 +66,7 @@ void read_log(const replay_args& a, const std::function<void(const event&)>& vis
     if (!a.data_dir.empty()) {
         store_options o;
         o.path = a.data_dir;
+        o.read_only = true;
         store s(o);
         scan_filter f;
         f.from = a.from;
