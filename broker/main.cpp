@@ -5,6 +5,7 @@
 #include "broker/engine_processor.hpp"
 #include "broker/rules.hpp"
 #include "common/clock.hpp"
+#include "common/fd_limit.hpp"
 #include "common/registry.hpp"
 
 #include <CLI/CLI.hpp>
@@ -83,6 +84,16 @@ int main(int argc, char** argv) {
     auto logger = spdlog::stderr_color_mt("pingan-broker");
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+
+    // Every client connection is a descriptor, and libzmq does not back off
+    // when it runs out of them: take all the operator allows (LimitNOFILE).
+    auto fds = raise_fd_limit();
+    if (fds.soft != fds.before)
+        spdlog::info("open files: soft limit raised from {} to {}", fds.before, fds.soft);
+    if (fds.soft < 4096)
+        spdlog::warn("open files: the limit is {}; a broker serving many clients needs more "
+                     "(LimitNOFILE, docs/operations.md)",
+                     fds.soft);
 
     try {
         auto clk = make_clock(cfg.clock);

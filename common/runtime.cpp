@@ -1,6 +1,8 @@
 // Flags, YAML configuration, logging and signal handling for services.
 #include "runtime.hpp"
 
+#include "fd_limit.hpp"
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
@@ -86,6 +88,9 @@ void add_service_options(CLI::App& app, service_config& c) {
         "resend what the broker has not answered after this long (e.g. 5s)");
     app.add_option("--max-in-flight", c.max_in_flight, "events sent and not yet acknowledged")
         ->capture_default_str();
+    app.add_option("--max-connections", c.max_connections,
+                   "open HTTP connections at most; more are closed at once")
+        ->capture_default_str();
     app.add_option("--key", c.key, "this service's CURVE key pair file (pingan keygen)");
     app.add_option("--server-key", c.server_key, "the broker's CURVE public key, or its key file");
 }
@@ -136,6 +141,10 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::
 
 service_runtime::service_runtime(std::shared_ptr<spdlog::logger> log)
     : signals_(ioc_, SIGINT, SIGTERM), log_(std::move(log)) {
+    // Every connection is a descriptor: take all the operator allows.
+    auto fds = raise_fd_limit();
+    if (fds.soft != fds.before)
+        log_->info("open files: soft limit raised from {} to {}", fds.before, fds.soft);
     // Capture SIGINT and SIGTERM to perform a clean shutdown.
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
         if (ec) return;

@@ -39,9 +39,10 @@ struct service_config {
     std::string device = "default";   // source suffix: "<name>/<device>"
     std::size_t max_body = 64 * 1024; // bytes per HTTP request body
     std::chrono::milliseconds resend_timeout{5000};
-    std::size_t max_in_flight = 1024; // events sent and not yet answered
-    std::string key;                  // CURVE key pair file of this service
-    std::string server_key;           // the broker's public key (Z85) or its key file
+    std::size_t max_in_flight = 1024;   // events sent and not yet answered
+    std::size_t max_connections = 1000; // open HTTP connections; more are closed at once
+    std::string key;                    // CURVE key pair file of this service
+    std::string server_key;             // the broker's public key (Z85) or its key file
 };
 
 // Registers the common flags (and --config for a YAML file) on `app`.

@@ -16,8 +16,9 @@ response json_response(http::status s, const std::string& body, unsigned version
 }
 
 http_session::http_session(tcp::socket&& socket, std::shared_ptr<const handler> h,
-                           std::size_t max_body)
-    : stream_(std::move(socket)), handler_(std::move(h)), max_body_(max_body) {}
+                           std::size_t max_body, std::shared_ptr<void> slot)
+    : stream_(std::move(socket)), handler_(std::move(h)), max_body_(max_body),
+      slot_(std::move(slot)) {}
 
 void http_session::run() {
     net::dispatch(stream_.get_executor(),

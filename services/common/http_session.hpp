@@ -18,7 +18,9 @@ using handler = std::function<response(const request&)>;
 
 class http_session : public std::enable_shared_from_this<http_session> {
   public:
-    http_session(tcp::socket&& socket, std::shared_ptr<const handler> h, std::size_t max_body);
+    // `slot`, if given, is kept until the session ends (the listener's connection count).
+    http_session(tcp::socket&& socket, std::shared_ptr<const handler> h, std::size_t max_body,
+                 std::shared_ptr<void> slot = {});
     void run();
 
   private:
@@ -33,6 +35,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     std::size_t max_body_;
     std::optional<http::request_parser<http::string_body>> parser_;
     std::shared_ptr<response> res_;
+    std::shared_ptr<void> slot_;
 };
 
 // A JSON answer with the given status.

@@ -1,16 +1,31 @@
-// The accept loop.
+// The accept loop, with a connection cap and a pause when out of descriptors.
 #include "listener.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
 
 namespace pingan::svc {
 
-listener::listener(net::io_context& ioc, tcp::endpoint at, std::shared_ptr<const handler> h,
-                   std::size_t max_body)
-    : ioc_(ioc), acceptor_(net::make_strand(ioc)), handler_(std::move(h)), max_body_(max_body) {
+listener::listener(net::io_context& ioc, tcp::endpoint at, std::size_t max_connections,
+                   std::shared_ptr<spdlog::logger> log, start_fn start)
+    : ioc_(ioc), acceptor_(net::make_strand(ioc)), pause_(acceptor_.get_executor()),
+      max_connections_(max_connections), log_(log ? std::move(log) : spdlog::default_logger()),
+      start_(std::move(start)), open_(std::make_shared<std::atomic<std::size_t>>(0)) {
     acceptor_.open(at.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
     acceptor_.bind(at);
     acceptor_.listen(net::socket_base::max_listen_connections);
 }
+
+listener::listener(net::io_context& ioc, tcp::endpoint at, std::shared_ptr<const handler> h,
+                   std::size_t max_body, std::size_t max_connections,
+                   std::shared_ptr<spdlog::logger> log)
+    : listener(
+          ioc, at, max_connections, std::move(log),
+          [h = std::move(h), max_body](tcp::socket&& s, std::shared_ptr<void> slot) {
+              std::make_shared<http_session>(std::move(s), h, max_body, std::move(slot))->run();
+          }) {}
 
 void listener::run() {
     do_accept();
@@ -19,16 +34,58 @@ void listener::run() {
 void listener::stop() {
     beast::error_code ec;
     acceptor_.close(ec);
+    pause_.cancel();
 }
 
 void listener::do_accept() {
-    acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec,
-                                                                               tcp::socket s) {
-        if (ec == net::error::operation_aborted || !self->acceptor_.is_open()) return;
-        if (!ec)
-            std::make_shared<http_session>(std::move(s), self->handler_, self->max_body_)->run();
-        self->do_accept();
-    });
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
+                               self->on_accept(ec, std::move(s));
+                           });
+}
+
+void listener::on_accept(beast::error_code ec, tcp::socket s) {
+    if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+    if (ec.value() == EMFILE || ec.value() == ENFILE) {
+        // The connection waits in the kernel's queue; retrying now would fail
+        // again at once. Pause, and say so once per episode.
+        if (backoff_.count() == 0) {
+            log_->warn("accept: {} with {} connections open; pausing accept until descriptors "
+                       "are free (raise LimitNOFILE or lower --max-connections)",
+                       ec.message(), open_->load());
+            backoff_ = std::chrono::milliseconds(100);
+        } else {
+            backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(1000));
+        }
+        pause_.expires_after(backoff_);
+        pause_.async_wait([self = shared_from_this()](beast::error_code e) {
+            if (!e) self->do_accept();
+        });
+        return;
+    }
+    if (backoff_.count() != 0) {
+        log_->info("accept: descriptors available again");
+        backoff_ = std::chrono::milliseconds(0);
+    }
+    if (!ec) {
+        if (open_->load() >= max_connections_) {
+            if (!refusing_)
+                log_->warn("accept: {} connections open, the most allowed (--max-connections); "
+                           "closing new ones until some end",
+                           max_connections_);
+            refusing_ = true;
+            beast::error_code ignored;
+            s.close(ignored);
+        } else {
+            if (refusing_) log_->info("accept: below --max-connections again");
+            refusing_ = false;
+            ++*open_;
+            // The slot ends with the session, wherever it ends.
+            std::shared_ptr<void> slot(nullptr, [open = open_](void*) { --*open; });
+            start_(std::move(s), std::move(slot));
+        }
+    }
+    do_accept();
 }
 
 std::optional<tcp::endpoint> parse_endpoint(const std::string& text) {

@@ -42,7 +42,8 @@ void service_host::start(const std::string& more) {
     if (!at) throw error(errc::bad_config, "--http \"" + cfg_.http + "\" is not HOST:PORT");
     auto h =
         std::make_shared<const handler>([this](const request& r) { return handle_request(r); });
-    listener_ = std::make_shared<listener>(rt_.io(), *at, h, cfg_.max_body);
+    listener_ = std::make_shared<listener>(rt_.io(), *at, h, cfg_.max_body, cfg_.max_connections,
+                                           rt_.logger());
     listener_->run();
     publisher_->start();
     rt_.on_stop([this] {
