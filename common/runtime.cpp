@@ -89,7 +89,7 @@ void add_service_options(CLI::App& app, service_config& c) {
     app.add_option("--max-in-flight", c.max_in_flight, "events sent and not yet acknowledged")
         ->capture_default_str();
     app.add_option("--max-connections", c.max_connections,
-                   "open HTTP connections at most; more are closed at once")
+                   "open connections per listening port at most; more are closed at once")
         ->capture_default_str();
     app.add_option("--key", c.key, "this service's CURVE key pair file (pingan keygen)");
     app.add_option("--server-key", c.server_key, "the broker's CURVE public key, or its key file");

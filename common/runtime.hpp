@@ -40,7 +40,7 @@ struct service_config {
     std::size_t max_body = 64 * 1024; // bytes per HTTP request body
     std::chrono::milliseconds resend_timeout{5000};
     std::size_t max_in_flight = 1024;   // events sent and not yet answered
-    std::size_t max_connections = 1000; // open HTTP connections; more are closed at once
+    std::size_t max_connections = 1000; // per listening port; more are closed at once
     std::string key;                    // CURVE key pair file of this service
     std::string server_key;             // the broker's public key (Z85) or its key file
 };

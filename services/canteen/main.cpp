@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
         if (!tcp_at.empty()) {
             auto at = svc::parse_endpoint(tcp_at);
             if (!at) fail("--tcp \"" + tcp_at + "\" is not HOST:PORT");
-            auto ep = intake.serve_tcp(*at);
+            auto ep = intake.serve_tcp(*at, cfg.max_connections);
             if (!more.empty()) more += " ";
             more += "tcp=" + ep.address().to_string() + ":" + std::to_string(ep.port());
         }

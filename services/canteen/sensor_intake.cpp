@@ -9,8 +9,10 @@ namespace {
 // One TCP connection: reads lines, commits their events, answers each line.
 class line_session : public std::enable_shared_from_this<line_session> {
   public:
-    line_session(tcp::socket s, sensor_intake& intake, service_host& host)
-        : socket_(std::move(s)), intake_(intake), host_(host) {}
+    // `slot` counts this connection against the listener's limit while it is open.
+    line_session(tcp::socket s, sensor_intake& intake, service_host& host,
+                 std::shared_ptr<void> slot)
+        : socket_(std::move(s)), intake_(intake), host_(host), slot_(std::move(slot)) {}
 
     void run() { read(); }
 
@@ -54,6 +56,7 @@ class line_session : public std::enable_shared_from_this<line_session> {
     sensor_intake& intake_;
     service_host& host_;
     std::string in_, out_;
+    std::shared_ptr<void> slot_;
 };
 
 } // namespace
@@ -109,22 +112,15 @@ void sensor_intake::receive() {
         });
 }
 
-tcp::endpoint sensor_intake::serve_tcp(const tcp::endpoint& at) {
-    tcp_ = std::make_unique<tcp::acceptor>(host_.runtime().io());
-    tcp_->open(at.protocol());
-    tcp_->set_option(net::socket_base::reuse_address(true));
-    tcp_->bind(at);
-    tcp_->listen();
-    accept();
-    return tcp_->local_endpoint();
-}
-
-void sensor_intake::accept() {
-    tcp_->async_accept([this](beast::error_code ec, tcp::socket s) {
-        if (ec == net::error::operation_aborted || !tcp_->is_open()) return;
-        if (!ec) std::make_shared<line_session>(std::move(s), *this, host_)->run();
-        accept();
-    });
+tcp::endpoint sensor_intake::serve_tcp(const tcp::endpoint& at, std::size_t max_connections) {
+    // The services' listener: a connection cap, and a pause when out of descriptors.
+    tcp_ = std::make_shared<listener>(
+        host_.runtime().io(), at, max_connections, host_.runtime().logger(),
+        [this](tcp::socket&& s, std::shared_ptr<void> slot) {
+            std::make_shared<line_session>(std::move(s), *this, host_, std::move(slot))->run();
+        });
+    tcp_->run();
+    return tcp_->local();
 }
 
 std::size_t sensor_intake::read_file(const std::string& path) {
@@ -176,7 +172,7 @@ void sensor_intake::stop() {
     flush();
     beast::error_code ec;
     if (udp_) udp_->close(ec);
-    if (tcp_) tcp_->close(ec);
+    if (tcp_) tcp_->stop();
 }
 
 } // namespace pingan::svc::canteen

@@ -26,8 +26,9 @@ class sensor_intake {
 
     // Binds a UDP socket and starts receiving. Returns: the bound endpoint.
     udp::endpoint serve_udp(const udp::endpoint& at);
-    // Binds a TCP listener and starts accepting. Returns: the bound endpoint.
-    tcp::endpoint serve_tcp(const tcp::endpoint& at);
+    // Binds a TCP listener and starts accepting, at most `max_connections`
+    // at once. Returns: the bound endpoint.
+    tcp::endpoint serve_tcp(const tcp::endpoint& at, std::size_t max_connections = 1000);
     // Reads a whole file of lines. Returns: lines accepted; problems are logged.
     std::size_t read_file(const std::string& path);
     void stop();
@@ -37,14 +38,13 @@ class sensor_intake {
 
   private:
     void receive();
-    void accept();
     void queue(std::vector<event>&& events);
     void flush();
 
     service_host& host_;
     sensors& sensors_;
     std::unique_ptr<udp::socket> udp_;
-    std::unique_ptr<tcp::acceptor> tcp_;
+    std::shared_ptr<listener> tcp_;
     std::array<char, 65536> datagram_{};
     udp::endpoint sender_;
     std::vector<event> pending_;
