@@ -86,8 +86,9 @@ void add_service_options(CLI::App& app, service_config& c) {
         "resend what the broker has not answered after this long (e.g. 5s)");
     app.add_option("--max-in-flight", c.max_in_flight, "events sent and not yet acknowledged")
         ->capture_default_str();
-    app.add_option("--key", c.key, "this service's CURVE key pair file (pingan keygen)");
-    app.add_option("--server-key", c.server_key, "the broker's CURVE public key, or its key file");
+    app.add_option("--key", c.key, "this service's CURVE key pair file (pingan keygen; mode 0600)");
+    app.add_option("--server-key", c.server_key,
+                   "the broker's public key file, or z85:KEY for the key itself");
 }
 
 std::string read_text_file(const std::string& path) {

@@ -41,7 +41,7 @@ struct service_config {
     std::chrono::milliseconds resend_timeout{5000};
     std::size_t max_in_flight = 1024; // events sent and not yet answered
     std::string key;                  // CURVE key pair file of this service
-    std::string server_key;           // the broker's public key (Z85) or its key file
+    std::string server_key;           // the broker's public key file, or "z85:<key>"
 };
 
 // Registers the common flags (and --config for a YAML file) on `app`.
