@@ -1,6 +1,7 @@
 // The access table and the authorisation decisions.
 #include "broker/access.hpp"
 
+#include "broker/admit.hpp"
 #include "common/curve.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -12,13 +13,13 @@ namespace {
     throw error(errc::bad_config, "line " + std::to_string(n.Mark().line + 1) + ": " + what);
 }
 
+} // namespace
+
 std::string scope_text(const principal& p) {
     if (p.city) return "the city";
     if (!p.district.empty()) return "district " + p.district;
     return "school " + p.school;
 }
-
-} // namespace
 
 access_table access_table::from_yaml(std::string_view text, const registry& reg) {
     YAML::Node root;
@@ -56,15 +57,17 @@ access_table access_table::from_yaml(std::string_view text, const registry& reg)
             bad(scope, "scope: expected city, {district: CODE} or {school: ID}");
         }
         auto may = c["may"];
-        if (!may || !may.IsSequence()) bad(c, "may: expected a list of publish, query");
+        if (!may || !may.IsSequence()) bad(c, "may: expected a list of publish, query, act");
         for (const auto& m : may) {
             auto r = m.as<std::string>();
             if (r == "publish")
                 p.may_publish = true;
             else if (r == "query")
                 p.may_query = true;
+            else if (r == "act")
+                p.may_act = true;
             else
-                bad(m, "may: \"" + r + "\" is not publish or query");
+                bad(m, "may: \"" + r + "\" is not publish, query or act");
         }
         if (auto cl = c["clearance"]) {
             if (!cl.IsSequence()) bad(cl, "clearance: expected a list, e.g. [minors]");
@@ -94,7 +97,15 @@ const principal* access_table::by_identity(std::string_view identity) const {
 }
 
 problem may_publish(const principal& p, const event& e) {
-    if (!p.may_publish) return {errc::forbidden, p.identity + " may not publish"};
+    if (broker_only(e.type()))
+        return {errc::forbidden, std::string(e.type()) + " is made only by the broker"};
+    if (is_action(e.type())) {
+        if (!p.may_act)
+            return {errc::forbidden, p.identity + " may not act on incidents (" +
+                                         std::string(e.type()) + " needs the act right)"};
+    } else if (!p.may_publish) {
+        return {errc::forbidden, p.identity + " may not publish"};
+    }
     if (p.city) return {};
     if (!p.district.empty() && e.district == p.district) return {};
     if (!p.school.empty() && e.school == p.school) return {};
@@ -109,17 +120,31 @@ bool may_subscribe(const principal& p, std::string_view prefix) {
     return prefix.starts_with("s/" + p.home_district + "/" + p.school + "/");
 }
 
-problem may_query(const principal& p, scan_filter& f) {
+problem may_query(const principal& p, scan_filter& f, const registry& reg) {
     if (!p.may_query) return {errc::forbidden, p.identity + " may not query"};
     if (p.city) return {};
     if (!p.school.empty()) {
         if (!f.school.empty() && f.school != p.school)
-            return {errc::forbidden, p.identity + " may read only school " + p.school};
+            return {errc::forbidden,
+                    p.identity + " may read only school " + p.school + ", not school " + f.school};
+        if (!f.district.empty() && f.district != p.home_district)
+            return {errc::forbidden, p.identity + " may read only school " + p.school +
+                                         " (district " + p.home_district + "), not district " +
+                                         f.district};
         f.school = p.school;
         return {};
     }
     if (!f.district.empty() && f.district != p.district)
-        return {errc::forbidden, p.identity + " may read only district " + p.district};
+        return {errc::forbidden, p.identity + " may read only district " + p.district +
+                                     ", not district " + f.district};
+    if (!f.school.empty()) {
+        const auto* s = reg.find(f.school);
+        if (!s || s->district_code != p.district)
+            return {errc::forbidden,
+                    p.identity + " may read only district " + p.district + ", and school " +
+                        f.school +
+                        (s ? " is in district " + s->district_code : " is not in the registry")};
+    }
     f.district = p.district;
     return {};
 }

@@ -9,11 +9,14 @@
 //       - identity: school:420502K001
 //         key: "<Z85 public key>"
 //         scope: {school: 420502K001}   # or {district: "420502"}, or city
-//         may: [publish, query]
+//         may: [publish, query, act]     # reports, replays and stats, incident actions
 //         clearance: [minors]            # optional: unredacted psych/bullying details
 //
 // A school's key publishes only for that school; a district's for its
-// schools; replays and stats of a scoped client are narrowed to its scope.
+// schools; replays and stats of a scoped client are narrowed to its scope,
+// and a replay filter outside it is refused. `act` is the right to publish
+// the actions people take on incidents (admit.hpp action_types); the types
+// the broker makes are refused from everyone.
 #pragma once
 
 #include "broker/store.hpp"
@@ -36,6 +39,7 @@ struct principal {
     bool city = false;         // scope: everything
     bool may_publish = false;
     bool may_query = false;
+    bool may_act = false;          // acknowledge and resolve incidents (admit.hpp action_types)
     bool minors_clearance = false; // sees psych and bullying details (each view is logged)
 };
 
@@ -54,7 +58,8 @@ class access_table {
     std::map<std::string, std::string, std::less<>> key_of_identity_;
 };
 
-// May `p` publish `e` (district already filled in from the registry)?
+// May `p` publish `e` (district already filled in from the registry)? An
+// action (acknowledge, resolve) needs `act`, anything else `publish`.
 // Returns: ok, or forbidden naming the reason.
 problem may_publish(const principal& p, const event& e);
 
@@ -62,8 +67,12 @@ problem may_publish(const principal& p, const event& e);
 // must name its district ("s/420502/") or its school ("s/420502/420502K001/").
 bool may_subscribe(const principal& p, std::string_view prefix);
 
-// May `p` read what `f` selects? Narrows `f` to the client's scope.
+// May `p` read what `f` selects? Narrows `f` to the client's scope; a filter
+// naming a school or district outside it is refused, not answered empty.
 // Returns: ok, or forbidden naming the reason.
-problem may_query(const principal& p, scan_filter& f);
+problem may_query(const principal& p, scan_filter& f, const registry& reg);
+
+// The client's scope in words: "school 420502K001", "district 420502", "the city".
+std::string scope_text(const principal& p);
 
 } // namespace pingan

@@ -3,7 +3,18 @@
 
 #include "common/validate.hpp"
 
+#include <algorithm>
+
 namespace pingan {
+
+bool broker_only(std::string_view type) noexcept {
+    return std::find(broker_only_types.begin(), broker_only_types.end(), type) !=
+           broker_only_types.end();
+}
+
+bool is_action(std::string_view type) noexcept {
+    return std::find(action_types.begin(), action_types.end(), type) != action_types.end();
+}
 
 problem admit(std::string_view frame, bool json_form, const registry& reg, std::string_view actor,
               timestamp now, const admit_limits& limits, event& e) {
@@ -18,6 +29,9 @@ problem admit(std::string_view frame, bool json_form, const registry& reg, std::
     } else {
         if (auto p = decode(frame, e)) return p;
     }
+    if (broker_only(e.type()))
+        return {errc::forbidden,
+                std::string(e.type()) + " is made only by the broker; clients may not publish it"};
     if (auto p = validate(e)) return p;
     if (e.status == status::system)
         return {errc::forbidden, "status System is reserved for events the broker makes"};

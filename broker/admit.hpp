@@ -8,19 +8,37 @@
 #include "common/event.hpp"
 #include "common/registry.hpp"
 
+#include <array>
 #include <string_view>
 
 namespace pingan {
+
+// The types only the broker makes (its escalation engine, timers, rule loads
+// and access logs). They are refused from every client, whatever its rights
+// and with or without security: the tamper-evident log must not hold a forged
+// escalation or access record. This is the one list of them.
+inline constexpr std::array<std::string_view, 9> broker_only_types{
+    escalation_raised::type, incident_opened::type,   incident_overdue::type,
+    incident_closed::type,   incident_reopened::type, notification_requested::type,
+    timer_fired::type,       ruleset_loaded::type,    access_viewed::type};
+
+// The actions people take on incidents. With security on, a client needs the
+// `act` right for them (access.hpp); reports need `publish`.
+inline constexpr std::array<std::string_view, 2> action_types{incident_acknowledged::type,
+                                                              incident_resolved::type};
+
+bool broker_only(std::string_view type) noexcept;
+bool is_action(std::string_view type) noexcept;
 
 struct admit_limits {
     std::size_t max_event_bytes = 64 * 1024;
     micros max_future_skew = std::chrono::hours{24}; // occurred_at ahead of the broker clock
 };
 
-// Decodes (binary or JSON), validates, checks the school against the registry,
-// fills in the district and sets the actor. `now` is the broker clock, used
-// only to bound occurred_at.
-// Returns: ok and `out` ready to store, or the problem that refuses it.
+// Decodes (binary or JSON), refuses the broker's own types, validates, checks
+// the school against the registry, fills in the district and sets the actor. `now` is the broker
+// clock, used only to bound occurred_at. Returns: ok and `out` ready to store, or the problem that
+// refuses it.
 problem admit(std::string_view frame, bool json_form, const registry& reg, std::string_view actor,
               timestamp now, const admit_limits& limits, event& out);
 

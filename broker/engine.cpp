@@ -3,6 +3,8 @@
 // rule language it evaluates.
 #include "broker/engine.hpp"
 
+#include "common/privacy.hpp"
+
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/common.hpp>
 #include <cereal/types/map.hpp>
@@ -471,15 +473,19 @@ struct engine::run {
             else if (name == "period")
                 s += inc.subject;
             else if (name.starts_with("body.")) {
-                if (inc.redact && tier && *tier != pingan::tier::school) {
-                    s += "[已隐去]"; // minors' data stays at school level
+                auto key = std::string(name.substr(5));
+                // A classified value (minors' data) is never copied into text,
+                // which reaches people without clearance; above school level a
+                // redacted incident's texts name no body field at all.
+                if (is_classified_anywhere(key) ||
+                    (inc.redact && tier && *tier != pingan::tier::school)) {
+                    s += withheld_text;
                     continue;
                 }
                 if (!facts_read) {
                     facts = json::parse(inc.facts.empty() ? "{}" : inc.facts, nullptr, false);
                     facts_read = true;
                 }
-                auto key = std::string(name.substr(5));
                 if (facts.is_object() && facts.contains(key)) s += value_text(facts[key]);
             }
         }
@@ -763,7 +769,12 @@ struct engine::run {
             n.cause = cause.id.str();
             n.count = count;
             n.events = 1;
-            if (!derived_type(cause.type())) n.facts = body_json().dump();
+            if (!derived_type(cause.type())) {
+                // The incident table keeps no classified value: texts never show one.
+                json facts = body_json();
+                redact_classified(cause.type(), facts, withheld_text);
+                n.facts = facts.dump();
+            }
             n.due_us = due ? due : due_of(r);
             n.rules.push_back(r.id);
             auto id = n.id;

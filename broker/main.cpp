@@ -5,6 +5,7 @@
 #include "broker/engine_processor.hpp"
 #include "broker/rules.hpp"
 #include "common/clock.hpp"
+#include "common/curve.hpp"
 #include "common/fd_limit.hpp"
 #include "common/registry.hpp"
 
@@ -55,8 +56,13 @@ int main(int argc, char** argv) {
     app.add_option("--rules", rules_path, "escalation rule file (YAML, docs/rules.md)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
     std::string server_key, clients;
-    app.add_option("--server-key", server_key, "the broker's CURVE key pair file (pingan keygen)");
-    app.add_option("--clients", clients, "access table: clients' keys, scopes and rights");
+    bool allow_insecure = false;
+    app.add_option("--server-key", server_key,
+                   "the broker's CURVE key pair file (pingan keygen; mode 0600)");
+    app.add_option("--clients", clients,
+                   "access table: clients' keys, scopes and rights (not writable by others)");
+    app.add_flag("--allow-insecure-permissions", allow_insecure,
+                 "start even if others may read the server key or change the access table");
     CLI11_PARSE(app, argc, argv);
 
     broker_config cfg;
@@ -118,12 +124,32 @@ int main(int argc, char** argv) {
         };
         if (!cfg.server_key.empty()) {
             auto sec = std::make_shared<broker_options::security_config>();
+            // A secret others may read, or an access table others may change,
+            // is no security at all: refuse to start unless told otherwise.
+            const std::string hint = " (or start with --allow-insecure-permissions)";
             try {
-                sec->server = parse_keypair(read_file(cfg.server_key, "server key"));
+                if (auto why = loose_permissions(cfg.server_key, 0077); !why.empty()) {
+                    if (!allow_insecure)
+                        fatal(cfg.server_key + ": " + why +
+                              "; the server's secret key must be readable by its owner only "
+                              "(chmod 600 " +
+                              cfg.server_key + ")" + hint);
+                    spdlog::critical("INSECURE: {}: {}; the server's secret key is exposed",
+                                     cfg.server_key, why);
+                }
+                if (auto why = loose_permissions(cfg.clients, 0002); !why.empty()) {
+                    if (!allow_insecure)
+                        fatal(cfg.clients + ": " + why +
+                              "; anyone could grant themselves rights in the access table "
+                              "(chmod o-w " +
+                              cfg.clients + ")" + hint);
+                    spdlog::critical("INSECURE: {}: {}; anyone may grant themselves rights",
+                                     cfg.clients, why);
+                }
+                sec->server = read_secret_key_file(cfg.server_key, true);
             } catch (const error& e) {
-                fatal(cfg.server_key + ": " + e.detail());
+                fatal(e.detail());
             }
-            if (sec->server.secret_key.empty()) fatal(cfg.server_key + ": no secret: line");
             try {
                 sec->access = access_table::from_yaml(read_file(cfg.clients, "clients"), *reg);
             } catch (const error& e) {

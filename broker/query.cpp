@@ -174,7 +174,7 @@ void broker::impl::run_query() {
             s.json = format == "json";
             if (!problem.empty()) return refuse(routing, delim, tag, errc::bad_value, problem);
             if (client) {
-                if (auto p = may_query(*client, f2))
+                if (auto p = may_query(*client, f2, reg))
                     return refuse(routing, delim, tag, p.code, p.detail);
                 s.client = client;
                 s.redact = !client->minors_clearance;
@@ -244,11 +244,33 @@ void broker::impl::run_query() {
             send(routing, delim, wire::cmd_clock, tag, {body});
         } else if (cmd == wire::cmd_stats) {
             auto s = st.stats();
+            if (client && !client->city) {
+                // A scoped client counts only its own school's or district's
+                // events, as its replays would show them.
+                scan_filter f2;
+                if (auto p = may_query(*client, f2, reg))
+                    return refuse(routing, delim, tag, p.code, p.detail);
+                f2.to = s.head;
+                s.events = 0;
+                s.by_type.clear();
+                while (f2.from <= f2.to && f2.to) {
+                    f2.from =
+                        st.scan(f2, opts.replay_chunk, [&](std::uint64_t, std::string_view rec) {
+                            event_head h;
+                            if (peek(rec, h)) {
+                                ++s.by_type[std::string(h.type)];
+                                ++s.events;
+                            }
+                            return true;
+                        });
+                }
+            }
             json j = {{"head", s.head},
                       {"events", s.events},
                       {"file_bytes", s.file_bytes},
                       {"map_bytes", s.map_bytes},
                       {"by_type", json::object()}};
+            if (client) j["scope"] = scope_text(*client);
             for (auto& [t, n] : s.by_type)
                 j["by_type"][t] = n;
             auto body = j.dump();

@@ -8,6 +8,8 @@
 // ("illnes") is caught here and not at three in the morning.
 #include "broker/rules.hpp"
 
+#include "common/privacy.hpp"
+
 #include <sodium.h>
 #include <yaml-cpp/yaml.h>
 
@@ -245,6 +247,7 @@ class type_fields {
         }
     }
     bool known() const { return known_; }
+    const std::string& type() const { return type_; }
     bool has(std::string_view f) const {
         if (f.starts_with("school.")) {
             auto a = f.substr(7);
@@ -342,6 +345,7 @@ class rules_parser : parser {
     const std::vector<std::string>* roles_ = nullptr;
     std::set<std::string> marks_;
     std::vector<std::pair<std::string, YAML::Mark>> untils_;
+    std::string rule_id_; // the rule being read, for messages
 
     void check_milestones(const ruleset&) {
         for (auto& [u, mark] : untils_) {
@@ -483,6 +487,7 @@ class rules_parser : parser {
                                 " is not a field of this event type; expected school, district "
                                 "or one of: " +
                                 tf.names());
+            if (!place) refuse_classified(mark, tf, f, what);
             out.push_back(f);
         }
     }
@@ -612,7 +617,34 @@ class rules_parser : parser {
         r.steps.push_back(std::move(s));
     }
 
+    // A classified field (minors' data) never becomes part of an incident's
+    // subject: the subject is shown in incident.opened and its texts.
+    void refuse_classified(const YAML::Mark& mark, const type_fields& tf, std::string_view f,
+                           std::string_view what) {
+        if (!is_classified(tf.type(), f)) return;
+        error(mark, "rule " + qt(rule_id_) + ": " + std::string(what) + ": " + qt(f) +
+                        " is minors' data (classified in docs/events.md) and may not name an "
+                        "incident; use the report's id (alert_id, case_id)");
+    }
+
+    // Texts (titles, page texts) reach people without clearance: a template
+    // may not name a classified field, whatever the tier.
+    void refuse_classified_text(const YAML::Node& n, std::string_view t, const rule& r,
+                                std::string_view what) {
+        for (auto i = t.find("{body."); i != std::string_view::npos; i = t.find("{body.", i + 1)) {
+            auto j = t.find('}', i);
+            if (j == std::string_view::npos) return;
+            auto f = t.substr(i + 6, j - i - 6);
+            if (is_classified(r.match.type, f))
+                error(n, "rule " + qt(r.id) + ": " + std::string(what) + ": {body." +
+                             std::string(f) +
+                             "} is minors' data (classified in docs/events.md) and is never "
+                             "rendered into text; name the incident ({incident}) instead");
+        }
+    }
+
     void check_template(const YAML::Node& n, std::string_view t, const rule& r) {
+        refuse_classified_text(n, t, r, "text");
         static constexpr std::array names{"school",   "school_name", "district", "kind",  "subject",
                                           "incident", "tier",        "rule",     "title", "count",
                                           "deadline", "due",         "period",   "basis"};
@@ -642,8 +674,10 @@ class rules_parser : parser {
                    "a rule");
         rule r;
         r.line = n.Mark().line + 1;
+        rule_id_.clear();
         if (auto s = req_string(n, "id", "a rule")) {
             r.id = *s;
+            rule_id_ = r.id;
             if (!valid_rule_id(r.id))
                 error(n["id"], "id " + qt(r.id) +
                                    " must be 1 to 64 characters of a-z, 0-9, '.', '_' or '-'");
@@ -733,12 +767,14 @@ class rules_parser : parser {
                         if (q == std::string::npos) break;
                         p = q + 1;
                     }
-                    for (auto& a : alts)
+                    for (auto& a : alts) {
                         if (tf.known() && !tf.has(a))
                             error(mark, "incident.subject: " + qt(a) +
                                             " is not a field of this event type; expected one "
                                             "of: " +
                                             tf.names());
+                        refuse_classified(mark, tf, a, "incident.subject");
+                    }
                     r.incident.subject.push_back(std::move(alts));
                 }
             }
@@ -749,6 +785,7 @@ class rules_parser : parser {
                 }
             } else {
                 r.incident.title = r.title;
+                if (auto t = n["title"]) refuse_classified_text(t, r.title, r, "title");
             }
             if (auto d = i["due"]; d && want_map(d, "incident.due")) {
                 check_keys(d, {"field", "default"}, "incident.due");

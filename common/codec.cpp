@@ -1,9 +1,12 @@
 // Binary (cereal) and JSON codecs for events, both driven by the bodies' field lists.
 #include "codec.hpp"
 
+#include "validate.hpp"
+
 #include <cereal/archives/portable_binary.hpp>
 
 #include <bit>
+#include <cctype>
 #include <cstring>
 #include <istream>
 #include <ostream>
@@ -425,6 +428,110 @@ std::string to_json_line(const event& e) {
     return to_json(e).dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
 }
 
+namespace {
+
+// Follows a SAX parse to know, when the parser stops, which field it was in:
+// "body.description", "body.photos[2]".
+class path_tracker {
+  public:
+    using number_integer_t = json::number_integer_t;
+    using number_unsigned_t = json::number_unsigned_t;
+    using number_float_t = json::number_float_t;
+    using string_t = json::string_t;
+    using binary_t = json::binary_t;
+
+    bool null() { return value(); }
+    bool boolean(bool) { return value(); }
+    bool number_integer(number_integer_t) { return value(); }
+    bool number_unsigned(number_unsigned_t) { return value(); }
+    bool number_float(number_float_t, const string_t&) { return value(); }
+    bool string(string_t&) { return value(); }
+    bool binary(binary_t&) { return value(); }
+    bool start_object(std::size_t) { return open(false); }
+    bool start_array(std::size_t) { return open(true); }
+    bool end_object() { return close(); }
+    bool end_array() { return close(); }
+    bool key(string_t& k) {
+        if (!frames_.empty()) frames_.back().key = k;
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+        return false;
+    }
+
+    std::string path() const {
+        std::string p;
+        for (const auto& f : frames_) {
+            if (f.array) {
+                p += "[" + std::to_string(f.index) + "]";
+            } else if (!f.key.empty()) {
+                if (!p.empty()) p += ".";
+                p += f.key;
+            }
+        }
+        return p;
+    }
+    bool in_object() const { return !frames_.empty() && !frames_.back().array; }
+
+  private:
+    struct frame {
+        bool array = false;
+        std::size_t index = 0;
+        std::string key;
+    };
+    std::vector<frame> frames_;
+
+    bool value() {
+        if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+        return true;
+    }
+    bool open(bool array) {
+        frames_.push_back({array, 0, {}});
+        return true;
+    }
+    bool close() {
+        if (!frames_.empty()) frames_.pop_back();
+        return value();
+    }
+};
+
+// Names the field of a JSON text whose string holds invalid UTF-8, and the
+// offset of the bad byte within that string. `last` is the byte the parser
+// stopped at (its 1-based count of bytes read).
+std::string describe_invalid_utf8(std::string_view text, std::size_t last) {
+    path_tracker t;
+    json::sax_parse(text.begin(), text.end(), &t);
+    // The string the parser was in starts after the nearest unescaped quote
+    // before the byte that stopped it.
+    std::size_t stop = std::min(last, text.size());
+    std::size_t q = stop >= 2 ? stop - 2 : 0;
+    while (q > 0) {
+        if (text[q] == '"') {
+            std::size_t slashes = 0;
+            while (q > slashes && text[q - 1 - slashes] == '\\')
+                ++slashes;
+            if (slashes % 2 == 0) break;
+        }
+        --q;
+    }
+    std::size_t start = text[q] == '"' ? q + 1 : q;
+    auto bad = utf8_error_at(text.substr(start));
+    std::size_t at = bad == std::string_view::npos ? stop - start : bad;
+    // A string right after "{" or "," in an object is a key, not a value.
+    std::size_t b = q;
+    while (b > 0 && std::isspace(static_cast<unsigned char>(text[b - 1])))
+        --b;
+    bool is_key = t.in_object() && b > 0 && (text[b - 1] == '{' || text[b - 1] == ',');
+    auto path = t.path();
+    if (is_key)
+        return (path.empty() ? "a key" : "a key after " + path) + ": invalid UTF-8 at byte " +
+               std::to_string(at);
+    if (path.empty()) return "text is not valid UTF-8 (at byte " + std::to_string(last) + ")";
+    return path + ": invalid UTF-8 at byte " + std::to_string(at);
+}
+
+} // namespace
+
 problem parse_json(std::string_view text, json& out) {
     try {
         out = json::parse(text.begin(), text.end());
@@ -432,8 +539,7 @@ problem parse_json(std::string_view text, json& out) {
     } catch (const json::parse_error& x) {
         std::string what = x.what();
         if (what.find("UTF-8") != std::string::npos || what.find("utf-8") != std::string::npos)
-            return {errc::invalid_utf8,
-                    "text is not valid UTF-8 (at byte " + std::to_string(x.byte) + ")"};
+            return {errc::invalid_utf8, describe_invalid_utf8(text, x.byte)};
         return {errc::malformed_json, what};
     }
 }

@@ -389,10 +389,10 @@ struct psych_alert {
 
     template <class F> void fields(F&& f) {
         f("alert_id", alert_id, key);
-        f("student_ref", student_ref, code);
+        f("student_ref", student_ref, classified(code));
         f("risk_level", level, key);
         f("source", source, key);
-        f("indicator_codes", indicator_codes, code);
+        f("indicator_codes", indicator_codes, classified(code));
         f("reported_by_role", reported_by_role, code);
         f("guardian_notified_at", guardian_notified_at, key);
         f("referral", referral, key);
@@ -420,8 +420,8 @@ struct bullying_reported {
 
     template <class F> void fields(F&& f) {
         f("case_id", case_id, key);
-        f("victim_refs", victim_refs, code);
-        f("actor_refs", actor_refs, code);
+        f("victim_refs", victim_refs, classified(code));
+        f("actor_refs", actor_refs, classified(code));
         f("forms", forms, key);
         f("injury", injury, key);
         f("repeated", repeated, key);

@@ -35,12 +35,20 @@ struct field_opts {
     std::uint32_t max = 64;       // bytes per string
     std::uint32_t max_items = 32; // items per list
     std::uint32_t since = 1;      // first body version with this field
+    // Minors' data (DOMAIN §5): a student's reference or health codes. Redacted
+    // wherever the value is copied for someone without clearance, never
+    // rendered into text, never part of an incident's subject (privacy.hpp).
+    bool classified = false;
 };
 
 inline constexpr field_opts key{};
 inline constexpr field_opts code{field_opts::kind::code, 64, 32, 1};
 constexpr field_opts text(std::uint32_t max, std::uint32_t max_items = 32) {
     return {field_opts::kind::text, max, max_items, 1};
+}
+constexpr field_opts classified(field_opts o) {
+    o.classified = true;
+    return o;
 }
 constexpr field_opts since(field_opts o, std::uint32_t version) {
     o.since = version;

@@ -91,8 +91,9 @@ void add_service_options(CLI::App& app, service_config& c) {
     app.add_option("--max-connections", c.max_connections,
                    "open connections per listening port at most; more are closed at once")
         ->capture_default_str();
-    app.add_option("--key", c.key, "this service's CURVE key pair file (pingan keygen)");
-    app.add_option("--server-key", c.server_key, "the broker's CURVE public key, or its key file");
+    app.add_option("--key", c.key, "this service's CURVE key pair file (pingan keygen; mode 0600)");
+    app.add_option("--server-key", c.server_key,
+                   "the broker's public key file, or z85:KEY for the key itself");
 }
 
 std::string read_text_file(const std::string& path) {

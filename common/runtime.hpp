@@ -42,7 +42,7 @@ struct service_config {
     std::size_t max_in_flight = 1024;   // events sent and not yet answered
     std::size_t max_connections = 1000; // per listening port; more are closed at once
     std::string key;                    // CURVE key pair file of this service
-    std::string server_key;             // the broker's public key (Z85) or its key file
+    std::string server_key;             // the broker's public key file, or "z85:<key>"
 };
 
 // Registers the common flags (and --config for a YAML file) on `app`.

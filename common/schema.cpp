@@ -69,8 +69,9 @@ template <std::size_t... I> void each_body(std::ostringstream& o, std::index_seq
               << "| field | JSON | presence |\n| --- | --- | --- |\n";
             b.fields([&](std::string_view name, auto& v, field_opts opts) {
                 using T = std::decay_t<decltype(v)>;
-                o << "| `" << name << "` | " << json_type<T>(opts) << " | " << presence<T>()
-                  << " |\n";
+                o << "| `" << name << "` | " << json_type<T>(opts)
+                  << (opts.classified ? "; **classified** (minors' data)" : "") << " | "
+                  << presence<T>() << " |\n";
             });
             o << "\n";
         }(),

@@ -31,7 +31,8 @@ bool code_char_ok(unsigned char c) noexcept {
 }
 
 problem check_string(const std::string& s, const field_path& path, field_opts o) {
-    if (!valid_utf8(s)) return {errc::invalid_utf8, path + " is not valid UTF-8"};
+    if (auto at = utf8_error_at(s); at != std::string_view::npos)
+        return {errc::invalid_utf8, path.str() + ": invalid UTF-8 at byte " + std::to_string(at)};
     if (s.size() > o.max)
         return {errc::too_long, path.str() + " is " + std::to_string(s.size()) +
                                     " bytes; the limit is " + std::to_string(o.max)};
@@ -117,9 +118,11 @@ problem check_body(const event&, const food_sample& s) {
 
 } // namespace
 
-bool valid_utf8(std::string_view s) noexcept {
+std::size_t utf8_error_at(std::string_view s) noexcept {
     const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const auto* begin = p;
     const auto* end = p + s.size();
+    auto at = [&] { return static_cast<std::size_t>(p - begin); };
     while (p < end) {
         // Fast path over ASCII, eight bytes at a time.
         while (end - p >= 8) {
@@ -146,19 +149,23 @@ bool valid_utf8(std::string_view s) noexcept {
             n = 3;
             cp = c & 0x07;
         } else {
-            return false;
+            return at();
         }
-        if (end - p <= n) return false;
+        if (end - p <= n) return at();
         for (int i = 1; i <= n; ++i) {
-            if ((p[i] & 0xc0) != 0x80) return false;
+            if ((p[i] & 0xc0) != 0x80) return at();
             cp = cp << 6 | (p[i] & 0x3f);
         }
         if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
             cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
+            return at();
         p += n + 1;
     }
-    return true;
+    return std::string_view::npos;
+}
+
+bool valid_utf8(std::string_view s) noexcept {
+    return utf8_error_at(s) == std::string_view::npos;
 }
 
 problem validate(const event& e) {

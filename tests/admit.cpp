@@ -74,3 +74,27 @@ TEST_CASE("json events are admitted through the documented mapping", "[admit]") 
     CHECK(e.type() == "hazard.reported");
     CHECK(e.district == "420502");
 }
+
+TEST_CASE("the broker's own types are refused from every client, naming the type", "[admit]") {
+    for (auto type : broker_only_types) {
+        INFO(type);
+        auto h = sample_hazard("420502K001");
+        h.body = *make_body(type);
+        event e;
+        auto p = admit(encode(h), false, yichang(), "anonymous", now, {}, e);
+        CHECK(p.code == errc::forbidden);
+        CHECK(p.detail ==
+              std::string(type) + " is made only by the broker; clients may not publish it");
+        auto j = to_json(h);
+        CHECK(admit(j.dump(), true, yichang(), "anonymous", now, {}, e).code == errc::forbidden);
+    }
+    // The actions people take stay open to clients of a broker without access table.
+    auto h = sample_hazard("420502K001");
+    incident_acknowledged a;
+    a.incident_id = "INC-1";
+    h.body = a;
+    event e;
+    CHECK_FALSE(admit(encode(h), false, yichang(), "anonymous", now, {}, e));
+    CHECK(is_action(e.type()));
+    CHECK_FALSE(broker_only("notification.delivered"));
+}

@@ -116,7 +116,7 @@ TEST_CASE("each bad event gets its own nack and the good ones in the batch are s
     CHECK(r->results[1].code == errc::undecodable);
     CHECK(r->results[2].code == errc::unknown_school);
     CHECK(r->results[3].code == errc::invalid_utf8);
-    CHECK(r->results[3].message == "body.description is not valid UTF-8");
+    CHECK(r->results[3].message == "body.description: invalid UTF-8 at byte 3");
     CHECK(r->results[4].code == errc::message_too_large);
 }
 

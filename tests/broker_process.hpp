@@ -12,8 +12,11 @@ struct broker_process {
     std::unique_ptr<process> proc;
     std::string ingest, feed, query;
 
-    // Starts a broker on `data_dir`; extra flags are appended.
-    explicit broker_process(const std::string& data_dir, std::vector<std::string> extra = {}) {
+    // Starts a broker on `data_dir`; extra flags are appended. Its log goes to
+    // `stderr_file` if one is given, at `log_level`.
+    explicit broker_process(const std::string& data_dir, std::vector<std::string> extra = {},
+                            const std::string& stderr_file = {},
+                            const std::string& log_level = "warn") {
         std::vector<std::string> argv{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
                                       "--data",
                                       data_dir,
@@ -28,10 +31,10 @@ struct broker_process {
                                       "--districts",
                                       std::string(PINGAN_SOURCE_DIR) + "/data/districts.csv",
                                       "--log-level",
-                                      "warn"};
+                                      log_level};
         for (auto& e : extra)
             argv.push_back(e);
-        proc = std::make_unique<process>(argv);
+        proc = std::make_unique<process>(argv, std::string(), stderr_file);
         auto l = proc->line(std::chrono::seconds(20));
         if (!l) throw std::runtime_error("pingan-broker did not start");
         std::smatch m;

@@ -133,6 +133,34 @@ TEST_CASE("invalid utf-8 in json text is reported as invalid_utf8", "[codec]") {
     CHECK(parse_json("{not json", j).code == errc::malformed_json);
 }
 
+TEST_CASE("invalid utf-8 in a json event names the field and the byte within it", "[codec]") {
+    json j;
+    std::string text =
+        R"({"type":"hazard.reported","school":"420502K001","body":{"hazard_id":"H1",)"
+        R"("description":"ok \"q\" )";
+    text += "\xff";
+    text += R"( rest","photos":["a.jpg","b)";
+    text += "\xc3\x28";
+    text += R"("]}})";
+    auto p = parse_json(text, j);
+    CHECK(p.code == errc::invalid_utf8);
+    CHECK(p.detail == "body.description: invalid UTF-8 at byte 9");
+
+    std::string list = R"({"body":{"photos":["a.jpg","b)";
+    list += "\xc3\x28";
+    list += R"("]}})";
+    p = parse_json(list, j);
+    CHECK(p.code == errc::invalid_utf8);
+    CHECK(p.detail == "body.photos[1]: invalid UTF-8 at byte 1");
+
+    std::string key = R"({"body":{"de)";
+    key += "\xff";
+    key += R"(":"x"}})";
+    p = parse_json(key, j);
+    CHECK(p.code == errc::invalid_utf8);
+    CHECK(p.detail == "a key after body: invalid UTF-8 at byte 2");
+}
+
 TEST_CASE("times in json are rfc 3339 utc", "[codec]") {
     auto j = to_json(sample_hazard());
     CHECK(j["occurred_at"] == "2026-11-29T01:00:00.000000Z");

@@ -22,8 +22,10 @@ namespace pingan::test {
 
 class process {
   public:
-    // Starts `argv[0]` with stdout piped to the test (stderr is inherited).
-    explicit process(std::vector<std::string> argv, const std::string& stdin_file = {}) {
+    // Starts `argv[0]` with stdout piped to the test (stderr is inherited, or
+    // written to `stderr_file` when one is given).
+    explicit process(std::vector<std::string> argv, const std::string& stdin_file = {},
+                     const std::string& stderr_file = {}) {
         int out[2];
         if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
         posix_spawn_file_actions_t fa;
@@ -32,6 +34,9 @@ class process {
         posix_spawn_file_actions_addclose(&fa, out[0]);
         if (!stdin_file.empty())
             posix_spawn_file_actions_addopen(&fa, 0, stdin_file.c_str(), O_RDONLY, 0);
+        if (!stderr_file.empty())
+            posix_spawn_file_actions_addopen(&fa, 2, stderr_file.c_str(),
+                                             O_WRONLY | O_CREAT | O_TRUNC, 0600);
         std::vector<char*> args;
         for (auto& a : argv)
             args.push_back(a.data());

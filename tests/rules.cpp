@@ -294,3 +294,73 @@ TEST_CASE("a school field condition and a status filter parse", "[rules]") {
     CHECK(mentions(bad, "status: \"System\" is not one of Actual, Exercise, Test"));
     CHECK(mentions(bad, "school_type: \"college\" is not one of kindergarten"));
 }
+
+TEST_CASE("a template naming a classified field is refused with its line and rule", "[rules]") {
+    auto text = one_rule(R"(  - id: psych.leak
+    basis: L
+    title: t
+    match:
+      type: psych.alert
+    incident:
+      kind: psych
+      subject: [alert_id]
+      title: "{school_name} {body.student_ref}"
+    steps:
+      - tier: school
+        roles: [principal]
+        text: "{title} {body.indicator_codes} {body.risk_level}"
+  - id: bullying.leak
+    basis: L
+    title: "欺凌 {body.victim_refs}"
+    match:
+      type: bullying.reported
+    incident:
+      kind: bullying
+      subject: [case_id]
+    steps:
+      - tier: school
+        roles: [principal]
+        text: "{title} {body.actor_refs}"
+)");
+    auto ds = errors_of(text);
+    CHECK(mentions(ds, "rule \"psych.leak\": text: {body.student_ref} is minors' data", 13));
+    CHECK(mentions(ds, "rule \"psych.leak\": text: {body.indicator_codes} is minors' data", 17));
+    CHECK(mentions(ds, "rule \"bullying.leak\": title: {body.victim_refs} is minors' data", 20));
+    CHECK(mentions(ds, "rule \"bullying.leak\": text: {body.actor_refs} is minors' data", 29));
+    CHECK_FALSE(mentions(ds, "{body.risk_level}")); // not classified: may be shown
+    CHECK(ds.size() == 4);
+}
+
+TEST_CASE("a classified field may not name an incident or group a window", "[rules]") {
+    auto text = one_rule(R"(  - id: psych.by_student
+    basis: L
+    title: t
+    match:
+      type: psych.alert
+    incident:
+      kind: psych
+      subject: [student_ref]
+    steps:
+      - {tier: school, roles: [principal], text: "{title}"}
+  - id: psych.repeat
+    basis: L
+    title: t
+    match:
+      type: psych.alert
+    window: {at_least: 2, within: 30d, group_by: [school, student_ref]}
+    incident:
+      kind: psych_repeat
+    steps:
+      - {tier: school, roles: [principal], text: "{title} {subject}"}
+)");
+    auto ds = errors_of(text);
+    CHECK(mentions(ds, "rule \"psych.by_student\": incident.subject: \"student_ref\" is minors'",
+                   12));
+    CHECK(mentions(ds, "rule \"psych.repeat\": window.group_by: \"student_ref\" is minors'", 20));
+}
+
+TEST_CASE("the default pack names no classified field in any text", "[rules]") {
+    auto text = default_pack();
+    CHECK(text.find("{body.student_ref}") == std::string::npos);
+    CHECK(rules::parse(text).rules);
+}

@@ -8,7 +8,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 using namespace pingan;
@@ -25,6 +27,14 @@ struct keys {
 
     curve_client as(const curve_keypair& k) const { return {k, server.public_key}; }
 };
+
+// Writes a key pair file as `pingan keygen` does: readable by its owner only.
+void write_key(const std::string& path, const curve_keypair& k) {
+    std::ofstream(path) << format_keypair(k);
+    namespace fs = std::filesystem;
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write,
+                    fs::perm_options::replace);
+}
 
 std::string access_yaml(const keys& k) {
     return "clients:\n"
@@ -47,7 +57,7 @@ struct secured {
     temp_dir d;
     std::unique_ptr<broker_process> b;
     secured() {
-        std::ofstream(d / "server.key") << format_keypair(k.server);
+        write_key(d / "server.key", k.server);
         std::ofstream(d / "clients.yaml") << access_yaml(k);
         b = std::make_unique<broker_process>(
             d / "store", std::vector<std::string>{"--server-key", d / "server.key", "--clients",
@@ -93,11 +103,11 @@ TEST_CASE("scoped clients publish and read only within their scope", "[security]
     auto* bureau = t.by_identity("bureau:420502");
     CHECK_FALSE(may_publish(*bureau, other));
     scan_filter f;
-    CHECK_FALSE(may_query(*school, f));
+    CHECK_FALSE(may_query(*school, f, yichang()));
     CHECK(f.school == "420502K001");
     scan_filter g;
     g.school = "420502K002";
-    CHECK(may_query(*school, g).code == errc::forbidden);
+    CHECK(may_query(*school, g, yichang()).code == errc::forbidden);
     auto* auditor = t.by_identity("auditor:term1");
     CHECK(may_publish(*auditor, own).code == errc::forbidden);
 }
@@ -180,7 +190,7 @@ TEST_CASE("the live feed reaches authenticated subscribers only", "[security]") 
 
 TEST_CASE("the pingan tool talks to a secured broker with --key and --server-key", "[security]") {
     secured s;
-    std::ofstream(s.d / "school.key") << format_keypair(s.k.school);
+    write_key(s.d / "school.key", s.k.school);
     std::ofstream(s.d / "server.pub") << format_keypair({s.k.server.public_key, {}});
     auto bin = std::string(PINGAN_BIN_DIR) + "/pingan";
     process pub(
@@ -192,7 +202,7 @@ TEST_CASE("the pingan tool talks to a secured broker with --key and --server-key
     REQUIRE(lines.size() == 1);
     CHECK(json::parse(lines[0])["offset"] == 1);
     process stats({bin, "stats", "--json", "--query", s.b->query, "--key", s.d / "school.key",
-                   "--server-key", s.k.server.public_key});
+                   "--server-key", "z85:" + s.k.server.public_key});
     auto st = stats.lines();
     CHECK(stats.wait() == 0);
     REQUIRE(st.size() == 1);
@@ -250,7 +260,7 @@ TEST_CASE("minors' details reach only cleared clients, and each view is logged",
     keys k;
     auto counsellor = curve_generate();
     temp_dir d;
-    std::ofstream(d / "server.key") << format_keypair(k.server);
+    write_key(d / "server.key", k.server);
     std::ofstream(d / "clients.yaml")
         << access_yaml(k) << "  - identity: county-centre:420502\n    key: \""
         << counsellor.public_key
@@ -337,4 +347,437 @@ TEST_CASE("a scoped subscriber receives the live feed of its own scope only", "[
     CHECK(count(own) == 1);
     CHECK(count(neighbour) == 0);
     CHECK(count(city) == 2);
+}
+
+namespace {
+
+// Distinctive references, to search for in every byte a reader receives.
+const std::vector<std::string> secrets{"REF-QX7731-ZETA", "IND-Q9-WOLF", "VIC-Q8-HERON",
+                                       "ACT-Q5-LYNX"};
+
+bool holds_secret(std::string_view bytes) {
+    for (const auto& s : secrets)
+        if (bytes.find(s) != std::string_view::npos) return true;
+    return false;
+}
+
+event psych_alert_of(risk_level level, std::vector<std::string> codes) {
+    auto e = psych_event();
+    e.id = new_event_id(e.occurred_at);
+    auto& a = std::get<psych_alert>(e.body);
+    a.alert_id = "PA-" + std::string(enum_name(level));
+    a.student_ref = secrets[0];
+    a.level = level;
+    a.indicator_codes = std::move(codes);
+    return e;
+}
+
+event bullying_event() {
+    auto e = sample_hazard("420502K001");
+    bullying_reported b;
+    b.case_id = "BC-77";
+    b.victim_refs = {secrets[2]};
+    b.actor_refs = {secrets[3], "ACT-2"};
+    b.forms = {bullying_form::physical};
+    b.injury = injury::serious;
+    b.discovered_at = e.occurred_at;
+    e.body = b;
+    e.scope = scope::private_;
+    e.severity = severity::severe;
+    return e;
+}
+
+// Every record a client may replay, as raw bytes (binary or JSON lines).
+std::vector<std::string> replay_bytes(zmq::context_t& ctx, const std::string& ep,
+                                      const curve_client& c, bool json_form) {
+    query_client q(ctx, ep, &c);
+    replay_request r;
+    r.json = json_form;
+    std::vector<std::string> out;
+    q.replay(r, [&](std::uint64_t, std::string_view b) {
+        out.emplace_back(b);
+        return true;
+    });
+    return out;
+}
+
+// Receives feed messages until the one at `offset` (the feed keeps log order).
+std::vector<feed_client::message> feed_until(feed_client& f, std::uint64_t offset) {
+    std::vector<feed_client::message> got;
+    while (got.empty() || got.back().offset < offset) {
+        auto m = f.receive(std::chrono::seconds(5));
+        if (!m) break;
+        got.push_back(std::move(*m));
+    }
+    return got;
+}
+
+} // namespace
+
+TEST_CASE("student references reach no uncleared reader through pages, titles, feed or logs",
+          "[security]") {
+    keys k;
+    auto counsellor = curve_generate();
+    temp_dir d;
+    write_key(d / "server.key", k.server);
+    std::ofstream(d / "clients.yaml")
+        << access_yaml(k) << "  - identity: county-centre:420502\n    key: \""
+        << counsellor.public_key
+        << "\"\n    scope: {district: \"420502\"}\n    may: [query]\n    clearance: [minors]\n";
+    broker_process b(d / "store",
+                     {"--server-key", d / "server.key", "--clients", d / "clients.yaml", "--rules",
+                      source_path("config/rules/yichang-default.yaml")},
+                     d / "broker.log", "debug");
+    zmq::context_t ctx(1);
+    auto auditor = k.as(k.auditor);
+    auto school = k.as(k.school);
+    auto bureau = k.as(k.district);
+    feed_client city_feed(ctx, b.feed, &auditor);
+    city_feed.subscribe("t/");
+    feed_client school_feed(ctx, b.feed, &school);
+    school_feed.subscribe("s/420502/420502K001/");
+
+    // Handshake: publish probes until both feeds carry them.
+    std::uint64_t probe = 0;
+    for (int i = 0; i < 50; ++i) {
+        auto r = publish_once(ctx, b.ingest, &school, sample_hazard("420502K001"));
+        REQUIRE(r);
+        probe = r->results.at(0).offset;
+        auto a = city_feed.receive(std::chrono::milliseconds(200));
+        auto s2 = school_feed.receive(std::chrono::milliseconds(200));
+        if (a && s2) break;
+    }
+
+    std::vector<event> reports{psych_alert_of(risk_level::red, {secrets[1], "SH.2"}),
+                               psych_alert_of(risk_level::orange, {secrets[1]}),
+                               psych_alert_of(risk_level::yellow, {secrets[1]}),
+                               psych_alert_of(risk_level::red, {"abuse", secrets[1]}),
+                               bullying_event()};
+    reports[3].id = new_event_id(reports[3].occurred_at);
+    std::get<psych_alert>(reports[3].body).alert_id = "PA-abuse";
+    for (auto& e : reports) {
+        auto r = publish_once(ctx, b.ingest, &school, e);
+        REQUIRE(r);
+        INFO(r->results.at(0).message);
+        REQUIRE(r->results.at(0).what == wire::outcome::stored);
+    }
+
+    // Everything the uncleared city auditor can replay, in both forms.
+    auto binary = replay_bytes(ctx, b.query, auditor, false);
+    auto lines = replay_bytes(ctx, b.query, auditor, true);
+    REQUIRE(binary.size() == lines.size());
+    std::size_t pages = 0, opened = 0;
+    std::uint64_t head = 0;
+    for (const auto& l : lines) {
+        CHECK_FALSE(holds_secret(l));
+        auto j = json::parse(l);
+        head = std::max<std::uint64_t>(head, j["offset"].get<std::uint64_t>());
+        if (j["type"] == "notification.requested") ++pages;
+        if (j["type"] == "incident.opened") ++opened;
+    }
+    for (const auto& r : binary)
+        CHECK_FALSE(holds_secret(r));
+    CHECK(pages >= 5); // the rules did run and page people
+    CHECK(opened >= 5);
+    CHECK(head > probe);
+
+    // The same for the school's and the district's own (uncleared) keys.
+    for (const auto* c : {&school, &bureau})
+        for (bool j : {false, true})
+            for (const auto& r : replay_bytes(ctx, b.query, *c, j))
+                CHECK_FALSE(holds_secret(r));
+
+    // The live feed, city-wide and the school's own, up to the last record each may see.
+    std::uint64_t school_head = 0;
+    for (const auto& l : replay_bytes(ctx, b.query, school, true))
+        school_head = std::max<std::uint64_t>(school_head, json::parse(l)["offset"]);
+    for (auto [f, last] : {std::pair{&city_feed, head}, std::pair{&school_feed, school_head}}) {
+        auto got = feed_until(*f, last);
+        REQUIRE_FALSE(got.empty());
+        CHECK(got.back().offset == last);
+        for (const auto& m : got)
+            CHECK_FALSE(holds_secret(m.bytes));
+    }
+
+    // A cleared replay shows the references, and the view is logged.
+    curve_client centre{counsellor, k.server.public_key};
+    std::size_t found = 0;
+    for (const auto& r : replay_bytes(ctx, b.query, centre, true))
+        if (holds_secret(r)) ++found;
+    CHECK(found == reports.size());
+    bool logged = false;
+    for (int i = 0; i < 100 && !logged; ++i) {
+        replay_request r;
+        r.type = "access.viewed";
+        query_client q(ctx, b.query, &auditor);
+        q.replay(r, [&](std::uint64_t, std::string_view) { return logged = true, true; });
+        if (!logged) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK(logged);
+
+    // The broker's own log, at debug level, names no reference either.
+    b.proc.reset(); // stop it, so the log is complete
+    auto log = read_file(d / "broker.log");
+    CHECK_FALSE(holds_secret(log));
+}
+
+TEST_CASE("stats of a scoped client count only its own scope", "[security]") {
+    secured s;
+    zmq::context_t ctx(1);
+    auto school = s.k.as(s.k.school);
+    auto bureau = s.k.as(s.k.district);
+    auto auditor = s.k.as(s.k.auditor);
+    REQUIRE(publish_once(ctx, s.b->ingest, &school, sample_hazard("420502K001")));
+    REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K002")));
+    REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K003")));
+
+    query_client qs(ctx, s.b->query, &school);
+    auto own = qs.stats();
+    CHECK(own["events"] == 1);
+    CHECK(own["by_type"]["hazard.reported"] == 1);
+    CHECK(own["scope"] == "school 420502K001");
+    CHECK(own["head"] == 3);
+
+    query_client qb(ctx, s.b->query, &bureau);
+    CHECK(qb.stats()["events"] == 3);
+    query_client qa(ctx, s.b->query, &auditor);
+    auto all = qa.stats();
+    CHECK(all["events"] == 3);
+    CHECK(all["by_type"]["hazard.reported"] == 3);
+}
+
+TEST_CASE("a replay filter outside the client's scope is refused, not answered empty",
+          "[security]") {
+    secured s;
+    zmq::context_t ctx(1);
+    auto school = s.k.as(s.k.school);
+    auto bureau = s.k.as(s.k.district);
+    auto refused = [&](const curve_client& c, replay_request r) -> std::string {
+        query_client q(ctx, s.b->query, &c);
+        try {
+            q.replay(r, [](std::uint64_t, std::string_view) { return true; });
+        } catch (const error& x) {
+            CHECK(x.code() == errc::forbidden);
+            return x.detail();
+        }
+        return "not refused";
+    };
+    replay_request other_district;
+    other_district.district = "420503";
+    CHECK(refused(school, other_district) ==
+          "school:420502K001 may read only school 420502K001 (district 420502), not district "
+          "420503");
+    replay_request elsewhere;
+    elsewhere.school = "420503K001";
+    CHECK(refused(bureau, elsewhere) ==
+          "bureau:420502 may read only district 420502, and school 420503K001 is in district "
+          "420503");
+    CHECK(refused(bureau, other_district) ==
+          "bureau:420502 may read only district 420502, not district 420503");
+    // Within scope it is answered as before.
+    replay_request own;
+    own.school = "420502K002";
+    query_client q(ctx, s.b->query, &bureau);
+    CHECK_NOTHROW(q.replay(own, [](std::uint64_t, std::string_view) { return true; }));
+}
+
+TEST_CASE("clients may not publish the broker's own types, and act only with the act right",
+          "[security]") {
+    keys k;
+    auto clerk = curve_generate(); // school office: reports and incident actions
+    temp_dir d;
+    write_key(d / "server.key", k.server);
+    std::ofstream(d / "clients.yaml")
+        << access_yaml(k) << "  - identity: office:420502K001\n    key: \"" << clerk.public_key
+        << "\"\n    scope: {school: 420502K001}\n    may: [publish, act]\n";
+    broker_process b(d / "store",
+                     {"--server-key", d / "server.key", "--clients", d / "clients.yaml"});
+    zmq::context_t ctx(1);
+    auto school = k.as(k.school);
+    auto office = curve_client{clerk, k.server.public_key};
+    auto with = [](body x) {
+        auto e = sample_hazard("420502K001");
+        e.body = std::move(x);
+        return e;
+    };
+    escalation_raised forged;
+    forged.incident_id = "INC-1";
+    forged.rule_id = "psych.red";
+    forged.ruleset_hash = "00";
+    forged.reason = "forged";
+    access_viewed viewed;
+    viewed.viewer = "nobody";
+    viewed.what = "minors_details";
+    for (auto* c : {&school, &office}) {
+        for (auto& e : {with(forged), with(viewed), with(ruleset_loaded{}), with(timer_fired{})}) {
+            auto r = publish_once(ctx, b.ingest, c, e);
+            REQUIRE(r);
+            CHECK(r->results.at(0).code == errc::forbidden);
+            CHECK(r->results.at(0).message ==
+                  std::string(e.type()) +
+                      " is made only by the broker; clients may not publish it");
+        }
+    }
+    incident_acknowledged ack;
+    ack.incident_id = "INC-1";
+    ack.note = "到场";
+    auto r = publish_once(ctx, b.ingest, &school, with(ack));
+    REQUIRE(r);
+    CHECK(r->results.at(0).code == errc::forbidden);
+    CHECK(r->results.at(0).message ==
+          "school:420502K001 may not act on incidents (incident.acknowledged needs the act right)");
+    r = publish_once(ctx, b.ingest, &office, with(ack));
+    REQUIRE(r);
+    CHECK(r->results.at(0).what == wire::outcome::stored);
+    incident_resolved done;
+    done.incident_id = "INC-1";
+    done.resolution = "已处置";
+    r = publish_once(ctx, b.ingest, &office, with(done));
+    REQUIRE(r);
+    CHECK(r->results.at(0).what == wire::outcome::stored);
+}
+
+TEST_CASE("the access table reads publish, query and act rights", "[security]") {
+    keys k;
+    auto t = access_table::from_yaml("clients:\n  - identity: office\n    key: \"" +
+                                         k.school.public_key +
+                                         "\"\n    scope: {school: 420502K001}\n    may: [act]\n",
+                                     yichang());
+    auto* p = t.by_identity("office");
+    REQUIRE(p);
+    CHECK(p->may_act);
+    CHECK_FALSE(p->may_publish);
+    auto report = sample_hazard("420502K001");
+    report.district = "420502";
+    CHECK(may_publish(*p, report).detail == "office may not publish");
+    auto bad = "clients:\n  - identity: x\n    key: \"" + k.school.public_key +
+               "\"\n    scope: city\n    may: [publish, admin]\n";
+    try {
+        access_table::from_yaml(bad, yichang());
+        FAIL("an unknown right was accepted");
+    } catch (const error& x) {
+        CHECK(x.detail() == "line 5: may: \"admin\" is not publish, query or act");
+    }
+}
+
+namespace {
+
+// Runs a program to its end; its exit code and what it wrote to stderr.
+std::pair<int, std::string> run_to_end(std::vector<std::string> argv, const std::string& err) {
+    process p(std::move(argv), std::string(), err);
+    p.lines(std::chrono::seconds(20));
+    int code = p.wait();
+    return {code, read_file(err)};
+}
+
+std::vector<std::string> broker_argv(const temp_dir& d, std::vector<std::string> extra) {
+    std::vector<std::string> v{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
+                               "--data",
+                               d / "store",
+                               "--ingest",
+                               "tcp://127.0.0.1:*",
+                               "--feed",
+                               "tcp://127.0.0.1:*",
+                               "--query",
+                               "tcp://127.0.0.1:*",
+                               "--registry",
+                               source_path("data/schools.csv"),
+                               "--districts",
+                               source_path("data/districts.csv"),
+                               "--server-key",
+                               d / "server.key",
+                               "--clients",
+                               d / "clients.yaml"};
+    v.insert(v.end(), extra.begin(), extra.end());
+    return v;
+}
+
+} // namespace
+
+TEST_CASE("the broker refuses to start with a readable secret key or a writable access table",
+          "[security]") {
+    namespace fs = std::filesystem;
+    keys k;
+    temp_dir d;
+    write_key(d / "server.key", k.server);
+    std::ofstream(d / "clients.yaml") << access_yaml(k);
+    fs::permissions(d / "clients.yaml",
+                    fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                        fs::perms::others_read,
+                    fs::perm_options::replace);
+
+    fs::permissions(d / "server.key", fs::perms::group_read | fs::perms::others_read,
+                    fs::perm_options::add);
+    auto [code, err] = run_to_end(broker_argv(d, {}), d / "err1");
+    CHECK(code == 2);
+    CHECK(err.find(d / "server.key" + ": mode 0644: group and others may read it") !=
+          std::string::npos);
+    CHECK(err.find("--allow-insecure-permissions") != std::string::npos);
+
+    // Told explicitly, it starts, and says so loudly.
+    {
+        broker_process b(d / "store2",
+                         {"--server-key", d / "server.key", "--clients", d / "clients.yaml",
+                          "--allow-insecure-permissions"},
+                         d / "err2");
+        CHECK_FALSE(b.ingest.empty());
+    }
+    CHECK(read_file(d / "err2").find("INSECURE") != std::string::npos);
+
+    fs::permissions(d / "server.key", fs::perms::group_read | fs::perms::others_read,
+                    fs::perm_options::remove);
+    fs::permissions(d / "clients.yaml", fs::perms::others_write, fs::perm_options::add);
+    std::tie(code, err) = run_to_end(broker_argv(d, {}), d / "err3");
+    CHECK(code == 2);
+    CHECK(err.find(d / "clients.yaml" + ": mode 0646: others may change it") != std::string::npos);
+}
+
+TEST_CASE("services and the pingan tool refuse a secret key others may read", "[security]") {
+    namespace fs = std::filesystem;
+    secured s;
+    write_key(s.d / "school.key", s.k.school);
+    fs::permissions(s.d / "school.key", fs::perms::others_read, fs::perm_options::add);
+    auto [code, err] =
+        run_to_end({std::string(PINGAN_BIN_DIR) + "/pingan", "stats", "--query", s.b->query,
+                    "--key", s.d / "school.key", "--server-key", "z85:" + s.k.server.public_key},
+                   s.d / "cli.err");
+    CHECK(code != 0);
+    CHECK(err.find(s.d / "school.key" + ": mode 0604: others may read it; a secret key must be "
+                                        "readable by its owner only") != std::string::npos);
+    std::tie(code, err) =
+        run_to_end({std::string(PINGAN_BIN_DIR) + "/pingan-hazard", "--data", s.d / "hazard",
+                    "--broker", s.b->ingest, "--registry", source_path("data/schools.csv"), "--key",
+                    s.d / "school.key", "--server-key", "z85:" + s.k.server.public_key},
+                   s.d / "hazard.err");
+    CHECK(code != 0);
+    CHECK(err.find("mode 0604: others may read it") != std::string::npos);
+}
+
+TEST_CASE("--server-key is always a file, even when its path is 40 characters long", "[security]") {
+    secured s;
+    write_key(s.d / "school.key", s.k.school);
+    // A path of exactly 40 characters, all of them valid Z85.
+    std::string path = "/tmp/pingan-" + std::to_string(::getpid()) + "-";
+    path += std::string(40 - path.size(), 'k');
+    REQUIRE(path.size() == 40);
+    std::ofstream(path) << format_keypair({s.k.server.public_key, {}});
+    auto bin = std::string(PINGAN_BIN_DIR) + "/pingan";
+    process stats({bin, "stats", "--json", "--query", s.b->query, "--key", s.d / "school.key",
+                   "--server-key", path});
+    auto out = stats.lines(std::chrono::seconds(20));
+    int code = stats.wait();
+    std::filesystem::remove(path);
+    CHECK(code == 0);
+    REQUIRE(out.size() == 1);
+    CHECK(json::parse(out[0])["head"] == 0);
+
+    // A literal key needs its prefix; a bare key is a file name that does not exist.
+    CHECK(read_server_key("z85:" + s.k.server.public_key) == s.k.server.public_key);
+    CHECK_THROWS_AS(read_server_key(s.k.server.public_key), error);
+    try {
+        read_server_key("z85:short");
+        FAIL("a bad literal key was accepted");
+    } catch (const error& x) {
+        CHECK(x.code() == errc::bad_config);
+    }
 }

@@ -163,6 +163,21 @@ TEST_CASE("a psych alert carries a keyed pseudonym, never the student's id", "[s
           a.student_ref);
 }
 
+TEST_CASE("the wellbeing intake's answer does not tell the pseudonym it made", "[services]") {
+    auto keys = wellbeing::school_keys::parse(
+        "420502K001 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n");
+    // A guessed id posted as a Test alert: the answer must not be an oracle for its reference.
+    auto req = json::parse(R"({"school":"420502K001","student_id":"2019-0347","risk_level":"yellow",
+        "status":"Test","source":"peer","indicator_codes":["S1"],"reported_by_role":"peer"})");
+    auto d = wellbeing::psych_alert(req, ctx("pingan-wellbeing/test"), keys);
+    REQUIRE(d.ok());
+    const auto& ref = std::get<psych_alert>(d.events[0].body).student_ref;
+    REQUIRE(ref.size() == 34);
+    CHECK_FALSE(d.answer.contains("student_ref"));
+    CHECK(d.answer.dump().find(ref) == std::string::npos);
+    CHECK(d.answer.contains("alert_id"));
+}
+
 TEST_CASE("names, free text and unknown schools are refused by the wellbeing intake",
           "[services]") {
     auto keys = wellbeing::school_keys::parse(

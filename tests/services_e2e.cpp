@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -349,6 +350,10 @@ TEST_CASE("a service with a school's key publishes to a secured broker as that s
     auto server = curve_generate(), school = curve_generate(), auditor = curve_generate();
     std::ofstream(d / "server.key") << format_keypair(server);
     std::ofstream(d / "school.key") << format_keypair(school);
+    for (const char* f : {"server.key", "school.key"}) // secret keys: owner only
+        std::filesystem::permissions(
+            d / f, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+            std::filesystem::perm_options::replace);
     std::ofstream(d / "clients.yaml") << "clients:\n"
                                          "  - identity: school:420502K001\n    key: \""
                                       << school.public_key
@@ -360,8 +365,9 @@ TEST_CASE("a service with a school's key publishes to a secured broker as that s
                                          "    scope: city\n    may: [query]\n";
     broker_process b(d / "store",
                      {"--server-key", d / "server.key", "--clients", d / "clients.yaml"});
-    service_process hazard("pingan-hazard", {"--data", d / "hazard", "--broker", b.ingest, "--key",
-                                             d / "school.key", "--server-key", server.public_key});
+    service_process hazard("pingan-hazard",
+                           {"--data", d / "hazard", "--broker", b.ingest, "--key", d / "school.key",
+                            "--server-key", "z85:" + server.public_key});
     REQUIRE(post(hazard.port(), "/hazard/report", hazard_report(1)).status == 202);
     auto other = hazard_report(2);
     other["school"] = "420502K002";

@@ -27,7 +27,7 @@ TEST_CASE("invalid utf-8 in a body text names the field", "[validate]") {
     std::get<hazard_reported>(e.body).description = "ok \xff";
     auto p = validate(e);
     CHECK(p.code == errc::invalid_utf8);
-    CHECK(p.detail == "body.description is not valid UTF-8");
+    CHECK(p.detail == "body.description: invalid UTF-8 at byte 3");
 }
 
 TEST_CASE("text over its limit names the field and the limit", "[validate]") {

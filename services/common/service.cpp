@@ -21,11 +21,8 @@ service_host::service_host(service_runtime& rt, const service_config& cfg, const
         if (cfg.key.empty() || cfg.server_key.empty())
             throw error(errc::bad_config, "--key and --server-key go together");
         curve_client c;
-        c.self = parse_keypair(read_text_file(cfg.key));
-        if (c.self.secret_key.empty()) throw error(errc::bad_config, cfg.key + ": no secret: line");
-        c.server_public = valid_z85_key(cfg.server_key)
-                              ? cfg.server_key
-                              : parse_keypair(read_text_file(cfg.server_key)).public_key;
+        c.self = read_secret_key_file(cfg.key);
+        c.server_public = read_server_key(cfg.server_key);
         po.curve = std::move(c);
     }
     publisher_ = std::make_unique<publisher>(rt.io(), *outbox_, po, rt.logger());

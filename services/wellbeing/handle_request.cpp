@@ -82,8 +82,9 @@ decision psych_alert(json& req, const intake_context& ctx, const school_keys& ke
         break;
     }
     e.certainty = certainty::likely;
+    // The answer never carries the reference: whoever can reach the intake
+    // could otherwise post an alert for a guessed id and read back its pseudonym.
     d.answer["alert_id"] = a.alert_id;
-    d.answer["student_ref"] = a.student_ref;
     d.events.push_back(std::move(e));
     return d;
 }

@@ -17,7 +17,7 @@ namespace pingan::cli {
 struct broker_endpoints {
     std::string ingest, feed, query;
     std::string key_file;   // this client's CURVE key pair ($PINGAN_KEY)
-    std::string server_key; // the broker's public key, Z85 or a key file ($PINGAN_SERVER_KEY)
+    std::string server_key; // the broker's public key file, or z85:KEY ($PINGAN_SERVER_KEY)
 };
 broker_endpoints& endpoints();
 void add_endpoint_options(CLI::App& cmd, bool ingest, bool feed, bool query);

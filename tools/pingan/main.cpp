@@ -51,7 +51,7 @@ void add_endpoint_options(CLI::App& cmd, bool ingest, bool feed, bool query) {
             ->capture_default_str();
     cmd.add_option("--key", e.key_file, "this client's CURVE key pair file ($PINGAN_KEY)");
     cmd.add_option("--server-key", e.server_key,
-                   "the broker's CURVE public key, or its key file ($PINGAN_SERVER_KEY)");
+                   "the broker's public key file, or z85:KEY ($PINGAN_SERVER_KEY)");
 }
 
 const curve_client* curve() {
@@ -63,23 +63,13 @@ const curve_client* curve() {
     if (e.key_file.empty() && e.server_key.empty()) return nullptr;
     if (e.key_file.empty() || e.server_key.empty())
         fatal("--key and --server-key go together (or $PINGAN_KEY and $PINGAN_SERVER_KEY)");
-    auto read = [](const std::string& path) {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) fatal("cannot read " + path);
-        std::ostringstream s;
-        s << in.rdbuf();
-        return s.str();
-    };
     try {
         curve_client cc;
-        cc.self = parse_keypair(read(e.key_file));
-        if (cc.self.secret_key.empty()) fatal(e.key_file + ": no secret: line");
-        cc.server_public = valid_z85_key(e.server_key)
-                               ? e.server_key
-                               : parse_keypair(read(e.server_key)).public_key;
+        cc.self = read_secret_key_file(e.key_file);
+        cc.server_public = read_server_key(e.server_key);
         c = std::move(cc);
     } catch (const error& x) {
-        fatal(x.what());
+        fatal(x.detail());
     }
     return &*c;
 }
