@@ -60,8 +60,7 @@ void known_keys(const YAML::Node& map, std::initializer_list<const char*> keys,
 
 } // namespace
 
-broker_config parse_broker_config(std::string_view yaml, broker_config c,
-                                  std::string_view dir) {
+broker_config parse_broker_config(std::string_view yaml, broker_config c, std::string_view dir) {
     YAML::Node root;
     try {
         root = YAML::Load(std::string(yaml));

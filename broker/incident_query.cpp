@@ -127,9 +127,9 @@ bool concerns(const event& e, const incident& i) {
         return it != body.end() && it->is_string() && it->get_ref<const std::string&>() == what;
     };
     if (names("incident_id", i.id)) return true;
-    if (auto it = body.find("timer_id"); it != body.end() && it->is_string() &&
-                                         it->get_ref<const std::string&>().find(i.id) !=
-                                             std::string::npos)
+    if (auto it = body.find("timer_id");
+        it != body.end() && it->is_string() &&
+        it->get_ref<const std::string&>().find(i.id) != std::string::npos)
         return true;
     if (e.school != i.school || e.status != i.mode) return false;
     return names("hazard_id", i.subject) || names("incident_id", i.subject);
@@ -137,8 +137,7 @@ bool concerns(const event& e, const incident& i) {
 
 incident_answer show(broker::impl& b, const principal* client, const json& params) {
     std::string id, subject, school;
-    for (auto [name, out] :
-         {std::pair{"id", &id}, {"subject", &subject}, {"school", &school}})
+    for (auto [name, out] : {std::pair{"id", &id}, {"subject", &subject}, {"school", &school}})
         if (auto p = text_param(params, name, *out)) return {p, {}};
     if (id.empty() == subject.empty())
         return {{errc::bad_value, "give either id (an incident id) or subject (with school)"}, {}};
@@ -160,10 +159,9 @@ incident_answer show(broker::impl& b, const principal* client, const json& param
     }
     auto what = id.empty() ? "subject \"" + subject + "\"" : "\"" + id + "\"";
     if (!found || !visible(client, *found))
-        return {{errc::not_found, "no incident " + what +
-                                      (client && !client->city ? " within " + client->identity +
-                                                                     "'s scope"
-                                                               : "")},
+        return {{errc::not_found,
+                 "no incident " + what +
+                     (client && !client->city ? " within " + client->identity + "'s scope" : "")},
                 {}};
     if (open_matches > 1)
         return {{errc::bad_value, "subject \"" + subject +

@@ -64,9 +64,8 @@ int main(int argc, char** argv) {
     broker_config cfg;
     try {
         if (!config_path.empty())
-            cfg = parse_broker_config(
-                read_file(config_path, "configuration"), {},
-                std::filesystem::path(config_path).parent_path().string());
+            cfg = parse_broker_config(read_file(config_path, "configuration"), {},
+                                      std::filesystem::path(config_path).parent_path().string());
     } catch (const error& e) {
         fatal(config_path + ": " + e.detail());
     }
@@ -140,6 +139,9 @@ int main(int argc, char** argv) {
             spdlog::warn("no rule file: events are stored but nothing is escalated");
         }
 
+        // The store's folder is created if missing, with its parents (var/broker in a fresh tree).
+        if (std::error_code ec; !b.data_dir.empty())
+            std::filesystem::create_directories(b.data_dir, ec);
         broker br(b, *clk, *reg, proc.get(), dynamic_cast<manual_clock*>(clk.get()));
         const auto& ep = br.bound();
         std::cout << "listening ingest=" << ep.ingest << " feed=" << ep.feed

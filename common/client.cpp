@@ -44,11 +44,11 @@ link_watch::link_watch(zmq::context_t& ctx, zmq::socket_t& s, std::string endpoi
     static std::atomic<std::uint64_t> n{0};
     auto addr = "inproc://pingan-link-" + std::to_string(reinterpret_cast<std::uintptr_t>(this)) +
                 "-" + std::to_string(n++);
-    if (zmq_socket_monitor(s.handle(), addr.c_str(),
-                           ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+    if (zmq_socket_monitor(
+            s.handle(), addr.c_str(),
+            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
         throw zmq::error_t();
     mon_.set(zmq::sockopt::linger, 0);
     mon_.connect(addr);
@@ -89,14 +89,17 @@ void link_watch::drain() {
                                : "the broker at " + endpoint_ + " requires a CURVE key");
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-            if (!curve_) throw error(errc::unauthorized, "the broker at " + endpoint_ + " requires a CURVE key");
+            if (!curve_)
+                throw error(errc::unauthorized,
+                            "the broker at " + endpoint_ + " requires a CURVE key");
             if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
                 value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
                 throw error(errc::unauthorized,
                             "the broker at " + endpoint_ +
                                 " does not use CURVE: leave out the client key and server key");
-            throw error(errc::unauthorized, "the CURVE handshake with the broker at " + endpoint_ +
-                                                " failed (is the server key the broker's public key?)");
+            throw error(errc::unauthorized,
+                        "the CURVE handshake with the broker at " + endpoint_ +
+                            " failed (is the server key the broker's public key?)");
         case ZMQ_EVENT_DISCONNECTED:
             // With CURVE, a broker that cannot read our HELLO (a wrong server
             // key) drops the connection before any handshake event.
@@ -230,10 +233,9 @@ publish_reply ingest_client::publish(std::span<const event> events,
             // A late reply to an earlier attempt: skip it.
         }
     }
-    throw error(errc::io_error,
-                (link_->answered() ? "no reply from the broker at "
-                                   : "no answer from the broker at ") +
-                    link_->endpoint() + " within " + seconds_text(timeout * tries));
+    throw error(errc::io_error, (link_->answered() ? "no reply from the broker at "
+                                                   : "no answer from the broker at ") +
+                                    link_->endpoint() + " within " + seconds_text(timeout * tries));
 }
 
 query_client::query_client(zmq::context_t& ctx, const std::string& endpoint,
@@ -267,8 +269,7 @@ replay_end query_client::replay(const replay_request& r,
     while (true) {
         if (!link_->wait(timeout))
             throw error(errc::io_error, "replay: no answer from the broker at " +
-                                            link_->endpoint() + " within " +
-                                            seconds_text(timeout));
+                                            link_->endpoint() + " within " + seconds_text(timeout));
         f.clear();
         if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait)) continue;
         if (f.size() < 3 || sv(f[1]) != tag) continue;

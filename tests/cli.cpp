@@ -309,7 +309,8 @@ TEST_CASE("incident actions that make no sense are refused and nothing is stored
     auto h = json::parse(hazard_json("420502K001", "HZ-BAD"));
     h["body"]["interim_control"] = "已封闭通道";
     REQUIRE(run({"publish", h.dump()}).code == 0);
-    auto id = json::parse(run({"incidents", "list", "--json"}).lines.at(0))["id"].get<std::string>();
+    auto id =
+        json::parse(run({"incidents", "list", "--json"}).lines.at(0))["id"].get<std::string>();
     zmq::context_t ctx(1);
     query_client q(ctx, b.query);
     auto head = q.stats()["head"].get<std::uint64_t>();
@@ -320,20 +321,21 @@ TEST_CASE("incident actions that make no sense are refused and nothing is stored
     auto resolve = run2({"incidents", "resolve", id, "--resolution", "已处理"});
     CHECK(resolve.code == 1);
     CHECK(any_line_has(resolve, "is a hazard"));
-    auto early = run2({"incidents", "verify", "HZ-BAD", "--school", "420502K001", "--verifier",
-                       "li"});
+    auto early =
+        run2({"incidents", "verify", "HZ-BAD", "--school", "420502K001", "--verifier", "li"});
     CHECK(early.code == 1);
     CHECK(any_line_has(early, "not rectified yet"));
     CHECK(q.stats()["head"].get<std::uint64_t>() == head);
 
-    json fix = {{"type", "hazard.rectified"},
-                {"school", "420502K001"},
-                {"status", "Actual"},
-                {"body", {{"hazard_id", "HZ-BAD"}, {"rectified_by", "wang"}, {"description", "已疏通"}}}};
+    json fix = {
+        {"type", "hazard.rectified"},
+        {"school", "420502K001"},
+        {"status", "Actual"},
+        {"body", {{"hazard_id", "HZ-BAD"}, {"rectified_by", "wang"}, {"description", "已疏通"}}}};
     REQUIRE(run({"publish", fix.dump()}).code == 0);
     head = q.stats()["head"].get<std::uint64_t>();
-    auto fixer = run2({"incidents", "verify", "HZ-BAD", "--school", "420502K001", "--verifier",
-                       "wang"});
+    auto fixer =
+        run2({"incidents", "verify", "HZ-BAD", "--school", "420502K001", "--verifier", "wang"});
     CHECK(fixer.code == 1);
     CHECK(any_line_has(fixer, "someone other than the fixer"));
     CHECK(q.stats()["head"].get<std::uint64_t>() == head);
@@ -360,8 +362,7 @@ TEST_CASE("incidents over the network stay within the caller's scope", "[cli]") 
                                    "--clients", d / "clients.yaml"});
     b.export_env();
     std::vector<std::string> as_city{"--key", d / "city.key", "--server-key", d / "server.key"};
-    std::vector<std::string> as_school{"--key", d / "school.key", "--server-key",
-                                       d / "server.key"};
+    std::vector<std::string> as_school{"--key", d / "school.key", "--server-key", d / "server.key"};
     auto with = [](std::vector<std::string> a, const std::vector<std::string>& k) {
         a.insert(a.end(), k.begin(), k.end());
         return a;
@@ -389,8 +390,7 @@ TEST_CASE("incidents over the network stay within the caller's scope", "[cli]") 
     auto own = json::parse(mine.lines[0])["id"].get<std::string>();
     REQUIRE(run(with({"incidents", "ack", own}, as_school)).code == 0);
     auto shown = run(with({"incidents", "show", own, "--json"}, as_school));
-    CHECK(json::parse(shown.lines.at(0))["acknowledged_by"] ==
-          json::array({"school:420502K001"}));
+    CHECK(json::parse(shown.lines.at(0))["acknowledged_by"] == json::array({"school:420502K001"}));
 }
 
 TEST_CASE("replay and tail refuse unknown schools, district names and misspelt types", "[cli]") {
@@ -450,8 +450,8 @@ TEST_CASE("publish --stable-ids makes publishing the same file again store nothi
 
 TEST_CASE("a broker that is down is named while waiting, and --timeout ends the wait", "[cli]") {
     auto start = std::chrono::steady_clock::now();
-    auto tail = run2({"tail", "--feed", "tcp://127.0.0.1:1", "--query", "tcp://127.0.0.1:1",
-                      "--timeout", "2"});
+    auto tail = run2(
+        {"tail", "--feed", "tcp://127.0.0.1:1", "--query", "tcp://127.0.0.1:1", "--timeout", "2"});
     CHECK(tail.code == 2);
     CHECK(any_line_has(tail, "waiting for the broker at tcp://127.0.0.1:1 (no answer yet)"));
     CHECK(any_line_has(tail, "no answer from the broker at tcp://127.0.0.1:1"));
@@ -469,8 +469,8 @@ TEST_CASE("without a key, a secured broker is reported at once, not waited for",
     std::ofstream(d / "clients.yaml")
         << "clients:\n  - identity: bureau:city\n    key: \"" << city.public_key
         << "\"\n    scope: city\n    may: [publish, query]\n";
-    broker_process b(d / "store", {"--server-key", d / "server.key", "--clients",
-                                   d / "clients.yaml"});
+    broker_process b(d / "store",
+                     {"--server-key", d / "server.key", "--clients", d / "clients.yaml"});
     b.export_env();
     auto start = std::chrono::steady_clock::now();
     for (auto args : std::vector<std::vector<std::string>>{
@@ -493,14 +493,12 @@ TEST_CASE("tail shows the whole text of pages, school names, several types and e
     auto h = json::parse(hazard_json("420502K001", "HZ-T"));
     h["body"]["interim_control"] = "已封闭通道";
     REQUIRE(run({"publish", h.dump()}).code == 0);
-    json reading = {{"type", "food.temp_reading"},
-                    {"school", "420502K001"},
-                    {"status", "Actual"},
-                    {"body",
-                     {{"canteen_id", "C1"},
-                      {"sensor_id", "P1"},
-                      {"zone", "cold_storage"},
-                      {"celsius", 4.0}}}};
+    json reading = {
+        {"type", "food.temp_reading"},
+        {"school", "420502K001"},
+        {"status", "Actual"},
+        {"body",
+         {{"canteen_id", "C1"}, {"sensor_id", "P1"}, {"zone", "cold_storage"}, {"celsius", 4.0}}}};
     REQUIRE(run({"publish", reading.dump()}).code == 0);
     std::vector<std::string> texts;
     for (const auto& l : run({"replay", "--json", "--type", "notification.requested"}).lines)
@@ -540,8 +538,8 @@ TEST_CASE("the shipped broker configuration works from any working directory", "
     h["body"]["interim_control"] = "已封闭通道";
     auto p = run_in(d / "elsewhere", {pingan_bin(), "publish", "--ingest", ingest, h.dump()});
     CHECK(p.code == 0);
-    auto list = run_in(d / "elsewhere",
-                       {pingan_bin(), "incidents", "list", "--json", "--query", query});
+    auto list =
+        run_in(d / "elsewhere", {pingan_bin(), "incidents", "list", "--json", "--query", query});
     CHECK(list.code == 0);
     CHECK(list.lines.size() == 1);
     // --data on the command line is relative to the working directory.

@@ -572,7 +572,9 @@ TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on
              {"school", primary},
              {"status", "Actual"},
              {"body",
-              {{"hazard_id", "H-CLI"}, {"verifier", "wang"}, {"result", "pass"},
+              {{"hazard_id", "H-CLI"},
+               {"verifier", "wang"},
+               {"result", "pass"},
                {"evidence", "自查"}}}});
     CHECK(incident("H-CLI")["state"] == "rectified");
     act({"incidents", "verify", "H-CLI", "--school", primary, "--verifier", "li", "--evidence",

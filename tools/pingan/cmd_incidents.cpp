@@ -365,8 +365,7 @@ void add_incidents_command(CLI::App& app) {
     v->callback([ver] {
         auto inc = open_incident(*ver);
         auto id = inc["id"].get<std::string>();
-        if (!is_hazard(inc))
-            fatal(id + " is not a hazard: use pingan incidents resolve " + id, 1);
+        if (!is_hazard(inc)) fatal(id + " is not a hazard: use pingan incidents resolve " + id, 1);
         if (inc["state"] != "rectified")
             fatal(id + " (hazard " + inc["subject"].get<std::string>() +
                       ") is not rectified yet: nothing to verify",

@@ -18,8 +18,8 @@ namespace {
 struct tail_args {
     filter_options f;
     std::optional<std::uint64_t> from;
-    std::uint64_t count = 0; // stop after this many events (0: never)
-    int idle_exit_ms = 0;    // stop after this long without events (0: never)
+    std::uint64_t count = 0;    // stop after this many events (0: never)
+    int idle_exit_ms = 0;       // stop after this long without events (0: never)
     bool timeout_given = false; // --timeout: give up if the broker does not answer by then
 };
 
@@ -48,8 +48,7 @@ void run(const tail_args& a) {
     // Without --timeout, wait for the broker as long as it takes (saying so).
     auto give_up = [&](link_watch& l) {
         if (!a.timeout_given || l.answered()) return;
-        if (std::chrono::steady_clock::now() - started >= answer_timeout())
-        {
+        if (std::chrono::steady_clock::now() - started >= answer_timeout()) {
             std::ostringstream s;
             s << "no answer from the broker at " << l.endpoint() << " within "
               << endpoints().timeout_s << " s";

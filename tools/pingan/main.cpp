@@ -73,8 +73,8 @@ void fail(const error& e) {
         fatal(e.detail() + ": use --key and --server-key (or $PINGAN_KEY and $PINGAN_SERVER_KEY)",
               2);
     // The connection itself was refused (link_watch): a usage problem, like a wrong endpoint.
-    if (e.code() == errc::unauthorized && (e.detail().starts_with("the broker at ") ||
-                                           e.detail().starts_with("the CURVE handshake")))
+    if (e.code() == errc::unauthorized &&
+        (e.detail().starts_with("the broker at ") || e.detail().starts_with("the CURVE handshake")))
         fatal(e.detail(), 2);
     if (e.code() == errc::io_error) fatal(e.detail(), 2);
     fatal(e.what(), 1);

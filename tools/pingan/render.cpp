@@ -128,8 +128,8 @@ std::optional<registry> load_registry(const filter_options& f) {
     };
     if (!std::filesystem::exists(path)) fatal("cannot read " + path);
     try {
-        return registry::from_csv(read(path),
-                                  read(std::filesystem::path(path).parent_path() / "districts.csv"));
+        return registry::from_csv(
+            read(path), read(std::filesystem::path(path).parent_path() / "districts.csv"));
     } catch (const error& e) {
         fatal(path + ": " + e.detail());
     }
@@ -158,9 +158,9 @@ void check_filters(const filter_options& f, const registry* reg) {
         for (auto& c : upper)
             c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
         fatal("school \"" + f.school + "\" is not in the registry" +
-              (upper != f.school && reg->find(upper) ? " (school codes are upper case: " + upper +
-                                                           ")"
-                                                     : ""));
+              (upper != f.school && reg->find(upper)
+                   ? " (school codes are upper case: " + upper + ")"
+                   : ""));
     }
     if (!f.district.empty() && !reg->districts().empty() && !reg->find_district(f.district)) {
         for (const auto& d : reg->districts())
