@@ -3,6 +3,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
+
 namespace pingan {
 namespace {
 
@@ -16,6 +18,15 @@ void text(const YAML::Node& parent, const char* key, std::string& out) {
     if (!n) return;
     if (!n.IsScalar()) bad(n, key, "expected a string");
     out = n.as<std::string>();
+}
+
+// A path from the file: relative to the file's folder.
+void path(const YAML::Node& parent, const char* key, std::string& out, std::string_view dir) {
+    auto n = parent[key];
+    if (!n) return;
+    text(parent, key, out);
+    if (dir.empty() || out.empty() || std::filesystem::path(out).is_absolute()) return;
+    out = (std::filesystem::path(dir) / out).lexically_normal().string();
 }
 
 template <class T> void number(const YAML::Node& parent, const char* key, T& out) {
@@ -49,7 +60,7 @@ void known_keys(const YAML::Node& map, std::initializer_list<const char*> keys,
 
 } // namespace
 
-broker_config parse_broker_config(std::string_view yaml, broker_config c) {
+broker_config parse_broker_config(std::string_view yaml, broker_config c, std::string_view dir) {
     YAML::Node root;
     try {
         root = YAML::Load(std::string(yaml));
@@ -63,17 +74,17 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c) {
                 "limits", "security"},
                "");
     auto& b = c.broker;
-    text(root, "data_dir", b.data_dir);
-    text(root, "registry", c.registry);
-    text(root, "districts", c.districts);
+    path(root, "data_dir", b.data_dir, dir);
+    path(root, "registry", c.registry, dir);
+    path(root, "districts", c.districts, dir);
     text(root, "clock", c.clock);
-    text(root, "rules", c.rules);
+    path(root, "rules", c.rules, dir);
     text(root, "log_level", c.log_level);
     if (auto sec = root["security"]) {
         if (!sec.IsMap()) bad(sec, "security", "expected a map");
         known_keys(sec, {"server_key", "clients"}, "security.");
-        text(sec, "server_key", c.server_key);
-        text(sec, "clients", c.clients);
+        path(sec, "server_key", c.server_key, dir);
+        path(sec, "clients", c.clients, dir);
         if (c.server_key.empty() != c.clients.empty())
             bad(sec, "security", "server_key and clients go together");
     }

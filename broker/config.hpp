@@ -20,8 +20,13 @@ struct broker_config {
     std::string clients;    // access table (broker/access.hpp)
 };
 
-// Parses YAML text over the defaults in `base`.
+// Parses YAML text over the defaults in `base`. Relative paths written in the
+// text (data_dir, registry, districts, rules, security.server_key and
+// security.clients) are resolved against `file_dir`, the folder of the file
+// the text came from, so that a configuration works from any working
+// directory; with `file_dir` empty they are left as written.
 // Throws: pingan::error(bad_config) naming the key and line that is wrong.
-broker_config parse_broker_config(std::string_view yaml, broker_config base = {});
+broker_config parse_broker_config(std::string_view yaml, broker_config base = {},
+                                  std::string_view file_dir = {});
 
 } // namespace pingan

@@ -14,6 +14,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -45,7 +46,9 @@ int main(int argc, char** argv) {
     broker_config flags;
     std::string data, ingest, feed, query, registry_path, districts_path, clock_spec, rules_path,
         log_level;
-    app.add_option("-c,--config", config_path, "YAML configuration file (config/broker.yaml)");
+    app.add_option("-c,--config", config_path,
+                   "YAML configuration file (config/broker.yaml); relative paths in it are "
+                   "relative to its folder, those given as flags to the working directory");
     app.add_option("--data", data, "store directory");
     app.add_option("--ingest", ingest, "ingest endpoint, e.g. tcp://127.0.0.1:7401 (port * = any)");
     app.add_option("--feed", feed, "live feed endpoint");
@@ -68,7 +71,8 @@ int main(int argc, char** argv) {
     broker_config cfg;
     try {
         if (!config_path.empty())
-            cfg = parse_broker_config(read_file(config_path, "configuration"));
+            cfg = parse_broker_config(read_file(config_path, "configuration"), {},
+                                      std::filesystem::path(config_path).parent_path().string());
     } catch (const error& e) {
         fatal(config_path + ": " + e.detail());
     }
@@ -172,6 +176,9 @@ int main(int argc, char** argv) {
             spdlog::warn("no rule file: events are stored but nothing is escalated");
         }
 
+        // The store's folder is created if missing, with its parents (var/broker in a fresh tree).
+        if (std::error_code ec; !b.data_dir.empty())
+            std::filesystem::create_directories(b.data_dir, ec);
         broker br(b, *clk, *reg, proc.get(), dynamic_cast<manual_clock*>(clk.get()));
         const auto& ep = br.bound();
         std::cout << "listening ingest=" << ep.ingest << " feed=" << ep.feed

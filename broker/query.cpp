@@ -5,6 +5,7 @@
 // each, and every chunk is read in its own short LMDB transaction, so that a
 // slow auditor neither floods nor pins the store.
 #include "broker/broker_impl.hpp"
+#include "broker/incident_query.hpp"
 
 #include "common/codec.hpp"
 #include "common/privacy.hpp"
@@ -153,6 +154,12 @@ void broker::impl::run_query() {
                 return refuse(routing, delim, tag, errc::forbidden,
                               client->identity + " may not query");
         }
+        if (cmd == cmd_incidents || cmd == cmd_incident) {
+            auto a = answer_incident_query(*this, client, cmd, params);
+            if (a.refused) return refuse(routing, delim, tag, a.refused.code, a.refused.detail);
+            send(routing, delim, cmd, tag, {a.body});
+            return;
+        }
         if (cmd == wire::cmd_replay) {
             stream s;
             s.routing = routing;
@@ -278,7 +285,7 @@ void broker::impl::run_query() {
         } else {
             refuse(routing, delim, tag, errc::bad_command,
                    "unknown command \"" + cmd.substr(0, 32) +
-                       "\"; expected REPLAY, CREDIT, CANCEL, STATS or CLOCK");
+                       "\"; expected REPLAY, CREDIT, CANCEL, STATS, CLOCK, INCIDENTS or INCIDENT");
         }
     };
 

@@ -3,6 +3,9 @@
 
 #include <zmq_addon.hpp>
 
+#include <atomic>
+#include <cstring>
+
 namespace pingan {
 namespace {
 
@@ -19,16 +22,10 @@ void send_all(zmq::socket_t& s, std::initializer_list<std::string_view> head,
         s.send(zmq::buffer(f), ++i < total ? zmq::send_flags::sndmore : zmq::send_flags::none);
 }
 
-bool wait_readable(zmq::socket_t& s, std::chrono::milliseconds timeout) {
-    zmq::pollitem_t it{s.handle(), 0, ZMQ_POLLIN, 0};
-    try {
-        zmq::poll(&it, 1, timeout);
-    } catch (const zmq::error_t& e) {
-        // A signal (Ctrl-C in pingan tail) is not an error: the caller decides.
-        if (e.num() == EINTR) return false;
-        throw;
-    }
-    return it.revents & ZMQ_POLLIN;
+std::string seconds_text(std::chrono::milliseconds t) {
+    auto ms = t.count();
+    if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+    return std::to_string(ms) + " ms";
 }
 
 error refused(std::string_view body) {
@@ -41,6 +38,116 @@ error refused(std::string_view body) {
 
 } // namespace
 
+link_watch::link_watch(zmq::context_t& ctx, zmq::socket_t& s, std::string endpoint, bool curve)
+    : sock_(s), mon_(ctx, zmq::socket_type::pair), endpoint_(std::move(endpoint)), curve_(curve),
+      started_(std::chrono::steady_clock::now()) {
+    static std::atomic<std::uint64_t> n{0};
+    auto addr = "inproc://pingan-link-" + std::to_string(reinterpret_cast<std::uintptr_t>(this)) +
+                "-" + std::to_string(n++);
+    if (zmq_socket_monitor(
+            s.handle(), addr.c_str(),
+            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+        throw zmq::error_t();
+    mon_.set(zmq::sockopt::linger, 0);
+    mon_.connect(addr);
+}
+
+link_watch::~link_watch() {
+    zmq_socket_monitor(sock_.handle(), nullptr, 0);
+}
+
+void link_watch::notice_after(std::chrono::milliseconds after,
+                              std::function<void(const std::string&)> say) {
+    notice_after_ = after;
+    say_ = std::move(say);
+}
+
+void link_watch::drain() {
+    std::vector<zmq::message_t> f;
+    while (true) {
+        f.clear();
+        if (!zmq::recv_multipart(mon_, std::back_inserter(f), zmq::recv_flags::dontwait)) break;
+        if (f.empty() || f[0].size() < 6) continue;
+        std::uint16_t ev;
+        std::uint32_t value;
+        std::memcpy(&ev, f[0].data(), 2);
+        std::memcpy(&value, static_cast<const char*>(f[0].data()) + 2, 4);
+        switch (ev) {
+        case ZMQ_EVENT_CONNECTED:
+            tcp_connected_ = true;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+            answered_ = true;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+            throw error(errc::unauthorized,
+                        curve_ ? "the broker at " + endpoint_ +
+                                     " refused this client's key (it is not in the broker's "
+                                     "access table)"
+                               : "the broker at " + endpoint_ + " requires a CURVE key");
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            if (!curve_)
+                throw error(errc::unauthorized,
+                            "the broker at " + endpoint_ + " requires a CURVE key");
+            if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+                value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+                throw error(errc::unauthorized,
+                            "the broker at " + endpoint_ +
+                                " does not use CURVE: leave out the client key and server key");
+            throw error(errc::unauthorized,
+                        "the CURVE handshake with the broker at " + endpoint_ +
+                            " failed (is the server key the broker's public key?)");
+        case ZMQ_EVENT_DISCONNECTED:
+            // With CURVE, a broker that cannot read our HELLO (a wrong server
+            // key) drops the connection before any handshake event.
+            if (curve_ && tcp_connected_ && !answered_)
+                throw error(errc::unauthorized,
+                            "the broker at " + endpoint_ +
+                                " closed the connection during the CURVE handshake (is the server "
+                                "key the broker's public key, and this client's key in its access "
+                                "table?)");
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+bool link_watch::wait(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        drain();
+        auto now = std::chrono::steady_clock::now();
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+        // Wake up in time to say that we are still waiting.
+        if (say_ && !answered_) {
+            auto notice_at = started_ + notice_after_;
+            if (now >= notice_at) {
+                say_("waiting for the broker at " + endpoint_ + " (no answer yet)");
+                say_ = nullptr;
+            } else {
+                left = std::min(left, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          notice_at - now + std::chrono::milliseconds(1)));
+            }
+        }
+        zmq::pollitem_t it[] = {{sock_.handle(), 0, ZMQ_POLLIN, 0},
+                                {mon_.handle(), 0, ZMQ_POLLIN, 0}};
+        try {
+            zmq::poll(it, 2, std::max(left, std::chrono::milliseconds(0)));
+        } catch (const zmq::error_t& e) {
+            // A signal (Ctrl-C in pingan tail) is not an error: the caller decides.
+            if (e.num() == EINTR) return false;
+            throw;
+        }
+        if (it[1].revents & ZMQ_POLLIN) drain();
+        if (it[0].revents & ZMQ_POLLIN) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+    }
+}
+
 void apply_curve(zmq::socket_t& s, const curve_client& c) {
     s.set(zmq::sockopt::curve_serverkey, c.server_public);
     s.set(zmq::sockopt::curve_publickey, c.self.public_key);
@@ -49,7 +156,8 @@ void apply_curve(zmq::socket_t& s, const curve_client& c) {
 
 ingest_client::ingest_client(zmq::context_t& ctx, const std::string& endpoint,
                              const curve_client* curve)
-    : sock_(ctx, zmq::socket_type::dealer) {
+    : sock_(ctx, zmq::socket_type::dealer),
+      link_(std::make_unique<link_watch>(ctx, sock_, endpoint, curve != nullptr)) {
     if (curve) apply_curve(sock_, *curve);
     sock_.set(zmq::sockopt::linger, 0);
     sock_.set(zmq::sockopt::sndhwm, 100000);
@@ -62,7 +170,7 @@ void ingest_client::send(std::span<const std::string> frames, bool json, std::st
 }
 
 std::optional<publish_reply> ingest_client::receive(std::chrono::milliseconds timeout) {
-    if (!wait_readable(sock_, timeout)) return std::nullopt;
+    if (!link_->wait(timeout)) return std::nullopt;
     std::vector<zmq::message_t> f;
     if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait))
         return std::nullopt;
@@ -125,13 +233,15 @@ publish_reply ingest_client::publish(std::span<const event> events,
             // A late reply to an earlier attempt: skip it.
         }
     }
-    throw error(errc::io_error,
-                "no reply from the broker after " + std::to_string(tries) + " tries");
+    throw error(errc::io_error, (link_->answered() ? "no reply from the broker at "
+                                                   : "no answer from the broker at ") +
+                                    link_->endpoint() + " within " + seconds_text(timeout * tries));
 }
 
 query_client::query_client(zmq::context_t& ctx, const std::string& endpoint,
                            const curve_client* curve)
-    : sock_(ctx, zmq::socket_type::dealer) {
+    : sock_(ctx, zmq::socket_type::dealer),
+      link_(std::make_unique<link_watch>(ctx, sock_, endpoint, curve != nullptr)) {
     if (curve) apply_curve(sock_, *curve);
     sock_.set(zmq::sockopt::linger, 0);
     sock_.connect(endpoint);
@@ -157,8 +267,9 @@ replay_end query_client::replay(const replay_request& r,
     std::uint64_t received = 0;
     std::vector<zmq::message_t> f;
     while (true) {
-        if (!wait_readable(sock_, timeout))
-            throw error(errc::io_error, "replay: no answer from the broker");
+        if (!link_->wait(timeout))
+            throw error(errc::io_error, "replay: no answer from the broker at " +
+                                            link_->endpoint() + " within " + seconds_text(timeout));
         f.clear();
         if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait)) continue;
         if (f.size() < 3 || sv(f[1]) != tag) continue;
@@ -196,7 +307,7 @@ json query_client::request(std::string_view cmd, const json& params,
     auto body = params.dump();
     send_all(sock_, {cmd, tag, body}, {});
     std::vector<zmq::message_t> f;
-    while (wait_readable(sock_, timeout)) {
+    while (link_->wait(timeout)) {
         f.clear();
         if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait)) continue;
         if (f.size() < 3 || sv(f[1]) != tag) continue;
@@ -205,7 +316,8 @@ json query_client::request(std::string_view cmd, const json& params,
         if (parse_json(sv(f[2]), j)) throw error(errc::bad_command, "malformed reply");
         return j;
     }
-    throw error(errc::io_error, std::string(cmd) + ": no answer from the broker");
+    throw error(errc::io_error, std::string(cmd) + ": no answer from the broker at " +
+                                    link_->endpoint() + " within " + seconds_text(timeout));
 }
 
 json query_client::stats(std::chrono::milliseconds timeout) {
@@ -218,7 +330,8 @@ json query_client::clock(const json& params, std::chrono::milliseconds timeout) 
 
 feed_client::feed_client(zmq::context_t& ctx, const std::string& endpoint,
                          const curve_client* curve)
-    : sock_(ctx, zmq::socket_type::sub) {
+    : sock_(ctx, zmq::socket_type::sub),
+      link_(std::make_unique<link_watch>(ctx, sock_, endpoint, curve != nullptr)) {
     if (curve) apply_curve(sock_, *curve);
     sock_.set(zmq::sockopt::linger, 0);
     sock_.set(zmq::sockopt::rcvhwm, 200000);
@@ -230,7 +343,7 @@ void feed_client::subscribe(const std::string& prefix) {
 }
 
 std::optional<feed_client::message> feed_client::receive(std::chrono::milliseconds timeout) {
-    if (!wait_readable(sock_, timeout)) return std::nullopt;
+    if (!link_->wait(timeout)) return std::nullopt;
     std::vector<zmq::message_t> f;
     if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait))
         return std::nullopt;

@@ -3,6 +3,11 @@
 //
 // Each client owns one socket and must stay on one thread. Sockets close
 // with linger 0: a client that gives up must not hang the process.
+//
+// Each socket is watched by a ZeroMQ socket monitor, so that a client knows
+// whether the broker ever answered the handshake: a broker that requires a
+// CURVE key (or refuses this one) fails the handshake, and waiting for its
+// reply would otherwise last forever. Every error names the endpoint.
 #pragma once
 
 #include "common/codec.hpp"
@@ -13,6 +18,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -24,6 +30,43 @@ using namespace std::chrono_literals;
 
 // Makes `s` a CURVE client of the broker (before connect).
 void apply_curve(zmq::socket_t& s, const curve_client& c);
+
+// What a client socket's monitor has seen of its connection to the broker.
+class link_watch {
+  public:
+    // Starts monitoring `s`, which is about to connect to `endpoint`.
+    link_watch(zmq::context_t& ctx, zmq::socket_t& s, std::string endpoint, bool curve);
+    ~link_watch();
+    link_watch(const link_watch&) = delete;
+    link_watch& operator=(const link_watch&) = delete;
+
+    // Waits up to `timeout` for `s` to become readable, reading the monitor's
+    // events meanwhile. Returns: whether `s` is readable.
+    // Throws: pingan::error(unauthorized) when a handshake with the broker failed.
+    bool wait(std::chrono::milliseconds timeout);
+
+    // A ZMTP handshake with the broker completed (the broker is there and let us in).
+    bool answered() const noexcept { return answered_; }
+    const std::string& endpoint() const noexcept { return endpoint_; }
+
+    // Calls `say` once, with a line such as "waiting for the broker at
+    // tcp://127.0.0.1:7401 (no answer yet)", if no handshake completed
+    // within `after` of the watch starting.
+    void notice_after(std::chrono::milliseconds after, std::function<void(const std::string&)> say);
+
+  private:
+    void drain();
+
+    zmq::socket_t& sock_;
+    zmq::socket_t mon_;
+    std::string endpoint_;
+    bool curve_ = false;
+    bool answered_ = false;
+    bool tcp_connected_ = false;
+    std::chrono::steady_clock::time_point started_;
+    std::chrono::milliseconds notice_after_{0};
+    std::function<void(const std::string&)> say_;
+};
 
 // A reply to one publish request.
 struct publish_reply {
@@ -55,9 +98,11 @@ class ingest_client {
                           int tries = 3);
 
     zmq::socket_t& socket() noexcept { return sock_; }
+    link_watch& link() noexcept { return *link_; }
 
   private:
     zmq::socket_t sock_;
+    std::unique_ptr<link_watch> link_;
     std::uint64_t next_tag_ = 0;
 };
 
@@ -100,10 +145,17 @@ class query_client {
     // Throws: pingan::error(forbidden) if the broker's clock is not manual.
     json clock(const json& params, std::chrono::milliseconds timeout = 5s);
 
-  private:
+    // Any single-reply command (STATS, CLOCK, INCIDENTS, INCIDENT).
+    // Returns: the reply's JSON frame.
+    // Throws: pingan::error with the broker's code if it refused the request,
+    // or io_error if it did not answer within `timeout`.
     json request(std::string_view cmd, const json& params, std::chrono::milliseconds timeout);
 
+    link_watch& link() noexcept { return *link_; }
+
+  private:
     zmq::socket_t sock_;
+    std::unique_ptr<link_watch> link_;
     std::uint64_t next_tag_ = 0;
 };
 
@@ -123,9 +175,11 @@ class feed_client {
     std::optional<message> receive(std::chrono::milliseconds timeout);
 
     zmq::socket_t& socket() noexcept { return sock_; }
+    link_watch& link() noexcept { return *link_; }
 
   private:
     zmq::socket_t sock_;
+    std::unique_ptr<link_watch> link_;
 };
 
 } // namespace pingan

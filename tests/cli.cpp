@@ -2,11 +2,13 @@
 #include "broker/store.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
+#include "common/curve.hpp"
 #include "common/lmdb.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -29,6 +31,31 @@ run_result run(std::vector<std::string> args, const std::string& stdin_file = {}
     process p(args, stdin_file);
     auto lines = p.lines(std::chrono::seconds(60));
     return {p.wait(), lines};
+}
+
+// Runs a program with its standard error merged into the lines, in `dir` if given.
+run_result run_in(const std::string& dir, std::vector<std::string> args) {
+    args.insert(args.begin(), {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\" 2>&1",
+                               dir.empty() ? std::string(".") : dir});
+    process p(args);
+    auto lines = p.lines(std::chrono::seconds(60));
+    return {p.wait(), lines};
+}
+
+// `pingan` with standard error in the lines.
+run_result run2(std::vector<std::string> args) {
+    args.insert(args.begin(), pingan_bin());
+    return run_in({}, args);
+}
+
+bool any_line_has(const run_result& r, const std::string& text) {
+    for (const auto& l : r.lines)
+        if (l.find(text) != std::string::npos) return true;
+    return false;
+}
+
+std::string default_rules() {
+    return std::string(PINGAN_SOURCE_DIR) + "/config/rules/yichang-default.yaml";
 }
 
 std::string hazard_json(const std::string& school, const std::string& id) {
@@ -228,4 +255,324 @@ TEST_CASE("verify --expect catches a history rewritten and re-chained after the 
     CHECK(caught.code == 1);
     CHECK(json::parse(caught.lines.at(0))["problem"].get<std::string>().find("rewritten") !=
           std::string::npos);
+}
+
+TEST_CASE("incidents list, show and ack go over the network, with the school taken from the "
+          "incident",
+          "[cli]") {
+    temp_dir d;
+    broker_process b(d / "store", {"--rules", default_rules()});
+    b.export_env();
+    auto h = json::parse(hazard_json("420502K001", "HZ-NET"));
+    h["body"]["interim_control"] = "已封闭通道";
+    REQUIRE(run({"publish", h.dump()}).code == 0);
+
+    auto list = run({"incidents", "list", "--json"});
+    REQUIRE(list.code == 0);
+    REQUIRE(list.lines.size() == 1);
+    auto inc = json::parse(list.lines[0]);
+    auto id = inc["id"].get<std::string>();
+    CHECK(inc["subject"] == "HZ-NET");
+    CHECK(run({"incidents", "list", "--json", "--state", "closed"}).lines.empty());
+    auto people = run({"incidents", "list"});
+    REQUIRE(people.lines.size() == 1);
+    CHECK(people.lines[0].find("西陵区第1幼儿园") != std::string::npos);
+
+    // No --school: the incident says where it is.
+    auto ack = run({"incidents", "ack", id, "--note", "已电话联系校长"});
+    CHECK(ack.code == 0);
+    REQUIRE(ack.lines.size() == 1);
+    CHECK_FALSE(json::parse(ack.lines[0]).contains("error"));
+
+    auto show = run({"incidents", "show", id, "--json"});
+    REQUIRE(show.code == 0);
+    REQUIRE(show.lines.size() == 1);
+    auto j = json::parse(show.lines[0]);
+    CHECK(j["state"] == "acknowledged");
+    CHECK(j["acknowledged_by"] == json::array({"anonymous"}));
+    std::vector<std::string> types;
+    for (const auto& e : j["timeline"])
+        types.push_back(e["type"]);
+    REQUIRE(types.size() >= 3);
+    CHECK(types.front() == "hazard.reported");
+    CHECK(std::count(types.begin(), types.end(), "incident.opened") == 1);
+    CHECK(types.back() == "incident.acknowledged");
+    auto by_subject = run({"incidents", "show", "HZ-NET", "--school", "420502K001", "--json"});
+    REQUIRE(by_subject.code == 0);
+    CHECK(json::parse(by_subject.lines.at(0))["id"] == id);
+}
+
+TEST_CASE("incident actions that make no sense are refused and nothing is stored", "[cli]") {
+    temp_dir d;
+    broker_process b(d / "store", {"--rules", default_rules()});
+    b.export_env();
+    auto h = json::parse(hazard_json("420502K001", "HZ-BAD"));
+    h["body"]["interim_control"] = "已封闭通道";
+    REQUIRE(run({"publish", h.dump()}).code == 0);
+    auto id =
+        json::parse(run({"incidents", "list", "--json"}).lines.at(0))["id"].get<std::string>();
+    zmq::context_t ctx(1);
+    query_client q(ctx, b.query);
+    auto head = q.stats()["head"].get<std::uint64_t>();
+
+    auto unknown = run2({"incidents", "ack", "INC-0000000000000000"});
+    CHECK(unknown.code == 1);
+    CHECK(any_line_has(unknown, "no incident \"INC-0000000000000000\""));
+    auto resolve = run2({"incidents", "resolve", id, "--resolution", "已处理"});
+    CHECK(resolve.code == 1);
+    CHECK(any_line_has(resolve, "is a hazard"));
+    auto early =
+        run2({"incidents", "verify", "HZ-BAD", "--school", "420502K001", "--verifier", "li"});
+    CHECK(early.code == 1);
+    CHECK(any_line_has(early, "not rectified yet"));
+    CHECK(q.stats()["head"].get<std::uint64_t>() == head);
+
+    json fix = {
+        {"type", "hazard.rectified"},
+        {"school", "420502K001"},
+        {"status", "Actual"},
+        {"body", {{"hazard_id", "HZ-BAD"}, {"rectified_by", "wang"}, {"description", "已疏通"}}}};
+    REQUIRE(run({"publish", fix.dump()}).code == 0);
+    head = q.stats()["head"].get<std::uint64_t>();
+    auto fixer =
+        run2({"incidents", "verify", "HZ-BAD", "--school", "420502K001", "--verifier", "wang"});
+    CHECK(fixer.code == 1);
+    CHECK(any_line_has(fixer, "someone other than the fixer"));
+    CHECK(q.stats()["head"].get<std::uint64_t>() == head);
+    auto other = run({"incidents", "verify", id, "--verifier", "li", "--evidence", "复查合格"});
+    CHECK(other.code == 0);
+    CHECK(json::parse(run({"incidents", "show", id, "--json"}).lines.at(0))["state"] == "closed");
+    auto again = run2({"incidents", "ack", id});
+    CHECK(again.code == 1);
+    CHECK(any_line_has(again, "is closed"));
+}
+
+TEST_CASE("incidents over the network stay within the caller's scope", "[cli]") {
+    temp_dir d;
+    auto server = curve_generate(), city = curve_generate(), school = curve_generate();
+    std::ofstream(d / "server.key") << format_keypair(server);
+    std::ofstream(d / "city.key") << format_keypair(city);
+    std::ofstream(d / "school.key") << format_keypair(school);
+    std::ofstream(d / "clients.yaml")
+        << "clients:\n  - identity: bureau:city\n    key: \"" << city.public_key
+        << "\"\n    scope: city\n    may: [publish, query]\n"
+        << "  - identity: school:420502K001\n    key: \"" << school.public_key
+        << "\"\n    scope: {school: 420502K001}\n    may: [publish, query]\n";
+    broker_process b(d / "store", {"--rules", default_rules(), "--server-key", d / "server.key",
+                                   "--clients", d / "clients.yaml"});
+    b.export_env();
+    std::vector<std::string> as_city{"--key", d / "city.key", "--server-key", d / "server.key"};
+    std::vector<std::string> as_school{"--key", d / "school.key", "--server-key", d / "server.key"};
+    auto with = [](std::vector<std::string> a, const std::vector<std::string>& k) {
+        a.insert(a.end(), k.begin(), k.end());
+        return a;
+    };
+    for (auto [sch, hz] : {std::pair{"420502K001", "HZ-A"}, {"420503K001", "HZ-B"}}) {
+        auto h = json::parse(hazard_json(sch, hz));
+        h["body"]["interim_control"] = "已封闭通道";
+        REQUIRE(run(with({"publish", h.dump()}, as_city)).code == 0);
+    }
+    auto all = run(with({"incidents", "list", "--json"}, as_city));
+    REQUIRE(all.lines.size() == 2);
+    auto mine = run(with({"incidents", "list", "--json"}, as_school));
+    REQUIRE(mine.code == 0);
+    REQUIRE(mine.lines.size() == 1);
+    CHECK(json::parse(mine.lines[0])["school"] == "420502K001");
+    auto theirs = json::parse(all.lines[1])["id"].get<std::string>();
+    CHECK(run(with({"incidents", "show", theirs}, as_school)).code == 1);
+    auto forbidden = run2(with({"incidents", "list", "--school", "420503K001"}, as_school));
+    CHECK(forbidden.code == 1);
+    CHECK(any_line_has(forbidden, "forbidden"));
+    auto unknown = run2(with({"incidents", "list", "--school", "999999X999"}, as_city));
+    CHECK(unknown.code == 1);
+    CHECK(any_line_has(unknown, "999999X999"));
+    // The school's own acknowledgement is recorded under its identity.
+    auto own = json::parse(mine.lines[0])["id"].get<std::string>();
+    REQUIRE(run(with({"incidents", "ack", own}, as_school)).code == 0);
+    auto shown = run(with({"incidents", "show", own, "--json"}, as_school));
+    CHECK(json::parse(shown.lines.at(0))["acknowledged_by"] == json::array({"school:420502K001"}));
+}
+
+TEST_CASE("replay and tail refuse unknown schools, district names and misspelt types", "[cli]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    b.export_env();
+    run({"publish", hazard_json("420502K001", "A")});
+    auto bogus = run2({"replay", "--school", "999999X999"});
+    CHECK(bogus.code == 2);
+    CHECK(any_line_has(bogus, "school \"999999X999\" is not in the registry"));
+    auto lower = run2({"replay", "--school", "420502k001"});
+    CHECK(lower.code == 2);
+    CHECK(any_line_has(lower, "420502K001"));
+    auto name = run2({"replay", "--district", "西陵区"});
+    CHECK(name.code == 2);
+    CHECK(any_line_has(name, "420502"));
+    auto typo = run2({"replay", "--type", "hazrd.reported"});
+    CHECK(typo.code == 2);
+    CHECK(any_line_has(typo, "hazrd.reported"));
+    auto tail = run2({"tail", "--type", "hazard.reportd", "--count", "1"});
+    CHECK(tail.code == 2);
+    // A prefix of known types stays valid.
+    auto prefix = run({"replay", "--type", "hazard.", "--json"});
+    CHECK(prefix.code == 0);
+    CHECK(prefix.lines.size() == 1);
+}
+
+TEST_CASE("publish --stable-ids makes publishing the same file again store nothing twice",
+          "[cli]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    b.export_env();
+    std::string file = d / "events.jsonl";
+    {
+        std::ofstream f(file);
+        f << hazard_json("420502K001", "S1") << "\n"
+          << hazard_json("420502K001", "S2") << "\n"
+          << hazard_json("420502K001", "S1") << "\n"; // the same report twice: two facts
+    }
+    auto first = run({"publish", "--stable-ids", "--file", file});
+    REQUIRE(first.code == 0);
+    REQUIRE(first.lines.size() == 3);
+    auto second = run({"publish", "--stable-ids", "--file", file});
+    REQUIRE(second.code == 0);
+    REQUIRE(second.lines.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+        auto a = json::parse(first.lines[i]), c = json::parse(second.lines[i]);
+        CHECK(a["duplicate"] == false);
+        CHECK(c["duplicate"] == true);
+        CHECK(c["offset"] == a["offset"]);
+        CHECK(c["id"] == a["id"]);
+    }
+    zmq::context_t ctx(1);
+    query_client q(ctx, b.query);
+    CHECK(q.stats()["head"] == 3);
+}
+
+TEST_CASE("a broker that is down is named while waiting, and --timeout ends the wait", "[cli]") {
+    auto start = std::chrono::steady_clock::now();
+    auto tail = run2(
+        {"tail", "--feed", "tcp://127.0.0.1:1", "--query", "tcp://127.0.0.1:1", "--timeout", "2"});
+    CHECK(tail.code == 2);
+    CHECK(any_line_has(tail, "waiting for the broker at tcp://127.0.0.1:1 (no answer yet)"));
+    CHECK(any_line_has(tail, "no answer from the broker at tcp://127.0.0.1:1"));
+    auto publish = run2({"publish", "--ingest", "tcp://127.0.0.1:1", "--timeout", "1",
+                         hazard_json("420502K001", "T")});
+    CHECK(publish.code == 2);
+    CHECK(any_line_has(publish, "tcp://127.0.0.1:1"));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+}
+
+TEST_CASE("without a key, a secured broker is reported at once, not waited for", "[cli]") {
+    temp_dir d;
+    auto server = curve_generate(), city = curve_generate();
+    std::ofstream(d / "server.key") << format_keypair(server);
+    std::ofstream(d / "clients.yaml")
+        << "clients:\n  - identity: bureau:city\n    key: \"" << city.public_key
+        << "\"\n    scope: city\n    may: [publish, query]\n";
+    broker_process b(d / "store",
+                     {"--server-key", d / "server.key", "--clients", d / "clients.yaml"});
+    b.export_env();
+    auto start = std::chrono::steady_clock::now();
+    for (auto args : std::vector<std::vector<std::string>>{
+             {"stats", "--timeout", "30"},
+             {"tail", "--count", "1"},
+             {"publish", "--timeout", "30", hazard_json("420502K001", "K")}}) {
+        auto r = run2(args);
+        INFO(args[0]);
+        CHECK(r.code == 2);
+        CHECK(any_line_has(r, "requires a CURVE key: use --key and --server-key"));
+    }
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+}
+
+TEST_CASE("tail shows the whole text of pages, school names, several types and exclusions",
+          "[cli]") {
+    temp_dir d;
+    broker_process b(d / "store", {"--rules", default_rules()});
+    b.export_env();
+    auto h = json::parse(hazard_json("420502K001", "HZ-T"));
+    h["body"]["interim_control"] = "已封闭通道";
+    REQUIRE(run({"publish", h.dump()}).code == 0);
+    json reading = {
+        {"type", "food.temp_reading"},
+        {"school", "420502K001"},
+        {"status", "Actual"},
+        {"body",
+         {{"canteen_id", "C1"}, {"sensor_id", "P1"}, {"zone", "cold_storage"}, {"celsius", 4.0}}}};
+    REQUIRE(run({"publish", reading.dump()}).code == 0);
+    std::vector<std::string> texts;
+    for (const auto& l : run({"replay", "--json", "--type", "notification.requested"}).lines)
+        texts.push_back(json::parse(l)["body"]["text"]);
+    REQUIRE_FALSE(texts.empty());
+
+    auto t = run({"tail", "--from", "1", "--type", "notification.", "--type", "hazard.",
+                  "--exclude", "food.temp_reading", "--idle-exit-ms", "500"});
+    CHECK(t.code == 0);
+    REQUIRE(t.lines.size() == texts.size() + 1);
+    CHECK(t.lines[0].find("hazard.reported") != std::string::npos);
+    CHECK(t.lines[0].find("西陵区第1幼儿园") != std::string::npos);
+    CHECK(t.lines[0].find("CST") != std::string::npos);
+    CHECK(t.lines[0].find("Severe") != std::string::npos);
+    for (std::size_t i = 0; i < texts.size(); ++i)
+        CHECK(t.lines[i + 1].find(texts[i]) != std::string::npos);
+    for (const auto& l : t.lines)
+        CHECK(l.find("food.temp_reading") == std::string::npos);
+}
+
+TEST_CASE("the shipped broker configuration works from any working directory", "[cli]") {
+    temp_dir d;
+    std::filesystem::create_directories(d / "elsewhere");
+    process broker({"/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", d / "elsewhere",
+                    std::string(PINGAN_BIN_DIR) + "/pingan-broker", "--config",
+                    std::string(PINGAN_SOURCE_DIR) + "/config/broker.yaml", "--data", "store",
+                    "--ingest", "tcp://127.0.0.1:*", "--feed", "tcp://127.0.0.1:*", "--query",
+                    "tcp://127.0.0.1:*", "--log-level", "warn"});
+    auto l = broker.line(std::chrono::seconds(20));
+    REQUIRE(l);
+    REQUIRE(l->find("listening") == 0);
+    auto ingest = l->substr(l->find("ingest=") + 7, l->find(" feed=") - l->find("ingest=") - 7);
+    auto query = l->substr(l->find("query=") + 6);
+    // The registry and the rules named in the file were found: a school is
+    // known and a major hazard opens an incident.
+    auto h = json::parse(hazard_json("420502K001", "HZ-CFG"));
+    h["body"]["interim_control"] = "已封闭通道";
+    auto p = run_in(d / "elsewhere", {pingan_bin(), "publish", "--ingest", ingest, h.dump()});
+    CHECK(p.code == 0);
+    auto list =
+        run_in(d / "elsewhere", {pingan_bin(), "incidents", "list", "--json", "--query", query});
+    CHECK(list.code == 0);
+    CHECK(list.lines.size() == 1);
+    // --data on the command line is relative to the working directory.
+    CHECK(std::filesystem::exists(d / "elsewhere/store/data.mdb"));
+    broker.signal(SIGTERM);
+    CHECK(broker.wait() == 0);
+}
+
+TEST_CASE("pingan finds the school registry beside itself, not in the build tree", "[cli]") {
+    temp_dir d;
+    std::filesystem::create_directories(d / "bin");
+    std::filesystem::create_directories(d / "share/pingan/data");
+    std::filesystem::copy_file(pingan_bin(), d / "bin/pingan");
+    std::filesystem::permissions(d / "bin/pingan", std::filesystem::perms::owner_exec,
+                                 std::filesystem::perm_options::add);
+    // An installed registry whose school name differs from the source tree's.
+    auto schools = read_file(std::string(PINGAN_SOURCE_DIR) + "/data/schools.csv");
+    auto at = schools.find("西陵区第1幼儿园");
+    REQUIRE(at != std::string::npos);
+    schools.replace(at, std::string("西陵区第1幼儿园").size(), "安装目录幼儿园");
+    std::ofstream(d / "share/pingan/data/schools.csv") << schools;
+    std::filesystem::copy_file(std::string(PINGAN_SOURCE_DIR) + "/data/districts.csv",
+                               d / "share/pingan/data/districts.csv");
+    broker_process b(d / "store");
+    b.export_env();
+    run({"publish", hazard_json("420502K001", "A")});
+    auto r = run_in("/", {d / "bin/pingan", "replay", "--school", "420502K001"});
+    CHECK(r.code == 0);
+    REQUIRE(r.lines.size() == 1);
+    CHECK(r.lines[0].find("安装目录幼儿园") != std::string::npos);
+    ::setenv("PINGAN_REGISTRY_DIR", (d / "nowhere").c_str(), 1);
+    auto none = run_in("/", {d / "bin/pingan", "replay", "--school", "420502K001"});
+    ::unsetenv("PINGAN_REGISTRY_DIR");
+    CHECK(none.code == 0);
+    CHECK(any_line_has(none, "PINGAN_REGISTRY_DIR"));
 }

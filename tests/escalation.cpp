@@ -505,7 +505,7 @@ TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on
         return json::parse(r.lines[0]);
     };
     auto act = [&](std::vector<std::string> args) {
-        args.insert(args.end(), {"--data", data, "--ingest", b.ingest, "--query", b.query});
+        args.insert(args.end(), {"--ingest", b.ingest, "--query", b.query});
         auto r = run(args);
         REQUIRE(r.code == 0);
         REQUIRE(r.lines.size() == 1);
@@ -551,8 +551,11 @@ TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on
     auto missing = run({"incidents", "show", "INC-0000000000000000", "--data", data});
     CHECK(missing.code == 1);
 
-    // The hazard: resolve does not close it; the fixer's own check does not count.
-    act({"incidents", "resolve", "H-CLI", "--school", primary, "--resolution", "已处理"});
+    // The hazard: resolve does not close it (the CLI says so and publishes
+    // nothing); the fixer's own check does not count.
+    CHECK(run({"incidents", "resolve", "H-CLI", "--school", primary, "--resolution", "已处理",
+               "--ingest", b.ingest, "--query", b.query})
+              .code == 1);
     CHECK(incident("H-CLI")["state"] == "open");
     publish(
         {{"type", "hazard.rectified"},
@@ -561,8 +564,18 @@ TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on
          {"body", {{"hazard_id", "H-CLI"}, {"rectified_by", "wang"}, {"description", "已加固"}}}});
     CHECK(incident("H-CLI")["state"] == "rectified");
     CHECK(incident("H-CLI")["rectified_by"] == "wang");
-    act({"incidents", "verify", "H-CLI", "--school", primary, "--verifier", "wang", "--evidence",
-         "自查"});
+    // The CLI refuses the fixer's own check; published anyway, the engine does not count it.
+    CHECK(run({"incidents", "verify", "H-CLI", "--school", primary, "--verifier", "wang",
+               "--ingest", b.ingest, "--query", b.query})
+              .code == 1);
+    publish({{"type", "hazard.verified"},
+             {"school", primary},
+             {"status", "Actual"},
+             {"body",
+              {{"hazard_id", "H-CLI"},
+               {"verifier", "wang"},
+               {"result", "pass"},
+               {"evidence", "自查"}}}});
     CHECK(incident("H-CLI")["state"] == "rectified");
     act({"incidents", "verify", "H-CLI", "--school", primary, "--verifier", "li", "--evidence",
          "复查合格"});
@@ -753,7 +766,7 @@ TEST_CASE("pingan incidents ack and pingan clock drive a broker whose manual clo
     // Stamped with the broker's time, not this host's, so it is not refused as
     // too far ahead of the broker's clock.
     auto ack = run({"incidents", "ack", "P1", "--school", primary, "--note", "已联系监护人",
-                    "--data", d / "store", "--ingest", lb.b.ingest, "--query", lb.b.query});
+                    "--ingest", lb.b.ingest, "--query", lb.b.query});
     CHECK(ack.code == 0);
     REQUIRE(ack.lines.size() == 1);
     CHECK_FALSE(json::parse(ack.lines[0]).contains("error"));

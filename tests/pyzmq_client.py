@@ -2,8 +2,11 @@
 
 Starts a real pingan-broker on ephemeral ports, publishes JSON events with
 PUBJ, checks the acknowledgements (stored, duplicate, refused), follows the
-live feed and replays with credit. Usage: pyzmq_client.py BROKER REGISTRY_DIR
+live feed and replays with credit; then, on a second broker with the default
+rule pack, lists, shows and acknowledges incidents (INCIDENTS, INCIDENT).
+Usage: pyzmq_client.py BROKER REGISTRY_DIR
 """
+import os
 import json
 import re
 import shutil
@@ -48,14 +51,95 @@ def hazard(school, hazard_id, area="building"):
     }
 
 
-def main():
-    broker, data = sys.argv[1], sys.argv[2]
-    store = tempfile.mkdtemp(prefix="pingan-py-")
-    proc = subprocess.Popen(
+def start_broker(broker, data, store, extra=()):
+    return subprocess.Popen(
         [broker, "--data", store, "--ingest", "tcp://127.0.0.1:*",
          "--feed", "tcp://127.0.0.1:*", "--query", "tcp://127.0.0.1:*",
          "--registry", data + "/schools.csv", "--districts", data + "/districts.csv",
-         "--log-level", "warn"], stdout=subprocess.PIPE, text=True)
+         "--log-level", "warn"] + list(extra), stdout=subprocess.PIPE, text=True)
+
+
+def incidents(broker, data):
+    """INCIDENTS and INCIDENT on the query socket of a broker running rules."""
+    rules = os.path.join(data, "..", "config", "rules", "yichang-default.yaml")
+    store = tempfile.mkdtemp(prefix="pingan-py-inc-")
+    proc = start_broker(broker, data, store, ["--rules", rules])
+    try:
+        m = re.search(r"ingest=(\S+) feed=(\S+) query=(\S+)", proc.stdout.readline())
+        ingest, query = m.group(1), m.group(3)
+        ctx = zmq.Context()
+        pub = ctx.socket(zmq.DEALER)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.connect(ingest)
+        report = hazard("420502K001", "PY-INC")
+        report["occurred_at"] = time_now()
+        pub.send_multipart([b"PUBJ", b"h", json.dumps(report).encode()])
+        assert pub.poll(10000), "no reply"
+        check("offset" in json.loads(pub.recv_multipart()[2]), "hazard stored")
+
+        q = ctx.socket(zmq.DEALER)
+        q.setsockopt(zmq.LINGER, 0)
+        q.connect(query)
+        q.send_multipart([b"INCIDENTS", b"i1", json.dumps({"state": "open"}).encode()])
+        assert q.poll(5000), "no INCIDENTS reply"
+        f = q.recv_multipart()
+        check(f[0] == b"INCIDENTS" and f[1] == b"i1", "INCIDENTS reply with the tag")
+        listed = json.loads(f[2])
+        check(len(listed["incidents"]) == 1 and listed["truncated"] is False, "one open incident")
+        inc = listed["incidents"][0]
+        check(inc["subject"] == "PY-INC" and inc["school"] == "420502K001", "incident fields")
+
+        q.send_multipart([b"INCIDENTS", b"i2", json.dumps({"school": "999999X999"}).encode()])
+        assert q.poll(5000)
+        f = q.recv_multipart()
+        check(f[0] == b"ERR" and json.loads(f[2])["code"] == "unknown_school",
+              "unknown school in a filter is ERR unknown_school")
+
+        # Acknowledge through ingest, with the incident's school, as an event.
+        ack = {"id": uuid7(), "type": "incident.acknowledged", "school": inc["school"],
+               "occurred_at": time_now(), "status": inc["mode"],
+               "body": {"incident_id": inc["id"], "note": "已电话联系校长"}}
+        pub.send_multipart([b"PUBJ", b"a", json.dumps(ack).encode()])
+        assert pub.poll(10000)
+        check("offset" in json.loads(pub.recv_multipart()[2]), "acknowledgement stored")
+
+        # INCIDENT is a single-reply command: REQ works for it.
+        req = ctx.socket(zmq.REQ)
+        req.setsockopt(zmq.LINGER, 0)
+        req.connect(query)
+        req.send_multipart([b"INCIDENT", b"s1", json.dumps({"id": inc["id"]}).encode()])
+        assert req.poll(5000), "no INCIDENT reply"
+        f = req.recv_multipart()
+        check(f[0] == b"INCIDENT" and f[1] == b"s1", "INCIDENT reply over REQ")
+        shown = json.loads(f[2])
+        check(shown["incident"]["state"] == "acknowledged", "acknowledged")
+        types = [e["type"] for e in shown["timeline"]]
+        check(types[0] == "hazard.reported" and "incident.opened" in types
+              and types[-1] == "incident.acknowledged", "timeline from report to ack")
+
+        req.send_multipart([b"INCIDENT", b"s2",
+                            json.dumps({"subject": "PY-INC", "school": "420502K001"}).encode()])
+        assert req.poll(5000)
+        check(json.loads(req.recv_multipart()[2])["incident"]["id"] == inc["id"], "by subject")
+        req.send_multipart([b"INCIDENT", b"s3", json.dumps({"id": "INC-0000000000000000"}).encode()])
+        assert req.poll(5000)
+        f = req.recv_multipart()
+        check(f[0] == b"ERR" and json.loads(f[2])["code"] == "not_found", "unknown id not_found")
+    finally:
+        proc.terminate()
+        check(proc.wait(timeout=30) == 0, "second broker exits 0 on SIGTERM")
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def time_now():
+    import datetime
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+def main():
+    broker, data = sys.argv[1], sys.argv[2]
+    store = tempfile.mkdtemp(prefix="pingan-py-")
+    proc = start_broker(broker, data, store)
     try:
         line = proc.stdout.readline()
         m = re.search(r"ingest=(\S+) feed=(\S+) query=(\S+)", line)
@@ -144,6 +228,7 @@ def main():
         rc = proc.wait(timeout=30)
         check(rc == 0, "broker exits 0 on SIGTERM")
         shutil.rmtree(store, ignore_errors=True)
+    incidents(broker, data)
     print("%d passed, %d failed" % (passes, len(failures)))
     return 1 if failures else 0
 

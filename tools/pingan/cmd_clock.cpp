@@ -21,10 +21,11 @@ void add_clock_command(CLI::App& app) {
         if (!set->empty()) p["set"] = *set;
         zmq::context_t ctx(1);
         query_client q(ctx, endpoints().query, curve());
+        announce_waiting(q.link());
         try {
-            std::cout << q.clock(p)["now"].get<std::string>() << "\n";
+            std::cout << q.clock(p, answer_timeout())["now"].get<std::string>() << "\n";
         } catch (const error& e) {
-            fatal(e.what(), e.code() == errc::io_error ? 2 : 1);
+            fail(e);
         }
     });
 }

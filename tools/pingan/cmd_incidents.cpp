@@ -1,17 +1,21 @@
 // pingan incidents: list and show the escalation engine's incidents, and
 // acknowledge, resolve or verify them.
 //
-// list and show read the broker's `incidents` table from its data directory
-// (LMDB lets a reader share the file with the running broker). ack, resolve
-// and verify are events, published through the broker's ingest like any other
-// report, under the caller's authenticated identity; the engine applies them.
-// An acknowledgement takes the incident's own mode (Exercise, Test) so that a
-// drill's acknowledgement never silences a real incident.
+// list and show ask the broker's query socket (INCIDENTS, INCIDENT), which
+// answers within the caller's scope; with --data they read a store's
+// `incidents` table directly instead (read-only, beside a running broker or
+// of a stopped one). ack, resolve and verify first look the incident up over
+// the network, so that its school and mode come from the incident itself and
+// an action that makes no sense (an unknown incident, resolving a hazard, a
+// verification by the fixer) is refused with a message; then they publish the
+// action event through the broker's ingest, at the broker's time, under the
+// caller's authenticated identity (the broker records it as the actor).
 #include "broker/engine.hpp"
 #include "broker/store.hpp"
 #include "common/client.hpp"
 #include "tools/pingan/commands.hpp"
 #include "tools/pingan/engine_cli.hpp"
+#include "tools/pingan/render.hpp"
 
 #include <cstdlib>
 #include <iostream>
@@ -31,9 +35,13 @@ std::string data_dir_of(const common_args& a) {
     return {};
 }
 
-std::vector<incident> read_incidents(const common_args& a) {
-    auto dir = data_dir_of(a);
-    if (dir.empty()) fatal("give the broker's data directory with --data or $PINGAN_DATA");
+std::string dump(const json& j, int indent = -1) {
+    return j.dump(indent, ' ', false, nlohmann::detail::error_handler_t::replace);
+}
+
+// ---- the offline path: a store's incidents table ----
+
+std::vector<incident> read_incidents(const std::string& dir) {
     std::vector<incident> v;
     try {
         store_options o;
@@ -54,10 +62,10 @@ std::vector<incident> read_incidents(const common_args& a) {
 }
 
 // An incident by id, or by subject (a hazard id, a report's id) at `school`.
-std::optional<incident> find_incident(const common_args& a, const std::string& ref,
+std::optional<incident> find_incident(const std::string& dir, const std::string& ref,
                                       const std::string& school) {
     std::optional<incident> found;
-    for (auto& i : read_incidents(a)) {
+    for (auto& i : read_incidents(dir)) {
         if (i.id == ref) return i;
         if (i.subject == ref && (school.empty() || i.school == school)) {
             if (found && found->id != i.id && !found->closed && !i.closed)
@@ -68,8 +76,30 @@ std::optional<incident> find_incident(const common_args& a, const std::string& r
     return found;
 }
 
-std::string state_of(const incident& i) {
-    return incident_to_json(i)["state"].get<std::string>();
+// ---- the network path: INCIDENTS and INCIDENT on the query socket ----
+
+json ask(const std::string& cmd, const json& params) {
+    zmq::context_t ctx(1);
+    query_client q(ctx, endpoints().query, curve());
+    announce_waiting(q.link());
+    try {
+        return q.request(cmd, params, answer_timeout());
+    } catch (const error& e) {
+        if (e.code() == errc::not_found) fatal(e.detail(), 1);
+        fail(e);
+    }
+}
+
+// INCIDENT: {"incident": {...}, "timeline": [...]}. Exits 1 if there is none.
+json lookup(const std::string& ref, const std::string& school) {
+    json p = json::object();
+    if (ref.starts_with("INC-")) {
+        p["id"] = ref;
+    } else {
+        p["subject"] = ref;
+        if (!school.empty()) p["school"] = school;
+    }
+    return ask("INCIDENT", p);
 }
 
 // ---- list and show ----
@@ -77,33 +107,62 @@ std::string state_of(const incident& i) {
 struct list_args {
     common_args c;
     bool open_only = false;
-    std::string school, district, kind;
+    std::string state, severity, school, district, kind;
 };
 
+std::string line_of(const json& i, const registry* reg) {
+    std::ostringstream o;
+    auto school = i.value("school", std::string());
+    o << i["id"].get<std::string>() << "  " << i["state"].get<std::string>();
+    if (i["mode"] == "Exercise") o << " [EXERCISE]";
+    if (i["mode"] == "Test") o << " [TEST]";
+    o << "  " << format_local(*parse_utc(i["opened_at"].get<std::string>())) << "  "
+      << i["severity"].get<std::string>() << "  " << i["kind"].get<std::string>() << "  "
+      << (school.empty() ? "-" : school);
+    if (reg && !school.empty())
+        if (auto* s = reg->find(school)) o << " " << s->name;
+    o << "  " << i["subject"].get<std::string>();
+    if (!i["title"].get<std::string>().empty()) o << "  " << i["title"].get<std::string>();
+    if (i["due"].is_string() && i["state"] != "closed")
+        o << "  due " << format_local(*parse_utc(i["due"].get<std::string>()));
+    return o.str();
+}
+
+bool wanted(const list_args& a, const json& i) {
+    auto state = i["state"].get<std::string>();
+    if (a.open_only && state == "closed") return false;
+    if (!a.state.empty() && (a.state == "active" ? state == "closed" : state != a.state))
+        return false;
+    if (!a.severity.empty() && i["severity"] != a.severity) return false;
+    if (!a.school.empty() && i["school"] != a.school) return false;
+    if (!a.district.empty() && i["district"] != a.district) return false;
+    if (!a.kind.empty() && i["kind"] != a.kind) return false;
+    return true;
+}
+
 void run_list(const list_args& a) {
-    auto reg = a.c.json ? nullptr : load_school_registry(a.c.registry_file);
-    for (const auto& i : read_incidents(a.c)) {
-        if (a.open_only && i.closed) continue;
-        if (!a.school.empty() && i.school != a.school) continue;
-        if (!a.district.empty() && i.district != a.district) continue;
-        if (!a.kind.empty() && i.kind != a.kind) continue;
-        if (a.c.json) {
-            std::cout << incident_to_json(i).dump(-1, ' ', false,
-                                                  nlohmann::detail::error_handler_t::replace)
-                      << "\n";
-            continue;
-        }
-        std::cout << i.id << "  " << state_of(i);
-        if (i.mode == status::exercise) std::cout << " [EXERCISE]";
-        if (i.mode == status::test) std::cout << " [TEST]";
-        std::cout << "  " << format_local(from_us(i.opened_us)) << "  " << i.kind << "  "
-                  << (i.school.empty() ? "-" : i.school);
-        if (reg && !i.school.empty())
-            if (auto* s = reg->find(i.school)) std::cout << " " << s->name;
-        std::cout << "  " << i.subject;
-        if (i.due_us && !i.closed) std::cout << "  due " << format_local(from_us(*i.due_us));
-        std::cout << "\n";
+    std::vector<json> rows;
+    if (auto dir = data_dir_of(a.c); !dir.empty()) {
+        for (const auto& i : read_incidents(dir))
+            if (auto j = incident_to_json(i); wanted(a, j)) rows.push_back(std::move(j));
+    } else {
+        json p = json::object();
+        if (a.open_only) p["state"] = "active";
+        if (!a.state.empty()) p["state"] = a.state;
+        if (!a.severity.empty()) p["severity"] = a.severity;
+        if (!a.school.empty()) p["school"] = a.school;
+        if (!a.district.empty()) p["district"] = a.district;
+        if (!a.kind.empty()) p["kind"] = a.kind;
+        auto r = ask("INCIDENTS", p);
+        for (auto& i : r["incidents"])
+            rows.push_back(std::move(i));
+        if (r.value("truncated", false))
+            std::cerr << "pingan: the broker sent the first " << rows.size()
+                      << " incidents only; narrow the filters\n";
     }
+    auto reg = a.c.json ? nullptr : load_school_registry(a.c.registry_file);
+    for (const auto& i : rows)
+        std::cout << (a.c.json ? dump(i) : line_of(i, reg.get())) << "\n";
 }
 
 struct show_args {
@@ -112,55 +171,61 @@ struct show_args {
 };
 
 void run_show(const show_args& a) {
-    auto i = find_incident(a.c, a.ref, a.school);
-    if (!i) fatal("no incident " + a.ref, 1);
-    auto j = incident_to_json(*i);
-    if (a.c.json) {
-        std::cout << j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace) << "\n";
+    if (auto dir = data_dir_of(a.c); !dir.empty()) {
+        auto i = find_incident(dir, a.ref, a.school);
+        if (!i) fatal("no incident " + a.ref, 1);
+        std::cout << dump(incident_to_json(*i), a.c.json ? -1 : 2) << "\n";
         return;
     }
-    std::cout << j.dump(2, ' ', false, nlohmann::detail::error_handler_t::replace) << "\n";
+    auto r = lookup(a.ref, a.school);
+    auto j = r["incident"];
+    if (a.c.json) {
+        j["timeline"] = r["timeline"];
+        std::cout << dump(j) << "\n";
+        return;
+    }
+    std::cout << dump(j, 2) << "\ntimeline:\n";
+    auto reg = load_registry(filter_options{});
+    for (const auto& ej : r["timeline"]) {
+        event e;
+        if (from_json(ej, e))
+            std::cout << dump(ej) << "\n";
+        else {
+            e.offset = ej.value("offset", std::uint64_t{0});
+            std::cout << render_line(e, reg ? &*reg : nullptr) << "\n";
+        }
+    }
+    if (r.value("truncated", false)) std::cout << "(timeline cut: more events follow)\n";
 }
 
 // ---- ack, resolve, verify ----
 
 struct act_args {
-    common_args c;
     std::string ref, school;
     std::string text; // note, resolution or evidence
     std::string verifier, result = "pass";
-    bool exercise = false, test = false;
-    int timeout_ms = 5000;
 };
 
 // The broker's own time (CLOCK without arguments): the act happens on the
 // broker's time line, which for a manual or scaled clock (tests, simulations)
 // is not this machine's, and would otherwise be refused as too far ahead of it.
-// Nothing if the query socket does not answer.
-std::optional<timestamp> broker_time(zmq::context_t& ctx) {
+timestamp broker_time(zmq::context_t& ctx) {
+    query_client q(ctx, endpoints().query, curve());
     try {
-        query_client q(ctx, endpoints().query, curve());
-        return parse_utc(
-            q.clock(json::object(), std::chrono::seconds(1))["now"].get<std::string>());
-    } catch (const std::exception&) {
-        return std::nullopt;
+        return *parse_utc(q.clock(json::object(), answer_timeout())["now"].get<std::string>());
+    } catch (const error& e) {
+        fail(e);
     }
 }
 
-void publish_one(const act_args& a, body b) {
+void publish_one(const json& inc, body b) {
     event e;
-    e.school = a.school;
-    e.status = a.exercise ? status::exercise : a.test ? status::test : status::actual;
-    // With the data directory at hand, the incident supplies its school and mode.
-    if (!data_dir_of(a.c).empty()) {
-        if (auto i = find_incident(a.c, a.ref, a.school)) {
-            if (e.school.empty()) e.school = i->school;
-            e.status = i->mode;
-        }
-    }
+    e.school = inc["school"].get<std::string>();
+    e.status = inc["mode"] == "Exercise" ? status::exercise
+               : inc["mode"] == "Test"   ? status::test
+                                         : status::actual;
     zmq::context_t ctx(1);
-    auto now = broker_time(ctx).value_or(
-        std::chrono::time_point_cast<micros>(std::chrono::system_clock::now()));
+    auto now = broker_time(ctx);
     e.id = new_event_id(now);
     e.source = "pingan-cli/incidents";
     e.occurred_at = now;
@@ -170,13 +235,14 @@ void publish_one(const act_args& a, body b) {
     publish_reply reply;
     try {
         std::vector<event> batch{e};
-        reply = client.publish(batch, std::chrono::milliseconds(a.timeout_ms));
+        reply = client.publish(batch, answer_timeout(), 1);
     } catch (const error& x) {
-        fatal(x.what(), 2);
+        fail(x);
     }
     json j = json::object();
     j["id"] = e.id.str();
     j["type"] = std::string(e.type());
+    j["incident"] = inc["id"];
     if (reply.refused || reply.results.empty()) {
         j["error"] = {{"code", std::string(errc_name(reply.code))}, {"message", reply.message}};
         exit_code() = 1;
@@ -188,45 +254,70 @@ void publish_one(const act_args& a, body b) {
         j["offset"] = reply.results[0].offset;
         j["duplicate"] = reply.results[0].what == wire::outcome::duplicate;
     }
-    std::cout << j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace) << "\n";
+    std::cout << dump(j) << "\n";
+}
+
+// The incident an action names, checked to be open and at a school.
+json open_incident(const act_args& a) {
+    auto inc = lookup(a.ref, a.school)["incident"];
+    auto id = inc["id"].get<std::string>();
+    if (inc["state"] == "closed")
+        fatal(id + " is closed (" + inc["closed_at"].get<std::string>() + "): nothing to do", 1);
+    if (inc["school"].get<std::string>().empty())
+        fatal(id + " belongs to no one school (a cross-school incident): acknowledge or resolve "
+                   "it through the incidents of its schools",
+              1);
+    return inc;
+}
+
+bool is_hazard(const json& inc) {
+    return inc.contains("rectified_by");
 }
 
 void add_act_options(CLI::App* cmd, act_args& a, const char* ref_help) {
     cmd->add_option("incident", a.ref, ref_help)->required();
-    cmd->add_option("--school", a.school, "the school (needed when naming a subject)");
-    cmd->add_flag("--exercise", a.exercise, "an exercise incident (found from --data if given)");
-    cmd->add_flag("--test", a.test, "a test incident (found from --data if given)");
-    cmd->add_option("--data", a.c.data_dir, "broker data directory, to look the incident up");
-    cmd->add_option("--timeout-ms", a.timeout_ms, "wait this long for the broker's ack")
-        ->capture_default_str();
+    cmd->add_option("--school", a.school, "the school, when naming a subject");
     add_endpoint_options(*cmd, true, false, true);
 }
 
 } // namespace
 
 void add_incidents_command(CLI::App& app) {
-    auto* cmd = app.add_subcommand("incidents", "List, show, acknowledge, resolve and verify "
-                                                "the escalation engine's incidents");
+    auto* cmd = app.add_subcommand(
+        "incidents", "List, show, acknowledge, resolve and verify the escalation engine's "
+                     "incidents (asked of the broker's query socket; --data reads a store "
+                     "directly)");
     cmd->require_subcommand(1);
 
     auto l = std::make_shared<list_args>();
     auto* list = cmd->add_subcommand("list", "Incidents, oldest first");
     list->add_flag("--open", l->open_only, "only incidents not closed");
+    list->add_option("--state", l->state, "only this state")
+        ->check(CLI::IsMember({"open", "acknowledged", "rectified", "closed", "active"}));
+    list->add_option("--severity,--level", l->severity, "only this severity")
+        ->check(CLI::IsMember({"Extreme", "Severe", "Moderate", "Minor", "Unknown"}));
     list->add_option("--school", l->school, "only this school");
     list->add_option("--district", l->district, "only this district");
     list->add_option("--kind", l->kind, "only this kind (hazard, food_illness, psych, ...)");
     list->add_flag("--json", l->c.json, "JSON Lines");
-    list->add_option("--data", l->c.data_dir, "broker data directory ($PINGAN_DATA)");
+    list->add_option("--data", l->c.data_dir,
+                     "read this store directory instead of asking the broker ($PINGAN_DATA)");
     list->add_option("--registry", l->c.registry_file, "schools.csv, for school names");
+    add_endpoint_options(*list, false, false, true);
     list->callback([l] { run_list(*l); });
 
     auto s = std::make_shared<show_args>();
-    auto* show = cmd->add_subcommand("show", "One incident: state, milestones, deadlines, pages");
+    auto* show = cmd->add_subcommand(
+        "show", "One incident: state, milestones, deadlines, pages, and the timeline of the "
+                "events that concern it");
     show->add_option("incident", s->ref, "incident id, or a subject such as a hazard id")
         ->required();
     show->add_option("--school", s->school, "the school, when naming a subject");
-    show->add_flag("--json", s->c.json, "one JSON line");
-    show->add_option("--data", s->c.data_dir, "broker data directory ($PINGAN_DATA)");
+    show->add_flag("--json", s->c.json, "one JSON line (the incident, with its timeline)");
+    show->add_option("--data", s->c.data_dir,
+                     "read this store directory instead of asking the broker (no timeline) "
+                     "($PINGAN_DATA)");
+    add_endpoint_options(*show, false, false, true);
     show->callback([s] { run_show(*s); });
 
     auto ack = std::make_shared<act_args>();
@@ -235,10 +326,11 @@ void add_incidents_command(CLI::App& app) {
     add_act_options(a, *ack, "incident id, or a subject with --school");
     a->add_option("--note", ack->text, "a note for the log");
     a->callback([ack] {
+        auto inc = open_incident(*ack);
         incident_acknowledged b;
-        b.incident_id = ack->ref;
+        b.incident_id = inc["id"].get<std::string>();
         b.note = ack->text;
-        publish_one(*ack, std::move(b));
+        publish_one(inc, std::move(b));
     });
 
     auto res = std::make_shared<act_args>();
@@ -246,28 +338,48 @@ void add_incidents_command(CLI::App& app) {
     add_act_options(r, *res, "incident id, or a subject with --school");
     r->add_option("--resolution", res->text, "what was done")->required();
     r->callback([res] {
+        auto inc = open_incident(*res);
+        auto id = inc["id"].get<std::string>();
+        if (is_hazard(inc))
+            fatal(id + " is a hazard (" + inc["subject"].get<std::string>() +
+                      "): it closes when someone other than the fixer verifies the "
+                      "rectification: pingan incidents verify " +
+                      inc["subject"].get<std::string>() + " --school " +
+                      inc["school"].get<std::string>() + " --verifier NAME",
+                  1);
         incident_resolved b;
-        b.incident_id = res->ref;
+        b.incident_id = id;
         b.resolution = res->text;
-        publish_one(*res, std::move(b));
+        publish_one(inc, std::move(b));
     });
 
     auto ver = std::make_shared<act_args>();
     auto* v = cmd->add_subcommand(
         "verify", "Verify a rectified hazard; must be someone other than the fixer");
-    add_act_options(v, *ver, "hazard id");
+    add_act_options(v, *ver, "hazard id (with --school), or the incident id");
     v->add_option("--verifier", ver->verifier, "who checked the fix")->required();
     v->add_option("--result", ver->result, "pass or fail")
         ->check(CLI::IsMember({"pass", "fail"}))
         ->capture_default_str();
     v->add_option("--evidence", ver->text, "what was checked");
     v->callback([ver] {
+        auto inc = open_incident(*ver);
+        auto id = inc["id"].get<std::string>();
+        if (!is_hazard(inc)) fatal(id + " is not a hazard: use pingan incidents resolve " + id, 1);
+        if (inc["state"] != "rectified")
+            fatal(id + " (hazard " + inc["subject"].get<std::string>() +
+                      ") is not rectified yet: nothing to verify",
+                  1);
+        if (inc["rectified_by"] == ver->verifier)
+            fatal(ver->verifier + " rectified hazard " + inc["subject"].get<std::string>() +
+                      ": the verification must be by someone other than the fixer",
+                  1);
         hazard_verified b;
-        b.hazard_id = ver->ref;
+        b.hazard_id = inc["subject"].get<std::string>();
         b.verifier = ver->verifier;
         b.result = ver->result == "pass" ? verify_result::pass : verify_result::fail;
         b.evidence = ver->text;
-        publish_one(*ver, std::move(b));
+        publish_one(inc, std::move(b));
     });
 }
 

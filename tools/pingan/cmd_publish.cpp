@@ -1,9 +1,18 @@
 // pingan publish: JSON events in, one JSON result line per event out.
+//
+// Each event's id is the idempotency key. An id in the input is kept; an
+// event without one gets a fresh UUIDv7, or, with --stable-ids, an id derived
+// from the event's own text and how many identical events came before it in
+// the input, so that publishing the same file again stores nothing twice.
 #include "common/client.hpp"
 #include "tools/pingan/commands.hpp"
 
+#include <sodium.h>
+
+#include <array>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 namespace pingan::cli {
@@ -13,8 +22,21 @@ struct publish_args {
     std::string event;
     std::string file;
     std::size_t batch = 500;
-    int timeout_ms = 5000;
+    bool stable_ids = false;
 };
+
+// A UUID (version 8, RFC 9562) from BLAKE2b-128 of the event's canonical
+// JSON text (keys sorted, as read: before occurred_at is filled in) and its
+// occurrence number among identical events of the input.
+std::string stable_id(const json& j, std::size_t occurrence) {
+    auto text = "pingan publish --stable-ids v1\n" + j.dump() + "\n" + std::to_string(occurrence);
+    std::array<std::uint8_t, 16> h{};
+    crypto_generichash(h.data(), h.size(), reinterpret_cast<const unsigned char*>(text.data()),
+                       text.size(), nullptr, 0);
+    h[6] = static_cast<std::uint8_t>((h[6] & 0x0f) | 0x80);
+    h[8] = static_cast<std::uint8_t>((h[8] & 0x3f) | 0x80);
+    return event_id::from_bytes(h)->str();
+}
 
 // The input's events: one JSON object, a JSON array of objects, or JSON Lines.
 // Unparseable lines become problems in place, so results stay in input order.
@@ -72,8 +94,17 @@ void run(const publish_args& a) {
     auto events = read_events(text);
     if (events.empty()) fatal("no events in the input");
 
+    // Ids first, from the input as written.
+    if (a.stable_ids) {
+        std::map<std::string, std::size_t> seen;
+        for (auto& [j, p] : events)
+            if (j && j->is_object() && !j->contains("id"))
+                (*j)["id"] = stable_id(*j, seen[j->dump()]++);
+    }
+
     zmq::context_t ctx(1);
     ingest_client client(ctx, endpoints().ingest, curve());
+    announce_waiting(client.link());
     auto now = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
     bool refused = false;
     std::size_t i = 0;
@@ -99,16 +130,29 @@ void run(const publish_args& a) {
         std::optional<publish_reply> reply;
         if (!frames.empty()) {
             auto tag = "cli" + std::to_string(tag_no++);
-            for (int attempt = 0; attempt < 3 && !reply; ++attempt) {
+            // One request, waited for up to --timeout. ZeroMQ queues it until
+            // the connection is up, so a broker that starts meanwhile gets it.
+            try {
                 client.send(frames, true, tag);
-                while (auto r = client.receive(std::chrono::milliseconds(a.timeout_ms))) {
-                    if (r->tag == tag) {
-                        reply = std::move(r);
-                        break;
-                    }
+                auto deadline = std::chrono::steady_clock::now() + answer_timeout();
+                while (!reply) {
+                    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now());
+                    if (left.count() <= 0) break;
+                    auto r = client.receive(left);
+                    if (!r) break;
+                    if (r->tag == tag) reply = std::move(r);
                 }
+            } catch (const error& e) {
+                fail(e);
             }
-            if (!reply) fatal("no reply from the broker at " + endpoints().ingest);
+            if (!reply) {
+                std::ostringstream s;
+                s << (client.link().answered() ? "no reply from the broker at "
+                                               : "no answer from the broker at ")
+                  << endpoints().ingest << " within " << endpoints().timeout_s << " s";
+                fatal(s.str(), 2);
+            }
             if (reply->refused) {
                 refused = true;
                 std::cerr << "pingan: broker refused the request: " << errc_name(reply->code)
@@ -148,12 +192,16 @@ void add_publish_command(CLI::App& app) {
     auto* cmd = app.add_subcommand(
         "publish", "Publish JSON events (an object, an array, or JSON Lines) and print one "
                    "result line per event: id and offset (duplicate: true for a resend), or "
-                   "the error code and message. Exit 1 if any event was refused.");
+                   "the error code and message. Exit 1 if any event was refused, 2 if the "
+                   "broker did not answer within --timeout. An event's own id is kept; to make "
+                   "a file safe to publish again, give ids in it or use --stable-ids.");
     cmd->add_option("event", a->event, "the event as JSON text, or - for standard input");
     cmd->add_option("-f,--file", a->file, "read events from this file");
     cmd->add_option("--batch", a->batch, "events per request")->capture_default_str();
-    cmd->add_option("--timeout-ms", a->timeout_ms, "wait this long for each reply")
-        ->capture_default_str();
+    cmd->add_flag("--stable-ids", a->stable_ids,
+                  "give each event without an id one derived from its text and its place among "
+                  "identical events of the input, so that publishing the same file again stores "
+                  "nothing twice (the second run answers duplicate)");
     add_endpoint_options(*cmd, true, false, false);
     cmd->callback([a] { run(*a); });
 }

@@ -17,35 +17,47 @@ struct replay_args {
 void run(const replay_args& a) {
     for (const auto* t : {&a.since, &a.until})
         if (!t->empty() && !parse_utc(*t)) fatal("not an RFC 3339 time: " + *t);
-    auto reg = a.f.json ? std::nullopt : load_registry(a.f);
+    auto reg = load_registry(a.f);
+    check_filters(a.f, reg ? &*reg : nullptr);
     zmq::context_t ctx(1);
     query_client q(ctx, endpoints().query, curve());
+    announce_waiting(q.link());
     replay_request r;
     r.from = a.from;
     r.to = a.to;
     r.from_time = a.since;
     r.to_time = a.until;
-    r.type = a.f.type;
+    r.type = a.f.broker_type();
     r.school = a.f.school;
     r.district = a.f.district;
     r.limit = a.limit;
     r.credit = 2000;
     r.json = a.f.json;
     try {
-        q.replay(r, [&](std::uint64_t, std::string_view payload) {
-            if (a.f.json) {
-                std::cout << payload << "\n";
-            } else {
+        // Several types or exclusions are filtered here; the broker takes one prefix.
+        bool local = a.f.types.size() > 1 || !a.f.exclude.empty();
+        r.json = a.f.json && !local;
+        q.replay(
+            r,
+            [&](std::uint64_t, std::string_view payload) {
+                if (r.json) {
+                    std::cout << payload << "\n";
+                    return static_cast<bool>(std::cout);
+                }
                 event e;
-                if (auto p = decode(payload, e))
+                if (auto p = decode(payload, e)) {
                     std::cout << "(undecodable: " << p.text() << ")\n";
-                else
-                    std::cout << render_line(e, reg ? &*reg : nullptr) << "\n";
-            }
-            return static_cast<bool>(std::cout);
-        });
+                } else if (a.f.matches(e)) {
+                    if (a.f.json)
+                        std::cout << to_json_line(e) << "\n";
+                    else
+                        std::cout << render_line(e, reg ? &*reg : nullptr) << "\n";
+                }
+                return static_cast<bool>(std::cout);
+            },
+            answer_timeout());
     } catch (const error& e) {
-        fatal(e.what(), e.code() == errc::io_error ? 2 : 1);
+        fail(e);
     }
     std::cout.flush();
 }

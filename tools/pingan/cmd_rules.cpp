@@ -88,6 +88,7 @@ void read_log(const replay_args& a, const std::function<void(const event&)>& vis
     }
     zmq::context_t ctx(1);
     query_client q(ctx, endpoints().query, curve());
+    announce_waiting(q.link());
     replay_request r;
     r.from = a.from;
     r.to = a.to;

@@ -15,11 +15,12 @@ void add_stats_command(CLI::App& app) {
     cmd->callback([json_out] {
         zmq::context_t ctx(1);
         query_client q(ctx, endpoints().query, curve());
+        announce_waiting(q.link());
         json s;
         try {
-            s = q.stats();
+            s = q.stats(answer_timeout());
         } catch (const error& e) {
-            fatal(e.what());
+            fail(e);
         }
         if (*json_out) {
             std::cout << s.dump() << "\n";

@@ -4,6 +4,7 @@
 //   connection error.
 #pragma once
 
+#include "common/client.hpp"
 #include "common/curve.hpp"
 
 #include <CLI/CLI.hpp>
@@ -18,9 +19,22 @@ struct broker_endpoints {
     std::string ingest, feed, query;
     std::string key_file;   // this client's CURVE key pair ($PINGAN_KEY)
     std::string server_key; // the broker's public key file, or z85:KEY ($PINGAN_SERVER_KEY)
+    double timeout_s = 5;   // --timeout: how long to wait for the broker's answer
 };
 broker_endpoints& endpoints();
+// Adds --ingest/--feed/--query (as asked), --key, --server-key and --timeout.
 void add_endpoint_options(CLI::App& cmd, bool ingest, bool feed, bool query);
+
+// --timeout as a duration.
+std::chrono::milliseconds answer_timeout();
+
+// Says on standard error "waiting for the broker at ... (no answer yet)" when
+// the broker has not answered the connection within a second.
+void announce_waiting(link_watch& l);
+
+// Turns a client error into the tool's text and exit code: 2 when the broker
+// could not be reached or refused the connection, 1 when it refused the request.
+[[noreturn]] void fail(const error& e);
 
 // The CURVE settings from --key and --server-key, or null when neither is
 // given (an unauthenticated broker). Exits with a message if they are wrong.

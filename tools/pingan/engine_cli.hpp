@@ -6,16 +6,49 @@
 #include "common/registry.hpp"
 #include "tools/pingan/commands.hpp"
 
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
-
-#ifndef PINGAN_DATA_DIR
-#define PINGAN_DATA_DIR "data"
-#endif
+#include <vector>
 
 namespace pingan::cli {
+
+// Where the school registry (schools.csv and districts.csv) is looked for,
+// in order: $PINGAN_REGISTRY_DIR, then beside the program: ../share/pingan/data
+// (an installed tree) and ../../data (build/bin in a source tree).
+inline std::vector<std::string> registry_dirs() {
+    std::vector<std::string> v;
+    if (const char* d = std::getenv("PINGAN_REGISTRY_DIR"); d && *d) {
+        v.emplace_back(d);
+        return v;
+    }
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        auto bin = exe.parent_path();
+        v.push_back((bin / ".." / "share" / "pingan" / "data").lexically_normal().string());
+        v.push_back((bin / ".." / ".." / "data").lexically_normal().string());
+    }
+    return v;
+}
+
+// The first of registry_dirs() that holds a schools.csv, or "" if none does.
+inline std::string registry_dir() {
+    for (const auto& d : registry_dirs())
+        if (std::filesystem::exists(std::filesystem::path(d) / "schools.csv")) return d;
+    return {};
+}
+
+// Where a missing registry was looked for, for error messages.
+inline std::string registry_search_text() {
+    std::string s;
+    for (const auto& d : registry_dirs())
+        s += (s.empty() ? "" : ", ") + d;
+    return "give --registry FILE or set PINGAN_REGISTRY_DIR (looked in " + s + ")";
+}
 
 inline std::string read_text_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -25,14 +58,20 @@ inline std::string read_text_file(const std::string& path) {
     return s.str();
 }
 
-// The registry named by `path`, or the bundled data/schools.csv. Rules need
-// school types, so a registry that does not load is an error, not a warning.
+// The registry named by `path` (with districts.csv from the same folder when
+// there is one), or the one found by registry_dir(). Rules need school types,
+// so a registry that does not load is an error, not a warning.
 inline std::shared_ptr<const registry> load_school_registry(const std::string& path) {
-    auto dir = std::string(PINGAN_DATA_DIR);
-    auto schools = path.empty() ? dir + "/schools.csv" : path;
+    std::string schools = path;
+    if (schools.empty()) {
+        auto dir = registry_dir();
+        if (dir.empty()) fatal("no school registry found: " + registry_search_text());
+        schools = dir + "/schools.csv";
+    }
     std::string districts;
-    if (path.empty()) {
-        std::ifstream d(dir + "/districts.csv", std::ios::binary);
+    {
+        auto dpath = std::filesystem::path(schools).parent_path() / "districts.csv";
+        std::ifstream d(dpath, std::ios::binary);
         std::ostringstream s;
         s << d.rdbuf();
         districts = s.str();

@@ -52,6 +52,32 @@ void add_endpoint_options(CLI::App& cmd, bool ingest, bool feed, bool query) {
     cmd.add_option("--key", e.key_file, "this client's CURVE key pair file ($PINGAN_KEY)");
     cmd.add_option("--server-key", e.server_key,
                    "the broker's public key file, or z85:KEY ($PINGAN_SERVER_KEY)");
+    cmd.add_option("--timeout", e.timeout_s,
+                   "seconds to wait for the broker's answer before giving up")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+}
+
+std::chrono::milliseconds answer_timeout() {
+    return std::chrono::milliseconds(static_cast<std::int64_t>(endpoints().timeout_s * 1000));
+}
+
+void announce_waiting(link_watch& l) {
+    l.notice_after(std::chrono::seconds(1),
+                   [](const std::string& line) { std::cerr << "pingan: " << line << std::endl; });
+}
+
+void fail(const error& e) {
+    if (e.code() == errc::unauthorized && e.detail().starts_with("the broker at ") &&
+        e.detail().ends_with("requires a CURVE key"))
+        fatal(e.detail() + ": use --key and --server-key (or $PINGAN_KEY and $PINGAN_SERVER_KEY)",
+              2);
+    // The connection itself was refused (link_watch): a usage problem, like a wrong endpoint.
+    if (e.code() == errc::unauthorized &&
+        (e.detail().starts_with("the broker at ") || e.detail().starts_with("the CURVE handshake")))
+        fatal(e.detail(), 2);
+    if (e.code() == errc::io_error) fatal(e.detail(), 2);
+    fatal(e.what(), 1);
 }
 
 const curve_client* curve() {

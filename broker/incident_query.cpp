@@ -1,0 +1,251 @@
+// INCIDENTS and INCIDENT on the query socket.
+#include "broker/incident_query.hpp"
+
+#include "broker/access.hpp"
+#include "broker/engine.hpp"
+#include "common/codec.hpp"
+#include "common/privacy.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace pingan {
+namespace {
+
+// A timeline longer than this is cut (the reply says so), and a search
+// examines at most this many records, so that one request cannot hold the
+// query thread for long.
+constexpr std::size_t max_timeline = 1000;
+constexpr std::size_t max_examined = 200000;
+constexpr std::size_t max_listed = 10000;
+
+std::string state_of(const incident& i) {
+    return i.closed                             ? "closed"
+           : i.milestones.count("rectified")    ? "rectified"
+           : i.milestones.count("acknowledged") ? "acknowledged"
+                                                : "open";
+}
+
+// Within the client's scope: the same decision as a replay's (may_query),
+// applied to the incident's place.
+bool visible(const principal* p, const incident& i) {
+    if (!p || p->city) return true;
+    if (!p->school.empty()) return i.school == p->school;
+    return i.district == p->district;
+}
+
+problem text_param(const json& params, const char* name, std::string& out) {
+    auto it = params.find(name);
+    if (it == params.end() || it->is_null()) return {};
+    if (!it->is_string()) return {errc::bad_value, std::string(name) + ": expected a string"};
+    out = it->get<std::string>();
+    return {};
+}
+
+// Checks the place filters against the registry and the client's scope.
+problem place_filters(broker::impl& b, const principal* client, const std::string& school,
+                      const std::string& district) {
+    if (!school.empty() && !b.reg.find(school))
+        return {errc::unknown_school, "school \"" + school + "\" is not in the registry"};
+    if (!district.empty() && !b.reg.find_district(district))
+        return {errc::bad_value, "district \"" + district + "\" is not in the registry"};
+    if (client) {
+        scan_filter f;
+        f.school = school;
+        f.district = district;
+        if (auto p = may_query(*client, f)) return p;
+    }
+    return {};
+}
+
+std::vector<incident> read_incidents(broker::impl& b) {
+    std::vector<incident> v;
+    b.st.scan_table("incidents", "", [&](std::string_view, std::string_view value) {
+        incident i;
+        if (decode_incident(value, i)) v.push_back(std::move(i));
+        return true;
+    });
+    std::sort(v.begin(), v.end(), [](const incident& x, const incident& y) {
+        return x.opened_us != y.opened_us ? x.opened_us < y.opened_us : x.id < y.id;
+    });
+    return v;
+}
+
+incident_answer list(broker::impl& b, const principal* client, const json& params) {
+    std::string state, severity, school, district, kind, mode;
+    for (auto [name, out] : {std::pair{"state", &state},
+                             {"severity", &severity},
+                             {"school", &school},
+                             {"district", &district},
+                             {"kind", &kind},
+                             {"mode", &mode}})
+        if (auto p = text_param(params, name, *out)) return {p, {}};
+    static const std::set<std::string> states{"open", "acknowledged", "rectified", "closed",
+                                              "active"};
+    if (!state.empty() && !states.count(state))
+        return {{errc::bad_value, "state: \"" + state +
+                                      "\" is not one of open, acknowledged, rectified, closed, "
+                                      "active"},
+                {}};
+    if (!severity.empty() && !enum_parse<pingan::severity>(severity))
+        return {{errc::unknown_enum, "severity: \"" + severity + "\" is not one of " +
+                                         enum_choices<pingan::severity>()},
+                {}};
+    if (!mode.empty() && mode != "Actual" && mode != "Exercise" && mode != "Test")
+        return {{errc::unknown_enum, "mode: \"" + mode + "\" is not one of Actual, Exercise, Test"},
+                {}};
+    if (auto p = place_filters(b, client, school, district)) return {p, {}};
+
+    json out = json::array();
+    bool truncated = false;
+    for (const auto& i : read_incidents(b)) {
+        if (!visible(client, i)) continue;
+        if (!school.empty() && i.school != school) continue;
+        if (!district.empty() && i.district != district) continue;
+        if (!kind.empty() && i.kind != kind) continue;
+        if (!severity.empty() && enum_name(i.severity) != severity) continue;
+        if (!mode.empty() && enum_name(i.mode) != mode) continue;
+        if (state == "active" ? i.closed : !state.empty() && state_of(i) != state) continue;
+        if (out.size() == max_listed) {
+            truncated = true;
+            break;
+        }
+        out.push_back(incident_to_json(i));
+    }
+    json j = {{"incidents", std::move(out)}, {"truncated", truncated}};
+    return {{}, j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace)};
+}
+
+// Does event `e` concern incident `i`? Its opening event, anything naming the
+// incident's id, and the school's own reports on its subject (a hazard's
+// rectification, an acknowledgement by subject) in the incident's mode.
+bool concerns(const event& e, const incident& i) {
+    if (e.id.str() == i.cause) return true;
+    auto body = body_to_json(e.body);
+    auto names = [&](const char* field, const std::string& what) {
+        auto it = body.find(field);
+        return it != body.end() && it->is_string() && it->get_ref<const std::string&>() == what;
+    };
+    if (names("incident_id", i.id)) return true;
+    if (auto it = body.find("timer_id");
+        it != body.end() && it->is_string() &&
+        it->get_ref<const std::string&>().find(i.id) != std::string::npos)
+        return true;
+    if (e.school != i.school || e.status != i.mode) return false;
+    return names("hazard_id", i.subject) || names("incident_id", i.subject);
+}
+
+incident_answer show(broker::impl& b, const principal* client, const json& params) {
+    std::string id, subject, school;
+    for (auto [name, out] : {std::pair{"id", &id}, {"subject", &subject}, {"school", &school}})
+        if (auto p = text_param(params, name, *out)) return {p, {}};
+    if (id.empty() == subject.empty())
+        return {{errc::bad_value, "give either id (an incident id) or subject (with school)"}, {}};
+    if (auto p = place_filters(b, client, school, {})) return {p, {}};
+
+    // By id; or by subject at the school: the open incident if there is one,
+    // else the latest.
+    std::optional<incident> found;
+    std::size_t open_matches = 0;
+    for (auto& i : read_incidents(b)) {
+        if (!id.empty()) {
+            if (i.id == id) found = std::move(i);
+            continue;
+        }
+        if (i.subject != subject || (!school.empty() && i.school != school)) continue;
+        if (!visible(client, i)) continue;
+        if (!i.closed) ++open_matches;
+        if (!found || !i.closed || found->closed) found = std::move(i);
+    }
+    auto what = id.empty() ? "subject \"" + subject + "\"" : "\"" + id + "\"";
+    if (!found || !visible(client, *found))
+        return {{errc::not_found,
+                 "no incident " + what +
+                     (client && !client->city ? " within " + client->identity + "'s scope" : "")},
+                {}};
+    if (open_matches > 1)
+        return {{errc::bad_value, "subject \"" + subject +
+                                      "\" names more than one open incident; give the incident "
+                                      "id or the school"},
+                {}};
+    const auto& inc = *found;
+
+    // The timeline: from the opening event on, at the incident's school.
+    scan_filter f;
+    f.school = inc.school;
+    if (auto cause = event_id::parse(inc.cause))
+        if (auto off = b.st.find(*cause)) f.from = *off;
+    if (f.from == 1) f.from_time = from_us(inc.opened_us);
+    auto [from, to] = b.st.range(f);
+    f.from = from;
+    f.to = to;
+    f.from_time.reset();
+    json timeline = json::array();
+    bool truncated = false;
+    std::size_t examined = 0;
+    std::uint64_t viewed_first = 0, viewed_last = 0;
+    std::uint32_t viewed = 0;
+    while (f.from <= f.to && f.to && !truncated) {
+        auto next = b.st.scan(f, 1000, [&](std::uint64_t off, std::string_view rec) {
+            if (++examined > max_examined) {
+                truncated = true;
+                return false;
+            }
+            event e;
+            if (decode(rec, e) || !concerns(e, inc)) return true;
+            if (timeline.size() == max_timeline) {
+                truncated = true;
+                return false;
+            }
+            if (client && carries_minors_details(e.type())) {
+                if (client->minors_clearance) {
+                    if (!viewed) viewed_first = off;
+                    viewed_last = off;
+                    ++viewed;
+                } else {
+                    redact_minors(e);
+                }
+            }
+            timeline.push_back(to_json(e));
+            return true;
+        });
+        if (next <= f.from) break;
+        f.from = next;
+    }
+    if (viewed) {
+        event e;
+        auto now = b.clk.now();
+        e.id = new_event_id(now);
+        e.source = "pingan-broker/query";
+        e.actor = client->identity;
+        e.occurred_at = now;
+        e.status = status::system;
+        e.scope = scope::restricted;
+        access_viewed v;
+        v.viewer = client->identity;
+        v.what = "minors_details";
+        v.first_offset = viewed_first;
+        v.last_offset = viewed_last;
+        v.count = viewed;
+        v.schools = {inc.school};
+        e.body = std::move(v);
+        std::vector<prepared_event> one;
+        one.push_back(prepare(std::move(e)));
+        std::vector<owner_tag> owner{{nullptr, 0}};
+        b.pipe.push(one, owner);
+    }
+    json j = {{"incident", incident_to_json(inc)},
+              {"timeline", std::move(timeline)},
+              {"truncated", truncated}};
+    return {{}, j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace)};
+}
+
+} // namespace
+
+incident_answer answer_incident_query(broker::impl& b, const principal* client,
+                                      std::string_view cmd, const json& params) {
+    if (cmd == cmd_incidents) return list(b, client, params);
+    return show(b, client, params);
+}
+
+} // namespace pingan
