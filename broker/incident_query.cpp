@@ -53,7 +53,7 @@ problem place_filters(broker::impl& b, const principal* client, const std::strin
         scan_filter f;
         f.school = school;
         f.district = district;
-        if (auto p = may_query(*client, f)) return p;
+        if (auto p = may_query(*client, f, b.reg)) return p;
     }
     return {};
 }
