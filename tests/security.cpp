@@ -760,7 +760,8 @@ TEST_CASE("services and the pingan tool refuse a secret key others may read", "[
     CHECK(err.find("mode 0604: others may read it") != std::string::npos);
 }
 
-TEST_CASE("--server-key is always a file, even when its path is 40 characters long", "[security]") {
+TEST_CASE("the broker's key argument is always a file, even when its path is 40 characters long",
+          "[security]") {
     secured s;
     write_key(s.d / "school.key", s.k.school);
     // A path of exactly 40 characters, all of them valid Z85.
