@@ -350,14 +350,14 @@ TEST_CASE("incident actions that make no sense are refused and nothing is stored
 TEST_CASE("incidents over the network stay within the caller's scope", "[cli]") {
     temp_dir d;
     auto server = curve_generate(), city = curve_generate(), school = curve_generate();
-    std::ofstream(d / "server.key") << format_keypair(server);
-    std::ofstream(d / "city.key") << format_keypair(city);
-    std::ofstream(d / "school.key") << format_keypair(school);
+    write_key(d / "server.key", server);
+    write_key(d / "city.key", city);
+    write_key(d / "school.key", school);
     std::ofstream(d / "clients.yaml")
         << "clients:\n  - identity: bureau:city\n    key: \"" << city.public_key
         << "\"\n    scope: city\n    may: [publish, query]\n"
         << "  - identity: school:420502K001\n    key: \"" << school.public_key
-        << "\"\n    scope: {school: 420502K001}\n    may: [publish, query]\n";
+        << "\"\n    scope: {school: 420502K001}\n    may: [publish, query, act]\n";
     broker_process b(d / "store", {"--rules", default_rules(), "--server-key", d / "server.key",
                                    "--clients", d / "clients.yaml"});
     b.export_env();
@@ -465,7 +465,7 @@ TEST_CASE("a broker that is down is named while waiting, and --timeout ends the 
 TEST_CASE("without a key, a secured broker is reported at once, not waited for", "[cli]") {
     temp_dir d;
     auto server = curve_generate(), city = curve_generate();
-    std::ofstream(d / "server.key") << format_keypair(server);
+    write_key(d / "server.key", server);
     std::ofstream(d / "clients.yaml")
         << "clients:\n  - identity: bureau:city\n    key: \"" << city.public_key
         << "\"\n    scope: city\n    may: [publish, query]\n";

@@ -2,9 +2,11 @@
 #pragma once
 
 #include "common/codec.hpp"
+#include "common/curve.hpp"
 #include "common/event.hpp"
 #include "common/registry.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -16,6 +18,14 @@ inline std::string read_file(const std::string& path) {
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
+}
+
+// Writes a key pair file as `pingan keygen` does: readable by its owner only.
+inline void write_key(const std::string& path, const curve_keypair& k) {
+    std::ofstream(path) << format_keypair(k);
+    namespace fs = std::filesystem;
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write,
+                    fs::perm_options::replace);
 }
 
 inline std::string source_path(const std::string& rel) {
