@@ -160,9 +160,12 @@ void run_list(const list_args& a) {
             std::cerr << "pingan: the broker sent the first " << rows.size()
                       << " incidents only; narrow the filters\n";
     }
-    auto reg = a.c.json ? nullptr : load_school_registry(a.c.registry_file);
+    // School names when a registry is at hand; the codes are shown in any case.
+    filter_options names;
+    names.registry = a.c.registry_file;
+    auto reg = a.c.json ? std::nullopt : load_registry(names);
     for (const auto& i : rows)
-        std::cout << (a.c.json ? dump(i) : line_of(i, reg.get())) << "\n";
+        std::cout << (a.c.json ? dump(i) : line_of(i, reg ? &*reg : nullptr)) << "\n";
 }
 
 struct show_args {
