@@ -34,32 +34,28 @@ class webhook_call : public std::enable_shared_from_this<webhook_call> {
   public:
     webhook_call(net::io_context& ioc, http_url u, http::request<http::string_body> req,
                  std::chrono::milliseconds timeout, done_fn done)
-        : resolver_(ioc), stream_(ioc), url_(std::move(u)), req_(std::move(req)),
-          timeout_(timeout), done_(std::move(done)) {}
+        : resolver_(ioc), stream_(ioc), url_(std::move(u)), req_(std::move(req)), timeout_(timeout),
+          done_(std::move(done)) {}
 
     void run() {
         stream_.expires_after(timeout_);
-        resolver_.async_resolve(url_.host, url_.port,
-                                [self = shared_from_this()](beast::error_code ec, auto results) {
-                                    if (ec) return self->finish(false, "resolve: " + ec.message());
-                                    self->stream_.async_connect(
-                                        results, [self](beast::error_code ec, const auto&) {
-                                            self->on_connect(ec);
-                                        });
-                                });
+        resolver_.async_resolve(
+            url_.host, url_.port, [self = shared_from_this()](beast::error_code ec, auto results) {
+                if (ec) return self->finish(false, "resolve: " + ec.message());
+                self->stream_.async_connect(
+                    results, [self](beast::error_code ec, const auto&) { self->on_connect(ec); });
+            });
     }
 
   private:
     void on_connect(beast::error_code ec) {
         if (ec) return finish(false, what("connect", ec));
-        http::async_write(stream_, req_,
-                          [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              if (ec) return self->finish(false, self->what("write", ec));
-                              http::async_read(self->stream_, self->buf_, self->res_,
-                                               [self](beast::error_code ec, std::size_t) {
-                                                   self->on_read(ec);
-                                               });
-                          });
+        http::async_write(
+            stream_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                if (ec) return self->finish(false, self->what("write", ec));
+                http::async_read(self->stream_, self->buf_, self->res_,
+                                 [self](beast::error_code ec, std::size_t) { self->on_read(ec); });
+            });
     }
     void on_read(beast::error_code ec) {
         if (ec) return finish(false, what("read", ec));

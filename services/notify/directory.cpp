@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 
 namespace pingan::notify {
 namespace {
@@ -74,8 +75,8 @@ std::optional<http_url> parse_http_url(std::string_view url) {
     } else {
         u.host = hostport.substr(0, colon);
         u.port = hostport.substr(colon + 1);
-        if (u.port.empty() || !std::all_of(u.port.begin(), u.port.end(),
-                                           [](char c) { return c >= '0' && c <= '9'; }))
+        if (u.port.empty() ||
+            !std::all_of(u.port.begin(), u.port.end(), [](char c) { return c >= '0' && c <= '9'; }))
             return std::nullopt;
     }
     if (u.host.empty()) return std::nullopt;
@@ -110,9 +111,9 @@ std::vector<located_problem> parse_directory(std::string_view text, const regist
         c.bad(list ? list : root, "receivers: expected a list of receivers");
         return problems;
     }
-    static const std::set<std::string> keys{
-        "id",      "name",    "roles",     "role",    "tier", "school", "district", "channel",
-        "url",     "secret",  "command",   "address", "path", "exercises"};
+    static const std::set<std::string> keys{"id",      "name",     "roles",   "role",     "tier",
+                                            "school",  "district", "channel", "url",      "secret",
+                                            "command", "address",  "path",    "exercises"};
     std::set<std::string> ids;
     for (const auto& n : list) {
         if (!n.IsMap()) {
@@ -124,10 +125,11 @@ std::vector<located_problem> parse_directory(std::string_view text, const regist
         for (const auto& kv : n) {
             auto k = kv.first.as<std::string>();
             if (!keys.count(k))
-                c.bad(kv.first, "unknown key \"" + k + "\" in a receiver; expected one of id, "
-                                                       "name, roles, tier, school, district, "
-                                                       "channel, url, secret, command, address, "
-                                                       "path, exercises");
+                c.bad(kv.first, "unknown key \"" + k +
+                                    "\" in a receiver; expected one of id, "
+                                    "name, roles, tier, school, district, "
+                                    "channel, url, secret, command, address, "
+                                    "path, exercises");
         }
         if (!n["id"]) {
             c.bad(n, "receiver without id");
@@ -225,6 +227,9 @@ std::vector<located_problem> parse_directory(std::string_view text, const regist
         }
         out.receivers.push_back(std::move(r));
     }
+    std::stable_sort(problems.begin(), problems.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    });
     return problems;
 }
 

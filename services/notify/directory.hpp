@@ -52,8 +52,7 @@ struct located_problem {
 // empty) and schools and districts in `reg` (when given).
 // Returns: every problem found; `out` is meaningful only when there are none.
 std::vector<located_problem> parse_directory(std::string_view text, const registry* reg,
-                                             const std::vector<std::string>& roles,
-                                             directory& out);
+                                             const std::vector<std::string>& roles, directory& out);
 
 // The role names a rule file declares under `roles:`.
 // Throws: pingan::error(bad_config) if the text is not such a YAML file.

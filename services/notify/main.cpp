@@ -50,8 +50,8 @@ std::shared_ptr<const directory> load_directory(const std::string& path, const r
         for (const auto& p : problems)
             all += "\n" + path + ":" + std::to_string(p.line) + ":" + std::to_string(p.column) +
                    ": " + p.message;
-        throw error(errc::bad_config, path + ": " + std::to_string(problems.size()) +
-                                          " problem(s):" + all);
+        throw error(errc::bad_config,
+                    path + ": " + std::to_string(problems.size()) + " problem(s):" + all);
     }
     return d;
 }
@@ -168,9 +168,11 @@ int main(int argc, char** argv) {
                 if (ec) return;
                 try {
                     n.set_directory(load_directory(directory_path, reg, roles));
+                    n.note_reload(true);
                     rt.log().info("directory {} reloaded: {} receivers", directory_path,
                                   n.current_directory()->receivers.size());
                 } catch (const error& x) {
+                    n.note_reload(false);
                     rt.log().error("directory not reloaded, the old one stays: {}", x.what());
                 }
                 wait_hup();

@@ -89,8 +89,8 @@ svc::response html(http::status s, const std::string& title, const std::string& 
     return text_response(s, "text/html; charset=utf-8",
                          "<!doctype html><html lang=\"zh\"><head><meta charset=\"utf-8\">"
                          "<meta name=\"viewport\" content=\"width=device-width\"><title>" +
-                             html_escape(title) + "</title></head><body><h1>" +
-                             html_escape(title) + "</h1>" + inner + "</body></html>");
+                             html_escape(title) + "</title></head><body><h1>" + html_escape(title) +
+                             "</h1>" + inner + "</body></html>");
 }
 
 std::string dump(const json& j) {
@@ -186,8 +186,8 @@ void notifier::on_page(std::uint64_t offset, std::string bytes) {
     if (stopping_ || offset <= position_ || pages_.count(offset)) return;
     page p;
     p.offset = offset;
-    if (auto pr = decode(bytes, p.ev); pr || !std::holds_alternative<notification_requested>(
-                                                 p.ev.body)) {
+    if (auto pr = decode(bytes, p.ev);
+        pr || !std::holds_alternative<notification_requested>(p.ev.body)) {
         log_->error("offset {}: not a readable page; skipped", offset);
         position_ = offset;
         st_.set_position(offset);
@@ -216,16 +216,17 @@ void notifier::on_page(std::uint64_t offset, std::string bytes) {
     position_ = offset;
     ++m_.pages;
     auto& pg = pages_[offset] = std::move(p);
-    log_->info("page {} (offset {}, incident {}, {} {}) for {} receiver(s)", pg.ev.id.str(),
-               offset, n.incident_id, enum_name(n.tier), enum_name(pg.ev.status),
+    const auto& page_body = std::get<notification_requested>(pg.ev.body);
+    log_->info("page {} (offset {}, incident {}, {} {}) for {} receiver(s)", pg.ev.id.str(), offset,
+               page_body.incident_id, enum_name(page_body.tier), enum_name(pg.ev.status),
                pg.targets.size());
     if (pg.targets.empty()) {
         if (pg.ev.status != pingan::status::test) {
             std::string roles;
-            for (const auto& r : n.roles)
+            for (const auto& r : page_body.roles)
                 roles += (roles.empty() ? "" : ",") + r;
             emit_final(pg, "no receiver in the directory for tier " +
-                               std::string(enum_name(n.tier)) + " roles " + roles +
+                               std::string(enum_name(page_body.tier)) + " roles " + roles +
                                (pg.ev.status == pingan::status::exercise ? " (exercise)" : ""));
         }
         settle_if_done(offset);
@@ -278,8 +279,8 @@ delivery notifier::make_delivery(const page& p, const target& t, const receiver&
     d.json_body = dump(body);
     d.message = text + "\n确认收到 Acknowledge: " + d.ack_url + "\n";
     d.line = format_local(p.ev.received_at) + " [" + std::string(enum_name(n.tier)) + "] → " +
-             (r.name.empty() ? r.id : r.name + " (" + r.id + ")") + ": " + text +
-             " | 规则 " + n.rule_id + " (" + n.basis + ") | 确认 " + d.ack_url;
+             (r.name.empty() ? r.id : r.name + " (" + r.id + ")") + ": " + text + " | 规则 " +
+             n.rule_id + " (" + n.basis + ") | 确认 " + d.ack_url;
     return d;
 }
 
@@ -292,8 +293,7 @@ void notifier::attempt(std::uint64_t offset, std::size_t i) {
     const auto* r = dir_->find(t.receiver);
     if (!r) {
         net::post(ioc_, [this, offset, i, n] {
-            on_outcome(offset, i, n, "none", 0,
-                       {false, "receiver is no longer in the directory"});
+            on_outcome(offset, i, n, "none", 0, {false, "receiver is no longer in the directory"});
         });
         return;
     }
@@ -309,8 +309,8 @@ void notifier::attempt(std::uint64_t offset, std::size_t i) {
     });
 }
 
-void notifier::on_outcome(std::uint64_t offset, std::size_t i, std::uint32_t n,
-                          std::string channel, std::uint64_t latency_ms, outcome o) {
+void notifier::on_outcome(std::uint64_t offset, std::size_t i, std::uint32_t n, std::string channel,
+                          std::uint64_t latency_ms, outcome o) {
     auto it = pages_.find(offset);
     if (stopping_ || it == pages_.end()) return;
     auto& p = it->second;
@@ -465,6 +465,8 @@ svc::response notifier::handle(const svc::request& req) {
                   {"open_pages", pages_.size()},
                   {"directory", dir_->name},
                   {"receivers", dir_->receivers.size()},
+                  {"directory_reloads", m_.reloads},
+                  {"directory_reloads_refused", m_.reloads_refused},
                   {"outbox_depth", h.depth},
                   {"broker", {{"endpoint", h.endpoint}, {"connected", h.connected}}}};
         return text_response(http::status::ok, "application/json", dump(j));
@@ -491,8 +493,7 @@ svc::response notifier::ack(const svc::request& req, std::string_view token) {
     auto rid = tok->value("receiver", std::string());
     auto status = tok->value("status", std::string("Actual"));
     auto details = "<p>事件 Incident: <code>" + html_escape(incident) + "</code></p><p>接收人 " +
-                   "Receiver: " + html_escape(who.empty() ? rid : who + " (" + rid + ")") +
-                   "</p>" +
+                   "Receiver: " + html_escape(who.empty() ? rid : who + " (" + rid + ")") + "</p>" +
                    (status == "Exercise" ? "<p><strong>【演练 EXERCISE】</strong></p>" : "");
     if (tok->value("used", false))
         return html(http::status::ok, "已确认 Already acknowledged", details);
@@ -536,8 +537,7 @@ std::string notifier::metrics_text() const {
         o << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n";
         for (const char* ch : {"webhook", "command", "file"}) {
             auto it = m.find(ch);
-            o << name << "{channel=\"" << ch << "\"} " << (it == m.end() ? 0 : it->second)
-              << "\n";
+            o << name << "{channel=\"" << ch << "\"} " << (it == m.end() ? 0 : it->second) << "\n";
         }
     };
     by_channel("pingan_notify_deliveries_total", "Pages delivered, by channel.", m_.deliveries);
@@ -553,6 +553,8 @@ std::string notifier::metrics_text() const {
     counter("pingan_notify_final_failures_total", "Pages that reached no receiver.",
             m_.final_failures);
     counter("pingan_notify_acks_total", "Incidents acknowledged through page links.", m_.acks);
+    counter("pingan_notify_directory_reloads_refused_total",
+            "Directory reloads refused because the file had mistakes.", m_.reloads_refused);
     auto gauge = [&](const char* name, const char* help, std::uint64_t v) {
         o << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n"
           << name << " " << v << "\n";

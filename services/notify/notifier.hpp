@@ -47,6 +47,8 @@ class notifier {
     void set_directory(std::shared_ptr<const directory> d) { dir_ = std::move(d); }
     std::shared_ptr<const directory> current_directory() const { return dir_; }
     void set_ack_base(std::string base) { opts_.ack_base = std::move(base); }
+    // Counts a directory reload (for /health and /metrics).
+    void note_reload(bool ok) { ++(ok ? m_.reloads : m_.reloads_refused); }
 
     // Takes up the pages a previous run left open: re-sends receipts whose
     // outcome was recorded, and delivers what is still pending.
@@ -110,7 +112,7 @@ class notifier {
 
     struct counters {
         std::map<std::string, std::uint64_t> deliveries, failures, retries;
-        std::uint64_t pages = 0, final_failures = 0, acks = 0;
+        std::uint64_t pages = 0, final_failures = 0, acks = 0, reloads = 0, reloads_refused = 0;
     } m_;
 };
 
