@@ -115,9 +115,9 @@ void channels::stop() {
         for (auto pid : children_)
             ::kill(pid, SIGKILL);
     }
-    for (auto& t : threads_)
-        if (t.joinable()) t.join();
-    threads_.clear();
+    for (auto& r : runners_)
+        if (r.thread.joinable()) r.thread.join();
+    runners_.clear();
 }
 
 void channels::deliver(const receiver& r, const delivery& d, done_fn done) {
@@ -161,10 +161,20 @@ void channels::command(const receiver& r, const delivery& d, done_fn done) {
     auto timeout = command_timeout_;
     // The child is waited for on its own thread, so that a gateway that hangs
     // delays only its own page; the outcome goes back to the io_context.
-    threads_.emplace_back([this, argv, env_strings, message, timeout, done]() mutable {
+    std::erase_if(runners_, [](runner& r) {
+        if (!r.done->load()) return false;
+        r.thread.join();
+        return true;
+    });
+    auto finished = std::make_shared<std::atomic<bool>>(false);
+    auto t = std::thread([this, argv, env_strings, message, timeout, done, finished]() mutable {
         auto report = [&](bool ok, std::string e) {
             net::post(ioc_, [done, ok, e] { done({ok, e}); });
         };
+        struct mark_done {
+            std::atomic<bool>& f;
+            ~mark_done() { f = true; }
+        } mark{*finished};
         int in[2];
         if (::pipe2(in, O_CLOEXEC) != 0) return report(false, "pipe failed");
         posix_spawn_file_actions_t fa;
@@ -189,7 +199,6 @@ void channels::command(const receiver& r, const delivery& d, done_fn done) {
             std::lock_guard lock(mu_);
             children_.insert(pid);
         }
-        ::signal(SIGPIPE, SIG_IGN);
         std::string_view rest = message;
         while (!rest.empty()) {
             auto n = ::write(in[1], rest.data(), rest.size());
@@ -222,6 +231,7 @@ void channels::command(const receiver& r, const delivery& d, done_fn done) {
         if (WIFEXITED(st)) return report(false, "exit status " + std::to_string(WEXITSTATUS(st)));
         report(false, "killed by signal " + std::to_string(WTERMSIG(st)));
     });
+    runners_.push_back({std::move(t), std::move(finished)});
 }
 
 void channels::file(const receiver& r, const delivery& d, done_fn done) {

@@ -63,7 +63,11 @@ class channels {
     std::chrono::milliseconds webhook_timeout_, command_timeout_;
     std::mutex mu_;
     std::set<pid_t> children_;
-    std::vector<std::thread> threads_;
+    struct runner {
+        std::thread thread;
+        std::shared_ptr<std::atomic<bool>> done;
+    };
+    std::vector<runner> runners_; // command threads; finished ones are joined on the next run
     std::atomic<bool> stopping_{false};
 };
 

@@ -17,6 +17,7 @@
 
 #include <sodium.h>
 
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 
@@ -102,6 +103,8 @@ int main(int argc, char** argv) {
     app.add_flag("--metrics", metrics, "serve Prometheus metrics at GET /metrics");
     CLI11_PARSE(app, argc, argv);
     if (sodium_init() < 0) fail("libsodium failed to start");
+    // A gateway command that exits before reading its stdin must not kill notify.
+    ::signal(SIGPIPE, SIG_IGN);
     try {
         notifier_options no;
         no.give_up_after = ms("--give-up-after", give_up);
