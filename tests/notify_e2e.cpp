@@ -602,7 +602,8 @@ TEST_CASE("a page acknowledged through its link records incident.acknowledged by
     CHECK(lb.of_type("incident.acknowledged").size() == 1);
 }
 
-TEST_CASE("SIGHUP reloads the directory and a bad file leaves the old one", "[notify_e2e]") {
+TEST_CASE("SIGHUP reloads the directory, a bad file leaves the old one, SIGTERM stops",
+          "[notify_e2e]") {
     temp_dir t;
     live_broker lb(t / "broker");
     auto one = "receivers:\n" + webhook_receiver("a", "http://127.0.0.1:9/x");
@@ -622,6 +623,8 @@ TEST_CASE("SIGHUP reloads the directory and a bad file leaves the old one", "[no
     n.proc->signal(SIGHUP);
     CHECK(eventually([&] { return health()["receivers"] == 2; }));
     CHECK(health()["directory_reloads"] == 1);
+    n.proc->signal(SIGTERM);
+    CHECK(n.proc->wait() == 0); // a clean stop
 }
 
 TEST_CASE("pingan-notify answers --version and refuses a bad directory at start", "[notify_e2e]") {
@@ -637,4 +640,27 @@ TEST_CASE("pingan-notify answers --version and refuses a bad directory at start"
     process p({bin("pingan-notify"), "--directory", dir, "--data", t / "n", "--registry",
                std::string(PINGAN_SOURCE_DIR) + "/data/schools.csv"});
     CHECK(p.wait() == 2);
+}
+
+TEST_CASE("an expired acknowledgement link acknowledges nothing and is forgotten at restart",
+          "[notify_e2e]") {
+    temp_dir t;
+    live_broker lb(t / "broker");
+    receiver_server rx;
+    auto dir =
+        write_file(t, "dir.yaml", "receivers:\n" + webhook_receiver("p-principal", rx.url()));
+    auto n = std::make_unique<notify_process>(lb, t / "notify", dir,
+                                              std::vector<std::string>{"--ack-ttl", "1ms"});
+    lb.illness("c1");
+    REQUIRE(eventually([&] { return rx.hits().size() == 1; }));
+    auto url = json::parse(rx.hits()[0].body)["ack_url"].get<std::string>();
+    auto path = url.substr(url.find("/ack/"));
+    CHECK(request(n->port, http::verb::get, path).status == 410);
+    CHECK(request(n->port, http::verb::post, path).status == 410);
+
+    n->proc->signal(SIGTERM);
+    REQUIRE(n->proc->wait() == 0);
+    n = std::make_unique<notify_process>(lb, t / "notify", dir);
+    CHECK(request(n->port, http::verb::get, path).status == 404);
+    CHECK(lb.of_type("incident.acknowledged").empty());
 }

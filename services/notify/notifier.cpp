@@ -163,6 +163,7 @@ bool notifier::page_from_json(const json& j, page& p) const {
 }
 
 void notifier::resume() {
+    if (auto n = st_.prune_tokens(wall_ms())) log_->info("forgot {} expired link tokens", n);
     for (auto& o : st_.open_pages()) {
         page p;
         p.offset = o.offset;

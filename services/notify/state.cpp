@@ -112,4 +112,21 @@ void state::save_token(const std::string& hash, const json& tok) {
     write([&](const lmdb::txn& t) { lmdb::put(t, tokens_, hash, text); });
 }
 
+std::size_t state::prune_tokens(std::int64_t now_ms) {
+    std::size_t n = 0;
+    write([&](const lmdb::txn& t) {
+        n = 0;
+        lmdb::cursor c(t, tokens_);
+        std::string_view k, v;
+        for (bool ok = c.get(k, v, MDB_FIRST); ok; ok = c.get(k, v, MDB_NEXT)) {
+            auto j = json::parse(v, nullptr, false);
+            if (j.is_object() && j.value("expires_ms", std::int64_t{0}) < now_ms) {
+                lmdb::check("mdb_cursor_del", mdb_cursor_del(c.handle(), 0));
+                ++n;
+            }
+        }
+    });
+    return n;
+}
+
 } // namespace pingan::notify

@@ -44,6 +44,8 @@ class state {
 
     std::optional<json> token(const std::string& hash) const;
     void save_token(const std::string& hash, const json& t);
+    // Forgets tokens that expired before `now_ms`. Returns: how many.
+    std::size_t prune_tokens(std::int64_t now_ms);
 
   private:
     template <class F> void write(F&& f);
