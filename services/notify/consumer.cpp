@@ -23,6 +23,7 @@ void consumer::start(std::uint64_t position) {
 
 void consumer::stop() {
     stop_ = true;
+    ctx_.shutdown();
     if (thread_.joinable()) thread_.join();
 }
 
@@ -32,10 +33,9 @@ void consumer::run(std::uint64_t last) {
     bool warned = false;
     while (!stop_) {
         try {
-            zmq::context_t ctx(1);
-            feed_client feed(ctx, opts_.feed, curve);
+            feed_client feed(ctx_, opts_.feed, curve);
             feed.subscribe("t/" + type + "/");
-            query_client q(ctx, opts_.query, curve);
+            query_client q(ctx_, opts_.query, curve);
             auto page = [&](std::uint64_t off, std::string_view bytes) {
                 if (off > last) {
                     net::post(ioc_, [this, off, b = std::string(bytes)]() mutable {
@@ -75,6 +75,7 @@ void consumer::run(std::uint64_t last) {
                 page(m->offset, m->bytes);
             }
         } catch (const std::exception& x) {
+            if (stop_) break;
             if (!warned) log_->warn("feed: {}; retrying", x.what());
             warned = true;
             for (int i = 0; i < 10 && !stop_; ++i)

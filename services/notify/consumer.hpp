@@ -13,6 +13,7 @@
 #include "services/common/net.hpp"
 
 #include <spdlog/logger.h>
+#include <zmq.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -52,6 +53,8 @@ class consumer {
     page_fn on_page_;
     progress_fn on_progress_;
     std::atomic<bool> stop_{false};
+    // Shut down from stop(): a replay or receive waiting on the broker ends at once.
+    zmq::context_t ctx_{1};
     std::thread thread_;
 };
 
