@@ -732,15 +732,66 @@ struct access_viewed {
     }
 };
 
+// One attempt by pingan-notify to deliver a page to one receiver succeeded.
+// Receipts carry ids, the receiver and the channel, never the page's text.
+struct notification_delivered {
+    static constexpr std::string_view type = "notification.delivered";
+    static constexpr std::uint32_t version = 1;
+    std::string notification_id; // the notification.requested event's id
+    std::string incident_id;
+    std::string receiver; // the receiver's id in notify's directory
+    std::string channel;  // webhook, command or file
+    std::uint32_t attempt = 0;
+    std::uint64_t latency_ms = 0;
+
+    template <class F> void fields(F&& f) {
+        f("notification_id", notification_id, key);
+        f("incident_id", incident_id, key);
+        f("receiver", receiver, key);
+        f("channel", channel, code);
+        f("attempt", attempt, key);
+        f("latency_ms", latency_ms, key);
+    }
+};
+
+// One attempt to deliver a page failed; or, with `final`, no receiver got the
+// page within notify's give-up time (receiver and channel are then empty), which
+// a rule may escalate to the next tier.
+struct notification_failed {
+    static constexpr std::string_view type = "notification.failed";
+    static constexpr std::uint32_t version = 1;
+    std::string notification_id;
+    std::string incident_id;
+    pingan::tier tier{}; // the tier the page was for
+    std::string receiver;
+    std::string channel;
+    std::uint32_t attempt = 0;
+    std::uint64_t latency_ms = 0;
+    std::string error;
+    bool final = false;
+
+    template <class F> void fields(F&& f) {
+        f("notification_id", notification_id, key);
+        f("incident_id", incident_id, key);
+        f("tier", tier, key);
+        f("receiver", receiver, text(64));
+        f("channel", channel, text(16));
+        f("attempt", attempt, key);
+        f("latency_ms", latency_ms, key);
+        f("error", error, text(500));
+        f("final", final, key);
+    }
+};
+
 // Every body type. Append new types at the end; the binary form names the type
 // by its string, so the order here is not part of any stored format.
-using body =
-    std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
-                 drill_recorded, food_alert, food_temp_reading, food_sample, food_accompany,
-                 psych_alert, bullying_reported, health_cluster, bus_trip, incident_reported,
-                 incident_acknowledged, incident_resolved, escalation_raised, incident_opened,
-                 incident_overdue, incident_closed, incident_reopened, notification_requested,
-                 timer_fired, ruleset_loaded, access_viewed>;
+using body = std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
+                          drill_recorded, food_alert, food_temp_reading, food_sample,
+                          food_accompany, psych_alert, bullying_reported, health_cluster, bus_trip,
+                          incident_reported, incident_acknowledged, incident_resolved,
+                          escalation_raised, incident_opened, incident_overdue, incident_closed,
+                          incident_reopened, notification_requested, timer_fired, ruleset_loaded,
+                          access_viewed, notification_delivered, notification_failed>;
 
 // ---- Envelope ------------------------------------------------------------------
 

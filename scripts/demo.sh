@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Pingan demo: sets up and builds, then starts the broker, the four school
-# services (hazard, drill, canteen, wellbeing) and the simulator for the
-# Yichang registry, and shows the live alert feed. Ctrl-C stops everything
+# services (hazard, drill, canteen, wellbeing), pingan-notify writing every
+# page to a readable file, and the simulator for the Yichang registry, and
+# shows the live alert feed. Ctrl-C stops everything
 # cleanly. Every process binds 127.0.0.1 on ports the system picks, so the
 # demo runs beside anything else.
 #
@@ -20,7 +21,8 @@ RUN=${RUN:-$ROOT/var/demo}
 
 # ---- set up and build ---------------------------------------------------------
 # SKIP_BUILD=1 runs what is already in build/bin.
-TARGETS="pingan-broker pingan pingan-hazard pingan-drill pingan-canteen pingan-wellbeing pingan-sim"
+TARGETS="pingan-broker pingan pingan-hazard pingan-drill pingan-canteen pingan-wellbeing pingan-notify
+         pingan-sim"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     if [ -x scripts/setup.sh ]; then
         BUILD_TARGETS="$TARGETS" scripts/setup.sh
@@ -96,6 +98,27 @@ start wellbeing "$BIN/pingan-wellbeing" "${common[@]}" --data "$RUN/wellbeing" \
     --keys "$RUN/wellbeing.keys"
 WELLBEING=$(field http)
 
+# pingan-notify with one receiver: the file channel, one line per page, for
+# every role the rule pack pages (exercises included).
+cat >"$RUN/notify-directory.yaml" <<YAML
+directory: demo
+receivers:
+  - id: demo-console
+    name: 值班台 duty desk
+    roles: [head_teacher, psych_teacher, school_doctor, canteen_manager, safety_officer,
+            safety_vp, principal, facilities_manager, transport_manager, bus_attendant,
+            guardian, county_bureau, county_centre, city_bureau, emergency_office, market_reg,
+            cdc, safety_regulator, police]
+    channel: file
+    path: $RUN/pages.log
+    exercises: true
+YAML
+start notify "$BIN/pingan-notify" --config config/notify.yaml --data "$RUN/notify" \
+    --broker "$INGEST" --feed "$FEED" --query "$QUERY" --registry data/schools.csv \
+    --http 127.0.0.1:0 --directory "$RUN/notify-directory.yaml" --clock "scaled:$SPEED:$START"
+NOTIFY=$(field http)
+touch "$RUN/pages.log"
+
 "$BIN/pingan-sim" --seed "$SEED" --schools "$SCHOOLS" --days "$DAYS" --speed "$SPEED" \
     --start "$START" --broker "$INGEST" --data "$RUN/sim" \
     --hazard "$HAZARD" --drill "$DRILL" --canteen "$CANTEEN" --canteen-udp "$CANTEEN_UDP" \
@@ -105,6 +128,8 @@ PIDS+=($!)
 cat <<MSG
 demo: simulating $([ "$SCHOOLS" = 0 ] && echo all || echo "$SCHOOLS") schools for $DAYS day(s) at ${SPEED}x (seed $SEED).
 demo: service health: curl http://$HAZARD/health   (also $DRILL, $CANTEEN, $WELLBEING)
+demo: pages delivered by pingan-notify: tail -f $RUN/pages.log
+demo: notify metrics: curl http://$NOTIFY/metrics
 demo: live feed below (sensor readings hidden); Ctrl-C stops everything.
 MSG
 
