@@ -1,6 +1,9 @@
 // Sessions, CSRF, login rate limit and permissions: decisions without I/O.
 #include "auth.hpp"
 
+#include <nlohmann/json.hpp>
+#include <sodium.h>
+
 #include <algorithm>
 
 namespace pingan::console {
@@ -26,6 +29,49 @@ const session* session_table::find(std::string_view token, std::int64_t now_us) 
 
 void session_table::erase(std::string_view token) {
     if (auto it = by_token_.find(token); it != by_token_.end()) by_token_.erase(it);
+}
+
+std::string session_table::dump() const {
+    auto all = nlohmann::json::array();
+    for (const auto& [k, s] : by_token_)
+        all.push_back({{"key", s.token},
+                       {"csrf", s.csrf},
+                       {"user", s.user},
+                       {"created_us", s.created_us},
+                       {"seen_us", s.seen_us}});
+    return nlohmann::json{{"sessions", all}}.dump(1) + "\n";
+}
+
+void session_table::load(std::string_view text, std::int64_t now_us) {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("sessions") || !j["sessions"].is_array())
+        throw error(errc::bad_config, "not a sessions file");
+    by_token_.clear();
+    try {
+        for (const auto& s : j["sessions"]) {
+            session x{s.at("key").get<std::string>(), s.at("csrf").get<std::string>(),
+                      s.at("user").get<std::string>(), s.at("created_us").get<std::int64_t>(),
+                      now_us};
+            if (now_us - x.created_us > limits_.absolute_us || x.token.empty()) continue;
+            by_token_.insert_or_assign(x.token, x);
+        }
+    } catch (const nlohmann::json::exception& e) {
+        by_token_.clear();
+        throw error(errc::bad_config, std::string("sessions file: ") + e.what());
+    }
+}
+
+std::string session_key(std::string_view cookie) {
+    unsigned char h[32];
+    crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(cookie.data()),
+                       cookie.size(), nullptr, 0);
+    static const char* hex = "0123456789abcdef";
+    std::string s;
+    for (unsigned char c : h) {
+        s += hex[c >> 4];
+        s += hex[c & 15];
+    }
+    return s;
 }
 
 void session_table::erase_user(std::string_view user) {

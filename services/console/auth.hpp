@@ -17,7 +17,7 @@ namespace pingan::console {
 // ---- sessions ----
 
 struct session {
-    std::string token; // the cookie value: 32 random bytes, hex
+    std::string token; // a hash of the cookie value (the cookie itself is kept nowhere)
     std::string csrf;  // the token the page sends back in X-CSRF-Token
     std::string user;
     std::int64_t created_us = 0, seen_us = 0;
@@ -41,10 +41,20 @@ class session_table {
     void erase_user(std::string_view user);
     std::size_t size() const noexcept { return by_token_.size(); }
 
+    // The table as JSON, and back: the console keeps it in a file so that a
+    // restart does not log everyone out. Sessions expired at `now_us` are
+    // dropped on load; a loaded session counts as seen at `now_us`.
+    std::string dump() const;
+    // Throws: pingan::error(bad_config) if the text is not such a table.
+    void load(std::string_view text, std::int64_t now_us);
+
   private:
     session_limits limits_;
     std::map<std::string, session, std::less<>> by_token_;
 };
+
+// The key a session is kept under: a BLAKE2b hash of the cookie's value, hex.
+std::string session_key(std::string_view cookie);
 
 // The value of cookie `name` in a Cookie header. Returns: nothing if absent.
 std::optional<std::string> cookie_value(std::string_view header, std::string_view name);

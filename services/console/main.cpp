@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--users", cfg.users_file, "users file (pingan users add ... --file)")
         ->capture_default_str();
+    app.add_option("--sessions", cfg.sessions_file,
+                   "file keeping login sessions across restarts (0600; empty: memory only)")
+        ->capture_default_str();
     app.add_option("--registry", cfg.registry, "schools.csv of the registry (districts.csv beside it)");
     app.add_option("--ingest", ep.ingest, "the broker's ingest endpoint")->capture_default_str();
     app.add_option("--feed", ep.feed, "the broker's live feed endpoint")->capture_default_str();

@@ -9,7 +9,14 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <deque>
+#include <fstream>
+#include <sstream>
 
 namespace pingan::console {
 namespace {
@@ -63,6 +70,26 @@ std::int64_t mtime_of(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return -1;
     return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw error(errc::io_error, "cannot read " + path);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// Writes `text` to `path` through a temporary file and rename, mode 0600.
+void write_private_file(const std::string& path, const std::string& text) {
+    auto tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw error(errc::io_error, "cannot write " + tmp + ": " + std::strerror(errno));
+    ::fchmod(fd, 0600);
+    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ok = ::close(fd) == 0 && ok;
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
+        throw error(errc::io_error, "cannot write " + path + ": " + std::strerror(errno));
 }
 
 // One HTTP/1.1 connection, handing each request to the server.
@@ -208,6 +235,23 @@ console_server::console_server(net::io_context& ioc, console_config cfg, registr
     users_ = load_users(cfg_.users_file);
     users_mtime_ = mtime_of(cfg_.users_file);
     dummy_hash_ = hash_password("not-a-real-password-" + random_hex(8));
+    if (!cfg_.sessions_file.empty() && mtime_of(cfg_.sessions_file) >= 0) {
+        try {
+            sessions_.load(read_file(cfg_.sessions_file), now_us());
+        } catch (const error& e) {
+            log_->warn("{}: {}; everyone logs in again", cfg_.sessions_file, e.detail());
+        }
+    }
+}
+
+// Sessions are written on login and logout only (rarely), 0600, atomically.
+void console_server::save_sessions() {
+    if (cfg_.sessions_file.empty()) return;
+    try {
+        write_private_file(cfg_.sessions_file, sessions_.dump());
+    } catch (const error& e) {
+        log_->error("{}", e.what());
+    }
 }
 
 tcp::endpoint console_server::start() {
@@ -265,6 +309,7 @@ void console_server::reload_users() {
                 scope_text(n->scope) != scope_text(old.scope) || n->roles != old.roles ||
                 n->minors_clearance != old.minors_clearance) {
                 sessions_.erase_user(old.name);
+                save_sessions();
                 for (auto& s : sockets_)
                     if (s->user == old.name) s->close();
             }
@@ -296,7 +341,7 @@ const user* console_server::user_of(const session* s) const {
 const session* console_server::session_of(const request& req) {
     auto token = cookie_value(header(req, http::field::cookie), session_cookie_name);
     if (!token) return nullptr;
-    return sessions_.find(*token, now_us());
+    return sessions_.find(session_key(*token), now_us());
 }
 
 void console_server::handle(request&& req, const std::string& peer,
@@ -306,6 +351,7 @@ void console_server::handle(request&& req, const std::string& peer,
     auto method = std::string(req.method_string());
     auto host = header(req, http::field::host);
     auto origin = header(req, http::field::origin);
+    auto csrf = header(req, "X-CSRF-Token");
 
     if (target == "/" || target == "/index.html") {
         if (req.method() != http::verb::get) return send(refuse(405, "use GET"));
@@ -321,6 +367,11 @@ void console_server::handle(request&& req, const std::string& peer,
         r.set("X-Content-Type-Options", "nosniff");
         r.set("Referrer-Policy", "no-referrer");
         r.body().assign(console_page, console_page_size);
+        r.prepare_payload();
+        return send(std::move(r));
+    }
+    if (target == "/favicon.ico") {
+        response r{http::status::no_content, req.version()};
         r.prepare_payload();
         return send(std::move(r));
     }
@@ -354,10 +405,12 @@ void console_server::handle(request&& req, const std::string& peer,
             return send(refuse(401, "wrong user name or password"));
         }
         limiter_.succeeded(name);
-        const auto& s = sessions_.create(u->name, random_hex(32), random_hex(32), now);
+        auto cookie = random_hex(32);
+        const auto& s = sessions_.create(u->name, session_key(cookie), random_hex(32), now);
         log_->info("{} logged in from {}", u->name, peer);
         auto r = answer(http::status::ok, json{{"user", u->name}, {"csrf", s.csrf}});
-        r.set(http::field::set_cookie, session_cookie(s.token, cfg_.https));
+        r.set(http::field::set_cookie, session_cookie(cookie, cfg_.https));
+        save_sessions();
         return send(std::move(r));
     }
 
@@ -372,13 +425,14 @@ void console_server::handle(request&& req, const std::string& peer,
                                                   {"csrf", s->csrf}}));
     }
     if (target == "/api/logout") {
-        action_request ar{method, header(req, "X-CSRF-Token"), origin, host, action::view,
+        action_request ar{method, csrf, origin, host, action::view,
                           "", "", true, false};
         auto d = decide_action(ar, s, u);
         if (!d.allowed() && d.status != 404) return send(refuse(d.status, d.reason));
         for (auto& w : sockets_)
             if (w->token == s->token) w->close();
         sessions_.erase(s->token);
+        save_sessions();
         auto r = answer(http::status::ok, json{{"ok", true}});
         r.set(http::field::set_cookie, clear_session_cookie(cfg_.https));
         return send(std::move(r));
@@ -396,7 +450,7 @@ void console_server::handle(request&& req, const std::string& peer,
         auto id = rest.substr(0, slash);
         const auto* inc = view_.incident(id);
         action_request ar{method,
-                          header(req, "X-CSRF-Token"),
+                          csrf,
                           origin,
                           host,
                           *what,

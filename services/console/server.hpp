@@ -36,7 +36,8 @@ using response = http::response<http::string_body>;
 
 struct console_config {
     std::string http = "127.0.0.1:8090"; // loopback by default
-    std::string users_file = "config/console-users.json";
+    std::string users_file = "var/console/users.json";
+    std::string sessions_file;           // where sessions outlive a restart; empty: memory only
     std::string registry;                // schools.csv (districts.csv beside it)
     std::string device = "default";      // source suffix: pingan-console/<device>
     bool https = false;                  // reached over HTTPS (a TLS proxy in front): Secure cookies
@@ -74,6 +75,7 @@ class console_server {
   private:
     void do_accept();
     void reload_users();
+    void save_sessions();
     void schedule_reload();
     const user* user_of(const session* s) const;
     const session* session_of(const request& req);

@@ -23,6 +23,13 @@ template <class T> const T* body_as(const event& e) {
 
 } // namespace
 
+bool derived_names_minors(const event& e) noexcept {
+    if (e.scope != scope::private_) return false;
+    if (const auto* n = body_as<notification_requested>(e)) return n->tier == tier::school;
+    if (const auto* x = body_as<escalation_raised>(e)) return x->tier == tier::school;
+    return false;
+}
+
 std::string_view level_of(pingan::severity s) noexcept {
     switch (s) {
     case severity::extreme: return "red";
@@ -89,8 +96,10 @@ void console_view::apply(const event& e) {
         i.kind = o->kind;
         i.subject = o->subject;
         if (!o->title.empty()) i.title = o->title;
-        i.mode = e.status;
+        // Derived events of a real incident carry status System.
+        i.mode = e.status == status::system ? status::actual : e.status;
         i.severity = e.severity;
+        i.minors = e.scope == scope::private_;
         if (fresh) i.opened_us = t;
         i.closed = false;
         if (o->due) i.due_us = to_us(*o->due);
@@ -114,6 +123,7 @@ void console_view::apply(const event& e) {
         if (x->deadline) i->deadlines_us.push_back(to_us(*x->deadline));
     } else if (const auto* n = body_as<notification_requested>(e)) {
         i->message = n->text;
+        i->message_names_minors = derived_names_minors(e);
         std::string who = std::string(enum_name(n->tier)) + ":";
         for (std::size_t k = 0; k < n->roles.size(); ++k)
             who += (k ? ", " : " ") + n->roles[k];
@@ -199,6 +209,16 @@ std::optional<json> console_view::for_user(const event& e, const user& u, bool t
     if (u.disabled) return std::nullopt;
     if (e.status == status::test && !test) return std::nullopt;
     if (!in_scope(u, e.school, e.district)) return std::nullopt;
+    if (derived_names_minors(e)) {
+        if (!u.minors_clearance) {
+            event copy = e;
+            if (auto* n = std::get_if<notification_requested>(&copy.body)) n->text = std::string(redacted);
+            if (auto* x = std::get_if<escalation_raised>(&copy.body)) x->reason = std::string(redacted);
+            return event_json(copy);
+        }
+        minors_shown = true;
+        return event_json(e);
+    }
     if (carries_minors_details(e.type())) {
         if (!u.minors_clearance) {
             event copy = e;
@@ -218,7 +238,9 @@ std::optional<json> console_view::incident_for_user(const incident_view& i, cons
     if (u.disabled) return std::nullopt;
     if (i.mode == status::test && !test) return std::nullopt;
     if (!in_scope(u, i.school, i.district)) return std::nullopt;
-    return incident_json(i);
+    auto j = incident_json(i);
+    if (i.message_names_minors && !u.minors_clearance) j["message"] = std::string(redacted);
+    return j;
 }
 
 json console_view::places_for(const user& u) const {

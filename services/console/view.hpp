@@ -32,11 +32,18 @@ struct incident_view {
     std::optional<std::int64_t> due_us;
     std::vector<std::int64_t> deadlines_us; // escalation deadlines announced
     std::string message;                    // the latest page's text
+    bool minors = false;                    // opened from minors' data (derived events are Private)
+    bool message_names_minors = false;      // the latest page is a school-tier page of such an incident
     std::vector<std::string> told;          // "tier: role, role"
     std::vector<std::string> acked_by;      // "actor (note)"
     std::vector<std::uint64_t> timeline;    // offsets of every event about it
     std::string cause_id;                   // the event that opened it
 };
+
+// True if `e` is an engine event of an incident opened from minors' data
+// whose text may name a student reference: the school tier's pages and
+// escalations (pages above the school name no body field).
+bool derived_names_minors(const event& e) noexcept;
 
 // red, orange, yellow or blue, from the CAP severity.
 std::string_view level_of(pingan::severity s) noexcept;
