@@ -96,6 +96,16 @@ start wellbeing "$BIN/pingan-wellbeing" "${common[@]}" --data "$RUN/wellbeing" \
     --keys "$RUN/wellbeing.keys"
 WELLBEING=$(field http)
 
+# The safety office's web console, with one city-wide demo user.
+[ "${SKIP_BUILD:-0}" = 1 ] || cmake --build build -j2 --target pingan-console >/dev/null
+CONSOLE_PASSWORD=${CONSOLE_PASSWORD:-demo-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')}
+echo "$CONSOLE_PASSWORD" | "$BIN/pingan" users add demo --file "$RUN/console-users.json" \
+    --scope city --role supervisor --password-stdin >/dev/null
+start console "$BIN/pingan-console" --config config/console.yaml --http 127.0.0.1:0 \
+    --users "$RUN/console-users.json" --sessions "$RUN/console-sessions.json" \
+    --registry data/schools.csv --ingest "$INGEST" --feed "$FEED" --query "$QUERY"
+CONSOLE=$(field http)
+
 "$BIN/pingan-sim" --seed "$SEED" --schools "$SCHOOLS" --days "$DAYS" --speed "$SPEED" \
     --start "$START" --broker "$INGEST" --data "$RUN/sim" \
     --hazard "$HAZARD" --drill "$DRILL" --canteen "$CANTEEN" --canteen-udp "$CANTEEN_UDP" \
@@ -105,6 +115,7 @@ PIDS+=($!)
 cat <<MSG
 demo: simulating $([ "$SCHOOLS" = 0 ] && echo all || echo "$SCHOOLS") schools for $DAYS day(s) at ${SPEED}x (seed $SEED).
 demo: service health: curl http://$HAZARD/health   (also $DRILL, $CANTEEN, $WELLBEING)
+demo: web console: http://$CONSOLE/   user demo, password $CONSOLE_PASSWORD
 demo: live feed below (sensor readings hidden); Ctrl-C stops everything.
 MSG
 
