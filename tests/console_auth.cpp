@@ -86,7 +86,8 @@ TEST_CASE("the session key is a hash, not the cookie", "[console_auth]") {
     CHECK(k != session_key("abd"));
 }
 
-TEST_CASE("the session cookie is HttpOnly and SameSite=Strict, Secure over HTTPS", "[console_auth]") {
+TEST_CASE("the session cookie is HttpOnly and SameSite=Strict, Secure over HTTPS",
+          "[console_auth]") {
     auto plain = session_cookie("tok", false);
     CHECK(plain.find("pingan_session=tok") == 0);
     CHECK(plain.find("HttpOnly") != std::string::npos);

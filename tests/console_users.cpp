@@ -78,8 +78,9 @@ TEST_CASE("a wrong users file is refused naming the user and field", "[console_u
               .find("user \"a\": scope") != std::string::npos);
     CHECK(bad(R"({"users":[{"name":"a","password_hash":"h","scope":"city","roles":["root"]}]})")
               .find("roles") != std::string::npos);
-    CHECK(bad(R"({"users":[{"name":"a","password_hash":"h","scope":"city","roles":[],"clearance":["all"]}]})")
-              .find("clearance") != std::string::npos);
+    CHECK(
+        bad(R"({"users":[{"name":"a","password_hash":"h","scope":"city","roles":[],"clearance":["all"]}]})")
+            .find("clearance") != std::string::npos);
     CHECK(bad(R"({"users":[{"name":"a b","password_hash":"h","scope":"city","roles":[]}]})")
               .find("name") != std::string::npos);
 }

@@ -81,7 +81,8 @@ user make_user(std::string scope, bool cleared = false) {
 
 } // namespace
 
-TEST_CASE("an incident opens, is acknowledged and closes from the engine's events", "[console_view]") {
+TEST_CASE("an incident opens, is acknowledged and closes from the engine's events",
+          "[console_view]") {
     console_view v(yichang(), 1000);
     log_builder b;
     for (auto& e : psych_incident(b, "420502K001"))

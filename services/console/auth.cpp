@@ -126,7 +126,8 @@ std::int64_t login_limiter::retry_after(std::string_view address, std::string_vi
 
 void login_limiter::failed(std::string_view address, std::string_view user, std::int64_t now_us) {
     for (auto* c : {&by_address_[std::string(address)], &by_user_[std::string(user)]}) {
-        if (c->failures == 0 || now_us - c->window_start >= limits_.window_us) *c = counter{now_us, 0};
+        if (c->failures == 0 || now_us - c->window_start >= limits_.window_us)
+            *c = counter{now_us, 0};
         ++c->failures;
     }
 }
@@ -145,20 +146,28 @@ std::optional<action> parse_action(std::string_view name) {
 
 std::string_view action_name(action a) noexcept {
     switch (a) {
-    case action::view: return "view";
-    case action::acknowledge: return "ack";
-    case action::note: return "note";
-    case action::resolve: return "resolve";
-    case action::verify: return "verify";
+    case action::view:
+        return "view";
+    case action::acknowledge:
+        return "ack";
+    case action::note:
+        return "note";
+    case action::resolve:
+        return "resolve";
+    case action::verify:
+        return "verify";
     }
     return "view";
 }
 
 bool in_scope(const user& u, std::string_view school, std::string_view district) noexcept {
     switch (u.scope.at) {
-    case user_scope::level::city: return true;
-    case user_scope::level::district: return !school.empty() && district == u.scope.code;
-    case user_scope::level::school: return !school.empty() && school == u.scope.code;
+    case user_scope::level::city:
+        return true;
+    case user_scope::level::district:
+        return !school.empty() && district == u.scope.code;
+    case user_scope::level::school:
+        return !school.empty() && school == u.scope.code;
     }
     return false;
 }
@@ -178,11 +187,17 @@ decision decide_action(const action_request& r, const session* s, const user* u)
     if (!csrf_matches(*s, r.csrf_header)) return {403, "missing or wrong CSRF token"};
     std::string_view need = "viewer";
     switch (r.what) {
-    case action::view: need = "viewer"; break;
+    case action::view:
+        need = "viewer";
+        break;
     case action::acknowledge:
-    case action::note: need = "responder"; break;
+    case action::note:
+        need = "responder";
+        break;
     case action::resolve:
-    case action::verify: need = "supervisor"; break;
+    case action::verify:
+        need = "supervisor";
+        break;
     }
     if (!u->has_role(need))
         return {403, "the role " + std::string(need) + " is needed to " +

@@ -24,15 +24,16 @@ struct session {
 };
 
 struct session_limits {
-    std::int64_t idle_us = 30LL * 60 * 1000000;        // 30 min without a request
-    std::int64_t absolute_us = 12LL * 3600 * 1000000;  // 12 h after login
+    std::int64_t idle_us = 30LL * 60 * 1000000;       // 30 min without a request
+    std::int64_t absolute_us = 12LL * 3600 * 1000000; // 12 h after login
 };
 
 class session_table {
   public:
     explicit session_table(session_limits l = {}) : limits_(l) {}
     // Starts a session for `user` with the given random tokens.
-    const session& create(std::string user, std::string token, std::string csrf, std::int64_t now_us);
+    const session& create(std::string user, std::string token, std::string csrf,
+                          std::int64_t now_us);
     // Returns: the live session for `token` (touching it), or null if unknown
     // or expired (an expired one is removed).
     const session* find(std::string_view token, std::int64_t now_us);
@@ -73,8 +74,8 @@ bool csrf_matches(const session& s, std::string_view sent) noexcept;
 // ---- login rate limit ----
 
 struct rate_limits {
-    int per_address = 10;                       // failures from one address in the window
-    int per_user = 5;                           // failures for one user name in the window
+    int per_address = 10;                         // failures from one address in the window
+    int per_user = 5;                             // failures for one user name in the window
     std::int64_t window_us = 15LL * 60 * 1000000; // 15 min
 };
 
@@ -110,10 +111,10 @@ bool in_scope(const user& u, std::string_view school, std::string_view district)
 
 // What the server knows about an action request.
 struct action_request {
-    std::string_view method;       // "POST"
-    std::string_view csrf_header;  // X-CSRF-Token
-    std::string_view origin;       // Origin header, may be empty
-    std::string_view host;         // Host header
+    std::string_view method;      // "POST"
+    std::string_view csrf_header; // X-CSRF-Token
+    std::string_view origin;      // Origin header, may be empty
+    std::string_view host;        // Host header
     action what = action::view;
     // The incident acted on.
     std::string_view school, district;

@@ -142,8 +142,8 @@ void actor::run() {
             auto now = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
             try {
                 query_client q(ctx_, ep_.query, c);
-                if (auto t = parse_utc(q.clock(json::object(), std::chrono::seconds(1))["now"]
-                                           .get<std::string>()))
+                if (auto t = parse_utc(
+                        q.clock(json::object(), std::chrono::seconds(1))["now"].get<std::string>()))
                     now = *t;
             } catch (const std::exception&) {
                 // A broker with a system clock may refuse CLOCK: this machine's time is its time.

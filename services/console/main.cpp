@@ -33,15 +33,17 @@ int main(int argc, char** argv) {
     app.config_formatter(std::make_shared<yaml_config>());
     app.allow_config_extras(CLI::config_extras_mode::error);
     app.set_config("--config", "", "YAML file of settings (keys are the long flag names)");
-    app.add_option("--http", cfg.http, "HTTP listen address host:port (loopback by default; "
-                                       "port 0 picks one)")
+    app.add_option("--http", cfg.http,
+                   "HTTP listen address host:port (loopback by default; "
+                   "port 0 picks one)")
         ->capture_default_str();
     app.add_option("--users", cfg.users_file, "users file (pingan users add ... --file)")
         ->capture_default_str();
     app.add_option("--sessions", cfg.sessions_file,
                    "file keeping login sessions across restarts (0600; empty: memory only)")
         ->capture_default_str();
-    app.add_option("--registry", cfg.registry, "schools.csv of the registry (districts.csv beside it)");
+    app.add_option("--registry", cfg.registry,
+                   "schools.csv of the registry (districts.csv beside it)");
     app.add_option("--ingest", ep.ingest, "the broker's ingest endpoint")->capture_default_str();
     app.add_option("--feed", ep.feed, "the broker's live feed endpoint")->capture_default_str();
     app.add_option("--query", ep.query, "the broker's query endpoint")->capture_default_str();
@@ -96,8 +98,7 @@ int main(int argc, char** argv) {
             fol.stop();
             act.stop();
         });
-        std::cout << "listening http=" << at.address().to_string() << ":" << at.port()
-                  << std::endl;
+        std::cout << "listening http=" << at.address().to_string() << ":" << at.port() << std::endl;
         rt.log().info("pingan-console up: http {}:{}, broker {} / {} / {}, users {}",
                       at.address().to_string(), at.port(), ep.ingest, ep.feed, ep.query,
                       cfg.users_file);

@@ -139,17 +139,16 @@ class http_session : public std::enable_shared_from_this<http_session> {
     }
     void write(response&& r, bool close) {
         res_ = std::make_shared<response>(std::move(r));
-        http::async_write(stream_, *res_,
-                          [self = shared_from_this(), close](beast::error_code ec, std::size_t) {
-                              if (ec || close) {
-                                  beast::error_code ignored;
-                                  self->stream_.socket().shutdown(tcp::socket::shutdown_send,
-                                                                  ignored);
-                                  return;
-                              }
-                              self->res_.reset();
-                              self->read();
-                          });
+        http::async_write(
+            stream_, *res_, [self = shared_from_this(), close](beast::error_code ec, std::size_t) {
+                if (ec || close) {
+                    beast::error_code ignored;
+                    self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                    return;
+                }
+                self->res_.reset();
+                self->read();
+            });
     }
 
     beast::tcp_stream stream_;
@@ -382,7 +381,8 @@ void console_server::handle(request&& req, const std::string& peer,
     }
     if (target == "/api/login") {
         if (req.method() != http::verb::post) return send(refuse(405, "use POST"));
-        if (!same_origin(origin, host)) return send(refuse(403, "the request comes from another site"));
+        if (!same_origin(origin, host))
+            return send(refuse(403, "the request comes from another site"));
         json body = json::parse(req.body(), nullptr, false);
         if (!body.is_object() || !body.contains("user") || !body["user"].is_string() ||
             !body.contains("password") || !body["password"].is_string())
@@ -425,8 +425,7 @@ void console_server::handle(request&& req, const std::string& peer,
                                                   {"csrf", s->csrf}}));
     }
     if (target == "/api/logout") {
-        action_request ar{method, csrf, origin, host, action::view,
-                          "", "", true, false};
+        action_request ar{method, csrf, origin, host, action::view, "", "", true, false};
         auto d = decide_action(ar, s, u);
         if (!d.allowed() && d.status != 404) return send(refuse(d.status, d.reason));
         for (auto& w : sockets_)
@@ -445,7 +444,8 @@ void console_server::handle(request&& req, const std::string& peer,
     if (target.starts_with("/api/incidents/")) {
         auto rest = target.substr(15);
         auto slash = rest.find('/');
-        auto what = slash == std::string::npos ? std::nullopt : parse_action(rest.substr(slash + 1));
+        auto what =
+            slash == std::string::npos ? std::nullopt : parse_action(rest.substr(slash + 1));
         if (!what) return send(refuse(404, "no such path"));
         auto id = rest.substr(0, slash);
         const auto* inc = view_.incident(id);
@@ -476,7 +476,8 @@ void console_server::act(request&& req, const session&, const user& u, const std
     if (!body.is_object()) return send(refuse(400, "the body must be a JSON object"));
     auto text = body.value("text", std::string());
     if (inc.school.empty())
-        return send(refuse(409, "a city-wide incident is acted on with pingan incidents, not here"));
+        return send(
+            refuse(409, "a city-wide incident is acted on with pingan incidents, not here"));
     // The event model has no field for the person: the recorded actor is the
     // console's key; the note or resolution names the logged-in user.
     auto by = "console user " + u.name;
@@ -498,9 +499,8 @@ void console_server::act(request&& req, const session&, const user& u, const std
     case action::note: {
         incident_acknowledged b;
         b.incident_id = id;
-        b.note = clip(by + (what == action::note ? " (note)" : "") +
-                          (text.empty() ? "" : ": " + text),
-                      500);
+        b.note = clip(
+            by + (what == action::note ? " (note)" : "") + (text.empty() ? "" : ": " + text), 500);
         e.body = std::move(b);
         break;
     }
@@ -525,7 +525,8 @@ void console_server::act(request&& req, const session&, const user& u, const std
         e.body = std::move(b);
         break;
     }
-    case action::view: return send(refuse(404, "no such path"));
+    case action::view:
+        return send(refuse(404, "no such path"));
     }
     auto who = u.name;
     auto type = std::string(e.type());
@@ -583,7 +584,8 @@ void console_server::on_ws_message(const std::shared_ptr<ws_session>& ws, const 
     auto op = m["op"].get<std::string>();
     if (op == "resume") {
         std::uint64_t from = 1;
-        if (m.contains("from") && m["from"].is_number_unsigned()) from = m["from"].get<std::uint64_t>();
+        if (m.contains("from") && m["from"].is_number_unsigned())
+            from = m["from"].get<std::uint64_t>();
         ws->test = m.value("test", false);
         if (!caught_up_) {
             // Answer once the console has read the log to its head.
@@ -702,7 +704,8 @@ void console_server::on_event(event e) {
     if (!inc)
         if (const auto* o = std::get_if<incident_opened>(&stored->body))
             inc = view_.incident(o->incident_id);
-    for (const auto& ws : std::vector<std::shared_ptr<ws_session>>(sockets_.begin(), sockets_.end())) {
+    for (const auto& ws :
+         std::vector<std::shared_ptr<ws_session>>(sockets_.begin(), sockets_.end())) {
         if (!ws->resumed) continue;
         const auto* u = users_.find(ws->user);
         if (!u || u->disabled) {

@@ -37,11 +37,11 @@ using response = http::response<http::string_body>;
 struct console_config {
     std::string http = "127.0.0.1:8090"; // loopback by default
     std::string users_file = "var/console/users.json";
-    std::string sessions_file;           // where sessions outlive a restart; empty: memory only
-    std::string registry;                // schools.csv (districts.csv beside it)
-    std::string device = "default";      // source suffix: pingan-console/<device>
-    bool https = false;                  // reached over HTTPS (a TLS proxy in front): Secure cookies
-    std::size_t history = 200000;        // events kept for resuming pages
+    std::string sessions_file;      // where sessions outlive a restart; empty: memory only
+    std::string registry;           // schools.csv (districts.csv beside it)
+    std::string device = "default"; // source suffix: pingan-console/<device>
+    bool https = false;             // reached over HTTPS (a TLS proxy in front): Secure cookies
+    std::size_t history = 200000;   // events kept for resuming pages
     std::size_t max_body = 16 * 1024;
     session_limits sessions;
     rate_limits logins;
@@ -82,8 +82,8 @@ class console_server {
     void resume(const std::shared_ptr<ws_session>& ws, std::uint64_t from);
     void send_timeline(const std::shared_ptr<ws_session>& ws, const std::string& id);
     void log_minors_view(const user& u, const std::vector<const event*>& shown);
-    void act(request&& req, const session& s, const user& u, const std::string& id,
-             action what, std::function<void(response&&)> send);
+    void act(request&& req, const session& s, const user& u, const std::string& id, action what,
+             std::function<void(response&&)> send);
 
     net::io_context& ioc_;
     console_config cfg_;

@@ -20,7 +20,8 @@ using json = nlohmann::json;
 
 std::optional<user_scope> parse_scope(std::string_view text) {
     auto digits = [](std::string_view s) {
-        return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+        return !s.empty() &&
+               std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
     };
     if (text == "city") return user_scope{user_scope::level::city, ""};
     if (text.starts_with("district:")) {
@@ -38,9 +39,12 @@ std::optional<user_scope> parse_scope(std::string_view text) {
 
 std::string scope_text(const user_scope& s) {
     switch (s.at) {
-    case user_scope::level::city: return "city";
-    case user_scope::level::district: return "district:" + s.code;
-    case user_scope::level::school: return "school:" + s.code;
+    case user_scope::level::city:
+        return "city";
+    case user_scope::level::district:
+        return "district:" + s.code;
+    case user_scope::level::school:
+        return "school:" + s.code;
     }
     return "city";
 }
@@ -83,21 +87,26 @@ user_store user_store::parse(std::string_view text) {
         user x;
         x.name = name;
         x.password_hash = u.value("password_hash", std::string());
-        if (x.password_hash.empty()) throw error(errc::bad_config, where + "password_hash is missing");
+        if (x.password_hash.empty())
+            throw error(errc::bad_config, where + "password_hash is missing");
         auto sc = parse_scope(u.value("scope", std::string()));
-        if (!sc) throw error(errc::bad_config, where + "scope must be city, district:CODE or school:ID");
+        if (!sc)
+            throw error(errc::bad_config, where + "scope must be city, district:CODE or school:ID");
         x.scope = *sc;
         if (!u.contains("roles") || !u["roles"].is_array())
             throw error(errc::bad_config, where + "roles must be a list");
         for (const auto& r : u["roles"]) {
             if (!r.is_string() || !known_role(r.get<std::string>()))
-                throw error(errc::bad_config, where + "roles: each is one of viewer, responder, supervisor");
+                throw error(errc::bad_config,
+                            where + "roles: each is one of viewer, responder, supervisor");
             x.roles.push_back(r.get<std::string>());
         }
         if (u.contains("clearance")) {
-            if (!u["clearance"].is_array()) throw error(errc::bad_config, where + "clearance must be a list");
+            if (!u["clearance"].is_array())
+                throw error(errc::bad_config, where + "clearance must be a list");
             for (const auto& c : u["clearance"]) {
-                if (c != "minors") throw error(errc::bad_config, where + "clearance: only \"minors\" is known");
+                if (c != "minors")
+                    throw error(errc::bad_config, where + "clearance: only \"minors\" is known");
                 x.minors_clearance = true;
             }
         }
@@ -136,7 +145,8 @@ user* user_store::find(std::string_view name) noexcept {
 
 void user_store::add(user u) {
     if (!valid_user_name(u.name))
-        throw error(errc::bad_value, "user name \"" + u.name + "\" is not 1-64 of A-Z a-z 0-9 _ . @ -");
+        throw error(errc::bad_value,
+                    "user name \"" + u.name + "\" is not 1-64 of A-Z a-z 0-9 _ . @ -");
     if (find(u.name)) throw error(errc::bad_value, "user \"" + u.name + "\" exists already");
     users_.push_back(std::move(u));
 }

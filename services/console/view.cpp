@@ -32,10 +32,14 @@ bool derived_names_minors(const event& e) noexcept {
 
 std::string_view level_of(pingan::severity s) noexcept {
     switch (s) {
-    case severity::extreme: return "red";
-    case severity::severe: return "orange";
-    case severity::moderate: return "yellow";
-    default: return "blue";
+    case severity::extreme:
+        return "red";
+    case severity::severe:
+        return "orange";
+    case severity::moderate:
+        return "yellow";
+    default:
+        return "blue";
     }
 }
 
@@ -67,9 +71,12 @@ const incident_view* console_view::incident_of(const event& e) const {
     return const_cast<console_view*>(this)->find_named(e, [&]() -> std::string {
         return std::visit(
             [](const auto& b) -> std::string {
-                if constexpr (requires { b.incident_id; }) return b.incident_id;
-                else if constexpr (requires { b.hazard_id; }) return b.hazard_id;
-                else return {};
+                if constexpr (requires { b.incident_id; })
+                    return b.incident_id;
+                else if constexpr (requires { b.hazard_id; })
+                    return b.hazard_id;
+                else
+                    return {};
             },
             e.body);
     }());
@@ -212,8 +219,10 @@ std::optional<json> console_view::for_user(const event& e, const user& u, bool t
     if (derived_names_minors(e)) {
         if (!u.minors_clearance) {
             event copy = e;
-            if (auto* n = std::get_if<notification_requested>(&copy.body)) n->text = std::string(redacted);
-            if (auto* x = std::get_if<escalation_raised>(&copy.body)) x->reason = std::string(redacted);
+            if (auto* n = std::get_if<notification_requested>(&copy.body))
+                n->text = std::string(redacted);
+            if (auto* x = std::get_if<escalation_raised>(&copy.body))
+                x->reason = std::string(redacted);
             return event_json(copy);
         }
         minors_shown = true;

@@ -33,11 +33,11 @@ struct incident_view {
     std::vector<std::int64_t> deadlines_us; // escalation deadlines announced
     std::string message;                    // the latest page's text
     bool minors = false;                    // opened from minors' data (derived events are Private)
-    bool message_names_minors = false;      // the latest page is a school-tier page of such an incident
-    std::vector<std::string> told;          // "tier: role, role"
-    std::vector<std::string> acked_by;      // "actor (note)"
-    std::vector<std::uint64_t> timeline;    // offsets of every event about it
-    std::string cause_id;                   // the event that opened it
+    bool message_names_minors = false; // the latest page is a school-tier page of such an incident
+    std::vector<std::string> told;     // "tier: role, role"
+    std::vector<std::string> acked_by; // "actor (note)"
+    std::vector<std::uint64_t> timeline; // offsets of every event about it
+    std::string cause_id;                // the event that opened it
 };
 
 // True if `e` is an engine event of an incident opened from minors' data
@@ -73,7 +73,8 @@ class console_view {
     // The event as the page may show it to `u`, or nothing if `u` may not see
     // it. `test` asks for Test traffic too. `minors_shown` is set when the
     // copy shows minors' details unredacted (the caller logs the view).
-    std::optional<json> for_user(const event& e, const user& u, bool test, bool& minors_shown) const;
+    std::optional<json> for_user(const event& e, const user& u, bool test,
+                                 bool& minors_shown) const;
     // The incident for `u`, or nothing if out of scope (or Test and not asked).
     std::optional<json> incident_for_user(const incident_view& i, const user& u, bool test) const;
 

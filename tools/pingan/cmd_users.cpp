@@ -80,7 +80,8 @@ void run_add(const users_args& a) {
     u.scope = *sc;
     if (a.roles.empty()) fatal("give at least one --role (viewer, responder, supervisor)");
     for (const auto& r : a.roles)
-        if (!console::known_role(r)) fatal("--role \"" + r + "\" is not viewer, responder or supervisor");
+        if (!console::known_role(r))
+            fatal("--role \"" + r + "\" is not viewer, responder or supervisor");
     u.roles = a.roles;
     for (const auto& c : a.clearance)
         if (c != "minors") fatal("--clearance \"" + c + "\": only minors is known");
@@ -154,9 +155,11 @@ void add_users_command(CLI::App& app) {
     auto* ad = cmd->add_subcommand("add", "Add a user; the password is asked for");
     ad->add_option("name", add->name, "user name")->required();
     file_opt(ad, *add);
-    ad->add_option("--scope", add->scope, "city, district:CODE or school:ID")->capture_default_str();
+    ad->add_option("--scope", add->scope, "city, district:CODE or school:ID")
+        ->capture_default_str();
     ad->add_option("--role", add->roles, "viewer, responder or supervisor (repeatable)");
-    ad->add_option("--clearance", add->clearance, "minors: may see minors' details (each view is logged)");
+    ad->add_option("--clearance", add->clearance,
+                   "minors: may see minors' details (each view is logged)");
     ad->add_flag("--password-stdin", add->password_stdin, "read the password from standard input");
     ad->callback([add] { run_add(*add); });
 
@@ -168,7 +171,8 @@ void add_users_command(CLI::App& app) {
     p->callback([pw] { run_passwd(*pw); });
 
     auto dis = std::make_shared<users_args>();
-    auto* d = cmd->add_subcommand("disable", "Disable a user; the console ends the user's sessions");
+    auto* d =
+        cmd->add_subcommand("disable", "Disable a user; the console ends the user's sessions");
     d->add_option("name", dis->name, "user name")->required();
     file_opt(d, *dis);
     d->callback([dis] { run_disable(*dis); });
