@@ -233,3 +233,11 @@ TEST_CASE("the Origin must name the console's own host", "[console_auth]") {
     CHECK_FALSE(same_origin("http://127.0.0.1:8091", "127.0.0.1:8090"));
     CHECK_FALSE(same_origin("null", "127.0.0.1:8090"));
 }
+
+TEST_CASE("asking whether a login may proceed records nothing", "[console_auth]") {
+    login_limiter l({1, 1, 15 * minute});
+    for (int i = 0; i < 100; ++i)
+        CHECK(l.retry_after("10.0.0.1", "name" + std::to_string(i), i) == 0);
+    l.failed("10.0.0.1", "chen", 200);
+    CHECK(l.retry_after("10.0.0.1", "other", 201) > 0);
+}

@@ -119,12 +119,21 @@ std::int64_t login_limiter::wait(counter& c, int limit, std::int64_t now_us) con
 
 std::int64_t login_limiter::retry_after(std::string_view address, std::string_view user,
                                         std::int64_t now_us) {
-    auto& a = by_address_[std::string(address)];
-    auto& u = by_user_[std::string(user)];
-    return std::max(wait(a, limits_.per_address, now_us), wait(u, limits_.per_user, now_us));
+    std::int64_t w = 0;
+    if (auto a = by_address_.find(address); a != by_address_.end())
+        w = wait(a->second, limits_.per_address, now_us);
+    if (auto u = by_user_.find(user); u != by_user_.end())
+        w = std::max(w, wait(u->second, limits_.per_user, now_us));
+    return w;
 }
 
 void login_limiter::failed(std::string_view address, std::string_view user, std::int64_t now_us) {
+    // Many made-up names or addresses must not grow the tables without end.
+    for (auto* m : {&by_address_, &by_user_})
+        if (m->size() > 10000)
+            std::erase_if(*m, [&](const auto& kv) {
+                return now_us - kv.second.window_start >= limits_.window_us;
+            });
     for (auto* c : {&by_address_[std::string(address)], &by_user_[std::string(user)]}) {
         if (c->failures == 0 || now_us - c->window_start >= limits_.window_us)
             *c = counter{now_us, 0};

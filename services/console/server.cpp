@@ -704,11 +704,13 @@ void console_server::on_event(event e) {
     if (!inc)
         if (const auto* o = std::get_if<incident_opened>(&stored->body))
             inc = view_.incident(o->incident_id);
+    auto now = now_us();
     for (const auto& ws :
          std::vector<std::shared_ptr<ws_session>>(sockets_.begin(), sockets_.end())) {
         if (!ws->resumed) continue;
+        // An open page keeps its session alive, until its absolute lifetime.
         const auto* u = users_.find(ws->user);
-        if (!u || u->disabled) {
+        if (!u || u->disabled || !sessions_.find(ws->token, now)) {
             ws->close();
             continue;
         }
