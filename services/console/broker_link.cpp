@@ -122,32 +122,55 @@ void actor::publish(event e, std::function<void(publish_outcome)> done) {
     cv_.notify_all();
 }
 
+void actor::read_clock(std::function<void(timestamp)> done) {
+    {
+        std::lock_guard l(m_);
+        clock_jobs_.push_back(std::move(done));
+    }
+    cv_.notify_all();
+}
+
 void actor::run() {
     const curve_client* c = ep_.curve ? &*ep_.curve : nullptr;
     std::unique_ptr<ingest_client> in;
+    // The broker's time: acts happen on its time line (a manual or scaled
+    // clock in tests and simulations is not this machine's). A broker with a
+    // system clock may refuse CLOCK: then this machine's time is its time.
+    auto broker_now = [&] {
+        auto now = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
+        try {
+            query_client q(ctx_, ep_.query, c);
+            if (auto t = parse_utc(
+                    q.clock(json::object(), std::chrono::seconds(1))["now"].get<std::string>()))
+                now = *t;
+        } catch (const std::exception&) {
+        }
+        return now;
+    };
     for (;;) {
         std::pair<event, std::function<void(publish_outcome)>> job;
+        std::function<void(timestamp)> clock_job;
         {
             std::unique_lock l(m_);
-            cv_.wait(l, [&] { return stop_ || !jobs_.empty(); });
+            cv_.wait(l, [&] { return stop_ || !jobs_.empty() || !clock_jobs_.empty(); });
             if (stop_) return;
-            job = std::move(jobs_.front());
-            jobs_.pop_front();
+            if (!clock_jobs_.empty()) {
+                clock_job = std::move(clock_jobs_.front());
+                clock_jobs_.pop_front();
+            } else {
+                job = std::move(jobs_.front());
+                jobs_.pop_front();
+            }
+        }
+        if (clock_job) {
+            auto now = broker_now();
+            boost::asio::post(ioc_, [clock_job = std::move(clock_job), now] { clock_job(now); });
+            continue;
         }
         auto& e = job.first;
         publish_outcome out;
         try {
-            // The act happens on the broker's time line (a manual or scaled
-            // clock in tests and simulations is not this machine's).
-            auto now = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
-            try {
-                query_client q(ctx_, ep_.query, c);
-                if (auto t = parse_utc(
-                        q.clock(json::object(), std::chrono::seconds(1))["now"].get<std::string>()))
-                    now = *t;
-            } catch (const std::exception&) {
-                // A broker with a system clock may refuse CLOCK: this machine's time is its time.
-            }
+            auto now = broker_now();
             e.id = new_event_id(now);
             e.occurred_at = now;
             if (!in) in = std::make_unique<ingest_client>(ctx_, ep_.ingest, c);

@@ -68,6 +68,9 @@ class actor {
     // Publishes `e` with occurred_at and id taken from the broker's clock;
     // `done` runs on the io_context's thread.
     void publish(event e, std::function<void(publish_outcome)> done);
+    // Reads the broker's clock (CLOCK, or this machine's time if the broker
+    // refuses); `done` runs on the io_context's thread.
+    void read_clock(std::function<void(timestamp)> done);
 
   private:
     void run();
@@ -77,6 +80,7 @@ class actor {
     std::mutex m_;
     std::condition_variable cv_;
     std::deque<std::pair<event, std::function<void(publish_outcome)>>> jobs_;
+    std::deque<std::function<void(timestamp)>> clock_jobs_;
     bool stop_ = false;
     std::thread thread_;
 };

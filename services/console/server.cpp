@@ -230,7 +230,7 @@ console_server::console_server(net::io_context& ioc, console_config cfg, registr
                                std::shared_ptr<spdlog::logger> log)
     : ioc_(ioc), cfg_(std::move(cfg)), reg_(std::move(reg)), actor_(act), log_(std::move(log)),
       view_(reg_, cfg_.history), sessions_(cfg_.sessions), limiter_(cfg_.logins), acceptor_(ioc),
-      reload_timer_(ioc) {
+      reload_timer_(ioc), clock_timer_(ioc) {
     users_ = load_users(cfg_.users_file);
     users_mtime_ = mtime_of(cfg_.users_file);
     dummy_hash_ = hash_password("not-a-real-password-" + random_hex(8));
@@ -275,6 +275,7 @@ tcp::endpoint console_server::start() {
     acceptor_.listen();
     do_accept();
     schedule_reload();
+    schedule_clock();
     return acceptor_.local_endpoint();
 }
 
@@ -282,6 +283,7 @@ void console_server::stop() {
     beast::error_code ec;
     acceptor_.close(ec);
     reload_timer_.cancel();
+    clock_timer_.cancel();
     for (auto& s : sockets_)
         s->close();
     sockets_.clear();
@@ -328,6 +330,22 @@ void console_server::schedule_reload() {
         if (ec) return;
         reload_users();
         schedule_reload();
+    });
+}
+
+// Pages count down to deadlines on the broker's clock, which in tests and
+// simulations is not the browser's: tell them its time now and then.
+void console_server::schedule_clock() {
+    clock_timer_.expires_after(std::chrono::seconds(broker_clock_.empty() ? 0 : 5));
+    clock_timer_.async_wait([this](beast::error_code ec) {
+        if (ec) return;
+        actor_.read_clock([this](timestamp now) {
+            broker_clock_ = format_utc(now);
+            auto msg = dump(json{{"t", "clock"}, {"now", broker_clock_}});
+            for (auto& ws : sockets_)
+                if (ws->resumed) ws->send(msg);
+            if (acceptor_.is_open()) schedule_clock();
+        });
     });
 }
 
@@ -610,7 +628,7 @@ void console_server::resume(const std::shared_ptr<ws_session>& ws, std::uint64_t
                        {"roles", u->roles},
                        {"clearance", u->minors_clearance},
                        {"head", view_.last_offset()},
-                       {"broker_now", format_utc(from_us(view_.broker_now_us()))}}));
+                       {"broker_now", broker_clock_}}));
     json list = json::array();
     for (const auto& [id, inc] : view_.incidents())
         if (auto j = view_.incident_for_user(inc, *u, ws->test)) list.push_back(std::move(*j));

@@ -77,6 +77,7 @@ class console_server {
     void reload_users();
     void save_sessions();
     void schedule_reload();
+    void schedule_clock();
     const user* user_of(const session* s) const;
     const session* session_of(const request& req);
     void resume(const std::shared_ptr<ws_session>& ws, std::uint64_t from);
@@ -98,6 +99,8 @@ class console_server {
     std::string dummy_hash_; // checked for unknown names, so they take as long as known ones
     tcp::acceptor acceptor_;
     net::steady_timer reload_timer_;
+    net::steady_timer clock_timer_;
+    std::string broker_clock_; // the broker's time as last read, RFC 3339
     std::set<std::shared_ptr<ws_session>> sockets_;
     std::vector<std::weak_ptr<ws_session>> waiting_; // asked to resume before catch-up ended
     std::map<ws_session*, std::uint64_t> pending_from_;

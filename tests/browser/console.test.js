@@ -179,6 +179,11 @@ async function main() {
     await chen.waitForFunction((o) => window.pingan.byOffset.has(o), live);
     await chen.waitForSelector(`[data-incident][data-mode="Actual"] >> text=H-L1`);
     check(true, "an event published after the page loaded appears on it");
+    // The broker's clock stands at 09:00 and the hazard is due in 7 days:
+    // the countdown runs on the broker's clock, not the browser's.
+    await chen.waitForFunction(() => window.pingan.skew !== 0);
+    const left = await chen.textContent(`[data-incident][data-mode="Actual"]:has-text("H-L1") .countdown`);
+    check(/^(7d 00:00:0\d|6d 23:59:\d\d)$/.test(left), `the deadline counts down on the broker's clock (${left})`);
 
     // Minors' details: redacted for a user without clearance.
     const a1 = await chen.evaluate(() => window.pingan.events.find((e) => e.type === "psych.alert"));
