@@ -1,10 +1,10 @@
 // The console's users: who may log in, with which scope, roles and clearance.
 //
 // The users file is JSON, written only by `pingan users` and read by
-// pingan-console at start and again whenever its modification time changes. Passwords are stored as libsodium
-// crypto_pwhash_str strings (Argon2id); the file is created with mode 0600.
-// Parsing and the password functions do no file I/O; load_users and
-// save_users are the only functions that touch the disk.
+// pingan-console at start and again whenever its modification time changes.
+// Passwords are stored as libsodium crypto_pwhash_str strings (Argon2id); the
+// file is created with mode 0600. Parsing and the password functions do no
+// file I/O; load_users and save_users are the only functions that touch the disk.
 #pragma once
 
 #include "common/errc.hpp"
