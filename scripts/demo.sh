@@ -21,7 +21,7 @@ RUN=${RUN:-$ROOT/var/demo}
 
 # ---- set up and build ---------------------------------------------------------
 # SKIP_BUILD=1 runs what is already in build/bin.
-TARGETS="pingan-broker pingan pingan-hazard pingan-drill pingan-canteen pingan-wellbeing pingan-notify
+TARGETS="pingan-broker pingan pingan-hazard pingan-drill pingan-canteen pingan-wellbeing pingan-notify pingan-console
          pingan-sim"
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     if [ -x scripts/setup.sh ]; then
@@ -119,6 +119,15 @@ start notify "$BIN/pingan-notify" --config config/notify.yaml --data "$RUN/notif
 NOTIFY=$(field http)
 touch "$RUN/pages.log"
 
+# The safety office's web console, with one city-wide demo user.
+CONSOLE_PASSWORD=${CONSOLE_PASSWORD:-demo-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')}
+echo "$CONSOLE_PASSWORD" | "$BIN/pingan" users add demo --file "$RUN/console-users.json" \
+    --scope city --role supervisor --password-stdin >/dev/null
+start console "$BIN/pingan-console" --config config/console.yaml --http 127.0.0.1:0 \
+    --users "$RUN/console-users.json" --sessions "$RUN/console-sessions.json" \
+    --registry data/schools.csv --ingest "$INGEST" --feed "$FEED" --query "$QUERY"
+CONSOLE=$(field http)
+
 "$BIN/pingan-sim" --seed "$SEED" --schools "$SCHOOLS" --days "$DAYS" --speed "$SPEED" \
     --start "$START" --broker "$INGEST" --data "$RUN/sim" \
     --hazard "$HAZARD" --drill "$DRILL" --canteen "$CANTEEN" --canteen-udp "$CANTEEN_UDP" \
@@ -130,6 +139,7 @@ demo: simulating $([ "$SCHOOLS" = 0 ] && echo all || echo "$SCHOOLS") schools fo
 demo: service health: curl http://$HAZARD/health   (also $DRILL, $CANTEEN, $WELLBEING)
 demo: pages delivered by pingan-notify: tail -f $RUN/pages.log
 demo: notify metrics: curl http://$NOTIFY/metrics
+demo: web console: http://$CONSOLE/   user demo, password $CONSOLE_PASSWORD
 demo: live feed below (sensor readings hidden); Ctrl-C stops everything.
 MSG
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up (installs missing Debian packages, configures, builds) and runs every
+# Sets up (installs missing Debian packages, chromium and node included, and
+# playwright-core for the browser test; configures, builds) and runs every
 # test: first the normal build, then the same tests built with AddressSanitizer
 # and UndefinedBehaviorSanitizer (skip that with SANITIZE=0).
 set -euo pipefail

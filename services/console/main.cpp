@@ -1,0 +1,111 @@
+// pingan-console: the safety office's web console.
+//
+// Reads flags and the YAML config, loads the registry and the users file,
+// follows the broker's log (catch-up from offset 1, then live), serves the
+// page, the login and the actions on one io_context, and stops cleanly on
+// SIGINT or SIGTERM.
+#include "server.hpp"
+
+#include "common/curve.hpp"
+#include "common/runtime.hpp"
+
+#include <iostream>
+
+using namespace pingan;
+using namespace pingan::console;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+    std::cerr << "pingan-console: " << what << "\n";
+    std::exit(2);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    console_config cfg;
+    broker_endpoints ep;
+    std::string key, server_key, log_level = "info";
+    CLI::App app{"pingan-console: the safety office's web console (alerts, live feed, incidents, "
+                 "map) over HTTP and WebSocket"};
+    app.set_version_flag("--version", "pingan-console " PINGAN_VERSION);
+    app.config_formatter(std::make_shared<yaml_config>());
+    app.allow_config_extras(CLI::config_extras_mode::error);
+    app.set_config("--config", "", "YAML file of settings (keys are the long flag names)");
+    app.add_option("--http", cfg.http,
+                   "HTTP listen address host:port (loopback by default; "
+                   "port 0 picks one)")
+        ->capture_default_str();
+    app.add_option("--users", cfg.users_file, "users file (pingan users add ... --file)")
+        ->capture_default_str();
+    app.add_option("--sessions", cfg.sessions_file,
+                   "file keeping login sessions across restarts (0600; empty: memory only)")
+        ->capture_default_str();
+    app.add_option("--registry", cfg.registry,
+                   "schools.csv of the registry (districts.csv beside it)");
+    app.add_option("--ingest", ep.ingest, "the broker's ingest endpoint")->capture_default_str();
+    app.add_option("--feed", ep.feed, "the broker's live feed endpoint")->capture_default_str();
+    app.add_option("--query", ep.query, "the broker's query endpoint")->capture_default_str();
+    app.add_option("--key", key, "this console's CURVE key pair file (pingan keygen)");
+    app.add_option("--server-key", server_key, "the broker's CURVE public key, or its key file");
+    app.add_option("--device", cfg.device, "device name in each event's source")
+        ->capture_default_str();
+    app.add_flag("--https", cfg.https,
+                 "the console is reached over HTTPS (a TLS proxy in front): cookies are Secure");
+    app.add_option("--history", cfg.history, "events kept in memory for pages that resume")
+        ->capture_default_str();
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+        ->capture_default_str();
+    app.add_option("--login-failures-per-address", cfg.logins.per_address,
+                   "failed logins from one address in 15 minutes before it must wait")
+        ->capture_default_str();
+    app.add_option("--login-failures-per-user", cfg.logins.per_user,
+                   "failed logins for one user name in 15 minutes before it must wait")
+        ->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+
+    try {
+        if (!key.empty() || !server_key.empty()) {
+            if (key.empty() || server_key.empty())
+                throw error(errc::bad_config, "--key and --server-key go together");
+            curve_client c;
+            c.self = parse_keypair(read_text_file(key));
+            if (c.self.secret_key.empty()) throw error(errc::bad_config, key + ": no secret: line");
+            c.server_public = valid_z85_key(server_key)
+                                  ? server_key
+                                  : parse_keypair(read_text_file(server_key)).public_key;
+            ep.curve = std::move(c);
+        }
+        auto reg_path = cfg.registry.empty() ? default_registry_path(argv[0]) : cfg.registry;
+        if (reg_path.empty())
+            throw error(errc::bad_config, "no registry: give --registry PATH/schools.csv");
+        auto reg = load_registry(reg_path);
+
+        service_runtime rt(make_logger("pingan-console", log_level));
+        zmq::context_t ctx(1);
+        actor act(rt.io(), ctx, ep);
+        console_server srv(rt.io(), cfg, std::move(reg), act, rt.logger());
+        follower fol(
+            rt.io(), ctx, ep, [&srv](event e) { srv.on_event(std::move(e)); },
+            [&srv] { srv.on_caught_up(); });
+        auto at = srv.start();
+        act.start();
+        fol.start();
+        // Capture SIGINT and SIGTERM to stop the broker threads and close every page.
+        rt.on_stop([&] {
+            srv.stop();
+            fol.stop();
+            act.stop();
+        });
+        std::cout << "listening http=" << at.address().to_string() << ":" << at.port() << std::endl;
+        rt.log().info("pingan-console up: http {}:{}, broker {} / {} / {}, users {}",
+                      at.address().to_string(), at.port(), ep.ingest, ep.feed, ep.query,
+                      cfg.users_file);
+        return rt.run();
+    } catch (const error& x) {
+        fail(x.what());
+    } catch (const std::exception& x) {
+        fail(x.what());
+    }
+}

@@ -1,0 +1,314 @@
+// pingan-console end to end in a real headless Chromium: a real broker (the
+// default rule pack, a manual clock), a real pingan-console, real users made
+// with `pingan users`, and the page driven the way a person would drive it.
+//
+//   node console.test.js BIN_DIR SOURCE_DIR SCREENSHOT_DIR
+//
+// Exits 0 when every check passed, 1 with the first failure otherwise.
+"use strict";
+const { chromium } = require("playwright-core");
+const { spawn, execFileSync } = require("child_process");
+const fs = require("fs");
+const net = require("net");
+const os = require("os");
+const path = require("path");
+const readline = require("readline");
+
+const [BIN, SRC, SHOTS] = process.argv.slice(2);
+if (!BIN || !SRC || !SHOTS) {
+  console.error("usage: node console.test.js BIN_DIR SOURCE_DIR SCREENSHOT_DIR");
+  process.exit(2);
+}
+const work = fs.mkdtempSync(path.join(os.tmpdir(), "pingan-console-e2e-"));
+fs.mkdirSync(SHOTS, { recursive: true });
+const children = new Set();
+let failures = 0;
+
+function check(ok, what) {
+  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
+  if (!ok) failures++;
+  return ok;
+}
+
+// A free port on loopback (the broker must come back on the same ports).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+// Starts a program and resolves with its first stdout line matching `re`.
+function start(name, args, re) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(path.join(BIN, name), args, { stdio: ["ignore", "pipe", "inherit"] });
+    children.add(p);
+    p.once("exit", () => children.delete(p));
+    const rl = readline.createInterface({ input: p.stdout });
+    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 20000);
+    rl.on("line", (line) => {
+      const m = line.match(re);
+      if (m) { clearTimeout(timer); resolve({ proc: p, match: m }); }
+    });
+    p.once("exit", (code) => reject(new Error(`${name} exited with ${code} before it listened`)));
+  });
+}
+
+function stop(p) {
+  return new Promise((resolve) => {
+    if (p.exitCode !== null) return resolve(p.exitCode);
+    p.once("exit", (code, signal) => resolve(code === null ? signal : code));
+    p.kill("SIGTERM");
+  });
+}
+
+let env = {};
+function pingan(args, input) {
+  return execFileSync(path.join(BIN, "pingan"), args, {
+    input: input || "", env: { ...process.env, ...env }, encoding: "utf8"
+  });
+}
+
+function publish(obj) {
+  const out = JSON.parse(pingan(["publish", JSON.stringify(obj)]).trim().split("\n").pop());
+  if (!out.offset) throw new Error("publish failed: " + JSON.stringify(out));
+  return out.offset;
+}
+
+function replay() {
+  return pingan(["replay", "--json", "--from", "1"]).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+async function until(what, fn, ms = 15000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const AT = "2026-11-30T09:00:00+08:00";
+const psych = (id, school, status) => ({
+  type: "psych.alert", school, status: status || "Actual", severity: "Severe", scope: "Private", occurred_at: AT,
+  body: { alert_id: id, student_ref: "stu-" + id, risk_level: "red", source: "teacher", indicator_codes: ["SI-2", "SH-1"], reported_by_role: "counsellor" }
+});
+const hazard = (id, school, status) => ({
+  type: "hazard.reported", school, status: status || "Actual", severity: "Moderate", occurred_at: AT,
+  body: { hazard_id: id, area: "fire", grade: "general", description: "灭火器过期", location: "教学楼2层", found_by: "wang" }
+});
+const reading = (school, c) => ({
+  type: "food.temp_reading", school, status: "Actual", occurred_at: AT,
+  body: { canteen_id: "C1", sensor_id: "S1", zone: "cold_storage", celsius: c }
+});
+
+async function login(browser, user, password) {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => check(false, `${user}: no script error on the page (${e.message})`));
+  await page.goto(consoleUrl);
+  await page.fill("#login-user", user);
+  await page.fill("#login-password", password);
+  await page.click("#login-submit");
+  await page.waitForFunction(() => window.pingan && window.pingan.me && document.querySelector("#conn") &&
+    !document.querySelector("#conn").classList.contains("down"));
+  return page;
+}
+
+// Every offset the page holds, as a sorted list.
+const offsetsOf = (page) => page.evaluate(() => window.pingan.events.map((e) => e.offset));
+const has = (page, off) => page.evaluate((o) => window.pingan.byOffset.has(o), off);
+
+let consoleUrl = "";
+
+async function main() {
+  const p = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const ep = { ingest: `tcp://127.0.0.1:${p[0]}`, feed: `tcp://127.0.0.1:${p[1]}`, query: `tcp://127.0.0.1:${p[2]}` };
+  env = { PINGAN_INGEST: ep.ingest, PINGAN_FEED: ep.feed, PINGAN_QUERY: ep.query };
+  const brokerArgs = ["--data", path.join(work, "store"), "--ingest", ep.ingest, "--feed", ep.feed, "--query", ep.query,
+    "--registry", path.join(SRC, "data/schools.csv"), "--districts", path.join(SRC, "data/districts.csv"),
+    "--rules", path.join(SRC, "config/rules/yichang-default.yaml"), "--clock", "manual:" + AT, "--log-level", "warn"];
+  let broker = (await start("pingan-broker", brokerArgs, /listening ingest=/)).proc;
+
+  // Users: a city supervisor, a cleared city counsellor, a district responder.
+  const users = path.join(work, "users.json");
+  pingan(["users", "add", "chen", "--file", users, "--scope", "city", "--role", "supervisor", "--password-stdin"], "chen-password-1\n");
+  pingan(["users", "add", "wu", "--file", users, "--scope", "city", "--role", "viewer", "--clearance", "minors", "--password-stdin"], "wu-password-1\n");
+  pingan(["users", "add", "li", "--file", users, "--scope", "district:420503", "--role", "responder", "--password-stdin"], "li-password-1\n");
+  check((fs.statSync(users).mode & 0o777) === 0o600, "the users file is created with mode 0600");
+
+  const consoleArgs = ["--http", `127.0.0.1:${p[3]}`, "--users", users, "--sessions", path.join(work, "sessions.json"), "--registry", path.join(SRC, "data/schools.csv"),
+    "--ingest", ep.ingest, "--feed", ep.feed, "--query", ep.query, "--log-level", "warn"];
+  let con = (await start("pingan-console", consoleArgs, /listening http=(\S+)/));
+  consoleUrl = `http://${con.match[1]}/`;
+  con = con.proc;
+
+  // Events before any page is open.
+  publish(psych("A1", "420502K001"));
+  publish(hazard("H-X1", "420503P001", "Exercise"));
+  publish(reading("420502K001", 3.5));
+
+  // Each browser gets a fresh profile (--user-data-dir, given by playwright
+  // from the folder passed here): one for the city supervisor's page that
+  // lives through the restarts, one for the other users in turn.
+  const launch = () => chromium.launchPersistentContext(fs.mkdtempSync(path.join(work, "chromium-")), {
+    executablePath: "/usr/bin/chromium", headless: true, viewport: { width: 1280, height: 860 },
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+  });
+  const browser = await launch();
+  const others = await launch();
+  try {
+    // A wrong password is refused.
+    const bad = await others.newPage();
+    await bad.goto(consoleUrl);
+    await bad.fill("#login-user", "chen");
+    await bad.fill("#login-password", "wrong-password");
+    await bad.click("#login-submit");
+    await bad.waitForFunction(() => document.querySelector("#login-error").textContent.length > 0);
+    check(await bad.isVisible("#login"), "a wrong password leaves the login form in place");
+    await bad.screenshot({ path: path.join(SHOTS, "login.png") });
+    await bad.close();
+
+    const chen = await login(browser, "chen", "chen-password-1");
+    await chen.waitForSelector("[data-incident]");
+
+    // An event published after the page loaded appears on it.
+    const live = publish(hazard("H-L1", "420502K001"));
+    await chen.waitForFunction((o) => window.pingan.byOffset.has(o), live);
+    await chen.waitForSelector(`[data-incident][data-mode="Actual"] >> text=H-L1`);
+    check(true, "an event published after the page loaded appears on it");
+    // The broker's clock stands at 09:00 and the hazard is due in 7 days:
+    // the countdown runs on the broker's clock, not the browser's.
+    await chen.waitForFunction(() => window.pingan.skew !== 0);
+    const left = await chen.textContent(`[data-incident][data-mode="Actual"]:has-text("H-L1") .countdown`);
+    check(/^(7d 00:00:0\d|6d 23:59:\d\d)$/.test(left), `the deadline counts down on the broker's clock (${left})`);
+
+    // Minors' details: redacted for a user without clearance.
+    const a1 = await chen.evaluate(() => window.pingan.events.find((e) => e.type === "psych.alert"));
+    check(a1 && a1.body.student_ref === "redacted" && a1.body.indicator_codes.every((c) => c === "redacted"),
+      "a psych alert is redacted for a user without clearance");
+    check(!(await chen.content()).includes("stu-A1") &&
+      !(await chen.evaluate(() => JSON.stringify([window.pingan.events, [...window.pingan.incidents.values()]]))).includes("stu-A1"),
+      "the page of a user without clearance never holds the student reference, not even in a page's text");
+
+    // Acknowledge the psych incident with its button.
+    const inc = await chen.evaluate(() => [...window.pingan.incidents.values()].find((i) => i.kind.startsWith("psych")).id);
+    const card = chen.locator(`[data-incident="${inc}"]`);
+    await card.locator('[data-test="note-text"]').fill("值班员已到场");
+    await card.locator('[data-action="ack"]').click();
+    const ack = await until("the acknowledgement in the log", () =>
+      replay().find((e) => e.type === "incident.acknowledged" && e.body.incident_id === inc));
+    check(ack.body.note.includes("console user chen") && ack.body.note.includes("值班员已到场"),
+      `the acknowledgement is in the log with the user's identity (${ack.body.note})`);
+    check(ack.source.startsWith("pingan-console/"), "the acknowledgement's source is the console");
+    await chen.waitForSelector(`[data-incident="${inc}"][data-state="acknowledged"]`);
+    await chen.screenshot({ path: path.join(SHOTS, "alerts.png"), fullPage: true });
+
+    // The incident page: the timeline from the report through the rules and pages.
+    await card.locator('[data-action="open"]').click();
+    await chen.waitForSelector('[data-test="timeline"] li[data-type="incident.acknowledged"]');
+    const types = await chen.$$eval('[data-test="timeline"] li', (l) => l.map((x) => x.dataset.type));
+    check(types[0] === "psych.alert" && types.includes("incident.opened") && types.includes("notification.requested"),
+      `the timeline runs from the report through the rule and pages (${types.join(", ")})`);
+    check((await chen.textContent('[data-test="timeline"]')).includes("psych."), "the timeline names the rule");
+    await chen.screenshot({ path: path.join(SHOTS, "incident.png"), fullPage: true });
+
+    // The live feed, with readings folded away, and the district grid.
+    await chen.click('nav button[data-view="feed"]');
+    await chen.waitForSelector("#feed-body tr");
+    check(await chen.locator('#feed-body tr[data-type="food.temp_reading"]').count() === 0, "sensor readings are folded away by default");
+    await chen.check("#f-readings");
+    check(await chen.locator('#feed-body tr[data-type="food.temp_reading"]').count() === 1, "sensor readings show when asked");
+    check((await chen.textContent("#feed-body")).includes("西陵区第1幼儿园"), "the feed names schools in Chinese from the registry");
+    check((await chen.textContent("#feed-body")).includes("CST"), "the feed shows times in CST");
+    await chen.screenshot({ path: path.join(SHOTS, "feed.png"), fullPage: true });
+    await chen.click('nav button[data-view="where"]');
+    await chen.waitForSelector("[data-district]");
+    check(await chen.locator("[data-district]").count() === 13, "the district grid shows the 13 districts");
+    await chen.screenshot({ path: path.join(SHOTS, "where.png"), fullPage: true });
+    await chen.click('[data-district="420502"]');
+    await chen.waitForSelector('[data-school="420502K001"]');
+    await chen.screenshot({ path: path.join(SHOTS, "where-district.png"), fullPage: true });
+    await chen.click("#lang");
+    await chen.click('nav button[data-view="alerts"]');
+    check((await chen.textContent("nav")).includes("Alerts"), "English is available");
+    await chen.screenshot({ path: path.join(SHOTS, "alerts-en.png"), fullPage: true });
+    await chen.click("#lang");
+
+    // A cleared user sees the details, and the view is logged.
+    const wu = await login(others, "wu", "wu-password-1");
+    await wu.waitForFunction(() => window.pingan.events.some((e) => e.type === "psych.alert"));
+    const a1c = await wu.evaluate(() => window.pingan.events.find((e) => e.type === "psych.alert"));
+    check(a1c.body.student_ref === "stu-A1", "a cleared user sees the student reference");
+    const viewed = await until("access.viewed in the log", () =>
+      replay().find((e) => e.type === "access.viewed" && e.body.viewer === "console user wu"));
+    check(viewed.body.count >= 1 && viewed.body.schools.includes("420502K001"), "the cleared user's view is logged as access.viewed");
+    check(await wu.locator('[data-action="ack"]').count() === 0, "a viewer gets no acknowledge button");
+    await wu.click("#logout");
+    await wu.waitForSelector("#login", { state: "visible" });
+    check((await wu.evaluate(async () => (await fetch("/api/me")).status)) === 401, "after logging out the session is gone");
+    await wu.close();
+
+    // A district user sees only the district; the exercise shows its banner.
+    const li = await login(others, "li", "li-password-1");
+    await li.waitForSelector("[data-incident]");
+    const liIncidents = await li.evaluate(() => [...window.pingan.incidents.values()].map((i) => i.district));
+    check(liIncidents.length > 0 && liIncidents.every((d) => d === "420503"), "a district user does not see another district's incident");
+    check(await li.evaluate(() => window.pingan.events.every((e) => e.district === "420503")), "a district user gets no other district's events");
+    check(await li.isVisible('[data-test="exercise-banner"]'), "the EXERCISE banner shows for an exercise event");
+    check((await li.textContent('[data-test="exercise-banner"]')).includes("EXERCISE"), "the banner says EXERCISE");
+    await li.screenshot({ path: path.join(SHOTS, "district-exercise.png"), fullPage: true });
+    // The server refuses what the page does not offer: acting on another district's incident.
+    const refused = await li.evaluate(async (id) => {
+      const me = await (await fetch("/api/me")).json();
+      const r = await fetch(`/api/incidents/${id}/ack`, { method: "POST", headers: { "X-CSRF-Token": me.csrf }, body: "{}" });
+      return r.status;
+    }, inc);
+    check(refused === 404, `a district user cannot acknowledge another district's incident (HTTP ${refused})`);
+    const nocsrf = await li.evaluate(async () => (await fetch("/api/incidents/x/ack", { method: "POST", body: "{}" })).status);
+    check(nocsrf === 403, `an action without the CSRF token is refused (HTTP ${nocsrf})`);
+    await li.close();
+
+    // The page survives a console restart without a gap or a duplicate.
+    check(await stop(con) === 0, "the console stops cleanly on SIGTERM");
+    const whileDown = publish(hazard("H-R1", "420504P001"));
+    con = (await start("pingan-console", consoleArgs, /listening http=/)).proc;
+    await chen.waitForFunction((o) => window.pingan.byOffset.has(o), whileDown, { timeout: 30000 });
+    check(true, "an event published while the console was down reaches the page after the restart");
+
+    // ... and a broker restart.
+    check(await stop(broker) === 0, "the broker stops cleanly");
+    broker = (await start("pingan-broker", brokerArgs, /listening ingest=/)).proc;
+    const after = publish(psych("A2", "420505P001"));
+    await chen.waitForFunction((o) => window.pingan.byOffset.has(o), after, { timeout: 30000 });
+    check(true, "an event published after a broker restart reaches the page");
+
+    // Nothing skipped, nothing twice: the page holds exactly the log's offsets.
+    const head = await until("the page at the head", async () => {
+      const log = replay().filter((e) => e.status !== "Test").map((e) => e.offset);
+      const mine = await offsetsOf(chen);
+      return log.length && mine.length === log.length && mine.every((o, i) => o === log[i]) ? log : null;
+    }).catch(() => null);
+    const mine = await offsetsOf(chen);
+    check(head !== null, `the page holds every offset of the log once, in order (${mine.length} events, last ${mine[mine.length - 1]})`);
+    check(await chen.evaluate(() => window.pingan.dups) === 0, "the page received no event twice");
+    await chen.click('nav button[data-view="alerts"]');
+    await chen.screenshot({ path: path.join(SHOTS, "after-restarts.png"), fullPage: true });
+  } finally {
+    await browser.close();
+    await others.close();
+    for (const c of [...children]) await stop(c);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().then(() => {
+  console.log(failures ? `${failures} check(s) failed` : "all checks passed");
+  process.exit(failures ? 1 : 0);
+}, (e) => {
+  console.error("FAIL", e.stack || e);
+  for (const c of children) c.kill("SIGKILL");
+  process.exit(1);
+});

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the console's browser test; exits 77 (CTest: skipped) only when node
+# or chromium is missing. playwright-core is installed from package-lock.json
+# into tests/browser/node_modules if it is not there yet.
+#   run.sh BIN_DIR SOURCE_DIR SCREENSHOT_DIR
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+if ! command -v node >/dev/null 2>&1; then
+    echo "SKIP: node is not installed (scripts/setup.sh installs it)"
+    exit 77
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    echo "SKIP: /usr/bin/chromium is not installed (scripts/setup.sh installs it)"
+    exit 77
+fi
+if [ ! -d "$here/node_modules/playwright-core" ]; then
+    (cd "$here" && npm ci --no-audit --no-fund)
+fi
+cd "$here"
+exec node console.test.js "$@"
