@@ -13,19 +13,21 @@
 
 namespace pingan {
 
-// The types only the broker makes (its escalation engine, timers, rule loads
-// and access logs). They are refused from every client, whatever its rights
-// and with or without security: the tamper-evident log must not hold a forged
-// escalation or access record. This is the one list of them.
-inline constexpr std::array<std::string_view, 9> broker_only_types{
+// The types only the broker makes (its escalation engine, timers and rule
+// loads). They are refused from every client, whatever its rights and with or
+// without security: the tamper-evident log must not hold a forged escalation.
+// This is the one list of them.
+inline constexpr std::array<std::string_view, 8> broker_only_types{
     escalation_raised::type, incident_opened::type,   incident_overdue::type,
     incident_closed::type,   incident_reopened::type, notification_requested::type,
-    timer_fired::type,       ruleset_loaded::type,    access_viewed::type};
+    timer_fired::type,       ruleset_loaded::type};
 
-// The actions people take on incidents. With security on, a client needs the
-// `act` right for them (access.hpp); reports need `publish`.
-inline constexpr std::array<std::string_view, 2> action_types{incident_acknowledged::type,
-                                                              incident_resolved::type};
+// The actions people take, and the record of a person's view of minors'
+// details that a console (a client showing them to people) makes. With
+// security on, a client needs the `act` right for them (access.hpp); reports
+// need `publish`. The broker logs its own replays' views itself.
+inline constexpr std::array<std::string_view, 3> action_types{
+    incident_acknowledged::type, incident_resolved::type, access_viewed::type};
 
 bool broker_only(std::string_view type) noexcept;
 bool is_action(std::string_view type) noexcept;
