@@ -4,10 +4,11 @@
 // A service writes an event to the outbox (committed and fsynced) before it
 // tells anyone "accepted" and before anything is sent. The publisher reads the
 // outbox, sends, and settles each entry when the broker answers: stored or
-// duplicate removes it; rejected moves it to the dead-letter table with the
-// broker's error, so that a bad event is kept for a person to look at but never
-// retried forever. A restart finds every unsettled event and sends it again with
-// the same id, which the broker stores once.
+// duplicate removes it; a permanent refusal moves it to the dead-letter table
+// with the broker's error, so that a bad event is kept for a person to look at
+// but never retried forever. A transient refusal (store_failure…, see
+// classify_nack in publisher.hpp) is not settled: the entry stays pending. A restart finds every
+// unsettled event and sends it again with the same id, which the broker stores once.
 //
 // LMDB sub-databases (readable with mdb_dump): `pending` (seq → id ‖ event
 // bytes), `dead` (seq → JSON with the error and the event), `meta` (next seq).

@@ -18,23 +18,18 @@ timestamp wall_now() {
     return std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
 }
 
-// Whole-request refusals that no resend can cure once the request holds a
-// single event: the event itself is the problem.
-bool permanent(errc c) {
-    switch (c) {
-    case errc::message_too_large:
-    case errc::batch_too_large:
-    case errc::bad_command:
-    case errc::undecodable:
-    case errc::malformed_json:
-    case errc::unsupported_version:
-        return true;
+} // namespace
+
+nack_kind classify_nack(errc code) noexcept {
+    switch (code) {
+    case errc::store_failure:
+    case errc::shutting_down:
+    case errc::unauthorized:
+        return nack_kind::transient;
     default:
-        return false;
+        return nack_kind::permanent;
     }
 }
-
-} // namespace
 
 publisher::publisher(boost::asio::io_context& ioc, outbox& box, publisher_options opts,
                      std::shared_ptr<spdlog::logger> log)
@@ -247,7 +242,6 @@ void publisher::handle_reply(zmq::multipart_t& msg) {
     in_flight_.erase(it);
     in_flight_events_ -= req.entries.size();
     connected_ = true;
-    backoff_ = opts_.backoff_initial;
     stats_.last_answer_at = wall_now();
 
     if (cmd == wire::cmd_result) {
@@ -260,7 +254,11 @@ void publisher::handle_reply(zmq::multipart_t& msg) {
         if (results.size() != req.entries.size())
             log_->error("publisher: {} results for {} events; the rest will be sent again",
                         results.size(), req.entries.size());
-        settle(req, results);
+        if (settle(req, results)) {
+            resend_later("the broker could not store some events");
+            return;
+        }
+        backoff_ = opts_.backoff_initial;
         if (results.size() != req.entries.size()) {
             sent_up_to_ = 0;
             in_flight_.clear();
@@ -270,29 +268,34 @@ void publisher::handle_reply(zmq::multipart_t& msg) {
     }
     if (cmd == wire::cmd_error) {
         errc code = errc::internal;
+        bool readable = false;
         std::string message;
         json j;
         if (msg.size() >= 3 && !parse_json(msg[2].to_string_view(), j) && j.is_object()) {
             code = errc_from_name(j.value("code", ""));
             message = j.value("message", "");
+            readable = true;
         }
-        if (permanent(code) && req.entries.size() == 1) {
+        if (!readable || classify_nack(code) == nack_kind::transient) {
+            ++stats_.nacks_retried;
+            log_->warn("broker refused a request of {} events ({}: {})", req.entries.size(),
+                       readable ? errc_name(code) : "unreadable error", message);
+            resend_later("the broker refused a request");
+            return;
+        }
+        backoff_ = opts_.backoff_initial;
+        if (req.entries.size() == 1) {
             wire::result r;
             r.what = wire::outcome::rejected;
             r.code = code;
             r.id = req.entries.front().id;
             r.message = message;
             settle(req, {r});
-        } else if (permanent(code)) {
+        } else {
+            // The refusal may be due to one event of the batch: halve until it is found.
             opts_.max_batch = std::max<std::size_t>(1, req.entries.size() / 2);
             log_->warn("broker refused a batch of {} ({}: {}); sending batches of {}",
                        req.entries.size(), errc_name(code), message, opts_.max_batch);
-        } else {
-            log_->warn("broker refused a request ({}: {}); trying again in {} ms", errc_name(code),
-                       message, backoff_.count());
-            blocked_ = true;
-            schedule_service(backoff_);
-            backoff_ = std::min(backoff_ * 2, opts_.backoff_max);
         }
         // Everything not yet settled goes again, with its same id.
         sent_up_to_ = 0;
@@ -303,9 +306,11 @@ void publisher::handle_reply(zmq::multipart_t& msg) {
     log_->warn("publisher: ignoring an unknown reply \"{}\"", cmd);
 }
 
-void publisher::settle(const request& req, const std::vector<wire::result>& results) {
+bool publisher::settle(const request& req, const std::vector<wire::result>& results) {
     std::vector<outbox::settlement> answers;
+    std::vector<std::size_t> settled; // indexes into results, for the hook
     answers.reserve(results.size());
+    bool again = false;
     for (std::size_t i = 0; i < results.size() && i < req.entries.size(); ++i) {
         const auto& r = results[i];
         const auto& e = req.entries[i];
@@ -324,17 +329,39 @@ void publisher::settle(const request& req, const std::vector<wire::result>& resu
             answers.push_back({e.seq, errc::ok, {}});
             break;
         case wire::outcome::rejected:
+            if (classify_nack(r.code) == nack_kind::transient) {
+                ++stats_.nacks_retried;
+                again = true;
+                log_->warn("broker did not store event {}: {}: {}; it stays in the outbox",
+                           e.id.str(), errc_name(r.code), r.message);
+                continue;
+            }
             ++stats_.rejected;
             log_->error("broker rejected event {}: {}: {}; moved to the dead-letter table",
                         e.id.str(), errc_name(r.code), r.message);
             answers.push_back({e.seq, r.code, r.message});
             break;
         }
+        settled.push_back(i);
     }
     box_.settle(answers);
     if (hook_)
-        for (std::size_t i = 0; i < results.size() && i < req.entries.size(); ++i)
-            if (results[i].id == req.entries[i].id) hook_(req.entries[i], results[i]);
+        for (auto i : settled)
+            hook_(req.entries[i], results[i]);
+    return again;
+}
+
+// Rewinds: every unsettled event is sent again, with its same id, after the
+// backoff (which doubles while the broker keeps refusing). Replies to requests
+// still in flight are ignored; their events come back as duplicates.
+void publisher::resend_later(const char* why) {
+    log_->warn("{}; sending the unsettled events again in {} ms", why, backoff_.count());
+    blocked_ = true;
+    schedule_service(backoff_);
+    backoff_ = std::min(backoff_ * 2, opts_.backoff_max);
+    sent_up_to_ = 0;
+    in_flight_.clear();
+    in_flight_events_ = 0;
 }
 
 void publisher::check_timeouts() {

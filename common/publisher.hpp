@@ -10,6 +10,11 @@
 // exponential backoff, and every unsettled event is sent again with its same
 // id; the broker answers "duplicate" for those it already stored. A socket
 // monitor reports whether the broker is connected, for the health endpoint.
+//
+// A nack (an event the broker refused) is settled by classify_nack: a permanent
+// one moves the event to the outbox's dead-letter table; a transient one leaves
+// it in the outbox, and everything unsettled is sent again after the same
+// exponential backoff.
 #pragma once
 
 #include "outbox.hpp"
@@ -34,6 +39,21 @@
 
 namespace pingan {
 
+// What a publisher does with an event the broker refused (docs/protocol.md,
+// "Error codes").
+enum class nack_kind {
+    transient, // nothing was stored and a resend may succeed: keep it, resend after a backoff
+    permanent, // resending fails the same way: move it to the dead-letter table
+};
+
+// Transient: store_failure (the broker's write failed), shutting_down (the
+// broker is stopping) and unauthorized (the broker does not know this client
+// yet; registering its key cures it). Every other code is permanent: the event
+// itself is wrong (bad input, forbidden, unknown school…), or the broker failed
+// on this one event (internal: resending it would loop forever), or the code is
+// one this build does not know. A pure function of the code.
+nack_kind classify_nack(errc code) noexcept;
+
 struct publisher_options {
     std::string endpoint;             // the broker's ingest, "tcp://127.0.0.1:7401"
     std::size_t max_batch = 64;       // events per PUB request
@@ -52,6 +72,7 @@ struct publisher_health {
     std::size_t in_flight = 0; // events sent on this connection, not yet answered
     std::size_t dead_letters = 0;
     std::uint64_t stored = 0, duplicates = 0, rejected = 0, reconnects = 0;
+    std::uint64_t nacks_retried = 0; // transient nacks: the event stayed and is sent again
     std::optional<timestamp> last_answer_at;
 };
 
@@ -89,7 +110,9 @@ class publisher {
     void drain_monitor();
     bool send_one_batch();
     void handle_reply(zmq::multipart_t& msg);
-    void settle(const request& req, const std::vector<wire::result>& results);
+    // Returns: whether some event got a transient nack and must be sent again.
+    bool settle(const request& req, const std::vector<wire::result>& results);
+    void resend_later(const char* why);
     void check_timeouts();
     void reconnect_later(const char* why);
     void schedule_service(std::chrono::milliseconds delay);

@@ -40,6 +40,12 @@ class fake_broker {
         std::lock_guard l(m_);
         reject_ = std::move(s);
     }
+    // The next `n` events are refused with `code` and not stored (a nack).
+    void nack_next(int n, errc code) {
+        std::lock_guard l(m_);
+        nack_ = n;
+        nack_code_ = code;
+    }
     std::size_t stored() const {
         std::lock_guard l(m_);
         return by_id_.size();
@@ -76,6 +82,12 @@ class fake_broker {
                     r.code = errc::unknown_school;
                     r.id = e.id;
                     r.message = "school is not in the registry";
+                } else if (nack_ > 0) {
+                    --nack_;
+                    r.what = wire::outcome::rejected;
+                    r.code = nack_code_;
+                    r.id = e.id;
+                    r.message = "not stored: refused by the test";
                 } else if (auto it = by_id_.find(e.id); it != by_id_.end()) {
                     r.what = wire::outcome::duplicate;
                     r.id = e.id;
@@ -106,6 +118,8 @@ class fake_broker {
     std::atomic<std::size_t> received_{0}, duplicates_{0}, requests_{0};
     mutable std::mutex m_;
     std::string reject_;
+    int nack_ = 0;
+    errc nack_code_ = errc::ok;
     std::map<event_id, std::uint64_t> by_id_;
 };
 

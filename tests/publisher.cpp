@@ -162,3 +162,102 @@ TEST_CASE("a publisher restarted over the same outbox sends what was left", "[pu
         ioc, [&] { return box.depth() == 0; }, 10s));
     CHECK(broker.stored() == 7);
 }
+
+TEST_CASE("nacks that a resend may cure are transient and all others are permanent",
+          "[publisher]") {
+    struct row {
+        errc code;
+        nack_kind kind;
+    };
+    const row table[] = {
+        {errc::malformed_json, nack_kind::permanent},
+        {errc::missing_field, nack_kind::permanent},
+        {errc::wrong_type, nack_kind::permanent},
+        {errc::unknown_enum, nack_kind::permanent},
+        {errc::unknown_type, nack_kind::permanent},
+        {errc::invalid_utf8, nack_kind::permanent},
+        {errc::too_long, nack_kind::permanent},
+        {errc::unknown_school, nack_kind::permanent},
+        {errc::bad_value, nack_kind::permanent},
+        {errc::bad_id, nack_kind::permanent},
+        {errc::undecodable, nack_kind::permanent},
+        {errc::unsupported_version, nack_kind::permanent},
+        {errc::message_too_large, nack_kind::permanent},
+        {errc::batch_too_large, nack_kind::permanent},
+        {errc::bad_command, nack_kind::permanent},
+        {errc::not_found, nack_kind::permanent},
+        {errc::unauthorized, nack_kind::transient},
+        {errc::forbidden, nack_kind::permanent},
+        {errc::shutting_down, nack_kind::transient},
+        {errc::store_failure, nack_kind::transient},
+        {errc::internal, nack_kind::permanent},
+        {errc::bad_config, nack_kind::permanent},
+        {errc::io_error, nack_kind::permanent},
+        {errc::tampered, nack_kind::permanent},
+        {static_cast<errc>(999), nack_kind::permanent}, // a code from a newer broker
+    };
+    for (const auto& r : table) {
+        INFO(std::string(errc_name(r.code)) << " (" << static_cast<int>(r.code) << ")");
+        CHECK(classify_nack(r.code) == r.kind);
+    }
+}
+
+TEST_CASE("an event nacked with store_failure stays in the outbox and is stored on a resend",
+          "[publisher]") {
+    test::temp_dir dir;
+    test::fake_broker broker;
+    broker.nack_next(1, errc::store_failure);
+    net::io_context ioc;
+    outbox box(dir.path());
+    auto ev = test::sample_hazard();
+    box.add(ev);
+    publisher pub(ioc, box,
+                  {.endpoint = broker.endpoint(), .backoff_initial = 50ms, .backoff_max = 200ms},
+                  quiet());
+    std::vector<wire::outcome> seen;
+    pub.on_result([&](const outbox::entry&, const wire::result& r) { seen.push_back(r.what); });
+    pub.start();
+    REQUIRE(run_until(
+        ioc, [&] { return box.depth() == 0; }, 10s));
+    CHECK(box.dead_count() == 0);
+    CHECK(broker.received() == 2); // the nacked send and the resend
+    CHECK(broker.stored() == 1);
+    CHECK(broker.duplicates() == 0);
+    CHECK(seen == std::vector{wire::outcome::stored}); // only the settlement is reported
+    auto h = pub.health();
+    CHECK(h.nacks_retried == 1);
+    CHECK(h.rejected == 0);
+    CHECK(h.stored == 1);
+    CHECK(h.reconnects == 0); // resent on the same connection, not by the no-answer timeout
+}
+
+TEST_CASE("an event nacked with a permanent code such as internal is dead-lettered at once",
+          "[publisher]") {
+    auto code = GENERATE(errc::internal, errc::forbidden, errc::bad_value);
+    test::temp_dir dir;
+    test::fake_broker broker;
+    broker.nack_next(1, code);
+    net::io_context ioc;
+    outbox box(dir.path());
+    auto bad = test::sample_hazard();
+    box.add(bad);
+    auto good = test::sample_hazard();
+    box.add(good);
+    publisher pub(ioc, box, {.endpoint = broker.endpoint(), .backoff_initial = 50ms}, quiet());
+    pub.start();
+    REQUIRE(run_until(
+        ioc, [&] { return box.depth() == 0; }, 10s));
+    // A probe sent afterwards: had the refused event been kept for a resend,
+    // it would go out again before or with the probe.
+    box.add(test::sample_hazard());
+    pub.notify();
+    REQUIRE(run_until(
+        ioc, [&] { return broker.stored() == 2 && box.depth() == 0; }, 10s));
+    CHECK(broker.received() == 3);
+    CHECK(broker.duplicates() == 0);
+    REQUIRE(box.dead_count() == 1);
+    CHECK(box.dead_letters(1)[0].id == bad.id);
+    CHECK(box.dead_letters(1)[0].code == code);
+    CHECK(pub.health().rejected == 1);
+    CHECK(pub.health().nacks_retried == 0);
+}
