@@ -13,6 +13,7 @@
 #include "broker/rules.hpp"
 #include "common/client.hpp"
 #include "common/lmdb.hpp"
+#include "common/shipped.hpp"
 
 #include <CLI/CLI.hpp>
 #include <zmq_addon.hpp>
@@ -229,7 +230,8 @@ int main(int argc, char** argv) {
                  "ZeroMQ + LMDB baseline measured in the same run"};
     std::size_t events = 200000, single = 2000, window = 1000;
     int rounds = 3;
-    std::string dir = "/tmp", data = PINGAN_DATA_DIR, rules_file = PINGAN_RULES_FILE;
+    std::string dir = "/tmp", data = find_shipped("data"),
+                rules_file = find_shipped("config/rules/yichang-default.yaml");
     bool json_out = false, skip_engine = false;
     std::string only; // "raw" or "broker": one side alone, for profiling
     app.add_option("--events", events, "events per pipelined run")->capture_default_str();

@@ -2,6 +2,7 @@
 #include "runtime.hpp"
 
 #include "fd_limit.hpp"
+#include "shipped.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -113,19 +114,10 @@ registry load_registry(const std::string& schools_csv) {
     return registry::from_csv(schools, districts);
 }
 
-std::string default_registry_path(const char* argv0) {
-    namespace fs = std::filesystem;
-    std::vector<fs::path> candidates{"data/schools.csv"};
+std::string default_registry_path() {
     std::error_code ec;
-    auto exe = fs::canonical("/proc/self/exe", ec);
-    if (ec && argv0) exe = fs::absolute(argv0, ec);
-    if (!ec) {
-        candidates.push_back(exe.parent_path() / "../../data/schools.csv");
-        candidates.push_back(exe.parent_path() / "../share/pingan/schools.csv");
-    }
-    for (const auto& p : candidates)
-        if (fs::exists(p, ec)) return p.lexically_normal().string();
-    return {};
+    if (std::filesystem::exists("data/schools.csv", ec)) return "data/schools.csv";
+    return find_shipped("data/schools.csv");
 }
 
 std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level) {

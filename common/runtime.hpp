@@ -64,9 +64,9 @@ std::string read_text_file(const std::string& path);
 // Throws: pingan::error(io_error or bad_config).
 registry load_registry(const std::string& schools_csv);
 
-// Finds the project's data/schools.csv from the working directory or beside
-// the executable (build/bin/../../data). Returns: empty if not found.
-std::string default_registry_path(const char* argv0);
+// Finds data/schools.csv in the working directory, else beside the program
+// (common/shipped.hpp). Returns: empty if not found.
+std::string default_registry_path();
 
 std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::string& level);
 

@@ -878,3 +878,31 @@ TEST_CASE("incidents round trip through their stored form", "[engine]") {
     CHECK(j["state"] == "rectified");
     CHECK(j["kind"] == "hazard");
 }
+
+TEST_CASE("a page that reached no one goes to the next tier: school to county, district to city",
+          "[engine]") {
+    harness h;
+    auto failed = [](tier t, std::string incident) {
+        notification_failed f;
+        f.notification_id = "N-" + incident;
+        f.incident_id = std::move(incident);
+        f.tier = t;
+        f.error = "no receiver confirmed";
+        f.final = true;
+        return f;
+    };
+    auto p = bodies<notification_requested>(h.put(ev(failed(tier::school, "INC-1")), t0()));
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].rule_id == "notify.undeliverable");
+    CHECK(p[0].tier == tier::district);
+    p = bodies<notification_requested>(
+        h.put(ev(failed(tier::district, "INC-2")), t0() + std::chrono::minutes(1)));
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].rule_id == "notify.undeliverable_district");
+    CHECK(p[0].tier == tier::city);
+    CHECK(p[0].roles == std::vector<std::string>{"city_bureau"});
+    // An attempt that is not the last pages no one.
+    auto retrying = failed(tier::district, "INC-3");
+    retrying.final = false;
+    CHECK(h.put(ev(retrying), t0() + std::chrono::minutes(2)).empty());
+}

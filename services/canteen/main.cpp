@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
         opts.escalate_after = duration_flag("--escalate-after", escalate_after);
 
         service_runtime rt(make_logger(cfg.name, cfg.log_level));
-        svc::service_host host(rt, cfg, argv[0]);
+        svc::service_host host(rt, cfg);
         svc::canteen::sensors sensors(opts);
         svc::canteen::sensor_intake intake(host, sensors);
         host.route_post("/canteen/sample", svc::canteen::sample);

@@ -5,9 +5,9 @@
 
 namespace pingan::svc {
 
-service_host::service_host(service_runtime& rt, const service_config& cfg, const char* argv0)
+service_host::service_host(service_runtime& rt, const service_config& cfg)
     : rt_(rt), cfg_(cfg), source_(cfg.name + "/" + cfg.device) {
-    auto reg_path = cfg.registry.empty() ? default_registry_path(argv0) : cfg.registry;
+    auto reg_path = cfg.registry.empty() ? default_registry_path() : cfg.registry;
     if (reg_path.empty())
         throw error(errc::bad_config, "no registry: give --registry PATH/schools.csv");
     registry_ = load_registry(reg_path);

@@ -29,7 +29,7 @@ class service_host {
   public:
     // Opens the outbox in <data_dir>/outbox, loads the registry and makes the clock.
     // Throws: pingan::error naming what could not be opened or parsed.
-    service_host(service_runtime& rt, const service_config& cfg, const char* argv0);
+    service_host(service_runtime& rt, const service_config& cfg);
 
     const registry& schools() const noexcept { return registry_; }
     const clock& now() const noexcept { return *clock_; }

@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
                                   : parse_keypair(read_text_file(server_key)).public_key;
             ep.curve = std::move(c);
         }
-        auto reg_path = cfg.registry.empty() ? default_registry_path(argv[0]) : cfg.registry;
+        auto reg_path = cfg.registry.empty() ? default_registry_path() : cfg.registry;
         if (reg_path.empty())
             throw error(errc::bad_config, "no registry: give --registry PATH/schools.csv");
         auto reg = load_registry(reg_path);

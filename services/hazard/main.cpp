@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     try {
         service_runtime rt(make_logger(cfg.name, cfg.log_level));
-        svc::service_host host(rt, cfg, argv[0]);
+        svc::service_host host(rt, cfg);
         host.route_post("/hazard/report", svc::hazard::report);
         host.route_post("/hazard/rectify", svc::hazard::rectify);
         host.route_post("/hazard/verify", svc::hazard::verify);

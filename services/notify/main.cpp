@@ -13,6 +13,7 @@
 #include "state.hpp"
 
 #include "common/runtime.hpp"
+#include "common/shipped.hpp"
 #include "services/common/listener.hpp"
 
 #include <sodium.h>
@@ -57,21 +58,13 @@ std::shared_ptr<const directory> load_directory(const std::string& path, const r
     return d;
 }
 
-std::string find_default_rules(const char* argv0) {
-    auto reg = default_registry_path(argv0); // .../data/schools.csv
-    if (reg.empty()) return {};
-    auto p = std::filesystem::path(reg).parent_path().parent_path() / "config/rules" /
-             "yichang-default.yaml";
-    return std::filesystem::exists(p) ? p.string() : std::string();
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
     service_config cfg;
     cfg.name = "pingan-notify";
     cfg.data_dir = "var/notify";
-    cfg.http = "127.0.0.1:8090";
+    cfg.http = "127.0.0.1:8091";
     std::string feed = "tcp://127.0.0.1:7402", query = "tcp://127.0.0.1:7403";
     std::string directory_path, rules_path, ack_base;
     std::string give_up = "10m", retry_initial = "2s", retry_max = "2m", webhook_timeout = "10s",
@@ -116,11 +109,11 @@ int main(int argc, char** argv) {
         auto wt = ms("--webhook-timeout", webhook_timeout);
         auto ct = ms("--command-timeout", command_timeout);
 
-        auto reg_path = cfg.registry.empty() ? default_registry_path(argv[0]) : cfg.registry;
+        auto reg_path = cfg.registry.empty() ? default_registry_path() : cfg.registry;
         if (reg_path.empty())
             throw error(errc::bad_config, "no registry: give --registry PATH/schools.csv");
         auto reg = load_registry(reg_path);
-        if (rules_path.empty()) rules_path = find_default_rules(argv[0]);
+        if (rules_path.empty()) rules_path = find_shipped("config/rules/yichang-default.yaml");
         std::vector<std::string> roles;
         if (!rules_path.empty()) roles = declared_roles(read_text_file(rules_path));
         auto dir = load_directory(directory_path, reg, roles);

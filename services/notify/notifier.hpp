@@ -34,7 +34,7 @@ struct notifier_options {
     std::chrono::milliseconds retry_initial{std::chrono::seconds(2)};
     std::chrono::milliseconds retry_max{std::chrono::minutes(2)};
     std::chrono::milliseconds ack_ttl{std::chrono::hours(72)};
-    std::string ack_base; // "http://127.0.0.1:8090": links are <ack_base>/ack/<token>
+    std::string ack_base; // "http://127.0.0.1:8091": links are <ack_base>/ack/<token>
     bool metrics = false; // serve GET /metrics
     std::string source = "pingan-notify/default";
 };

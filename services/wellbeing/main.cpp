@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     try {
         if (!make_keys.empty()) {
-            auto path = cfg.registry.empty() ? default_registry_path(argv[0]) : cfg.registry;
+            auto path = cfg.registry.empty() ? default_registry_path() : cfg.registry;
             auto text = svc::wellbeing::school_keys::generate(load_registry(path));
             auto old = ::umask(077);
             std::ofstream out(make_keys, std::ios::binary | std::ios::trunc);
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
         if (keys_path.empty()) fail("--keys FILE is required (make one with --make-keys FILE)");
         auto keys = svc::wellbeing::school_keys::parse(read_text_file(keys_path));
         service_runtime rt(make_logger(cfg.name, cfg.log_level));
-        svc::service_host host(rt, cfg, argv[0]);
+        svc::service_host host(rt, cfg);
         host.route_post("/psych/alert", [&keys](json& req, const svc::intake_context& ctx) {
             return svc::wellbeing::psych_alert(req, ctx, keys);
         });

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common/registry.hpp"
+#include "common/shipped.hpp"
 #include "tools/pingan/commands.hpp"
 
 #include <cstdlib>
@@ -20,19 +21,8 @@ namespace pingan::cli {
 // in order: $PINGAN_REGISTRY_DIR, then beside the program: ../share/pingan/data
 // (an installed tree) and ../../data (build/bin in a source tree).
 inline std::vector<std::string> registry_dirs() {
-    std::vector<std::string> v;
-    if (const char* d = std::getenv("PINGAN_REGISTRY_DIR"); d && *d) {
-        v.emplace_back(d);
-        return v;
-    }
-    std::error_code ec;
-    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (!ec) {
-        auto bin = exe.parent_path();
-        v.push_back((bin / ".." / "share" / "pingan" / "data").lexically_normal().string());
-        v.push_back((bin / ".." / ".." / "data").lexically_normal().string());
-    }
-    return v;
+    if (const char* d = std::getenv("PINGAN_REGISTRY_DIR"); d && *d) return {d};
+    return shipped_candidates("data");
 }
 
 // The first of registry_dirs() that holds a schools.csv, or "" if none does.

@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
     if (!t0) fail("--start \"" + start + "\" is not an RFC 3339 time");
     auto step = parse_duration(tick);
     if (!step || step->count() <= 0) fail("--tick \"" + tick + "\" is not a duration");
-    if (registry_path.empty()) registry_path = default_registry_path(argv[0]);
+    if (registry_path.empty()) registry_path = default_registry_path();
     registry reg;
     try {
         reg = load_registry(registry_path);
