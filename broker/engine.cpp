@@ -875,13 +875,18 @@ struct engine::run {
 
     // Incidents an acknowledgement, resolution or hazard event names: by
     // incident id, or by subject (a hazard id, a report's incident id) at the
-    // event's school. Only incidents of the event's own mode: an exercise
-    // acknowledgement never silences a real incident.
+    // event's school. Only incidents of the event's own mode (an exercise
+    // acknowledgement never silences a real incident) and of the event's own
+    // school (one school's key cannot silence another school's incident;
+    // city-wide incidents have no school).
     std::vector<incident*> named(std::string_view ref) {
         std::vector<incident*> v;
         auto it = st.incidents.find(std::string(ref));
         if (it != st.incidents.end()) {
-            if (mode_char(it->second.mode) == mode_char(cause.status)) v.push_back(&it->second);
+            const auto& inc = it->second;
+            if (mode_char(inc.mode) == mode_char(cause.status) &&
+                (inc.school.empty() || inc.school == cause.school))
+                v.push_back(&it->second);
             return v;
         }
         auto sk =

@@ -906,3 +906,25 @@ TEST_CASE("a page that reached no one goes to the next tier: school to county, d
     retrying.final = false;
     CHECK(h.put(ev(retrying), t0() + std::chrono::minutes(2)).empty());
 }
+
+TEST_CASE("an acknowledgement from another school does not silence an incident", "[engine]") {
+    harness h;
+    h.put(ev(illness(2)), t0());
+    REQUIRE(h.st.incidents.size() == 1);
+    auto id = h.st.incidents.begin()->first;
+    // A key of another school names the incident by its id.
+    auto other = ev(ack(id), "420503J001");
+    other.actor = "school:420503J001";
+    CHECK(h.put(other, t0() + std::chrono::minutes(10)).empty());
+    const auto& inc = h.st.incidents.begin()->second;
+    CHECK_FALSE(inc.milestones.count("acknowledged"));
+    CHECK(inc.acked_by.empty());
+    // Its deadline still escalates.
+    CHECK_FALSE(
+        of_type(h.advance(t0() + std::chrono::hours(3)), notification_requested::type).empty());
+    // The incident's own school acknowledges it.
+    auto own = ev(ack(id));
+    own.actor = "school:420502J001";
+    h.put(own, t0() + std::chrono::hours(3) + std::chrono::minutes(1));
+    CHECK(h.st.incidents.begin()->second.milestones.count("acknowledged"));
+}

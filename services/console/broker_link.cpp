@@ -63,11 +63,12 @@ void follower::run() {
         }
     };
     auto quiet_since = std::chrono::steady_clock::now();
-    while (!stop_) {
+    // One turn: catch up if needed, then take one feed message.
+    auto step = [&] {
         if (!caught) {
             if (!backfill(0)) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(500));
-                continue;
+                return;
             }
             caught = true;
             spdlog::info("caught up at offset {}", last);
@@ -82,15 +83,25 @@ void follower::run() {
                 backfill(0);
                 quiet_since = std::chrono::steady_clock::now();
             }
-            continue;
+            return;
         }
         quiet_since = std::chrono::steady_clock::now();
-        if (m->offset <= last) continue;
+        if (m->offset <= last) return;
         if (m->offset > last + 1 && !backfill(m->offset - 1)) {
             caught = false; // the broker went away: start again from last + 1
-            continue;
+            return;
         }
         if (m->offset == last + 1) show(m->offset, m->bytes);
+    };
+    while (!stop_) {
+        try {
+            step();
+        } catch (const std::exception& x) {
+            // A link error (a refused handshake, a broker gone mid-handshake)
+            // must not end the console: say so and try again.
+            spdlog::warn("broker link: {}", x.what());
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
     }
 }
 

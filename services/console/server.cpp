@@ -37,6 +37,15 @@ std::string random_hex(std::size_t bytes) {
     return s;
 }
 
+// The string member `key` of a request body: `dflt` when absent, nullopt when
+// it is there but not a string (answered 400, never thrown).
+std::optional<std::string> string_member(const json& j, const char* key, std::string dflt) {
+    auto it = j.find(key);
+    if (it == j.end()) return dflt;
+    if (!it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+}
+
 std::string dump(const json& j) {
     return j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
 }
@@ -492,7 +501,9 @@ void console_server::act(request&& req, const session&, const user& u, const std
     const auto& inc = *view_.incident(id);
     json body = json::parse(req.body().empty() ? std::string("{}") : req.body(), nullptr, false);
     if (!body.is_object()) return send(refuse(400, "the body must be a JSON object"));
-    auto text = body.value("text", std::string());
+    auto text_member = string_member(body, "text", "");
+    if (!text_member) return send(refuse(400, "text must be a string"));
+    const auto& text = *text_member;
     if (inc.school.empty())
         return send(
             refuse(409, "a city-wide incident is acted on with pingan incidents, not here"));
@@ -535,7 +546,7 @@ void console_server::act(request&& req, const session&, const user& u, const std
         hazard_verified b;
         b.hazard_id = inc.subject;
         b.verifier = u.name;
-        auto result = body.value("result", std::string("pass"));
+        auto result = string_member(body, "result", "pass").value_or("");
         if (result != "pass" && result != "fail")
             return send(refuse(400, "result is pass or fail"));
         b.result = result == "pass" ? verify_result::pass : verify_result::fail;
@@ -604,7 +615,7 @@ void console_server::on_ws_message(const std::shared_ptr<ws_session>& ws, const 
         std::uint64_t from = 1;
         if (m.contains("from") && m["from"].is_number_unsigned())
             from = m["from"].get<std::uint64_t>();
-        ws->test = m.value("test", false);
+        ws->test = m.contains("test") && m["test"].is_boolean() && m["test"].get<bool>();
         if (!caught_up_) {
             // Answer once the console has read the log to its head.
             ws->send(dump(json{{"t", "wait"}}));

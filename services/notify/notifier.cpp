@@ -239,7 +239,9 @@ void notifier::on_page(std::uint64_t offset, std::string bytes) {
 
 void notifier::on_progress(std::uint64_t position, std::uint64_t head) {
     head_ = std::max(head_, head);
-    if (position <= position_) return;
+    // Stopping: a page queued before this may have been dropped, so the
+    // position must not move past it.
+    if (stopping_ || position <= position_) return;
     position_ = position;
     // Non-page events only move the position; saving it now and then is
     // enough, since replaying them again after a crash delivers nothing.

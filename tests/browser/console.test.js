@@ -269,6 +269,14 @@ async function main() {
     check(refused === 404, `a district user cannot acknowledge another district's incident (HTTP ${refused})`);
     const nocsrf = await li.evaluate(async () => (await fetch("/api/incidents/x/ack", { method: "POST", body: "{}" })).status);
     check(nocsrf === 403, `an action without the CSRF token is refused (HTTP ${nocsrf})`);
+    // A body of the wrong shape is answered 400, and the console keeps serving.
+    const badShape = await li.evaluate(async () => {
+      const me = await (await fetch("/api/me")).json();
+      const id = [...window.pingan.incidents.keys()][0];
+      const r = await fetch(`/api/incidents/${id}/ack`, { method: "POST", headers: { "X-CSRF-Token": me.csrf }, body: '{"text": 5}' });
+      return [r.status, (await fetch("/api/me")).status];
+    });
+    check(badShape[0] === 400 && badShape[1] === 200, `a text that is not a string is refused and the console goes on (HTTP ${badShape})`);
     await li.close();
 
     // The page survives a console restart without a gap or a duplicate.
