@@ -19,16 +19,6 @@ namespace beast = svc::beast;
 namespace http = svc::http;
 using tcp = svc::tcp;
 
-std::string to_hex(const unsigned char* p, std::size_t n) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string s;
-    for (std::size_t i = 0; i < n; ++i) {
-        s += digits[p[i] >> 4];
-        s += digits[p[i] & 15];
-    }
-    return s;
-}
-
 // One webhook POST: resolve, connect, write, read, all under one deadline.
 class webhook_call : public std::enable_shared_from_this<webhook_call> {
   public:
@@ -89,6 +79,13 @@ class webhook_call : public std::enable_shared_from_this<webhook_call> {
 
 } // namespace
 
+std::string hex(const unsigned char* p, std::size_t n) {
+    std::string s(2 * n + 1, '\0');
+    sodium_bin2hex(s.data(), s.size(), p, n);
+    s.pop_back(); // the terminating NUL
+    return s;
+}
+
 std::string sign_body(std::string_view secret, std::string_view body) {
     crypto_auth_hmacsha256_state st;
     crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(secret.data()),
@@ -97,7 +94,7 @@ std::string sign_body(std::string_view secret, std::string_view body) {
                                   body.size());
     unsigned char mac[crypto_auth_hmacsha256_BYTES];
     crypto_auth_hmacsha256_final(&st, mac);
-    return "sha256=" + to_hex(mac, sizeof mac);
+    return "sha256=" + hex(mac, sizeof mac);
 }
 
 channels::channels(net::io_context& ioc, std::chrono::milliseconds webhook_timeout,

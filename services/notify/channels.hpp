@@ -39,6 +39,9 @@ struct outcome {
 
 using done_fn = std::function<void(outcome)>;
 
+// Lowercase hex of `n` bytes.
+std::string hex(const unsigned char* p, std::size_t n);
+
 // Returns: "sha256=" and the hex HMAC-SHA256 of `body` under `secret`.
 std::string sign_body(std::string_view secret, std::string_view body);
 

@@ -11,16 +11,6 @@ namespace {
 
 namespace http = svc::http;
 
-std::string hex(const unsigned char* p, std::size_t n) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string s;
-    for (std::size_t i = 0; i < n; ++i) {
-        s += digits[p[i] >> 4];
-        s += digits[p[i] & 15];
-    }
-    return s;
-}
-
 // A stable id from text, shaped like the engine's derived ids (RFC 9562 v8).
 event_id stable_id(std::string_view text) {
     event_id id;
