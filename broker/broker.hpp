@@ -37,6 +37,10 @@ struct broker_options {
     std::size_t replay_chunk = 512;                  // events per query-thread turn
     admit_limits limits;
     std::size_t initial_map_size = 1ull << 30;
+    // One fsync per transaction, acks after the next commit or an explicit
+    // sync (store_options::defer_sync). false: two fsyncs per commit, acks
+    // right after it (kept to measure the difference: pingan-bench --sync-each-commit).
+    bool defer_sync = true;
     // Tests only: failures the store injects (store_faults.hpp). Null in production.
     std::shared_ptr<store_faults> faults{};
 

@@ -3,11 +3,12 @@
 // Sub-databases:
 //   events      u64be offset -> 32-byte chain hash + event bytes   (append only)
 //   ids         16-byte event id -> u64be offset                   (deduplication)
-//   by_district district code -> u64be offset (sorted duplicates)
+//   districts   district code + u64be first offset -> u64be offsets: one record
+//               per district per transaction, listing that district's offsets
 //   schools     school id -> its district code (a school's replay scans its district)
 //   times       u64be received_at µs -> u64be first offset stored at that time
 //   counts      event type -> u64 count
-//   meta        "format" -> "1"; "chain" -> u64be head offset + head hash;
+//   meta        "format" -> "2" (store_format); "chain" -> u64be head offset + head hash;
 //               "received" -> u64be received_at µs of the head record
 //   incidents, timers, engine: the processor's tables (processor.hpp)
 //
@@ -44,17 +45,36 @@ namespace pingan {
 
 namespace lm = lmdb;
 
-chain_hash chain_next(const chain_hash& prev, std::uint64_t offset, std::string_view record) {
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, nullptr, 0, 32);
-    crypto_generichash_update(&st, prev.data(), prev.size());
-    auto off = lm::be64(offset);
-    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(off.data()), 8);
-    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(record.data()),
-                              record.size());
+chain_hash record_digest(std::string_view record) {
     chain_hash h;
-    crypto_generichash_final(&st, h.data(), h.size());
+    crypto_generichash(h.data(), h.size(), reinterpret_cast<const unsigned char*>(record.data()),
+                       record.size(), nullptr, 0);
     return h;
+}
+
+chain_hash chain_step(const chain_hash& prev, std::uint64_t offset, std::int64_t received_us,
+                      const chain_hash& digest) {
+    // One BLAKE2b block: 32 + 8 + 8 + 32 bytes.
+    std::array<unsigned char, 80> in;
+    std::memcpy(in.data(), prev.data(), 32);
+    auto off = lm::be64(offset);
+    std::memcpy(in.data() + 32, off.data(), 8);
+    auto rec = lm::be64(static_cast<std::uint64_t>(received_us));
+    std::memcpy(in.data() + 40, rec.data(), 8);
+    std::memcpy(in.data() + 48, digest.data(), 32);
+    chain_hash h;
+    crypto_generichash(h.data(), h.size(), in.data(), in.size(), nullptr, 0);
+    return h;
+}
+
+chain_hash chain_next(const chain_hash& prev, std::uint64_t offset, std::string_view record) {
+    auto pos = received_at_position(record);
+    if (!pos) return chain_step(prev, offset, 0, record_digest(record));
+    std::int64_t received_us;
+    std::memcpy(&received_us, record.data() + *pos, 8);
+    std::string zeroed(record);
+    patch_broker_fields(zeroed.data(), *pos, 0, timestamp{});
+    return chain_step(prev, offset, received_us, record_digest(zeroed));
 }
 
 void store_faults::reach(point p) {
@@ -126,13 +146,14 @@ struct store::impl {
     store_options opts;
     std::unique_ptr<dir_lock> lock; // writable stores only; taken before LMDB opens
     lm::env env;
-    MDB_dbi events{}, ids{}, by_district{}, schools{}, times{}, counts{}, meta{};
+    MDB_dbi events{}, ids{}, districts{}, schools{}, times{}, counts{}, meta{};
     std::unordered_map<std::string, std::string> school_district; // mirror of `schools`
     std::unordered_map<std::string, MDB_dbi> tables;
     mutable std::shared_mutex resize;
 
     // Writer state, mirrored in `meta`; restored when a transaction aborts.
     std::atomic<std::uint64_t> head{0};
+    std::atomic<std::uint64_t> durable{0}; // <= head; head once synced
     chain_hash hash{};
     timestamp last_received{};
     // The processor's cache may hold state of an aborted transaction: reload
@@ -146,8 +167,9 @@ struct store::impl {
     explicit impl(const store_options& o) : opts(o) {
         if (sodium_init() < 0) throw error(errc::internal, "libsodium failed to initialise");
         if (!o.read_only) lock = std::make_unique<dir_lock>(o.path);
-        env = lm::env(o.path, 16, o.initial_map_size, MDB_NOTLS | (o.read_only ? MDB_RDONLY : 0),
-                      126);
+        unsigned flags = MDB_NOTLS | (o.read_only ? MDB_RDONLY : 0);
+        if (o.defer_sync && !o.read_only) flags |= MDB_NOMETASYNC;
+        env = lm::env(o.path, 16, o.initial_map_size, flags, 126);
         // A reader slot left by a process killed mid-read would pin old pages forever.
         env.reader_check();
         // The file may have grown beyond the configured size in an earlier run.
@@ -167,7 +189,7 @@ struct store::impl {
         events = open("events", 0);
         ids = open("ids", 0);
         schools = open("schools", 0);
-        by_district = open("by_district", MDB_DUPSORT | MDB_DUPFIXED);
+        districts = open("districts", 0);
         times = open("times", 0);
         counts = open("counts", 0);
         meta = open("meta", 0);
@@ -185,11 +207,15 @@ struct store::impl {
                 school_district.emplace(k, v);
         }
         if (auto f = lm::get(t, meta, "format")) {
-            if (*f != "1")
+            if (*f != store_format)
                 throw error(errc::unsupported_version,
-                            "store format " + std::string(*f) + " in " + o.path);
+                            o.path + " holds a store of format " + std::string(*f) +
+                                "; this version reads format " + std::string(store_format) +
+                                " only (the chain hashes a digest of each record and the "
+                                "district index has one record per transaction): export it "
+                                "with the version that wrote it");
         } else if (!o.read_only) {
-            lm::put(t, meta, "format", "1");
+            lm::put(t, meta, "format", store_format);
         }
         if (auto c = lm::get(t, meta, "chain"); c && c->size() == 40) {
             head = lm::from_be64(c->substr(0, 8));
@@ -209,6 +235,17 @@ struct store::impl {
             last_received = e.received_at;
         }
         t.commit();
+        durable = head.load();
+    }
+
+    ~impl() {
+        // The last commits' meta page, when deferred.
+        if (opts.defer_sync && !opts.read_only && head != durable) {
+            try {
+                env.sync(true);
+            } catch (...) {
+            }
+        }
     }
 
     // A read transaction that survives the map being resized by another process.
@@ -313,6 +350,10 @@ class appender {
             put(s_, t_, s_.counts, type,
                 std::string_view(reinterpret_cast<const char*>(&c), sizeof c));
         }
+        // One district-index record per district the transaction touched.
+        for (auto& [district, offsets] : district_runs_) {
+            put(s_, t_, s_.districts, district + '\0' + offsets.substr(0, 8), offsets);
+        }
         std::string chain = lm::be64(head_);
         chain.append(reinterpret_cast<const char*>(hash_.data()), hash_.size());
         put(s_, t_, s_.meta, "chain", chain);
@@ -324,6 +365,8 @@ class appender {
 
     // Publishes the new head to the store after the commit succeeded.
     void committed() {
+        // This commit's sync carried the previous commit's meta page.
+        s_.durable = s_.opts.defer_sync ? s_.head.load() : head_;
         s_.head = head_;
         s_.hash = hash_;
         s_.school_district.merge(new_schools_);
@@ -334,12 +377,11 @@ class appender {
     void write(prepared_event& p) {
         const auto& e = p.ev;
         patch_broker_fields(p.value.data() + 32, p.received_pos, e.offset, e.received_at);
-        std::string_view record(p.value.data() + 32, p.value.size() - 32);
-        hash_ = chain_next(hash_, e.offset, record);
+        hash_ = chain_step(hash_, e.offset, to_us(e.received_at), p.digest);
         std::memcpy(p.value.data(), hash_.data(), 32);
         auto key = lm::be64(e.offset);
         put(s_, t_, s_.events, key, p.value, MDB_APPEND);
-        if (!e.district.empty()) put(s_, t_, s_.by_district, e.district, key);
+        if (!e.district.empty()) district_run(e.district).append(key);
         // No per-school index: with a thousand schools it would dirty a page per
         // school per commit. A school's events are found through its district.
         if (!e.school.empty() && !s_.school_district.count(e.school) &&
@@ -379,6 +421,13 @@ class appender {
         }
     }
 
+    // The offsets of `district` stored by this transaction (u64be each).
+    std::string& district_run(const std::string& district) {
+        for (auto& [d, offsets] : district_runs_)
+            if (d == district) return offsets;
+        return district_runs_.emplace_back(district, std::string()).second;
+    }
+
     store::impl& s_;
     lm::txn& t_;
     processor* p_;
@@ -390,6 +439,7 @@ class appender {
     chain_hash hash_;
     std::unordered_map<std::string_view, std::uint64_t> counts_;
     std::unordered_map<std::string, std::string> new_schools_;
+    std::vector<std::pair<std::string, std::string>> district_runs_; // a city has a dozen
 };
 
 // Re-reads the processor's state from the committed tables, dropping whatever
@@ -464,6 +514,9 @@ prepared_event prepare(event e) {
     p.value.reserve(320);
     p.value.assign(32, '\0');
     encode(e, p.value);
+    // The digest covers the record with the broker's fields zero; the writer fills them in.
+    patch_broker_fields(p.value.data() + 32, p.received_pos, 0, timestamp{});
+    p.digest = record_digest(std::string_view(p.value).substr(32));
     p.ev = std::move(e);
     return p;
 }
@@ -508,7 +561,22 @@ void store::open_processor(processor& p) {
 }
 
 std::uint64_t store::head() const {
+    return impl_->durable.load();
+}
+
+std::uint64_t store::committed_head() const {
     return impl_->head.load();
+}
+
+void store::sync() {
+    auto& s = *impl_;
+    if (!s.opts.defer_sync || s.durable == s.head) return;
+    try {
+        s.env.sync(true);
+    } catch (const lm::lmdb_error& x) {
+        throw error(errc::store_failure, x.what());
+    }
+    s.durable = s.head.load();
 }
 
 std::optional<std::string> store::get(std::uint64_t offset) const {
@@ -530,7 +598,7 @@ std::optional<std::uint64_t> store::find(const event_id& id) const {
 
 std::pair<std::uint64_t, std::uint64_t> store::range(const scan_filter& f) const {
     auto& s = *impl_;
-    std::uint64_t head = s.head.load();
+    std::uint64_t head = s.durable.load();
     std::uint64_t from = std::max<std::uint64_t>(f.from, 1);
     std::uint64_t to = f.to ? std::min(f.to, head) : head;
     if (f.from_time || f.to_time) {
@@ -563,7 +631,6 @@ std::uint64_t store::scan(const scan_filter& f, std::size_t max,
         district = *d;
     }
     const std::string* index_key = district.empty() ? nullptr : &district;
-    MDB_dbi index = s.by_district;
     std::size_t sent = 0;
     std::uint64_t next = from;
     bool stop = false;
@@ -586,32 +653,40 @@ std::uint64_t store::scan(const scan_filter& f, std::size_t max,
             return !stop && sent < max;
         };
         if (index_key) {
-            lm::cursor c(t, index);
-            MDB_val k = lm::val(*index_key);
-            auto from_key = lm::be64(next);
-            MDB_val v = lm::val(from_key);
-            int rc = mdb_cursor_get(c.handle(), &k, &v, MDB_GET_BOTH_RANGE);
-            if (rc == MDB_NOTFOUND) {
-                next = to + 1;
-                break;
+            // The district's records, one per transaction: start at the one
+            // holding `next`, which may begin before it.
+            std::string prefix = *index_key + '\0';
+            lm::cursor c(t, s.districts);
+            std::string_view k, v;
+            auto seek_key = prefix + lm::be64(next);
+            bool ok = c.seek(seek_key, k, v);
+            if (!ok || k != seek_key) {
+                bool back = ok ? c.get(k, v, MDB_PREV) : c.get(k, v, MDB_LAST);
+                ok = back && k.starts_with(prefix) ? true : c.seek(seek_key, k, v);
             }
-            lm::check("mdb_cursor_get", rc);
-            while (examined < chunk) {
-                auto off = lm::from_be64(lm::view(v));
-                if (off > to) {
-                    next = to + 1;
-                    stop = true;
+            bool paused = false;   // the chunk is full or the visitor stopped
+            bool finished = false; // the index ended or passed `to`
+            while (!paused && !finished) {
+                if (!ok || !k.starts_with(prefix)) {
+                    finished = true;
                     break;
                 }
-                auto rec = lm::get(t, s.events, lm::view(v));
-                if (rec && !consider(off, *rec)) break;
-                rc = mdb_cursor_get(c.handle(), &k, &v, MDB_NEXT_DUP);
-                if (rc == MDB_NOTFOUND) {
-                    next = to + 1;
-                    stop = true;
-                    break;
+                for (std::size_t i = 0; !paused && !finished && i + 8 <= v.size(); i += 8) {
+                    auto key = v.substr(i, 8);
+                    auto off = lm::from_be64(key);
+                    if (off < next) continue;
+                    if (off > to)
+                        finished = true;
+                    else if (examined >= chunk)
+                        paused = true;
+                    else if (auto rec = lm::get(t, s.events, key); rec && !consider(off, *rec))
+                        paused = true;
                 }
-                lm::check("mdb_cursor_get", rc);
+                if (!paused && !finished) ok = c.get(k, v, MDB_NEXT);
+            }
+            if (finished) {
+                next = to + 1;
+                stop = true;
             }
         } else {
             lm::cursor c(t, s.events);

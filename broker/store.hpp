@@ -29,6 +29,8 @@
 
 namespace pingan {
 
+using chain_hash = std::array<std::uint8_t, 32>;
+
 struct store_options {
     std::string path;                          // a directory; created if missing
     std::size_t initial_map_size = 1ull << 30; // grows by doubling when full
@@ -39,18 +41,25 @@ struct store_options {
     // never share one log; the kernel releases it when the process ends, even
     // by kill -9.
     bool read_only = false;
+    // The broker's writer: a commit syncs the data pages only, and the commit's
+    // meta page reaches the disk with the next commit's sync or with sync().
+    // A commit is then durable only after one of those (durable_head() tells),
+    // and a power loss can undo at most the transactions not yet durable
+    // (LMDB's MDB_NOMETASYNC keeps the file consistent). One fsync per
+    // transaction instead of two.
+    bool defer_sync = false;
     // Tests only: failures to inject (store_faults.hpp). Null in production.
     std::shared_ptr<store_faults> faults{};
 };
 
-using chain_hash = std::array<std::uint8_t, 32>;
-
-// An event ready to store: its binary form is made off the writer thread,
-// and the writer fills in the offset and received_at in place.
+// An event ready to store: its binary form and the digest the chain hashes
+// are made off the writer thread, and the writer fills in the offset and
+// received_at in place.
 struct prepared_event {
     event ev;
     std::string value;            // 32 bytes for the chain hash, then encode(ev)
     std::size_t received_pos = 0; // where received_at sits in value (after the 32)
+    chain_hash digest{};          // record_digest of the bytes, broker fields zero
 };
 prepared_event prepare(event e);
 
@@ -112,11 +121,13 @@ class store {
     store(const store&) = delete;
     store& operator=(const store&) = delete;
 
-    // Writer only. Appends validated events in one durable transaction: each
+    // Writer only. Appends validated events in one transaction: each
     // new id gets the next offset and received_at = max(now, last received_at);
     // an id already stored is answered with its original offset and not stored
     // again. `p`, if given, sees every stored event and may derive more, which
-    // are stored in the same transaction. Returns only after the commit (fsync).
+    // are stored in the same transaction. Returns only after the commit
+    // (fsync); with defer_sync, this transaction is durable after the next
+    // append, fire_timers or sync, and the previous one is durable now.
     // Throws: pingan::error(store_failure) when the store failed, or whatever
     // the processor threw; either way nothing of the batch was stored and the
     // processor was reloaded from the committed state (processor.hpp).
@@ -130,8 +141,15 @@ class store {
     // Writer only: opens the processor on the store's tables (start-up).
     void open_processor(processor& p);
 
-    // Any thread.
+    // Writer only, with defer_sync: makes every committed transaction durable.
+    // Throws: pingan::error(store_failure) when the sync fails.
+    void sync();
+
+    // Any thread. The head is the last durable offset: readers never see a
+    // record a power loss could still take back.
     std::uint64_t head() const;
+    // Writer only: the last committed offset (durable or not).
+    std::uint64_t committed_head() const;
     std::optional<std::string> get(std::uint64_t offset) const;
     std::optional<std::uint64_t> find(const event_id& id) const;
 
@@ -161,8 +179,26 @@ class store {
     std::unique_ptr<impl> impl_;
 };
 
-// hash(n) = BLAKE2b-256(hash(n-1) || offset as u64 big-endian || record bytes);
-// hash(0) is 32 zero bytes.
+// The chain (store format 2):
+//   hash(n) = BLAKE2b-256(hash(n-1) || offset as u64 big-endian ||
+//                         received_at µs as u64 big-endian || digest(record))
+//   digest(record) = BLAKE2b-256(the record's bytes with its offset and
+//                                received_at fields set to zero)
+// hash(0) is 32 zero bytes. The digest is made where the record is encoded
+// (the ingest thread), so the writer's serial step hashes 80 bytes instead of
+// the whole record; every byte of the record is still covered: the broker's
+// two fields by the outer hash, the rest by the digest.
+//
+// record_digest: `record` must have its offset and received_at fields zero.
+chain_hash record_digest(std::string_view record);
+chain_hash chain_step(const chain_hash& prev, std::uint64_t offset, std::int64_t received_us,
+                      const chain_hash& digest);
+// The whole step from a stored record (its broker fields as stored), for
+// verification. A record too short to hold received_at is hashed as it is,
+// which never matches a hash the writer made.
 chain_hash chain_next(const chain_hash& prev, std::uint64_t offset, std::string_view record);
+
+// The store format this build writes and reads (meta "format").
+inline constexpr std::string_view store_format = "2";
 
 } // namespace pingan

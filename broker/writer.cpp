@@ -130,6 +130,35 @@ void broker::impl::run_writer() {
         }
     };
 
+    // One fsync per transaction (store_options::defer_sync): a commit's acks
+    // and feed wait for the next commit, whose sync carries this one's meta
+    // page, or for an explicit sync when nothing else is queued. So an ack or
+    // a feed message never leaves before its event is on disk, and under load
+    // no transaction pays a second fsync.
+    std::vector<completion> waiting; // committed, not yet durable
+    batch_output waiting_out;
+    auto release = [&](bool sync) {
+        if (waiting.empty() && waiting_out.stored.empty()) return;
+        if (sync) {
+            try {
+                st.sync();
+            } catch (...) {
+                // Committed but not known to be on disk: the publishers resend
+                // and are answered "duplicate" once it is.
+                std::string why;
+                auto code = failure_code(std::current_exception(), why);
+                spdlog::error("writer: {}: {}; {} events not acknowledged", errc_name(code), why,
+                              waiting.size());
+                for (auto& c : waiting)
+                    c = {c.owner, {}, code, "not known to be stored: " + why};
+                waiting_out.stored.clear();
+            }
+        }
+        pipe.complete(waiting);
+        publish(waiting_out);
+        waiting_out.stored.clear();
+    };
+
     while (true) {
         auto now = clk.now();
         auto wake = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
@@ -141,7 +170,11 @@ void broker::impl::run_writer() {
                 wake = std::max(std::chrono::steady_clock::now(), timers_after);
             }
         }
+        // With acks waiting, only look whether more is queued; else make them durable.
+        if (!waiting.empty() || !waiting_out.stored.empty())
+            wake = std::chrono::steady_clock::now();
         bool open = pipe.take(events, owners, wake);
+        if (events.empty()) release(true);
 
         if (!events.empty()) {
             out.results.clear();
@@ -158,8 +191,14 @@ void broker::impl::run_writer() {
                 txn_events += events.size();
                 for (std::size_t i = 0; i < owners.size(); ++i)
                     done.push_back({owners[i], out.results[i], errc::ok, {}});
+                // This commit made the previous one durable; this one waits its turn.
+                release(false);
+                waiting.swap(done);
+                std::swap(waiting_out.stored, out.stored);
+                out.stored.clear();
             } catch (...) {
                 code = failure_code(std::current_exception(), why);
+                release(true);
             }
             if (code == errc::store_failure || (code != errc::ok && events.size() == 1)) {
                 spdlog::error("writer: {}: {}; {} events refused", errc_name(code), why,
@@ -195,8 +234,13 @@ void broker::impl::run_writer() {
                     }
                 }
             }
-            pipe.complete(done);
-            publish(out);
+            if (code != errc::ok) {
+                // What the one-by-one retries stored, made durable before the replies.
+                waiting.swap(done);
+                std::swap(waiting_out.stored, out.stored);
+                out.stored.clear();
+                release(true);
+            }
             events.clear();
             owners.clear();
         }
@@ -209,6 +253,10 @@ void broker::impl::run_writer() {
                 out.stored.clear();
                 try {
                     st.fire_timers(t, *proc, out);
+                    release(false);
+                    for (auto& r : out.stored)
+                        waiting_out.stored.push_back(std::move(r));
+                    out.stored.clear();
                     timer_backoff = std::chrono::milliseconds(100);
                 } catch (...) {
                     // Nothing was stored. Timers wait and retry, later each
@@ -220,11 +268,15 @@ void broker::impl::run_writer() {
                     timers_after = std::chrono::steady_clock::now() + timer_backoff;
                     timer_backoff = std::min(timer_backoff * 2, std::chrono::milliseconds(5000));
                     out.stored.clear();
+                    release(true);
                 }
                 publish(out);
             }
         }
-        if (!open) break;
+        if (!open) {
+            release(true);
+            break;
+        }
     }
     spdlog::info("writer stopped at offset {}: {} transactions, {:.1f} events and {:.3f} ms each",
                  st.head(), txns, txns ? double(txn_events) / double(txns) : 0.0,

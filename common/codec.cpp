@@ -367,6 +367,22 @@ void patch_broker_fields(char* bytes, std::size_t received_pos, std::uint64_t of
     std::memcpy(bytes + received_pos, &us, 8);
 }
 
+std::optional<std::size_t> received_at_position(std::string_view b) noexcept {
+    // flag, format, id, offset, then five length-prefixed strings and occurred_at.
+    std::size_t pos = 26;
+    for (int i = 0; i < 5; ++i) {
+        if (b.size() < 8 || pos > b.size() - 8) return std::nullopt;
+        std::uint64_t n;
+        std::memcpy(&n, b.data() + pos, 8);
+        pos += 8;
+        if (n > b.size() - pos) return std::nullopt;
+        pos += n;
+    }
+    pos += 8; // occurred_at
+    if (pos > b.size() || b.size() - pos < 8) return std::nullopt;
+    return pos;
+}
+
 bool peek(std::string_view b, event_head& h) noexcept {
     // endianness flag, format, id: 18 bytes, then the offset.
     if (b.size() < 26 || b[0] != 1 || b[1] != record_format) return false;

@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,9 @@ inline constexpr std::size_t offset_position = 18;
 // Writes `offset` and `received_at` into binary event bytes at those positions.
 void patch_broker_fields(char* bytes, std::size_t received_pos, std::uint64_t offset,
                          timestamp received_at) noexcept;
+// Where received_at sits in binary event bytes, read from the bytes themselves.
+// Returns: nothing if the bytes are too short to hold it.
+std::optional<std::size_t> received_at_position(std::string_view bytes) noexcept;
 
 // Reads only the type, school and district of a binary event, for filters.
 // Returns: false if the bytes are not a binary event.

@@ -54,6 +54,19 @@ TEST_CASE("peek reads offset type school and district without decoding", "[codec
     CHECK_FALSE(peek("garbage", h));
 }
 
+TEST_CASE("received_at's position read from the bytes matches the one computed from the event",
+          "[codec]") {
+    auto e = sample_hazard();
+    e.district = "420502";
+    e.actor = "school-420502K001";
+    auto bytes = encode(e);
+    auto pos = received_at_position(std::string_view(bytes));
+    REQUIRE(pos);
+    CHECK(*pos == received_at_position(e));
+    CHECK_FALSE(received_at_position(std::string_view(bytes).substr(0, *pos + 4)));
+    CHECK_FALSE(received_at_position(std::string_view("garbage")));
+}
+
 TEST_CASE("decoding garbage or truncated bytes reports undecodable", "[codec]") {
     event out;
     CHECK(decode("", out).code == errc::undecodable);

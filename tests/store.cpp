@@ -372,3 +372,84 @@ TEST_CASE("opening a store reads no record of the events table", "[store]") {
     REQUIRE_FALSE(decode(*s.get(1001), e));
     CHECK(e.received_at == at("2026-11-29T02:00:00Z"));
 }
+
+TEST_CASE("a district scan resumes inside a transaction's index record and across records",
+          "[store]") {
+    temp_dir d;
+    store s({d.path()});
+    batch_output out;
+    // Three transactions, two districts interleaved in each.
+    std::vector<std::uint64_t> expect;
+    for (int txn = 0; txn < 3; ++txn) {
+        std::vector<event> batch;
+        for (int i = 0; i < 40; ++i) {
+            auto school = i % 2 ? "420503P001" : "420502K001";
+            batch.push_back(sample_reading(school, static_cast<std::size_t>(txn * 40 + i)));
+            batch.back().district = std::string(school).substr(0, 6);
+            if (i % 2 == 0) expect.push_back(static_cast<std::uint64_t>(txn * 40 + i + 1));
+        }
+        s.append(batch, at("2026-11-29T01:00:00Z"), nullptr, out);
+    }
+    scan_filter f;
+    f.district = "420502";
+    CHECK(offsets(s, f) == expect);
+    // Seven at a time: each resumption starts in the middle of a record.
+    std::vector<std::uint64_t> seen;
+    while (f.from <= s.head()) {
+        f.from = s.scan(f, 7, [&](std::uint64_t off, std::string_view) {
+            seen.push_back(off);
+            return true;
+        });
+    }
+    CHECK(seen == expect);
+    // A range that starts and ends inside transactions.
+    f = {};
+    f.district = "420502";
+    f.from = 30;
+    f.to = 85;
+    std::vector<std::uint64_t> mid;
+    for (auto off : expect)
+        if (off >= 30 && off <= 85) mid.push_back(off);
+    CHECK(offsets(s, f) == mid);
+}
+
+TEST_CASE("the chain step over an ingest-side digest equals the chain over the stored record",
+          "[store]") {
+    auto e = sample_reading("420502K001", 1);
+    e.district = "420502";
+    auto p = prepare(e);
+    // What the writer does: fill in the broker's fields, then chain the digest.
+    auto received = at("2026-11-29T01:00:00Z");
+    patch_broker_fields(p.value.data() + 32, p.received_pos, 9, received);
+    auto stored = std::string_view(p.value).substr(32);
+    chain_hash prev{};
+    prev[0] = 7;
+    CHECK(chain_step(prev, 9, to_us(received), p.digest) == chain_next(prev, 9, stored));
+    // Any change to the record, its offset or its time changes the hash.
+    std::string edited(stored);
+    edited.back() ^= 1;
+    CHECK(chain_next(prev, 9, edited) != chain_next(prev, 9, stored));
+    CHECK(chain_step(prev, 10, to_us(received), p.digest) != chain_next(prev, 9, stored));
+    std::string retimed(stored);
+    patch_broker_fields(retimed.data(), p.received_pos, 9, received + micros{1});
+    CHECK(chain_next(prev, 9, retimed) != chain_next(prev, 9, stored));
+}
+
+TEST_CASE("a store of an older format is refused, naming both formats", "[store]") {
+    temp_dir d;
+    { store s({d.path()}); }
+    {
+        lmdb::env env(d.path(), 16, 1 << 30);
+        lmdb::txn t(env);
+        auto meta = lmdb::open_dbi(t, "meta", 0);
+        lmdb::put(t, meta, "format", "1");
+        t.commit();
+    }
+    try {
+        store s({d.path()});
+        FAIL("a format 1 store was opened");
+    } catch (const error& e) {
+        CHECK(e.code() == errc::unsupported_version);
+        CHECK_THAT(e.detail(), Catch::Contains("format 1") && Catch::Contains("format 2"));
+    }
+}
