@@ -110,11 +110,21 @@ class server {
   public:
     server(const std::string& exe, const std::string& dir) : port_(ephemeral_port()) {
         fs::create_directories(dir);
-        std::vector<std::string> args{exe,          "--port",       std::to_string(port_),
-                                      "--bind",     "127.0.0.1",    "--dir",
-                                      dir,          "--appendonly", "yes",
-                                      "--appendfsync", "always",    "--save",
-                                      "",           "--logfile",    dir + "/redis.log"};
+        std::vector<std::string> args{exe,
+                                      "--port",
+                                      std::to_string(port_),
+                                      "--bind",
+                                      "127.0.0.1",
+                                      "--dir",
+                                      dir,
+                                      "--appendonly",
+                                      "yes",
+                                      "--appendfsync",
+                                      "always",
+                                      "--save",
+                                      "",
+                                      "--logfile",
+                                      dir + "/redis.log"};
         std::vector<char*> argv;
         for (auto& a : args)
             argv.push_back(a.data());
@@ -136,8 +146,8 @@ class server {
             int status = 0;
             if (::waitpid(pid_, &status, WNOHANG) == pid_) {
                 pid_ = 0;
-                throw error(errc::io_error, "redis-server exited at start; see " + dir +
-                                                "/redis.log");
+                throw error(errc::io_error,
+                            "redis-server exited at start; see " + dir + "/redis.log");
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
@@ -162,7 +172,8 @@ class server {
 
 // One connection's share: XADD its events with `depth` in flight; latencies in ms.
 void drive_one(int port, const std::vector<std::string>& events, std::size_t first,
-               std::size_t step, std::size_t depth, std::vector<double>& lat, std::string& failure) {
+               std::size_t step, std::size_t depth, std::vector<double>& lat,
+               std::string& failure) {
     auto* c = redisConnect("127.0.0.1", port);
     if (!c || c->err) {
         failure = c ? c->errstr : "cannot connect";
@@ -191,7 +202,8 @@ void drive_one(int port, const std::vector<std::string>& events, std::size_t fir
         if (!ok) failure = r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
         freeReplyObject(r);
         if (!ok) break;
-        lat.push_back(std::chrono::duration<double, std::milli>(steady::now() - sent[done]).count());
+        lat.push_back(
+            std::chrono::duration<double, std::milli>(steady::now() - sent[done]).count());
         ++done;
     }
     redisFree(c);
@@ -212,9 +224,8 @@ peer_result run_redis_peer(const std::string& exe, const std::string& dir,
     {
         std::vector<std::jthread> threads;
         for (std::size_t i = 0; i < clients; ++i)
-            threads.emplace_back([&, i] {
-                drive_one(srv.port(), events, i, clients, depth, lat[i], failures[i]);
-            });
+            threads.emplace_back(
+                [&, i] { drive_one(srv.port(), events, i, clients, depth, lat[i], failures[i]); });
     }
     auto secs = std::chrono::duration<double>(steady::now() - start).count();
     double cpu1 = process_cpu(srv.pid()), self1 = self_cpu();
