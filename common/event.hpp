@@ -783,15 +783,50 @@ struct notification_failed {
     }
 };
 
+// An outside CAP 1.2 alert (a city's weather, flood or earthquake warning)
+// for one school inside its areas, imported by `pingan cap import`. The
+// envelope carries the alert's status, severity, urgency and certainty, and
+// for an Update or Cancel the ids of the events of the alerts it references.
+struct alert_external {
+    static constexpr std::string_view type = "alert.external";
+    static constexpr std::uint32_t version = 1;
+    std::string cap_identifier; // the alert's <identifier>
+    std::string cap_sender;     // its <sender>
+    std::string msg_type;       // Alert, Update or Cancel
+    std::string category;       // CAP <category>: Met, Geo, Env, ...
+    std::string event;          // <event>, e.g. 暴雨 or Earthquake
+    std::string headline;
+    std::string description;
+    std::string instruction;
+    std::optional<timestamp> expires;
+    std::string area; // the <areaDesc> that holds the school
+    std::string language;
+
+    template <class F> void fields(F&& f) {
+        f("cap_identifier", cap_identifier, text(256));
+        f("cap_sender", cap_sender, text(256));
+        f("msg_type", msg_type, code);
+        f("category", category, code);
+        f("event", event, text(200));
+        f("headline", headline, text(500));
+        f("description", description, text(4000));
+        f("instruction", instruction, text(2000));
+        f("expires", expires, key);
+        f("area", area, text(1000));
+        f("language", language, text(35));
+    }
+};
+
 // Every body type. Append new types at the end; the binary form names the type
 // by its string, so the order here is not part of any stored format.
-using body = std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
-                          drill_recorded, food_alert, food_temp_reading, food_sample,
-                          food_accompany, psych_alert, bullying_reported, health_cluster, bus_trip,
-                          incident_reported, incident_acknowledged, incident_resolved,
-                          escalation_raised, incident_opened, incident_overdue, incident_closed,
-                          incident_reopened, notification_requested, timer_fired, ruleset_loaded,
-                          access_viewed, notification_delivered, notification_failed>;
+using body =
+    std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
+                 drill_recorded, food_alert, food_temp_reading, food_sample, food_accompany,
+                 psych_alert, bullying_reported, health_cluster, bus_trip, incident_reported,
+                 incident_acknowledged, incident_resolved, escalation_raised, incident_opened,
+                 incident_overdue, incident_closed, incident_reopened, notification_requested,
+                 timer_fired, ruleset_loaded, access_viewed, notification_delivered,
+                 notification_failed, alert_external>;
 
 // ---- Envelope ------------------------------------------------------------------
 

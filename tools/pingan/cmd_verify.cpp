@@ -3,6 +3,7 @@
 // Reads the LMDB files directly (read-only, alongside a running broker), so an
 // auditor needs no broker credentials, only read access to the data directory.
 #include "broker/store.hpp"
+#include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
 
 #include <iostream>
@@ -21,7 +22,15 @@ void add_verify_command(CLI::App& app) {
                     "a head hash recorded earlier (with --at, its offset): the chain must pass "
                     "through it, so a rewritten history is caught even if re-chained");
     cmd->add_option("--at", *at, "the offset of the --expect hash (default: the head)");
-    cmd->callback([data, expect, at] {
+    auto exported = std::make_shared<std::string>();
+    cmd->add_option("--export", *exported,
+                    "a JSON Lines file of pingan export: its events must be exactly the log's "
+                    "in its segment (on its own when complete; with --data against the store)");
+    cmd->callback([cmd, data, expect, at, exported] {
+        if (!exported->empty()) {
+            exit_code() = verify_export(*exported, cmd->count("--data") ? *data : std::string());
+            return;
+        }
         try {
             store_options o;
             o.path = *data;

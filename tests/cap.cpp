@@ -1,0 +1,264 @@
+// Black-box tests of `pingan cap`: exports validated by xmllint against the
+// OASIS CAP 1.2 schema, the OASIS examples and Yichang warnings imported into
+// a real broker, Update and Cancel by reference, and hostile input refused
+// with nothing fetched.
+#include "broker_process.hpp"
+#include "common/client.hpp"
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+
+using namespace pingan;
+using namespace pingan::test;
+
+namespace {
+
+struct run_result {
+    int code;
+    std::vector<std::string> lines;
+};
+
+// A program with its standard error in the lines.
+run_result run_program(std::vector<std::string> args) {
+    args.insert(args.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
+    process p(args);
+    auto lines = p.lines(std::chrono::seconds(60));
+    return {p.wait(), lines};
+}
+
+run_result run(std::vector<std::string> args) {
+    args.insert(args.begin(), std::string(PINGAN_BIN_DIR) + "/pingan");
+    return run_program(std::move(args));
+}
+
+bool has(const run_result& r, const std::string& text) {
+    for (const auto& l : r.lines)
+        if (l.find(text) != std::string::npos) return true;
+    return false;
+}
+
+std::string cap_dir() {
+    return source_path("tests/data/cap");
+}
+
+run_result xmllint(const std::string& file) {
+    return run_program(
+        {"/usr/bin/xmllint", "--noout", "--nonet", "--schema", cap_dir() + "/CAP-v1.2.xsd", file});
+}
+
+void write(const std::string& path, const std::string& text) {
+    std::ofstream o(path, std::ios::binary | std::ios::trunc);
+    o << text;
+}
+
+// A Yichang rainstorm warning: a 1.5 km circle around 西陵区第1幼儿园.
+std::string rainstorm(const std::string& identifier, const std::string& msg_type,
+                      const std::string& references = {}) {
+    std::string refs = references.empty() ? "" : "  <references>" + references + "</references>\n";
+    return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+           "<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\">\n"
+           "  <identifier>" +
+           identifier +
+           "</identifier>\n"
+           "  <sender>qxj@yichang.gov.cn</sender>\n"
+           "  <sent>2026-10-12T08:00:00+08:00</sent>\n"
+           "  <status>Actual</status>\n"
+           "  <msgType>" +
+           msg_type + "</msgType>\n  <scope>Public</scope>\n" + refs +
+           "  <info>\n"
+           "    <language>zh-CN</language>\n"
+           "    <category>Met</category>\n"
+           "    <event>暴雨</event>\n"
+           "    <urgency>Expected</urgency>\n"
+           "    <severity>Severe</severity>\n"
+           "    <certainty>Likely</certainty>\n"
+           "    <headline>宜昌市气象台发布暴雨橙色预警</headline>\n"
+           "    <description>预计未来6小时西陵区降雨量将达50毫米以上</description>\n"
+           "    <instruction>学校停止户外活动</instruction>\n"
+           "    <area>\n"
+           "      <areaDesc>西陵区</areaDesc>\n"
+           "      <circle>30.66031,111.2967 1.5</circle>\n"
+           "    </area>\n"
+           "  </info>\n"
+           "</alert>\n";
+}
+
+std::vector<json> json_lines(const run_result& r) {
+    std::vector<json> v;
+    for (const auto& l : r.lines)
+        if (l.starts_with("{\"id\"") || l.starts_with("{\"type\"")) v.push_back(json::parse(l));
+    return v;
+}
+
+} // namespace
+
+TEST_CASE("cap export writes an incident as CAP 1.2 that validates against the OASIS schema",
+          "[cap]") {
+    temp_dir d;
+    broker_process b(d / "store", {"--rules", source_path("config/rules/yichang-default.yaml"),
+                                   "--clock", "manual:2026-10-12T09:00:00+08:00"});
+    b.export_env();
+    json h = {{"type", "hazard.reported"},
+              {"school", "420502K001"},
+              {"status", "Actual"},
+              {"severity", "Severe"},
+              {"occurred_at", "2026-10-12T09:00:00+08:00"},
+              {"body",
+               {{"hazard_id", "HZ-C1"},
+                {"area", "fire"},
+                {"grade", "major"},
+                {"description", "消防通道堵塞 <急> & 需处理"},
+                {"location", "宿舍楼"},
+                {"found_by", "safety_officer"},
+                {"interim_control", "已封闭"}}}};
+    REQUIRE(run({"publish", h.dump()}).code == 0);
+    auto id =
+        json::parse(run({"incidents", "list", "--json", "--kind", "hazard"}).lines.at(0))["id"]
+            .get<std::string>();
+    auto first = d / "first.xml";
+    REQUIRE(run({"cap", "export", id, "--out", first}).code == 0);
+    auto v = xmllint(first);
+    INFO((v.lines.empty() ? std::string() : v.lines[0]));
+    CHECK(v.code == 0);
+    auto text = read_file(first);
+    CHECK(text.find("<msgType>Alert</msgType>") != std::string::npos);
+    CHECK(text.find("<circle>30.66031,111.29670 0.5</circle>") != std::string::npos);
+    CHECK(text.find("&lt;急&gt; &amp;") != std::string::npos);
+
+    // Acknowledged: an Update that references the first alert.
+    REQUIRE(run({"incidents", "ack", id, "--note", "已处理"}).code == 0);
+    auto second = d / "second.xml";
+    REQUIRE(run({"cap", "export", id, "--out", second, "--data", d / "store"}).code == 0);
+    CHECK(xmllint(second).code == 0);
+    auto t2 = read_file(second);
+    CHECK(t2.find("<msgType>Update</msgType>") != std::string::npos);
+    CHECK(t2.find("<references>pingan@yichang.edu.cn," + id + ",2026-10-12T09:00:00+08:00") !=
+          std::string::npos);
+}
+
+TEST_CASE("cap import maps a warning to the schools in its area, honours Update and Cancel, and "
+          "stores nothing twice",
+          "[cap]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    b.export_env();
+    auto alert = d / "alert.xml";
+    write(alert, rainstorm("YC-2026-001", "Alert"));
+    auto dry = run({"cap", "import", alert, "--dry-run"});
+    REQUIRE(dry.code == 0);
+    auto events = json_lines(dry);
+    REQUIRE_FALSE(events.empty());
+    std::set<std::string> schools;
+    for (const auto& e : events) {
+        schools.insert(e["school"].get<std::string>());
+        CHECK(e["type"] == "alert.external");
+        CHECK(e["severity"] == "Severe");
+        CHECK(e["body"]["event"] == "暴雨");
+    }
+    CHECK(schools.count("420502K001") == 1);
+    CHECK(schools.count("420502P001") == 1); // 0.9 km away
+    CHECK(schools.count("420503P001") == 0); // 伍家岗, 7 km away
+
+    auto stored = run({"cap", "import", alert});
+    REQUIRE(stored.code == 0);
+    auto results = json_lines(stored);
+    REQUIRE(results.size() == events.size());
+    for (const auto& r : results)
+        CHECK(r["duplicate"] == false);
+    auto again = json_lines(run({"cap", "import", alert}));
+    REQUIRE(again.size() == events.size());
+    for (const auto& r : again)
+        CHECK(r["duplicate"] == true);
+
+    // The update and the cancellation name the first alert's events, school by school.
+    std::map<std::string, std::string> first_id;
+    for (const auto& e : events)
+        first_id[e["school"]] = e["id"];
+    for (auto kind : {"Update", "Cancel"}) {
+        auto file = d / (std::string(kind) + ".xml");
+        write(file, rainstorm(std::string("YC-2026-001-") + kind, kind,
+                              "qxj@yichang.gov.cn,YC-2026-001,2026-10-12T08:00:00+08:00"));
+        auto r = run({"cap", "import", file, "--dry-run"});
+        REQUIRE(r.code == 0);
+        for (const auto& e : json_lines(r)) {
+            CHECK(e["body"]["msg_type"] == kind);
+            CHECK(e["references"] == json::array({first_id[e["school"]]}));
+        }
+        REQUIRE(run({"cap", "import", file}).code == 0);
+    }
+    zmq::context_t ctx(1);
+    query_client q(ctx, b.query);
+    CHECK(q.stats()["by_type"]["alert.external"] == 3 * events.size());
+
+    // An update that names no earlier alert is refused.
+    write(d / "orphan.xml", rainstorm("YC-2026-002", "Update"));
+    auto orphan = run({"cap", "import", d / "orphan.xml"});
+    CHECK(orphan.code == 1);
+    CHECK(has(orphan, "<references>"));
+}
+
+TEST_CASE("the OASIS examples import, and their areas hold no Yichang school", "[cap]") {
+    for (auto f : {"Oasis_A1_HomelandAlert.xml", "Oasis_A2_ThunderstormWarning.xml",
+                   "Oasis_A3_EarthquakeUpdate.xml", "Oasis_A4_AmberAlert.xml"}) {
+        INFO(f);
+        CHECK(xmllint(cap_dir() + "/" + f).code == 0);
+        auto r = run({"cap", "import", cap_dir() + "/" + f, "--dry-run"});
+        CHECK(r.code == 0);
+        CHECK(has(r, "\"schools\":0"));
+    }
+}
+
+TEST_CASE("hostile, malformed and non-UTF-8 CAP input is refused clearly and nothing is fetched",
+          "[cap]") {
+    temp_dir d;
+    // Listen where the hostile file points, to see that nothing comes.
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(8080);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    ::setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    bool listening =
+        ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(s, 8) == 0;
+    ::fcntl(s, F_SETFL, O_NONBLOCK);
+
+    auto hostile = run({"cap", "import", cap_dir() + "/hostile_xxe.cap", "--dry-run"});
+    CHECK(hostile.code == 1);
+    CHECK(has(hostile, "DOCTYPE"));
+    CHECK_FALSE(has(hostile, "root:"));
+    if (listening) CHECK(::accept(s, nullptr, nullptr) < 0);
+    ::close(s);
+
+    write(d / "gb.xml", "<?xml version=\"1.0\" encoding=\"GB2312\"?>\n<alert/>");
+    auto gb = run({"cap", "import", d / "gb.xml", "--dry-run"});
+    CHECK(gb.code == 1);
+    CHECK(has(gb, "encoding \"GB2312\" is not supported"));
+
+    write(d / "broken.xml", "<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"><identifier>");
+    auto broken = run({"cap", "import", d / "broken.xml", "--dry-run"});
+    CHECK(broken.code == 1);
+    CHECK(has(broken, "not well-formed XML"));
+
+    auto text = rainstorm("YC-9", "Alert");
+    text.replace(text.find("<identifier>YC-9</identifier>"), 29, "");
+    write(d / "noid.xml", text);
+    auto noid = run({"cap", "import", d / "noid.xml", "--dry-run"});
+    CHECK(noid.code == 1);
+    CHECK(has(noid, "<identifier> is missing"));
+
+    write(d / "other.xml", "<?xml version=\"1.0\"?><rss/>");
+    auto other = run({"cap", "import", d / "other.xml", "--dry-run"});
+    CHECK(other.code == 1);
+    CHECK(has(other, "not a CAP 1.2 alert"));
+}

@@ -1,0 +1,61 @@
+// What `pingan` gives inspectors: one incident's story (incidents timeline,
+// replay --incident), school terms, and the store read directly for exports.
+// docs/audit.md describes the commands built on these.
+#pragma once
+
+#include "broker/rules.hpp"
+#include "common/codec.hpp"
+#include "common/registry.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pingan::cli {
+
+// The store directory: `given`, else $PINGAN_DATA, else "" (ask the broker).
+std::string data_dir_or_env(const std::string& given);
+
+// One incident (the JSON of INCIDENTS/INCIDENT in docs/protocol.md) and the
+// events that concern it, in offset order, in the JSON mapping of events.md.
+struct incident_record {
+    json incident;
+    std::vector<json> events;
+    bool truncated = false;
+};
+
+// By incident id (INC-...) or by subject (a hazard id) at `school`: asked of
+// the broker's INCIDENT command, within the caller's scope and with minors'
+// details redacted unless the caller is cleared. Exits 1 if there is none.
+incident_record incident_from_broker(const std::string& ref, const std::string& school);
+
+// The same, read from a store directory (read-only, beside a running broker
+// or of a stopped one), with minors' details redacted.
+incident_record incident_from_store(const std::string& dir, const std::string& ref,
+                                    const std::string& school);
+
+// The story of an incident: its steps in order with the time between them,
+// and its deadlines, each met, missed or pending. With `rs` (the rule set the
+// broker ran, when its hash matches the events'), the deadlines of every
+// step of the incident's rules; without, the due time and the overdue ones.
+json build_timeline(const incident_record& r, const rules::ruleset* rs);
+
+// The story for people, in China time.
+std::string render_timeline(const json& timeline, const registry* reg);
+
+// A school term, "2026-autumn" or "2026-spring": [from, to) in China time.
+// autumn: 1 September to 1 February of the next year; spring: 1 February to
+// 1 September. Every day belongs to exactly one term.
+struct school_term {
+    std::string name;
+    timestamp from, to; // to: exclusive
+};
+// pingan verify --export FILE [--data DIR]: checks a JSON Lines export
+// (cmd_export.cpp); prints one JSON line. Returns: the exit code.
+int verify_export(const std::string& file, const std::string& data_dir);
+
+std::optional<school_term> parse_term(std::string_view name);
+inline constexpr const char* term_help =
+    "a school term: YEAR-autumn (1 Sep to 31 Jan, China time) or YEAR-spring (1 Feb to 31 Aug)";
+
+} // namespace pingan::cli
