@@ -11,6 +11,7 @@ PACKAGES=(
     g++ cmake ninja-build pkg-config git
     libzmq3-dev cppzmq-dev liblmdb-dev lmdb-utils libcereal-dev libboost-dev
     libsodium-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev catch2
+    libsystemd-dev                # readiness under systemd (Type=notify units)
     curl python3 python3-zmq clang-format
     chromium fonts-wqy-microhei   # the console's browser test (tests/browser)
 )
