@@ -7,6 +7,7 @@
 #include "common/clock.hpp"
 #include "common/curve.hpp"
 #include "common/fd_limit.hpp"
+#include "common/readiness.hpp"
 #include "common/registry.hpp"
 
 #include <CLI/CLI.hpp>
@@ -184,12 +185,14 @@ int main(int argc, char** argv) {
         std::cout << "listening ingest=" << ep.ingest << " feed=" << ep.feed
                   << " query=" << ep.query << std::endl;
         br.start();
+        notify_ready("listening ingest=" + ep.ingest + " feed=" + ep.feed + " query=" + ep.query);
 
         net::io_context ioc;
         net::signal_set reload(ioc, SIGHUP);
         std::function<void()> wait_reload = [&] {
             reload.async_wait([&](const boost::system::error_code& ec, int) {
                 if (ec) return;
+                notify_reloading();
                 if (proc) {
                     if (auto rs = load_rules()) {
                         proc->set_rules(rs);
@@ -198,6 +201,7 @@ int main(int argc, char** argv) {
                         spdlog::error("rules {} not reloaded; the rules in force stay", cfg.rules);
                     }
                 }
+                notify_ready("reloaded");
                 wait_reload();
             });
         };
@@ -207,6 +211,7 @@ int main(int argc, char** argv) {
         signals.async_wait([&](const boost::system::error_code& ec, int sig) {
             if (ec) return;
             spdlog::info("signal {}: draining", sig);
+            notify_stopping();
             br.stop();
             reload.cancel();
         });

@@ -28,6 +28,8 @@ pingan_require_cmake(CLI11 libcli11-dev)
 pingan_require_cmake(spdlog libspdlog-dev)
 pingan_require_cmake(Boost libboost-dev 1.74)
 find_package(Threads REQUIRED)
+# Optional: readiness notification under systemd (Type=notify units).
+pkg_check_modules(SYSTEMD IMPORTED_TARGET libsystemd)
 if(PINGAN_BUILD_TESTS)
   pingan_require_cmake(Catch2 catch2 2)
 endif()

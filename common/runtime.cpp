@@ -2,12 +2,14 @@
 #include "runtime.hpp"
 
 #include "fd_limit.hpp"
+#include "readiness.hpp"
 #include "shipped.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -45,6 +47,32 @@ std::string yaml_config::to_config(const CLI::App*, bool, bool, std::string) con
     return {};
 }
 
+const std::vector<std::string>& yaml_config::path_keys() {
+    static const std::vector<std::string> keys{"data",        "registry", "key",     "server-key",
+                                               "users",       "sessions", "rules",   "directory",
+                                               "credentials", "tls-cert", "tls-key", "pages"};
+    return keys;
+}
+
+void yaml_config::resolve_paths(std::vector<CLI::ConfigItem>& items) const {
+    if (app_ == nullptr) return;
+    const auto* opt = app_->get_config_ptr();
+    if (opt == nullptr || opt->results().empty()) return;
+    auto dir = std::filesystem::path(opt->results().front()).parent_path();
+    if (dir.empty()) return;
+    const auto& keys = path_keys();
+    for (auto& item : items) {
+        if (!item.parents.empty() || std::find(keys.begin(), keys.end(), item.name) == keys.end())
+            continue;
+        for (auto& v : item.inputs) {
+            // A key given inline (z85:...) and absolute paths are kept as written.
+            if (v.empty() || v.starts_with("z85:") || std::filesystem::path(v).is_absolute())
+                continue;
+            v = (dir / v).lexically_normal().string();
+        }
+    }
+}
+
 std::vector<CLI::ConfigItem> yaml_config::from_config(std::istream& in) const {
     std::stringstream s;
     s << in.rdbuf();
@@ -54,6 +82,7 @@ std::vector<CLI::ConfigItem> yaml_config::from_config(std::istream& in) const {
         if (root.IsNull()) return items;
         if (!root.IsMap()) throw CLI::ConversionError("configuration must be a YAML map");
         flatten(root, {}, items);
+        resolve_paths(items);
     } catch (const YAML::Exception& x) {
         throw CLI::ConversionError(std::string("configuration: ") + x.what());
     }
@@ -61,7 +90,7 @@ std::vector<CLI::ConfigItem> yaml_config::from_config(std::istream& in) const {
 }
 
 void add_service_options(CLI::App& app, service_config& c) {
-    app.config_formatter(std::make_shared<yaml_config>());
+    app.config_formatter(std::make_shared<yaml_config>(&app));
     // A misspelt key in the file must not be silently ignored.
     app.allow_config_extras(CLI::config_extras_mode::error);
     app.set_config("--config", "", "YAML file of settings (keys are the long flag names)");
@@ -142,6 +171,7 @@ service_runtime::service_runtime(std::shared_ptr<spdlog::logger> log)
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
         if (ec) return;
         log_->info("signal {}: stopping", sig);
+        notify_stopping();
         stop();
     });
 }

@@ -50,10 +50,23 @@ void add_service_options(CLI::App& app, service_config& c);
 
 // CLI11 reads `--config FILE` through this: a YAML map of flag names to
 // scalars or lists; nested maps name subcommands.
+//
+// Paths in the file (the values of path_keys()) are relative to the file's
+// folder, so a program finds its files from any working directory; paths given
+// as flags stay relative to the working directory. `app` is the program's App,
+// asked for the --config file's name when the file is read.
 class yaml_config final : public CLI::Config {
   public:
+    explicit yaml_config(const CLI::App* app = nullptr) : app_(app) {}
     std::string to_config(const CLI::App*, bool, bool, std::string) const override;
     std::vector<CLI::ConfigItem> from_config(std::istream& in) const override;
+
+    // The long flag names whose values are files or folders.
+    static const std::vector<std::string>& path_keys();
+
+  private:
+    void resolve_paths(std::vector<CLI::ConfigItem>& items) const;
+    const CLI::App* app_;
 };
 
 // Returns: the whole file.

@@ -12,6 +12,7 @@ PACKAGES=(
     libzmq3-dev cppzmq-dev liblmdb-dev lmdb-utils libcereal-dev libboost-dev
     libsodium-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev catch2
     libxml2-dev libxml2-utils     # CAP 1.2 import and export (pingan cap), xmllint in tests
+    libsystemd-dev                # readiness under systemd (Type=notify units)
     curl python3 python3-zmq clang-format
     chromium fonts-wqy-microhei   # the console's browser test (tests/browser)
 )

@@ -211,6 +211,30 @@ TEST_CASE("a broker that is not there is a clear error, not a hang", "[cli]") {
     CHECK(r.code == 2);
 }
 
+TEST_CASE("backup copies a store while the broker writes, and the copy verifies", "[cli]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    b.export_env();
+    for (auto id : {"A", "B", "C"})
+        REQUIRE(run({"publish", hazard_json("420502K001", id)}).code == 0);
+    auto r = run({"backup", "--data", d / "store", d / "copy"});
+    REQUIRE(r.code == 0);
+    auto j = json::parse(r.lines.at(0));
+    CHECK(j["ok"] == true);
+    CHECK(j["head"] == 3);
+    CHECK(j["checked"] == 3);
+    // The broker goes on writing; the copy is the store as of the backup.
+    REQUIRE(run({"publish", hazard_json("420502K001", "D")}).code == 0);
+    auto v = run({"verify", "--data", d / "copy"});
+    REQUIRE(v.code == 0);
+    CHECK(json::parse(v.lines.at(0))["head"] == 3);
+    CHECK(json::parse(v.lines.at(0))["head_hash"] == j["head_hash"]);
+    // A folder that holds something is refused, and left as it was.
+    auto again = run({"backup", "--data", d / "store", d / "copy"});
+    CHECK(again.code == 2);
+    CHECK(json::parse(run({"verify", "--data", d / "copy"}).lines.at(0))["head"] == 3);
+}
+
 TEST_CASE("verify --expect catches a history rewritten and re-chained after the head was recorded",
           "[cli]") {
     temp_dir d;

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <spdlog/sinks/null_sink.h>
 
+#include <filesystem>
 #include <fstream>
 
 using namespace pingan;
@@ -43,6 +44,31 @@ TEST_CASE("a YAML file sets service options and a flag wins over it", "[runtime]
     CHECK(c.device == "kiosk-7");
     CHECK(c.resend_timeout == std::chrono::milliseconds(2000));
     CHECK(c.max_in_flight == 64);
+}
+
+TEST_CASE("paths in a YAML file are relative to its folder, flags to the working directory",
+          "[runtime]") {
+    test::temp_dir dir;
+    std::filesystem::create_directories(dir / "etc");
+    {
+        std::ofstream f(dir / "etc/svc.yaml");
+        f << "data: ../state/outbox\nregistry: /srv/pingan/schools.csv\nkey: keys/svc.key\n"
+             "server-key: z85:rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\n";
+    }
+    service_config c;
+    CLI::App app;
+    add_service_options(app, c);
+    REQUIRE(parse(app, {"--config", dir / "etc/svc.yaml"}) == 0);
+    CHECK(c.data_dir == dir / "state/outbox");
+    CHECK(c.registry == "/srv/pingan/schools.csv");
+    CHECK(c.key == dir / "etc/keys/svc.key");
+    CHECK(c.server_key == "z85:rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7");
+
+    service_config c2;
+    CLI::App app2;
+    add_service_options(app2, c2);
+    REQUIRE(parse(app2, {"--config", dir / "etc/svc.yaml", "--data", "var/here"}) == 0);
+    CHECK(c2.data_dir == "var/here");
 }
 
 TEST_CASE("an unknown key or bad value in the YAML file is an error", "[runtime]") {

@@ -1,6 +1,8 @@
 // The service host: outbox, publisher, registry, clock and the HTTP routes.
 #include "service.hpp"
 
+#include "common/readiness.hpp"
+
 #include <iostream>
 
 namespace pingan::svc {
@@ -51,6 +53,7 @@ void service_host::start(const std::string& more) {
     auto ep = listener_->local();
     std::cout << "listening http=" << ep.address().to_string() << ":" << ep.port()
               << (more.empty() ? "" : " ") << more << std::endl;
+    notify_ready("listening http=" + ep.address().to_string() + ":" + std::to_string(ep.port()));
     rt_.log().info("{} up: http {}:{}, broker {}, outbox {} ({} waiting)", cfg_.name,
                    ep.address().to_string(), ep.port(), cfg_.broker, outbox_->dir(),
                    outbox_->depth());

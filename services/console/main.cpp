@@ -7,6 +7,7 @@
 #include "server.hpp"
 
 #include "common/curve.hpp"
+#include "common/readiness.hpp"
 #include "common/runtime.hpp"
 
 #include <iostream>
@@ -30,7 +31,7 @@ int main(int argc, char** argv) {
     CLI::App app{"pingan-console: the safety office's web console (alerts, live feed, incidents, "
                  "map) over HTTP and WebSocket"};
     app.set_version_flag("--version", "pingan-console " PINGAN_VERSION);
-    app.config_formatter(std::make_shared<yaml_config>());
+    app.config_formatter(std::make_shared<yaml_config>(&app));
     app.allow_config_extras(CLI::config_extras_mode::error);
     app.set_config("--config", "", "YAML file of settings (keys are the long flag names)");
     app.add_option("--http", cfg.http,
@@ -99,6 +100,8 @@ int main(int argc, char** argv) {
             act.stop();
         });
         std::cout << "listening http=" << at.address().to_string() << ":" << at.port() << std::endl;
+        notify_ready("listening http=" + at.address().to_string() + ":" +
+                     std::to_string(at.port()));
         rt.log().info("pingan-console up: http {}:{}, broker {} / {} / {}, users {}",
                       at.address().to_string(), at.port(), ep.ingest, ep.feed, ep.query,
                       cfg.users_file);

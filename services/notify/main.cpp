@@ -12,6 +12,7 @@
 #include "notifier.hpp"
 #include "state.hpp"
 
+#include "common/readiness.hpp"
 #include "common/runtime.hpp"
 #include "common/shipped.hpp"
 #include "services/common/listener.hpp"
@@ -191,6 +192,7 @@ int main(int argc, char** argv) {
                           box.depth());
         });
         std::cout << "listening http=" << bound << " position=" << st.position() << std::endl;
+        notify_ready("listening http=" + bound);
         rt.log().info("pingan-notify up: http {}, feed {}, query {}, ingest {}, directory {} ({} "
                       "receivers)",
                       bound, feed, query, cfg.broker, directory_path, dir->receivers.size());
