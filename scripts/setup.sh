@@ -12,6 +12,8 @@ PACKAGES=(
     libzmq3-dev cppzmq-dev liblmdb-dev lmdb-utils libcereal-dev libboost-dev
     libsodium-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev catch2
     curl python3 python3-zmq clang-format
+    libssl-dev openssl            # HTTPS on the services' intake
+    clang-14                      # the fuzz targets (scripts/fuzz.sh)
     chromium fonts-wqy-microhei   # the console's browser test (tests/browser)
 )
 
