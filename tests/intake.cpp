@@ -4,7 +4,6 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/codec.hpp"
-#include "temp_dir.hpp"
 
 #include <utility>
 
