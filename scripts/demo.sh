@@ -164,7 +164,7 @@ YAML
 start notify "$BIN/pingan-notify" --config config/notify.yaml --data "$RUN/notify" \
     --broker "$INGEST" --feed "$FEED" --query "$QUERY" --registry data/schools.csv \
     --http 127.0.0.1:0 --directory "$RUN/notify-directory.yaml" --clock "scaled:$SPEED:$START" \
-    --key "$KEYS/notify.key" --server-key "$SERVER"
+    --key "$KEYS/notify.key" --server-key "$(pub broker)"
 NOTIFY=$(field http)
 touch "$RUN/pages.log"
 
