@@ -67,6 +67,11 @@ int main(int argc, char** argv) {
                    "access table: clients' keys, scopes and rights (not writable by others)");
     app.add_flag("--allow-insecure-permissions", allow_insecure,
                  "start even if others may read the server key or change the access table");
+    bool insecure_dev = false;
+    app.add_flag("--insecure-dev", insecure_dev,
+                 "development only: plain, unauthenticated sockets (no --server-key); "
+                 "also $PINGAN_INSECURE_DEV=1")
+        ->envname("PINGAN_INSECURE_DEV");
     CLI11_PARSE(app, argc, argv);
 
     broker_config cfg;
@@ -164,8 +169,15 @@ int main(int argc, char** argv) {
                          sec->access.size(), cfg.clients, sec->server.public_key);
             b.security = std::move(sec);
         } else {
-            spdlog::warn(
-                "no security: section: sockets are not authenticated; keep them on 127.0.0.1");
+            // Plain sockets let anyone who reaches them publish for any school:
+            // only when asked for by name, and said loudly.
+            if (!insecure_dev)
+                fatal("no --server-key and --clients (security: section): the sockets would "
+                      "take anyone's events; make keys with `pingan keygen` (docs/security.md), "
+                      "or give --insecure-dev for development");
+            spdlog::critical("INSECURE (--insecure-dev): sockets are neither encrypted nor "
+                             "authenticated; anyone who reaches them may publish for any school. "
+                             "Development only.");
         }
         std::unique_ptr<engine_processor> proc;
         if (!cfg.rules.empty()) {
@@ -206,6 +218,19 @@ int main(int argc, char** argv) {
             });
         };
         wait_reload();
+        // An insecure broker says so again every hour, so that a forgotten
+        // development flag does not go unnoticed in a long-running log.
+        net::steady_timer insecure_nag(ioc);
+        std::function<void()> nag = [&] {
+            insecure_nag.expires_after(std::chrono::hours(1));
+            insecure_nag.async_wait([&](const boost::system::error_code& ec) {
+                if (ec) return;
+                spdlog::critical("INSECURE (--insecure-dev): sockets are still neither encrypted "
+                                 "nor authenticated");
+                nag();
+            });
+        };
+        if (!b.security) nag();
         // Capture SIGINT and SIGTERM to drain and stop cleanly.
         net::signal_set signals(ioc, SIGINT, SIGTERM);
         signals.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -214,6 +239,7 @@ int main(int argc, char** argv) {
             notify_stopping();
             br.stop();
             reload.cancel();
+            insecure_nag.cancel();
         });
         ioc.run();
         br.wait();

@@ -4,7 +4,10 @@
 # page to a readable file, and the simulator for the Yichang registry, and
 # shows the live alert feed. Ctrl-C stops everything
 # cleanly. Every process binds 127.0.0.1 on ports the system picks, so the
-# demo runs beside anything else.
+# demo runs beside anything else. It runs secured, as a school would: CURVE
+# keys and an access table for the broker's sockets, HTTPS with a generated
+# self-signed certificate and bearer-token credentials on the services' intake
+# (docs/security.md).
 #
 #   scripts/demo.sh                 # 150 schools, one simulated day at 300x
 #   SCHOOLS=0 DAYS=3 scripts/demo.sh   # the whole registry, three days
@@ -77,15 +80,60 @@ start() {
 }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$LISTEN"; }
 
+# ---- keys, access table, certificate and credentials ---------------------------
+# CURVE keys for the broker and each of its clients, and the access table that
+# says who may do what (config/access.example.yaml explains the format).
+KEYS=$RUN/keys
+mkdir -p "$KEYS"; chmod 700 "$KEYS"
+for k in broker services notify console sim tail; do
+    "$BIN/pingan" keygen "$KEYS/$k.key" >"$KEYS/$k.pub"
+done
+pub() { cat "$KEYS/$1.pub"; }
+cat >"$KEYS/access.yaml" <<YAML
+clients:
+  - {identity: "demo:school-services", key: "$(pub services)", scope: city, may: [publish]}
+  - {identity: "demo:simulator", key: "$(pub sim)", scope: city, may: [publish]}
+  - {identity: "demo:notify", key: "$(pub notify)", scope: city, may: [publish, query, act]}
+  - {identity: "demo:console", key: "$(pub console)", scope: city, may: [query, act],
+     clearance: [minors]}
+  - {identity: "demo:duty-desk", key: "$(pub tail)", scope: city, may: [query]}
+YAML
+chmod 644 "$KEYS/access.yaml"
+SERVER="z85:$(pub broker)"
+
+# HTTPS for the intake: a self-signed certificate for 127.0.0.1 (a school
+# would use one from its own or the bureau's certificate authority).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$KEYS/intake-tls.key" -out "$KEYS/intake-tls.pem" 2>/dev/null
+chmod 600 "$KEYS/intake-tls.key"
+
+# One intake credential for the simulated staff of every district; its token
+# is shown once, kept here in a file only the demo's user may read.
+CREDS=$RUN/credentials.json
+scopes=()
+while IFS=, read -r code _; do
+    [[ $code =~ ^[0-9]{6}$ ]] && scopes+=(--scope "district:$code")
+done <data/districts.csv
+(umask 077; "$BIN/pingan" credentials issue demo-sim --file "$CREDS" "${scopes[@]}" \
+    --role safety_officer --role facilities_manager --role safety_vp --role psych_teacher \
+    --registry data/schools.csv >"$KEYS/sim.token" 2>/dev/null)
+
 # The broker's clock runs as fast as the simulation, so that simulated
 # deadlines fall due in minutes.
 start broker "$BIN/pingan-broker" --config config/broker.yaml --data "$RUN/broker" \
     --registry data/schools.csv --districts data/districts.csv \
     --ingest 'tcp://127.0.0.1:*' --feed 'tcp://127.0.0.1:*' --query 'tcp://127.0.0.1:*' \
-    --clock "scaled:$SPEED:$START"
+    --clock "scaled:$SPEED:$START" --server-key "$KEYS/broker.key" --clients "$KEYS/access.yaml"
 INGEST=$(field ingest); FEED=$(field feed); QUERY=$(field query)
 
-common=(--broker "$INGEST" --registry data/schools.csv --http 127.0.0.1:0)
+# The simulator posts for every school from one address with one credential:
+# the per-credential and per-address limits are raised to match.
+common=(--broker "$INGEST" --registry data/schools.csv --http 127.0.0.1:0
+        --key "$KEYS/services.key" --server-key "$SERVER"
+        --credentials "$CREDS" --tls-cert "$KEYS/intake-tls.pem" --tls-key "$KEYS/intake-tls.key"
+        --rate-per-credential 1000 --burst-per-credential 1000
+        --rate-per-address 1000 --burst-per-address 1000)
 start hazard "$BIN/pingan-hazard" "${common[@]}" --data "$RUN/hazard" --device demo-kiosk
 HAZARD=$(field http)
 start drill "$BIN/pingan-drill" "${common[@]}" --data "$RUN/drill"
@@ -115,7 +163,8 @@ receivers:
 YAML
 start notify "$BIN/pingan-notify" --config config/notify.yaml --data "$RUN/notify" \
     --broker "$INGEST" --feed "$FEED" --query "$QUERY" --registry data/schools.csv \
-    --http 127.0.0.1:0 --directory "$RUN/notify-directory.yaml" --clock "scaled:$SPEED:$START"
+    --http 127.0.0.1:0 --directory "$RUN/notify-directory.yaml" --clock "scaled:$SPEED:$START" \
+    --key "$KEYS/notify.key" --server-key "$(pub broker)"
 NOTIFY=$(field http)
 touch "$RUN/pages.log"
 
@@ -125,18 +174,24 @@ echo "$CONSOLE_PASSWORD" | "$BIN/pingan" users add demo --file "$RUN/console-use
     --scope city --role supervisor --password-stdin >/dev/null
 start console "$BIN/pingan-console" --config config/console.yaml --http 127.0.0.1:0 \
     --users "$RUN/console-users.json" --sessions "$RUN/console-sessions.json" \
-    --registry data/schools.csv --ingest "$INGEST" --feed "$FEED" --query "$QUERY"
+    --registry data/schools.csv --ingest "$INGEST" --feed "$FEED" --query "$QUERY" \
+    --key "$KEYS/console.key" --server-key "$SERVER"
 CONSOLE=$(field http)
 
 "$BIN/pingan-sim" --seed "$SEED" --schools "$SCHOOLS" --days "$DAYS" --speed "$SPEED" \
     --start "$START" --broker "$INGEST" --data "$RUN/sim" \
     --hazard "$HAZARD" --drill "$DRILL" --canteen "$CANTEEN" --canteen-udp "$CANTEEN_UDP" \
-    --wellbeing "$WELLBEING" >"$RUN/logs/sim.out" 2>"$RUN/logs/sim.log" &
+    --wellbeing "$WELLBEING" --token-file "$KEYS/sim.token" --ca "$KEYS/intake-tls.pem" \
+    --key "$KEYS/sim.key" --server-key "$SERVER" >"$RUN/logs/sim.out" 2>"$RUN/logs/sim.log" &
 PIDS+=($!)
 
 cat <<MSG
 demo: simulating $([ "$SCHOOLS" = 0 ] && echo all || echo "$SCHOOLS") schools for $DAYS day(s) at ${SPEED}x (seed $SEED).
-demo: service health: curl http://$HAZARD/health   (also $DRILL, $CANTEEN, $WELLBEING)
+demo: service health: curl --cacert $KEYS/intake-tls.pem https://$HAZARD/health   (also $DRILL, $CANTEEN, $WELLBEING)
+demo: report a hazard: curl --cacert $KEYS/intake-tls.pem -H "Authorization: Bearer \$(cat $KEYS/sim.token)" \\
+        -H 'Content-Type: application/json' https://$HAZARD/hazard/report \\
+        -d '{"school":"420502K001","area":"building","grade":"general","description":"二楼走廊护栏松动","location":"教学楼二楼"}'
+
 demo: pages delivered by pingan-notify: tail -f $RUN/pages.log
 demo: notify metrics: curl http://$NOTIFY/metrics
 demo: web console: http://$CONSOLE/   user demo, password $CONSOLE_PASSWORD
@@ -145,6 +200,7 @@ MSG
 
 # The live feed, without the stream of routine temperature readings.
 "$BIN/pingan" tail --feed "$FEED" --query "$QUERY" --registry data/schools.csv \
+    --key "$KEYS/tail.key" --server-key "$SERVER" \
     | grep --line-buffered -v 'food.temp_reading' &
 PIDS+=($!)
 wait "${PIDS[-1]}" || true

@@ -2,7 +2,8 @@
 # Sets up (installs missing Debian packages, chromium and node included, and
 # playwright-core for the browser test; configures, builds) and runs every
 # test: first the normal build, then the same tests built with AddressSanitizer
-# and UndefinedBehaviorSanitizer (skip that with SANITIZE=0).
+# and UndefinedBehaviorSanitizer (skip that with SANITIZE=0). Between the two,
+# each libFuzzer target runs briefly (FUZZ=0 skips it; scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,11 @@ echo "== format"
 scripts/format.sh --check
 echo "== tests"
 ctest --test-dir build --output-on-failure -j2 --timeout 300
+
+if [ "${FUZZ:-1}" != 0 ]; then
+    echo "== fuzz targets (a few seconds each; scripts/fuzz.sh SECONDS for longer)"
+    scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
+fi
 
 if [ "${SANITIZE:-1}" != 0 ]; then
     echo "== tests under ASan+UBSan"

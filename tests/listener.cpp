@@ -47,7 +47,8 @@ struct limited_service {
                                       "--broker",
                                       "tcp://127.0.0.1:9", // none: events wait in the outbox
                                       "--log-level",
-                                      "warn"};
+                                      "warn",
+                                      "--insecure-dev"};
         for (auto& e : extra)
             argv.push_back(e);
         proc = std::make_unique<process>(argv);

@@ -752,11 +752,11 @@ TEST_CASE("services and the pingan tool refuse a secret key others may read", "[
     CHECK(code != 0);
     CHECK(err.find(s.d / "school.key" + ": mode 0604: others may read it; a secret key must be "
                                         "readable by its owner only") != std::string::npos);
-    std::tie(code, err) =
-        run_to_end({std::string(PINGAN_BIN_DIR) + "/pingan-hazard", "--data", s.d / "hazard",
-                    "--broker", s.b->ingest, "--registry", source_path("data/schools.csv"), "--key",
-                    s.d / "school.key", "--server-key", "z85:" + s.k.server.public_key},
-                   s.d / "hazard.err");
+    std::tie(code, err) = run_to_end(
+        {std::string(PINGAN_BIN_DIR) + "/pingan-hazard", "--data", s.d / "hazard", "--insecure-dev",
+         "--broker", s.b->ingest, "--registry", source_path("data/schools.csv"), "--key",
+         s.d / "school.key", "--server-key", "z85:" + s.k.server.public_key},
+        s.d / "hazard.err");
     CHECK(code != 0);
     CHECK(err.find("mode 0604: others may read it") != std::string::npos);
 }

@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
     double margin = 1.0;
     CLI::App app{"pingan-canteen: canteen sensors, sample retention, 陪餐 and illness reports"};
     add_service_options(app, cfg);
+    svc::intake_options sec;
+    svc::add_intake_options(app, sec);
     app.add_option("--udp", udp_at, "UDP address for sensor lines (empty: off)")
         ->capture_default_str();
     app.add_option("--tcp", tcp_at, "TCP address for sensor lines (empty: off)")
@@ -57,7 +59,7 @@ int main(int argc, char** argv) {
         opts.escalate_after = duration_flag("--escalate-after", escalate_after);
 
         service_runtime rt(make_logger(cfg.name, cfg.log_level));
-        svc::service_host host(rt, cfg);
+        svc::service_host host(rt, cfg, sec);
         svc::canteen::sensors sensors(opts);
         svc::canteen::sensor_intake intake(host, sensors);
         host.route_post("/canteen/sample", svc::canteen::sample);

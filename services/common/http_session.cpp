@@ -1,9 +1,17 @@
-// HTTP/1.1 sessions over Beast, in the manner of Beast's example servers.
+// HTTP/1.1 sessions over Beast, plain or TLS, in the manner of Beast's example servers.
 #include "http_session.hpp"
 
+#include "common/errc.hpp"
+
 #include <chrono>
+#include <type_traits>
 
 namespace pingan::svc {
+namespace {
+
+template <class Stream> constexpr bool is_tls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+} // namespace
 
 response json_response(http::status s, const std::string& body, unsigned version, bool keep_alive) {
     response res{s, version};
@@ -15,31 +23,78 @@ response json_response(http::status s, const std::string& body, unsigned version
     return res;
 }
 
-http_session::http_session(tcp::socket&& socket, std::shared_ptr<const handler> h,
-                           std::size_t max_body, std::shared_ptr<void> slot)
-    : stream_(std::move(socket)), handler_(std::move(h)), max_body_(max_body),
-      slot_(std::move(slot)) {}
-
-void http_session::run() {
-    net::dispatch(stream_.get_executor(),
-                  beast::bind_front_handler(&http_session::do_read, shared_from_this()));
+std::shared_ptr<ssl::context> make_server_tls(const std::string& cert_file,
+                                              const std::string& key_file) {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                     ssl::context::single_dh_use);
+    beast::error_code ec;
+    ctx->use_certificate_chain_file(cert_file, ec);
+    if (ec) throw error(errc::bad_config, "--tls-cert " + cert_file + ": " + ec.message());
+    ctx->use_private_key_file(key_file, ssl::context::pem, ec);
+    if (ec) throw error(errc::bad_config, "--tls-key " + key_file + ": " + ec.message());
+    return ctx;
 }
 
-void http_session::do_read() {
+template <class Stream>
+http_session<Stream>::http_session(Stream&& stream, std::shared_ptr<const handler> h,
+                                   std::size_t max_body, std::shared_ptr<void> slot,
+                                   std::shared_ptr<std::atomic<std::uint64_t>> tls_failures)
+    : stream_(std::move(stream)), handler_(std::move(h)), max_body_(max_body),
+      slot_(std::move(slot)), tls_failures_(std::move(tls_failures)) {
+    beast::error_code ec;
+    auto ep = tcp().socket().remote_endpoint(ec);
+    if (!ec) conn_.peer = ep.address();
+    conn_.tls = is_tls<Stream>;
+}
+
+template <class Stream> beast::tcp_stream& http_session<Stream>::tcp() {
+    if constexpr (is_tls<Stream>)
+        return stream_.next_layer();
+    else
+        return stream_;
+}
+
+template <class Stream> void http_session<Stream>::run() {
+    auto self = this->shared_from_this();
+    net::dispatch(stream_.get_executor(), [self] {
+        if constexpr (is_tls<Stream>) {
+            // A client that never finishes the handshake must not hold the connection.
+            self->tcp().expires_after(std::chrono::seconds(30));
+            self->stream_.async_handshake(
+                ssl::stream_base::server,
+                beast::bind_front_handler(&http_session::on_handshake, self));
+        } else {
+            self->do_read();
+        }
+    });
+}
+
+template <class Stream> void http_session<Stream>::on_handshake(beast::error_code ec) {
+    if (ec) {
+        if (tls_failures_) ++*tls_failures_;
+        beast::error_code ignored;
+        tcp().socket().close(ignored);
+        return;
+    }
+    do_read();
+}
+
+template <class Stream> void http_session<Stream>::do_read() {
     parser_.emplace();
     parser_->body_limit(max_body_);
     // A client that stops sending must not hold the connection forever.
-    stream_.expires_after(std::chrono::seconds(30));
+    tcp().expires_after(std::chrono::seconds(30));
     http::async_read(stream_, buffer_, *parser_,
-                     beast::bind_front_handler(&http_session::on_read, shared_from_this()));
+                     beast::bind_front_handler(&http_session::on_read, this->shared_from_this()));
 }
 
-void http_session::on_read(beast::error_code ec, std::size_t) {
+template <class Stream> void http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == net::error::operation_aborted || ec == net::error::connection_reset) {
-        beast::error_code ignored;
-        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        return;
+        ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+        ec == ssl::error::stream_truncated) {
+        return do_close();
     }
     if (ec == http::error::body_limit) {
         return send(json_response(
@@ -58,7 +113,7 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
     auto req = parser_->release();
     response res;
     try {
-        res = (*handler_)(req);
+        res = (*handler_)(req, conn_);
     } catch (const std::exception& x) {
         res = json_response(
             http::status::internal_server_error,
@@ -69,23 +124,36 @@ void http_session::on_read(beast::error_code ec, std::size_t) {
     send(std::move(res));
 }
 
-void http_session::send(response&& res) {
+template <class Stream> void http_session<Stream>::send(response&& res) {
     res_ = std::make_shared<response>(std::move(res));
     bool close = !res_->keep_alive();
     http::async_write(
         stream_, *res_,
-        beast::bind_front_handler(&http_session::on_write, shared_from_this(), close));
+        beast::bind_front_handler(&http_session::on_write, this->shared_from_this(), close));
 }
 
-void http_session::on_write(bool close, beast::error_code ec, std::size_t) {
+template <class Stream>
+void http_session<Stream>::on_write(bool close, beast::error_code ec, std::size_t) {
     if (ec) return;
-    if (close) {
-        beast::error_code ignored;
-        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        return;
-    }
+    if (close) return do_close();
     res_.reset();
     do_read();
 }
+
+template <class Stream> void http_session<Stream>::do_close() {
+    if constexpr (is_tls<Stream>) {
+        tcp().expires_after(std::chrono::seconds(5));
+        stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {
+            beast::error_code ignored;
+            self->tcp().socket().close(ignored);
+        });
+    } else {
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+}
+
+template class http_session<beast::tcp_stream>;
+template class http_session<beast::ssl_stream<beast::tcp_stream>>;
 
 } // namespace pingan::svc

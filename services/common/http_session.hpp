@@ -1,12 +1,19 @@
-// One HTTP/1.1 connection: reads requests, hands each to the service's
-// handler, writes the answer, and keeps the connection while the client asks.
+// One HTTP/1.1 connection, plain or TLS: reads requests, hands each to the
+// service's handler, writes the answer, and keeps the connection while the
+// client asks.
 //
 // A body over the limit gets 413 and the connection is closed; a request that
 // does not parse gets 400. The handler is synchronous: it only writes to the
-// local outbox, which is quick, and never waits for the broker.
+// local outbox, which is quick, and never waits for the broker. It sees the
+// connection's state (peer address, TLS, what the guard holds for it) and may
+// ask to close the connection after its answer.
 #pragma once
 
+#include "guard.hpp"
 #include "net.hpp"
+
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <functional>
 #include <memory>
@@ -14,29 +21,47 @@
 
 namespace pingan::svc {
 
-using handler = std::function<response(const request&)>;
+namespace ssl = net::ssl;
 
-class http_session : public std::enable_shared_from_this<http_session> {
+using handler = std::function<response(const request&, connection_state&)>;
+
+template <class Stream>
+class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   public:
     // `slot`, if given, is kept until the session ends (the listener's connection count).
-    http_session(tcp::socket&& socket, std::shared_ptr<const handler> h, std::size_t max_body,
-                 std::shared_ptr<void> slot = {});
+    // `tls_failures`, if given, counts failed TLS handshakes.
+    http_session(Stream&& stream, std::shared_ptr<const handler> h, std::size_t max_body,
+                 std::shared_ptr<void> slot = {},
+                 std::shared_ptr<std::atomic<std::uint64_t>> tls_failures = {});
     void run();
 
   private:
+    void on_handshake(beast::error_code ec);
     void do_read();
     void on_read(beast::error_code ec, std::size_t);
     void send(response&& res);
     void on_write(bool close, beast::error_code ec, std::size_t);
+    void do_close();
+    beast::tcp_stream& tcp();
 
-    beast::tcp_stream stream_;
+    Stream stream_;
     beast::flat_buffer buffer_;
     std::shared_ptr<const handler> handler_;
     std::size_t max_body_;
     std::optional<http::request_parser<http::string_body>> parser_;
     std::shared_ptr<response> res_;
     std::shared_ptr<void> slot_;
+    std::shared_ptr<std::atomic<std::uint64_t>> tls_failures_;
+    connection_state conn_;
 };
+
+using plain_session = http_session<beast::tcp_stream>;
+using tls_session = http_session<beast::ssl_stream<beast::tcp_stream>>;
+
+// A server TLS context from PEM files (TLS 1.2 and later).
+// Throws: pingan::error(bad_config) naming the file that could not be used.
+std::shared_ptr<ssl::context> make_server_tls(const std::string& cert_file,
+                                              const std::string& key_file);
 
 // A JSON answer with the given status.
 response json_response(http::status s, const std::string& body, unsigned version = 11,

@@ -32,10 +32,13 @@ class listener : public std::enable_shared_from_this<listener> {
     // Throws: boost::system::system_error if the address cannot be bound.
     listener(net::io_context& ioc, tcp::endpoint at, std::size_t max_connections,
              std::shared_ptr<spdlog::logger> log, start_fn start);
-    // HTTP sessions with the service's handler.
+    // HTTP sessions with the service's handler; HTTPS if `tls` is given
+    // (failed handshakes are counted in `tls_failures`, if given).
     listener(net::io_context& ioc, tcp::endpoint at, std::shared_ptr<const handler> h,
              std::size_t max_body, std::size_t max_connections = 1000,
-             std::shared_ptr<spdlog::logger> log = nullptr);
+             std::shared_ptr<spdlog::logger> log = nullptr,
+             std::shared_ptr<ssl::context> tls = nullptr,
+             std::shared_ptr<std::atomic<std::uint64_t>> tls_failures = nullptr);
 
     void run();
     void stop();

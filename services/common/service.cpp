@@ -3,12 +3,61 @@
 
 #include "common/readiness.hpp"
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <iostream>
 
 namespace pingan::svc {
 
-service_host::service_host(service_runtime& rt, const service_config& cfg)
-    : rt_(rt), cfg_(cfg), source_(cfg.name + "/" + cfg.device) {
+namespace {
+
+bool is_loopback(const std::string& http) {
+    auto at = parse_endpoint(http);
+    return at && at->address().is_loopback();
+}
+
+// An answer refused by the guard: {"errors":[{field, code, message}]}.
+response refusal(http::status s, std::string_view field, std::string_view code,
+                 const std::string& message, bool keep_alive = true) {
+    nlohmann::json j = {
+        {"errors",
+         nlohmann::json::array({{{"field", field}, {"code", code}, {"message", message}}})}};
+    return json_response(s, j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace), 11,
+                         keep_alive);
+}
+
+} // namespace
+
+service_host::service_host(service_runtime& rt, const service_config& cfg,
+                           const intake_options& sec)
+    : rt_(rt), cfg_(cfg), source_(cfg.name + "/" + cfg.device), sec_(sec),
+      by_credential_(sec.rate_per_credential, sec.burst_per_credential),
+      by_address_(sec.rate_per_address, sec.burst_per_address) {
+    // Refuse an open intake before opening anything else.
+    if (sec_.credentials.empty() && !sec_.insecure_dev)
+        throw error(errc::bad_config,
+                    "no --credentials FILE: anyone could post for any school (issue credentials "
+                    "with `pingan credentials issue`; --insecure-dev for development only)");
+    if (sec_.tls_cert.empty() != sec_.tls_key.empty())
+        throw error(errc::bad_config, "--tls-cert and --tls-key go together");
+    if (sec_.tls_cert.empty() && !sec_.insecure_dev && !is_loopback(cfg.http))
+        throw error(errc::bad_config,
+                    "--http " + cfg.http +
+                        " is reachable from the network: give --tls-cert and --tls-key, so that "
+                        "tokens do not cross the LAN in clear (--insecure-dev for development "
+                        "only)");
+    if (!sec_.tls_cert.empty()) {
+        struct stat st {};
+        if (::stat(sec_.tls_key.c_str(), &st) == 0 && (st.st_mode & 0077) != 0)
+            throw error(errc::bad_config, "--tls-key " + sec_.tls_key +
+                                              ": others may read the private key (chmod 600 " +
+                                              sec_.tls_key + ")");
+        tls_ = make_server_tls(sec_.tls_cert, sec_.tls_key);
+    }
+    if (!sec_.credentials.empty())
+        credentials_ =
+            std::make_unique<credential_table>(sec_.credentials, rt.logger(), *counters_);
     auto reg_path = cfg.registry.empty() ? default_registry_path() : cfg.registry;
     if (reg_path.empty())
         throw error(errc::bad_config, "no registry: give --registry PATH/schools.csv");
@@ -39,20 +88,40 @@ void service_host::accept(std::span<const event> events) {
 void service_host::start(const std::string& more) {
     auto at = parse_endpoint(cfg_.http);
     if (!at) throw error(errc::bad_config, "--http \"" + cfg_.http + "\" is not HOST:PORT");
-    auto h =
-        std::make_shared<const handler>([this](const request& r) { return handle_request(r); });
-    listener_ = std::make_shared<listener>(rt_.io(), *at, h, cfg_.max_body, cfg_.max_connections,
-                                           rt_.logger());
+    auto h = std::make_shared<const handler>(
+        [this](const request& r, connection_state& c) { return handle_request(r, c); });
+    listener_ = std::make_shared<listener>(
+        rt_.io(), *at, h, cfg_.max_body, cfg_.max_connections, rt_.logger(), tls_,
+        std::shared_ptr<std::atomic<std::uint64_t>>(counters_, &counters_->tls_handshake_failures));
     listener_->run();
+    if (credentials_) {
+        // SIGHUP re-reads the credentials file (it is also re-read when it changes).
+        hup_ = std::make_unique<net::signal_set>(rt_.io(), SIGHUP);
+        auto wait = std::make_shared<std::function<void()>>();
+        *wait = [this, wait] {
+            hup_->async_wait([this, wait](const beast::error_code& ec, int) {
+                if (ec) return;
+                credentials_->reload();
+                (*wait)();
+            });
+        };
+        (*wait)();
+    }
+    if (sec_.insecure_dev)
+        rt_.log().critical("INSECURE (--insecure-dev): {}{}; for development only",
+                           credentials_ ? "credentials are checked"
+                                        : "anyone may post for any school",
+                           tls_ ? "" : ", plain HTTP");
     publisher_->start();
     rt_.on_stop([this] {
         listener_->stop();
+        if (hup_) hup_->cancel();
         publisher_->stop();
         rt_.log().info("stopped; {} events wait in the outbox", outbox_->depth());
     });
     auto ep = listener_->local();
     std::cout << "listening http=" << ep.address().to_string() << ":" << ep.port()
-              << (more.empty() ? "" : " ") << more << std::endl;
+              << (tls_ ? " scheme=https" : "") << (more.empty() ? "" : " ") << more << std::endl;
     notify_ready("listening http=" + ep.address().to_string() + ":" + std::to_string(ep.port()));
     rt_.log().info("{} up: http {}:{}, broker {}, outbox {} ({} waiting)", cfg_.name,
                    ep.address().to_string(), ep.port(), cfg_.broker, outbox_->dir(),
@@ -74,11 +143,45 @@ json service_host::health() const {
         {"duplicates", h.duplicates},
         {"rejected", h.rejected},
         {"reconnects", h.reconnects}};
+    json intake = json::object();
+    for (const auto& [name, value] : counters_->values())
+        intake[std::string(name)] = value;
+    intake["credentials"] =
+        credentials_ ? json(credentials_->current()->all().size()) : json(nullptr);
+    intake["tls"] = tls_ != nullptr;
+    j["intake"] = std::move(intake);
     if (health_extra_) health_extra_(j);
     return j;
 }
 
-response service_host::handle_request(const request& req) {
+response service_host::handle_request(const request& req, connection_state& conn) {
+    ++counters_->requests;
+    auto peer = conn.peer.to_string();
+    // Limits per address come first: they cost nothing to check.
+    if (!conn.address_checked) {
+        conn.address_checked = true;
+        conn.address_slot = conns_by_address_.take(peer, sec_.connections_per_address);
+        if (!conn.address_slot) {
+            ++counters_->connections_refused_address;
+            rt_.log().warn("refused a connection from {}: {} open already", peer,
+                           sec_.connections_per_address);
+            return refusal(http::status::too_many_requests, "", "rate_limited",
+                           "too many open connections from this address (at most " +
+                               std::to_string(sec_.connections_per_address) + ")",
+                           false);
+        }
+    }
+    if (!conn.address_slot)
+        return refusal(http::status::too_many_requests, "", "rate_limited",
+                       "too many open connections from this address", false);
+    if (!by_address_.allow(peer, std::chrono::steady_clock::now())) {
+        ++counters_->rate_limited_address;
+        auto r = refusal(http::status::too_many_requests, "", "rate_limited",
+                         "too many requests from this address; wait a moment");
+        r.set(http::field::retry_after, "1");
+        return r;
+    }
+
     auto target = std::string_view(req.target().data(), req.target().size());
     if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
     auto dump = [](const json& j) {
@@ -102,6 +205,74 @@ response service_host::handle_request(const request& req) {
             http::status::method_not_allowed,
             R"({"errors":[{"field":"","code":"bad_command","message":"use POST"}]})");
 
+    // A page in a staff browser may not post here unless it is ours: a
+    // browser always sends Origin on a cross-origin POST.
+    if (auto o = req.find(http::field::origin); o != req.end()) {
+        auto host = req.find(http::field::host);
+        if (!origin_allowed(std::string_view(o->value().data(), o->value().size()),
+                            host == req.end()
+                                ? std::string_view()
+                                : std::string_view(host->value().data(), host->value().size()),
+                            conn.tls, sec_.allowed_origins)) {
+            ++counters_->cross_origin;
+            return refusal(http::status::forbidden, "", "forbidden",
+                           "cross-origin request refused: Origin " + std::string(o->value()) +
+                               " is not this intake's (--allow-origin)");
+        }
+    }
+    {
+        auto ct = req.find(http::field::content_type);
+        if (ct == req.end() ||
+            !is_json_media_type(std::string_view(ct->value().data(), ct->value().size()))) {
+            ++counters_->wrong_media_type;
+            return refusal(http::status::unsupported_media_type, "", "unsupported_media_type",
+                           "the body must be JSON, sent with Content-Type: application/json");
+        }
+    }
+    const credential* who = nullptr;
+    std::shared_ptr<const credential_store> store;
+    if (credentials_) {
+        store = credentials_->current();
+        auto a = req.find(http::field::authorization);
+        auto r = store->authenticate(a == req.end()
+                                         ? std::string_view()
+                                         : std::string_view(a->value().data(), a->value().size()),
+                                     clock_->now());
+        if (r.verdict != auth_verdict::ok) {
+            ++counters_->unauthenticated;
+            if (r.who)
+                rt_.log().warn("refused {} from {}: credential {} ({})", target, peer, r.who->name,
+                               auth_verdict_text(r.verdict));
+            auto res = refusal(http::status::unauthorized, "", "unauthorized",
+                               std::string(auth_verdict_text(r.verdict)));
+            res.set(http::field::www_authenticate, "Bearer realm=\"pingan\"");
+            return res;
+        }
+        who = r.who;
+        ++counters_->authenticated;
+        if (conn.credential_id != who->id) {
+            conn.credential_slot.reset();
+            conn.credential_id = who->id;
+            conn.credential_slot =
+                conns_by_credential_.take(who->id, sec_.connections_per_credential);
+        }
+        if (!conn.credential_slot) {
+            ++counters_->connections_refused_credential;
+            return refusal(http::status::too_many_requests, "", "rate_limited",
+                           "too many open connections for the credential " + who->name +
+                               " (at most " + std::to_string(sec_.connections_per_credential) + ")",
+                           false);
+        }
+        if (!by_credential_.allow(who->id, std::chrono::steady_clock::now())) {
+            ++counters_->rate_limited_credential;
+            auto res =
+                refusal(http::status::too_many_requests, "", "rate_limited",
+                        "too many requests for the credential " + who->name + "; wait a moment");
+            res.set(http::field::retry_after, "1");
+            return res;
+        }
+    }
+
     json body;
     if (auto p = parse_json(req.body(), body))
         return json_response(http::status::bad_request,
@@ -111,13 +282,58 @@ response service_host::handle_request(const request& req) {
             http::status::bad_request,
             dump(problems_json({{"", errc::malformed_json, "the request must be a JSON object"}})));
 
-    auto d = route->second(body, context());
+    if (who) {
+        // A school outside the credential's scope is refused now, not
+        // accepted and then refused by the broker.
+        if (auto sc = body.find("school"); sc != body.end() && sc->is_string()) {
+            const auto& id = sc->get_ref<const std::string&>();
+            if (registry_.find(id) && !who->covers(registry_, id)) {
+                ++counters_->out_of_scope;
+                return refusal(http::status::forbidden, "school", "forbidden",
+                               "school: the credential " + who->name + " may report only for " +
+                                   who->scope_text());
+            }
+        }
+        const auto& policy = policy_of(target);
+        if (!policy.required_roles.empty() &&
+            std::none_of(policy.required_roles.begin(), policy.required_roles.end(),
+                         [&](const std::string& r) { return who->has_role(r); })) {
+            ++counters_->out_of_scope;
+            std::string roles;
+            for (const auto& r : policy.required_roles)
+                roles += (roles.empty() ? "" : ", ") + r;
+            return refusal(http::status::forbidden, "", "forbidden",
+                           std::string(target) + " needs a credential with one of the roles " +
+                               roles);
+        }
+        auto wrong = check_reporter(body, *who, policy);
+        if (!wrong.empty()) {
+            ++counters_->out_of_scope;
+            problems ps;
+            for (auto& [f, m] : wrong)
+                ps.push_back({f, errc::forbidden, m});
+            return json_response(http::status::forbidden, dump(problems_json(ps)));
+        }
+    }
+    auto ctx = context();
+    // The authenticated reporter is part of each event's source:
+    // "pingan-hazard/kiosk-2/zhang.wei".
+    if (who) ctx.source += "/" + who->name;
+    auto d = route->second(body, ctx);
     if (!d.errors.empty())
         return json_response(http::status::bad_request, dump(problems_json(d.errors)));
     if (d.events.empty())
         return json_response(
             http::status::internal_server_error,
             R"({"errors":[{"field":"","code":"internal","message":"nothing to publish"}]})");
+    if (who)
+        for (const auto& e : d.events)
+            if (!e.school.empty() && !who->covers(registry_, e.school)) {
+                ++counters_->out_of_scope;
+                return refusal(http::status::forbidden, "school", "forbidden",
+                               "school: the credential " + who->name + " may report only for " +
+                                   who->scope_text());
+            }
     try {
         accept(d.events);
     } catch (const error& x) {
@@ -135,8 +351,8 @@ response service_host::handle_request(const request& req) {
     ok["events"] = std::move(all);
     for (auto& [k, v] : d.answer.items())
         ok[k] = v;
-    rt_.log().info("accepted {} {} for {}", d.events.size(), d.events.front().type(),
-                   d.events.front().school);
+    rt_.log().info("accepted {} {} for {}{}", d.events.size(), d.events.front().type(),
+                   d.events.front().school, who ? " from " + who->name : std::string());
     return json_response(http::status::accepted, dump(ok));
 }
 

@@ -5,13 +5,15 @@
 // intake.hpp); the host answers 202 with the event ids once the events are
 // committed to the outbox, 400 with one message per wrong field, 404/405 for
 // unknown paths and methods, and GET /health with the outbox depth and the
-// broker connection.
+// broker connection. Before a route runs, the guard (guard.hpp) checks the
+// request's credential, origin, media type, scope, reporter and limits.
 #pragma once
 
 #include "common/clock.hpp"
 #include "common/outbox.hpp"
 #include "common/publisher.hpp"
 #include "common/runtime.hpp"
+#include "guard.hpp"
 #include "intake.hpp"
 #include "listener.hpp"
 
@@ -27,9 +29,12 @@ using decide_fn = std::function<decision(json& request, const intake_context&)>;
 
 class service_host {
   public:
-    // Opens the outbox in <data_dir>/outbox, loads the registry and makes the clock.
-    // Throws: pingan::error naming what could not be opened or parsed.
-    service_host(service_runtime& rt, const service_config& cfg);
+    // Opens the outbox in <data_dir>/outbox, loads the registry, the
+    // credentials and the TLS files, and makes the clock.
+    // Throws: pingan::error naming what could not be opened or parsed, or
+    // bad_config for an intake without credentials (or TLS, off loopback)
+    // unless `sec.insecure_dev`.
+    service_host(service_runtime& rt, const service_config& cfg, const intake_options& sec);
 
     const registry& schools() const noexcept { return registry_; }
     const clock& now() const noexcept { return *clock_; }
@@ -51,7 +56,9 @@ class service_host {
     void start(const std::string& more = {});
 
     json health() const;
-    response handle_request(const request& req);
+    response handle_request(const request& req, connection_state& conn);
+    // The guard's counters, for /health and a metrics page.
+    const intake_counters& counters() const noexcept { return *counters_; }
 
   private:
     service_runtime& rt_;
@@ -64,6 +71,13 @@ class service_host {
     std::shared_ptr<listener> listener_;
     std::map<std::string, decide_fn, std::less<>> posts_;
     std::function<void(json&)> health_extra_;
+    intake_options sec_;
+    std::shared_ptr<intake_counters> counters_ = std::make_shared<intake_counters>();
+    std::unique_ptr<credential_table> credentials_;
+    std::shared_ptr<ssl::context> tls_;
+    std::unique_ptr<net::signal_set> hup_;
+    rate_limiter by_credential_, by_address_;
+    connection_slots conns_by_credential_, conns_by_address_;
 };
 
 } // namespace pingan::svc

@@ -24,10 +24,12 @@ int main(int argc, char** argv) {
     cfg.http = "127.0.0.1:8082";
     CLI::App app{"pingan-drill: drill records, evacuation times and the hazards they find"};
     add_service_options(app, cfg);
+    svc::intake_options sec;
+    svc::add_intake_options(app, sec);
     CLI11_PARSE(app, argc, argv);
     try {
         service_runtime rt(make_logger(cfg.name, cfg.log_level));
-        svc::service_host host(rt, cfg);
+        svc::service_host host(rt, cfg, sec);
         host.route_post("/drill/record", svc::drill::record);
         host.start();
         return rt.run();

@@ -26,10 +26,12 @@ int main(int argc, char** argv) {
     cfg.http = "127.0.0.1:8081";
     CLI::App app{"pingan-hazard: hazard reports, rectifications and verifications over HTTP"};
     add_service_options(app, cfg);
+    svc::intake_options sec;
+    svc::add_intake_options(app, sec);
     CLI11_PARSE(app, argc, argv);
     try {
         service_runtime rt(make_logger(cfg.name, cfg.log_level));
-        svc::service_host host(rt, cfg);
+        svc::service_host host(rt, cfg, sec);
         host.route_post("/hazard/report", svc::hazard::report);
         host.route_post("/hazard/rectify", svc::hazard::rectify);
         host.route_post("/hazard/verify", svc::hazard::verify);

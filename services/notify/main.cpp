@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
         auto at = svc::parse_endpoint(cfg.http);
         if (!at) throw error(errc::bad_config, "--http \"" + cfg.http + "\" is not HOST:PORT");
         auto h = std::make_shared<const svc::handler>(
-            [&n](const svc::request& r) { return n.handle(r); });
+            [&n](const svc::request& r, svc::connection_state&) { return n.handle(r); });
         auto lst = std::make_shared<svc::listener>(rt.io(), *at, h, cfg.max_body);
         auto ep = lst->local();
         auto bound = ep.address().to_string() + ":" + std::to_string(ep.port());

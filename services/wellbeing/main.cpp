@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
     std::string keys_path, make_keys;
     CLI::App app{"pingan-wellbeing: psychological-health alerts with pseudonymous students"};
     add_service_options(app, cfg);
+    svc::intake_options sec;
+    svc::add_intake_options(app, sec);
     app.add_option("--keys", keys_path, "per-school pseudonym key file (SCHOOL HEXKEY lines)");
     app.add_option("--make-keys", make_keys, "write a new key file for every school and exit");
     CLI11_PARSE(app, argc, argv);
@@ -47,7 +49,7 @@ int main(int argc, char** argv) {
         if (keys_path.empty()) fail("--keys FILE is required (make one with --make-keys FILE)");
         auto keys = svc::wellbeing::school_keys::parse(read_text_file(keys_path));
         service_runtime rt(make_logger(cfg.name, cfg.log_level));
-        svc::service_host host(rt, cfg);
+        svc::service_host host(rt, cfg, sec);
         host.route_post("/psych/alert", [&keys](json& req, const svc::intake_context& ctx) {
             return svc::wellbeing::psych_alert(req, ctx, keys);
         });

@@ -18,6 +18,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <atomic>
 #include <csignal>
@@ -39,30 +40,39 @@ std::atomic<bool> stop_requested{false};
     std::exit(2);
 }
 
-// A keep-alive HTTP client for one service; reconnects when the service closed.
+// A keep-alive HTTP client for one service, over TLS when given a context;
+// reconnects when the service closed. Sends the intake credential's token.
 class http_client {
   public:
-    http_client(net::io_context& ioc, std::string at) : ioc_(ioc), at_(std::move(at)) {}
+    http_client(net::io_context& ioc, std::string at, std::string token, net::ssl::context* tls)
+        : ioc_(ioc), at_(std::move(at)), token_(std::move(token)), tls_(tls) {}
 
     // Returns: the status code, or 0 if the service could not be reached.
     int post(const std::string& path, const json& body) {
         for (int attempt = 0; attempt < 2; ++attempt) {
             try {
-                if (!sock_) connect();
+                if (!sock_ && !tls_sock_) connect();
                 http::request<http::string_body> req{http::verb::post, path, 11};
                 req.set(http::field::host, at_);
                 req.set(http::field::content_type, "application/json");
+                if (!token_.empty()) req.set(http::field::authorization, "Bearer " + token_);
                 req.keep_alive(true);
                 req.body() = body.dump();
                 req.prepare_payload();
-                http::write(*sock_, req);
                 http::response<http::string_body> res;
-                http::read(*sock_, buf_, res);
-                if (!res.keep_alive()) sock_.reset();
+                if (tls_sock_) {
+                    http::write(*tls_sock_, req);
+                    http::read(*tls_sock_, buf_, res);
+                } else {
+                    http::write(*sock_, req);
+                    http::read(*sock_, buf_, res);
+                }
+                if (!res.keep_alive()) reset();
                 last_body_ = res.body();
                 return res.result_int();
-            } catch (const std::exception&) {
-                sock_.reset();
+            } catch (const std::exception& x) {
+                last_body_ = x.what();
+                reset();
             }
         }
         return 0;
@@ -70,15 +80,29 @@ class http_client {
     const std::string& last_body() const noexcept { return last_body_; }
 
   private:
+    void reset() {
+        sock_.reset();
+        tls_sock_.reset();
+        buf_.clear();
+    }
     void connect() {
         auto colon = at_.rfind(':');
         tcp::resolver r(ioc_);
-        sock_.emplace(ioc_);
-        net::connect(*sock_, r.resolve(at_.substr(0, colon), at_.substr(colon + 1)));
+        auto to = r.resolve(at_.substr(0, colon), at_.substr(colon + 1));
+        if (tls_) {
+            tls_sock_.emplace(ioc_, *tls_);
+            net::connect(tls_sock_->next_layer(), to);
+            tls_sock_->handshake(net::ssl::stream_base::client);
+        } else {
+            sock_.emplace(ioc_);
+            net::connect(*sock_, to);
+        }
     }
     net::io_context& ioc_;
-    std::string at_;
+    std::string at_, token_;
+    net::ssl::context* tls_;
     std::optional<tcp::socket> sock_;
+    std::optional<boost::beast::ssl_stream<tcp::socket>> tls_sock_;
     boost::beast::flat_buffer buf_;
     std::string last_body_;
 };
@@ -123,6 +147,13 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--data", data, "folder of the simulator's own outbox")->capture_default_str();
     app.add_option("--log-level", log_level, "log level")->capture_default_str();
+    std::string token_file, ca_file, key_file, server_key;
+    app.add_option("--token-file", token_file,
+                   "file holding the intake token the services require (pingan credentials issue)");
+    app.add_option("--ca", ca_file,
+                   "PEM certificate to trust: the services speak HTTPS (their --tls-cert)");
+    app.add_option("--key", key_file, "the simulator's CURVE key pair file, for a secured broker");
+    app.add_option("--server-key", server_key, "the broker's public key file, or z85:KEY");
     app.add_flag("--direct", direct, "decide in-process and publish straight to the broker (load)");
     app.add_flag("--dry-run", dry_run, "print the actions as JSON Lines and send nothing");
     CLI11_PARSE(app, argc, argv);
@@ -170,7 +201,19 @@ int main(int argc, char** argv) {
     net::io_context pub_io(1);
     auto work = net::make_work_guard(pub_io);
     outbox box(data + "/outbox");
-    publisher pub(pub_io, box, {.endpoint = broker}, log);
+    publisher_options po{.endpoint = broker};
+    if (!key_file.empty() || !server_key.empty()) {
+        if (key_file.empty() || server_key.empty()) fail("--key and --server-key go together");
+        try {
+            curve_client c;
+            c.self = read_secret_key_file(key_file);
+            c.server_public = read_server_key(server_key);
+            po.curve = std::move(c);
+        } catch (const error& x) {
+            fail(x.what());
+        }
+    }
+    publisher pub(pub_io, box, po, log);
     net::post(pub_io, [&] { pub.start(); });
     std::thread pub_thread([&] { pub_io.run(); });
     auto publish = [&](std::vector<event> events) {
@@ -188,11 +231,30 @@ int main(int argc, char** argv) {
     svc::intake_context ctx{reg, sim_clock, "pingan-sim/direct"};
 
     net::io_context ioc;
+    std::string token;
+    if (!token_file.empty()) {
+        try {
+            token = read_text_file(token_file);
+        } catch (const error& x) {
+            fail(x.what());
+        }
+        while (!token.empty() && (token.back() == '\n' || token.back() == '\r'))
+            token.pop_back();
+    }
+    std::optional<net::ssl::context> tls;
+    if (!ca_file.empty()) {
+        tls.emplace(net::ssl::context::tls_client);
+        boost::system::error_code ec;
+        tls->load_verify_file(ca_file, ec);
+        if (ec) fail("--ca " + ca_file + ": " + ec.message());
+        tls->set_verify_mode(net::ssl::verify_peer);
+    }
+    auto* tlsp = tls ? &*tls : nullptr;
     std::map<sim::target, http_client> clients;
-    clients.emplace(sim::target::hazard, http_client(ioc, hazard_at));
-    clients.emplace(sim::target::drill, http_client(ioc, drill_at));
-    clients.emplace(sim::target::canteen_http, http_client(ioc, canteen_at));
-    clients.emplace(sim::target::wellbeing, http_client(ioc, wellbeing_at));
+    clients.emplace(sim::target::hazard, http_client(ioc, hazard_at, token, tlsp));
+    clients.emplace(sim::target::drill, http_client(ioc, drill_at, token, tlsp));
+    clients.emplace(sim::target::canteen_http, http_client(ioc, canteen_at, token, tlsp));
+    clients.emplace(sim::target::wellbeing, http_client(ioc, wellbeing_at, token, tlsp));
     udp::socket usock(ioc, udp::v4());
     udp::endpoint uto;
     {

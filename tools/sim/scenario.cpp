@@ -201,7 +201,8 @@ void scenario::daily(timestamp day, std::vector<action>& out) {
                                {{"school", s->id},
                                 {"occurred_at", format_utc(lunch + 5min)},
                                 {"meal_id", meal},
-                                {"leader", "vp-" + std::to_string(h % 3 + 1)},
+                                // The reporter is the intake credential's role.
+                                {"leader", "safety_vp"},
                                 {"leader_role", "safety_vp"},
                                 {"remarks", "饭菜温度适宜"}},
                                {}});
