@@ -28,6 +28,18 @@ access_table access_table::from_yaml(std::string_view text, const registry& reg)
     } catch (const YAML::ParserException& x) {
         throw error(errc::bad_config, "line " + std::to_string(x.mark.line + 1) + ": " + x.msg);
     }
+    // Any other mistake yaml-cpp finds (a scalar where a map must be, a map
+    // where a text must be) is a configuration error too, never an exception
+    // that escapes.
+    try {
+        return from_node(root, reg);
+    } catch (const YAML::Exception& x) {
+        throw error(errc::bad_config, "line " + std::to_string(x.mark.line + 1) + ": " + x.msg);
+    }
+}
+
+access_table access_table::from_node(const YAML::Node& root, const registry& reg) {
+    if (!root.IsMap()) throw error(errc::bad_config, "expected a map with a list under clients:");
     access_table t;
     auto clients = root["clients"];
     if (!clients || !clients.IsSequence())

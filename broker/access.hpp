@@ -28,6 +28,10 @@
 #include <string>
 #include <string_view>
 
+namespace YAML {
+class Node;
+}
+
 namespace pingan {
 
 struct principal {
@@ -54,6 +58,8 @@ class access_table {
     std::size_t size() const noexcept { return by_key_.size(); }
 
   private:
+    static access_table from_node(const YAML::Node& root, const registry& reg);
+
     std::map<std::string, principal, std::less<>> by_key_;
     std::map<std::string, std::string, std::less<>> key_of_identity_;
 };

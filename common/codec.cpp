@@ -81,6 +81,16 @@ template <class T> void save_value(oarchive& ar, const T& v) {
     }
 }
 
+// A bool is one byte on the wire; any byte but 0 or 1 is refused (loading it
+// into a bool would be undefined behaviour).
+bool load_bool(reader& r) {
+    std::uint8_t b;
+    r.ar(b);
+    if (b > 1)
+        throw error(errc::undecodable, "boolean byte " + std::to_string(b) + " is neither 0 nor 1");
+    return b == 1;
+}
+
 template <class T> void load_value(reader& r, T& v) {
     if constexpr (std::is_same_v<T, timestamp>) {
         std::int64_t us;
@@ -92,10 +102,10 @@ template <class T> void load_value(reader& r, T& v) {
         if (x >= enum_names<T>::names.size())
             throw error(errc::undecodable, "enumerator " + std::to_string(x) + " out of range");
         v = static_cast<T>(x);
+    } else if constexpr (std::is_same_v<T, bool>) {
+        v = load_bool(r);
     } else if constexpr (is_optional<T>::value) {
-        bool present;
-        r.ar(present);
-        if (present) {
+        if (load_bool(r)) {
             typename T::value_type x{};
             load_value(r, x);
             v = std::move(x);

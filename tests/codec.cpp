@@ -193,3 +193,23 @@ TEST_CASE("a sample reading encodes to about 300 bytes", "[codec]") {
     CHECK(n > 200);
     CHECK(n < 400);
 }
+
+TEST_CASE("a boolean byte other than 0 or 1 is refused, never loaded into a bool", "[codec]") {
+    // Found by the event_binary fuzz target (tests/fuzz/corpus/event_binary/crash-22a9…):
+    // an optional field's presence byte is 0x0c.
+    const std::string hex =
+        "010101937c5e8a417cc29f3e1b2d3c4d5e6f00000000000000200f0000000000000068617a6172642e7265"
+        "706f727465640a000000000000003633393630314b3030310000000000000000150000000000000070696e"
+        "67616e2d68617a6172642f6b696f736b2d320000000000000000006404d05f61060000340cd05f610600"
+        "00020100010000000000000000010000000400000000000000485a2d370201001b00000000000000e5aebf"
+        "e8888de6a5bce6b688e998b2e9809ae98193e5a0b5e5a19e0d0000000000000033e58fb7e5aebfe8888de6"
+        "a5bc0e000000000000007361666574795f6f66666963657200000000000000000000010600000000000000"
+        "e5b081e997ad0c";
+    std::string bytes;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+        bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    event e;
+    auto p = decode(bytes, e);
+    REQUIRE(p);
+    CHECK(p.code == errc::undecodable);
+}
