@@ -533,6 +533,20 @@ struct incident_resolved {
     }
 };
 
+// A person's note on an incident: recorded in its timeline, changing nothing
+// of its state (an acknowledgement or a resolution does that).
+struct incident_note {
+    static constexpr std::string_view type = "incident.note";
+    static constexpr std::uint32_t version = 1;
+    std::string incident_id;
+    std::string text;
+
+    template <class F> void fields(F&& f) {
+        f("incident_id", incident_id, key);
+        f("text", text, pingan::text(2000));
+    }
+};
+
 // Raised by the escalation engine; names the rule and rule set that caused it.
 struct escalation_raised {
     static constexpr std::string_view type = "escalation.raised";
@@ -785,13 +799,14 @@ struct notification_failed {
 
 // Every body type. Append new types at the end; the binary form names the type
 // by its string, so the order here is not part of any stored format.
-using body = std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
-                          drill_recorded, food_alert, food_temp_reading, food_sample,
-                          food_accompany, psych_alert, bullying_reported, health_cluster, bus_trip,
-                          incident_reported, incident_acknowledged, incident_resolved,
-                          escalation_raised, incident_opened, incident_overdue, incident_closed,
-                          incident_reopened, notification_requested, timer_fired, ruleset_loaded,
-                          access_viewed, notification_delivered, notification_failed>;
+using body =
+    std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
+                 drill_recorded, food_alert, food_temp_reading, food_sample, food_accompany,
+                 psych_alert, bullying_reported, health_cluster, bus_trip, incident_reported,
+                 incident_acknowledged, incident_resolved, escalation_raised, incident_opened,
+                 incident_overdue, incident_closed, incident_reopened, notification_requested,
+                 timer_fired, ruleset_loaded, access_viewed, notification_delivered,
+                 notification_failed, incident_note>;
 
 // ---- Envelope ------------------------------------------------------------------
 

@@ -5,7 +5,8 @@
 // intake.hpp); the host answers 202 with the event ids once the events are
 // committed to the outbox, 400 with one message per wrong field, 404/405 for
 // unknown paths and methods, and GET /health with the outbox depth and the
-// broker connection.
+// broker connection, and GET /metrics (Prometheus text) with the events
+// accepted by type and the publisher's outbox, acks, nacks and dead letters.
 #pragma once
 
 #include "common/clock.hpp"
@@ -51,6 +52,7 @@ class service_host {
     void start(const std::string& more = {});
 
     json health() const;
+    std::string metrics() const;
     response handle_request(const request& req);
 
   private:
@@ -64,6 +66,7 @@ class service_host {
     std::shared_ptr<listener> listener_;
     std::map<std::string, decide_fn, std::less<>> posts_;
     std::function<void(json&)> health_extra_;
+    std::map<std::string, std::uint64_t, std::less<>> accepted_; // events by type (io thread)
 };
 
 } // namespace pingan::svc

@@ -8,6 +8,7 @@
 
 #include "common/curve.hpp"
 #include "common/runtime.hpp"
+#include "common/version.hpp"
 
 #include <iostream>
 
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
     std::string key, server_key, log_level = "info";
     CLI::App app{"pingan-console: the safety office's web console (alerts, live feed, incidents, "
                  "map) over HTTP and WebSocket"};
-    app.set_version_flag("--version", "pingan-console " PINGAN_VERSION);
+    app.set_version_flag("--version", pingan::version_line("pingan-console"));
     app.config_formatter(std::make_shared<yaml_config>());
     app.allow_config_extras(CLI::config_extras_mode::error);
     app.set_config("--config", "", "YAML file of settings (keys are the long flag names)");
@@ -54,6 +55,9 @@ int main(int argc, char** argv) {
     app.add_flag("--https", cfg.https,
                  "the console is reached over HTTPS (a TLS proxy in front): cookies are Secure");
     app.add_option("--history", cfg.history, "events kept in memory for pages that resume")
+        ->capture_default_str();
+    app.add_option("--max-connections", cfg.max_connections,
+                   "HTTP and WebSocket connections open at once (more are closed)")
         ->capture_default_str();
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
         ->capture_default_str();
