@@ -140,7 +140,7 @@ struct metrics_server::impl {
     // One request per connection: a scraper connects, asks and goes.
     void serve(std::shared_ptr<beast::tcp_stream> stream) {
         auto buf = std::make_shared<beast::flat_buffer>();
-        auto req = std::make_shared<http::request<http::empty_body>>();
+        auto req = std::make_shared<http::request<http::string_body>>();
         stream->expires_after(std::chrono::seconds(10));
         http::async_read(
             *stream, *buf, *req, [this, stream, buf, req](beast::error_code ec, std::size_t) {

@@ -73,12 +73,11 @@ int main(int argc, char** argv) {
         if (!key.empty() || !server_key.empty()) {
             if (key.empty() || server_key.empty())
                 throw error(errc::bad_config, "--key and --server-key go together");
+            // As every client: key files only their owner may read, and the
+            // broker's key as a file or written z85:KEY.
             curve_client c;
-            c.self = parse_keypair(read_text_file(key));
-            if (c.self.secret_key.empty()) throw error(errc::bad_config, key + ": no secret: line");
-            c.server_public = valid_z85_key(server_key)
-                                  ? server_key
-                                  : parse_keypair(read_text_file(server_key)).public_key;
+            c.self = read_secret_key_file(key);
+            c.server_public = read_server_key(server_key);
             ep.curve = std::move(c);
         }
         auto reg_path = cfg.registry.empty() ? default_registry_path() : cfg.registry;
