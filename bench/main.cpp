@@ -15,6 +15,7 @@
 #include "common/client.hpp"
 #include "common/lmdb.hpp"
 #include "common/shipped.hpp"
+#include "common/version.hpp"
 
 #include <CLI/CLI.hpp>
 #include <zmq_addon.hpp>
@@ -295,6 +296,7 @@ std::string read_text(const std::string& path) {
 int main(int argc, char** argv) {
     CLI::App app{"pingan-bench: broker throughput, ack latency and replay against a raw "
                  "ZeroMQ + LMDB baseline measured in the same run"};
+    app.set_version_flag("--version", pingan::version_line("pingan-bench"));
     std::size_t events = 200000, single = 2000, window = 1000;
     int rounds = 3;
     std::string dir = "/tmp", data = find_shipped("data"),

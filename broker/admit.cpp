@@ -16,6 +16,10 @@ bool is_action(std::string_view type) noexcept {
     return std::find(action_types.begin(), action_types.end(), type) != action_types.end();
 }
 
+bool may_be_city_wide(std::string_view type) noexcept {
+    return std::find(city_wide_types.begin(), city_wide_types.end(), type) != city_wide_types.end();
+}
+
 problem admit(std::string_view frame, bool json_form, const registry& reg, std::string_view actor,
               timestamp now, const admit_limits& limits, event& e) {
     if (frame.size() > limits.max_event_bytes)
@@ -35,13 +39,21 @@ problem admit(std::string_view frame, bool json_form, const registry& reg, std::
     if (auto p = validate(e)) return p;
     if (e.status == status::system)
         return {errc::forbidden, "status System is reserved for events the broker makes"};
-    if (e.school.empty()) return {errc::missing_field, "school is required"};
-    const auto* s = reg.find(e.school);
-    if (!s) return {errc::unknown_school, "school \"" + e.school + "\" is not in the registry"};
-    if (!e.district.empty() && e.district != s->district_code)
-        return {errc::bad_value, "district " + e.district + " does not match the registry (" +
-                                     s->district_code + ") for school " + e.school};
-    e.district = s->district_code;
+    if (e.school.empty()) {
+        if (!may_be_city_wide(e.type()))
+            return {errc::missing_field,
+                    "school is required (only receipts and acknowledgements of city-wide pages "
+                    "may have none)"};
+        if (!e.district.empty())
+            return {errc::bad_value, "district " + e.district + " without a school"};
+    } else {
+        const auto* s = reg.find(e.school);
+        if (!s) return {errc::unknown_school, "school \"" + e.school + "\" is not in the registry"};
+        if (!e.district.empty() && e.district != s->district_code)
+            return {errc::bad_value, "district " + e.district + " does not match the registry (" +
+                                         s->district_code + ") for school " + e.school};
+        e.district = s->district_code;
+    }
     if (e.occurred_at > now + limits.max_future_skew)
         return {errc::bad_value, "occurred_at " + format_utc(e.occurred_at) +
                                      " is too far ahead of the broker clock (" + format_utc(now) +

@@ -26,11 +26,20 @@ inline constexpr std::array<std::string_view, 8> broker_only_types{
 // details that a console (a client showing them to people) makes. With
 // security on, a client needs the `act` right for them (access.hpp); reports
 // need `publish`. The broker logs its own replays' views itself.
-inline constexpr std::array<std::string_view, 3> action_types{
-    incident_acknowledged::type, incident_resolved::type, access_viewed::type};
+inline constexpr std::array<std::string_view, 4> action_types{
+    incident_acknowledged::type, incident_resolved::type, incident_note::type, access_viewed::type};
+
+// The types a client may publish without a school: the receipts and link
+// acknowledgements of a city-wide page (an incident of several schools has no
+// school). Nothing else: a report always belongs to a school. With security
+// on, only a client of city scope may publish them (may_publish: an event of
+// no school is in no school's or district's scope).
+inline constexpr std::array<std::string_view, 3> city_wide_types{
+    notification_delivered::type, notification_failed::type, incident_acknowledged::type};
 
 bool broker_only(std::string_view type) noexcept;
 bool is_action(std::string_view type) noexcept;
+bool may_be_city_wide(std::string_view type) noexcept;
 
 struct admit_limits {
     std::size_t max_event_bytes = 64 * 1024;

@@ -71,7 +71,7 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
     if (!root.IsMap()) throw error(errc::bad_config, "line 1: expected a map of settings");
     known_keys(root,
                {"data_dir", "registry", "districts", "clock", "rules", "log_level", "endpoints",
-                "limits", "security"},
+                "limits", "security", "metrics"},
                "");
     auto& b = c.broker;
     path(root, "data_dir", b.data_dir, dir);
@@ -80,6 +80,7 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
     text(root, "clock", c.clock);
     path(root, "rules", c.rules, dir);
     text(root, "log_level", c.log_level);
+    text(root, "metrics", c.metrics);
     if (auto sec = root["security"]) {
         if (!sec.IsMap()) bad(sec, "security", "expected a map");
         known_keys(sec, {"server_key", "clients"}, "security.");

@@ -18,6 +18,7 @@ struct broker_config {
     std::string log_level = "info";
     std::string server_key; // key pair file of the broker; with `clients`, turns CURVE on
     std::string clients;    // access table (broker/access.hpp)
+    std::string metrics;    // HOST:PORT for GET /metrics (Prometheus); empty: off
 };
 
 // Parses YAML text over the defaults in `base`. Relative paths written in the

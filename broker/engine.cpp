@@ -917,6 +917,16 @@ struct engine::run {
         }
     }
 
+    // A note joins the incident's record (its count of events and its time of
+    // update) and changes nothing of its state or deadlines.
+    void noted(const incident_note& n) {
+        for (auto* inc : named(n.incident_id)) {
+            ++inc->events;
+            inc->updated_us = now;
+            st.dirty_incidents.insert(inc->id);
+        }
+    }
+
     void rectified(const hazard_rectified& h) {
         for (auto* inc : named(h.hazard_id)) {
             if (inc->closed || !inc->hazard) continue;
@@ -1148,6 +1158,8 @@ struct engine::run {
             acknowledged(*a);
         else if (const auto* x = std::get_if<incident_resolved>(&cause.body))
             resolved(*x);
+        else if (const auto* n = std::get_if<incident_note>(&cause.body))
+            noted(*n);
         else if (const auto* h = std::get_if<hazard_rectified>(&cause.body))
             rectified(*h);
         else if (const auto* v = std::get_if<hazard_verified>(&cause.body))

@@ -133,6 +133,13 @@ void engine_processor::open(state_store& s) {
     load_engine_state(s, state_);
     loaded_scopes_.clear();
     all_closed_loaded_.clear();
+    {
+        std::lock_guard lock(counts_mutex_);
+        counts_ = {};
+    }
+    counted_.clear();
+    for (const auto& [id, i] : state_.incidents)
+        count(i);
     if (!s.get("engine", meta_index)) {
         // First open of a store from before the index: write it, and keep
         // everything loaded this once.
@@ -141,6 +148,42 @@ void engine_processor::open(state_store& s) {
         s.put("engine", meta_index, "1");
         all_closed_loaded_ = "AXT";
     }
+}
+
+// Moves the incident's contribution to the counts to its present state.
+void engine_processor::count(const incident& i) {
+    std::optional<counted> now;
+    if (!i.closed) {
+        auto top = std::string("none");
+        int top_rank = -1;
+        for (const auto& p : i.paged) // "tier/role"
+            if (auto t = enum_parse<pingan::tier>(p.substr(0, p.find('/'))))
+                if (static_cast<int>(*t) > top_rank) {
+                    top_rank = static_cast<int>(*t);
+                    top = std::string(enum_name(*t));
+                }
+        now = counted{{std::string(enum_name(i.mode)), std::string(enum_name(i.severity)), top},
+                      !i.fired.empty()};
+    }
+    auto before = counted_.find(i.id);
+    std::lock_guard lock(counts_mutex_);
+    if (before != counted_.end()) {
+        if (auto c = counts_.open.find(before->second.key);
+            c != counts_.open.end() && --c->second == 0)
+            counts_.open.erase(c);
+        if (before->second.overdue) --counts_.overdue;
+        counted_.erase(before);
+    }
+    if (now) {
+        ++counts_.open[now->key];
+        if (now->overdue) ++counts_.overdue;
+        counted_.emplace(i.id, std::move(*now));
+    }
+}
+
+incident_counts engine_processor::counts() const {
+    std::lock_guard lock(counts_mutex_);
+    return counts_;
 }
 
 void engine_processor::index_incident(state_store& s, const incident& i) {
@@ -191,6 +234,8 @@ void engine_processor::load_for(const event& e, state_store& s) {
         ref = &a->incident_id;
     else if (auto* r = std::get_if<incident_resolved>(&e.body))
         ref = &r->incident_id;
+    else if (auto* n = std::get_if<incident_note>(&e.body))
+        ref = &n->incident_id;
     else if (auto* h = std::get_if<hazard_rectified>(&e.body))
         ref = &h->hazard_id;
     else if (auto* v = std::get_if<hazard_verified>(&e.body))
@@ -239,6 +284,7 @@ void engine_processor::save(state_store& s) {
         if (auto it = state_.incidents.find(id); it != state_.incidents.end()) {
             s.put("incidents", id, encode_incident(it->second));
             index_incident(s, it->second);
+            count(it->second);
         }
     for (const auto& [key, value] : state_.timer_changes) {
         if (value)

@@ -20,13 +20,23 @@
 #include "broker/processor.hpp"
 
 #include <array>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <unordered_map>
 
 namespace pingan {
+
+// Open incidents for metrics: how many per (mode, severity, highest tier
+// paged), and how many of them have let a deadline pass.
+struct incident_counts {
+    std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> open;
+    std::uint64_t overdue = 0;
+};
 
 class engine_processor final : public processor {
   public:
@@ -54,12 +64,21 @@ class engine_processor final : public processor {
     // Closed incidents are in it only once an event needed them.
     const engine_state& state() const noexcept { return state_; }
 
+    // The open incidents as of the last commit (any thread).
+    incident_counts counts() const;
+
   private:
     void take_new_rules();
     void save(state_store& s);
     void index_incident(state_store& s, const incident& i);
     void load_for(const event& e, state_store& s);
     void load_closed(state_store& s, const std::string& scope);
+    void count(const incident& i);
+
+    struct counted {
+        std::tuple<std::string, std::string, std::string> key;
+        bool overdue = false;
+    };
 
     std::shared_ptr<const registry> registry_;
     engine_options options_;
@@ -69,6 +88,9 @@ class engine_processor final : public processor {
     std::string all_closed_loaded_;       // modes whose closed incidents are all loaded
     std::mutex pending_mutex_;
     std::shared_ptr<const rules::ruleset> pending_;
+    std::unordered_map<std::string, counted> counted_; // open incidents (writer thread)
+    mutable std::mutex counts_mutex_;
+    incident_counts counts_;
 };
 
 // Reads the state of an engine from its tables: the open incidents (all of

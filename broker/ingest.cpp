@@ -7,6 +7,7 @@
 // read: ZeroMQ's queues then push back on publishers instead of the broker
 // buffering without bound.
 #include "broker/broker_impl.hpp"
+#include "broker/metrics.hpp"
 
 #include "common/wire.hpp"
 
@@ -57,6 +58,7 @@ void broker::impl::run_ingest() {
     };
 
     auto reply = [&](request& r) {
+        broker_metrics::get().answered(r.results);
         std::vector<std::string> out;
         out.reserve(r.results.size());
         for (std::size_t i = 0; i < r.results.size(); ++i)
@@ -66,6 +68,7 @@ void broker::impl::run_ingest() {
     };
 
     auto refuse = [&](request& r, errc code, const std::string& message) {
+        broker_metrics::get().refused(code);
         std::vector<std::string> out{wire::error_json(code, message)};
         send_frames(r, wire::cmd_error, out);
     };
@@ -151,6 +154,7 @@ void broker::impl::run_ingest() {
             spdlog::info("stopping: no new requests; {} events in flight", inflight);
         }
         bool read_ingest = !draining && inflight < opts.max_inflight;
+        broker_metrics::get().queue_depth(inflight);
         zmq::poll(items, read_ingest ? 2 : 1, std::chrono::milliseconds(draining ? 20 : 200));
 
         if (items[0].revents & ZMQ_POLLIN) {

@@ -3,12 +3,14 @@
 #include "broker/broker.hpp"
 #include "broker/config.hpp"
 #include "broker/engine_processor.hpp"
+#include "broker/metrics.hpp"
 #include "broker/rules.hpp"
 #include "common/clock.hpp"
 #include "common/curve.hpp"
 #include "common/fd_limit.hpp"
 #include "common/readiness.hpp"
 #include "common/registry.hpp"
+#include "common/version.hpp"
 
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
@@ -43,6 +45,7 @@ std::string read_file(const std::string& path, const char* what) {
 
 int main(int argc, char** argv) {
     CLI::App app{"pingan-broker: durable event ingest, live feed, replay and escalation"};
+    app.set_version_flag("--version", pingan::version_line("pingan-broker"));
     std::string config_path;
     broker_config flags;
     std::string data, ingest, feed, query, registry_path, districts_path, clock_spec, rules_path,
@@ -59,8 +62,11 @@ int main(int argc, char** argv) {
     app.add_option("--clock", clock_spec, "system | manual:<time> | scaled:<factor>:<time>");
     app.add_option("--rules", rules_path, "escalation rule file (YAML, docs/rules.md)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
-    std::string server_key, clients;
+    std::string server_key, clients, metrics;
     bool allow_insecure = false;
+    app.add_option("--metrics", metrics,
+                   "serve GET /metrics (Prometheus) on HOST:PORT, e.g. 127.0.0.1:9401 (off by "
+                   "default)");
     app.add_option("--server-key", server_key,
                    "the broker's CURVE key pair file (pingan keygen; mode 0600)");
     app.add_option("--clients", clients,
@@ -94,6 +100,7 @@ int main(int argc, char** argv) {
     if (!log_level.empty()) cfg.log_level = log_level;
     if (!server_key.empty()) cfg.server_key = server_key;
     if (!clients.empty()) cfg.clients = clients;
+    if (!metrics.empty()) cfg.metrics = metrics;
     if (cfg.server_key.empty() != cfg.clients.empty())
         fatal("--server-key and --clients go together");
 
@@ -194,8 +201,33 @@ int main(int argc, char** argv) {
             std::filesystem::create_directories(b.data_dir, ec);
         broker br(b, *clk, *reg, proc.get(), dynamic_cast<manual_clock*>(clk.get()));
         const auto& ep = br.bound();
+        std::unique_ptr<metrics_server> scrape;
+        if (!cfg.metrics.empty()) {
+            auto* engine = proc.get();
+            scrape = std::make_unique<metrics_server>(cfg.metrics, [engine] {
+                return broker_metrics::get().render([engine](prom::writer& w) {
+                    if (!engine) return;
+                    auto c = engine->counts();
+                    std::vector<prom::sample> s;
+                    for (const auto& [key, n] : c.open)
+                        s.push_back({{{"mode", std::get<0>(key)},
+                                      {"severity", std::get<1>(key)},
+                                      {"tier", std::get<2>(key)}},
+                                     static_cast<double>(n)});
+                    w.family("pingan_broker_open_incidents", "gauge",
+                             "Open incidents by mode, severity (level) and the highest tier "
+                             "paged (none: nobody paged yet).",
+                             s);
+                    w.gauge("pingan_broker_overdue_incidents",
+                            "Open incidents with at least one deadline passed.",
+                            static_cast<double>(c.overdue));
+                });
+            });
+            spdlog::info("metrics: GET http://{}/metrics", scrape->bound());
+        }
         std::cout << "listening ingest=" << ep.ingest << " feed=" << ep.feed
-                  << " query=" << ep.query << std::endl;
+                  << " query=" << ep.query << (scrape ? " metrics=" + scrape->bound() : "")
+                  << std::endl;
         br.start();
         notify_ready("listening ingest=" + ep.ingest + " feed=" + ep.feed + " query=" + ep.query);
 
@@ -243,6 +275,7 @@ int main(int argc, char** argv) {
         });
         ioc.run();
         br.wait();
+        if (scrape) scrape->stop();
         spdlog::info("stopped cleanly");
         return 0;
     } catch (const error& e) {

@@ -6,6 +6,7 @@
 // slow auditor neither floods nor pins the store.
 #include "broker/broker_impl.hpp"
 #include "broker/incident_query.hpp"
+#include "broker/metrics.hpp"
 
 #include "common/codec.hpp"
 #include "common/privacy.hpp"
@@ -395,6 +396,7 @@ void broker::impl::run_query() {
             if (!keep) log_views(it->second); // no-op if finish() logged already
             it = keep ? std::next(it) : streams.erase(it);
         }
+        broker_metrics::get().replay_streams(streams.size());
     }
     spdlog::info("query stopped");
 }

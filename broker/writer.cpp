@@ -14,6 +14,7 @@
 // that happened to share its transaction with it. A failed timer firing is
 // retried after a growing delay, while event batches keep committing.
 #include "broker/broker_impl.hpp"
+#include "broker/metrics.hpp"
 
 #include "common/privacy.hpp"
 #include "common/wire.hpp"
@@ -89,6 +90,7 @@ void broker::impl::run_writer() {
                 active.erase(it);
             }
         }
+        broker_metrics::get().feed_subscriptions(active.size());
     };
     auto wanted = [&](const std::string& topic) {
         for (const auto& [p, n] : active)
@@ -96,6 +98,7 @@ void broker::impl::run_writer() {
         return false;
     };
     auto publish = [&](const batch_output& o) {
+        broker_metrics::get().stored(o);
         track_subscriptions();
         if (active.empty()) return;
         for (const auto& r : o.stored) {
@@ -121,8 +124,11 @@ void broker::impl::run_writer() {
                 if (off.empty()) off = wire::u64_le(r.offset);
                 // XPUB drops at its high-water mark rather than block ingest;
                 // subscribers see the gap in offsets and backfill by replay.
-                feed_sock.send(zmq::buffer(topic),
-                               zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+                broker_metrics::get().feed_sent(
+                    feed_sock
+                        .send(zmq::buffer(topic),
+                              zmq::send_flags::sndmore | zmq::send_flags::dontwait)
+                        .has_value());
                 feed_sock.send(zmq::buffer(off),
                                zmq::send_flags::sndmore | zmq::send_flags::dontwait);
                 feed_sock.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
@@ -189,6 +195,8 @@ void broker::impl::run_writer() {
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 ++txns;
                 txn_events += events.size();
+                broker_metrics::get().committed(events.size(),
+                                                std::chrono::steady_clock::now() - t0);
                 for (std::size_t i = 0; i < owners.size(); ++i)
                     done.push_back({owners[i], out.results[i], errc::ok, {}});
                 // This commit made the previous one durable; this one waits its turn.

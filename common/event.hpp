@@ -533,6 +533,20 @@ struct incident_resolved {
     }
 };
 
+// A person's note on an incident: recorded in its timeline, changing nothing
+// of its state (an acknowledgement or a resolution does that).
+struct incident_note {
+    static constexpr std::string_view type = "incident.note";
+    static constexpr std::uint32_t version = 1;
+    std::string incident_id;
+    std::string text;
+
+    template <class F> void fields(F&& f) {
+        f("incident_id", incident_id, key);
+        f("text", text, pingan::text(2000));
+    }
+};
+
 // Raised by the escalation engine; names the rule and rule set that caused it.
 struct escalation_raised {
     static constexpr std::string_view type = "escalation.raised";
@@ -826,7 +840,7 @@ using body =
                  incident_acknowledged, incident_resolved, escalation_raised, incident_opened,
                  incident_overdue, incident_closed, incident_reopened, notification_requested,
                  timer_fired, ruleset_loaded, access_viewed, notification_delivered,
-                 notification_failed, alert_external>;
+                 notification_failed, alert_external, incident_note>;
 
 // ---- Envelope ------------------------------------------------------------------
 

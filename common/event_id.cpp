@@ -78,3 +78,17 @@ event_id new_event_id(timestamp t) {
 }
 
 } // namespace pingan
+
+namespace pingan {
+
+event_id stable_event_id(std::string_view text) {
+    event_id id;
+    crypto_generichash(id.bytes.data(), id.bytes.size(),
+                       reinterpret_cast<const unsigned char*>(text.data()), text.size(), nullptr,
+                       0);
+    id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0f) | 0x80);
+    id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3f) | 0x80);
+    return id;
+}
+
+} // namespace pingan

@@ -39,4 +39,9 @@ struct event_id {
 // A UUIDv7 for the given time with random bits from the operating system.
 event_id new_event_id(timestamp t);
 
+// An id that is a function of `text`: BLAKE2b-128 of it, shaped as a UUID of
+// version 8 (RFC 9562), for events a source must be able to make again with
+// the same id (a resend after a crash, a receipt, a file published twice).
+event_id stable_event_id(std::string_view text);
+
 } // namespace pingan

@@ -1,6 +1,8 @@
 // RAII wrappers over the LMDB C API.
 #include "lmdb.hpp"
 
+#include <filesystem>
+
 #include <sys/stat.h>
 
 namespace pingan::lmdb {
@@ -157,6 +159,24 @@ bool cursor::seek(std::string_view key, std::string_view& found_key, std::string
                   MDB_cursor_op op) {
     found_key = key;
     return get(found_key, value, op);
+}
+
+env open_local(const std::string& dir, std::string_view what, std::size_t map_size,
+               std::initializer_list<std::pair<const char*, MDB_dbi*>> dbs) {
+    try {
+        std::filesystem::create_directories(dir);
+        env e(dir, static_cast<unsigned>(dbs.size() + 2), map_size);
+        e.reader_check();
+        txn t(e);
+        for (const auto& [name, handle] : dbs)
+            *handle = open_dbi(t, name, MDB_CREATE);
+        t.commit();
+        return e;
+    } catch (const std::filesystem::filesystem_error& x) {
+        throw error(errc::io_error, std::string(what) + " " + dir + ": " + x.what());
+    } catch (const lmdb_error& x) {
+        throw error(errc::io_error, std::string(what) + " " + dir + ": " + x.what());
+    }
 }
 
 } // namespace pingan::lmdb

@@ -5,13 +5,17 @@
 // Only the store adapters (broker/lmdb_store.cpp, common/outbox.cpp) include this.
 #pragma once
 
+#include "common/errc.hpp"
+
 #include <lmdb.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace pingan::lmdb {
 
@@ -118,5 +122,34 @@ class cursor {
   private:
     MDB_cursor* h_ = nullptr;
 };
+
+// A program's small local store (a service's outbox, notify's state): makes
+// `dir`, opens the environment with room for the named databases, clears the
+// reader slots of dead processes, and opens (creating) each database into its
+// handle. `what` names the store in errors.
+// Throws: pingan::error(io_error) naming `what`, `dir` and the call that failed.
+env open_local(const std::string& dir, std::string_view what, std::size_t map_size,
+               std::initializer_list<std::pair<const char*, MDB_dbi*>> dbs);
+
+// Runs `f(txn)` in a write transaction and commits; a full map is doubled and
+// the transaction run again (up to 16 times), so that a local store grows
+// instead of refusing work.
+// Throws: pingan::error(store_failure) naming `what` and the LMDB failure.
+template <class F> void write_growing(env& e, std::string_view what, F&& f) {
+    for (int attempt = 0;; ++attempt) {
+        try {
+            txn t(e);
+            f(t);
+            t.commit();
+            return;
+        } catch (const lmdb_error& x) {
+            if (x.rc() == MDB_MAP_FULL && attempt < 16) {
+                e.set_map_size(e.map_size() * 2);
+                continue;
+            }
+            throw error(errc::store_failure, std::string(what) + ": " + x.what());
+        }
+    }
+}
 
 } // namespace pingan::lmdb

@@ -18,40 +18,15 @@ std::uint64_t read_next_seq(const lmdb::txn& t, MDB_dbi meta) {
 
 } // namespace
 
-outbox::outbox(const std::string& dir, std::size_t initial_map_size) : dir_(dir) {
-    try {
-        std::filesystem::create_directories(dir);
-        env_ = lmdb::env(dir, 4, initial_map_size);
-        env_.reader_check();
-        lmdb::txn t(env_);
-        pending_ = lmdb::open_dbi(t, "pending", MDB_CREATE);
-        dead_ = lmdb::open_dbi(t, "dead", MDB_CREATE);
-        meta_ = lmdb::open_dbi(t, "meta", MDB_CREATE);
-        t.commit();
-    } catch (const std::filesystem::filesystem_error& x) {
-        throw error(errc::io_error, "outbox " + dir + ": " + x.what());
-    } catch (const lmdb::lmdb_error& x) {
-        throw error(errc::io_error, "outbox " + dir + ": " + x.what());
-    }
-}
+outbox::outbox(const std::string& dir, std::size_t initial_map_size)
+    : dir_(dir),
+      env_(lmdb::open_local(dir, "outbox", initial_map_size,
+                            {{"pending", &pending_}, {"dead", &dead_}, {"meta", &meta_}})) {}
 
 // Runs `f` in a write transaction and commits; a full map is grown and the
 // transaction retried, so that a long broker outage never refuses a report.
 template <class F> void outbox::write(F&& f) {
-    for (int attempt = 0;; ++attempt) {
-        try {
-            lmdb::txn t(env_);
-            f(t);
-            t.commit();
-            return;
-        } catch (const lmdb::lmdb_error& x) {
-            if (x.rc() == MDB_MAP_FULL && attempt < 16) {
-                env_.set_map_size(env_.map_size() * 2);
-                continue;
-            }
-            throw error(errc::store_failure, std::string("outbox: ") + x.what());
-        }
-    }
+    lmdb::write_growing(env_, "outbox", std::forward<F>(f));
 }
 
 std::uint64_t outbox::add(const event& e) {

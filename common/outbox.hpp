@@ -78,8 +78,8 @@ class outbox {
     template <class F> void write(F&& f);
 
     std::string dir_;
+    MDB_dbi pending_{}, dead_{}, meta_{}; // before env_: its opening fills them in
     lmdb::env env_;
-    MDB_dbi pending_{}, dead_{}, meta_{};
 };
 
 } // namespace pingan

@@ -85,6 +85,36 @@ bool redact_minors(event& e) {
         e.body);
 }
 
+namespace {
+
+template <class T> bool holds_value(const T& v) {
+    if constexpr (std::is_same_v<T, std::string>) {
+        return !v.empty() && v != redacted;
+    } else if constexpr (is_optional<T>::value) {
+        return v && holds_value(*v);
+    } else if constexpr (is_vector<T>::value) {
+        for (const auto& x : v)
+            if (holds_value(x)) return true;
+        return false;
+    } else {
+        return false;
+    }
+}
+
+} // namespace
+
+bool shows_minors_details(const event& e) {
+    return std::visit(
+        [](auto body) { // a copy: fields() hands out mutable references
+            bool any = false;
+            body.fields([&](std::string_view, auto& v, const field_opts& o) {
+                if (o.classified && holds_value(v)) any = true;
+            });
+            return any;
+        },
+        e.body);
+}
+
 bool redact_classified(std::string_view type, json& body, std::string_view placeholder) {
     if (!body.is_object()) return false;
     bool any = false;

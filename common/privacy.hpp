@@ -40,6 +40,11 @@ const std::vector<std::string_view>& classified_fields(std::string_view type);
 // Redacts `e` in place. Returns: true if it has classified fields.
 bool redact_minors(event& e);
 
+// True if some classified field of `e` holds a value (not empty, not the
+// redacted placeholder): showing `e` shows minors' details. An event the
+// broker already redacted shows none.
+bool shows_minors_details(const event& e);
+
 // Replaces each classified field of a `type` body in JSON form by
 // `placeholder` (a list becomes the single string, so not even the number of
 // codes shows). Returns: true if anything was replaced.

@@ -2,6 +2,7 @@
 #include "publisher.hpp"
 
 #include "codec.hpp"
+#include "prometheus.hpp"
 
 #include <boost/asio/post.hpp>
 #include <zmq_addon.hpp>
@@ -276,6 +277,7 @@ void publisher::handle_reply(zmq::multipart_t& msg) {
             message = j.value("message", "");
             readable = true;
         }
+        ++stats_.nacks[std::string(readable ? errc_name(code) : "unreadable")];
         if (!readable || classify_nack(code) == nack_kind::transient) {
             ++stats_.nacks_retried;
             log_->warn("broker refused a request of {} events ({}: {})", req.entries.size(),
@@ -329,6 +331,7 @@ bool publisher::settle(const request& req, const std::vector<wire::result>& resu
             answers.push_back({e.seq, errc::ok, {}});
             break;
         case wire::outcome::rejected:
+            ++stats_.nacks[std::string(errc_name(r.code))];
             if (classify_nack(r.code) == nack_kind::transient) {
                 ++stats_.nacks_retried;
                 again = true;
@@ -433,6 +436,33 @@ publisher_health publisher::health() const {
     h.in_flight = in_flight_events_;
     h.dead_letters = box_.dead_count();
     return h;
+}
+
+} // namespace pingan
+
+namespace pingan {
+
+void publisher_metrics(prom::writer& w, std::string_view prefix, const publisher_health& h) {
+    auto name = [&](std::string_view what) { return std::string(prefix) + std::string(what); };
+    w.gauge(name("_outbox_events"), "Events in the outbox not yet settled by the broker.",
+            static_cast<double>(h.depth));
+    w.gauge(name("_in_flight_events"), "Events sent to the broker and not yet answered.",
+            static_cast<double>(h.in_flight));
+    w.gauge(name("_dead_letters"),
+            "Events the broker refused for good, kept in the outbox's dead-letter table.",
+            static_cast<double>(h.dead_letters));
+    std::vector<prom::sample> acks{{{{"outcome", "stored"}}, static_cast<double>(h.stored)},
+                                   {{{"outcome", "duplicate"}}, static_cast<double>(h.duplicates)}};
+    w.family(name("_acks_total"), "counter", "Events the broker acknowledged.", acks);
+    std::vector<prom::sample> nacks;
+    for (const auto& [code, n] : h.nacks)
+        nacks.push_back({{{"code", code}}, static_cast<double>(n)});
+    w.family(name("_nacks_total"), "counter",
+             "Refusals from the broker, by error code (transient ones are resent).", nacks);
+    w.gauge(name("_broker_connected"), "1 while a session with the broker's ingest is up.",
+            h.connected ? 1 : 0);
+    w.counter(name("_reconnects_total"), "New connections to the broker after a failure.",
+              static_cast<double>(h.reconnects));
 }
 
 } // namespace pingan

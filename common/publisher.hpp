@@ -34,6 +34,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/curve.hpp"
 
@@ -73,8 +74,19 @@ struct publisher_health {
     std::size_t dead_letters = 0;
     std::uint64_t stored = 0, duplicates = 0, rejected = 0, reconnects = 0;
     std::uint64_t nacks_retried = 0; // transient nacks: the event stayed and is sent again
+    std::map<std::string, std::uint64_t> nacks; // every nack, by code name ("forbidden", ...)
     std::optional<timestamp> last_answer_at;
 };
+
+namespace prom {
+class writer;
+}
+
+// Writes a publisher's health as metrics named `<prefix>_outbox_events`,
+// `<prefix>_in_flight_events`, `<prefix>_dead_letters`, `<prefix>_acks_total{outcome}`,
+// `<prefix>_nacks_total{code}`, `<prefix>_broker_connected` and
+// `<prefix>_reconnects_total`: the same names in every program that publishes.
+void publisher_metrics(prom::writer& w, std::string_view prefix, const publisher_health& h);
 
 class publisher {
   public:

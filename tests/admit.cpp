@@ -1,5 +1,6 @@
 // Tests for broker/admit.hpp: what the broker accepts and why it refuses.
 #include "broker/admit.hpp"
+#include "broker/access.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -97,4 +98,54 @@ TEST_CASE("the broker's own types are refused from every client, naming the type
     CHECK_FALSE(admit(encode(h), false, yichang(), "anonymous", now, {}, e));
     CHECK(is_action(e.type()));
     CHECK_FALSE(broker_only("notification.delivered"));
+}
+
+TEST_CASE("receipts and acknowledgements of a city-wide page need no school; reports do",
+          "[admit]") {
+    auto city = sample_hazard();
+    city.school.clear();
+    event e;
+    auto p = admit(encode(city), false, yichang(), "a", now, {}, e);
+    CHECK(p.code == errc::missing_field);
+    CHECK(p.detail.starts_with("school is required"));
+
+    notification_delivered d;
+    d.notification_id = "N-1";
+    d.incident_id = "INC-1";
+    d.receiver = "city-duty";
+    d.channel = "file";
+    d.attempt = 1;
+    city.body = d;
+    REQUIRE_FALSE(admit(encode(city), false, yichang(), "a", now, {}, e));
+    CHECK(e.school.empty());
+    CHECK(e.district.empty());
+
+    incident_acknowledged a;
+    a.incident_id = "INC-1";
+    city.body = a;
+    CHECK_FALSE(admit(encode(city), false, yichang(), "a", now, {}, e));
+
+    // A district without a school is a contradiction, not a city-wide event.
+    city.district = "420502";
+    CHECK(admit(encode(city), false, yichang(), "a", now, {}, e).code == errc::bad_value);
+}
+
+TEST_CASE("only a city-scoped key may publish an event of no school", "[admit]") {
+    auto h = sample_hazard();
+    h.school.clear();
+    notification_failed f;
+    f.notification_id = "N-1";
+    f.incident_id = "INC-1";
+    f.receiver = "city-duty";
+    f.channel = "webhook";
+    f.attempt = 1;
+    h.body = f;
+    event e;
+    REQUIRE_FALSE(admit(encode(h), false, yichang(), "notify", now, {}, e));
+    principal city{"notify", "", "", "", "", true, true, true, true, false};
+    CHECK_FALSE(may_publish(city, e));
+    principal district{"bureau", "", "", "420502", "", false, true, true, true, false};
+    CHECK(may_publish(district, e).code == errc::forbidden);
+    principal school{"school", "", "420502K001", "", "420502", false, true, true, true, false};
+    CHECK(may_publish(school, e).code == errc::forbidden);
 }

@@ -11,6 +11,7 @@ namespace pingan::test {
 struct broker_process {
     std::unique_ptr<process> proc;
     std::string ingest, feed, query;
+    std::string metrics; // HOST:PORT of GET /metrics, when started with --metrics
 
     // Starts a broker on `data_dir`; extra flags are appended. Its log goes to
     // `stderr_file` if one is given, at `log_level`.
@@ -43,6 +44,8 @@ struct broker_process {
         ingest = m[1];
         feed = m[2];
         query = m[3];
+        static const std::regex mre(" metrics=(\\S+)");
+        if (std::regex_search(*l, m, mre)) metrics = m[1];
     }
 
     // Environment for a `pingan` child talking to this broker.

@@ -1,6 +1,7 @@
 // The console's projection of the log and its per-user view
 // (services/console/view.hpp): open incidents from the engine's events, and
 // what each user is shown.
+#include "common/privacy.hpp"
 #include "services/console/view.hpp"
 #include "support.hpp"
 
@@ -190,6 +191,29 @@ TEST_CASE("minors' details are redacted without clearance, shown and flagged wit
     CHECK(v.for_user(events[2], cleared, false, shown).value()["body"]["text"] ==
           "请立即联系 (stu-1)");
     CHECK(shown);
+}
+
+TEST_CASE("a view of minors' details is flagged by what the event holds, not by its text",
+          "[console_view]") {
+    console_view v(yichang(), 1000);
+    log_builder b;
+    auto cleared = make_user("city", true);
+    // Unredacted, though another field reads "redacted": a view to record.
+    auto p = red_alert();
+    p.alert_id = "redacted";
+    p.reported_by_role = "redacted";
+    auto odd = b.make(p, "420502K001");
+    v.apply(odd);
+    bool shown = false;
+    REQUIRE(v.for_user(odd, cleared, false, shown));
+    CHECK(shown);
+    // Redacted by the broker already (a console key without clearance): nothing shown.
+    auto r = b.make(red_alert(), "420502K001");
+    redact_minors(r);
+    v.apply(r);
+    shown = true;
+    REQUIRE(v.for_user(r, cleared, false, shown));
+    CHECK_FALSE(shown);
 }
 
 TEST_CASE("events are shown with Chinese names and CST times", "[console_view]") {

@@ -9,6 +9,7 @@
 #include "services/notify/channels.hpp"
 #include "support.hpp"
 
+#include <filesystem>
 #include <utility>
 
 #include <boost/asio.hpp>
@@ -535,6 +536,51 @@ TEST_CASE("a command channel gets the message on stdin and the receiver in its a
           "p-sms +8613800000001 " + page["id"].get<std::string>() + "/p-sms\n");
 }
 
+TEST_CASE("a gateway command runs with a minimal environment and a timeout ends its whole group",
+          "[notify_e2e]") {
+    temp_dir t;
+    live_broker lb(t / "broker");
+    // notify's own environment holds something no gateway should see.
+    ::setenv("PINGAN_NOT_FOR_GATEWAYS", "secret-value", 1);
+    auto script = write_file(t, "hang.sh",
+                             "#!/bin/sh\n"
+                             "out='" +
+                                 t.path() +
+                                 "'\n"
+                                 "env > \"$out/env.txt\"\n"
+                                 "sleep 60 &\n"
+                                 "echo $! > \"$out/grandchild.pid\"\n"
+                                 "wait\n");
+    ::chmod(script.c_str(), 0755);
+    auto dir = write_file(t, "dir.yaml",
+                          "receivers:\n  - id: p-sms\n    role: principal\n    school: " +
+                              std::string(the_school) + "\n    channel: command\n    command: [" +
+                              script + "]\n    address: \"+8613800000001\"\n");
+    notify_process n(lb, t / "notify", dir, {"--command-timeout", "500ms"});
+    ::unsetenv("PINGAN_NOT_FOR_GATEWAYS");
+    lb.illness("c1");
+    REQUIRE(eventually([&] { return !lb.of_type("notification.failed").empty(); }));
+    CHECK(lb.of_type("notification.failed")
+              .at(0)["body"]["error"]
+              .get<std::string>()
+              .starts_with("timeout after 500 ms"));
+    auto env = read_file(t / "env.txt");
+    CHECK(env.find("PINGAN_NOT_FOR_GATEWAYS") == std::string::npos);
+    CHECK(env.find("PINGAN_IDEMPOTENCY_KEY=") != std::string::npos);
+    CHECK(env.find("PINGAN_ACK_URL=") != std::string::npos);
+    // The command's child went with it.
+    auto pid = std::stoi(read_file(t / "grandchild.pid"));
+    REQUIRE(pid > 1);
+    auto gone = [&] { // no such process, or a zombie waiting for its new parent
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        if (!std::getline(stat, line)) return true;
+        auto close = line.rfind(')');
+        return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+    };
+    CHECK(eventually(gone, 5s));
+}
+
 TEST_CASE("an exercise page reaches only the exercise receiver and says EXERCISE", "[notify_e2e]") {
     temp_dir t;
     live_broker lb(t / "broker");
@@ -577,6 +623,14 @@ TEST_CASE("a page acknowledged through its link records incident.acknowledged by
     auto url = json::parse(rx.hits()[0].body)["ack_url"].get<std::string>();
     auto path = url.substr(url.find("/ack/"));
     REQUIRE(url.starts_with("http://127.0.0.1:" + std::to_string(n.port) + "/ack/"));
+    // The token derives from notify's link key: no file of notify's holds it.
+    auto token = path.substr(5);
+    REQUIRE(token.size() == 24);
+    for (const auto& f : std::filesystem::recursive_directory_iterator(t / "notify")) {
+        if (!f.is_regular_file()) continue;
+        INFO(f.path().string());
+        CHECK(read_file(f.path().string()).find(token) == std::string::npos);
+    }
 
     auto confirm = request(n.port, http::verb::get, path);
     CHECK(confirm.status == 200);

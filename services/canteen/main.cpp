@@ -4,6 +4,7 @@
 // line_protocol.hpp) and become food.temp_reading events, with a cold-chain
 // alert when a sensor stays out of range; sample retention, meal
 // accompaniment and illness reports come over HTTP JSON.
+#include "common/version.hpp"
 #include "handle_request.hpp"
 #include "sensor_intake.hpp"
 #include "services/common/service.hpp"
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     std::string alert_after = "30m", escalate_after = "2h";
     double margin = 1.0;
     CLI::App app{"pingan-canteen: canteen sensors, sample retention, 陪餐 and illness reports"};
+    app.set_version_flag("--version", pingan::version_line("pingan-canteen"));
     add_service_options(app, cfg);
     svc::intake_options sec;
     svc::add_intake_options(app, sec);

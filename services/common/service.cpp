@@ -1,7 +1,9 @@
 // The service host: outbox, publisher, registry, clock and the HTTP routes.
 #include "service.hpp"
 
+#include "common/prometheus.hpp"
 #include "common/readiness.hpp"
+#include "common/version.hpp"
 
 #include <sys/stat.h>
 
@@ -82,7 +84,23 @@ service_host::service_host(service_runtime& rt, const service_config& cfg,
 void service_host::accept(std::span<const event> events) {
     if (events.empty()) return;
     outbox_->add(events);
+    for (const auto& e : events)
+        ++accepted_[std::string(e.type())];
     publisher_->notify();
+}
+
+std::string service_host::metrics() const {
+    prom::writer w;
+    std::vector<prom::sample> info{
+        {{{"service", cfg_.name}, {"version", std::string(version)}}, 1}};
+    w.family("pingan_service_info", "gauge", "The service and its version.", info);
+    std::vector<prom::sample> by_type;
+    for (const auto& [type, n] : accepted_)
+        by_type.push_back({{{"type", type}}, static_cast<double>(n)});
+    w.family("pingan_service_events_total", "counter", "Events accepted into the outbox, by type.",
+             by_type);
+    publisher_metrics(w, "pingan_service", publisher_->health());
+    return w.str();
 }
 
 void service_host::start(const std::string& more) {
@@ -135,6 +153,7 @@ json service_host::health() const {
     j["outbox_depth"] = h.depth;
     j["in_flight"] = h.in_flight;
     j["dead_letters"] = h.dead_letters;
+    j["nacks"] = h.nacks;
     j["broker"] = {
         {"endpoint", h.endpoint},
         {"connected", h.connected},
@@ -194,6 +213,17 @@ response service_host::handle_request(const request& req, connection_state& conn
                 http::status::method_not_allowed,
                 R"({"errors":[{"field":"","code":"bad_command","message":"use GET"}]})");
         return json_response(http::status::ok, dump(health()));
+    }
+    if (target == "/metrics") {
+        if (req.method() != http::verb::get)
+            return json_response(
+                http::status::method_not_allowed,
+                R"({"errors":[{"field":"","code":"bad_command","message":"use GET"}]})");
+        response res{http::status::ok, req.version()};
+        res.set(http::field::content_type, prom::content_type);
+        res.body() = metrics();
+        res.prepare_payload();
+        return res;
     }
     auto route = posts_.find(target);
     if (route == posts_.end())

@@ -5,8 +5,10 @@
 // intake.hpp); the host answers 202 with the event ids once the events are
 // committed to the outbox, 400 with one message per wrong field, 404/405 for
 // unknown paths and methods, and GET /health with the outbox depth and the
-// broker connection. Before a route runs, the guard (guard.hpp) checks the
-// request's credential, origin, media type, scope, reporter and limits.
+// broker connection, and GET /metrics (Prometheus text) with the events
+// accepted by type and the publisher's outbox, acks, nacks and dead letters.
+// Before a route runs, the guard (guard.hpp) checks the request's credential,
+// origin, media type, scope, reporter and limits.
 #pragma once
 
 #include "common/clock.hpp"
@@ -56,8 +58,9 @@ class service_host {
     void start(const std::string& more = {});
 
     json health() const;
+    std::string metrics() const;
     response handle_request(const request& req, connection_state& conn);
-    // The guard's counters, for /health and a metrics page.
+    // The guard's counters, for /health and /metrics.
     const intake_counters& counters() const noexcept { return *counters_; }
 
   private:
@@ -78,6 +81,7 @@ class service_host {
     std::unique_ptr<net::signal_set> hup_;
     rate_limiter by_credential_, by_address_;
     connection_slots conns_by_credential_, conns_by_address_;
+    std::map<std::string, std::uint64_t, std::less<>> accepted_; // events by type (io thread)
 };
 
 } // namespace pingan::svc

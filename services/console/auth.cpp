@@ -1,6 +1,8 @@
 // Sessions, CSRF, login rate limit and permissions: decisions without I/O.
 #include "auth.hpp"
 
+#include "common/hex.hpp"
+
 #include <nlohmann/json.hpp>
 #include <sodium.h>
 
@@ -65,13 +67,7 @@ std::string session_key(std::string_view cookie) {
     unsigned char h[32];
     crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(cookie.data()),
                        cookie.size(), nullptr, 0);
-    static const char* hex = "0123456789abcdef";
-    std::string s;
-    for (unsigned char c : h) {
-        s += hex[c >> 4];
-        s += hex[c & 15];
-    }
-    return s;
+    return to_hex(h, sizeof h);
 }
 
 void session_table::erase_user(std::string_view user) {

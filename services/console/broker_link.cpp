@@ -144,17 +144,21 @@ void actor::read_clock(std::function<void(timestamp)> done) {
 void actor::run() {
     const curve_client* c = ep_.curve ? &*ep_.curve : nullptr;
     std::unique_ptr<ingest_client> in;
+    // One query connection for every clock read, made again only after a
+    // failure (when a late reply could otherwise answer the next question).
+    std::unique_ptr<query_client> q;
     // The broker's time: acts happen on its time line (a manual or scaled
     // clock in tests and simulations is not this machine's). A broker with a
     // system clock may refuse CLOCK: then this machine's time is its time.
     auto broker_now = [&] {
         auto now = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
         try {
-            query_client q(ctx_, ep_.query, c);
+            if (!q) q = std::make_unique<query_client>(ctx_, ep_.query, c);
             if (auto t = parse_utc(
-                    q.clock(json::object(), std::chrono::seconds(1))["now"].get<std::string>()))
+                    q->clock(json::object(), std::chrono::seconds(1))["now"].get<std::string>()))
                 now = *t;
         } catch (const std::exception&) {
+            q.reset();
         }
         return now;
     };

@@ -9,6 +9,7 @@
 #include "common/curve.hpp"
 #include "common/readiness.hpp"
 #include "common/runtime.hpp"
+#include "common/version.hpp"
 
 #include <iostream>
 
@@ -30,7 +31,7 @@ int main(int argc, char** argv) {
     std::string key, server_key, log_level = "info";
     CLI::App app{"pingan-console: the safety office's web console (alerts, live feed, incidents, "
                  "map) over HTTP and WebSocket"};
-    app.set_version_flag("--version", "pingan-console " PINGAN_VERSION);
+    app.set_version_flag("--version", pingan::version_line("pingan-console"));
     app.config_formatter(std::make_shared<yaml_config>(&app));
     app.allow_config_extras(CLI::config_extras_mode::error);
     app.set_config("--config", "", "YAML file of settings (keys are the long flag names)");
@@ -56,6 +57,9 @@ int main(int argc, char** argv) {
                  "the console is reached over HTTPS (a TLS proxy in front): cookies are Secure");
     app.add_option("--history", cfg.history, "events kept in memory for pages that resume")
         ->capture_default_str();
+    app.add_option("--max-connections", cfg.max_connections,
+                   "HTTP and WebSocket connections open at once (more are closed)")
+        ->capture_default_str();
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
         ->capture_default_str();
     app.add_option("--login-failures-per-address", cfg.logins.per_address,
@@ -70,12 +74,11 @@ int main(int argc, char** argv) {
         if (!key.empty() || !server_key.empty()) {
             if (key.empty() || server_key.empty())
                 throw error(errc::bad_config, "--key and --server-key go together");
+            // As every client: key files only their owner may read, and the
+            // broker's key as a file or written z85:KEY.
             curve_client c;
-            c.self = parse_keypair(read_text_file(key));
-            if (c.self.secret_key.empty()) throw error(errc::bad_config, key + ": no secret: line");
-            c.server_public = valid_z85_key(server_key)
-                                  ? server_key
-                                  : parse_keypair(read_text_file(server_key)).public_key;
+            c.self = read_secret_key_file(key);
+            c.server_public = read_server_key(server_key);
             ep.curve = std::move(c);
         }
         auto reg_path = cfg.registry.empty() ? default_registry_path() : cfg.registry;

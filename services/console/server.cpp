@@ -2,18 +2,16 @@
 #include "server.hpp"
 
 #include "common/codec.hpp"
+#include "common/hex.hpp"
 #include "common/privacy.hpp"
+#include "common/private_file.hpp"
+#include "common/prometheus.hpp"
 #include "common/time.hpp"
+#include "common/version.hpp"
 
-#include <sodium.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <deque>
 #include <fstream>
 #include <sstream>
@@ -23,18 +21,6 @@ namespace {
 
 std::int64_t now_us() {
     return to_us(std::chrono::time_point_cast<micros>(std::chrono::system_clock::now()));
-}
-
-std::string random_hex(std::size_t bytes) {
-    std::string raw(bytes, '\0');
-    randombytes_buf(raw.data(), raw.size());
-    static const char* hex = "0123456789abcdef";
-    std::string s;
-    for (unsigned char c : raw) {
-        s += hex[c >> 4];
-        s += hex[c & 15];
-    }
-    return s;
 }
 
 // The string member `key` of a request body: `dflt` when absent, nullopt when
@@ -89,23 +75,13 @@ std::string read_file(const std::string& path) {
     return s.str();
 }
 
-// Writes `text` to `path` through a temporary file and rename, mode 0600.
-void write_private_file(const std::string& path, const std::string& text) {
-    auto tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) throw error(errc::io_error, "cannot write " + tmp + ": " + std::strerror(errno));
-    ::fchmod(fd, 0600);
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    ok = ::close(fd) == 0 && ok;
-    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0)
-        throw error(errc::io_error, "cannot write " + path + ": " + std::strerror(errno));
-}
-
 // One HTTP/1.1 connection, handing each request to the server.
 class http_session : public std::enable_shared_from_this<http_session> {
   public:
-    http_session(tcp::socket&& s, console_server& srv, std::size_t max_body)
-        : stream_(std::move(s)), srv_(srv), max_body_(max_body) {
+    // `slot` counts the connection against --max-connections while it is open.
+    http_session(tcp::socket&& s, console_server& srv, std::size_t max_body,
+                 std::shared_ptr<void> slot)
+        : stream_(std::move(s)), srv_(srv), max_body_(max_body), slot_(std::move(slot)) {
         beast::error_code ec;
         auto ep = stream_.socket().remote_endpoint(ec);
         peer_ = ec ? "?" : ep.address().to_string();
@@ -133,7 +109,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
         auto req = parser_->release();
         if (websocket::is_upgrade(req)) {
             stream_.expires_never();
-            return srv_.upgrade(stream_.release_socket(), std::move(req), peer_);
+            return srv_.upgrade(stream_.release_socket(), std::move(req), peer_, slot_);
         }
         auto version = req.version();
         bool keep = req.keep_alive();
@@ -167,6 +143,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     std::shared_ptr<response> res_;
+    std::shared_ptr<void> slot_;
 };
 
 } // namespace
@@ -174,8 +151,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
 // One page's WebSocket: the server's messages out, the page's requests in.
 class ws_session : public std::enable_shared_from_this<ws_session> {
   public:
-    ws_session(tcp::socket&& s, console_server& srv, std::string token, std::string user)
-        : token(std::move(token)), user(std::move(user)), ws_(std::move(s)), srv_(srv) {}
+    ws_session(tcp::socket&& s, console_server& srv, std::string token, std::string user,
+               std::shared_ptr<void> slot)
+        : token(std::move(token)), user(std::move(user)), ws_(std::move(s)), srv_(srv),
+          slot_(std::move(slot)) {}
 
     void accept(request&& req) {
         ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
@@ -198,8 +177,9 @@ class ws_session : public std::enable_shared_from_this<ws_session> {
     }
 
     std::string token, user;
-    bool test = false;    // the page asked for Test traffic
-    bool resumed = false; // live events flow only after the page's resume
+    bool test = false;             // the page asked for Test traffic
+    bool resumed = false;          // live events flow only after the page's resume
+    std::uint64_t resume_from = 1; // asked while the console was catching up
 
   private:
     void read() {
@@ -233,12 +213,13 @@ class ws_session : public std::enable_shared_from_this<ws_session> {
     beast::flat_buffer in_;
     std::deque<std::string> out_;
     bool closed_ = false;
+    std::shared_ptr<void> slot_;
 };
 
 console_server::console_server(net::io_context& ioc, console_config cfg, registry reg, actor& act,
                                std::shared_ptr<spdlog::logger> log)
     : ioc_(ioc), cfg_(std::move(cfg)), reg_(std::move(reg)), actor_(act), log_(std::move(log)),
-      view_(reg_, cfg_.history), sessions_(cfg_.sessions), limiter_(cfg_.logins), acceptor_(ioc),
+      view_(reg_, cfg_.history), sessions_(cfg_.sessions), limiter_(cfg_.logins),
       reload_timer_(ioc), clock_timer_(ioc) {
     users_ = load_users(cfg_.users_file);
     users_mtime_ = mtime_of(cfg_.users_file);
@@ -263,47 +244,30 @@ void console_server::save_sessions() {
 }
 
 tcp::endpoint console_server::start() {
-    auto colon = cfg_.http.rfind(':');
-    if (colon == std::string::npos)
-        throw error(errc::bad_config, "--http \"" + cfg_.http + "\" is not HOST:PORT");
-    auto host = cfg_.http.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-    beast::error_code ec;
-    auto addr = net::ip::make_address(host, ec);
-    int port = -1;
-    try {
-        port = std::stoi(cfg_.http.substr(colon + 1));
-    } catch (const std::exception&) {
-    }
-    if (ec || port < 0 || port > 65535)
-        throw error(errc::bad_config, "--http \"" + cfg_.http + "\" is not HOST:PORT");
-    tcp::endpoint at(addr, static_cast<unsigned short>(port));
-    acceptor_.open(at.protocol());
-    acceptor_.set_option(net::socket_base::reuse_address(true));
-    acceptor_.bind(at);
-    acceptor_.listen();
-    do_accept();
+    auto at = svc::parse_endpoint(cfg_.http);
+    if (!at) throw error(errc::bad_config, "--http \"" + cfg_.http + "\" is not HOST:PORT");
+    // The services' accept loop: a connection cap, and a pause instead of a
+    // spinning core when descriptors run out.
+    listener_ = std::make_shared<svc::listener>(
+        ioc_, *at, cfg_.max_connections, log_, [this](tcp::socket&& s, std::shared_ptr<void> slot) {
+            std::make_shared<http_session>(std::move(s), *this, cfg_.max_body, std::move(slot))
+                ->run();
+        });
+    listener_->run();
+    running_ = true;
     schedule_reload();
     schedule_clock();
-    return acceptor_.local_endpoint();
+    return listener_->local();
 }
 
 void console_server::stop() {
-    beast::error_code ec;
-    acceptor_.close(ec);
+    running_ = false;
+    if (listener_) listener_->stop();
     reload_timer_.cancel();
     clock_timer_.cancel();
     for (auto& s : sockets_)
         s->close();
     sockets_.clear();
-}
-
-void console_server::do_accept() {
-    acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
-        if (ec == net::error::operation_aborted) return;
-        if (!ec) std::make_shared<http_session>(std::move(s), *this, cfg_.max_body)->run();
-        do_accept();
-    });
 }
 
 // The users file is re-read when it changes: a disabled user or a new
@@ -353,7 +317,7 @@ void console_server::schedule_clock() {
             auto msg = dump(json{{"t", "clock"}, {"now", broker_clock_}});
             for (auto& ws : sockets_)
                 if (ws->resumed) ws->send(msg);
-            if (acceptor_.is_open()) schedule_clock();
+            if (running_) schedule_clock();
         });
     });
 }
@@ -406,40 +370,17 @@ void console_server::handle(request&& req, const std::string& peer,
                                                   {"offset", view_.last_offset()},
                                                   {"pages", sockets_.size()}}));
     }
-    if (target == "/api/login") {
-        if (req.method() != http::verb::post) return send(refuse(405, "use POST"));
-        if (!same_origin(origin, host))
-            return send(refuse(403, "the request comes from another site"));
-        json body = json::parse(req.body(), nullptr, false);
-        if (!body.is_object() || !body.contains("user") || !body["user"].is_string() ||
-            !body.contains("password") || !body["password"].is_string())
-            return send(refuse(400, "send {\"user\": ..., \"password\": ...}"));
-        auto name = body["user"].get<std::string>();
-        auto pw = body["password"].get<std::string>();
-        auto now = now_us();
-        if (auto wait = limiter_.retry_after(peer, name, now)) {
-            auto r = refuse(429, "too many failed logins; try again later");
-            r.set(http::field::retry_after, std::to_string(wait));
-            log_->warn("login of \"{}\" from {} refused: rate limit", name, peer);
-            return send(std::move(r));
-        }
-        reload_users();
-        const auto* u = users_.find(name);
-        bool good = check_password(u ? u->password_hash : dummy_hash_, pw) && u && !u->disabled;
-        if (!good) {
-            limiter_.failed(peer, name, now);
-            log_->warn("failed login of \"{}\" from {}", name, peer);
-            return send(refuse(401, "wrong user name or password"));
-        }
-        limiter_.succeeded(name);
-        auto cookie = random_hex(32);
-        const auto& s = sessions_.create(u->name, session_key(cookie), random_hex(32), now);
-        log_->info("{} logged in from {}", u->name, peer);
-        auto r = answer(http::status::ok, json{{"user", u->name}, {"csrf", s.csrf}});
-        r.set(http::field::set_cookie, session_cookie(cookie, cfg_.https));
-        save_sessions();
+    if (target == "/metrics") {
+        if (req.method() != http::verb::get) return send(refuse(405, "use GET"));
+        response r{http::status::ok, req.version()};
+        r.set(http::field::server, "pingan-console");
+        r.set(http::field::content_type, prom::content_type);
+        r.set(http::field::cache_control, "no-store");
+        r.body() = metrics();
+        r.prepare_payload();
         return send(std::move(r));
     }
+    if (target == "/api/login") return login(std::move(req), peer, std::move(send));
 
     const auto* s = session_of(req);
     const auto* u = user_of(s);
@@ -496,6 +437,96 @@ void console_server::handle(request&& req, const std::string& peer,
     return send(refuse(404, "no such path"));
 }
 
+// A login: the checks that need no hash at once, the hash on the worker,
+// and the answer back on the io thread (which serves other pages meanwhile).
+void console_server::login(request&& req, const std::string& peer,
+                           std::function<void(response&&)> send) {
+    if (req.method() != http::verb::post) return send(refuse(405, "use POST"));
+    if (!same_origin(header(req, http::field::origin), header(req, http::field::host)))
+        return send(refuse(403, "the request comes from another site"));
+    json body = json::parse(req.body(), nullptr, false);
+    if (!body.is_object() || !body.contains("user") || !body["user"].is_string() ||
+        !body.contains("password") || !body["password"].is_string())
+        return send(refuse(400, "send {\"user\": ..., \"password\": ...}"));
+    auto name = body["user"].get<std::string>();
+    auto pw = body["password"].get<std::string>();
+    auto now = now_us();
+    if (auto wait = limiter_.retry_after(peer, name, now)) {
+        auto r = refuse(429, "too many failed logins; try again later");
+        r.set(http::field::retry_after, std::to_string(wait));
+        log_->warn("login of \"{}\" from {} refused: rate limit", name, peer);
+        ++logins_["limited"];
+        return send(std::move(r));
+    }
+    reload_users();
+    const auto* known = users_.find(name);
+    // Unknown names are checked against a dummy hash, so they take as long.
+    auto hash = known ? known->password_hash : dummy_hash_;
+    net::post(hash_pool_, [this, hash = std::move(hash), pw = std::move(pw), name, peer,
+                           send = std::move(send)]() mutable {
+        bool matches = check_password(hash, pw);
+        sodium_memzero(pw.data(), pw.size());
+        net::post(ioc_, [this, matches, hash = std::move(hash), name = std::move(name),
+                         peer = std::move(peer), send = std::move(send)] {
+            auto now = now_us();
+            // The users file may have changed while the hash ran: the user
+            // must still exist, be enabled, and have the hash just checked.
+            const auto* u = users_.find(name);
+            bool good = matches && u && !u->disabled && u->password_hash == hash;
+            if (!good) {
+                limiter_.failed(peer, name, now);
+                log_->warn("failed login of \"{}\" from {}", name, peer);
+                ++logins_["failed"];
+                return send(refuse(401, "wrong user name or password"));
+            }
+            limiter_.succeeded(name);
+            auto cookie = random_hex(32);
+            const auto& s = sessions_.create(u->name, session_key(cookie), random_hex(32), now);
+            log_->info("{} logged in from {}", u->name, peer);
+            ++logins_["ok"];
+            auto r = answer(http::status::ok, json{{"user", u->name}, {"csrf", s.csrf}});
+            r.set(http::field::set_cookie, session_cookie(cookie, cfg_.https));
+            save_sessions();
+            send(std::move(r));
+        });
+    });
+}
+
+std::string console_server::metrics() const {
+    prom::writer w;
+    std::vector<prom::sample> info{{{{"version", std::string(version)}}, 1}};
+    w.family("pingan_console_info", "gauge", "The console's version.", info);
+    std::vector<prom::sample> s;
+    for (const char* o : {"ok", "failed", "limited"}) {
+        auto it = logins_.find(o);
+        s.push_back({{{"outcome", o}}, static_cast<double>(it == logins_.end() ? 0 : it->second)});
+    }
+    w.family("pingan_console_logins_total", "counter",
+             "Login attempts: ok, failed (wrong name or password) or limited (rate limit).", s);
+    s.clear();
+    for (const auto& [type, n] : actions_)
+        s.push_back({{{"type", type}}, static_cast<double>(n)});
+    w.family("pingan_console_actions_total", "counter",
+             "Actions published for people (by event type; failed: not stored).", s);
+    w.counter("pingan_console_access_viewed_total",
+              "Records of a person seeing minors' details (access.viewed) published.",
+              static_cast<double>(views_logged_));
+    w.gauge("pingan_console_sessions", "Login sessions alive.",
+            static_cast<double>(sessions_.size()));
+    w.gauge("pingan_console_pages", "Pages (WebSockets) connected.",
+            static_cast<double>(sockets_.size()));
+    w.gauge("pingan_console_connections", "HTTP and WebSocket connections open.",
+            static_cast<double>(listener_ ? listener_->open_connections() : 0));
+    w.gauge("pingan_console_log_offset", "The last log offset the console has read.",
+            static_cast<double>(view_.last_offset()));
+    w.gauge("pingan_console_caught_up", "1 once the console has read the log to its head.",
+            caught_up_ ? 1 : 0);
+    w.gauge("pingan_console_open_incidents", "Incidents not closed, as the console sees them.",
+            static_cast<double>(std::count_if(view_.incidents().begin(), view_.incidents().end(),
+                                              [](const auto& kv) { return !kv.second.closed; })));
+    return w.str();
+}
+
 void console_server::act(request&& req, const session&, const user& u, const std::string& id,
                          action what, std::function<void(response&&)> send) {
     const auto& inc = *view_.incident(id);
@@ -524,12 +555,18 @@ void console_server::act(request&& req, const session&, const user& u, const std
         return s;
     };
     switch (what) {
-    case action::acknowledge:
-    case action::note: {
+    case action::acknowledge: {
         incident_acknowledged b;
         b.incident_id = id;
-        b.note = clip(
-            by + (what == action::note ? " (note)" : "") + (text.empty() ? "" : ": " + text), 500);
+        b.note = clip(by + (text.empty() ? "" : ": " + text), 500);
+        e.body = std::move(b);
+        break;
+    }
+    case action::note: {
+        if (text.empty()) return send(refuse(400, "write the note (text)"));
+        incident_note b;
+        b.incident_id = id;
+        b.text = clip(by + ": " + text, 2000);
         e.body = std::move(b);
         break;
     }
@@ -562,14 +599,17 @@ void console_server::act(request&& req, const session&, const user& u, const std
     actor_.publish(std::move(e), [this, send = std::move(send), who, id, type](publish_outcome o) {
         if (!o.ok) {
             log_->error("{} by {} on {} not stored: {}", type, who, id, o.error);
+            ++actions_["failed"];
             return send(refuse(502, o.error));
         }
+        ++actions_[type];
         log_->info("{} by {} on {}: offset {}", type, who, id, o.offset);
         send(answer(http::status::ok, json{{"offset", o.offset}, {"type", type}}));
     });
 }
 
-void console_server::upgrade(tcp::socket&& sock, request&& req, const std::string& peer) {
+void console_server::upgrade(tcp::socket&& sock, request&& req, const std::string& peer,
+                             std::shared_ptr<void> slot) {
     std::string target(req.target());
     const auto* s = session_of(req);
     const auto* u = user_of(s);
@@ -589,7 +629,8 @@ void console_server::upgrade(tcp::socket&& sock, request&& req, const std::strin
         });
         return;
     }
-    auto ws = std::make_shared<ws_session>(std::move(sock), *this, s->token, u->name);
+    auto ws =
+        std::make_shared<ws_session>(std::move(sock), *this, s->token, u->name, std::move(slot));
     sockets_.insert(ws);
     ws->accept(std::move(req));
 }
@@ -619,7 +660,7 @@ void console_server::on_ws_message(const std::shared_ptr<ws_session>& ws, const 
         if (!caught_up_) {
             // Answer once the console has read the log to its head.
             ws->send(dump(json{{"t", "wait"}}));
-            pending_from_[ws.get()] = from;
+            ws->resume_from = from;
             waiting_.push_back(ws);
             return;
         }
@@ -646,10 +687,13 @@ void console_server::resume(const std::shared_ptr<ws_session>& ws, std::uint64_t
     ws->send(dump(json{{"t", "incidents"}, {"list", std::move(list)}}));
     if (from < view_.oldest_kept() && view_.last_offset() >= from)
         ws->send(dump(json{{"t", "trimmed"}, {"oldest", view_.oldest_kept()}}));
+    // The view of minors' details is recorded before any of it is sent.
     std::vector<const event*> minors;
+    std::vector<std::string> batches;
     json batch = json::array();
     auto flush = [&] {
-        if (!batch.empty()) ws->send(dump(json{{"t", "events"}, {"list", std::move(batch)}}));
+        if (!batch.empty())
+            batches.push_back(dump(json{{"t", "events"}, {"list", std::move(batch)}}));
         batch = json::array();
     };
     for (const auto* e : view_.since(from)) {
@@ -661,9 +705,11 @@ void console_server::resume(const std::shared_ptr<ws_session>& ws, std::uint64_t
         }
     }
     flush();
+    log_minors_view(*u, minors);
+    for (auto& b : batches)
+        ws->send(std::move(b));
     ws->send(dump(json{{"t", "at"}, {"o", view_.last_offset()}}));
     ws->resumed = true;
-    log_minors_view(*u, minors);
 }
 
 void console_server::send_timeline(const std::shared_ptr<ws_session>& ws, const std::string& id) {
@@ -686,8 +732,8 @@ void console_server::send_timeline(const std::shared_ptr<ws_session>& ws, const 
             if (shown) minors.push_back(e);
         }
     }
+    log_minors_view(*u, minors); // recorded before it is sent
     ws->send(dump(json{{"t", "timeline"}, {"id", id}, {"incident", *ij}, {"entries", entries}}));
-    log_minors_view(*u, minors);
 }
 
 // Every view of minors' details by a cleared user is a fact in the log.
@@ -708,6 +754,7 @@ void console_server::log_minors_view(const user& u, const std::vector<const even
     e.source = "pingan-console/" + cfg_.device;
     e.scope = scope::restricted;
     e.body = std::move(v);
+    ++views_logged_;
     actor_.publish(std::move(e), [this, name = u.name](publish_outcome o) {
         if (!o.ok) log_->error("access.viewed for {} not stored: {}", name, o.error);
     });
@@ -718,11 +765,8 @@ void console_server::on_caught_up() {
     auto waiting = std::move(waiting_);
     waiting_.clear();
     for (auto& w : waiting)
-        if (auto ws = w.lock()) {
-            auto from = pending_from_[ws.get()];
-            pending_from_.erase(ws.get());
-            if (sockets_.count(ws)) resume(ws, std::max<std::uint64_t>(from, 1));
-        }
+        if (auto ws = w.lock())
+            if (sockets_.count(ws)) resume(ws, std::max<std::uint64_t>(ws->resume_from, 1));
 }
 
 void console_server::on_event(event e) {
@@ -745,11 +789,11 @@ void console_server::on_event(event e) {
         }
         bool shown = false;
         if (auto j = view_.for_user(*stored, *u, ws->test, shown)) {
+            if (shown) log_minors_view(*u, {stored}); // recorded before it is sent
             ws->send(dump(json{{"t", "events"}, {"list", json::array({std::move(*j)})}}));
             if (inc)
                 if (auto ij = view_.incident_for_user(*inc, *u, ws->test))
                     ws->send(dump(json{{"t", "incident"}, {"incident", std::move(*ij)}}));
-            if (shown) log_minors_view(*u, {stored});
         } else {
             ws->send(dump(json{{"t", "at"}, {"o", stored->offset}}));
         }

@@ -9,10 +9,12 @@
 
 #include "auth.hpp"
 #include "broker_link.hpp"
+#include "services/common/listener.hpp"
 #include "users.hpp"
 #include "view.hpp"
 
 #include <boost/asio.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -43,6 +45,7 @@ struct console_config {
     bool https = false;             // reached over HTTPS (a TLS proxy in front): Secure cookies
     std::size_t history = 200000;   // events kept for resuming pages
     std::size_t max_body = 16 * 1024;
+    std::size_t max_connections = 1000; // HTTP and WebSocket connections open at once
     session_limits sessions;
     rate_limits logins;
 };
@@ -65,15 +68,18 @@ class console_server {
     // One HTTP request; `send` may be called later (actions wait for the broker).
     void handle(request&& req, const std::string& peer, std::function<void(response&&)> send);
     // Takes over a socket whose request asked for a WebSocket upgrade.
-    void upgrade(tcp::socket&& s, request&& req, const std::string& peer);
+    void upgrade(tcp::socket&& s, request&& req, const std::string& peer,
+                 std::shared_ptr<void> slot);
 
     // For WebSocket sessions.
     void on_ws_message(const std::shared_ptr<ws_session>& ws, const std::string& text);
     void forget(ws_session* ws);
     const console_view& view() const { return view_; }
+    // GET /metrics: the Prometheus text.
+    std::string metrics() const;
 
   private:
-    void do_accept();
+    void login(request&& req, const std::string& peer, std::function<void(response&&)> send);
     void reload_users();
     void save_sessions();
     void schedule_reload();
@@ -97,14 +103,22 @@ class console_server {
     session_table sessions_;
     login_limiter limiter_;
     std::string dummy_hash_; // checked for unknown names, so they take as long as known ones
-    tcp::acceptor acceptor_;
+    std::shared_ptr<svc::listener> listener_;
+    bool running_ = false;
     net::steady_timer reload_timer_;
     net::steady_timer clock_timer_;
     std::string broker_clock_; // the broker's time as last read, RFC 3339
     std::set<std::shared_ptr<ws_session>> sockets_;
     std::vector<std::weak_ptr<ws_session>> waiting_; // asked to resume before catch-up ended
-    std::map<ws_session*, std::uint64_t> pending_from_;
     bool caught_up_ = false;
+    // For /metrics (io thread).
+    std::map<std::string, std::uint64_t> logins_;  // ok, failed, limited
+    std::map<std::string, std::uint64_t> actions_; // event type published, or "failed"
+    std::uint64_t views_logged_ = 0;               // access.viewed published
+    // Password hashing (crypto_pwhash takes tens of milliseconds and much
+    // memory): off the io thread, which keeps serving pages meanwhile. Last
+    // member: joined first when the server goes.
+    net::thread_pool hash_pool_{1};
 };
 
 // The embedded page (generated at build time from services/console/web/index.html).

@@ -1,12 +1,10 @@
 // The users file: JSON in, JSON out; Argon2id password hashes from libsodium.
 #include "users.hpp"
 
+#include "common/private_file.hpp"
+
 #include <nlohmann/json.hpp>
 #include <sodium.h>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -181,25 +179,7 @@ user_store load_users(const std::string& path) {
 }
 
 void save_users(const std::string& path, const user_store& s) {
-    auto tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) throw error(errc::io_error, "cannot write " + tmp + ": " + std::strerror(errno));
-    ::fchmod(fd, 0600); // also when the temporary file existed with other bits
-    auto text = s.dump();
-    std::size_t done = 0;
-    while (done < text.size()) {
-        auto n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            ::close(fd);
-            throw error(errc::io_error, "cannot write " + tmp + ": " + std::strerror(errno));
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0)
-        throw error(errc::io_error, "cannot write " + tmp + ": " + std::strerror(errno));
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-        throw error(errc::io_error, "cannot replace " + path + ": " + std::strerror(errno));
+    write_private_file(path, s.dump());
 }
 
 } // namespace pingan::console

@@ -1,6 +1,7 @@
 // pingan-drill: records emergency evacuation drills (应急疏散演练) over HTTP
 // JSON, checks the evacuation time against the registry's target, and turns
 // every problem found into a hazard report.
+#include "common/version.hpp"
 #include "handle_request.hpp"
 #include "services/common/service.hpp"
 
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
     cfg.data_dir = "var/drill";
     cfg.http = "127.0.0.1:8082";
     CLI::App app{"pingan-drill: drill records, evacuation times and the hazards they find"};
+    app.set_version_flag("--version", pingan::version_line("pingan-drill"));
     add_service_options(app, cfg);
     svc::intake_options sec;
     svc::add_intake_options(app, sec);

@@ -3,6 +3,7 @@
 // Reads flags and the YAML config, opens the outbox, sets the routes and runs
 // until SIGINT or SIGTERM. Every accepted report is in the outbox before the
 // 202 answer and reaches the broker once, whenever the broker is reachable.
+#include "common/version.hpp"
 #include "handle_request.hpp"
 #include "services/common/service.hpp"
 
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
     cfg.data_dir = "var/hazard";
     cfg.http = "127.0.0.1:8081";
     CLI::App app{"pingan-hazard: hazard reports, rectifications and verifications over HTTP"};
+    app.set_version_flag("--version", pingan::version_line("pingan-hazard"));
     add_service_options(app, cfg);
     svc::intake_options sec;
     svc::add_intake_options(app, sec);

@@ -10,8 +10,6 @@
 
 #include <sodium.h>
 
-extern char** environ;
-
 namespace pingan::notify {
 namespace {
 
@@ -110,7 +108,7 @@ void channels::stop() {
     {
         std::lock_guard lock(mu_);
         for (auto pid : children_)
-            ::kill(pid, SIGKILL);
+            ::kill(-pid, SIGKILL); // the command's whole process group
     }
     for (auto& r : runners_)
         if (r.thread.joinable()) r.thread.join();
@@ -149,9 +147,9 @@ void channels::command(const receiver& r, const delivery& d, done_fn done) {
     std::vector<std::string> argv = r.command;
     argv.push_back(r.id);
     argv.push_back(r.address);
-    std::vector<std::string> env_strings;
-    for (char** e = environ; *e; ++e)
-        env_strings.emplace_back(*e);
+    // A minimal environment: notify's own (its keys' paths, whatever its
+    // service manager set) is none of a gateway's business.
+    std::vector<std::string> env_strings{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"};
     env_strings.push_back("PINGAN_IDEMPOTENCY_KEY=" + d.idempotency_key);
     env_strings.push_back("PINGAN_ACK_URL=" + d.ack_url);
     auto message = d.message;
@@ -184,8 +182,14 @@ void channels::command(const receiver& r, const delivery& d, done_fn done) {
         for (auto& e : env_strings)
             envp.push_back(e.data());
         envp.push_back(nullptr);
+        // Its own process group, so that a timeout ends what it started too.
+        posix_spawnattr_t attr;
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+        posix_spawnattr_setpgroup(&attr, 0);
         pid_t pid = -1;
-        int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), envp.data());
+        int rc = posix_spawn(&pid, args[0], &fa, &attr, args.data(), envp.data());
+        posix_spawnattr_destroy(&attr);
         posix_spawn_file_actions_destroy(&fa);
         ::close(in[0]);
         if (rc != 0) {
@@ -210,7 +214,7 @@ void channels::command(const receiver& r, const delivery& d, done_fn done) {
             auto w = ::waitpid(pid, &st, WNOHANG);
             if (w == pid) break;
             if (std::chrono::steady_clock::now() > deadline) {
-                ::kill(pid, SIGKILL);
+                ::kill(-pid, SIGKILL); // the group: the command and all it started
                 ::waitpid(pid, &st, 0);
                 timed_out = true;
                 break;

@@ -12,9 +12,13 @@
 #include "notifier.hpp"
 #include "state.hpp"
 
+#include "common/curve.hpp"
+#include "common/hex.hpp"
+#include "common/private_file.hpp"
 #include "common/readiness.hpp"
 #include "common/runtime.hpp"
 #include "common/shipped.hpp"
+#include "common/version.hpp"
 #include "services/common/listener.hpp"
 
 #include <sodium.h>
@@ -61,6 +65,26 @@ std::shared_ptr<const directory> load_directory(const std::string& path, const r
 
 } // namespace
 
+// The link key: a file only its owner may read, made (32 random bytes, in
+// hex) when it is the default one and missing.
+static std::string read_link_key(const std::string& path, bool make) {
+    if (make && !std::filesystem::exists(path)) {
+        std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+        write_private_file(path, random_hex(32) + "\n");
+    }
+    if (auto why = loose_permissions(path, 0077); !why.empty())
+        throw error(errc::bad_config, path + ": " + why +
+                                          "; the link key must be readable by its "
+                                          "owner only (chmod 600 " +
+                                          path + ")");
+    auto key = read_text_file(path);
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' '))
+        key.pop_back();
+    if (key.size() < 32)
+        throw error(errc::bad_config, path + ": the link key needs at least 32 characters");
+    return key;
+}
+
 int main(int argc, char** argv) {
     service_config cfg;
     cfg.name = "pingan-notify";
@@ -73,7 +97,7 @@ int main(int argc, char** argv) {
     bool metrics = false;
     CLI::App app{"pingan-notify: delivers pages (notification.requested) by webhook, command "
                  "or file, with receipts and acknowledgement links"};
-    app.set_version_flag("--version", std::string("pingan-notify ") + PINGAN_VERSION);
+    app.set_version_flag("--version", pingan::version_line("pingan-notify"));
     add_service_options(app, cfg);
     app.add_option("--feed", feed, "the broker's live feed endpoint")->capture_default_str();
     app.add_option("--query", query, "the broker's query endpoint")->capture_default_str();
@@ -95,6 +119,10 @@ int main(int argc, char** argv) {
     app.add_option("--ack-base", ack_base,
                    "base URL of acknowledgement links (default: http://<--http address>)");
     app.add_flag("--metrics", metrics, "serve Prometheus metrics at GET /metrics");
+    std::string link_key_file;
+    app.add_option("--link-key", link_key_file,
+                   "file of the secret acknowledgement links derive from (mode 0600; default "
+                   "<data>/link.key, made at first start)");
     CLI11_PARSE(app, argc, argv);
     if (sodium_init() < 0) fail("libsodium failed to start");
     // A gateway command that exits before reading its stdin must not kill notify.
@@ -106,6 +134,9 @@ int main(int argc, char** argv) {
         no.retry_max = ms("--retry-max", retry_max);
         no.ack_ttl = ms("--ack-ttl", ack_ttl);
         no.metrics = metrics;
+        no.link_key =
+            read_link_key(link_key_file.empty() ? cfg.data_dir + "/link.key" : link_key_file,
+                          link_key_file.empty());
         no.source = cfg.name + "/" + cfg.device;
         auto wt = ms("--webhook-timeout", webhook_timeout);
         auto ct = ms("--command-timeout", command_timeout);

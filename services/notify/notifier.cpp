@@ -1,6 +1,8 @@
 // Deliveries, retries, receipts, acknowledgement links and metrics.
 #include "notifier.hpp"
 
+#include "common/prometheus.hpp"
+
 #include <sodium.h>
 
 #include <algorithm>
@@ -13,12 +15,7 @@ namespace http = svc::http;
 
 // A stable id from text, shaped like the engine's derived ids (RFC 9562 v8).
 event_id stable_id(std::string_view text) {
-    event_id id;
-    crypto_generichash(id.bytes.data(), 16, reinterpret_cast<const unsigned char*>(text.data()),
-                       text.size(), nullptr, 0);
-    id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0f) | 0x80);
-    id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3f) | 0x80);
-    return id;
+    return stable_event_id(text);
 }
 
 std::string token_hash(std::string_view token) {
@@ -26,12 +23,6 @@ std::string token_hash(std::string_view token) {
     crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(token.data()),
                        token.size(), nullptr, 0);
     return hex(h, sizeof h);
-}
-
-std::string new_token() {
-    unsigned char b[12];
-    randombytes_buf(b, sizeof b);
-    return hex(b, sizeof b);
 }
 
 // The mode of a page as the status of what notify publishes about it: a
@@ -121,15 +112,18 @@ json notifier::page_json(const page& p) const {
                      {"last_error", x.last_error},
                      {"last_channel", x.last_channel},
                      {"last_latency_ms", x.last_latency_ms},
-                     {"receipts", x.receipts},
-                     {"token", x.token}});
-    return {{"first_ms", p.first_ms}, {"final_sent", p.final_sent}, {"targets", std::move(t)}};
+                     {"receipts", x.receipts}});
+    return {{"first_ms", p.first_ms},
+            {"expires_ms", p.expires_ms},
+            {"final_sent", p.final_sent},
+            {"targets", std::move(t)}};
 }
 
 bool notifier::page_from_json(const json& j, page& p) const {
     try {
         p.first_ms = j.at("first_ms").get<std::int64_t>();
         p.final_sent = j.at("final_sent").get<bool>();
+        p.expires_ms = j.value("expires_ms", std::int64_t{0});
         for (const auto& x : j.at("targets")) {
             target t;
             t.receiver = x.at("receiver").get<std::string>();
@@ -143,7 +137,9 @@ bool notifier::page_from_json(const json& j, page& p) const {
             t.last_channel = x.at("last_channel").get<std::string>();
             t.last_latency_ms = x.at("last_latency_ms").get<std::uint64_t>();
             t.receipts = x.at("receipts").get<std::uint32_t>();
-            t.token = x.at("token").get<std::string>();
+            // Pages recorded before tokens were derived kept theirs.
+            t.token =
+                x.contains("token") ? x.at("token").get<std::string>() : link_token(p, t.receiver);
             p.targets.push_back(std::move(t));
         }
         return true;
@@ -188,10 +184,11 @@ void notifier::on_page(std::uint64_t offset, std::string bytes) {
     p.first_ms = wall_ms();
     std::vector<std::pair<std::string, json>> tokens;
     auto expires = p.first_ms + opts_.ack_ttl.count();
+    p.expires_ms = expires;
     for (const auto* r : route(*dir_, p.ev)) {
         target t;
         t.receiver = r->id;
-        t.token = new_token();
+        t.token = link_token(p, r->id);
         tokens.emplace_back(token_hash(t.token),
                             json{{"notification_id", p.ev.id.str()},
                                  {"incident_id", n.incident_id},
@@ -461,11 +458,14 @@ svc::response notifier::handle(const svc::request& req) {
                   {"directory_reloads", m_.reloads},
                   {"directory_reloads_refused", m_.reloads_refused},
                   {"outbox_depth", h.depth},
+                  {"dead_letters", h.dead_letters},
+                  {"nacks", h.nacks},
+                  {"forbidden", h.nacks.count("forbidden") ? h.nacks.at("forbidden") : 0},
                   {"broker", {{"endpoint", h.endpoint}, {"connected", h.connected}}}};
         return text_response(http::status::ok, "application/json", dump(j));
     }
     if (target == "/metrics" && opts_.metrics && req.method() == http::verb::get)
-        return text_response(http::status::ok, "text/plain; version=0.0.4", metrics_text());
+        return text_response(http::status::ok, std::string(prom::content_type), metrics_text());
     if (target.starts_with("/ack/")) return ack(req, target.substr(5));
     return text_response(http::status::not_found, "text/plain; charset=utf-8", "not found\n");
 }
@@ -523,41 +523,57 @@ svc::response notifier::ack(const svc::request& req, std::string_view token) {
     return html(http::status::ok, "已确认 Acknowledged", details);
 }
 
+// HMAC-SHA256 under the link key of what the link stands for: the page (and
+// so its incident and tier), the receiver and the expiry; 12 bytes of it in hex.
+std::string notifier::link_token(const page& p, const std::string& receiver) const {
+    const auto* n = std::get_if<notification_requested>(&p.ev.body);
+    std::string msg = "pingan-notify ack-link v1\n" + p.ev.id.str() + "\n" +
+                      (n ? n->incident_id : std::string()) + "\n" +
+                      (n ? std::string(enum_name(n->tier)) : std::string()) + "\n" + receiver +
+                      "\n" + std::to_string(p.expires_ms);
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(opts_.link_key.data()),
+                                opts_.link_key.size());
+    crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(msg.data()),
+                                  msg.size());
+    crypto_auth_hmacsha256_final(&st, mac);
+    return hex(mac, 12);
+}
+
 std::string notifier::metrics_text() const {
-    std::ostringstream o;
+    prom::writer w;
     auto by_channel = [&](const char* name, const char* help,
                           const std::map<std::string, std::uint64_t>& m) {
-        o << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n";
+        std::vector<prom::sample> v;
         for (const char* ch : {"webhook", "command", "file"}) {
             auto it = m.find(ch);
-            o << name << "{channel=\"" << ch << "\"} " << (it == m.end() ? 0 : it->second) << "\n";
+            v.push_back({{{"channel", ch}}, static_cast<double>(it == m.end() ? 0 : it->second)});
         }
+        w.family(name, "counter", help, v);
     };
     by_channel("pingan_notify_deliveries_total", "Pages delivered, by channel.", m_.deliveries);
     by_channel("pingan_notify_failures_total", "Failed delivery attempts, by channel.",
                m_.failures);
     by_channel("pingan_notify_retries_total", "Delivery attempts after the first, by channel.",
                m_.retries);
-    auto counter = [&](const char* name, const char* help, std::uint64_t v) {
-        o << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n"
-          << name << " " << v << "\n";
-    };
-    counter("pingan_notify_pages_total", "Pages taken from the log.", m_.pages);
-    counter("pingan_notify_final_failures_total", "Pages that reached no receiver.",
-            m_.final_failures);
-    counter("pingan_notify_acks_total", "Incidents acknowledged through page links.", m_.acks);
-    counter("pingan_notify_directory_reloads_refused_total",
-            "Directory reloads refused because the file had mistakes.", m_.reloads_refused);
-    auto gauge = [&](const char* name, const char* help, std::uint64_t v) {
-        o << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n"
-          << name << " " << v << "\n";
-    };
-    gauge("pingan_notify_lag_events", "Log events between notify's position and the head.",
-          head_ > position_ ? head_ - position_ : 0);
-    gauge("pingan_notify_position", "The last log offset notify has taken.", position_);
-    gauge("pingan_notify_open_pages", "Pages with deliveries still pending.", pages_.size());
-    gauge("pingan_notify_outbox_depth", "Receipts waiting for the broker.", box_.depth());
-    return o.str();
+    w.counter("pingan_notify_pages_total", "Pages taken from the log.",
+              static_cast<double>(m_.pages));
+    w.counter("pingan_notify_final_failures_total", "Pages that reached no receiver.",
+              static_cast<double>(m_.final_failures));
+    w.counter("pingan_notify_acks_total", "Incidents acknowledged through page links.",
+              static_cast<double>(m_.acks));
+    w.counter("pingan_notify_directory_reloads_refused_total",
+              "Directory reloads refused because the file had mistakes.",
+              static_cast<double>(m_.reloads_refused));
+    w.gauge("pingan_notify_lag_events", "Log events between notify's position and the head.",
+            static_cast<double>(head_ > position_ ? head_ - position_ : 0));
+    w.gauge("pingan_notify_position", "The last log offset notify has taken.",
+            static_cast<double>(position_));
+    w.gauge("pingan_notify_open_pages", "Pages with deliveries still pending.",
+            static_cast<double>(pages_.size()));
+    publisher_metrics(w, "pingan_notify", pub_.health());
+    return w.str();
 }
 
 } // namespace pingan::notify

@@ -35,6 +35,9 @@ struct notifier_options {
     std::chrono::milliseconds retry_max{std::chrono::minutes(2)};
     std::chrono::milliseconds ack_ttl{std::chrono::hours(72)};
     std::string ack_base; // "http://127.0.0.1:8091": links are <ack_base>/ack/<token>
+    // The key link tokens derive from (--link-key): a token is never stored,
+    // only its hash, so a reader of the state DB holds no working link.
+    std::string link_key;
     bool metrics = false; // serve GET /metrics
     std::string source = "pingan-notify/default";
 };
@@ -70,12 +73,13 @@ class notifier {
         std::string last_error, last_channel;
         std::uint64_t last_latency_ms = 0;
         std::uint32_t receipts = 0; // attempts whose receipt is in the outbox
-        std::string token;          // the raw acknowledgement token, while the page is open
+        std::string token;          // its acknowledgement token (derived, never stored)
     };
     struct page {
         std::uint64_t offset = 0;
         event ev;
-        std::int64_t first_ms = 0; // wall time the page was taken
+        std::int64_t first_ms = 0;   // wall time the page was taken
+        std::int64_t expires_ms = 0; // its acknowledgement links stop working
         bool final_sent = false;
         std::vector<target> targets;
     };
@@ -92,6 +96,7 @@ class notifier {
     delivery make_delivery(const page& p, const target& t, const receiver& r,
                            std::uint32_t attempt) const;
     svc::response ack(const svc::request& req, std::string_view token);
+    std::string link_token(const page& p, const std::string& receiver) const;
     std::string metrics_text() const;
     static std::int64_t wall_ms();
 

@@ -14,39 +14,13 @@ std::string dump(const json& j) {
 
 } // namespace
 
-state::state(const std::string& dir) {
-    try {
-        std::filesystem::create_directories(dir);
-        env_ = lmdb::env(dir, 8, 16u << 20);
-        env_.reader_check();
-        lmdb::txn t(env_);
-        meta_ = lmdb::open_dbi(t, "meta", MDB_CREATE);
-        pages_ = lmdb::open_dbi(t, "pages", MDB_CREATE);
-        events_ = lmdb::open_dbi(t, "events", MDB_CREATE);
-        tokens_ = lmdb::open_dbi(t, "tokens", MDB_CREATE);
-        t.commit();
-    } catch (const std::filesystem::filesystem_error& x) {
-        throw error(errc::io_error, "notify state " + dir + ": " + x.what());
-    } catch (const lmdb::lmdb_error& x) {
-        throw error(errc::io_error, "notify state " + dir + ": " + x.what());
-    }
-}
+state::state(const std::string& dir)
+    : env_(lmdb::open_local(
+          dir, "notify state", 16u << 20,
+          {{"meta", &meta_}, {"pages", &pages_}, {"events", &events_}, {"tokens", &tokens_}})) {}
 
 template <class F> void state::write(F&& f) {
-    for (int attempt = 0;; ++attempt) {
-        try {
-            lmdb::txn t(env_);
-            f(t);
-            t.commit();
-            return;
-        } catch (const lmdb::lmdb_error& x) {
-            if (x.rc() == MDB_MAP_FULL && attempt < 16) {
-                env_.set_map_size(env_.map_size() * 2);
-                continue;
-            }
-            throw error(errc::store_failure, std::string("notify state: ") + x.what());
-        }
-    }
+    lmdb::write_growing(env_, "notify state", std::forward<F>(f));
 }
 
 std::uint64_t state::position() const {

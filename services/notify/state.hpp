@@ -50,8 +50,8 @@ class state {
   private:
     template <class F> void write(F&& f);
 
+    MDB_dbi meta_{}, pages_{}, events_{}, tokens_{}; // before env_: its opening fills them in
     lmdb::env env_;
-    MDB_dbi meta_{}, pages_{}, events_{}, tokens_{};
 };
 
 } // namespace pingan::notify

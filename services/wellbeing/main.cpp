@@ -4,6 +4,7 @@
 // (--keys FILE) before anything is written to the outbox or the log, and the
 // events carry scope Private. `--make-keys FILE` writes a fresh key file for
 // every school of the registry and exits.
+#include "common/version.hpp"
 #include "handle_request.hpp"
 #include "services/common/service.hpp"
 
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
     cfg.http = "127.0.0.1:8084";
     std::string keys_path, make_keys;
     CLI::App app{"pingan-wellbeing: psychological-health alerts with pseudonymous students"};
+    app.set_version_flag("--version", pingan::version_line("pingan-wellbeing"));
     add_service_options(app, cfg);
     svc::intake_options sec;
     svc::add_intake_options(app, sec);

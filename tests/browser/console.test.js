@@ -206,9 +206,21 @@ async function main() {
     await chen.waitForSelector(`[data-incident="${inc}"][data-state="acknowledged"]`);
     await chen.screenshot({ path: path.join(SHOTS, "alerts.png"), fullPage: true });
 
+    // A note: its own event type, with the user's identity, changing nothing of the state.
+    await card.locator('[data-test="note-text"]').fill("家长已联系");
+    await card.locator('[data-action="note"]').click();
+    const note = await until("the note in the log", () =>
+      replay().find((e) => e.type === "incident.note" && e.body.incident_id === inc));
+    check(note.body.text.includes("console user chen") && note.body.text.includes("家长已联系"),
+      `the note is in the log as incident.note with the user's identity (${note.body.text})`);
+    check(!replay().some((e) => e.type === "incident.acknowledged" && e.body.incident_id === inc && e.body.note.includes("(note)")),
+      "a note is not recorded as an acknowledgement");
+    await chen.waitForSelector(`[data-incident="${inc}"][data-state="acknowledged"]`);
+
     // The incident page: the timeline from the report through the rules and pages.
     await card.locator('[data-action="open"]').click();
     await chen.waitForSelector('[data-test="timeline"] li[data-type="incident.acknowledged"]');
+    await chen.waitForSelector('[data-test="timeline"] li[data-type="incident.note"]');
     const types = await chen.$$eval('[data-test="timeline"] li', (l) => l.map((x) => x.dataset.type));
     check(types[0] === "psych.alert" && types.includes("incident.opened") && types.includes("notification.requested"),
       `the timeline runs from the report through the rule and pages (${types.join(", ")})`);

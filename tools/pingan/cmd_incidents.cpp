@@ -1,10 +1,10 @@
 // pingan incidents: list and show the escalation engine's incidents, and
-// acknowledge, resolve or verify them.
+// acknowledge, annotate, resolve or verify them.
 //
 // list and show ask the broker's query socket (INCIDENTS, INCIDENT), which
 // answers within the caller's scope; with --data they read a store's
 // `incidents` table directly instead (read-only, beside a running broker or
-// of a stopped one). ack, resolve and verify first look the incident up over
+// of a stopped one). ack, note, resolve and verify first look the incident up over
 // the network, so that its school and mode come from the incident itself and
 // an action that makes no sense (an unknown incident, resolving a hazard, a
 // verification by the fixer) is refused with a message; then they publish the
@@ -287,8 +287,8 @@ void add_act_options(CLI::App* cmd, act_args& a, const char* ref_help) {
 
 void add_incidents_command(CLI::App& app) {
     auto* cmd = app.add_subcommand(
-        "incidents", "List, show, acknowledge, resolve and verify the escalation engine's "
-                     "incidents (asked of the broker's query socket; --data reads a store "
+        "incidents", "List, show, acknowledge, annotate, resolve and verify the escalation "
+                     "engine's incidents (asked of the broker's query socket; --data reads a store "
                      "directly)");
     cmd->require_subcommand(1);
 
@@ -333,6 +333,19 @@ void add_incidents_command(CLI::App& app) {
         incident_acknowledged b;
         b.incident_id = inc["id"].get<std::string>();
         b.note = ack->text;
+        publish_one(inc, std::move(b));
+    });
+
+    auto note = std::make_shared<act_args>();
+    auto* n = cmd->add_subcommand("note", "Add a note to an incident's timeline (changes nothing "
+                                          "of its state)");
+    add_act_options(n, *note, "incident id, or a subject with --school");
+    n->add_option("text", note->text, "the note")->required();
+    n->callback([note] {
+        auto inc = open_incident(*note);
+        incident_note b;
+        b.incident_id = inc["id"].get<std::string>();
+        b.text = note->text;
         publish_one(inc, std::move(b));
     });
 

@@ -7,8 +7,6 @@
 #include "common/client.hpp"
 #include "tools/pingan/commands.hpp"
 
-#include <sodium.h>
-
 #include <array>
 #include <fstream>
 #include <iostream>
@@ -29,13 +27,9 @@ struct publish_args {
 // JSON text (keys sorted, as read: before occurred_at is filled in) and its
 // occurrence number among identical events of the input.
 std::string stable_id(const json& j, std::size_t occurrence) {
-    auto text = "pingan publish --stable-ids v1\n" + j.dump() + "\n" + std::to_string(occurrence);
-    std::array<std::uint8_t, 16> h{};
-    crypto_generichash(h.data(), h.size(), reinterpret_cast<const unsigned char*>(text.data()),
-                       text.size(), nullptr, 0);
-    h[6] = static_cast<std::uint8_t>((h[6] & 0x0f) | 0x80);
-    h[8] = static_cast<std::uint8_t>((h[8] & 0x3f) | 0x80);
-    return event_id::from_bytes(h)->str();
+    return stable_event_id("pingan publish --stable-ids v1\n" + j.dump() + "\n" +
+                           std::to_string(occurrence))
+        .str();
 }
 
 // The input's events: one JSON object, a JSON array of objects, or JSON Lines.

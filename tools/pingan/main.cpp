@@ -1,5 +1,6 @@
 // pingan: publish, tail, replay and audit the event log of a Pingan broker.
 #include "common/errc.hpp"
+#include "common/version.hpp"
 #include "tools/pingan/commands.hpp"
 
 #include <algorithm>
@@ -115,6 +116,7 @@ void fatal(const std::string& what, int code) {
 int main(int argc, char** argv) {
     using namespace pingan::cli;
     CLI::App app{"pingan: publish, follow, replay and audit the Pingan event log"};
+    app.set_version_flag("--version", pingan::version_line("pingan"));
     app.require_subcommand(1);
     auto table = command_table();
     std::sort(table.begin(), table.end(),

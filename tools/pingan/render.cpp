@@ -72,6 +72,9 @@ std::string summary(const event& e) {
     } else if (t == "incident.acknowledged") {
         s = str(b, "incident_id") + (str(b, "note").empty() ? "" : ": " + str(b, "note"));
         if (!e.actor.empty()) s += "  by " + e.actor;
+    } else if (t == "incident.note") {
+        s = str(b, "incident_id") + " note: " + str(b, "text");
+        if (!e.actor.empty()) s += "  by " + e.actor;
     } else if (t == "incident.resolved") {
         s = str(b, "incident_id") + ": " + str(b, "resolution");
         if (!e.actor.empty()) s += "  by " + e.actor;

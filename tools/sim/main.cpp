@@ -9,6 +9,7 @@
 // as JSON Lines and sends nothing: the same seed prints the same lines.
 #include "common/publisher.hpp"
 #include "common/runtime.hpp"
+#include "common/version.hpp"
 #include "scenario.hpp"
 #include "services/canteen/handle_request.hpp"
 #include "services/drill/handle_request.hpp"
@@ -115,6 +116,7 @@ struct counts {
 
 int main(int argc, char** argv) {
     CLI::App app{"pingan-sim: simulated schools driving the Pingan services"};
+    app.set_version_flag("--version", pingan::version_line("pingan-sim"));
     std::uint64_t seed = 1;
     std::string start = "2026-09-01T00:00:00+08:00", tick = "10m", registry_path, data = "var/sim";
     double days = 1, speed = 600;

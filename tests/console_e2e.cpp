@@ -1,0 +1,257 @@
+// pingan-console as a real process against a real, secured broker: CURVE
+// with the console's own key from the access table, logins that leave the
+// io thread free, actions recorded under the console's identity, /metrics.
+#include "broker_process.hpp"
+#include "common/client.hpp"
+#include "common/curve.hpp"
+#include "support.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+using namespace pingan;
+using namespace pingan::test;
+using namespace std::chrono_literals;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = net::ip::tcp;
+
+namespace {
+
+std::string bin(const std::string& name) {
+    return std::string(PINGAN_BIN_DIR) + "/" + name;
+}
+
+template <class F> bool eventually(F done, std::chrono::milliseconds limit = 20s) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(50ms);
+    }
+    return true;
+}
+
+struct answer {
+    int status = 0;
+    std::string body, cookie;
+    json j() const { return json::parse(body, nullptr, false); }
+};
+
+answer request(unsigned short port, http::verb verb, const std::string& target,
+               const std::string& body = {}, const std::string& cookie = {},
+               const std::string& csrf = {}) {
+    net::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    http::request<http::string_body> req{verb, target, 11};
+    req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+    req.set(http::field::content_type, "application/json");
+    if (!cookie.empty()) req.set(http::field::cookie, cookie);
+    if (!csrf.empty()) req.set("X-CSRF-Token", csrf);
+    req.body() = body;
+    req.prepare_payload();
+    http::write(s, req);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    beast::error_code ec;
+    http::read(s, buf, res, ec);
+    if (ec) return {0, ec.message(), {}};
+    answer a{static_cast<int>(res.result_int()), res.body(), {}};
+    if (auto c = res.find(http::field::set_cookie); c != res.end()) {
+        std::string v(c->value());
+        a.cookie = v.substr(0, v.find(';'));
+    }
+    return a;
+}
+
+// A metric's value in a Prometheus exposition, or -1.
+double metric(const std::string& text, const std::string& name_and_labels) {
+    auto at = text.find("\n" + name_and_labels + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + name_and_labels.size() + 2));
+}
+
+struct keys {
+    curve_keypair server = curve_generate();
+    curve_keypair console = curve_generate();
+    curve_keypair school = curve_generate();
+    curve_keypair auditor = curve_generate();
+};
+
+struct secured_console {
+    keys k;
+    temp_dir d;
+    std::unique_ptr<broker_process> b;
+    std::unique_ptr<process> con;
+    unsigned short port = 0;
+
+    secured_console() {
+        write_key(d / "server.key", k.server);
+        write_key(d / "console.key", k.console);
+        write_key(d / "school.key", k.school);
+        write_key(d / "auditor.key", k.auditor);
+        std::ofstream(d / "clients.yaml")
+            << "clients:\n"
+               "  - identity: console:office\n    key: \""
+            << k.console.public_key
+            << "\"\n    scope: city\n    may: [publish, query, act]\n"
+               "  - identity: school:420502K001\n    key: \""
+            << k.school.public_key
+            << "\"\n    scope: {school: 420502K001}\n    may: [publish, query]\n"
+               "  - identity: auditor:term1\n    key: \""
+            << k.auditor.public_key << "\"\n    scope: city\n    may: [query]\n";
+        b = std::make_unique<broker_process>(
+            d / "store", std::vector<std::string>{
+                             "--server-key", d / "server.key", "--clients", d / "clients.yaml",
+                             "--rules", source_path("config/rules/yichang-default.yaml")});
+        {
+            std::ofstream(d / "pw") << "chen-password-1\n";
+            process add({bin("pingan"), "users", "add", "chen", "--file", d / "users.json",
+                         "--scope", "city", "--role", "supervisor", "--password-stdin"},
+                        d / "pw");
+            REQUIRE(add.wait() == 0);
+        }
+        con = std::make_unique<process>(std::vector<std::string>{
+            bin("pingan-console"), "--http", "127.0.0.1:0", "--users", d / "users.json",
+            "--registry", source_path("data/schools.csv"), "--ingest", b->ingest, "--feed", b->feed,
+            "--query", b->query, "--key", d / "console.key", "--server-key",
+            "z85:" + k.server.public_key, "--log-level", "warn"});
+        auto l = con->line(20s);
+        REQUIRE(l);
+        std::smatch m;
+        static const std::regex re("listening http=127\\.0\\.0\\.1:(\\d+)");
+        REQUIRE(std::regex_search(*l, m, re));
+        port = static_cast<unsigned short>(std::stoi(m[1]));
+    }
+
+    json health() { return request(port, http::verb::get, "/health").j(); }
+    std::string metrics() { return request(port, http::verb::get, "/metrics").body; }
+
+    // Publishes with the school's key; returns the offset.
+    std::uint64_t publish_as_school(event e) {
+        zmq::context_t ctx(1);
+        curve_client c{k.school, k.server.public_key};
+        ingest_client in(ctx, b->ingest, &c);
+        std::vector<event> batch{std::move(e)};
+        auto r = in.publish(batch, 5s, 1);
+        REQUIRE_FALSE(r.refused);
+        REQUIRE(r.results.size() == 1);
+        REQUIRE(r.results[0].what == wire::outcome::stored);
+        return r.results[0].offset;
+    }
+
+    // The broker's log, as the auditor reads it.
+    std::vector<json> replay(const std::string& type) {
+        process p({bin("pingan"), "replay", "--query", b->query, "--key", d / "auditor.key",
+                   "--server-key", "z85:" + k.server.public_key, "--type", type, "--json"});
+        std::vector<json> out;
+        while (auto l = p.line(10s))
+            out.push_back(json::parse(*l));
+        CHECK(p.wait() == 0);
+        return out;
+    }
+};
+
+} // namespace
+
+TEST_CASE("the console follows and acts on a secured broker with its own key from the access "
+          "table",
+          "[console_e2e]") {
+    secured_console s;
+    auto h = sample_hazard("420502K001");
+    h.occurred_at = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
+    auto off = s.publish_as_school(h);
+    // It read the log through CURVE: replay, then the feed.
+    REQUIRE(eventually([&] {
+        auto j = s.health();
+        return j.value("caught_up", false) && j.value("offset", std::uint64_t{0}) >= off;
+    }));
+
+    auto login = request(s.port, http::verb::post, "/api/login",
+                         R"({"user":"chen","password":"chen-password-1"})");
+    REQUIRE(login.status == 200);
+    auto csrf = login.j()["csrf"].get<std::string>();
+
+    // The hazard's incident, as the page gets it.
+    net::io_context ioc;
+    tcp::socket sock(ioc);
+    sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), s.port));
+    websocket::stream<tcp::socket> ws(std::move(sock));
+    ws.set_option(websocket::stream_base::decorator(
+        [&](websocket::request_type& r) { r.set(http::field::cookie, login.cookie); }));
+    ws.handshake("127.0.0.1:" + std::to_string(s.port), "/ws");
+    ws.write(net::buffer(std::string(R"({"op":"resume","from":1})")));
+    std::string incident;
+    for (int i = 0; i < 50 && incident.empty(); ++i) {
+        beast::flat_buffer buf;
+        ws.read(buf);
+        auto m = json::parse(beast::buffers_to_string(buf.data()));
+        if (m["t"] == "incidents")
+            for (const auto& x : m["list"])
+                if (x["subject"] == std::get<hazard_reported>(h.body).hazard_id) incident = x["id"];
+    }
+    REQUIRE_FALSE(incident.empty());
+
+    auto note = request(s.port, http::verb::post, "/api/incidents/" + incident + "/note",
+                        R"({"text":"已通知校长"})", login.cookie, csrf);
+    CHECK(note.status == 200);
+    CHECK(note.j()["type"] == "incident.note");
+    auto notes = s.replay("incident.note");
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0]["actor"] == "console:office"); // the console's key, from the access table
+    CHECK(notes[0]["body"]["incident_id"] == incident);
+    CHECK(notes[0]["body"]["text"] == "console user chen: 已通知校长");
+    // A note changes nothing of the incident's state.
+    auto inc = request(s.port, http::verb::post, "/api/incidents/" + incident + "/ack", "{}",
+                       login.cookie, csrf);
+    CHECK(inc.status == 200);
+    CHECK(s.replay("incident.acknowledged").size() == 1);
+
+    auto m = s.metrics();
+    CHECK(metric(m, "pingan_console_logins_total{outcome=\"ok\"}") == 1);
+    CHECK(metric(m, "pingan_console_actions_total{type=\"incident.note\"}") == 1);
+    CHECK(metric(m, "pingan_console_actions_total{type=\"incident.acknowledged\"}") == 1);
+    CHECK(metric(m, "pingan_console_caught_up") == 1);
+    CHECK(metric(m, "pingan_console_pages") == 1);
+}
+
+TEST_CASE("a login's password hash does not hold up other requests", "[console_e2e]") {
+    secured_console s;
+    // Three logins in flight (each a crypto_pwhash of tens of milliseconds),
+    // then a health check on another connection: it is answered before the
+    // first login is.
+    net::io_context ioc;
+    std::vector<tcp::socket> logins;
+    for (int i = 0; i < 3; ++i) {
+        auto& sock = logins.emplace_back(ioc);
+        sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), s.port));
+        http::request<http::string_body> req{http::verb::post, "/api/login", 11};
+        req.set(http::field::host, "127.0.0.1");
+        req.body() = R"({"user":"chen","password":"wrong-password"})";
+        req.prepare_payload();
+        http::write(sock, req);
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    auto health = request(s.port, http::verb::get, "/health");
+    auto health_at = std::chrono::steady_clock::now();
+    CHECK(health.status == 200);
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(logins[0], buf, res);
+    auto login_at = std::chrono::steady_clock::now();
+    CHECK(res.result_int() == 401);
+    INFO("health after " << std::chrono::duration<double>(health_at - t0).count()
+                         << " s, the first login after "
+                         << std::chrono::duration<double>(login_at - t0).count() << " s");
+    CHECK(health_at < login_at);
+}
