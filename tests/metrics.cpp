@@ -173,7 +173,7 @@ TEST_CASE("a school service's /metrics counts what it accepted and what the brok
     broker_process b(d / "store");
     process hazard({bin("pingan-hazard"), "--http", "127.0.0.1:0", "--registry",
                     source_path("data/schools.csv"), "--data", d / "hazard", "--broker", b.ingest,
-                    "--log-level", "warn"});
+                    "--log-level", "warn", "--insecure-dev"});
     auto l = hazard.line(20s);
     REQUIRE(l);
     std::smatch m;
