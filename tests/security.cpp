@@ -797,8 +797,9 @@ TEST_CASE("an access table that is not a map, or has a map where text belongs, i
     for (std::string text :
          {std::string("just a line\n"), std::string("- a\n- list\n"),
           std::string("clients:\n  - identity: x\n    key: {a: b}\n    scope: city\n"),
-          std::string("clients:\n  - identity: x\n    key: \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"
-                      "    scope: {school: {a: b}}\n    may: [publish]\n")}) {
+          std::string(
+              "clients:\n  - identity: x\n    key: \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"\n"
+              "    scope: {school: {a: b}}\n    may: [publish]\n")}) {
         CAPTURE(text);
         CHECK_THROWS_AS(access_table::from_yaml(text, yichang()), error);
     }
