@@ -13,8 +13,12 @@ std::string_view sv(const zmq::message_t& m) {
     return {m.data<char>(), m.size()};
 }
 
-void send_all(zmq::socket_t& s, std::initializer_list<std::string_view> head,
+// The time a request may wait to be queued; the ordinary case is at once.
+constexpr std::chrono::seconds send_wait{10};
+
+void send_all(link_watch& link, zmq::socket_t& s, std::initializer_list<std::string_view> head,
               std::span<const std::string> rest) {
+    link.writable(send_wait);
     std::size_t total = head.size() + rest.size(), i = 0;
     for (auto f : head)
         s.send(zmq::buffer(f), ++i < total ? zmq::send_flags::sndmore : zmq::send_flags::none);
@@ -148,6 +152,28 @@ bool link_watch::wait(std::chrono::milliseconds timeout) {
     }
 }
 
+void link_watch::writable(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        drain();
+        zmq::pollitem_t it[] = {{sock_.handle(), 0, ZMQ_POLLOUT, 0},
+                                {mon_.handle(), 0, ZMQ_POLLIN, 0}};
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        try {
+            zmq::poll(it, 2, std::max(left, std::chrono::milliseconds(0)));
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) throw;
+        }
+        if (it[0].revents & ZMQ_POLLOUT) return;
+        if (it[1].revents & ZMQ_POLLIN) continue; // drain() reads it, and may throw
+        if (std::chrono::steady_clock::now() >= deadline)
+            throw error(errc::io_error, "the connection to the broker at " + endpoint_ +
+                                            " could not take a request within " +
+                                            seconds_text(timeout));
+    }
+}
+
 void apply_curve(zmq::socket_t& s, const curve_client& c) {
     s.set(zmq::sockopt::curve_serverkey, c.server_public);
     s.set(zmq::sockopt::curve_publickey, c.self.public_key);
@@ -166,7 +192,7 @@ ingest_client::ingest_client(zmq::context_t& ctx, const std::string& endpoint,
 }
 
 void ingest_client::send(std::span<const std::string> frames, bool json, std::string_view tag) {
-    send_all(sock_, {json ? wire::cmd_publish_json : wire::cmd_publish, tag}, frames);
+    send_all(*link_, sock_, {json ? wire::cmd_publish_json : wire::cmd_publish, tag}, frames);
 }
 
 std::optional<publish_reply> ingest_client::receive(std::chrono::milliseconds timeout) {
@@ -263,7 +289,7 @@ replay_end query_client::replay(const replay_request& r,
     p["format"] = r.json ? "json" : "binary";
     auto tag = "r" + std::to_string(next_tag_++);
     auto body = p.dump();
-    send_all(sock_, {wire::cmd_replay, tag, body}, {});
+    send_all(*link_, sock_, {wire::cmd_replay, tag, body}, {});
     std::uint64_t received = 0;
     std::vector<zmq::message_t> f;
     while (true) {
@@ -279,7 +305,7 @@ replay_end query_client::replay(const replay_request& r,
                 auto off = wire::read_u64_le(sv(f[i]));
                 if (!off) throw error(errc::bad_command, "malformed EVT offset");
                 if (!visit(*off, sv(f[i + 1]))) {
-                    send_all(sock_, {wire::cmd_cancel, tag}, {});
+                    send_all(*link_, sock_, {wire::cmd_cancel, tag}, {});
                     return {*off + 1, received + 1, 0};
                 }
                 // Grant the next window when half of this one is used.
@@ -287,7 +313,7 @@ replay_end query_client::replay(const replay_request& r,
                 if (++received % half == 0) {
                     json c = {{"credit", half}};
                     auto cb = c.dump();
-                    send_all(sock_, {wire::cmd_credit, tag, cb}, {});
+                    send_all(*link_, sock_, {wire::cmd_credit, tag, cb}, {});
                 }
             }
         } else if (cmd == wire::cmd_end) {
@@ -305,7 +331,7 @@ json query_client::request(std::string_view cmd, const json& params,
                            std::chrono::milliseconds timeout) {
     auto tag = "q" + std::to_string(next_tag_++);
     auto body = params.dump();
-    send_all(sock_, {cmd, tag, body}, {});
+    send_all(*link_, sock_, {cmd, tag, body}, {});
     std::vector<zmq::message_t> f;
     while (link_->wait(timeout)) {
         f.clear();

@@ -45,6 +45,14 @@ class link_watch {
     // Throws: pingan::error(unauthorized) when a handshake with the broker failed.
     bool wait(std::chrono::milliseconds timeout);
 
+    // Waits until `s` can take a message, reading the monitor's events meanwhile.
+    // A DEALER whose only connection was refused at the handshake has nowhere
+    // left to queue a message and would block on send for ever.
+    // Throws: pingan::error(unauthorized) when a handshake with the broker
+    // failed; pingan::error(io_error) when `s` could not take a message within
+    // `timeout`.
+    void writable(std::chrono::milliseconds timeout);
+
     // A ZMTP handshake with the broker completed (the broker is there and let us in).
     bool answered() const noexcept { return answered_; }
     const std::string& endpoint() const noexcept { return endpoint_; }

@@ -120,6 +120,18 @@ TEST_CASE("a client without a key or with an unknown key gets nothing from a sec
     CHECK(refused(nullptr));
     auto stranger = s.k.as(s.k.stranger);
     CHECK(refused(&stranger));
+    // Sending after the handshake already failed: libzmq has dropped the only
+    // connection, and the client says so instead of blocking on send.
+    for (const curve_client* c :
+         {static_cast<const curve_client*>(nullptr), static_cast<const curve_client*>(&stranger)}) {
+        ingest_client late(ctx, s.b->ingest, c);
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        std::vector<std::string> frames{encode(sample_hazard())};
+        CHECK_THROWS_MATCHES(late.send(frames, false, "t"), error,
+                             Catch::Matchers::Predicate<error>(
+                                 [](const error& e) { return e.code() == errc::unauthorized; },
+                                 "refused as unauthorized"));
+    }
     auto auditor = s.k.as(s.k.auditor);
     query_client q(ctx, s.b->query, &auditor);
     CHECK(q.stats()["head"] == 0); // nothing was stored

@@ -294,6 +294,9 @@ async function main() {
     // The page survives a console restart without a gap or a duplicate.
     check(await stop(con) === 0, "the console stops cleanly on SIGTERM");
     const whileDown = publish(hazard("H-R1", "420504P001"));
+    // Down long enough for the page to find the console unreachable and keep trying.
+    await new Promise((r) => setTimeout(r, 2500));
+    check(await chen.evaluate(() => window.pingan.ws === null), "the page notices that the console is down");
     con = (await start("pingan-console", consoleArgs, /listening http=/)).proc;
     await chen.waitForFunction((o) => window.pingan.byOffset.has(o), whileDown, { timeout: 30000 });
     check(true, "an event published while the console was down reaches the page after the restart");
