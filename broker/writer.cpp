@@ -224,6 +224,9 @@ void broker::impl::run_writer() {
                 publish(out);
             }
         }
+        // A CLOCK move is answered once everything it made due is committed.
+        if (auto due = proc ? proc->next_due() : std::nullopt; !due || *due > clk.now())
+            pipe.settled();
         if (!open) break;
     }
     spdlog::info("writer stopped at offset {}: {} transactions, {:.1f} events and {:.3f} ms each",
