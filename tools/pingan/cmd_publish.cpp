@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
 #include <fstream>
 #include <iostream>
@@ -106,6 +107,23 @@ void run(const publish_args& a) {
     ingest_client client(ctx, endpoints().ingest, curve());
     announce_waiting(client.link());
     auto now = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
+    // An event without occurred_at happens now on the broker's time line (a
+    // manual or scaled clock is not this machine's), as `incidents ack` does.
+    bool untimed = std::any_of(events.begin(), events.end(), [](const auto& e) {
+        return e.first && e.first->is_object() && !e.first->contains("occurred_at");
+    });
+    if (untimed) {
+        try {
+            query_client q(ctx, endpoints().query, curve());
+            auto wait =
+                std::min<std::chrono::milliseconds>(answer_timeout(), std::chrono::seconds(3));
+            auto t = q.clock(json::object(), wait)["now"].get<std::string>();
+            if (auto parsed = parse_utc(t)) now = *parsed;
+        } catch (const std::exception& e) {
+            std::cerr << "pingan: the broker's clock did not answer (" << e.what()
+                      << "); occurred_at is this machine's time\n";
+        }
+    }
     bool refused = false;
     std::size_t i = 0;
     std::uint64_t tag_no = 0;
