@@ -521,6 +521,35 @@ struct incident_acknowledged {
     }
 };
 
+// A report made to a tier, or a tier's relay to the one above (DOMAIN §1:
+// "report to the county within 1 h", "each tier relays within 2 h"). It is
+// not an acknowledgement: it sets the incident's milestone "reported:<tier>",
+// which only it sets (docs/rules.md).
+enum class report_kind : std::uint8_t { initial, progress, closing, supplementary, relay };
+template <> struct enum_names<report_kind> {
+    static constexpr std::array names{"initial", "progress", "closing", "supplementary", "relay"};
+};
+
+struct report_submitted {
+    static constexpr std::string_view type = "report.submitted";
+    static constexpr std::uint32_t version = 1;
+    std::string incident_id; // the incident's id, or its subject at the event's school
+    pingan::tier to{};       // the tier the report went to
+    std::string recipient;   // the office or role, e.g. county_bureau
+    std::string submitted_by;
+    report_kind kind{};
+    std::string summary;
+
+    template <class F> void fields(F&& f) {
+        f("incident_id", incident_id, key);
+        f("to", to, key);
+        f("recipient", recipient, key);
+        f("submitted_by", submitted_by, key);
+        f("kind", kind, key);
+        f("summary", summary, text(2000));
+    }
+};
+
 struct incident_resolved {
     static constexpr std::string_view type = "incident.resolved";
     static constexpr std::uint32_t version = 1;
@@ -651,7 +680,7 @@ struct incident_reopened {
 // marked for exercises, and their text always says EXERCISE.
 struct notification_requested {
     static constexpr std::string_view type = "notification.requested";
-    static constexpr std::uint32_t version = 1;
+    static constexpr std::uint32_t version = 2;
     std::string incident_id;
     std::string rule_id;
     std::string ruleset_hash;
@@ -661,6 +690,7 @@ struct notification_requested {
     bool exercise = false;
     std::uint32_t repeat = 0; // 0 for the first page, n for the n-th reminder
     std::string text;
+    bool late = false; // its deadline passed while the broker was down (v2)
 
     template <class F> void fields(F&& f) {
         f("incident_id", incident_id, key);
@@ -672,6 +702,7 @@ struct notification_requested {
         f("exercise", exercise, key);
         f("repeat", repeat, key);
         f("text", text, pingan::text(1000));
+        f("late", late, since(key, 2));
     }
 };
 
@@ -785,13 +816,14 @@ struct notification_failed {
 
 // Every body type. Append new types at the end; the binary form names the type
 // by its string, so the order here is not part of any stored format.
-using body = std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
-                          drill_recorded, food_alert, food_temp_reading, food_sample,
-                          food_accompany, psych_alert, bullying_reported, health_cluster, bus_trip,
-                          incident_reported, incident_acknowledged, incident_resolved,
-                          escalation_raised, incident_opened, incident_overdue, incident_closed,
-                          incident_reopened, notification_requested, timer_fired, ruleset_loaded,
-                          access_viewed, notification_delivered, notification_failed>;
+using body =
+    std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
+                 drill_recorded, food_alert, food_temp_reading, food_sample, food_accompany,
+                 psych_alert, bullying_reported, health_cluster, bus_trip, incident_reported,
+                 incident_acknowledged, incident_resolved, escalation_raised, incident_opened,
+                 incident_overdue, incident_closed, incident_reopened, notification_requested,
+                 timer_fired, ruleset_loaded, access_viewed, notification_delivered,
+                 notification_failed, report_submitted>;
 
 // ---- Envelope ------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 // with a deadline pending, replay of the live log, and rule reloads on SIGHUP.
 #include "broker_process.hpp"
 #include "common/client.hpp"
+#include "common/curve.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -13,6 +14,7 @@
 #include <regex>
 #include <set>
 #include <thread>
+#include <tuple>
 
 using namespace pingan;
 using namespace pingan::test;
@@ -661,9 +663,11 @@ TEST_CASE("replaying the live log of the school day with the same rules reproduc
     auto diff =
         run({"rules", "replay", "--rules", default_rules(), "--diff", "--query", lb.b.query});
     CHECK(diff.code == 0);
-    CHECK(diff.lines == std::vector<std::string>{"pages added by these rules: 0",
-                                                 "pages in the log these rules would not make: 0",
-                                                 "first page per school (log -> these rules):"});
+    CHECK(diff.lines ==
+          std::vector<std::string>{"pages added by these rules: 0",
+                                   "pages in the log these rules would not make: 0",
+                                   "pages at another time or lateness (log -> these rules): 0",
+                                   "first page per school (log -> these rules):"});
 
     // With the log's own timer events, the derived events come out byte for byte
     // (the sandbox leaves out its own ruleset.loaded).
@@ -780,4 +784,187 @@ TEST_CASE("pingan incidents ack and pingan clock drive a broker whose manual clo
         run({"incidents", "show", "P1", "--school", primary, "--json", "--data", d / "store"});
     REQUIRE(shown.lines.size() == 1);
     CHECK(json::parse(shown.lines[0])["state"] == "acknowledged");
+}
+
+TEST_CASE("a broker that starts silent checks drill cadence, and CLOCK answers after the effects "
+          "are stored",
+          "[escalation]") {
+    temp_dir d;
+    live_broker lb(d / "store", live_broker::flags("2026-11-20T09:00:00+08:00"));
+    // No event at all: the checkpoint of day 25 is scheduled at start (a
+    // move by nothing answers once the writer has done that).
+    lb.q.clock({{"advance", "0s"}});
+    lb.q.clock({{"set", "2026-11-25T00:00:01+08:00"}});
+    // Everything the move made due is stored when CLOCK answers: no polling.
+    auto head = lb.q.stats()["head"].get<std::uint64_t>();
+    auto opened = lb.count("incident.opened");
+    CHECK(lb.count("timer.fired") >= 1);
+    CHECK(opened > 500); // every school (not kindergarten) without a drill in November
+    CHECK(lb.count("notification.requested") == opened);
+    std::this_thread::sleep_for(milliseconds(300));
+    CHECK(lb.q.stats()["head"].get<std::uint64_t>() == head);
+    // A drill closes its school's absence; the next check is the month's end.
+    lb.q.clock({{"set", "2026-12-01T00:00:01+08:00"}});
+    CHECK(lb.count("escalation.raised") >= 2 * opened);
+    auto after = lb.q.stats()["head"].get<std::uint64_t>();
+    std::this_thread::sleep_for(milliseconds(300));
+    CHECK(lb.q.stats()["head"].get<std::uint64_t>() == after);
+}
+
+TEST_CASE("pingan publish stamps a missing occurred_at with the broker's time", "[escalation]") {
+    temp_dir d;
+    live_broker lb(d / "store", live_broker::flags(day_start));
+    json h = {{"type", "hazard.reported"},
+              {"school", primary},
+              {"status", "Actual"},
+              {"body", hazard("H-PUB", "general", "building")}};
+    auto r = run({"publish", "--ingest", lb.b.ingest, "--query", lb.b.query, h.dump()});
+    CHECK(r.code == 0);
+    REQUIRE(r.lines.size() == 1);
+    CHECK_FALSE(json::parse(r.lines[0]).contains("error"));
+    auto stored = having(lb.log(), "hazard.reported");
+    REQUIRE(stored.size() == 1);
+    CHECK(stored[0]["occurred_at"] == "2026-09-01T00:00:00.000000Z");
+}
+
+TEST_CASE("a supplier cluster is visible to every district whose school is in it", "[escalation]") {
+    temp_dir d;
+    auto server = curve_generate(), west = curve_generate(), wujia = curve_generate(),
+         other = curve_generate(), city = curve_generate();
+    write_key(d / "server.key", server);
+    {
+        std::ofstream f(d / "clients.yaml");
+        f << "clients:\n";
+        for (auto [id, k, scope] : {std::tuple{"bureau:420502", &west, "{district: \"420502\"}"},
+                                    std::tuple{"bureau:420503", &wujia, "{district: \"420503\"}"},
+                                    std::tuple{"bureau:420504", &other, "{district: \"420504\"}"},
+                                    std::tuple{"bureau:city", &city, "city"}})
+            f << "  - identity: " << id << "\n    key: \"" << k->public_key
+              << "\"\n    scope: " << scope << "\n    may: [publish, query]\n";
+    }
+    broker_process b(d / "store",
+                     {"--rules", default_rules(), "--clock", "manual:" + std::string(day_start),
+                      "--server-key", d / "server.key", "--clients", d / "clients.yaml"});
+    zmq::context_t ctx(1);
+    auto as = [&](const curve_keypair& k) { return curve_client{k, server.public_key}; };
+    auto publish = [&](const curve_keypair& k, const std::string& school) {
+        auto c = as(k);
+        ingest_client pub(ctx, b.ingest, &c);
+        json j = {{"type", "food.alert"},
+                  {"school", school},
+                  {"status", "Actual"},
+                  {"occurred_at", "2026-09-01T00:00:00Z"},
+                  {"body", illness(2)}};
+        j["body"]["supplier"] = "SUP-9";
+        event e;
+        REQUIRE_FALSE(from_json(j, e));
+        e.id = new_event_id(at("2026-09-01T00:00:00Z"));
+        std::vector<event> batch{e};
+        auto r = pub.publish(batch);
+        REQUIRE(r.results.size() == 1);
+        REQUIRE(r.results[0].what == wire::outcome::stored);
+    };
+    publish(west, "420502K001");
+    publish(wujia, "420503K001");
+    auto clusters = [&](const curve_keypair& k) {
+        auto c = as(k);
+        query_client q(ctx, b.query, &c);
+        auto j = q.request("INCIDENTS", {{"kind", "supplier_cluster"}}, std::chrono::seconds(5));
+        return j["incidents"];
+    };
+    auto seen = clusters(west);
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0]["schools"] == json::array({"420502K001", "420503K001"}));
+    CHECK(seen[0]["districts"] == json::array({"420502", "420503"}));
+    CHECK(seen[0]["reports"].size() == 2);
+    CHECK(clusters(wujia).size() == 1);
+    CHECK(clusters(city).size() == 1);
+    CHECK(clusters(other).empty());
+}
+
+TEST_CASE("a scripted school week through pingan publish derives exactly the expected events",
+          "[escalation]") {
+    temp_dir d;
+    live_broker lb(d / "store", live_broker::flags("2026-11-02T08:00:00+08:00"));
+    // Each event through the pingan tool, happening at the broker's time.
+    auto publish = [&](const std::string& type, const std::string& school, json body) {
+        json j = {{"type", type}, {"school", school}, {"status", "Actual"}, {"body", body}};
+        if (type == "psych.alert") j["scope"] = "Private";
+        auto r = run({"publish", "--ingest", lb.b.ingest, "--query", lb.b.query, j.dump()});
+        INFO(type << " " << (r.lines.empty() ? "" : r.lines[0]));
+        REQUIRE(r.code == 0);
+    };
+    auto at = [&](const std::string& t) { lb.q.clock({{"set", t}}); };
+    auto drill = [&](const std::string& id, int seconds) {
+        return json{{"drill_id", id},
+                    {"drill_type", "fire"},
+                    {"mode", "live"},
+                    {"started_at", "2026-11-03T10:00:00+08:00"},
+                    {"all_clear_at", "2026-11-03T10:04:00+08:00"},
+                    {"evacuation_seconds", seconds},
+                    {"participants", 1783},
+                    {"headcount_expected", 1783},
+                    {"headcount_reported", 1783}};
+    };
+
+    // Monday: a hazard; six ill after lunch, acknowledged at 12:20 and reported
+    // to the county at 12:50; the county never relays to the city.
+    publish("hazard.reported", primary, hazard("H-W1", "general", "building"));
+    at("2026-11-02T12:00:00+08:00");
+    auto six = illness(6);
+    publish("food.alert", primary, six);
+    at("2026-11-02T12:20:00+08:00");
+    publish("incident.acknowledged", primary, ack("C1/M1"));
+    at("2026-11-02T12:50:00+08:00");
+    publish("report.submitted", primary,
+            {{"incident_id", "C1/M1"},
+             {"to", "district"},
+             {"recipient", "county_bureau"},
+             {"submitted_by", "principal"},
+             {"kind", "initial"},
+             {"summary", "6人午餐后腹痛，已送医"}});
+    // Tuesday and Wednesday: two slow drills in a row (target 180 s).
+    at("2026-11-03T10:05:00+08:00");
+    publish("drill.recorded", primary, drill("D1", 240));
+    at("2026-11-04T10:05:00+08:00");
+    publish("drill.recorded", primary, drill("D2", 200));
+    // Thursday: a red alert acknowledged in 5 minutes. Friday: a child missing from a bus.
+    at("2026-11-05T09:00:00+08:00");
+    publish("psych.alert", primary, psych("W1"));
+    at("2026-11-05T09:05:00+08:00");
+    publish("incident.acknowledged", primary, ack("W1"));
+    at("2026-11-06T16:00:00+08:00");
+    publish("bus.trip", bus_school,
+            {{"bus_id", "BUS-1"}, {"trip_id", "T-W1"}, {"boarded", 30}, {"alighted", 29}});
+    at("2026-11-08T23:59:00+08:00");
+
+    std::map<std::string, std::uint64_t> expected{
+        {"ruleset.loaded", 1},
+        // H-W1, the meal, its public-health incident, D1, D2, the run of two, W1, the bus.
+        {"incident.opened", 8},
+        {"incident.reported", 1}, // the public-health report the engine made
+        // hazard 1; meal: school 1, county, city, regulators 3; emergency: school and
+        // county 2; relay late 1; D1, D2 2; the run 1; W1: staff and guardian 2; bus 1
+        {"notification.requested", 14},
+        {"timer.fired", 1}, // only the county's relay to the city was not done in time
+        {"incident.overdue", 1},
+        {"escalation.raised", 1}};
+    auto by = lb.q.stats()["by_type"];
+    for (const auto& [type, n] : expected) {
+        INFO(type);
+        CHECK((by.contains(type) ? by[type].get<std::uint64_t>() : 0) == n);
+    }
+    for (auto type : {"incident.closed", "incident.reopened"})
+        CHECK_FALSE(by.contains(type));
+    auto log = lb.log();
+    auto raised = having(log, "escalation.raised");
+    REQUIRE(raised.size() == 1);
+    CHECK(raised[0]["body"]["tier"] == "city");
+    CHECK(raised[0]["received_at"] == "2026-11-02T06:00:00.000000Z"); // 14:00, 2 h after
+    // The replay of the week reproduces every page, at its time.
+    auto diff =
+        run({"rules", "replay", "--rules", default_rules(), "--diff", "--query", lb.b.query});
+    CHECK(diff.code == 0);
+    CHECK(std::count(diff.lines.begin(), diff.lines.end(),
+                     "pages at another time or lateness (log -> these rules): 0") == 1);
 }
