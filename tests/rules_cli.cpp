@@ -156,8 +156,8 @@ TEST_CASE("rules replay --diff compares every page's time, not only each school'
     CHECK(r.out.find("pages added by these rules: 0") != std::string::npos);
     CHECK(r.out.find("pages in the log these rules would not make: 0") != std::string::npos);
     CHECK(r.out.find("pages at another time or lateness (log -> these rules): 1\n  2026-11-02 "
-                     "11:00:00 -> 2026-11-02 10:30:00  420502J001  food.illness  district "
-                     "[county_bureau]") != std::string::npos);
+                     "11:00:00 CST -> 2026-11-02 10:30:00 CST  420502J001  food.illness  "
+                     "district [county_bureau]") != std::string::npos);
     // The school's first page (the food illness at once) did not move.
     CHECK(r.out.find("first page per school (log -> these rules):\n") != std::string::npos);
     CHECK(r.out.substr(r.out.find("first page per school")).find("420502J001") ==
