@@ -37,6 +37,11 @@ problem admit(std::string_view frame, bool json_form, const registry& reg, std::
         return {errc::forbidden,
                 std::string(e.type()) + " is made only by the broker; clients may not publish it"};
     if (auto p = validate(e)) return p;
+    // The engine's own events (a typed incident's report) are known by their source.
+    if (e.source.starts_with("pingan-broker/"))
+        return {errc::forbidden, "source \"" + e.source +
+                                     "\" is reserved for events the broker makes; name the "
+                                     "publishing service instead"};
     if (e.status == status::system)
         return {errc::forbidden, "status System is reserved for events the broker makes"};
     if (e.school.empty()) {

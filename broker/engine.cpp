@@ -252,9 +252,13 @@ struct engine::run {
     const event& cause;
     std::vector<event>& out;
     std::int64_t now;
+    // The mode of what the input causes: its status, or for a typed incident's
+    // report (made by the engine, status System) the mode of its incident.
+    pingan::status mode = cause.status;
     std::uint32_t seq = 0;
     std::optional<json> body_json_{};
     std::optional<json> school_json_{};
+    const std::vector<window_entry>* members_ = nullptr; // the window that triggered a rule
 
     const rules::ruleset& rs() const { return *eng.rules_; }
 
@@ -277,7 +281,7 @@ struct engine::run {
                 j["school_bus"] = s->school_bus;
                 j["canteen"] = s->canteen;
                 j["max_floors"] = s->max_floors;
-                j["evacuation_target_seconds"] = evacuation_target_seconds(*s);
+                j["evacuation_target_seconds"] = rs().evacuation.for_school(*s);
             }
             school_json_ = std::move(j);
         }
@@ -370,9 +374,8 @@ struct engine::run {
     // Type, status, severity and school filters.
     bool filters(const rules::match_spec& m) {
         if (m.statuses.empty()) {
-            if (cause.status == pingan::status::system) return false;
-        } else if (std::find(m.statuses.begin(), m.statuses.end(), cause.status) ==
-                   m.statuses.end()) {
+            if (mode == pingan::status::system) return false;
+        } else if (std::find(m.statuses.begin(), m.statuses.end(), mode) == m.statuses.end()) {
             return false;
         }
         if (m.severity_at_least &&
@@ -415,6 +418,10 @@ struct engine::run {
         d.id = derived_id(cause.id, rule_id, seq++);
         d.school = inc ? inc->school : cause.school;
         d.district = inc ? inc->district : cause.district;
+        // A cross-school incident's events go to the district of the report
+        // that caused them, so that each district involved sees its part.
+        if (inc && inc->school.empty() && inc->districts.count(cause.district))
+            d.district = cause.district;
         d.source = std::string(engine_source);
         d.occurred_at = from_us(now);
         d.received_at = from_us(now);
@@ -494,8 +501,12 @@ struct engine::run {
 
     // Tells a step's roles about an incident. Test never pages; Exercise pages
     // are flagged and say so in their first words, whatever the template says.
+    // `late`: the deadline passed while the broker was down. `prefix` marks a
+    // page that is not the step's first (a cluster that grew, a reminder to a
+    // tier already told); it goes to every role, told or not.
     void page(incident& inc, const rule& r, std::size_t si, std::uint32_t repeat,
-              std::optional<std::int64_t> deadline) {
+              std::optional<std::int64_t> deadline, bool late = false,
+              std::string_view prefix = {}) {
         if (inc.mode == pingan::status::test) return;
         const auto& s = r.steps[si];
         notification_requested n;
@@ -506,15 +517,19 @@ struct engine::run {
         n.tier = s.tier;
         n.exercise = inc.mode == pingan::status::exercise;
         n.repeat = repeat;
+        n.late = late;
         for (const auto& role : s.roles) {
             // Inhibition: a role is told at once about an incident only once.
-            if (s.immediate() && repeat == 0 && !inc.paged.insert(tier_role(s.tier, role)).second)
+            auto tr = tier_role(s.tier, role);
+            if (s.immediate() && repeat == 0 && !inc.paged.insert(tr).second && prefix.empty())
                 continue;
+            inc.told_at.emplace(tr, now);
             n.roles.push_back(role);
         }
         if (n.roles.empty()) return;
         n.text = render(s.text, inc, r, s.tier, deadline);
         if (repeat > 0) n.text = "（第" + std::to_string(repeat) + "次提醒）" + n.text;
+        n.text = std::string(prefix) + n.text;
         if (n.exercise) n.text = "【演练 EXERCISE】" + n.text;
         truncate_utf8(n.text, 1000);
         emit(std::move(n), &inc, r.id);
@@ -601,6 +616,20 @@ struct engine::run {
         auto& inc = it->second;
         const auto& s = r->steps[t.step];
         if (reached(inc, s.until)) return;
+        // Were all its roles told about this incident already (at once, by
+        // this rule or another joining it)? Then the deadline is met, unless
+        // the rule asks for a reminder, which says that it is one.
+        bool told = t.repeat == 0 && !s.immediate() && !s.roles.empty() &&
+                    std::all_of(s.roles.begin(), s.roles.end(), [&](const std::string& role) {
+                        auto tr = tier_role(s.tier, role);
+                        return inc.paged.count(tr) > 0 || inc.told_at.count(tr) > 0;
+                    });
+        if (told && !s.remind_if_told) {
+            inc.fired.insert(r->id + "#" + std::to_string(t.step));
+            inc.updated_us = now;
+            st.dirty_incidents.insert(inc.id);
+            return;
+        }
         if (t.repeat == 0 && !s.immediate()) {
             inc.fired.insert(r->id + "#" + std::to_string(t.step));
             incident_overdue o;
@@ -613,7 +642,7 @@ struct engine::run {
             o.waited_for = s.until == "resolved" ? "closed" : s.until;
             o.late = late;
             emit(std::move(o), &inc, r->id);
-            if (inc.mode != pingan::status::test) {
+            if (inc.mode != pingan::status::test && !told) {
                 escalation_raised x;
                 x.incident_id = inc.id;
                 x.rule_id = r->id;
@@ -627,7 +656,7 @@ struct engine::run {
                 emit(std::move(x), &inc, r->id);
             }
         }
-        page(inc, *r, t.step, t.repeat, t.due_us);
+        page(inc, *r, t.step, t.repeat, t.due_us, late, told ? "【催办 REMINDER】" : "");
         if (s.repeat_every.count() > 0 && t.repeat < s.repeat_max)
             schedule_step(inc, *r, t.step, t.repeat + 1, t.due_us + s.repeat_every.count());
         inc.updated_us = now;
@@ -673,6 +702,37 @@ struct engine::run {
             bool late = late_marks && now - it->second.due_us > eng.opts_.late_after.count();
             run_timer(it, late);
         }
+    }
+
+    // An absence checkpoint scheduled before the first event of a replayed
+    // range (at a broker's start) is known from its timer event alone: its id
+    // names the rule, the period kind and the period.
+    std::map<std::string, engine_timer>::iterator restore_absence_timer(const timer_fired& f) {
+        std::string_view id = f.timer_id;
+        if (!id.starts_with("absence/")) return st.timers.end();
+        id.remove_prefix(8);
+        auto a = id.find('/'), b = id.rfind('/');
+        if (a == std::string_view::npos || b <= a) return st.timers.end();
+        const auto* r = rs().find(id.substr(0, a));
+        if (!r || r->trigger != rules::trigger::absence) return st.timers.end();
+        auto due = to_us(f.due_at);
+        for (auto p : periods_used(r->absence)) {
+            if (rules::period_name(p) != id.substr(a + 1, b - a - 1)) continue;
+            auto start = period_start(p, local_date(due));
+            for (int back = 0; back < 3; ++back, start = start - months(period_months(p)))
+                if (period_label(p, start) == id.substr(b + 1)) {
+                    engine_timer t;
+                    t.id = f.timer_id;
+                    t.due_us = due;
+                    t.kind = engine_timer::what::absence;
+                    t.rule_id = r->id;
+                    t.period = static_cast<std::uint8_t>(p);
+                    t.period_start_us = local_midnight_us(start);
+                    add_timer(std::move(t));
+                    return st.timers.find(f.timer_id);
+                }
+        }
+        return st.timers.end();
     }
 
     void schedule_absence(const rule& r, rules::period p, std::int64_t after) {
@@ -748,6 +808,83 @@ struct engine::run {
     // never later than when the broker received it.
     std::int64_t event_time() const { return std::min(to_us(cause.occurred_at), now); }
 
+    // A cross-school incident (no school of its own) records the schools,
+    // districts and reports of its window. Returns: true if a school is new.
+    bool add_members(incident& inc) {
+        if (!inc.school.empty()) return false;
+        auto before = inc.schools.size();
+        auto add = [&](const std::string& school, const std::string& report) {
+            if (school.empty()) return;
+            inc.schools.insert(school);
+            if (auto* s = find_school(school))
+                inc.districts.insert(s->district_code);
+            else if (school == cause.school && !cause.district.empty())
+                inc.districts.insert(cause.district);
+            if (!report.empty() && inc.reports.size() < 1000 &&
+                std::find(inc.reports.begin(), inc.reports.end(), report) == inc.reports.end())
+                inc.reports.push_back(report);
+        };
+        if (members_)
+            for (const auto& e : *members_)
+                add(e.school, e.report);
+        if (!derived_type(cause.type()) && cause.source != engine_source)
+            add(cause.school, cause.id.str());
+        return inc.schools.size() > before;
+    }
+
+    // A cluster grew: its immediate steps tell their roles again, saying so.
+    void grown(incident& inc, const rule& r) {
+        inc.title = render(r.incident.title, inc, r, std::nullopt, std::nullopt);
+        truncate_utf8(inc.title, 500);
+        auto* sc = find_school(cause.school);
+        auto prefix = "【扩大 GROWN】新增 " + (sc ? sc->name : cause.school) + "，共 " +
+                      std::to_string(inc.schools.size()) + " 所学校：";
+        for (const auto& id : inc.rules)
+            if (const auto* rr = rs().find(id))
+                for (std::size_t i = 0; i < rr->steps.size(); ++i)
+                    if (rr->steps[i].immediate()) page(inc, *rr, i, 0, std::nullopt, false, prefix);
+    }
+
+    // Level from the casualty thresholds of 生产安全事故报告和调查处理条例 art. 3.
+    static incident_level level_of(std::uint32_t deaths, std::uint32_t serious) {
+        if (deaths >= 30 || serious >= 100) return incident_level::I;
+        if (deaths >= 10 || serious >= 50) return incident_level::II;
+        if (deaths >= 3 || serious >= 10) return incident_level::III;
+        return incident_level::IV;
+    }
+
+    // The typed incident a rule opens beside its own: an incident.reported of
+    // the rule's category, made by the engine, naming the incident it comes
+    // from, and run at once through the incident.reported rules in the mode of
+    // that incident. What those rules derive references the report.
+    void open_report(incident& parent, const rule& r) {
+        if (!r.incident.report || !parent.fired.insert("report").second) return;
+        const auto& rp = *r.incident.report;
+        incident_reported b;
+        b.incident_id = parent.id;
+        b.category = rp.category;
+        auto num = [&](const std::optional<std::string>& f) -> std::uint32_t {
+            const json* j = f ? field(*f) : nullptr;
+            if (!j || !j->is_number()) return 0;
+            auto v = j->get<double>();
+            return v <= 0 ? 0u : v >= 1e9 ? 1'000'000'000u : static_cast<std::uint32_t>(v);
+        };
+        b.deaths = num(rp.deaths);
+        b.serious_injuries = num(rp.serious_injuries);
+        b.injuries = num(rp.injuries);
+        b.provisional_level = level_of(b.deaths, b.serious_injuries);
+        b.reporter_role = "engine";
+        b.summary = parent.title;
+        emit(std::move(b), &parent, r.id);
+        event report = out.back();
+        run nested{eng, st, report, out, now};
+        nested.mode = parent.mode;
+        auto it = rs().by_type.find(std::string(incident_reported::type));
+        if (it == rs().by_type.end()) return;
+        for (auto i : it->second)
+            nested.apply_rule(rs().rules[i]);
+    }
+
     void open_or_join(const rule& r, pingan::status mode, const std::string& school,
                       const std::string& district, const std::string& subject, pingan::severity sev,
                       std::optional<std::int64_t> due, std::uint32_t count) {
@@ -777,6 +914,10 @@ struct engine::run {
             }
             n.due_us = due ? due : due_of(r);
             n.rules.push_back(r.id);
+            if (cause.source == engine_source)
+                if (const auto* rep = std::get_if<incident_reported>(&cause.body))
+                    n.parent = rep->incident_id;
+            add_members(n);
             auto id = n.id;
             inc = &st.incidents.emplace(id, std::move(n)).first->second;
             st.index(*inc);
@@ -793,6 +934,7 @@ struct engine::run {
             if (inc->due_us) o.due = from_us(*inc->due_us);
             emit(std::move(o), inc, r.id);
             start_steps(*inc, r);
+            open_report(*inc, r);
         } else if (inc->closed) {
             ++inc->events;
             inc->updated_us = now;
@@ -804,18 +946,24 @@ struct engine::run {
             inc->count = std::max(inc->count, count);
             inc->due_us = due ? due : due_of(r);
             inc->rules = {r.id};
+            add_members(*inc);
             start_steps(*inc, r);
+            open_report(*inc, r);
         } else {
             ++inc->events;
             inc->updated_us = now;
             inc->count = std::max(inc->count, count);
             if (severity_rank(sev) > severity_rank(inc->severity)) inc->severity = sev;
             st.dirty_incidents.insert(inc->id);
+            bool grew = add_members(*inc);
             if (std::find(inc->rules.begin(), inc->rules.end(), r.id) == inc->rules.end()) {
                 inc->rules.push_back(r.id);
                 if (!inc->due_us) inc->due_us = due ? due : due_of(r);
                 start_steps(*inc, r);
+            } else if (grew) {
+                grown(*inc, r);
             }
+            open_report(*inc, r);
         }
         st.dirty_incidents.insert(inc->id);
     }
@@ -905,6 +1053,29 @@ struct engine::run {
                 inc->acked_by.push_back(cause.actor);
             st.dirty_incidents.insert(inc->id);
             mark(*inc, "acknowledged"); // a second acknowledgement changes nothing more
+            // The typed incident a rule opened beside this one is the same
+            // event: acknowledging one acknowledges both.
+            for (auto& [id, child] : st.incidents)
+                if (child.parent == inc->id && !child.closed && child.mode == inc->mode) {
+                    if (std::find(child.acked_by.begin(), child.acked_by.end(), cause.actor) ==
+                        child.acked_by.end())
+                        child.acked_by.push_back(cause.actor);
+                    st.dirty_incidents.insert(child.id);
+                    mark(child, "acknowledged");
+                }
+        }
+    }
+
+    // A report made to a tier: the milestone only it sets. A report on an
+    // incident counts for the typed incident opened beside it.
+    void reported(const report_submitted& rp) {
+        auto milestone = std::string(rules::reported_prefix) + std::string(enum_name(rp.to));
+        for (auto* inc : named(rp.incident_id)) {
+            if (inc->closed) continue;
+            mark(*inc, milestone);
+            for (auto& [id, child] : st.incidents)
+                if (child.parent == inc->id && !child.closed && child.mode == inc->mode)
+                    mark(child, milestone);
         }
     }
 
@@ -1029,7 +1200,6 @@ struct engine::run {
 
     void apply_rule(const rule& r) {
         if (!filters(r.match)) return;
-        auto mode = cause.status;
         switch (r.trigger) {
         case rules::trigger::each: {
             if (!conditions(r.match)) return;
@@ -1043,11 +1213,21 @@ struct engine::run {
             return;
         }
         case rules::trigger::window: {
-            if (!conditions(r.match)) return;
+            bool holds = conditions(r.match);
+            if (!holds && !r.window.consecutive) return;
             std::string subject;
             bool has_school;
             auto g = group_of(r.window.group_by, subject, has_school);
             if (!g) return;
+            if (!holds) {
+                // A run is broken: the count starts again.
+                auto wkey = r.id + '\x1f' + mode_char(mode) + '\x1f' + *g;
+                if (auto it = st.windows.find(wkey); it != st.windows.end()) {
+                    it->second.clear();
+                    st.dirty_engine.insert("w/" + wkey);
+                }
+                return;
+            }
             auto t = event_time();
             auto from = now - r.window.within.count();
             if (t < from) return; // happened before the window: does not count now
@@ -1057,6 +1237,7 @@ struct engine::run {
             window_entry x;
             x.t_us = t;
             x.school = cause.school;
+            x.report = cause.id.str();
             if (r.window.sum) {
                 auto* j = field(*r.window.sum);
                 x.value = j && j->is_number() ? j->get<double>() : 0;
@@ -1074,6 +1255,7 @@ struct engine::run {
                     total += e.value;
             }
             if (total < r.window.at_least) return;
+            members_ = &w;
             open_or_join(r, mode, has_school ? cause.school : std::string(),
                          has_school || std::find(r.window.group_by.begin(), r.window.group_by.end(),
                                                  "district") != r.window.group_by.end()
@@ -1081,6 +1263,7 @@ struct engine::run {
                              : std::string(),
                          subject, cause.severity, std::nullopt,
                          static_cast<std::uint32_t>(std::lround(total)));
+            members_ = nullptr;
             return;
         }
         case rules::trigger::sustained: {
@@ -1140,13 +1323,18 @@ struct engine::run {
 
     void input() {
         auto type = cause.type();
-        if (derived_type(type)) {
+        if (derived_type(type) || cause.source == engine_source) {
             if (type != timer_fired::type) return;
             announce();
-            // The timer may already have run (catch-up); then this changes nothing.
+            // Only this timer runs here, so that what it causes references it.
+            // Timers due before it have their own timer events, stored before
+            // it; those it makes that are due already fire in the broker's next
+            // round, each with its own. It may already have run (an event's
+            // catch-up); then this changes nothing.
             const auto& f = std::get<timer_fired>(cause.body);
-            catch_up(true);
-            if (auto it = st.timers.find(f.timer_id); it != st.timers.end()) run_timer(it, f.late);
+            auto it = st.timers.find(f.timer_id);
+            if (it == st.timers.end()) it = restore_absence_timer(f);
+            if (it != st.timers.end()) run_timer(it, f.late);
             ensure_absence_timers();
             return;
         }
@@ -1164,6 +1352,8 @@ struct engine::run {
             rectified(*h);
         else if (const auto* v = std::get_if<hazard_verified>(&cause.body))
             verified(*v);
+        else if (const auto* rp = std::get_if<report_submitted>(&cause.body))
+            reported(*rp);
         auto it = rs().by_type.find(std::string(type));
         if (it == rs().by_type.end()) return;
         for (auto i : it->second)
@@ -1221,6 +1411,29 @@ bool engine::derived_type(std::string_view type) noexcept {
     return std::find(derived_types.begin(), derived_types.end(), type) != derived_types.end();
 }
 
+bool engine::made_by_engine(const event& e) noexcept {
+    return derived_type(e.type()) || e.source == engine_source;
+}
+
+void engine::start(engine_state& st, timestamp now) const {
+    event none;
+    std::vector<event> out;
+    run r{*this, st, none, out, to_us(now)};
+    r.ensure_absence_timers();
+}
+
+bool engine::started(const engine_state& st) const {
+    if (absence_.empty() || st.absence_hash == rules_->hash) return true;
+    // After a restart: the checkpoints are in the stored timers.
+    for (const auto* r : absence_)
+        for (auto p : periods_used(r->absence)) {
+            auto prefix = "absence/" + r->id + "/" + std::string(rules::period_name(p)) + "/";
+            auto it = st.timers.lower_bound(prefix);
+            if (it == st.timers.end() || !it->first.starts_with(prefix)) return false;
+        }
+    return true;
+}
+
 event_id derived_id(const event_id& cause, std::string_view tag, std::uint32_t seq) {
     crypto_generichash_state s;
     crypto_generichash_init(&s, nullptr, 0, 16);
@@ -1249,10 +1462,25 @@ pingan::status effect_status(pingan::status mode) noexcept {
 }
 
 std::string encode_incident(const incident& i) {
-    return encode_cereal(const_cast<incident&>(i));
+    std::ostringstream os;
+    {
+        cereal::PortableBinaryOutputArchive ar(os);
+        auto& x = const_cast<incident&>(i);
+        ar(x);
+        x.serialize_more(ar);
+    }
+    return std::move(os).str();
 }
 bool decode_incident(std::string_view b, incident& out) {
-    return decode_cereal(b, out);
+    try {
+        std::istringstream is{std::string(b)};
+        cereal::PortableBinaryInputArchive ar(is);
+        ar(out);
+        if (is.peek() != std::char_traits<char>::eof()) out.serialize_more(ar);
+        return true;
+    } catch (const std::exception&) {
+        return false;
+    }
 }
 std::string encode_timer(const engine_timer& t) {
     return encode_cereal(const_cast<engine_timer&>(t));
@@ -1260,11 +1488,28 @@ std::string encode_timer(const engine_timer& t) {
 bool decode_timer(std::string_view b, engine_timer& out) {
     return decode_cereal(b, out);
 }
+namespace {
+// Windows stored before entries named their report: time, value, school.
+struct window_entry_v1 {
+    std::int64_t t_us = 0;
+    double value = 1;
+    std::string school;
+    template <class A> void serialize(A& ar) { ar(t_us, value, school); }
+};
+constexpr std::string_view window_v2 = "W2"; // cereal's own first byte is 0 or 1
+} // namespace
+
 std::string encode_window(const std::vector<window_entry>& w) {
-    return encode_cereal(const_cast<std::vector<window_entry>&>(w));
+    return std::string(window_v2) + encode_cereal(const_cast<std::vector<window_entry>&>(w));
 }
 bool decode_window(std::string_view b, std::vector<window_entry>& out) {
-    return decode_cereal(b, out);
+    if (b.starts_with(window_v2)) return decode_cereal(b.substr(window_v2.size()), out);
+    std::vector<window_entry_v1> old;
+    if (!decode_cereal(b, old)) return false;
+    out.clear();
+    for (auto& e : old)
+        out.push_back({e.t_us, e.value, std::move(e.school), {}});
+    return true;
 }
 
 std::string timer_key(std::int64_t due_us, std::string_view id) {
@@ -1304,6 +1549,12 @@ json incident_to_json(const incident& i) {
     j["count"] = i.count;
     if (i.hazard) j["rectified_by"] = i.rectified_by;
     j["cause"] = i.cause;
+    if (i.school.empty() && !i.schools.empty()) {
+        j["schools"] = i.schools;
+        j["districts"] = i.districts;
+        j["reports"] = i.reports;
+    }
+    if (!i.parent.empty()) j["parent"] = i.parent;
     return j;
 }
 

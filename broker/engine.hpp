@@ -56,6 +56,12 @@ struct incident {
     std::string rectified_by, rectified_actor;
     std::uint32_t reopened = 0, events = 0, count = 0;
     std::string cause; // id of the event that opened it
+    // Cross-school incidents (clusters): the schools and districts involved and
+    // the reports that joined, so that every district involved sees it.
+    std::set<std::string> schools, districts;
+    std::vector<std::string> reports; // event ids, in the order they joined
+    std::string parent;               // a typed incident: the incident whose rule opened it
+    std::map<std::string, std::int64_t> told_at; // "tier/role" → when first paged
 
     template <class A> void serialize(A& ar) {
         std::uint8_t m = static_cast<std::uint8_t>(mode), s = static_cast<std::uint8_t>(severity);
@@ -64,6 +70,10 @@ struct incident {
            due_us, rectified_by, rectified_actor, reopened, events, count, cause);
         mode = static_cast<pingan::status>(m);
         severity = static_cast<pingan::severity>(s);
+    }
+    // Fields added later, stored after the first ones (an older record lacks them).
+    template <class A> void serialize_more(A& ar) {
+        ar(schools, districts, reports, parent, told_at);
     }
 };
 
@@ -88,7 +98,8 @@ struct window_entry {
     std::int64_t t_us = 0;
     double value = 1;
     std::string school;
-    template <class A> void serialize(A& ar) { ar(t_us, value, school); }
+    std::string report; // the id of the event counted (stored since windows carry members)
+    template <class A> void serialize(A& ar) { ar(t_us, value, school, report); }
 };
 
 // Everything the engine remembers. The `dirty_*` sets name what changed since
@@ -141,12 +152,21 @@ class engine {
     // Earliest pending timer.
     std::optional<timestamp> next_due(const engine_state& st) const;
 
+    // Schedules what needs no event to start: the absence checkpoints of a
+    // broker that starts silent. Changes only timers (nothing is derived).
+    void start(engine_state& st, timestamp now) const;
+    // False until start() (or any event) scheduled the absence checkpoints of this rule set.
+    bool started(const engine_state& st) const;
+
     // One timer.fired event (status System) per timer due at or before `now`.
     // Does not change the state: the timers run when those events are applied.
     void fire(const engine_state& st, timestamp now, std::vector<event>& out) const;
 
     // True for the types the engine derives (they are never inputs).
     static bool derived_type(std::string_view type) noexcept;
+    // True for every event the engine made: the derived types, and the
+    // reports of typed incidents (incident.reported from the engine's source).
+    static bool made_by_engine(const event& e) noexcept;
 
   private:
     struct run;

@@ -240,6 +240,8 @@ void engine_processor::load_for(const event& e, state_store& s) {
         ref = &h->hazard_id;
     else if (auto* v = std::get_if<hazard_verified>(&e.body))
         ref = &v->hazard_id;
+    else if (auto* rp = std::get_if<report_submitted>(&e.body))
+        ref = &rp->incident_id;
     if (ref && !ref->empty()) load_incident(s, state_, *ref);
 }
 
@@ -270,11 +272,18 @@ void engine_processor::apply(const event& e, state_store& s, std::vector<event>&
 }
 
 std::optional<timestamp> engine_processor::next_due() const {
+    // Absence checkpoints not scheduled yet (a broker that starts silent, or
+    // a new rule set): due at once, so that fire() schedules them.
+    if (!engine_->started(state_)) return timestamp{};
     return engine_->next_due(state_);
 }
 
-void engine_processor::fire(timestamp now, state_store&, std::vector<event>& out) {
+void engine_processor::fire(timestamp now, state_store& s, std::vector<event>& out) {
     take_new_rules();
+    if (!engine_->started(state_)) {
+        engine_->start(state_, now);
+        save(s);
+    }
     engine_->fire(state_, now, out);
 }
 

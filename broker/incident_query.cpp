@@ -27,11 +27,16 @@ std::string state_of(const incident& i) {
 }
 
 // Within the client's scope: the same decision as a replay's (may_query),
-// applied to the incident's place.
+// applied to the incident's place. A cross-school incident (a cluster) is
+// visible to every district one of its schools is in.
 bool visible(const principal* p, const incident& i) {
     if (!p || p->city) return true;
     if (!p->school.empty()) return i.school == p->school;
-    return i.district == p->district;
+    return i.district == p->district || i.districts.count(p->district) > 0;
+}
+
+bool in_district(const incident& i, const std::string& district) {
+    return i.district == district || i.districts.count(district) > 0;
 }
 
 problem text_param(const json& params, const char* name, std::string& out) {
@@ -101,7 +106,7 @@ incident_answer list(broker::impl& b, const principal* client, const json& param
     for (const auto& i : read_incidents(b)) {
         if (!visible(client, i)) continue;
         if (!school.empty() && i.school != school) continue;
-        if (!district.empty() && i.district != district) continue;
+        if (!district.empty() && !in_district(i, district)) continue;
         if (!kind.empty() && i.kind != kind) continue;
         if (!severity.empty() && enum_name(i.severity) != severity) continue;
         if (!mode.empty() && enum_name(i.mode) != mode) continue;

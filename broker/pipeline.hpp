@@ -10,6 +10,7 @@
 
 #include "broker/store.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -53,18 +54,47 @@ class pipeline {
         std::unique_lock lock(m_);
         cv_.wait_until(lock, until, [&] { return !events_.empty() || closed_ || poked_; });
         poked_ = false;
+        taken_pokes_ = pokes_;
         events.swap(events_);
         owners.swap(owners_);
         return !(closed_ && events.empty());
     }
 
     // Wakes the writer without work (e.g. the clock was advanced).
-    void poke() {
+    // Returns: a ticket for wait_settled.
+    std::uint64_t poke() {
+        std::uint64_t ticket;
         {
             std::lock_guard lock(m_);
             poked_ = true;
+            ticket = ++pokes_;
         }
         cv_.notify_one();
+        return ticket;
+    }
+
+    // Writer: nothing is due by its clock any more, and everything that fell
+    // due since the pokes it took is committed.
+    void settled() {
+        {
+            std::lock_guard lock(m_);
+            if (settled_ >= taken_pokes_) return;
+            settled_ = taken_pokes_;
+        }
+        settled_cv_.notify_all();
+    }
+
+    // Writer: a poke it took waits for settled().
+    bool settle_pending() {
+        std::lock_guard lock(m_);
+        return settled_ < taken_pokes_;
+    }
+
+    // Waits until the writer has settled the poke `ticket` (or stopped).
+    // Returns: false if `limit` passed first.
+    bool wait_settled(std::uint64_t ticket, std::chrono::milliseconds limit) {
+        std::unique_lock lock(m_);
+        return settled_cv_.wait_for(lock, limit, [&] { return settled_ >= ticket || closed_; });
     }
 
     void close() {
@@ -73,6 +103,7 @@ class pipeline {
             closed_ = true;
         }
         cv_.notify_one();
+        settled_cv_.notify_all();
     }
 
     void complete(std::vector<completion>& done) {
@@ -98,6 +129,8 @@ class pipeline {
     std::vector<completion> done_;
     bool closed_ = false;
     bool poked_ = false;
+    std::condition_variable settled_cv_;
+    std::uint64_t pokes_ = 0, taken_pokes_ = 0, settled_ = 0;
     std::function<void()> notify_;
 };
 

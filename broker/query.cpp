@@ -246,7 +246,9 @@ void broker::impl::run_query() {
                               problem.empty() ? "advance: expected a duration such as 10m"
                                               : problem);
             }
-            pipe.poke(); // the writer re-reads the clock and fires what is due
+            // The writer re-reads the clock and fires what is due; the answer
+            // waits until all that is committed, so the caller sees its effects.
+            pipe.wait_settled(pipe.poke(), std::chrono::seconds(30));
             json j = {{"now", format_utc(settable->now())}, {"manual", true}};
             auto body = j.dump();
             send(routing, delim, wire::cmd_clock, tag, {body});

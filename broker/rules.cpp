@@ -303,7 +303,10 @@ class rules_parser : parser {
             out.errors = std::move(errors);
             return out;
         }
-        check_keys(doc, {"ruleset", "version", "description", "roles", "rules"}, "the rule set");
+        check_keys(doc,
+                   {"ruleset", "version", "description", "roles", "evacuation_target", "rules"},
+                   "the rule set");
+        if (auto e = doc["evacuation_target"]) evacuation_of(e, rs->evacuation);
         if (auto s = req_string(doc, "ruleset", "the rule set")) rs->name = *s;
         if (auto s = req_string(doc, "version", "the rule set")) rs->version = *s;
         if (auto r = doc["roles"]) {
@@ -351,9 +354,13 @@ class rules_parser : parser {
         for (auto& [u, mark] : untils_) {
             bool ok = std::find(builtin_milestones.begin(), builtin_milestones.end(), u) !=
                           builtin_milestones.end() ||
-                      u == "resolved" || marks_.count(u);
+                      u == "resolved" || marks_.count(u) ||
+                      (u.starts_with(reported_prefix) &&
+                       enum_parse<pingan::tier>(u.substr(reported_prefix.size())));
             if (!ok) {
-                std::string choices = join(builtin_milestones) + ", resolved";
+                std::string choices =
+                    join(builtin_milestones) +
+                    ", resolved, reported:TIER (TIER: " + enum_choices<pingan::tier>() + ")";
                 for (auto& m : marks_)
                     choices += ", " + m;
                 error(mark, "until: " + qt(u) + " is not a milestone; expected one of: " + choices);
@@ -551,7 +558,8 @@ class rules_parser : parser {
 
     void step_of(const YAML::Node& n, rule& r, bool has_due) {
         if (!want_map(n, "a step")) return;
-        check_keys(n, {"tier", "roles", "text", "after", "after_due", "until", "repeat"}, "a step");
+        check_keys(n, {"tier", "roles", "text", "after", "after_due", "until", "repeat", "if_told"},
+                   "a step");
         step s;
         s.line = n.Mark().line + 1;
         if (auto t = n["tier"]) {
@@ -614,7 +622,81 @@ class rules_parser : parser {
                 }
             }
         }
+        if (auto t = n["if_told"]) {
+            if (auto x = scalar(t, "if_told")) {
+                if (*x == "remind")
+                    s.remind_if_told = true;
+                else if (*x != "satisfied")
+                    error(t, "if_told: " + qt(*x) + " is not satisfied or remind");
+                if (s.immediate())
+                    error(t, "if_told applies to a deadline step (one with after or after_due)");
+            }
+        }
         r.steps.push_back(std::move(s));
+    }
+
+    void evacuation_of(const YAML::Node& n, evacuation_target& e) {
+        if (!want_map(n, "evacuation_target")) return;
+        check_keys(n, {"seconds", "by_school_type", "floors_included", "per_floor_above"},
+                   "evacuation_target");
+        auto number = [&](const YAML::Node& x, std::string_view what, std::uint32_t& out,
+                          bool zero_ok) {
+            auto v = scalar(x, what);
+            if (!v) return;
+            char* end = nullptr;
+            long l = std::strtol(v->c_str(), &end, 10);
+            if (v->empty() || *end != '\0' || l < (zero_ok ? 0 : 1) || l > 100000)
+                error(x, std::string(what) + ": " + qt(*v) + " is not a whole number of " +
+                             (zero_ok ? "seconds or floors from 0" : "seconds from 1"));
+            else
+                out = static_cast<std::uint32_t>(l);
+        };
+        if (auto x = n["seconds"]) number(x, "evacuation_target.seconds", e.seconds, false);
+        if (auto m = n["by_school_type"]; m && want_map(m, "evacuation_target.by_school_type")) {
+            e.by_school_type.clear();
+            for (auto it = m.begin(); it != m.end(); ++it) {
+                auto t = parse_school_type(it->first.Scalar());
+                if (!t) {
+                    error(it->first, "evacuation_target.by_school_type: " + qt(it->first.Scalar()) +
+                                         " is not a school type");
+                    continue;
+                }
+                number(it->second, "evacuation_target.by_school_type", e.by_school_type[*t], false);
+            }
+        }
+        if (auto x = n["floors_included"])
+            number(x, "evacuation_target.floors_included", e.floors_included, true);
+        if (auto x = n["per_floor_above"])
+            number(x, "evacuation_target.per_floor_above", e.per_floor_above, true);
+    }
+
+    void report_of(const YAML::Node& n, rule& r, const type_fields& tf) {
+        if (!want_map(n, "incident.report")) return;
+        check_keys(n, {"category", "deaths", "serious_injuries", "injuries"}, "incident.report");
+        report_spec rp;
+        rp.line = n.Mark().line + 1;
+        if (auto c = n["category"]) {
+            if (auto x = enumerator<incident_category>(c, "incident.report.category"))
+                rp.category = *x;
+        } else {
+            error(n, "incident.report needs \"category\": one of " +
+                         enum_choices<incident_category>());
+        }
+        for (auto [key, out] : {std::pair{"deaths", &rp.deaths},
+                                {"serious_injuries", &rp.serious_injuries},
+                                {"injuries", &rp.injuries}}) {
+            auto f = n[key];
+            if (!f) continue;
+            auto x = scalar(f, std::string("incident.report.") + key);
+            if (!x) continue;
+            if (tf.known() && !tf.has(*x))
+                error(f, std::string("incident.report.") + key + ": " + qt(*x) +
+                             " is not a field of this event type; expected one of: " + tf.names());
+            *out = *x;
+        }
+        if (r.match.type == incident_reported::type)
+            error(n, "incident.report: a rule on incident.reported cannot open another report");
+        r.incident.report = std::move(rp);
     }
 
     // A classified field (minors' data) never becomes part of an incident's
@@ -710,7 +792,9 @@ class rules_parser : parser {
         if (auto w = n["window"]; w && want_map(w, "window")) {
             ++triggers;
             r.trigger = trigger::window;
-            check_keys(w, {"at_least", "within", "group_by", "sum", "distinct_schools"}, "window");
+            check_keys(w,
+                       {"at_least", "within", "group_by", "sum", "distinct_schools", "consecutive"},
+                       "window");
             if (auto a = w["at_least"]) {
                 if (auto c = count(a, "window.at_least")) r.window.at_least = *c;
             } else {
@@ -732,6 +816,12 @@ class rules_parser : parser {
             }
             if (auto d = w["distinct_schools"])
                 if (auto b = boolean(d, "window.distinct_schools")) r.window.distinct_schools = *b;
+            if (auto c = w["consecutive"]) {
+                if (auto b = boolean(c, "window.consecutive")) r.window.consecutive = *b;
+                if (r.window.consecutive && r.window.distinct_schools)
+                    error(c, "window.consecutive counts a run of events of one group; it cannot "
+                             "be combined with distinct_schools");
+            }
         }
         if (auto s = n["sustained"]; s && want_map(s, "sustained")) {
             ++triggers;
@@ -754,8 +844,11 @@ class rules_parser : parser {
 
         bool has_due = false;
         if (auto i = n["incident"]; i && want_map(i, "incident")) {
-            check_keys(i, {"kind", "subject", "title", "due", "lifecycle", "redact_above_school"},
-                       "incident");
+            check_keys(
+                i,
+                {"kind", "subject", "title", "due", "lifecycle", "redact_above_school", "report"},
+                "incident");
+            if (auto rp = i["report"]) report_of(rp, r, tf);
             if (auto s = req_string(i, "kind", "incident")) r.incident.kind = *s;
             if (auto s = i["subject"]) {
                 for (auto& [f, mark] : list(s, "incident.subject")) {
@@ -902,6 +995,13 @@ class rules_parser : parser {
 };
 
 } // namespace
+
+std::uint32_t evacuation_target::for_school(const school& s) const noexcept {
+    auto it = by_school_type.find(s.type);
+    std::uint32_t base = it == by_school_type.end() ? seconds : it->second;
+    if (s.max_floors > floors_included) base += per_floor_above * (s.max_floors - floors_included);
+    return base;
+}
 
 const rule* ruleset::find(std::string_view id) const {
     auto it = by_id.find(std::string(id));

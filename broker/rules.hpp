@@ -80,6 +80,9 @@ struct window_spec {
     std::vector<std::string> group_by{"school"}; // "school", "district" or body fields
     std::optional<std::string> sum;              // sum this numeric field instead of counting
     bool distinct_schools = false;               // count distinct schools (correlation)
+    // Count only a run: an event of the type and group that passes the match's
+    // filters but not its conditions starts the count again ("two in a row").
+    bool consecutive = false;
 };
 
 // The conditions have held for every event of the group for at least `duration`.
@@ -115,12 +118,24 @@ struct step {
     std::string until;      // the milestone that cancels the step
     micros repeat_every{0}; // 0: no reminders
     std::uint32_t repeat_max = 0;
+    // A deadline step whose roles were all told already: satisfied (false), or
+    // a reminder marked as one (true, `if_told: remind`).
+    bool remind_if_told = false;
     int line = 0;
 
     bool immediate() const noexcept { return !from_due && after.count() == 0; }
 };
 
 enum class lifecycle_kind : std::uint8_t { plain, hazard };
+
+// A typed incident a rule opens beside its own (DOMAIN §2–§7: a major food
+// illness is also a public-health emergency): the engine derives an
+// incident.reported of this category and runs the incident.reported rules on it.
+struct report_spec {
+    pingan::incident_category category{};
+    std::optional<std::string> deaths, serious_injuries, injuries; // body fields copied
+    int line = 0;
+};
 
 struct incident_spec {
     std::string kind;                              // e.g. "food_illness"
@@ -129,7 +144,8 @@ struct incident_spec {
     std::optional<std::string> due_field;          // a time field of the body giving the due time
     micros due_default{0};                         // due = opening + this when the field is absent
     lifecycle_kind lifecycle = lifecycle_kind::plain;
-    bool redact_above_school = false; // above school tier, pages name no body field (minors' data)
+    bool redact_above_school = false;  // above school tier, pages name no body field (minors' data)
+    std::optional<report_spec> report; // also open a typed emergency incident
 };
 
 struct rule {
@@ -148,9 +164,23 @@ struct rule {
     int line = 0;
 };
 
+// The evacuation target a school's drills are held to
+// (`school.evacuation_target_seconds`): seconds by school type, plus an
+// allowance per floor above `floors_included`.
+struct evacuation_target {
+    std::uint32_t seconds = 120;
+    std::map<school_type, std::uint32_t> by_school_type{{school_type::primary, 180},
+                                                        {school_type::kindergarten, 180}};
+    std::uint32_t floors_included = 4;
+    std::uint32_t per_floor_above = 30;
+
+    std::uint32_t for_school(const school& s) const noexcept;
+};
+
 struct ruleset {
     std::string name;
     std::string version;
+    rules::evacuation_target evacuation;
     std::string hash; // 32 hex digits: BLAKE2b-128 of the text
     std::vector<std::string> roles;
     std::vector<rule> rules;
@@ -178,8 +208,10 @@ struct parse_result {
 // Returns: the rule set, or every error found, each with its line.
 parse_result parse(std::string_view text);
 
-// The milestones an incident reaches without any `mark` rule.
+// The milestones an incident reaches without any `mark` rule; and
+// "reported:<tier>", set only by a report.submitted to that tier.
 inline constexpr std::array builtin_milestones{"acknowledged", "rectified", "verified", "closed"};
+inline constexpr std::string_view reported_prefix = "reported:";
 
 // School attributes a condition may name as "school.<name>".
 inline constexpr std::array school_fields{"type",

@@ -41,6 +41,7 @@ class sandbox {
     engine engine_;
     engine_state state_;
     bool logged_timers_;
+    bool started_ = false;
     std::vector<event> derived_, logged_;
     std::size_t inputs_ = 0;
 };
@@ -51,14 +52,19 @@ bool engine_made(const event& e) noexcept;
 struct page_diff {
     std::vector<event> added;   // pages the sandbox made and the log does not have
     std::vector<event> removed; // pages in the log the sandbox did not make
+    // The same page (incident, rule, receivers, reminder number) in both, at
+    // another time or with another late flag: (logged, replayed).
+    std::vector<std::pair<event, event>> changed;
     struct first_page {
         std::optional<timestamp> logged, replayed;
     };
     std::map<std::string, first_page> first_by_school; // school → time of its first page
 };
 
-// Compares notification.requested events by incident, rule, tier, roles and
-// repeat number (ids differ when rule sets do; these do not).
+// Compares every notification.requested event: pages are the same page when
+// their incident, rule, tier, roles and repeat number agree (ids differ when
+// rule sets do; these do not); pages of one key pair up in time order, and a
+// pair at different times or with a different late flag is `changed`.
 page_diff diff_pages(const std::vector<event>& logged, const std::vector<event>& replayed);
 
 } // namespace pingan

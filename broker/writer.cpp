@@ -281,6 +281,14 @@ void broker::impl::run_writer() {
                 publish(out);
             }
         }
+        // A CLOCK move is answered once everything it made due is committed
+        // and durable (a reply before the sync could show a head that a
+        // crash would take back).
+        if (auto due = proc ? proc->next_due() : std::nullopt;
+            (!due || *due > clk.now()) && pipe.settle_pending()) {
+            release(true);
+            pipe.settled();
+        }
         if (!open) {
             release(true);
             break;

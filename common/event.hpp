@@ -521,6 +521,35 @@ struct incident_acknowledged {
     }
 };
 
+// A report made to a tier, or a tier's relay to the one above (DOMAIN §1:
+// "report to the county within 1 h", "each tier relays within 2 h"). It is
+// not an acknowledgement: it sets the incident's milestone "reported:<tier>",
+// which only it sets (docs/rules.md).
+enum class report_kind : std::uint8_t { initial, progress, closing, supplementary, relay };
+template <> struct enum_names<report_kind> {
+    static constexpr std::array names{"initial", "progress", "closing", "supplementary", "relay"};
+};
+
+struct report_submitted {
+    static constexpr std::string_view type = "report.submitted";
+    static constexpr std::uint32_t version = 1;
+    std::string incident_id; // the incident's id, or its subject at the event's school
+    pingan::tier to{};       // the tier the report went to
+    std::string recipient;   // the office or role, e.g. county_bureau
+    std::string submitted_by;
+    report_kind kind{};
+    std::string summary;
+
+    template <class F> void fields(F&& f) {
+        f("incident_id", incident_id, key);
+        f("to", to, key);
+        f("recipient", recipient, key);
+        f("submitted_by", submitted_by, key);
+        f("kind", kind, key);
+        f("summary", summary, text(2000));
+    }
+};
+
 struct incident_resolved {
     static constexpr std::string_view type = "incident.resolved";
     static constexpr std::uint32_t version = 1;
@@ -665,7 +694,7 @@ struct incident_reopened {
 // marked for exercises, and their text always says EXERCISE.
 struct notification_requested {
     static constexpr std::string_view type = "notification.requested";
-    static constexpr std::uint32_t version = 1;
+    static constexpr std::uint32_t version = 2;
     std::string incident_id;
     std::string rule_id;
     std::string ruleset_hash;
@@ -675,6 +704,7 @@ struct notification_requested {
     bool exercise = false;
     std::uint32_t repeat = 0; // 0 for the first page, n for the n-th reminder
     std::string text;
+    bool late = false; // its deadline passed while the broker was down (v2)
 
     template <class F> void fields(F&& f) {
         f("incident_id", incident_id, key);
@@ -686,6 +716,7 @@ struct notification_requested {
         f("exercise", exercise, key);
         f("repeat", repeat, key);
         f("text", text, pingan::text(1000));
+        f("late", late, since(key, 2));
     }
 };
 
@@ -840,7 +871,7 @@ using body =
                  incident_acknowledged, incident_resolved, escalation_raised, incident_opened,
                  incident_overdue, incident_closed, incident_reopened, notification_requested,
                  timer_fired, ruleset_loaded, access_viewed, notification_delivered,
-                 notification_failed, alert_external, incident_note>;
+                 notification_failed, alert_external, incident_note, report_submitted>;
 
 // ---- Envelope ------------------------------------------------------------------
 

@@ -7,6 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <tuple>
 
 using namespace pingan;
@@ -175,6 +177,17 @@ incident_reported report(std::uint32_t deaths, std::string id = "IR-1") {
     return r;
 }
 
+report_submitted submitted(std::string id, tier to) {
+    report_submitted r;
+    r.incident_id = std::move(id);
+    r.to = to;
+    r.recipient = to == tier::city ? "city_bureau" : "county_bureau";
+    r.submitted_by = to == tier::city ? "county_bureau" : "principal";
+    r.kind = to == tier::city ? report_kind::relay : report_kind::initial;
+    r.summary = "书面报告";
+    return r;
+}
+
 incident_resolved resolve(std::string id) {
     incident_resolved r;
     r.incident_id = std::move(id);
@@ -248,22 +261,49 @@ std::vector<scenario> scenarios() {
          {{0s, "food.illness", school_, food_school},
           {2h, "food.illness", district_, {"county_bureau"}},
           {2h, "food.illness", regulator_, {"market_reg", "cdc"}}}},
-        {"food.illness.major: 5 or more cases go to district, city and regulators at once",
+        // The 2 h deadlines to the county and regulators are met: they were
+        // told at once. The public-health incident runs the emergency rules.
+        {"food.illness.major: 5 or more cases go out at once and open a public-health incident",
          {{0s, ev(illness(6))}},
          3h,
          {{0s, "food.illness", school_, food_school},
           {0s, "food.illness.major", district_, {"county_bureau"}},
           {0s, "food.illness.major", city_, {"city_bureau"}},
           {0s, "food.illness.major", regulator_, {"market_reg", "cdc"}},
-          {2h, "food.illness", district_, {"county_bureau"}},
-          {2h, "food.illness", regulator_, {"market_reg", "cdc"}}}},
+          {0s, "incident.initial", school_, {"principal", "safety_officer"}},
+          {0s, "incident.initial", district_, {"county_bureau"}},
+          {30min, "incident.initial", city_, {"city_bureau"}},
+          {1h, "incident.initial", school_, {"principal"}},
+          {2h, "incident.initial", city_, {"city_bureau"}}}},
+        {"food.illness.major: a death is a major public-health incident for the city at once",
+         {{0s,
+           [] {
+               auto f = illness(2);
+               f.deaths = 1;
+               return ev(f);
+           }()},
+          {10min, ev(ack(meal_subject))}},
+         3h,
+         {{0s, "food.illness", school_, food_school},
+          {0s, "food.illness.major", district_, {"county_bureau"}},
+          {0s, "food.illness.major", city_, {"city_bureau"}},
+          {0s, "food.illness.major", regulator_, {"market_reg", "cdc"}},
+          {0s, "incident.initial", school_, {"principal", "safety_officer"}},
+          {0s, "incident.initial", district_, {"county_bureau"}},
+          {0s, "incident.major", city_, {"city_bureau", "emergency_office"}},
+          {1h, "incident.initial", school_, {"principal"}},
+          {2h, "incident.initial", city_, {"city_bureau"}}}},
         {"food.illness.major: an update to 5 cases upgrades the open incident",
          {{0s, ev(illness(2))}, {30min, ev(illness(5))}, {40min, ev(ack(meal_subject))}},
          3h,
          {{0s, "food.illness", school_, food_school},
           {30min, "food.illness.major", district_, {"county_bureau"}},
           {30min, "food.illness.major", city_, {"city_bureau"}},
-          {30min, "food.illness.major", regulator_, {"market_reg", "cdc"}}}},
+          {30min, "food.illness.major", regulator_, {"market_reg", "cdc"}},
+          {30min, "incident.initial", school_, {"principal", "safety_officer"}},
+          {30min, "incident.initial", district_, {"county_bureau"}},
+          {90min, "incident.initial", school_, {"principal"}},
+          {150min, "incident.initial", city_, {"city_bureau"}}}},
         {"food.illness.samples_missing: unsealed samples go to the county at once",
          {{0s,
            [] {
@@ -285,6 +325,22 @@ std::vector<scenario> scenarios() {
           {24h, "food.illness", school_, food_school, "420503J001"},
           {24h, "food.supplier_cluster", city_, {"city_bureau"}, ""},
           {24h, "food.supplier_cluster", regulator_, {"market_reg", "cdc"}, ""}}},
+        {"food.supplier_cluster: a third school pages the city and regulators again",
+         {{0s, with_supplier(illness(2), "420502J001")},
+          {1h, ev(ack(meal_subject))},
+          {24h, with_supplier(illness(2), "420503J001")},
+          {25h, make_event(ack(meal_subject), "420503J001")},
+          {36h, with_supplier(illness(2), "420502P001")},
+          {37h, make_event(ack(meal_subject), "420502P001")},
+          {40h, with_supplier(illness(3), "420502P001")}},
+         48h,
+         {{0s, "food.illness", school_, food_school},
+          {24h, "food.illness", school_, food_school, "420503J001"},
+          {24h, "food.supplier_cluster", city_, {"city_bureau"}, ""},
+          {24h, "food.supplier_cluster", regulator_, {"market_reg", "cdc"}, ""},
+          {36h, "food.illness", school_, food_school, "420502P001"},
+          {36h, "food.supplier_cluster", city_, {"city_bureau"}, ""},
+          {36h, "food.supplier_cluster", regulator_, {"market_reg", "cdc"}, ""}}},
         {"food.sample.breach: a short sample, then the principal if unfixed",
          {{0s, sample("m1", 100)}},
          7h,
@@ -335,6 +391,11 @@ std::vector<scenario> scenarios() {
          {{0s, "drill.too_slow", school_, {"safety_officer", "principal"}},
           {30 * 24h, "drill.too_slow", school_, {"safety_officer", "principal"}},
           {30 * 24h, "drill.too_slow.repeat", district_, {"county_bureau"}}}},
+        {"drill.too_slow.repeat: a fast drill between two slow ones breaks the run",
+         {{0s, drill("D-1", 150)}, {20 * 24h, drill("D-2", 100)}, {40 * 24h, drill("D-3", 130)}},
+         41 * 24h,
+         {{0s, "drill.too_slow", school_, {"safety_officer", "principal"}},
+          {40 * 24h, "drill.too_slow", school_, {"safety_officer", "principal"}}}},
         {"drill.too_slow: a primary school's target is 180 s",
          {{0s, drill("D-1", 170, "420502P001")}, {1h, drill("D-2", 181, "420502P001")}},
          2h,
@@ -343,6 +404,19 @@ std::vector<scenario> scenarios() {
          {{0s, drill("D-1", 100, "420502J001", 499)}},
          1h,
          {{0s, "drill.headcount", school_, {"principal"}}}},
+        {"drill.injury: an injury in a drill also opens an accident incident",
+         {{0s,
+           [] {
+               auto e = drill("D-1", 100);
+               std::get<drill_recorded>(e.body).injuries = 2;
+               return e;
+           }()},
+          {10min, ev(ack("D-1"))}},
+         1h,
+         {{0s, "drill.headcount", school_, {"principal"}},
+          {0s, "incident.initial", school_, {"principal", "safety_officer"}},
+          {0s, "incident.initial", district_, {"county_bureau"}},
+          {1h, "incident.initial", school_, {"principal"}}}},
         {"drill.cadence: monthly for schools, quarterly for kindergartens",
          {{0s, drill("D-1", 100)}},
          29 * 24h,
@@ -385,6 +459,14 @@ std::vector<scenario> scenarios() {
          8 * 24h,
          {{0s, "psych.yellow", school_, {"psych_teacher"}},
           {7 * 24h, "psych.yellow", school_, {"psych_teacher"}}}},
+        {"psych.self_harm: also an emergency incident, acknowledged with the alert",
+         {{0s, psych(risk_level::red, {"self_harm"})}, {5min, ev(ack("PA-1"))}},
+         1h,
+         {{0s, "psych.red", school_, {"psych_teacher", "head_teacher", "principal", "safety_vp"}},
+          {0s, "psych.red", school_, {"guardian"}},
+          {0s, "incident.initial", school_, {"principal", "safety_officer"}},
+          {0s, "incident.initial", district_, {"county_bureau"}},
+          {1h, "incident.initial", school_, {"principal"}}}},
         {"psych.abuse: police and county at once",
          {{0s, psych(risk_level::red, {"abuse"})}, {5min, ev(ack("PA-1"))}},
          1h,
@@ -404,13 +486,19 @@ std::vector<scenario> scenarios() {
          14 * 24h,
          {{0s, "bullying.report", school_, {"safety_officer"}},
           {0s, "bullying.report", school_, {"guardian"}}}},
-        {"bullying.serious: police and county at once",
+        {"bullying.serious: police and county at once, and an emergency incident",
          {{0s, bullying(true)}, {3 * 24h, bullying(true, determination::bullying)}},
          14 * 24h,
          {{0s, "bullying.report", school_, {"safety_officer"}},
           {0s, "bullying.report", school_, {"guardian"}},
           {0s, "bullying.serious", regulator_, {"police"}},
-          {0s, "bullying.serious", district_, {"county_bureau"}}}},
+          {0s, "bullying.serious", district_, {"county_bureau"}},
+          {0s, "incident.initial", school_, {"principal", "safety_officer"}},
+          {0s, "incident.initial", district_, {"county_bureau"}},
+          {30min, "incident.initial", city_, {"city_bureau"}},
+          {1h, "incident.initial", school_, {"principal"}},
+          {2h, "incident.initial", city_, {"city_bureau"}},
+          {7 * 24h, "incident.initial", district_, {"county_bureau"}}}},
         {"epidemic.class_cluster: 3 cases in a day, county and CDC within 24 h",
          {{0s, cluster(3, 1)}},
          25h,
@@ -444,6 +532,8 @@ std::vector<scenario> scenarios() {
          {{0s, "incident.initial", school_, {"principal", "safety_officer"}},
           {0s, "incident.initial", district_, {"county_bureau"}},
           {30min, "incident.initial", city_, {"city_bureau"}},
+          {1h, "incident.initial", school_, {"principal"}},
+          {2h, "incident.initial", city_, {"city_bureau"}},
           {7 * 24h, "incident.initial", district_, {"county_bureau"}}}},
         {"incident.major: deaths go to the city at once, then daily progress",
          {{0s, ev(report(1))}, {20min, ev(ack("IR-1"))}},
@@ -451,9 +541,21 @@ std::vector<scenario> scenarios() {
          {{0s, "incident.initial", school_, {"principal", "safety_officer"}},
           {0s, "incident.initial", district_, {"county_bureau"}},
           {0s, "incident.major", city_, {"city_bureau", "emergency_office"}},
+          {1h, "incident.initial", school_, {"principal"}},
+          {2h, "incident.initial", city_, {"city_bureau"}},
           {24h, "incident.major", city_, {"city_bureau"}},
           {48h, "incident.major", city_, {"city_bureau"}},
           {72h, "incident.major", city_, {"city_bureau"}}}},
+        {"incident.initial: a report to the county and the county's relay to the city meet "
+         "their deadlines; an acknowledgement does not",
+         {{0s, ev(report(0))},
+          {10min, ev(ack("IR-1"))},
+          {50min, ev(submitted("IR-1", tier::district))},
+          {3h, ev(submitted("IR-1", tier::city))}},
+         3h,
+         {{0s, "incident.initial", school_, {"principal", "safety_officer"}},
+          {0s, "incident.initial", district_, {"county_bureau"}},
+          {2h, "incident.initial", city_, {"city_bureau"}}}},
         {"incident.initial: resolving closes every deadline",
          {{0s, ev(report(0))}, {10min, ev(resolve("IR-1"))}},
          8 * 24h,
@@ -729,6 +831,190 @@ TEST_CASE("timers that fall due while the broker is down fire at once, marked la
     REQUIRE_FALSE(fired.empty());
     CHECK(std::get<timer_fired>(fired[0].body).late);
     CHECK(fired[0].status == pingan::status::system);
+    // The page itself says it is late, not only the overdue and the escalation.
+    auto pages = bodies<notification_requested>(out);
+    REQUIRE(pages.size() == 2);
+    for (const auto& n : pages)
+        CHECK(n.late);
+}
+
+TEST_CASE("pages on time are not marked late", "[engine]") {
+    harness h;
+    h.put(ev(illness(2)), t0());
+    auto out = h.advance(t0() + 5h);
+    auto pages = bodies<notification_requested>(out);
+    REQUIRE(pages.size() == 2);
+    for (const auto& n : pages)
+        CHECK_FALSE(n.late);
+}
+
+TEST_CASE("after a long clock jump each escalation references its own timer event", "[engine]") {
+    harness h;
+    h.fire_timers = false;
+    h.put(ev(hazard("HZ-A")), t0());
+    h.put(make_event(hazard("HZ-B"), "420503J001"), t0() + 1h);
+    h.put(ev(illness(2)), t0() + 2h);
+    // Month end: every deadline of the month, and the drill calendar, at once.
+    auto now = t0() + 31 * 24h;
+    h.fire_at(now);
+    std::map<std::string, const event*> fired; // id → timer event
+    for (const auto& e : h.log)
+        if (e.type() == timer_fired::type) fired[e.id.str()] = &e;
+    std::size_t checked = 0;
+    for (const auto& e : h.derived()) {
+        std::string inc;
+        if (const auto* x = std::get_if<escalation_raised>(&e.body)) inc = x->incident_id;
+        if (const auto* o = std::get_if<incident_overdue>(&e.body)) inc = o->incident_id;
+        if (inc.empty()) continue;
+        REQUIRE(e.references.size() == 1);
+        auto it = fired.find(e.references[0].str());
+        REQUIRE(it != fired.end());
+        const auto& f = std::get<timer_fired>(it->second->body);
+        INFO(f.timer_id << " caused an effect for " << inc);
+        CHECK(f.timer_id.starts_with(inc + "/"));
+        CHECK(e.school == it->second->school);
+        ++checked;
+    }
+    CHECK(checked >= 8);
+    // Every timer event caused something: none is left without its effects.
+    std::set<std::string> causes;
+    for (const auto& e : h.derived())
+        if (!e.references.empty()) causes.insert(e.references[0].str());
+    for (const auto& [id, f] : fired)
+        if (std::get<timer_fired>(f->body).timer_id.find("/hazard.general/") != std::string::npos)
+            CHECK(causes.count(id));
+}
+
+TEST_CASE("a cross-school cluster carries its schools, districts and reports", "[engine]") {
+    harness h;
+    h.put(with_supplier(illness(2), "420502J001"), t0());
+    h.put(with_supplier(illness(2), "420503J001"), t0() + 24h);
+    h.put(with_supplier(illness(2), "420502P001"), t0() + 36h);
+    h.put(with_supplier(illness(4), "420502P001"), t0() + 40h);
+    const incident* c = nullptr;
+    for (const auto& [id, i] : h.st.incidents)
+        if (i.kind == "supplier_cluster") c = &i;
+    REQUIRE(c);
+    CHECK(c->school.empty());
+    CHECK(c->schools == std::set<std::string>{"420502J001", "420502P001", "420503J001"});
+    CHECK(c->districts == std::set<std::string>{"420502", "420503"});
+    CHECK(c->reports.size() == 4);
+    CHECK(c->count == 3);
+    CHECK(c->title.find("3 所学校") != std::string::npos);
+    auto j = incident_to_json(*c);
+    CHECK(j["schools"].size() == 3);
+    CHECK(j["districts"] == json::array({"420502", "420503"}));
+    // Its events reach the district of the report that caused them.
+    std::set<std::string> districts;
+    for (const auto& e : h.derived())
+        if (const auto* n = std::get_if<notification_requested>(&e.body);
+            n && n->incident_id == c->id) {
+            districts.insert(e.district);
+            if (e.received_at == t0() + 36h) CHECK(n->text.starts_with("【扩大 GROWN】"));
+        }
+    CHECK(districts == std::set<std::string>{"420502", "420503"});
+}
+
+TEST_CASE("a typed incident references its report and the report names its incident", "[engine]") {
+    harness h;
+    auto out = h.put(ev(illness(6)), t0());
+    auto reports = of_type(out, incident_reported::type);
+    REQUIRE(reports.size() == 1);
+    const auto& r = std::get<incident_reported>(reports[0].body);
+    CHECK(r.category == incident_category::public_health);
+    CHECK(r.injuries == 6);
+    CHECK(reports[0].source == "pingan-broker/engine");
+    CHECK(engine::made_by_engine(reports[0]));
+    const incident* food = nullptr;
+    const incident* emergency = nullptr;
+    for (const auto& [id, i] : h.st.incidents)
+        (i.kind == "food_illness" ? food : emergency) = &i;
+    REQUIRE(food);
+    REQUIRE(emergency);
+    CHECK(r.incident_id == food->id);
+    CHECK(emergency->kind == "emergency");
+    CHECK(emergency->parent == food->id);
+    CHECK(emergency->subject == food->id);
+    // What the emergency rules derived follows the report, not the food alert.
+    for (const auto& e : out)
+        if (const auto* o = std::get_if<incident_opened>(&e.body); o && o->kind == "emergency")
+            CHECK(e.references[0] == reports[0].id);
+    // A second report of the same meal opens no second emergency.
+    out = h.put(ev(illness(8)), t0() + 10min);
+    CHECK(of_type(out, incident_reported::type).empty());
+}
+
+TEST_CASE("a broker that starts with no event still checks drill cadence", "[engine]") {
+    harness h;
+    h.eng.start(h.st, t0());
+    CHECK(h.eng.started(h.st));
+    auto out = h.advance(t0() + nov25);
+    std::set<std::string> schools;
+    for (const auto& e : of_type(out, notification_requested::type))
+        schools.insert(e.school);
+    CHECK(schools == std::set<std::string>{"420502J001", "420502P001", "420503J001"});
+    // A replay of that log from nothing, with the log's timer events, knows
+    // the checkpoint from its timer event alone.
+    harness replay;
+    replay.fire_timers = false;
+    for (const auto& e : h.log)
+        if (!engine::made_by_engine(e) || e.type() == timer_fired::type)
+            replay.store(e, e.received_at);
+    REQUIRE(replay.log.size() == h.log.size());
+    for (std::size_t i = 0; i < h.log.size(); ++i)
+        CHECK(encode(replay.log[i]) == encode(h.log[i]));
+}
+
+TEST_CASE("the drill target for taller buildings comes from the pack and is marked M", "[engine]") {
+    auto tall = std::make_shared<const registry>(registry::from_csv(
+        "school_id,name,district_code,type,students,boarding,school_bus,canteen,max_floors,lat,"
+        "lon\n"
+        "420502J009,西陵第9初级中学,420502,junior,1200,0,0,1,6,30.69,111.32\n"
+        "420502J001,西陵第1初级中学,420502,junior,1090,0,0,1,4,30.69,111.32\n"));
+    auto pages_for = [&](std::shared_ptr<const rules::ruleset> rs, std::uint32_t seconds,
+                         const std::string& school) {
+        harness h(rs, tall);
+        return bodies<notification_requested>(h.put(drill("D-1", seconds, school), t0()));
+    };
+    // Six floors: 120 s + 2 × 30 s.
+    CHECK(pages_for(default_pack(), 180, "420502J009").empty());
+    auto p = pages_for(default_pack(), 181, "420502J009");
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].rule_id == "drill.too_slow.tall");
+    CHECK(p[0].basis == "M");
+    p = pages_for(default_pack(), 121, "420502J001");
+    REQUIRE(p.size() == 1);
+    CHECK(p[0].rule_id == "drill.too_slow");
+    CHECK(p[0].basis == "S");
+    // The allowance is a setting of the pack.
+    auto text = default_pack_text();
+    auto at = text.find("per_floor_above: 30");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 19, "per_floor_above: 60");
+    auto tuned = rules::parse(text);
+    REQUIRE(tuned.errors.empty());
+    CHECK(tuned.rules->evacuation.per_floor_above == 60);
+    CHECK(pages_for(tuned.rules, 240, "420502J009").empty());
+    CHECK(pages_for(tuned.rules, 241, "420502J009").size() == 1);
+}
+
+TEST_CASE("a deadline step with if_told: remind says it is a reminder", "[engine]") {
+    harness h;
+    h.put(psych(risk_level::red), t0());
+    auto out = h.advance(t0() + 11min);
+    auto pages = bodies<notification_requested>(out);
+    REQUIRE(pages.size() == 1);
+    CHECK(pages[0].roles == std::vector<std::string>{"principal"});
+    CHECK(pages[0].text.starts_with("【催办 REMINDER】"));
+    CHECK(bodies<incident_overdue>(out).size() == 1);
+    CHECK(bodies<escalation_raised>(out).empty()); // the principal already knows
+}
+
+TEST_CASE("test event ids stay distinct past sixteen events", "[engine]") {
+    std::set<std::string> ids;
+    for (int i = 0; i < 300; ++i)
+        ids.insert(test_id(t0()).str());
+    CHECK(ids.size() == 300);
 }
 
 TEST_CASE("occurred_at far in the past or future does not move deadlines or windows", "[engine]") {

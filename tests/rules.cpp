@@ -364,3 +364,84 @@ TEST_CASE("the default pack names no classified field in any text", "[rules]") {
     CHECK(text.find("{body.student_ref}") == std::string::npos);
     CHECK(rules::parse(text).rules);
 }
+
+TEST_CASE("a typed incident report is checked: category and copied fields", "[rules]") {
+    const char* rule = R"(  - id: food.x
+    basis: S
+    title: t
+    match:
+      type: food.alert
+    incident:
+      kind: food
+      subject: [canteen_id]
+      report: {category: public_helth, deaths: deaths, injuries: casess}
+    steps:
+      - tier: school
+        roles: [principal]
+        text: t
+)";
+    auto e = errors_of(one_rule(rule));
+    INFO(all_text(e));
+    CHECK(mentions(e, "category: \"public_helth\" is not one of disaster, accident, public_health",
+                   13));
+    CHECK(mentions(e, "injuries: \"casess\" is not a field of this event type", 13));
+    auto ok = std::string(rule);
+    ok.replace(ok.find("public_helth"), 12, "public_health");
+    ok.replace(ok.find("casess"), 6, "cases");
+    auto r = rules::parse(one_rule(ok));
+    INFO(all_text(r.errors));
+    REQUIRE(r.rules);
+    REQUIRE(r.rules->rules[0].incident.report);
+    CHECK(r.rules->rules[0].incident.report->category == incident_category::public_health);
+    CHECK(r.rules->rules[0].incident.report->injuries == "cases");
+}
+
+TEST_CASE("if_told takes satisfied or remind, on deadline steps only", "[rules]") {
+    const char* rule = R"(  - id: hazard.x
+    basis: L
+    title: t
+    match:
+      type: hazard.reported
+    incident:
+      kind: hazard
+      subject: [hazard_id]
+    steps:
+      - tier: school
+        roles: [principal]
+        text: t
+        if_told: remind
+      - tier: school
+        roles: [principal]
+        after: 1h
+        text: t
+        if_told: again
+      - tier: school
+        roles: [principal]
+        after: 2h
+        text: t
+        if_told: remind
+)";
+    auto e = errors_of(one_rule(rule));
+    INFO(all_text(e));
+    CHECK(mentions(e, "if_told applies to a deadline step", 17));
+    CHECK(mentions(e, "if_told: \"again\" is not satisfied or remind", 22));
+    CHECK(e.size() == 2);
+}
+
+TEST_CASE("the evacuation target is a checked setting of the rule set", "[rules]") {
+    auto text = "ruleset: t\nversion: \"1\"\nroles: [principal]\nevacuation_target:\n"
+                "  seconds: 0\n  by_school_type: {primery: 180}\n  per_floor_above: -5\n"
+                "  floors: 4\nrules:\n" +
+                std::string(good_rule);
+    auto e = errors_of(text);
+    INFO(all_text(e));
+    CHECK(mentions(e, "evacuation_target.seconds: \"0\"", 5));
+    CHECK(mentions(e, "\"primery\" is not a school type", 6));
+    CHECK(mentions(e, "evacuation_target.per_floor_above: \"-5\"", 7));
+    CHECK(mentions(e, "unknown key \"floors\" in evacuation_target", 8));
+    auto r = rules::parse(default_pack());
+    REQUIRE(r.rules);
+    CHECK(r.rules->evacuation.seconds == 120);
+    CHECK(r.rules->evacuation.per_floor_above == 30);
+    CHECK(r.rules->find("drill.too_slow.tall")->basis == rules::basis::M);
+}

@@ -138,6 +138,53 @@ TEST_CASE("rules replay --diff shows the pages a changed rule set adds and remov
     CHECK(r.out.find("food.illness  district [county_bureau]") != std::string::npos);
 }
 
+TEST_CASE("rules replay --diff compares every page's time, not only each school's first",
+          "[rules_cli]") {
+    temp_dir d("diff-time");
+    fill_store((d.path / "store").string());
+    auto text = default_pack_text();
+    // The county's page comes at 90 minutes instead of 2 hours: the same page, earlier.
+    auto pos = text.find("        after: 2h\n        until: acknowledged\n        text: "
+                         "\"{title}：2小时报告时限已到，请县级教育局处置\"");
+    REQUIRE(pos != std::string::npos);
+    text.replace(pos, 17, "        after: 90m");
+    write_file(d.path / "tuned.yaml", text);
+    auto r = pingan_cli("rules replay --diff --rules " + (d.path / "tuned.yaml").string() +
+                        " --data " + (d.path / "store").string() + " --until 2026-11-02T06:00:00Z");
+    REQUIRE(r.code == 0);
+    INFO(r.out);
+    CHECK(r.out.find("pages added by these rules: 0") != std::string::npos);
+    CHECK(r.out.find("pages in the log these rules would not make: 0") != std::string::npos);
+    CHECK(r.out.find("pages at another time or lateness (log -> these rules): 1\n  2026-11-02 "
+                     "11:00:00 CST -> 2026-11-02 10:30:00 CST  420502J001  food.illness  "
+                     "district [county_bureau]") != std::string::npos);
+    // The school's first page (the food illness at once) did not move.
+    CHECK(r.out.find("first page per school (log -> these rules):\n") != std::string::npos);
+    CHECK(r.out.substr(r.out.find("first page per school")).find("420502J001") ==
+          std::string::npos);
+}
+
+TEST_CASE("a page made late and on time differs in the diff", "[rules_cli]") {
+    auto page_at = [](timestamp t, bool late) {
+        event e = make_event(notification_requested{});
+        auto& n = std::get<notification_requested>(e.body);
+        n.incident_id = "INC-1";
+        n.rule_id = "food.illness";
+        n.tier = tier::district;
+        n.roles = {"county_bureau"};
+        n.late = late;
+        e.received_at = t;
+        return e;
+    };
+    auto d = diff_pages({page_at(t0(), true)}, {page_at(t0(), false)});
+    CHECK(d.added.empty());
+    CHECK(d.removed.empty());
+    CHECK(d.changed.size() == 1);
+    d = diff_pages({page_at(t0(), false)}, {page_at(t0(), false), page_at(t0() + 1h, false)});
+    CHECK(d.changed.empty());
+    CHECK(d.added.size() == 1);
+}
+
 TEST_CASE("the sandbox with the log's timers reproduces the log's pages exactly", "[rules_cli]") {
     temp_dir d("sandbox");
     fill_store((d.path / "store").string());

@@ -7,6 +7,9 @@
 #include "common/client.hpp"
 #include "tools/pingan/commands.hpp"
 
+#include <sodium.h>
+
+#include <algorithm>
 #include <array>
 #include <fstream>
 #include <iostream>
@@ -100,6 +103,23 @@ void run(const publish_args& a) {
     ingest_client client(ctx, endpoints().ingest, curve());
     announce_waiting(client.link());
     auto now = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
+    // An event without occurred_at happens now on the broker's time line (a
+    // manual or scaled clock is not this machine's), as `incidents ack` does.
+    bool untimed = std::any_of(events.begin(), events.end(), [](const auto& e) {
+        return e.first && e.first->is_object() && !e.first->contains("occurred_at");
+    });
+    if (untimed) {
+        try {
+            query_client q(ctx, endpoints().query, curve());
+            auto wait =
+                std::min<std::chrono::milliseconds>(answer_timeout(), std::chrono::seconds(3));
+            auto t = q.clock(json::object(), wait)["now"].get<std::string>();
+            if (auto parsed = parse_utc(t)) now = *parsed;
+        } catch (const std::exception& e) {
+            std::cerr << "pingan: the broker's clock did not answer (" << e.what()
+                      << "); occurred_at is this machine's time\n";
+        }
+    }
     bool refused = false;
     std::size_t i = 0;
     std::uint64_t tag_no = 0;
@@ -196,7 +216,7 @@ void add_publish_command(CLI::App& app) {
                   "give each event without an id one derived from its text and its place among "
                   "identical events of the input, so that publishing the same file again stores "
                   "nothing twice (the second run answers duplicate)");
-    add_endpoint_options(*cmd, true, false, false);
+    add_endpoint_options(*cmd, true, false, true);
     cmd->callback([a] { run(*a); });
 }
 

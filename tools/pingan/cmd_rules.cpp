@@ -150,7 +150,8 @@ void print_diff(const page_diff& d, const registry* reg) {
         std::cout << "  " << format_local(e.received_at) << "  "
                   << (e.school.empty() ? "-" : e.school) << "  " << n.rule_id << "  "
                   << enum_name(n.tier) << " [" << roles_text(n.roles) << "]"
-                  << (n.repeat ? "  reminder " + std::to_string(n.repeat) : "") << "\n";
+                  << (n.repeat ? "  reminder " + std::to_string(n.repeat) : "")
+                  << (n.late ? "  late" : "") << "\n";
     };
     std::cout << "pages added by these rules: " << d.added.size() << "\n";
     for (const auto& e : d.added)
@@ -158,6 +159,17 @@ void print_diff(const page_diff& d, const registry* reg) {
     std::cout << "pages in the log these rules would not make: " << d.removed.size() << "\n";
     for (const auto& e : d.removed)
         line(e);
+    std::cout << "pages at another time or lateness (log -> these rules): " << d.changed.size()
+              << "\n";
+    for (const auto& [logged, replayed] : d.changed) {
+        const auto& a = std::get<notification_requested>(logged.body);
+        const auto& b = std::get<notification_requested>(replayed.body);
+        std::cout << "  " << format_local(logged.received_at) << (a.late ? " late" : "") << " -> "
+                  << format_local(replayed.received_at) << (b.late ? " late" : "") << "  "
+                  << (logged.school.empty() ? "-" : logged.school) << "  " << a.rule_id << "  "
+                  << enum_name(a.tier) << " [" << roles_text(a.roles) << "]"
+                  << (a.repeat ? "  reminder " + std::to_string(a.repeat) : "") << "\n";
+    }
     std::cout << "first page per school (log -> these rules):\n";
     for (const auto& [school, f] : d.first_by_school) {
         if (f.logged == f.replayed) continue;
