@@ -62,11 +62,11 @@ struct broker_options {
 // What a reload of the access table did.
 struct access_reload {
     bool ok = false;
-    std::string error;                  // why the file was refused (ok false)
-    std::size_t clients = 0;            // in the table now
-    std::vector<std::string> revoked;   // identities whose old key no longer admits
-    std::vector<std::string> changed;   // same key, new scope or rights
-    std::vector<std::string> added;     // new identities
+    std::string error;                // why the file was refused (ok false)
+    std::size_t clients = 0;          // in the table now
+    std::vector<std::string> revoked; // identities whose old key no longer admits
+    std::vector<std::string> changed; // same key, new scope or rights
+    std::vector<std::string> added;   // new identities
 };
 
 struct endpoints {

@@ -134,12 +134,12 @@ void broker::impl::run_query() {
                               const principal& client, const json& params) {
         auto it = params.find("action");
         if (it == params.end() || !it->is_string() || *it != "reload")
-            return refuse(routing, delim, tag, errc::bad_value,
-                          "action: expected \"reload\"");
+            return refuse(routing, delim, tag, errc::bad_value, "action: expected \"reload\"");
         if (!client.city)
             return refuse(routing, delim, tag, errc::forbidden,
-                          client.identity + " may not reload the access table (it needs the "
-                                            "city scope; its scope is " +
+                          client.identity +
+                              " may not reload the access table (it needs the "
+                              "city scope; its scope is " +
                               scope_text(client) + ")");
         auto r = reload_access(client.identity);
         if (!r.ok) return refuse(routing, delim, tag, errc::bad_config, r.error);

@@ -60,11 +60,11 @@ struct secured {
     secured() {
         write_key(d / "server.key", k.server);
         write_table(full_table(k));
-        b = std::make_unique<broker_process>(
-            d / "store",
-            std::vector<std::string>{"--server-key", d / "server.key", "--clients",
-                                     d / "clients.yaml"},
-            log, "info");
+        b = std::make_unique<broker_process>(d / "store",
+                                             std::vector<std::string>{"--server-key",
+                                                                      d / "server.key", "--clients",
+                                                                      d / "clients.yaml"},
+                                             log, "info");
     }
     void write_table(const std::string& text) const { std::ofstream(d / "clients.yaml") << text; }
 
@@ -198,9 +198,8 @@ TEST_CASE("a bad access table on SIGHUP is refused and the table in force stays"
     CHECK(publish_on(pub, sample_hazard("420502K001")).results[0].what == wire::outcome::stored);
 
     // A school that is not in the registry: the whole file is refused.
-    s.write_table(table_without_school(s.k) +
-                  client_yaml("school:X", s.k.newcomer.public_key, "{school: 999999X999}",
-                              "[publish]"));
+    s.write_table(table_without_school(s.k) + client_yaml("school:X", s.k.newcomer.public_key,
+                                                          "{school: 999999X999}", "[publish]"));
     REQUIRE(s.sighup("not reloaded (SIGHUP)"));
     auto text = read_file(s.log);
     CHECK_THAT(text, Catch::Contains("access table " + std::string(s.d / "clients.yaml") +
@@ -212,8 +211,7 @@ TEST_CASE("a bad access table on SIGHUP is refused and the table in force stays"
     // connection and on a new one.
     CHECK(publish_on(pub, sample_hazard("420502K001")).results[0].what == wire::outcome::stored);
     ingest_client fresh(ctx, s.b->ingest, &school);
-    CHECK(publish_on(fresh, sample_hazard("420502K001")).results[0].what ==
-          wire::outcome::stored);
+    CHECK(publish_on(fresh, sample_hazard("420502K001")).results[0].what == wire::outcome::stored);
     // Syntax errors too.
     s.write_table("clients: [\n");
     REQUIRE(s.sighup("not reloaded (SIGHUP)"));
