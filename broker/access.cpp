@@ -15,6 +15,12 @@ namespace {
 
 } // namespace
 
+bool same_rights(const principal& a, const principal& b) noexcept {
+    return a.school == b.school && a.district == b.district && a.city == b.city &&
+           a.may_publish == b.may_publish && a.may_query == b.may_query && a.may_act == b.may_act &&
+           a.minors_clearance == b.minors_clearance;
+}
+
 std::string scope_text(const principal& p) {
     if (p.city) return "the city";
     if (!p.district.empty()) return "district " + p.district;

@@ -56,6 +56,11 @@ class access_table {
     const principal* by_key(std::string_view z85) const;
     const principal* by_identity(std::string_view identity) const;
     std::size_t size() const noexcept { return by_key_.size(); }
+    // Every client, in key order.
+    template <class F> void each(F&& f) const {
+        for (const auto& [k, p] : by_key_)
+            f(p);
+    }
 
   private:
     static access_table from_node(const YAML::Node& root, const registry& reg);
@@ -77,6 +82,9 @@ bool may_subscribe(const principal& p, std::string_view prefix);
 // naming a school or district outside it is refused, not answered empty.
 // Returns: ok, or forbidden naming the reason.
 problem may_query(const principal& p, scan_filter& f, const registry& reg);
+
+// Do `a` and `b` have the same scope, rights and clearance?
+bool same_rights(const principal& a, const principal& b) noexcept;
 
 // The client's scope in words: "school 420502K001", "district 420502", "the city".
 std::string scope_text(const principal& p);

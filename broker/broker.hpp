@@ -20,6 +20,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace pingan {
 
@@ -49,9 +50,23 @@ struct broker_options {
     // (tests and loopback-only development).
     struct security_config {
         curve_keypair server;
-        access_table access;
+        access_table access; // the table at start; reload_access() replaces it
+        // Where reload_access() reads the table again (empty: not reloadable),
+        // and whether it may be writable by others (--allow-insecure-permissions).
+        std::string access_file;
+        bool allow_loose_permissions = false;
     };
     std::shared_ptr<const security_config> security;
+};
+
+// What a reload of the access table did.
+struct access_reload {
+    bool ok = false;
+    std::string error;                // why the file was refused (ok false)
+    std::size_t clients = 0;          // in the table now
+    std::vector<std::string> revoked; // identities whose old key no longer admits
+    std::vector<std::string> changed; // same key, new scope or rights
+    std::vector<std::string> added;   // new identities
 };
 
 struct endpoints {
@@ -70,6 +85,14 @@ class broker {
 
     // The bound endpoints, with ephemeral ports resolved.
     const endpoints& bound() const noexcept;
+
+    // Reads the access table file again. A file that does not parse (or that
+    // others may write) is refused and the table in force stays; otherwise the
+    // new table applies from each client's next message, and if keys were
+    // removed, replaced or given other rights an access.revoked event naming
+    // `trigger` ("SIGHUP", or the identity that asked) goes into the log.
+    // Logs the outcome naming the file. Thread-safe.
+    access_reload reload_access(const std::string& trigger);
 
     void start();
     // Asks the broker to drain and stop; returns at once.

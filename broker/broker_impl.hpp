@@ -10,6 +10,8 @@
 #include <zmq_addon.hpp>
 
 #include <atomic>
+#include <memory>
+#include <mutex>
 #include <thread>
 
 namespace pingan {
@@ -37,6 +39,12 @@ struct broker::impl {
     std::atomic<bool> zap_stop{false};
     std::thread ingest_thread, writer_thread, query_thread, zap_thread;
 
+    // The access table in force (security on): read by the ingest, query,
+    // writer and ZAP threads, replaced whole by reload_access().
+    mutable std::mutex access_m;
+    std::shared_ptr<const access_table> access_now;
+    std::mutex reload_m; // one reload at a time
+
     impl(const broker_options& o, const clock& c, const registry& r, processor* p, manual_clock* m);
 
     void run_ingest();
@@ -44,8 +52,17 @@ struct broker::impl {
     void run_query();
     void run_zap();
 
-    // The client behind a message, when security is on; null otherwise or if unknown.
-    const principal* who(zmq::message_t& m) const;
+    std::shared_ptr<const access_table> access() const;
+    // The client behind a message, when security is on: the principal of the
+    // CURVE key the connection authenticated with, in the table in force now.
+    // Null without security, or when that key is no longer in the table (or
+    // now belongs to another identity): revoked since the handshake.
+    std::shared_ptr<const principal> who(zmq::message_t& m) const;
+    // Is `p` (from who()) still the principal of its key in the table in force?
+    bool still_admitted(const principal& p) const;
+    // The refusal text for a message whose key who() no longer finds.
+    static std::string revoked_text(zmq::message_t& m);
+    access_reload reload_access(const std::string& trigger);
 };
 
 // Binds `s` to `endpoint` and returns the endpoint actually bound (ephemeral ports resolved).

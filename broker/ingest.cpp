@@ -115,9 +115,11 @@ void broker::impl::run_ingest() {
             return finish_now();
         }
         auto actor = actor_of(f[pos - 1]);
-        const principal* who_is = who(f[pos - 1]);
+        // The key is checked on every request against the table in force, so
+        // a key revoked by a reload is refused on a connection already open.
+        auto who_is = who(f[pos - 1]);
         if (opts.security && !who_is) {
-            refuse(r, errc::unauthorized, "no client with identity " + actor);
+            refuse(r, errc::unauthorized, revoked_text(f[pos - 1]));
             return finish_now();
         }
         auto now = clk.now();

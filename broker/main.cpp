@@ -1,5 +1,6 @@
 // pingan-broker: reads arguments, loads the configuration and registry, builds
-// the broker, and runs it until SIGINT or SIGTERM.
+// the broker, and runs it until SIGINT or SIGTERM. SIGHUP reloads the rule
+// file and the access table.
 #include "broker/broker.hpp"
 #include "broker/config.hpp"
 #include "broker/engine_processor.hpp"
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
         spdlog::info("registry: {} schools in {} districts", reg->size(), reg->districts().size());
 
         // A bad rule file stops the start; on SIGHUP it is refused and the rules
-        // in force stay.
+        // in force stay. The access table is reloaded the same way (broker::reload_access).
         auto load_rules = [&]() -> std::shared_ptr<const rules::ruleset> {
             std::ifstream in(cfg.rules, std::ios::binary);
             if (!in) {
@@ -172,6 +173,8 @@ int main(int argc, char** argv) {
             } catch (const error& e) {
                 fatal(cfg.clients + ": " + e.detail());
             }
+            sec->access_file = cfg.clients;
+            sec->allow_loose_permissions = allow_insecure;
             spdlog::info("CURVE on every socket; {} clients in {}; server key {}",
                          sec->access.size(), cfg.clients, sec->server.public_key);
             b.security = std::move(sec);
@@ -245,6 +248,10 @@ int main(int argc, char** argv) {
                         spdlog::error("rules {} not reloaded; the rules in force stay", cfg.rules);
                     }
                 }
+                // The access table too: a key removed from it is refused from
+                // its next message on (a bad file is refused and logged by
+                // reload_access; the table in force stays).
+                if (b.security) (void)br.reload_access("SIGHUP");
                 notify_ready("reloaded");
                 wait_reload();
             });

@@ -20,6 +20,8 @@
 namespace pingan {
 namespace {
 
+constexpr std::string_view cmd_access = "ACCESS";
+
 struct stream {
     std::string routing;
     bool delimiter = false;
@@ -31,7 +33,7 @@ struct stream {
     bool json = false;
     // Minors' details: redacted for clients without clearance; for cleared
     // clients every record shown is noted and logged as access.viewed.
-    const principal* client = nullptr;
+    std::shared_ptr<const principal> client;
     bool redact = false;
     std::uint64_t viewed_first = 0, viewed_last = 0;
     std::uint32_t viewed = 0;
@@ -126,6 +128,29 @@ void broker::impl::run_query() {
         return false;
     };
 
+    // ACCESS {"action": "reload"}: reads the access table file again, as
+    // SIGHUP does; only a client of city scope may ask.
+    auto access_command = [&](const std::string& routing, bool delim, const std::string& tag,
+                              const principal& client, const json& params) {
+        auto it = params.find("action");
+        if (it == params.end() || !it->is_string() || *it != "reload")
+            return refuse(routing, delim, tag, errc::bad_value, "action: expected \"reload\"");
+        if (!client.city)
+            return refuse(routing, delim, tag, errc::forbidden,
+                          client.identity +
+                              " may not reload the access table (it needs the "
+                              "city scope; its scope is " +
+                              scope_text(client) + ")");
+        auto r = reload_access(client.identity);
+        if (!r.ok) return refuse(routing, delim, tag, errc::bad_config, r.error);
+        json j = {{"clients", r.clients},
+                  {"revoked", r.revoked},
+                  {"changed", r.changed},
+                  {"added", r.added}};
+        auto body = j.dump();
+        send(routing, delim, cmd_access, tag, {body});
+    };
+
     auto handle = [&](std::vector<zmq::message_t>& f) {
         if (f.size() < 2) return;
         std::string routing(sv(f[0]));
@@ -148,9 +173,14 @@ void broker::impl::run_query() {
                               "parameters must be a JSON object");
         }
         std::string problem;
-        const principal* client = who(f[pos - 1]);
+        // Every message's key against the table in force: a key revoked by a
+        // reload is refused here, on a connection already open.
+        auto client_now = who(f[pos - 1]);
+        const principal* client = client_now.get();
         if (opts.security) {
-            if (!client) return refuse(routing, delim, tag, errc::unauthorized, "unknown client");
+            if (!client)
+                return refuse(routing, delim, tag, errc::unauthorized, revoked_text(f[pos - 1]));
+            if (cmd == cmd_access) return access_command(routing, delim, tag, *client, params);
             if (!client->may_query)
                 return refuse(routing, delim, tag, errc::forbidden,
                               client->identity + " may not query");
@@ -184,7 +214,7 @@ void broker::impl::run_query() {
             if (client) {
                 if (auto p = may_query(*client, f2, reg))
                     return refuse(routing, delim, tag, p.code, p.detail);
-                s.client = client;
+                s.client = client_now;
                 s.redact = !client->minors_clearance;
             }
             // Fix the end now: a replay ends at the head it started from;
@@ -285,10 +315,15 @@ void broker::impl::run_query() {
                 j["by_type"][t] = n;
             auto body = j.dump();
             send(routing, delim, wire::cmd_stats, tag, {body});
+        } else if (cmd == cmd_access) {
+            refuse(routing, delim, tag, errc::forbidden,
+                   "the broker was started without an access table (--clients); there is "
+                   "nothing to reload");
         } else {
             refuse(routing, delim, tag, errc::bad_command,
                    "unknown command \"" + cmd.substr(0, 32) +
-                       "\"; expected REPLAY, CREDIT, CANCEL, STATS, CLOCK, INCIDENTS or INCIDENT");
+                       "\"; expected REPLAY, CREDIT, CANCEL, STATS, CLOCK, INCIDENTS, INCIDENT "
+                       "or ACCESS");
         }
     };
 
@@ -302,6 +337,15 @@ void broker::impl::run_query() {
     };
 
     auto pump = [&](stream& s) {
+        // A stream opened under a key that a reload has since revoked (or
+        // whose rights changed) ends at its next chunk.
+        if (s.client && !still_admitted(*s.client)) {
+            log_views(s);
+            refuse(s.routing, s.delimiter, s.tag, errc::unauthorized,
+                   "the key of " + s.client->identity +
+                       " was revoked or its rights changed: the replay stops");
+            return false;
+        }
         // An empty range (to < from) must not reach scan, where to = 0 means the head.
         if (s.filter.from > s.filter.to) return finish(s);
         std::size_t n = std::min<std::uint64_t>(s.credit, opts.replay_chunk);

@@ -72,7 +72,7 @@ void broker::impl::run_writer() {
                 // XPUB_MANUAL: a subscription takes effect only if we apply it,
                 // and only within the subscriber's scope.
                 const char* uid = zmq_msg_gets(m.handle(), "User-Id");
-                auto* p = uid ? opts.security->access.by_identity(uid) : nullptr;
+                auto p = who(m); // the table in force: a revoked key subscribes to nothing
                 if (!p || !may_subscribe(*p, prefix)) {
                     if (subscribe)
                         spdlog::warn("feed: {} may not subscribe to \"{}\"", uid ? uid : "?",

@@ -777,6 +777,29 @@ struct access_viewed {
     }
 };
 
+// The broker's access table was reloaded (SIGHUP, or `pingan access reload`)
+// and keys that were admitted before are not any more: removed, or replaced
+// by a new key. `changed` names clients that keep their key with a different
+// scope or different rights. From the next message on, the broker answers a
+// revoked key `unauthorized`, on connections already open too.
+struct access_revoked {
+    static constexpr std::string_view type = "access.revoked";
+    static constexpr std::uint32_t version = 1;
+    std::vector<std::string> identities; // whose old key no longer admits
+    std::vector<std::string> changed;    // same key, new scope or rights
+    std::string trigger;                 // "SIGHUP", or the identity that asked
+    std::string file;                    // the access table that was read
+    std::uint32_t clients = 0;           // clients in the table now
+
+    template <class F> void fields(F&& f) {
+        f("identities", identities, text(128, 100000));
+        f("changed", changed, text(128, 100000));
+        f("trigger", trigger, text(128));
+        f("file", file, text(4096));
+        f("clients", clients, key);
+    }
+};
+
 // One attempt by pingan-notify to deliver a page to one receiver succeeded.
 // Receipts carry ids, the receiver and the channel, never the page's text.
 struct notification_delivered {
@@ -871,7 +894,8 @@ using body =
                  incident_acknowledged, incident_resolved, escalation_raised, incident_opened,
                  incident_overdue, incident_closed, incident_reopened, notification_requested,
                  timer_fired, ruleset_loaded, access_viewed, notification_delivered,
-                 notification_failed, alert_external, incident_note, report_submitted>;
+                 notification_failed, alert_external, incident_note, report_submitted,
+                 access_revoked>;
 
 // ---- Envelope ------------------------------------------------------------------
 
