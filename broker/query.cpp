@@ -5,9 +5,9 @@
 // each, and every chunk is read in its own short LMDB transaction, so that a
 // slow auditor neither floods nor pins the store.
 #include "broker/broker_impl.hpp"
-#include "common/key_ring.hpp"
 #include "broker/incident_query.hpp"
 #include "broker/metrics.hpp"
+#include "common/key_ring.hpp"
 
 #include "common/codec.hpp"
 #include "common/privacy.hpp"
@@ -331,8 +331,8 @@ void broker::impl::run_query() {
             frames.emplace_back(o.data(), o.size());
             event_head h;
             // Sealed minors' data (common/key_ring.hpp) opens for cleared readers only.
-            bool minors_type = (s.client || opts.keys) && peek(rec, h) &&
-                               carries_minors_details(h.type);
+            bool minors_type =
+                (s.client || opts.keys) && peek(rec, h) && carries_minors_details(h.type);
             bool minors = s.client && minors_type;
             bool unseal = minors_type && !s.redact && opts.keys;
             if (minors && !s.redact) {

@@ -50,7 +50,7 @@ std::string id_of(std::string_view period, unsigned n) {
 }
 
 std::int64_t mtime_ns(const fs::path& p) {
-    struct stat st{};
+    struct stat st {};
     if (::stat(p.c_str(), &st) != 0) return -2;
     return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
@@ -144,8 +144,9 @@ void key_ring::reload() {
         in >> text;
         key k{};
         std::size_t len = 0;
-        if (text.size() != 64 || sodium_hex2bin(k.data(), k.size(), text.data(), text.size(),
-                                                nullptr, &len, nullptr) != 0 ||
+        if (text.size() != 64 ||
+            sodium_hex2bin(k.data(), k.size(), text.data(), text.size(), nullptr, &len, nullptr) !=
+                0 ||
             len != k.size())
             continue; // half-written or foreign: never a key
         keys_[id] = k;
@@ -216,9 +217,8 @@ bool key_ring::seal(event& e, timestamp now) {
             nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &clen,
             reinterpret_cast<const unsigned char*>(v.data()), v.size(),
             reinterpret_cast<const unsigned char*>(ad.data()), ad.size(), nullptr, nonce, k.data());
-        std::string b64(sodium_base64_ENCODED_LEN(box.size(),
-                                                  sodium_base64_VARIANT_URLSAFE_NO_PADDING),
-                        '\0');
+        std::string b64(
+            sodium_base64_ENCODED_LEN(box.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING), '\0');
         sodium_bin2base64(b64.data(), b64.size(), nonce, box.size(),
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING);
         b64.resize(std::strlen(b64.c_str()));
@@ -280,8 +280,8 @@ std::string key_ring::rotate(timestamp now) {
 
 std::vector<std::string> key_ring::shred(std::string_view period) {
     if (!rotation(period))
-        throw error(errc::bad_value, "not a key period (YYYY-MM) or key id (YYYY-MM.N): " +
-                                         std::string(period));
+        throw error(errc::bad_value,
+                    "not a key period (YYYY-MM) or key id (YYYY-MM.N): " + std::string(period));
     std::lock_guard l(m_);
     reload();
     std::vector<std::string> gone;
@@ -297,12 +297,12 @@ std::vector<std::string> key_ring::shred(std::string_view period) {
         // keep old blocks: docs/security.md).
         int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
         if (fd < 0) fail("cannot open");
-        struct stat st{};
+        struct stat st {};
         ::fstat(fd, &st);
         std::string zeros(static_cast<std::size_t>(std::max<off_t>(st.st_size, 65)), '\0');
-        bool ok = ::pwrite(fd, zeros.data(), zeros.size(), 0) ==
-                      static_cast<ssize_t>(zeros.size()) &&
-                  ::fsync(fd) == 0;
+        bool ok =
+            ::pwrite(fd, zeros.data(), zeros.size(), 0) == static_cast<ssize_t>(zeros.size()) &&
+            ::fsync(fd) == 0;
         int keep = errno;
         ::close(fd);
         errno = keep;

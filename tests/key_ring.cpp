@@ -43,7 +43,7 @@ TEST_CASE("sealing hides every classified value and opening restores it", "[key_
     CHECK(is_sealed(alert_of(e).student_ref));
     CHECK(alert_of(e).student_ref.find(":2026-11:") != std::string::npos);
     CHECK(alert_of(e).reported_by_role == "psych_teacher"); // not classified: in clear
-    CHECK_FALSE(ring.seal(e, at("2026-11-29T01:00:00Z"))); // never sealed twice
+    CHECK_FALSE(ring.seal(e, at("2026-11-29T01:00:00Z")));  // never sealed twice
 
     key_ring reader(d / "keys");
     REQUIRE(reader.open(e));
@@ -62,7 +62,7 @@ TEST_CASE("key files are owner-only and keys are per month of the broker's clock
     REQUIRE(ids.size() == 2);
     CHECK(ids[0].id == "2026-11");
     CHECK(ids[1].id == "2026-12");
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::stat((d / "keys/2026-11.key").c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
     REQUIRE(::stat((d / "keys").c_str(), &st) == 0);
