@@ -26,6 +26,7 @@ store_options store_opts(const broker_options& o) {
     so.path = o.data_dir;
     so.initial_map_size = o.initial_map_size;
     so.faults = o.faults;
+    so.keys = o.keys;
     so.defer_sync = o.defer_sync; // the writer acknowledges after the sync (writer.cpp)
     return so;
 }

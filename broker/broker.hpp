@@ -24,6 +24,7 @@
 
 namespace pingan {
 
+class key_ring;
 class store_faults;
 
 struct broker_options {
@@ -44,6 +45,10 @@ struct broker_options {
     bool defer_sync = true;
     // Tests only: failures the store injects (store_faults.hpp). Null in production.
     std::shared_ptr<store_faults> faults{};
+    // Minors' data at rest: the keys that seal classified values in the store
+    // and open them for cleared replays (common/key_ring.hpp). Null: stored in
+    // clear (development).
+    std::shared_ptr<key_ring> keys{};
 
     // CURVE on every socket, with a ZAP handler that admits only the keys of
     // `access` and names each client's identity. Null: no authentication

@@ -71,11 +71,12 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
     if (!root.IsMap()) throw error(errc::bad_config, "line 1: expected a map of settings");
     known_keys(root,
                {"data_dir", "registry", "districts", "clock", "rules", "log_level", "endpoints",
-                "limits", "security", "metrics"},
+                "limits", "security", "metrics", "keys_dir"},
                "");
     auto& b = c.broker;
     path(root, "data_dir", b.data_dir, dir);
     path(root, "registry", c.registry, dir);
+    path(root, "keys_dir", c.keys, dir);
     path(root, "districts", c.districts, dir);
     text(root, "clock", c.clock);
     path(root, "rules", c.rules, dir);

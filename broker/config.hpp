@@ -19,6 +19,7 @@ struct broker_config {
     std::string server_key; // key pair file of the broker; with `clients`, turns CURVE on
     std::string clients;    // access table (broker/access.hpp)
     std::string metrics;    // HOST:PORT for GET /metrics (Prometheus); empty: off
+    std::string keys;       // key directory for minors' data at rest; empty: stored in clear
 };
 
 // Parses YAML text over the defaults in `base`. Relative paths written in the

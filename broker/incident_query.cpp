@@ -1,5 +1,6 @@
 // INCIDENTS and INCIDENT on the query socket.
 #include "broker/incident_query.hpp"
+#include "common/key_ring.hpp"
 
 #include "broker/access.hpp"
 #include "broker/engine.hpp"
@@ -202,6 +203,8 @@ incident_answer show(broker::impl& b, const principal* client, const json& param
                 truncated = true;
                 return false;
             }
+            bool cleared = !client || client->minors_clearance;
+            if (cleared && b.opts.keys && carries_minors_details(e.type())) b.opts.keys->open(e);
             if (client && carries_minors_details(e.type())) {
                 if (client->minors_clearance) {
                     if (!viewed) viewed_first = off;

@@ -9,6 +9,7 @@
 #include "common/clock.hpp"
 #include "common/curve.hpp"
 #include "common/fd_limit.hpp"
+#include "common/key_ring.hpp"
 #include "common/readiness.hpp"
 #include "common/registry.hpp"
 #include "common/version.hpp"
@@ -34,6 +35,31 @@ namespace {
     std::exit(2);
 }
 
+// The keys sealing minors' data at rest: never inside the store's folder,
+// which backups copy whole. Without them the broker runs (development) and
+// says that classified values are stored in clear.
+std::shared_ptr<key_ring> open_keys(const std::string& dir, const std::string& data_dir) {
+    if (dir.empty()) {
+        spdlog::warn("no --keys: minors' data (student references, indicator codes) is stored "
+                     "in clear in {} and its backups; development only",
+                     data_dir);
+        return nullptr;
+    }
+    namespace fs = std::filesystem;
+    auto k = fs::weakly_canonical(fs::absolute(dir)).lexically_normal().string() + "/";
+    auto d = fs::weakly_canonical(fs::absolute(data_dir)).lexically_normal().string() + "/";
+    if (k.starts_with(d) || d.starts_with(k))
+        fatal("--keys " + dir + " must be outside the store directory " + data_dir +
+              ": a copy of the store would carry its keys");
+    try {
+        auto ring = std::make_shared<key_ring>(dir);
+        spdlog::info("minors' data sealed at rest with the keys in {}", dir);
+        return ring;
+    } catch (const error& e) {
+        fatal("--keys " + dir + ": " + e.detail());
+    }
+}
+
 std::string read_file(const std::string& path, const char* what) {
     std::ifstream in(path, std::ios::binary);
     if (!in) fatal(std::string("cannot read ") + what + " " + path);
@@ -50,7 +76,7 @@ int main(int argc, char** argv) {
     std::string config_path;
     broker_config flags;
     std::string data, ingest, feed, query, registry_path, districts_path, clock_spec, rules_path,
-        log_level;
+        log_level, keys;
     app.add_option("-c,--config", config_path,
                    "YAML configuration file (config/broker.yaml); relative paths in it are "
                    "relative to its folder, those given as flags to the working directory");
@@ -63,6 +89,8 @@ int main(int argc, char** argv) {
     app.add_option("--clock", clock_spec, "system | manual:<time> | scaled:<factor>:<time>");
     app.add_option("--rules", rules_path, "escalation rule file (YAML, docs/rules.md)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+    app.add_option("--keys", keys,
+                   "key directory sealing minors' data at rest (outside --data; pingan keys)");
     std::string server_key, clients, metrics;
     bool allow_insecure = false;
     app.add_option("--metrics", metrics,
@@ -102,6 +130,7 @@ int main(int argc, char** argv) {
     if (!server_key.empty()) cfg.server_key = server_key;
     if (!clients.empty()) cfg.clients = clients;
     if (!metrics.empty()) cfg.metrics = metrics;
+    if (!keys.empty()) cfg.keys = keys;
     if (cfg.server_key.empty() != cfg.clients.empty())
         fatal("--server-key and --clients go together");
 
@@ -202,6 +231,7 @@ int main(int argc, char** argv) {
         // The store's folder is created if missing, with its parents (var/broker in a fresh tree).
         if (std::error_code ec; !b.data_dir.empty())
             std::filesystem::create_directories(b.data_dir, ec);
+        b.keys = open_keys(cfg.keys, b.data_dir);
         broker br(b, *clk, *reg, proc.get(), dynamic_cast<manual_clock*>(clk.get()));
         const auto& ep = br.bound();
         std::unique_ptr<metrics_server> scrape;

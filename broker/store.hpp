@@ -29,6 +29,8 @@
 
 namespace pingan {
 
+class key_ring;
+
 using chain_hash = std::array<std::uint8_t, 32>;
 
 struct store_options {
@@ -48,6 +50,9 @@ struct store_options {
     // (LMDB's MDB_NOMETASYNC keeps the file consistent). One fsync per
     // transaction instead of two.
     bool defer_sync = false;
+    // The writer: seals every classified value (minors' data) with these keys
+    // before the record is made (common/key_ring.hpp). Null: stored in clear.
+    std::shared_ptr<key_ring> keys{};
     // Tests only: failures to inject (store_faults.hpp). Null in production.
     std::shared_ptr<store_faults> faults{};
 };
