@@ -93,6 +93,16 @@ void read_envelope(json& req, const intake_context& ctx, event& e, problems& out
         return v;
     };
 
+    // A client that reports while offline makes the id when the report is
+    // made and resends it unchanged, so that a resend is recognised.
+    if (auto id = take("id")) {
+        auto parsed = id->is_string() ? event_id::parse(id->get<std::string>()) : std::nullopt;
+        if (!parsed || (parsed->bytes[6] >> 4) != 7 || (parsed->bytes[8] & 0xc0) != 0x80)
+            out.push_back({"id", errc::bad_id,
+                           "id: expected a UUIDv7 such as 01937c5e-8a41-7cc2-9f3e-1b2d3c4d5e6f"});
+        else
+            e.id = *parsed;
+    }
     if (auto s = take("school")) {
         if (!s->is_string()) {
             out.push_back({"school", errc::wrong_type, "school: expected a string"});

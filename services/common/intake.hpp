@@ -46,7 +46,8 @@ struct decision {
 
 // Reads the envelope keys of `req` into `e` (and removes them from `req`):
 // school (required, in the registry), occurred_at (default now), status
-// (Actual, Exercise or Test; default Actual), references. Sets id and source.
+// (Actual, Exercise or Test; default Actual), references, id (a UUIDv7 the
+// client made; default a new one). Sets source.
 void read_envelope(json& req, const intake_context& ctx, event& e, problems& out);
 
 // Parses `fields` as the body of `type` into `e`, then validates the whole

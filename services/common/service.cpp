@@ -1,6 +1,8 @@
 // The service host: outbox, publisher, registry, clock and the HTTP routes.
 #include "service.hpp"
 
+#include "mobile.hpp"
+
 #include "common/prometheus.hpp"
 #include "common/readiness.hpp"
 #include "common/version.hpp"
@@ -79,6 +81,16 @@ service_host::service_host(service_runtime& rt, const service_config& cfg,
         po.curve = std::move(c);
     }
     publisher_ = std::make_unique<publisher>(rt.io(), *outbox_, po, rt.logger());
+    ledger_ = std::make_unique<report_ledger>(cfg.data_dir + "/reports");
+    publisher_->on_result([this](const outbox::entry&, const wire::result& r) {
+        if (r.what == wire::outcome::rejected) return;
+        try {
+            ledger_->stored(r.id, r.offset, r.what == wire::outcome::duplicate);
+        } catch (const error& x) {
+            // The status shown to a reporter lags; the event itself is stored.
+            rt_.log().error("reports: {}", x.what());
+        }
+    });
 }
 
 void service_host::accept(std::span<const event> events) {
@@ -225,6 +237,20 @@ response service_host::handle_request(const request& req, connection_state& conn
         res.prepare_payload();
         return res;
     }
+    if (auto page = mobile_asset(target)) {
+        if (req.method() != http::verb::get && req.method() != http::verb::head)
+            return json_response(
+                http::status::method_not_allowed,
+                R"({"errors":[{"field":"","code":"bad_command","message":"use GET"}]})");
+        return std::move(*page);
+    }
+    if (target.rfind("/mobile/", 0) == 0) {
+        if (req.method() != http::verb::get)
+            return json_response(
+                http::status::method_not_allowed,
+                R"({"errors":[{"field":"","code":"bad_command","message":"use GET"}]})");
+        return mobile_read(req, target, conn);
+    }
     auto route = posts_.find(target);
     if (route == posts_.end())
         return json_response(
@@ -345,6 +371,23 @@ response service_host::handle_request(const request& req, connection_state& conn
             return json_response(http::status::forbidden, dump(problems_json(ps)));
         }
     }
+    // A resend of a request already accepted (a phone that lost the answer)
+    // gets the first answer again, and nothing is accepted twice.
+    if (auto id = body.find("id"); id != body.end() && id->is_string()) {
+        if (auto before = ledger_->find(id->get<std::string>())) {
+            std::string reporter = who ? who->name : std::string();
+            auto sc = body.find("school");
+            bool same = (*before)["reporter"] == reporter && (*before)["route"] == target &&
+                        sc != body.end() && (*before)["school"] == *sc;
+            if (!same)
+                return refusal(http::status::conflict, "id", "bad_id",
+                               "id: another report was accepted with this id; make a new one");
+            json again = (*before)["answer"];
+            again["duplicate"] = true;
+            again["offset"] = (*before)["offset"];
+            return json_response(http::status::ok, dump(again));
+        }
+    }
     auto ctx = context();
     // The authenticated reporter is part of each event's source:
     // "pingan-hazard/kiosk-2/zhang.wei".
@@ -381,9 +424,83 @@ response service_host::handle_request(const request& req, connection_state& conn
     ok["events"] = std::move(all);
     for (auto& [k, v] : d.answer.items())
         ok[k] = v;
+    try {
+        ledger_->record(d.events, std::string(target), who ? who->name : std::string(), ok,
+                        clock_->now());
+    } catch (const error& x) {
+        // The events are in the outbox and will be stored; only the page's
+        // view of them (and a resend's short answer) is missing.
+        rt_.log().error("reports: {}", x.what());
+    }
     rt_.log().info("accepted {} {} for {}{}", d.events.size(), d.events.front().type(),
                    d.events.front().school, who ? " from " + who->name : std::string());
     return json_response(http::status::accepted, dump(ok));
+}
+
+response service_host::mobile_read(const request& req, std::string_view target,
+                                   connection_state& conn) {
+    auto dump = [](const json& j) {
+        return j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
+    };
+    if (!credentials_)
+        return refusal(http::status::unauthorized, "", "unauthorized",
+                       "this intake runs without credentials (--insecure-dev): the page needs a "
+                       "staff token");
+    auto store = credentials_->current();
+    auto a = req.find(http::field::authorization);
+    auto r =
+        store->authenticate(a == req.end() ? std::string_view()
+                                           : std::string_view(a->value().data(), a->value().size()),
+                            clock_->now());
+    if (r.verdict != auth_verdict::ok) {
+        ++counters_->unauthenticated;
+        auto res = refusal(http::status::unauthorized, "", "unauthorized",
+                           std::string(auth_verdict_text(r.verdict)));
+        res.set(http::field::www_authenticate, "Bearer realm=\"pingan\"");
+        return res;
+    }
+    const credential& who = *r.who;
+    ++counters_->authenticated;
+    if (!by_credential_.allow(who.id, std::chrono::steady_clock::now())) {
+        ++counters_->rate_limited_credential;
+        auto res = refusal(http::status::too_many_requests, "", "rate_limited",
+                           "too many requests for the credential " + who.name + "; wait a moment");
+        res.set(http::field::retry_after, "1");
+        return res;
+    }
+    (void)conn;
+    auto path = target;
+    if (path == "/mobile/me") {
+        std::vector<std::string> routes;
+        for (const auto& [route, fn] : posts_)
+            routes.push_back(route);
+        return json_response(http::status::ok, dump(mobile_me(who, registry_, cfg_.name, routes)));
+    }
+    if (path == "/mobile/status") {
+        auto full = std::string_view(req.target().data(), req.target().size());
+        auto school = query_param(full, "school");
+        if (!school || school->empty())
+            return refusal(http::status::bad_request, "school", "missing_field",
+                           "school is required: /mobile/status?school=ID");
+        if (!registry_.find(*school))
+            return refusal(http::status::bad_request, "school", "unknown_school",
+                           "school: not in the registry");
+        if (!who.covers(registry_, *school)) {
+            ++counters_->out_of_scope;
+            return refusal(http::status::forbidden, "school", "forbidden",
+                           "school: the credential " + who.name + " may read only " +
+                               who.scope_text());
+        }
+        json out = json::object();
+        out["school"] = *school;
+        out["open_hazards"] = ledger_->open_hazards(*school);
+        out["mine"] = ledger_->by_reporter(
+            who.name, [&](const std::string& s) { return who.covers(registry_, s); }, 50);
+        return json_response(http::status::ok, dump(out));
+    }
+    return json_response(
+        http::status::not_found,
+        R"({"errors":[{"field":"","code":"not_found","message":"no such path"}]})");
 }
 
 } // namespace pingan::svc

@@ -18,6 +18,7 @@
 #include "guard.hpp"
 #include "intake.hpp"
 #include "listener.hpp"
+#include "reports.hpp"
 
 #include <functional>
 #include <map>
@@ -60,10 +61,15 @@ class service_host {
     json health() const;
     std::string metrics() const;
     response handle_request(const request& req, connection_state& conn);
+    // The ledger of accepted reports and open hazards (reports.hpp).
+    const report_ledger& ledger() const noexcept { return *ledger_; }
     // The guard's counters, for /health and /metrics.
     const intake_counters& counters() const noexcept { return *counters_; }
 
   private:
+    // GET /mobile/me and /mobile/status (mobile.hpp), for a valid credential.
+    response mobile_read(const request& req, std::string_view target, connection_state& conn);
+
     service_runtime& rt_;
     service_config cfg_;
     std::string source_;
@@ -71,6 +77,7 @@ class service_host {
     std::unique_ptr<clock> clock_;
     std::unique_ptr<outbox> outbox_;
     std::unique_ptr<publisher> publisher_;
+    std::unique_ptr<report_ledger> ledger_;
     std::shared_ptr<listener> listener_;
     std::map<std::string, decide_fn, std::less<>> posts_;
     std::function<void(json&)> health_extra_;

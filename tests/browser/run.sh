@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Runs the console's browser test; exits 77 (CTest: skipped) only when node
+# Runs a browser test (the console's unless SCRIPT is given); exits 77 (CTest: skipped) only when node
 # or chromium is missing. playwright-core is installed from package-lock.json
 # into tests/browser/node_modules if it is not there yet.
-#   run.sh BIN_DIR SOURCE_DIR SCREENSHOT_DIR
+#   run.sh BIN_DIR SOURCE_DIR SCREENSHOT_DIR [SCRIPT]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 if ! command -v node >/dev/null 2>&1; then
@@ -17,4 +17,4 @@ if [ ! -d "$here/node_modules/playwright-core" ]; then
     (cd "$here" && npm ci --no-audit --no-fund)
 fi
 cd "$here"
-exec node console.test.js "$@"
+exec node "${4:-console.test.js}" "$1" "$2" "$3"

@@ -1,0 +1,308 @@
+// The school services' mobile page and its read routes: real pingan-hazard and
+// pingan-broker processes, credentials issued with the real `pingan
+// credentials`, HTTP on 127.0.0.1 with ephemeral ports. The page itself is
+// driven in headless Chromium by tests/browser/mobile.test.js.
+#include "services/common/mobile.hpp"
+#include "broker_process.hpp"
+#include "common/client.hpp"
+#include "common/codec.hpp"
+
+#include <utility>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <regex>
+#include <thread>
+
+using namespace pingan;
+using namespace pingan::test;
+using namespace std::chrono_literals;
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+std::string bin(const std::string& name) {
+    return std::string(PINGAN_BIN_DIR) + "/" + name;
+}
+std::string source(const std::string& rel) {
+    return std::string(PINGAN_SOURCE_DIR) + "/" + rel;
+}
+
+std::string issue(const std::string& file, const std::string& name, std::vector<std::string> more) {
+    std::vector<std::string> argv{
+        bin("pingan"), "credentials", "issue",      name,
+        "--file",      file,          "--registry", source("data/schools.csv")};
+    argv.insert(argv.end(), more.begin(), more.end());
+    process p(argv);
+    std::string out;
+    for (auto& l : p.lines(20s))
+        out += l;
+    REQUIRE(p.wait() == 0);
+    REQUIRE(out.rfind("pgn_", 0) == 0);
+    return out;
+}
+
+struct hazard_service {
+    std::unique_ptr<process> proc;
+    unsigned short port = 0;
+
+    explicit hazard_service(std::vector<std::string> args) {
+        std::vector<std::string> argv{
+            bin("pingan-hazard"),       "--http",      "127.0.0.1:0", "--registry",
+            source("data/schools.csv"), "--log-level", "warn"};
+        argv.insert(argv.end(), args.begin(), args.end());
+        proc = std::make_unique<process>(argv);
+        auto l = proc->line(20s);
+        std::smatch m;
+        static const std::regex re("listening http=\\S+:(\\d+)");
+        if (!l || !std::regex_search(*l, m, re))
+            throw std::runtime_error("pingan-hazard did not start: " + l.value_or("(no output)"));
+        port = static_cast<unsigned short>(std::stoul(m[1]));
+    }
+};
+
+struct answer {
+    int status = 0;
+    std::string body;
+    std::map<std::string, std::string> headers;
+    json j() const {
+        json out;
+        (void)parse_json(body, out);
+        return out;
+    }
+};
+
+answer call(unsigned short port, http::verb verb, const std::string& target,
+            const std::string& token, const std::string& body = {}) {
+    net::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    http::request<http::string_body> req{verb, target, 11};
+    req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    if (!body.empty()) req.set(http::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    http::write(s, req);
+    beast::flat_buffer buf;
+    http::response_parser<http::string_body> p;
+    p.body_limit(1 << 22);
+    http::read(s, buf, p);
+    answer a{static_cast<int>(p.get().result_int()), p.get().body(), {}};
+    for (const auto& f : p.get())
+        a.headers[std::string(f.name_string())] = std::string(f.value());
+    return a;
+}
+
+json hazard(const std::string& school, const std::string& text) {
+    return {{"school", school},
+            {"area", "building"},
+            {"grade", "general"},
+            {"description", text},
+            {"location", "教学楼二楼"}};
+}
+
+std::vector<event> stored(const std::string& query, const std::string& type) {
+    zmq::context_t ctx(1);
+    query_client q(ctx, query);
+    replay_request r;
+    r.type = type;
+    std::vector<event> out;
+    q.replay(r, [&](std::uint64_t, std::string_view bytes) {
+        event e;
+        if (!decode(bytes, e)) out.push_back(std::move(e));
+        return true;
+    });
+    return out;
+}
+
+template <class F> bool eventually(F done, std::chrono::milliseconds limit = 20s) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(50ms);
+    }
+    return true;
+}
+
+constexpr const char* school_a = "420502K001";
+constexpr const char* school_b = "420502K002";
+
+} // namespace
+
+TEST_CASE("the mobile page and its worker are served without a token, never framed", "[mobile]") {
+    temp_dir d;
+    auto creds = d / "credentials.json";
+    issue(creds, "zhang.wei", {"--scope", std::string("school:") + school_a, "--role", "teacher"});
+    hazard_service h(
+        {"--data", d / "hazard", "--broker", "tcp://127.0.0.1:1", "--credentials", creds});
+    auto page = call(h.port, http::verb::get, "/", "");
+    CHECK(page.status == 200);
+    CHECK(page.headers["Content-Type"].rfind("text/html", 0) == 0);
+    CHECK(page.body.find("Authorization") != std::string::npos);
+    CHECK(page.headers["Content-Security-Policy"].find("frame-ancestors 'none'") !=
+          std::string::npos);
+    auto worker = call(h.port, http::verb::get, "/sw.js", "");
+    CHECK(worker.status == 200);
+    CHECK(worker.headers["Content-Type"].rfind("text/javascript", 0) == 0);
+    CHECK(call(h.port, http::verb::post, "/", "", "{}").status == 405);
+}
+
+TEST_CASE("the status of another school is refused with 403 and without a token with 401",
+          "[mobile]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    auto creds = d / "credentials.json";
+    auto a = issue(creds, "zhang.wei",
+                   {"--scope", std::string("school:") + school_a, "--role", "safety_officer"});
+    auto other = issue(creds, "li.na",
+                       {"--scope", std::string("school:") + school_b, "--role", "safety_officer"});
+    hazard_service h({"--data", d / "hazard", "--broker", b.ingest, "--credentials", creds});
+
+    CHECK(call(h.port, http::verb::get, "/mobile/me", "").status == 401);
+    CHECK(call(h.port, http::verb::get, "/mobile/status?school=420502K001", "").status == 401);
+
+    auto me = call(h.port, http::verb::get, "/mobile/me", a);
+    REQUIRE(me.status == 200);
+    CHECK(me.j()["name"] == "zhang.wei");
+    REQUIRE(me.j()["schools"].size() == 1);
+    CHECK(me.j()["schools"][0]["id"] == school_a);
+    CHECK(me.j()["routes"].size() == 3);
+
+    auto posted =
+        call(h.port, http::verb::post, "/hazard/report", a, hazard(school_a, "护栏松动").dump());
+    REQUIRE(posted.status == 202);
+    auto id = posted.j()["id"].get<std::string>();
+    auto hazard_id = posted.j()["hazard_id"].get<std::string>();
+
+    // Its own school: the open hazard, and the report stored at an offset.
+    json st;
+    REQUIRE(eventually([&] {
+        auto r = call(h.port, http::verb::get, "/mobile/status?school=420502K001", a);
+        st = r.j();
+        return r.status == 200 && st["mine"].size() == 1 && !st["mine"][0]["offset"].is_null();
+    }));
+    CHECK(st["mine"][0]["id"] == id);
+    CHECK(st["mine"][0]["reporter"] == "zhang.wei");
+    auto on_broker = stored(b.query, "hazard.reported");
+    REQUIRE(on_broker.size() == 1);
+    CHECK(st["mine"][0]["offset"] == on_broker[0].offset);
+    REQUIRE(st["open_hazards"].size() == 1);
+    CHECK(st["open_hazards"][0]["hazard_id"] == hazard_id);
+    CHECK(st["open_hazards"][0]["found_by"] == "zhang.wei");
+
+    // Another school's credential may not read school A, nor A read B.
+    auto refused = call(h.port, http::verb::get, "/mobile/status?school=420502K001", other);
+    CHECK(refused.status == 403);
+    CHECK(refused.j()["errors"][0]["field"] == "school");
+    CHECK(refused.body.find("护栏松动") == std::string::npos);
+    CHECK(call(h.port, http::verb::get, "/mobile/status?school=420502K002", a).status == 403);
+    // Its own school shows nothing of A's, and none of A's reports as its own.
+    auto own = call(h.port, http::verb::get, "/mobile/status?school=420502K002", other).j();
+    CHECK(own["open_hazards"].empty());
+    CHECK(own["mine"].empty());
+    CHECK(call(h.port, http::verb::get, "/mobile/status", a).status == 400);
+    CHECK(call(h.port, http::verb::get, "/mobile/status?school=nowhere", a).status == 400);
+}
+
+TEST_CASE("a report resent with its client-made id is accepted once and stored once", "[mobile]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    auto creds = d / "credentials.json";
+    auto a = issue(creds, "zhang.wei",
+                   {"--scope", std::string("school:") + school_a, "--role", "safety_officer"});
+    auto c = issue(creds, "wang.fang",
+                   {"--scope", std::string("school:") + school_a, "--role", "teacher"});
+    hazard_service h({"--data", d / "hazard", "--broker", b.ingest, "--credentials", creds});
+
+    auto body = hazard(school_a, "灭火器过期");
+    body["id"] = "01937c5e-8a41-7cc2-9f3e-1b2d3c4d5e6f";
+    auto first = call(h.port, http::verb::post, "/hazard/report", a, body.dump());
+    REQUIRE(first.status == 202);
+    CHECK(first.j()["id"] == "01937c5e-8a41-7cc2-9f3e-1b2d3c4d5e6f");
+    auto again = call(h.port, http::verb::post, "/hazard/report", a, body.dump());
+    CHECK(again.status == 200);
+    CHECK(again.j()["duplicate"] == true);
+    CHECK(again.j()["hazard_id"] == first.j()["hazard_id"]);
+    // The same id from someone else is not theirs to resend.
+    auto stolen = call(h.port, http::verb::post, "/hazard/report", c, body.dump());
+    CHECK(stolen.status == 409);
+    CHECK(stolen.j()["errors"][0]["field"] == "id");
+
+    REQUIRE(eventually([&] { return !stored(b.query, "hazard.reported").empty(); }));
+    // After the broker stored it, the same id still is stored once.
+    CHECK(call(h.port, http::verb::post, "/hazard/report", a, body.dump()).status == 200);
+    auto health_depth = [&] {
+        return call(h.port, http::verb::get, "/health", "").j()["outbox_depth"] == 0;
+    };
+    REQUIRE(eventually(health_depth));
+    auto all = stored(b.query, "hazard.reported");
+    REQUIRE(all.size() == 1);
+    CHECK(all[0].id.str() == "01937c5e-8a41-7cc2-9f3e-1b2d3c4d5e6f");
+    CHECK(std::get<hazard_reported>(all[0].body).found_by == "zhang.wei");
+
+    // An id that is not a UUIDv7 is refused, naming the field.
+    for (const char* bad : {"not-an-id", "01937c5e-8a41-4cc2-9f3e-1b2d3c4d5e6f"}) {
+        auto wrong = hazard(school_a, "x");
+        wrong["id"] = bad;
+        auto r = call(h.port, http::verb::post, "/hazard/report", a, wrong.dump());
+        CHECK(r.status == 400);
+        CHECK(r.j()["errors"][0]["field"] == "id");
+    }
+}
+
+TEST_CASE("a rectified hazard stays open until someone else's verification passes", "[mobile]") {
+    temp_dir d;
+    auto creds = d / "credentials.json";
+    auto a = issue(creds, "zhang.wei",
+                   {"--scope", std::string("school:") + school_a, "--role", "safety_officer"});
+    auto v = issue(creds, "liu.yang",
+                   {"--scope", std::string("school:") + school_a, "--role", "safety_vp"});
+    hazard_service h(
+        {"--data", d / "hazard", "--broker", "tcp://127.0.0.1:1", "--credentials", creds});
+    auto r = call(h.port, http::verb::post, "/hazard/report", a, hazard(school_a, "漏水").dump());
+    REQUIRE(r.status == 202);
+    auto hid = r.j()["hazard_id"].get<std::string>();
+    auto open = [&] {
+        return call(h.port, http::verb::get, "/mobile/status?school=420502K001", a)
+            .j()["open_hazards"];
+    };
+    REQUIRE(open().size() == 1);
+    json fix = {{"school", school_a}, {"hazard_id", hid}, {"description", "已修复"}};
+    REQUIRE(call(h.port, http::verb::post, "/hazard/rectify", a, fix.dump()).status == 202);
+    REQUIRE(open().size() == 1);
+    CHECK(open()[0]["state"] == "rectified");
+    json check = {
+        {"school", school_a}, {"hazard_id", hid}, {"result", "pass"}, {"evidence", "复查合格"}};
+    REQUIRE(call(h.port, http::verb::post, "/hazard/verify", v, check.dump()).status == 202);
+    CHECK(open().empty());
+}
+
+TEST_CASE("a credential without a psychology role is not offered the psych alert route",
+          "[mobile]") {
+    auto reg = registry::from_csv("school_id,name,district_code,type,students,boarding,school_bus,"
+                                  "canteen,max_floors,lat,lon\n"
+                                  "420502K001,西陵区第1幼儿园,420502,kindergarten,225,0,0,1,2,30."
+                                  "6,111.2\n");
+    svc::credential teacher;
+    teacher.name = "wang.fang";
+    teacher.schools = {"420502K001"};
+    teacher.roles = {"teacher"};
+    auto me = svc::mobile_me(teacher, reg, "pingan-wellbeing", {"/psych/alert"});
+    CHECK(me["routes"].empty());
+    CHECK(me["schools"].size() == 1);
+    auto counsellor = teacher;
+    counsellor.roles = {"psych_teacher"};
+    CHECK(svc::mobile_me(counsellor, reg, "pingan-wellbeing", {"/psych/alert"})["routes"] ==
+          json::array({"/psych/alert"}));
+    CHECK(svc::query_param("/mobile/status?x=1&school=420502K001", "school") == "420502K001");
+    CHECK(svc::query_param("/mobile/status?school=a%20b", "school") == "a b");
+    CHECK(!svc::query_param("/mobile/status", "school"));
+}
