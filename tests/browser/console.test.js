@@ -7,87 +7,16 @@
 // Exits 0 when every check passed, 1 with the first failure otherwise.
 "use strict";
 const { chromium } = require("playwright-core");
-const { spawn, execFileSync } = require("child_process");
 const fs = require("fs");
-const net = require("net");
-const os = require("os");
 const path = require("path");
-const readline = require("readline");
-
-const [BIN, SRC, SHOTS] = process.argv.slice(2);
-if (!BIN || !SRC || !SHOTS) {
-  console.error("usage: node console.test.js BIN_DIR SOURCE_DIR SCREENSHOT_DIR");
-  process.exit(2);
-}
-const work = fs.mkdtempSync(path.join(os.tmpdir(), "pingan-console-e2e-"));
-fs.mkdirSync(SHOTS, { recursive: true });
-const children = new Set();
-let failures = 0;
-
-function check(ok, what) {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
-  if (!ok) failures++;
-  return ok;
-}
-
-// A free port on loopback (the broker must come back on the same ports).
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-// Starts a program and resolves with its first stdout line matching `re`.
-function start(name, args, re) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(path.join(BIN, name), args, { stdio: ["ignore", "pipe", "inherit"] });
-    children.add(p);
-    p.once("exit", () => children.delete(p));
-    const rl = readline.createInterface({ input: p.stdout });
-    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 20000);
-    rl.on("line", (line) => {
-      const m = line.match(re);
-      if (m) { clearTimeout(timer); resolve({ proc: p, match: m }); }
-    });
-    p.once("exit", (code) => reject(new Error(`${name} exited with ${code} before it listened`)));
-  });
-}
-
-function stop(p) {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null) return resolve(p.exitCode);
-    p.once("exit", (code, signal) => resolve(code === null ? signal : code));
-    p.kill("SIGTERM");
-  });
-}
-
-let env = {};
-function pingan(args, input) {
-  return execFileSync(path.join(BIN, "pingan"), args, {
-    input: input || "", env: { ...process.env, ...env }, encoding: "utf8"
-  });
-}
+const h = require("./harness")("console");
+const { BIN, SRC, SHOTS, work, children, check, freePort, start, stop, pingan, replay } = h;
+const { until } = h;
 
 function publish(obj) {
   const out = JSON.parse(pingan(["publish", JSON.stringify(obj)]).trim().split("\n").pop());
   if (!out.offset) throw new Error("publish failed: " + JSON.stringify(out));
   return out.offset;
-}
-
-function replay() {
-  return pingan(["replay", "--json", "--from", "1"]).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
-}
-
-async function until(what, fn, ms = 15000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const AT = "2026-11-30T09:00:00+08:00";
@@ -125,7 +54,7 @@ let consoleUrl = "";
 async function main() {
   const p = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const ep = { ingest: `tcp://127.0.0.1:${p[0]}`, feed: `tcp://127.0.0.1:${p[1]}`, query: `tcp://127.0.0.1:${p[2]}` };
-  env = { PINGAN_INGEST: ep.ingest, PINGAN_FEED: ep.feed, PINGAN_QUERY: ep.query };
+  h.env = { PINGAN_INGEST: ep.ingest, PINGAN_FEED: ep.feed, PINGAN_QUERY: ep.query };
   const brokerArgs = ["--data", path.join(work, "store"), "--ingest", ep.ingest, "--feed", ep.feed, "--query", ep.query,
     "--registry", path.join(SRC, "data/schools.csv"), "--districts", path.join(SRC, "data/districts.csv"),
     "--rules", path.join(SRC, "config/rules/yichang-default.yaml"), "--clock", "manual:" + AT, "--log-level", "warn"];
@@ -327,11 +256,4 @@ async function main() {
   }
 }
 
-main().then(() => {
-  console.log(failures ? `${failures} check(s) failed` : "all checks passed");
-  process.exit(failures ? 1 : 0);
-}, (e) => {
-  console.error("FAIL", e.stack || e);
-  for (const c of children) c.kill("SIGKILL");
-  process.exit(1);
-});
+h.run(main);

@@ -7,82 +7,15 @@
 //
 // Exits 0 when every check passed, 1 otherwise.
 "use strict";
-const { chromium, devices } = require("playwright-core");
-const { spawn, execFileSync } = require("child_process");
+const { chromium } = require("playwright-core");
+const { execFileSync } = require("child_process");
 const fs = require("fs");
-const net = require("net");
-const os = require("os");
 const path = require("path");
-const readline = require("readline");
+const h = require("./harness")("mobile");
+const { BIN, SRC, SHOTS, work, children, check, freePort, start, stop, pingan, replay } = h;
+const until = (what, fn, ms = 20000) => h.until(what, fn, ms);
 
-const [BIN, SRC, SHOTS] = process.argv.slice(2);
-if (!BIN || !SRC || !SHOTS) {
-  console.error("usage: node mobile.test.js BIN_DIR SOURCE_DIR SCREENSHOT_DIR");
-  process.exit(2);
-}
-const work = fs.mkdtempSync(path.join(os.tmpdir(), "pingan-mobile-e2e-"));
-fs.mkdirSync(SHOTS, { recursive: true });
-const children = new Set();
-let failures = 0;
-
-function check(ok, what) {
-  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
-  if (!ok) failures++;
-  return ok;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-// Starts a program and resolves with its first stdout line matching `re`.
-function start(name, args, re) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(path.join(BIN, name), args, { stdio: ["ignore", "pipe", "inherit"] });
-    children.add(p);
-    p.once("exit", () => children.delete(p));
-    const rl = readline.createInterface({ input: p.stdout });
-    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 20000);
-    rl.on("line", (line) => {
-      const m = line.match(re);
-      if (m) { clearTimeout(timer); resolve({ proc: p, match: m }); }
-    });
-    p.once("exit", (code) => reject(new Error(`${name} exited with ${code} before it listened`)));
-  });
-}
-
-function stop(p) {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null) return resolve(p.exitCode);
-    p.once("exit", (code, signal) => resolve(code === null ? signal : code));
-    p.kill("SIGTERM");
-  });
-}
-
-let env = {};
-function pingan(args, input) {
-  return execFileSync(path.join(BIN, "pingan"), args, {
-    input: input || "", env: { ...process.env, ...env }, encoding: "utf8"
-  });
-}
-function replay() {
-  return pingan(["replay", "--json", "--from", "1"]).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
-}
 const hazardsIn = (log) => log.filter((e) => e.type === "hazard.reported");
-
-async function until(what, fn, ms = 20000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error("timed out waiting for " + what);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const SCHOOL = "420502K001";
 const creds = path.join(work, "credentials.json");
@@ -122,7 +55,7 @@ const waitingCount = (page) => page.evaluate(() => Number(document.querySelector
 async function main() {
   const p = await Promise.all([freePort(), freePort(), freePort()]);
   const ep = { ingest: `tcp://127.0.0.1:${p[0]}`, feed: `tcp://127.0.0.1:${p[1]}`, query: `tcp://127.0.0.1:${p[2]}` };
-  env = { PINGAN_INGEST: ep.ingest, PINGAN_FEED: ep.feed, PINGAN_QUERY: ep.query };
+  h.env = { PINGAN_INGEST: ep.ingest, PINGAN_FEED: ep.feed, PINGAN_QUERY: ep.query };
   const registry = path.join(SRC, "data/schools.csv");
   await start("pingan-broker", ["--data", path.join(work, "store"), "--ingest", ep.ingest, "--feed", ep.feed,
     "--query", ep.query, "--registry", registry, "--districts", path.join(SRC, "data/districts.csv"),
@@ -264,11 +197,4 @@ async function main() {
   }
 }
 
-main().then(() => {
-  console.log(failures ? `${failures} check(s) failed` : "all checks passed");
-  process.exit(failures ? 1 : 0);
-}, (e) => {
-  console.error("FAIL", e.stack || e);
-  for (const c of children) c.kill("SIGKILL");
-  process.exit(1);
-});
+h.run(main);
