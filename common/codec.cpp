@@ -567,6 +567,9 @@ problem parse_json(std::string_view text, json& out) {
         if (what.find("UTF-8") != std::string::npos || what.find("utf-8") != std::string::npos)
             return {errc::invalid_utf8, describe_invalid_utf8(text, x.byte)};
         return {errc::malformed_json, what};
+    } catch (const json::exception& x) {
+        // A number too large for a double (1e999) is an out_of_range, not a parse_error.
+        return {errc::malformed_json, x.what()};
     }
 }
 

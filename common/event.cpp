@@ -9,9 +9,11 @@ namespace {
 template <std::size_t... I>
 std::optional<body> make_body_impl(std::string_view t, std::index_sequence<I...>) {
     std::optional<body> out;
-    ((std::variant_alternative_t<I, body>::type == t ? (out.emplace(std::in_place_index<I>), true)
-                                                     : false) ||
-     ...);
+    // Stops at the first alternative whose type name matches.
+    (void)((std::variant_alternative_t<I, body>::type == t
+                ? (out.emplace(std::in_place_index<I>), true)
+                : false) ||
+           ...);
     return out;
 }
 

@@ -77,17 +77,19 @@ TEST_CASE("publish prints one result line per event and exits 1 if any was refus
         f << hazard_json("420502K001", "H1") << "\n"
           << hazard_json("999999X999", "H2") << "\n"
           << "{broken\n"
+          << R"({"type":"hazard.reported","school":"420502K001","n":5e6123456789})" << "\n"
           << hazard_json("420502K002", "H3") << "\n";
     }
     auto r = run({"publish", "--file", file});
     CHECK(r.code == 1);
-    REQUIRE(r.lines.size() == 4);
+    REQUIRE(r.lines.size() == 5);
     auto j0 = json::parse(r.lines[0]);
     CHECK(j0["offset"] == 1);
     CHECK(j0["duplicate"] == false);
     CHECK(json::parse(r.lines[1])["error"]["code"] == "unknown_school");
     CHECK(json::parse(r.lines[2])["error"]["code"] == "malformed_json");
-    CHECK(json::parse(r.lines[3])["offset"] == 2);
+    CHECK(json::parse(r.lines[3])["error"]["code"] == "malformed_json");
+    CHECK(json::parse(r.lines[4])["offset"] == 2);
 
     auto one = run({"publish", hazard_json("420502K003", "H4")});
     CHECK(one.code == 0);

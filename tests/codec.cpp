@@ -146,6 +146,14 @@ TEST_CASE("invalid utf-8 in json text is reported as invalid_utf8", "[codec]") {
     CHECK(parse_json("{not json", j).code == errc::malformed_json);
 }
 
+TEST_CASE("a number too large for a double is malformed json, not an exception", "[codec]") {
+    json j;
+    auto p = parse_json(R"({"id":5e6123456789})", j);
+    CHECK(p.code == errc::malformed_json);
+    CHECK(p.detail.find("5e6123456789") != std::string::npos);
+    CHECK(parse_json(R"({"n":-1e99999})", j).code == errc::malformed_json);
+}
+
 TEST_CASE("invalid utf-8 in a json event names the field and the byte within it", "[codec]") {
     json j;
     std::string text =
