@@ -242,6 +242,7 @@ access_reload broker::impl::reload_access(const std::string& trigger) {
     spdlog::info("access table {} reloaded ({}): {} clients; revoked: {}; changed: {}; added: {}",
                  file, trigger, r.clients, list(r.revoked), list(r.changed), list(r.added));
     if (r.revoked.empty() && r.changed.empty()) return r;
+    feed_rebind = true;
     // The revocation is a fact of the log like any other, through the writer.
     event e;
     auto now = clk.now();

@@ -44,6 +44,10 @@ struct broker::impl {
     mutable std::mutex access_m;
     std::shared_ptr<const access_table> access_now;
     std::mutex reload_m; // one reload at a time
+    // Set by a reload that revoked or changed a key: the writer, which owns
+    // the feed socket, unbinds and binds it again so that every subscriber
+    // reconnects through the table in force (libzmq cannot drop one XPUB peer).
+    std::atomic<bool> feed_rebind{false};
 
     impl(const broker_options& o, const clock& c, const registry& r, processor* p, manual_clock* m);
 

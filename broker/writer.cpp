@@ -165,7 +165,36 @@ void broker::impl::run_writer() {
         waiting_out.stored.clear();
     };
 
+    // After a revocation: closing the feed's listener closes every connection
+    // it accepted, with their subscriptions (XPUB reports each as an
+    // unsubscribe, so `active` stays right). Subscribers reconnect by
+    // themselves and subscribe again; a revoked key's handshake is refused and
+    // a changed key subscribes only within its new scope. Messages published
+    // while a subscriber reconnects are missed as at any reconnect: offsets
+    // show the gap and replay fills it.
+    bool feed_bound = true;
+    auto rebind_feed = [&] {
+        if (feed_bound) {
+            try {
+                feed_sock.unbind(ep.feed);
+            } catch (const zmq::error_t& x) {
+                spdlog::warn("feed: unbinding {}: {}", ep.feed, x.what());
+            }
+            feed_bound = false;
+        }
+        try {
+            feed_sock.bind(ep.feed);
+            feed_bound = true;
+            spdlog::info("feed: subscribers reconnect after the access table changed");
+        } catch (const zmq::error_t& x) {
+            spdlog::error("feed: could not bind {} again after a revocation: {}; retrying",
+                          ep.feed, x.what());
+            feed_rebind = true;
+        }
+    };
+
     while (true) {
+        if (feed_rebind.exchange(false)) rebind_feed();
         auto now = clk.now();
         auto wake = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
         if (proc) {

@@ -284,3 +284,60 @@ TEST_CASE("a key given other rights by a reload is held to them from its next me
     CHECK(rv[0].identities.empty());
     CHECK(rv[0].changed == std::vector<std::string>{"bureau:420502"});
 }
+
+TEST_CASE("a revoked key's live-feed subscription stops and it cannot subscribe again",
+          "[revocation]") {
+    secured s;
+    zmq::context_t ctx(1);
+    auto school = s.k.as(s.k.school);
+    auto city = s.k.as(s.k.city);
+    auto district = s.k.as(s.k.district);
+    feed_client mine(ctx, s.b->feed, &school);
+    feed_client all(ctx, s.b->feed, &city);
+    mine.subscribe("s/420502/420502K001/");
+    all.subscribe("s/");
+    ingest_client pub(ctx, s.b->ingest, &district);
+
+    // Both subscriptions are in place once a probe reaches both.
+    bool mine_has = false, all_has = false;
+    for (int i = 0; i < 50 && !(mine_has && all_has); ++i) {
+        REQUIRE(publish_on(pub, sample_hazard("420502K001")).results[0].what ==
+                wire::outcome::stored);
+        while (auto m = mine.receive(std::chrono::milliseconds(100)))
+            mine_has = true;
+        while (auto m = all.receive(std::chrono::milliseconds(1)))
+            all_has = true;
+    }
+    REQUIRE(mine_has);
+    REQUIRE(all_has);
+
+    s.write_table(table_without_school(s.k));
+    REQUIRE(s.sighup());
+    REQUIRE(s.logged("feed: subscribers reconnect after the access table changed"));
+
+    // The city's subscriber reconnects by itself and reads on; the revoked
+    // school's connection is closed and its new handshake refused, so the
+    // events that the city receives never reach it.
+    std::uint64_t last = 0;
+    for (int i = 0; i < 50 && last == 0; ++i) {
+        auto r = publish_on(pub, sample_hazard("420502K001"));
+        REQUIRE(r.results[0].what == wire::outcome::stored);
+        if (auto m = all.receive(std::chrono::milliseconds(200))) last = m->offset;
+    }
+    REQUIRE(last > 0);
+    auto r = publish_on(pub, sample_hazard("420502K001"));
+    auto next = all.receive(std::chrono::seconds(5));
+    REQUIRE(next);
+    CHECK(next->offset == r.results[0].offset);
+    // The school reads only what was queued before the revocation, then
+    // learns that its reconnection was refused.
+    bool refused = false;
+    try {
+        while (auto m = mine.receive(std::chrono::seconds(2)))
+            CHECK(m->offset < last);
+    } catch (const error& e) {
+        refused = true;
+        CHECK(e.code() == errc::unauthorized);
+    }
+    CHECK(refused);
+}
