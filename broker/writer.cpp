@@ -187,8 +187,8 @@ void broker::impl::run_writer() {
             feed_bound = true;
             spdlog::info("feed: subscribers reconnect after the access table changed");
         } catch (const zmq::error_t& x) {
-            spdlog::error("feed: could not bind {} again after a revocation: {}; retrying",
-                          ep.feed, x.what());
+            spdlog::error("feed: could not bind {} again after a revocation: {}; retrying", ep.feed,
+                          x.what());
             feed_rebind = true;
         }
     };

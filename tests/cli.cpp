@@ -77,7 +77,8 @@ TEST_CASE("publish prints one result line per event and exits 1 if any was refus
         f << hazard_json("420502K001", "H1") << "\n"
           << hazard_json("999999X999", "H2") << "\n"
           << "{broken\n"
-          << R"({"type":"hazard.reported","school":"420502K001","n":5e6123456789})" << "\n"
+          << R"({"type":"hazard.reported","school":"420502K001","n":5e6123456789})"
+          << "\n"
           << hazard_json("420502K002", "H3") << "\n";
     }
     auto r = run({"publish", "--file", file});
