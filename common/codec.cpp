@@ -76,6 +76,9 @@ template <class T> void save_value(oarchive& ar, const T& v) {
     } else if constexpr (std::is_same_v<T, std::string>) {
         ar(static_cast<std::uint64_t>(v.size()));
         ar(cereal::binary_data(v.data(), v.size()));
+    } else if constexpr (field_record<T>) {
+        const_cast<T&>(v).fields(
+            [&](std::string_view, const auto& x, field_opts) { save_value(ar, x); });
     } else {
         ar(v);
     }
@@ -125,6 +128,8 @@ template <class T> void load_value(reader& r, T& v) {
         r.need(n);
         v.resize(static_cast<std::size_t>(n));
         r.ar(cereal::binary_data(v.data(), v.size()));
+    } else if constexpr (field_record<T>) {
+        v.fields([&](std::string_view, auto& x, field_opts) { load_value(r, x); });
     } else {
         r.ar(v);
     }
@@ -169,6 +174,12 @@ template <class T> json value_to_json(const T& v) {
         for (const auto& x : v)
             a.push_back(value_to_json(x));
         return a;
+    } else if constexpr (field_record<T>) {
+        json o = json::object();
+        const_cast<T&>(v).fields([&](std::string_view name, const auto& x, field_opts) {
+            o[std::string(name)] = value_to_json(x);
+        });
+        return o;
     } else {
         return v;
     }
@@ -180,6 +191,8 @@ std::string path_of(std::string_view prefix, std::string_view name) {
     s += name;
     return s;
 }
+
+template <field_record T> problem record_from_json(const json& j, const std::string& path, T& v);
 
 // Reads one value; `path` names it in errors ("body.area", "body.photos[2]").
 template <class T> problem value_from_json(const json& j, const std::string& path, T& v) {
@@ -214,6 +227,8 @@ template <class T> problem value_from_json(const json& j, const std::string& pat
             if (auto p = value_from_json(j[i], path + "[" + std::to_string(i) + "]", x)) return p;
             v.push_back(std::move(x));
         }
+    } else if constexpr (field_record<T>) {
+        return record_from_json(j, path, v);
     } else if constexpr (std::is_same_v<T, std::string>) {
         if (!j.is_string()) return {errc::wrong_type, path + ": expected a string"};
         v = j.get<std::string>();
@@ -239,6 +254,34 @@ template <class T> problem value_from_json(const json& j, const std::string& pat
 
 template <class T> constexpr bool required_in_json() {
     return std::is_same_v<T, std::string> || std::is_enum_v<T> || std::is_same_v<T, timestamp>;
+}
+
+// A record is an object with its fields, and nothing else.
+template <field_record T> problem record_from_json(const json& j, const std::string& path, T& v) {
+    if (!j.is_object()) return {errc::wrong_type, path + ": expected an object"};
+    problem result;
+    std::size_t known = 0;
+    v.fields([&](std::string_view name, auto& x, field_opts) {
+        if (result) return;
+        using X = std::decay_t<decltype(x)>;
+        auto it = j.find(name);
+        if (it == j.end() || it->is_null()) {
+            if constexpr (required_in_json<X>())
+                result = {errc::missing_field, path + "." + std::string(name) + " is required"};
+            return;
+        }
+        ++known;
+        result = value_from_json(*it, path + "." + std::string(name), x);
+    });
+    if (!result && known != j.size())
+        for (auto it = j.begin(); it != j.end(); ++it) {
+            bool found = false;
+            v.fields([&](std::string_view name, auto&, field_opts) {
+                found = found || name == it.key();
+            });
+            if (!found) return {errc::bad_value, path + "." + it.key() + ": unknown field"};
+        }
+    return result;
 }
 
 template <class Body> problem body_fields_from_json(const json& j, Body& b) {

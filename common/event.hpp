@@ -153,10 +153,26 @@ template <> struct enum_names<tier> {
 // ---- Bodies ------------------------------------------------------------------
 // Each body names its event type and its current version, and lists its fields.
 
+// A photo in a school service's photo store (docs/services.md), named by the
+// BLAKE2b-256 of its bytes: the hash in the chained record makes the photo
+// tamper-evident.
+struct photo_ref {
+    std::string hash; // 64 lower-case hex digits
+    std::uint64_t size = 0;
+    std::string type; // image/jpeg or image/png
+
+    template <class F> void fields(F&& f) {
+        f("hash", hash, code);
+        f("size", size, key);
+        f("type", type, key);
+    }
+};
+inline constexpr field_opts photo_list{field_opts::kind::key, 64, 16, 2};
+
 // 隐患: a hazard found at a school (DOMAIN §4).
 struct hazard_reported {
     static constexpr std::string_view type = "hazard.reported";
-    static constexpr std::uint32_t version = 1;
+    static constexpr std::uint32_t version = 2;
     std::string hazard_id;
     hazard_area area{};
     hazard_grade grade{};
@@ -169,6 +185,7 @@ struct hazard_reported {
     std::optional<timestamp> deadline;
     std::optional<std::string> interim_control;
     bool area_closed = false;
+    std::vector<photo_ref> photo_refs; // version 2
 
     template <class F> void fields(F&& f) {
         f("hazard_id", hazard_id, key);
@@ -183,34 +200,38 @@ struct hazard_reported {
         f("deadline", deadline, key);
         f("interim_control", interim_control, text(500));
         f("area_closed", area_closed, key);
+        f("photo_refs", photo_refs, photo_list);
     }
 };
 
 struct hazard_rectified {
     static constexpr std::string_view type = "hazard.rectified";
-    static constexpr std::uint32_t version = 1;
+    static constexpr std::uint32_t version = 2;
     std::string hazard_id;
     std::string rectified_by;
     std::string description;
     std::vector<std::string> photos;
+    std::vector<photo_ref> photo_refs; // version 2
 
     template <class F> void fields(F&& f) {
         f("hazard_id", hazard_id, key);
         f("rectified_by", rectified_by, key);
         f("description", description, text(2000));
         f("photos", photos, text(256, 16));
+        f("photo_refs", photo_refs, photo_list);
     }
 };
 
 // Verification must be by someone other than the fixer (DOMAIN §4 rule 3).
 struct hazard_verified {
     static constexpr std::string_view type = "hazard.verified";
-    static constexpr std::uint32_t version = 1;
+    static constexpr std::uint32_t version = 2;
     std::string hazard_id;
     std::string verifier;
     verify_result result{};
     std::string evidence;
     std::vector<std::string> photos;
+    std::vector<photo_ref> photo_refs; // version 2
 
     template <class F> void fields(F&& f) {
         f("hazard_id", hazard_id, key);
@@ -218,6 +239,7 @@ struct hazard_verified {
         f("result", result, key);
         f("evidence", evidence, text(2000));
         f("photos", photos, text(256, 16));
+        f("photo_refs", photo_refs, photo_list);
     }
 };
 

@@ -93,4 +93,14 @@ template <class T> struct is_optional<std::optional<T>> : std::true_type {};
 template <class T> struct is_vector : std::false_type {};
 template <class T> struct is_vector<std::vector<T>> : std::true_type {};
 
+// A nested record (a photo reference): a struct with its own field list,
+// encoded field after field like a body, and as an object in JSON.
+struct field_probe {
+    template <class V> void operator()(std::string_view, V&, field_opts) const {}
+};
+template <class T>
+concept field_record = std::is_class_v<T> && requires(T& t) {
+    t.fields(field_probe{});
+};
+
 } // namespace pingan

@@ -26,6 +26,17 @@ template <class T> std::string json_type(field_opts o) {
     } else if constexpr (is_vector<T>::value) {
         return "list (max " + std::to_string(o.max_items) + ") of " +
                json_type<typename T::value_type>(o);
+    } else if constexpr (field_record<T>) {
+        std::string s = "object {";
+        bool first = true;
+        T r{};
+        r.fields([&](std::string_view name, auto& x, field_opts xo) {
+            s += first ? "`" : ", `";
+            s += name;
+            s += "`: " + json_type<std::decay_t<decltype(x)>>(xo);
+            first = false;
+        });
+        return s + "}";
     } else if constexpr (std::is_same_v<T, std::string>) {
         switch (o.what) {
         case field_opts::kind::text:

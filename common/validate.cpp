@@ -73,6 +73,14 @@ template <class T> problem check_value(const T& v, const field_path& path, field
                     check_value(v[i], field_path{path.prefix, path.name, std::ptrdiff_t(i)}, o))
                 return p;
         return {};
+    } else if constexpr (field_record<T>) {
+        // Each field by its own options: "body.photo_refs[0].hash".
+        auto prefix = path.str() + ".";
+        problem result;
+        const_cast<T&>(v).fields([&](std::string_view name, const auto& x, field_opts xo) {
+            if (!result) result = check_value(x, field_path{prefix, name}, xo);
+        });
+        return result;
     } else if constexpr (std::is_floating_point_v<T>) {
         if (!std::isfinite(v)) return {errc::bad_value, path + " must be a finite number"};
         return {};

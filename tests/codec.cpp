@@ -221,3 +221,49 @@ TEST_CASE("a boolean byte other than 0 or 1 is refused, never loaded into a bool
     REQUIRE(p);
     CHECK(p.code == errc::undecodable);
 }
+
+TEST_CASE("a hazard's photo references round trip, and a version 1 hazard still decodes",
+          "[codec]") {
+    auto e = sample_hazard();
+    auto& h = std::get<hazard_reported>(e.body);
+    h.photo_refs = {{std::string(64, 'a'), 48213, "image/jpeg"},
+                    {std::string(64, 'b'), 1024, "image/png"}};
+    auto bytes = encode(e);
+    event back;
+    REQUIRE_FALSE(decode(bytes, back));
+    CHECK(encode(back) == bytes);
+    const auto& refs = std::get<hazard_reported>(back.body).photo_refs;
+    REQUIRE(refs.size() == 2);
+    CHECK(refs[1].hash == std::string(64, 'b'));
+    CHECK(refs[1].size == 1024);
+    CHECK(refs[1].type == "image/png");
+
+    auto j = to_json(e);
+    CHECK(j["body"]["photo_refs"][0] ==
+          json({{"hash", std::string(64, 'a')}, {"size", 48213}, {"type", "image/jpeg"}}));
+    event from;
+    REQUIRE_FALSE(from_json(j, from));
+    CHECK(encode(from) == bytes);
+    j["body"]["photo_refs"][0].erase("size");
+    j["body"]["photo_refs"][1]["note"] = "x";
+    auto p = from_json(j, from);
+    CHECK(p.detail == "body.photo_refs[1].note: unknown field");
+    j["body"]["photo_refs"][0]["size"] = -1;
+    CHECK(from_json(j, from).detail == "body.photo_refs[0].size: must not be negative");
+
+    // The same hazard as version 1 wrote it: no photo_refs after area_closed.
+    h.photo_refs.clear();
+    auto v2 = encode(e);
+    std::string needle("\x02\0\0\0", 4);
+    for (int i = 0; i < 8; ++i)
+        needle += static_cast<char>(i == 0 ? h.hazard_id.size() : 0);
+    needle += h.hazard_id;
+    auto at_version = v2.find(needle);
+    REQUIRE(at_version != std::string::npos);
+    auto v1 = v2.substr(0, v2.size() - 8);
+    v1[at_version] = '\x01';
+    event old;
+    REQUIRE_FALSE(decode(v1, old));
+    CHECK(std::get<hazard_reported>(old.body).photo_refs.empty());
+    CHECK(std::get<hazard_reported>(old.body).description == h.description);
+}

@@ -6,6 +6,8 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/codec.hpp"
+#include "photo_fixtures.hpp"
+#include "services/common/photos.hpp"
 
 #include <utility>
 
@@ -14,8 +16,10 @@
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <map>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 using namespace pingan;
@@ -99,6 +103,35 @@ answer call(unsigned short port, http::verb verb, const std::string& target,
     for (const auto& f : p.get())
         a.headers[std::string(f.name_string())] = std::string(f.value());
     return a;
+}
+
+// POSTs raw bytes (a photo) with the given media type.
+answer upload(unsigned short port, const std::string& target, const std::string& token,
+              const std::string& bytes, const std::string& type = "image/jpeg") {
+    net::io_context ioc;
+    tcp::socket s(ioc);
+    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    http::request<http::string_body> req{http::verb::post, target, 11};
+    req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    req.set(http::field::content_type, type);
+    req.body() = bytes;
+    req.prepare_payload();
+    http::write(s, req);
+    beast::flat_buffer buf;
+    http::response_parser<http::string_body> p;
+    http::read(s, buf, p);
+    answer a{static_cast<int>(p.get().result_int()), p.get().body(), {}};
+    for (const auto& f : p.get())
+        a.headers[std::string(f.name_string())] = std::string(f.value());
+    return a;
+}
+
+std::string file_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
 }
 
 json hazard(const std::string& school, const std::string& text) {
@@ -305,4 +338,192 @@ TEST_CASE("a credential without a psychology role is not offered the psych alert
     CHECK(svc::query_param("/mobile/status?x=1&school=420502K001", "school") == "420502K001");
     CHECK(svc::query_param("/mobile/status?school=a%20b", "school") == "a b");
     CHECK(!svc::query_param("/mobile/status", "school"));
+}
+
+TEST_CASE("a photo is stored without its GPS block, once by its hash, and named in the stored "
+          "hazard event",
+          "[mobile]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    auto creds = d / "credentials.json";
+    auto a = issue(creds, "zhang.wei",
+                   {"--scope", std::string("school:") + school_a, "--role", "safety_officer"});
+    hazard_service h({"--data", d / "hazard", "--broker", b.ingest, "--credentials", creds});
+
+    auto photo = with_exif_and_comment(make_jpeg(320, 240));
+    REQUIRE(photo.find(gps_latitude_bytes()) != std::string::npos);
+    auto first = upload(h.port, "/photos?school=420502K001", a, photo);
+    REQUIRE(first.status == 201);
+    auto hash = first.j()["hash"].get<std::string>();
+    CHECK(svc::valid_photo_hash(hash));
+    CHECK(first.j()["type"] == "image/jpeg");
+    CHECK(first.j()["width"] == 320);
+    CHECK(first.j()["height"] == 240);
+    CHECK(first.j()["duplicate"] == false);
+    CHECK(first.j()["removed"].dump().find("APP1 Exif") != std::string::npos);
+    auto size = first.j()["size"].get<std::uint64_t>();
+    CHECK(size < photo.size());
+
+    // The same photo again: the same hash, stored once.
+    auto again = upload(h.port, "/photos?school=420502K001", a, photo);
+    CHECK(again.status == 200);
+    CHECK(again.j()["hash"] == hash);
+    CHECK(again.j()["duplicate"] == true);
+
+    // Served back: the bytes hash to their name, the GPS position and camera are gone,
+    // and libjpeg still decodes the picture.
+    auto got = call(h.port, http::verb::get, "/photos/" + hash, a);
+    REQUIRE(got.status == 200);
+    CHECK(got.headers["Content-Type"] == "image/jpeg");
+    CHECK(got.body.size() == size);
+    CHECK(svc::photo_hash(got.body) == hash);
+    CHECK(got.body.find(gps_latitude_bytes()) == std::string::npos);
+    CHECK(got.body.find(camera_make) == std::string::npos);
+    CHECK(decode_jpeg(got.body) == std::pair{320, 240});
+    // Nor is the position anywhere in the store's file.
+    auto on_disk = file_bytes(d / "hazard/photos/data.mdb");
+    REQUIRE(on_disk.find(got.body.substr(0, 4096)) != std::string::npos);
+    CHECK(on_disk.find(gps_latitude_bytes()) == std::string::npos);
+    CHECK(on_disk.find(camera_make) == std::string::npos);
+
+    // The report names the photo; the broker's chained record carries its hash.
+    auto body = hazard(school_a, "楼梯扶手断裂");
+    body["photo_refs"] = json::array({{{"hash", hash}, {"size", size}, {"type", "image/jpeg"}}});
+    auto posted = call(h.port, http::verb::post, "/hazard/report", a, body.dump());
+    REQUIRE(posted.status == 202);
+    REQUIRE(eventually([&] { return !stored(b.query, "hazard.reported").empty(); }));
+    auto events = stored(b.query, "hazard.reported");
+    REQUIRE(events.size() == 1);
+    const auto& refs = std::get<hazard_reported>(events[0].body).photo_refs;
+    REQUIRE(refs.size() == 1);
+    CHECK(refs[0].hash == hash);
+    CHECK(refs[0].size == size);
+    CHECK(refs[0].type == "image/jpeg");
+    auto st = call(h.port, http::verb::get, "/mobile/status?school=420502K001", a).j();
+    REQUIRE(st["open_hazards"].size() == 1);
+    CHECK(st["open_hazards"][0]["photo_refs"][0]["hash"] == hash);
+}
+
+TEST_CASE("an oversize photo is refused with 413 and a non-image with 415, each saying why",
+          "[mobile]") {
+    temp_dir d;
+    auto creds = d / "credentials.json";
+    auto a = issue(creds, "zhang.wei",
+                   {"--scope", std::string("school:") + school_a, "--role", "safety_officer"});
+    hazard_service h({"--data", d / "hazard", "--broker", "tcp://127.0.0.1:1", "--credentials",
+                      creds, "--max-photo-bytes", "20000"});
+
+    auto big = make_jpeg(400, 300, 5, 95);
+    REQUIRE(big.size() > 20000);
+    auto over = upload(h.port, "/photos?school=420502K001", a, big);
+    CHECK(over.status == 413);
+    CHECK(over.j()["errors"][0]["message"] ==
+          "the photo is " + std::to_string(big.size()) +
+              " bytes; the limit is 20000 bytes (--max-photo-bytes)");
+
+    auto gif = upload(h.port, "/photos?school=420502K001", a,
+                      std::string("GIF89a\x10\x00\x10\x00\x80\x00\x00", 13), "image/gif");
+    CHECK(gif.status == 415);
+    CHECK(gif.j()["errors"][0]["message"] ==
+          "the photo was refused: not a JPEG or PNG image (it starts with the bytes 47 49 46 38)");
+    auto cut = make_jpeg(64, 64);
+    auto truncated = upload(h.port, "/photos?school=420502K001", a, cut.substr(0, cut.size() / 2));
+    CHECK(truncated.status == 415);
+    CHECK(truncated.j()["errors"][0]["message"].get<std::string>().find("truncated") !=
+          std::string::npos);
+
+    // No token, no school, another school: refused before the bytes are looked at.
+    CHECK(upload(h.port, "/photos?school=420502K001", "", cut).status == 401);
+    CHECK(upload(h.port, "/photos", a, cut).status == 400);
+    CHECK(upload(h.port, "/photos?school=420502K002", a, cut).status == 403);
+
+    // The service goes on serving: a PNG within the limit is stored.
+    auto png = upload(h.port, "/photos?school=420502K001", a, make_png(40, 30), "image/png");
+    CHECK(png.status == 201);
+    CHECK(png.j()["type"] == "image/png");
+    CHECK(png.j()["removed"].dump().find("eXIf") != std::string::npos);
+}
+
+TEST_CASE("a report naming a photo not uploaded for its school, or of another size, is refused",
+          "[mobile]") {
+    temp_dir d;
+    auto creds = d / "credentials.json";
+    auto a = issue(creds, "zhang.wei",
+                   {"--scope", std::string("district:420502"), "--role", "safety_officer"});
+    hazard_service h(
+        {"--data", d / "hazard", "--broker", "tcp://127.0.0.1:1", "--credentials", creds});
+    auto up = upload(h.port, "/photos?school=420502K002", a, make_jpeg(32, 32));
+    REQUIRE(up.status == 201);
+    auto hash = up.j()["hash"].get<std::string>();
+    auto size = up.j()["size"].get<std::uint64_t>();
+
+    auto body = hazard(school_a, "窗户破损");
+    body["photo_refs"] = json::array({{{"hash", hash}, {"size", size}, {"type", "image/jpeg"}}});
+    auto other_school = call(h.port, http::verb::post, "/hazard/report", a, body.dump());
+    CHECK(other_school.status == 400);
+    CHECK(other_school.j()["errors"][0]["field"] == "photo_refs");
+    CHECK(other_school.j()["errors"][0]["message"] ==
+          "photo_refs[0]: no photo " + hash +
+              " was uploaded for 420502K001; upload it first (POST /photos?school=420502K001)");
+
+    body["school"] = school_b;
+    body["photo_refs"][0]["size"] = size + 1;
+    auto wrong_size = call(h.port, http::verb::post, "/hazard/report", a, body.dump());
+    CHECK(wrong_size.status == 400);
+    CHECK(wrong_size.j()["errors"][0]["field"] == "photo_refs");
+    body["photo_refs"][0]["size"] = size;
+    body["photo_refs"][0]["colour"] = "red";
+    auto unknown = call(h.port, http::verb::post, "/hazard/report", a, body.dump());
+    CHECK(unknown.status == 400);
+    CHECK(unknown.j()["errors"][0]["message"] == "photo_refs[0].colour: unknown field");
+    body["photo_refs"][0].erase("colour");
+    CHECK(call(h.port, http::verb::post, "/hazard/report", a, body.dump()).status == 202);
+}
+
+TEST_CASE("photos are shown only to credentials covering their school, and the bureau's "
+          "credential reads but never posts",
+          "[mobile]") {
+    temp_dir d;
+    auto creds = d / "credentials.json";
+    auto a = issue(creds, "zhang.wei",
+                   {"--scope", std::string("school:") + school_a, "--role", "safety_officer"});
+    auto other = issue(creds, "li.na",
+                       {"--scope", std::string("school:") + school_b, "--role", "safety_officer"});
+    auto bureau = issue(creds, "xiling.bureau", {"--scope", "district:420502", "--role", "bureau"});
+    hazard_service h(
+        {"--data", d / "hazard", "--broker", "tcp://127.0.0.1:1", "--credentials", creds});
+    auto up = upload(h.port, "/photos?school=420502K001", a, make_jpeg(48, 32));
+    REQUIRE(up.status == 201);
+    auto hash = up.j()["hash"].get<std::string>();
+
+    auto seen = call(h.port, http::verb::get, "/photos/" + hash, bureau);
+    CHECK(seen.status == 200);
+    CHECK(svc::photo_hash(seen.body) == hash);
+    CHECK(seen.headers["Cache-Control"].find("immutable") != std::string::npos);
+    CHECK(call(h.port, http::verb::get, "/photos/" + hash, other).status == 404);
+    CHECK(call(h.port, http::verb::get, "/photos/" + hash, "").status == 401);
+    CHECK(call(h.port, http::verb::get, "/photos/" + std::string(64, '0'), bureau).status == 404);
+    CHECK(call(h.port, http::verb::get, "/photos/..%2Fdata.mdb", bureau).status == 400);
+
+    auto post =
+        call(h.port, http::verb::post, "/hazard/report", bureau, hazard(school_a, "x").dump());
+    CHECK(post.status == 403);
+    CHECK(post.j()["errors"][0]["message"].get<std::string>().find("role bureau") !=
+          std::string::npos);
+    CHECK(upload(h.port, "/photos?school=420502K001", bureau, make_jpeg(8, 8)).status == 403);
+}
+
+TEST_CASE("a school that allows it keeps its photos' metadata", "[mobile]") {
+    temp_dir d;
+    auto creds = d / "credentials.json";
+    auto a = issue(creds, "zhang.wei",
+                   {"--scope", std::string("school:") + school_a, "--role", "safety_officer"});
+    hazard_service h({"--data", d / "hazard", "--broker", "tcp://127.0.0.1:1", "--credentials",
+                      creds, "--keep-photo-metadata"});
+    auto photo = with_exif_and_comment(make_jpeg(32, 32));
+    auto up = upload(h.port, "/photos?school=420502K001", a, photo);
+    REQUIRE(up.status == 201);
+    CHECK(up.j()["size"] == photo.size());
+    auto got = call(h.port, http::verb::get, "/photos/" + up.j()["hash"].get<std::string>(), a);
+    CHECK(got.body == photo);
 }

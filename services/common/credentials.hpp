@@ -25,12 +25,14 @@
 
 namespace pingan::svc {
 
-// Roles a credential may act as at a school (DOMAIN.md's people), and
-// `device` for a kiosk or gateway that several people share.
+// Roles a credential may act as at a school (DOMAIN.md's people), `device`
+// for a kiosk or gateway that several people share, and `bureau` for the
+// education bureau's console: it may read photos (GET /photos/HASH) of the
+// schools it covers and may post nothing.
 inline constexpr std::string_view intake_roles[] = {
     "safety_officer", "safety_vp",     "principal",       "head_teacher",       "teacher",
     "psych_teacher",  "school_doctor", "canteen_manager", "facilities_manager", "transport_manager",
-    "drill_leader",   "device"};
+    "drill_leader",   "device",        "bureau"};
 bool known_intake_role(std::string_view r) noexcept;
 
 struct credential {

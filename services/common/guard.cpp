@@ -40,6 +40,13 @@ void add_intake_options(CLI::App& app, intake_options& o) {
     app.add_option("--connections-per-address", o.connections_per_address,
                    "open connections per client address at most")
         ->capture_default_str();
+    app.add_option("--max-photo-bytes", o.max_photo_bytes,
+                   "bytes per uploaded photo at most (POST /photos; 413 above)")
+        ->capture_default_str()
+        ->check(CLI::Range(std::size_t(1024), std::size_t(64u << 20)));
+    app.add_flag("--keep-photo-metadata", o.keep_photo_metadata,
+                 "keep photos' metadata (Exif with GPS position, comments, PNG text); by default "
+                 "it is removed before a photo is stored");
 }
 
 std::vector<std::pair<std::string_view, std::uint64_t>> intake_counters::values() const {

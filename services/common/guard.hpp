@@ -44,10 +44,12 @@ struct intake_options {
     double burst_per_address = 200;
     std::size_t connections_per_credential = 16;
     std::size_t connections_per_address = 32;
+    std::size_t max_photo_bytes = 4u << 20; // per uploaded photo (POST /photos)
+    bool keep_photo_metadata = false;       // keep Exif (GPS), comments and text chunks
 };
 
-// Registers --credentials, --tls-cert, --tls-key, --allow-origin, --insecure-dev
-// and the limits on `app`.
+// Registers --credentials, --tls-cert, --tls-key, --allow-origin, --insecure-dev,
+// the limits and the photo settings on `app`.
 void add_intake_options(CLI::App& app, intake_options& o);
 
 // What the guard refused and accepted, for /health and a metrics page.

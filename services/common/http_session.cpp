@@ -40,9 +40,10 @@ std::shared_ptr<ssl::context> make_server_tls(const std::string& cert_file,
 template <class Stream>
 http_session<Stream>::http_session(Stream&& stream, std::shared_ptr<const handler> h,
                                    std::size_t max_body, std::shared_ptr<void> slot,
-                                   std::shared_ptr<std::atomic<std::uint64_t>> tls_failures)
+                                   std::shared_ptr<std::atomic<std::uint64_t>> tls_failures,
+                                   std::shared_ptr<const body_limit_fn> limits)
     : stream_(std::move(stream)), handler_(std::move(h)), max_body_(max_body),
-      slot_(std::move(slot)), tls_failures_(std::move(tls_failures)) {
+      slot_(std::move(slot)), tls_failures_(std::move(tls_failures)), limits_(std::move(limits)) {
     beast::error_code ec;
     auto ep = tcp().socket().remote_endpoint(ec);
     if (!ec) conn_.peer = ep.address();
@@ -83,11 +84,45 @@ template <class Stream> void http_session<Stream>::on_handshake(beast::error_cod
 
 template <class Stream> void http_session<Stream>::do_read() {
     parser_.emplace();
-    parser_->body_limit(max_body_);
+    limit_ = body_limit{max_body_, "the body", ""};
     // A client that stops sending must not hold the connection forever.
     tcp().expires_after(std::chrono::seconds(30));
+    if (!limits_) {
+        parser_->body_limit(max_body_);
+        http::async_read(
+            stream_, buffer_, *parser_,
+            beast::bind_front_handler(&http_session::on_read, this->shared_from_this()));
+        return;
+    }
+    // The header first: the target decides how large the body may be.
+    parser_->body_limit(boost::none);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        beast::bind_front_handler(&http_session::on_header, this->shared_from_this()));
+}
+
+template <class Stream> void http_session<Stream>::on_header(beast::error_code ec, std::size_t n) {
+    if (ec) return on_read(ec, n);
+    auto t = parser_->get().target();
+    if (auto l = (*limits_)(std::string_view(t.data(), t.size()))) {
+        limit_ = *l;
+        // A large body over a phone's network takes longer than a report.
+        tcp().expires_after(std::chrono::seconds(120));
+    }
+    if (auto len = parser_->content_length(); len && *len > limit_.bytes) return too_large(*len);
+    parser_->body_limit(limit_.bytes);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&http_session::on_read, this->shared_from_this()));
+}
+
+template <class Stream> void http_session<Stream>::too_large(std::optional<std::uint64_t> length) {
+    auto message = limit_.what +
+                   (length ? " is " + std::to_string(*length) + " bytes" : " is over") +
+                   "; the limit is " + std::to_string(limit_.bytes) + " bytes" + limit_.hint;
+    send(json_response(http::status::payload_too_large,
+                       R"({"errors":[{"field":"","code":"message_too_large","message":")" +
+                           message + R"("}]})",
+                       11, false));
 }
 
 template <class Stream> void http_session<Stream>::on_read(beast::error_code ec, std::size_t) {
@@ -96,13 +131,7 @@ template <class Stream> void http_session<Stream>::on_read(beast::error_code ec,
         ec == ssl::error::stream_truncated) {
         return do_close();
     }
-    if (ec == http::error::body_limit) {
-        return send(json_response(
-            http::status::payload_too_large,
-            R"({"errors":[{"field":"","code":"message_too_large","message":"the body is over )" +
-                std::to_string(max_body_) + R"( bytes"}]})",
-            11, false));
-    }
+    if (ec == http::error::body_limit) return too_large(std::nullopt);
     if (ec) {
         return send(json_response(
             http::status::bad_request,
@@ -150,7 +179,21 @@ template <class Stream> void http_session<Stream>::do_close() {
     } else {
         beast::error_code ignored;
         stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        // Read what the client still sends (a refused upload's body) before
+        // the socket closes: closing with unread bytes resets the connection,
+        // and the client could lose the answer it has not read yet.
+        drain();
     }
+}
+
+template <class Stream> void http_session<Stream>::drain() {
+    if (drained_ > (64u << 20)) return;
+    tcp().expires_after(std::chrono::seconds(10));
+    tcp().async_read_some(net::buffer(drain_),
+                          [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (!ec) self->drain();
+                          });
 }
 
 template class http_session<beast::tcp_stream>;

@@ -15,6 +15,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -25,20 +26,35 @@ namespace ssl = net::ssl;
 
 using handler = std::function<response(const request&, connection_state&)>;
 
+// A route's own body limit (a photo upload is larger than a JSON report):
+// the bytes allowed and what the body is called in the 413 answer ("the photo").
+struct body_limit {
+    std::size_t bytes = 0;
+    std::string what = "the body";
+    std::string hint; // appended to the 413 message: " (--max-photo-bytes)"
+};
+// Returns: the limit for a request's target, or nothing for the session's default.
+using body_limit_fn = std::function<std::optional<body_limit>(std::string_view target)>;
+
 template <class Stream>
 class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   public:
     // `slot`, if given, is kept until the session ends (the listener's connection count).
     // `tls_failures`, if given, counts failed TLS handshakes.
+    // `limits`, if given, sets a body limit by target once the header is read.
     http_session(Stream&& stream, std::shared_ptr<const handler> h, std::size_t max_body,
                  std::shared_ptr<void> slot = {},
-                 std::shared_ptr<std::atomic<std::uint64_t>> tls_failures = {});
+                 std::shared_ptr<std::atomic<std::uint64_t>> tls_failures = {},
+                 std::shared_ptr<const body_limit_fn> limits = {});
     void run();
 
   private:
     void on_handshake(beast::error_code ec);
     void do_read();
+    void on_header(beast::error_code ec, std::size_t);
     void on_read(beast::error_code ec, std::size_t);
+    void too_large(std::optional<std::uint64_t> length);
+    void drain();
     void send(response&& res);
     void on_write(bool close, beast::error_code ec, std::size_t);
     void do_close();
@@ -52,6 +68,10 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     std::shared_ptr<response> res_;
     std::shared_ptr<void> slot_;
     std::shared_ptr<std::atomic<std::uint64_t>> tls_failures_;
+    std::shared_ptr<const body_limit_fn> limits_;
+    body_limit limit_;                // this request's
+    std::array<char, 16384> drain_{}; // a refused body's bytes, read and dropped
+    std::size_t drained_ = 0;
     connection_state conn_;
 };
 

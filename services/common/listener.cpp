@@ -21,20 +21,22 @@ listener::listener(net::io_context& ioc, tcp::endpoint at, std::size_t max_conne
 listener::listener(net::io_context& ioc, tcp::endpoint at, std::shared_ptr<const handler> h,
                    std::size_t max_body, std::size_t max_connections,
                    std::shared_ptr<spdlog::logger> log, std::shared_ptr<ssl::context> tls,
-                   std::shared_ptr<std::atomic<std::uint64_t>> tls_failures)
-    : listener(ioc, at, max_connections, std::move(log),
-               [h = std::move(h), max_body, tls = std::move(tls),
-                failures = std::move(tls_failures)](tcp::socket&& s, std::shared_ptr<void> slot) {
-                   if (tls)
-                       std::make_shared<tls_session>(beast::ssl_stream<beast::tcp_stream>(
-                                                         beast::tcp_stream(std::move(s)), *tls),
-                                                     h, max_body, std::move(slot), failures)
-                           ->run();
-                   else
-                       std::make_shared<plain_session>(beast::tcp_stream(std::move(s)), h, max_body,
-                                                       std::move(slot))
-                           ->run();
-               }) {}
+                   std::shared_ptr<std::atomic<std::uint64_t>> tls_failures,
+                   std::shared_ptr<const body_limit_fn> limits)
+    : listener(
+          ioc, at, max_connections, std::move(log),
+          [h = std::move(h), max_body, tls = std::move(tls), failures = std::move(tls_failures),
+           limits = std::move(limits)](tcp::socket&& s, std::shared_ptr<void> slot) {
+              if (tls)
+                  std::make_shared<tls_session>(
+                      beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(s)), *tls),
+                      h, max_body, std::move(slot), failures, limits)
+                      ->run();
+              else
+                  std::make_shared<plain_session>(beast::tcp_stream(std::move(s)), h, max_body,
+                                                  std::move(slot), nullptr, limits)
+                      ->run();
+          }) {}
 
 void listener::run() {
     do_accept();

@@ -33,12 +33,14 @@ class listener : public std::enable_shared_from_this<listener> {
     listener(net::io_context& ioc, tcp::endpoint at, std::size_t max_connections,
              std::shared_ptr<spdlog::logger> log, start_fn start);
     // HTTP sessions with the service's handler; HTTPS if `tls` is given
-    // (failed handshakes are counted in `tls_failures`, if given).
+    // (failed handshakes are counted in `tls_failures`, if given); `limits`
+    // gives some routes a body limit of their own.
     listener(net::io_context& ioc, tcp::endpoint at, std::shared_ptr<const handler> h,
              std::size_t max_body, std::size_t max_connections = 1000,
              std::shared_ptr<spdlog::logger> log = nullptr,
              std::shared_ptr<ssl::context> tls = nullptr,
-             std::shared_ptr<std::atomic<std::uint64_t>> tls_failures = nullptr);
+             std::shared_ptr<std::atomic<std::uint64_t>> tls_failures = nullptr,
+             std::shared_ptr<const body_limit_fn> limits = nullptr);
 
     void run();
     void stop();

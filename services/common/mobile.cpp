@@ -27,7 +27,7 @@ response asset(const char* bytes, std::size_t size, const char* type) {
     // Only this intake: no script, style or connection elsewhere; never framed.
     res.set("Content-Security-Policy",
             "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
-            "img-src 'self' data:; connect-src 'self'; worker-src 'self'; "
+            "img-src 'self' data: blob:; connect-src 'self'; worker-src 'self'; "
             "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
     res.body().assign(bytes, size);
     res.prepare_payload();

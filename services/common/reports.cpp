@@ -18,6 +18,13 @@ json parse(std::string_view text) {
     return json::parse(text, nullptr, false);
 }
 
+json refs_json(const std::vector<photo_ref>& refs) {
+    json a = json::array();
+    for (const auto& r : refs)
+        a.push_back({{"hash", r.hash}, {"size", r.size}, {"type", r.type}});
+    return a;
+}
+
 std::string dump(const json& j) {
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -55,6 +62,7 @@ void report_ledger::record(std::span<const event> events, const std::string& rou
                           {"reported_at", format_utc(e.occurred_at)},
                           {"deadline", h->deadline ? json(format_utc(*h->deadline)) : json()},
                           {"state", "reported"},
+                          {"photo_refs", refs_json(h->photo_refs)},
                           {"event_id", e.id.str()}};
                 lmdb::put(t, hazards_, hazard_key(e.school, h->hazard_id), dump(j));
             } else if (const auto* rc = std::get_if<hazard_rectified>(&e.body)) {
@@ -63,6 +71,7 @@ void report_ledger::record(std::span<const event> events, const std::string& rou
                     auto j = parse(*v);
                     j["state"] = "rectified";
                     j["rectified_by"] = rc->rectified_by;
+                    j["rectify_photo_refs"] = refs_json(rc->photo_refs);
                     lmdb::put(t, hazards_, key, dump(j));
                 }
             } else if (const auto* vf = std::get_if<hazard_verified>(&e.body)) {

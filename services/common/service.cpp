@@ -1,6 +1,7 @@
 // The service host: outbox, publisher, registry, clock and the HTTP routes.
 #include "service.hpp"
 
+#include "image.hpp"
 #include "mobile.hpp"
 
 #include "common/prometheus.hpp"
@@ -82,6 +83,7 @@ service_host::service_host(service_runtime& rt, const service_config& cfg,
     }
     publisher_ = std::make_unique<publisher>(rt.io(), *outbox_, po, rt.logger());
     ledger_ = std::make_unique<report_ledger>(cfg.data_dir + "/reports");
+    photos_ = std::make_unique<photo_store>(cfg.data_dir + "/photos");
     publisher_->on_result([this](const outbox::entry&, const wire::result& r) {
         if (r.what == wire::outcome::rejected) return;
         try {
@@ -120,9 +122,16 @@ void service_host::start(const std::string& more) {
     if (!at) throw error(errc::bad_config, "--http \"" + cfg_.http + "\" is not HOST:PORT");
     auto h = std::make_shared<const handler>(
         [this](const request& r, connection_state& c) { return handle_request(r, c); });
+    // A photo is larger than a report: POST /photos has its own body limit.
+    auto limits = std::make_shared<const body_limit_fn>(
+        [max = sec_.max_photo_bytes](std::string_view target) -> std::optional<body_limit> {
+            if (target.rfind("/photos", 0) != 0) return std::nullopt;
+            return body_limit{max, "the photo", " (--max-photo-bytes)"};
+        });
     listener_ = std::make_shared<listener>(
         rt_.io(), *at, h, cfg_.max_body, cfg_.max_connections, rt_.logger(), tls_,
-        std::shared_ptr<std::atomic<std::uint64_t>>(counters_, &counters_->tls_handshake_failures));
+        std::shared_ptr<std::atomic<std::uint64_t>>(counters_, &counters_->tls_handshake_failures),
+        limits);
     listener_->run();
     if (credentials_) {
         // SIGHUP re-reads the credentials file (it is also re-read when it changes).
@@ -244,6 +253,8 @@ response service_host::handle_request(const request& req, connection_state& conn
                 R"({"errors":[{"field":"","code":"bad_command","message":"use GET"}]})");
         return std::move(*page);
     }
+    if (target == "/photos") return photo_upload(req, conn);
+    if (target.rfind("/photos/", 0) == 0) return photo_fetch(req, target.substr(8));
     if (target.rfind("/mobile/", 0) == 0) {
         if (req.method() != http::verb::get)
             return json_response(
@@ -306,6 +317,13 @@ response service_host::handle_request(const request& req, connection_state& conn
         }
         who = r.who;
         ++counters_->authenticated;
+        if (who->has_role("bureau")) {
+            ++counters_->out_of_scope;
+            return refusal(http::status::forbidden, "", "forbidden",
+                           "the credential " + who->name +
+                               " is the bureau's (role bureau): it reads photos and reports "
+                               "nothing");
+        }
         if (conn.credential_id != who->id) {
             conn.credential_slot.reset();
             conn.credential_id = who->id;
@@ -399,6 +417,8 @@ response service_host::handle_request(const request& req, connection_state& conn
         return json_response(
             http::status::internal_server_error,
             R"({"errors":[{"field":"","code":"internal","message":"nothing to publish"}]})");
+    if (auto wrong = check_photo_refs(d.events); !wrong.empty())
+        return json_response(http::status::bad_request, dump(problems_json(wrong)));
     if (who)
         for (const auto& e : d.events)
             if (!e.school.empty() && !who->covers(registry_, e.school)) {
@@ -435,6 +455,185 @@ response service_host::handle_request(const request& req, connection_state& conn
     rt_.log().info("accepted {} {} for {}{}", d.events.size(), d.events.front().type(),
                    d.events.front().school, who ? " from " + who->name : std::string());
     return json_response(http::status::accepted, dump(ok));
+}
+
+const credential* service_host::authenticate(const request& req, std::optional<response>& refused) {
+    auto store = credentials_->current();
+    auto a = req.find(http::field::authorization);
+    auto r =
+        store->authenticate(a == req.end() ? std::string_view()
+                                           : std::string_view(a->value().data(), a->value().size()),
+                            clock_->now());
+    if (r.verdict != auth_verdict::ok) {
+        ++counters_->unauthenticated;
+        refused = refusal(http::status::unauthorized, "", "unauthorized",
+                          std::string(auth_verdict_text(r.verdict)));
+        refused->set(http::field::www_authenticate, "Bearer realm=\"pingan\"");
+        return nullptr;
+    }
+    ++counters_->authenticated;
+    if (!by_credential_.allow(r.who->id, std::chrono::steady_clock::now())) {
+        ++counters_->rate_limited_credential;
+        refused =
+            refusal(http::status::too_many_requests, "", "rate_limited",
+                    "too many requests for the credential " + r.who->name + "; wait a moment");
+        refused->set(http::field::retry_after, "1");
+        return nullptr;
+    }
+    // The store outlives this request: a reload keeps the old one while it is used.
+    held_ = std::move(store);
+    return r.who;
+}
+
+response service_host::photo_upload(const request& req, connection_state& conn) {
+    auto dump = [](const json& j) {
+        return j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace);
+    };
+    if (req.method() != http::verb::post)
+        return json_response(
+            http::status::method_not_allowed,
+            R"({"errors":[{"field":"","code":"bad_command","message":"use POST"}]})");
+    if (auto o = req.find(http::field::origin); o != req.end()) {
+        auto host = req.find(http::field::host);
+        if (!origin_allowed(std::string_view(o->value().data(), o->value().size()),
+                            host == req.end()
+                                ? std::string_view()
+                                : std::string_view(host->value().data(), host->value().size()),
+                            conn.tls, sec_.allowed_origins)) {
+            ++counters_->cross_origin;
+            return refusal(http::status::forbidden, "", "forbidden",
+                           "cross-origin request refused: Origin " + std::string(o->value()) +
+                               " is not this intake's (--allow-origin)");
+        }
+    }
+    const credential* who = nullptr;
+    if (credentials_) {
+        std::optional<response> refused;
+        who = authenticate(req, refused);
+        if (!who) return std::move(*refused);
+        if (who->has_role("bureau")) {
+            ++counters_->out_of_scope;
+            return refusal(http::status::forbidden, "", "forbidden",
+                           "the credential " + who->name +
+                               " is the bureau's (role bureau): it reads photos and uploads none");
+        }
+    }
+    auto full = std::string_view(req.target().data(), req.target().size());
+    auto school = query_param(full, "school");
+    if (!school || school->empty())
+        return refusal(http::status::bad_request, "school", "missing_field",
+                       "school is required: POST /photos?school=ID");
+    if (!registry_.find(*school))
+        return refusal(http::status::bad_request, "school", "unknown_school",
+                       "school: " + *school + " is not in the registry");
+    if (who && !who->covers(registry_, *school)) {
+        ++counters_->out_of_scope;
+        return refusal(http::status::forbidden, "school", "forbidden",
+                       "school: the credential " + who->name + " may report only for " +
+                           who->scope_text());
+    }
+    const auto& body = req.body();
+    if (body.size() > sec_.max_photo_bytes)
+        return refusal(http::status::payload_too_large, "photo", "message_too_large",
+                       "the photo is " + std::to_string(body.size()) + " bytes; the limit is " +
+                           std::to_string(sec_.max_photo_bytes) + " bytes (--max-photo-bytes)",
+                       false);
+    image_limits lim;
+    lim.keep_metadata = sec_.keep_photo_metadata;
+    auto img = clean_image(body, lim);
+    if (!img.ok()) {
+        ++counters_->wrong_media_type;
+        return refusal(http::status::unsupported_media_type, "photo", "unsupported_media_type",
+                       "the photo was refused: " + img.error);
+    }
+    photo_store::stored st;
+    try {
+        st = photos_->put(img.bytes, media_type(*img.type), *school, who ? who->name : "",
+                          clock_->now());
+    } catch (const error& x) {
+        rt_.log().error("photos: {}", x.what());
+        return json_response(
+            http::status::service_unavailable,
+            dump(problems_json({{"", x.code(), "the photo could not be stored"}})));
+    }
+    json removed = json::array();
+    for (const auto& r : img.removed)
+        removed.push_back(r);
+    rt_.log().info("photo {} ({} bytes, {}) for {}{}{}", st.hash, st.size, st.type, *school,
+                   who ? " from " + who->name : std::string(),
+                   st.fresh ? std::string() : std::string(", stored before"));
+    json ok = {{"hash", st.hash},    {"size", st.size},        {"type", st.type},
+               {"width", img.width}, {"height", img.height},   {"duplicate", !st.fresh},
+               {"removed", removed}, {"received", body.size()}};
+    return json_response(st.fresh ? http::status::created : http::status::ok, dump(ok));
+}
+
+response service_host::photo_fetch(const request& req, std::string_view hash) {
+    if (req.method() != http::verb::get && req.method() != http::verb::head)
+        return json_response(
+            http::status::method_not_allowed,
+            R"({"errors":[{"field":"","code":"bad_command","message":"use GET"}]})");
+    const credential* who = nullptr;
+    if (credentials_) {
+        std::optional<response> refused;
+        who = authenticate(req, refused);
+        if (!who) return std::move(*refused);
+    }
+    if (!valid_photo_hash(hash))
+        return refusal(http::status::bad_request, "hash", "bad_value",
+                       "a photo is named by 64 lower-case hex digits: GET /photos/HASH");
+    auto p = photos_->get(hash);
+    if (!p || (who && std::none_of(p->schools.begin(), p->schools.end(),
+                                   [&](const auto& s) { return who->covers(registry_, s); })))
+        return refusal(http::status::not_found, "hash", "not_found",
+                       "no photo with this hash for the credential's schools");
+    // The bytes must still be the photo the events name.
+    if (photo_hash(p->bytes) != hash) {
+        rt_.log().error("photos: the stored bytes of {} do not hash to it", hash);
+        return refusal(http::status::internal_server_error, "hash", "internal",
+                       "the stored photo is damaged (its bytes do not match its hash)");
+    }
+    response res{http::status::ok, req.version()};
+    res.set(http::field::server, "pingan");
+    res.set(http::field::content_type, p->type);
+    // Content-addressed: the bytes under a hash never change.
+    res.set(http::field::cache_control, "private, max-age=31536000, immutable");
+    res.set(http::field::etag, "\"" + std::string(hash) + "\"");
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set("Content-Security-Policy", "default-src 'none'; sandbox");
+    res.body() = std::move(p->bytes);
+    res.prepare_payload();
+    return res;
+}
+
+problems service_host::check_photo_refs(std::span<const event> events) const {
+    problems out;
+    for (const auto& e : events)
+        std::visit(
+            [&](const auto& b) {
+                if constexpr (requires { b.photo_refs; }) {
+                    for (std::size_t i = 0; i < b.photo_refs.size(); ++i) {
+                        const auto& r = b.photo_refs[i];
+                        auto at = "photo_refs[" + std::to_string(i) + "]: ";
+                        auto p =
+                            valid_photo_hash(r.hash) ? photos_->get(r.hash, false) : std::nullopt;
+                        if (!p || std::find(p->schools.begin(), p->schools.end(), e.school) ==
+                                      p->schools.end())
+                            out.push_back(
+                                {"photo_refs", errc::bad_value,
+                                 at + "no photo " + r.hash + " was uploaded for " + e.school +
+                                     "; upload it first (POST /photos?school=" + e.school + ")"});
+                        else if (p->size != r.size || p->type != r.type)
+                            out.push_back({"photo_refs", errc::bad_value,
+                                           at + "the photo " + r.hash + " is " +
+                                               std::to_string(p->size) + " bytes of " + p->type +
+                                               ", not " + std::to_string(r.size) + " bytes of " +
+                                               r.type});
+                    }
+                }
+            },
+            e.body);
+    return out;
 }
 
 response service_host::mobile_read(const request& req, std::string_view target,
@@ -474,7 +673,9 @@ response service_host::mobile_read(const request& req, std::string_view target,
         std::vector<std::string> routes;
         for (const auto& [route, fn] : posts_)
             routes.push_back(route);
-        return json_response(http::status::ok, dump(mobile_me(who, registry_, cfg_.name, routes)));
+        auto me = mobile_me(who, registry_, cfg_.name, routes);
+        me["max_photo_bytes"] = sec_.max_photo_bytes;
+        return json_response(http::status::ok, dump(me));
     }
     if (path == "/mobile/status") {
         auto full = std::string_view(req.target().data(), req.target().size());

@@ -7,6 +7,10 @@
 // unknown paths and methods, and GET /health with the outbox depth and the
 // broker connection, and GET /metrics (Prometheus text) with the events
 // accepted by type and the publisher's outbox, acks, nacks and dead letters.
+// POST /photos?school=S takes one JPEG or PNG photo (checked, its metadata
+// removed: image.hpp) into the photo store (photos.hpp) and answers its hash,
+// size and type, which reports then name in `photo_refs`; GET /photos/HASH
+// gives it back to a credential covering a school it was uploaded for.
 // Before a route runs, the guard (guard.hpp) checks the request's credential,
 // origin, media type, scope, reporter and limits.
 #pragma once
@@ -18,11 +22,13 @@
 #include "guard.hpp"
 #include "intake.hpp"
 #include "listener.hpp"
+#include "photos.hpp"
 #include "reports.hpp"
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -69,6 +75,14 @@ class service_host {
   private:
     // GET /mobile/me and /mobile/status (mobile.hpp), for a valid credential.
     response mobile_read(const request& req, std::string_view target, connection_state& conn);
+    // POST /photos?school=S and GET /photos/HASH.
+    response photo_upload(const request& req, connection_state& conn);
+    response photo_fetch(const request& req, std::string_view hash);
+    // The request's credential, or the refusal to answer (401 or 429).
+    const credential* authenticate(const request& req, std::optional<response>& refused);
+    // Problems with the photos the events name: not uploaded for their school,
+    // or not of the size and type given.
+    problems check_photo_refs(std::span<const event> events) const;
 
     service_runtime& rt_;
     service_config cfg_;
@@ -78,12 +92,14 @@ class service_host {
     std::unique_ptr<outbox> outbox_;
     std::unique_ptr<publisher> publisher_;
     std::unique_ptr<report_ledger> ledger_;
+    std::unique_ptr<photo_store> photos_;
     std::shared_ptr<listener> listener_;
     std::map<std::string, decide_fn, std::less<>> posts_;
     std::function<void(json&)> health_extra_;
     intake_options sec_;
     std::shared_ptr<intake_counters> counters_ = std::make_shared<intake_counters>();
     std::unique_ptr<credential_table> credentials_;
+    std::shared_ptr<const credential_store> held_; // the store of the last authentication
     std::shared_ptr<ssl::context> tls_;
     std::unique_ptr<net::signal_set> hup_;
     rate_limiter by_credential_, by_address_;

@@ -68,6 +68,15 @@ int main(int argc, char** argv) {
     app.add_option("--login-failures-per-user", cfg.logins.per_user,
                    "failed logins for one user name in 15 minutes before it must wait")
         ->capture_default_str();
+    std::string photo_token_file;
+    app.add_option("--photo-source", cfg.photos.urls,
+                   "a school service that keeps photos (http://HOST:PORT or https://...; "
+                   "repeatable): the incident page fetches photos from it");
+    app.add_option("--photo-token-file", photo_token_file,
+                   "file with the bureau's credential for --photo-source (pingan credentials "
+                   "issue NAME --role bureau --scope district:CODE)");
+    app.add_option("--photo-ca", cfg.photos.ca_file,
+                   "PEM CA certificates for https --photo-source (default: the system's)");
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -80,6 +89,11 @@ int main(int argc, char** argv) {
             c.self = read_secret_key_file(key);
             c.server_public = read_server_key(server_key);
             ep.curve = std::move(c);
+        }
+        if (!cfg.photos.urls.empty()) {
+            if (photo_token_file.empty())
+                throw error(errc::bad_config, "--photo-source needs --photo-token-file");
+            cfg.photos.token = read_token_file(photo_token_file);
         }
         auto reg_path = cfg.registry.empty() ? default_registry_path() : cfg.registry;
         if (reg_path.empty())

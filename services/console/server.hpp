@@ -9,6 +9,7 @@
 
 #include "auth.hpp"
 #include "broker_link.hpp"
+#include "photos.hpp"
 #include "services/common/listener.hpp"
 #include "users.hpp"
 #include "view.hpp"
@@ -20,6 +21,7 @@
 #include <boost/beast/websocket.hpp>
 #include <spdlog/logger.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -48,6 +50,7 @@ struct console_config {
     std::size_t max_connections = 1000; // HTTP and WebSocket connections open at once
     session_limits sessions;
     rate_limits logins;
+    photo_sources photos; // the school services that keep the photos events name
 };
 
 class ws_session;
@@ -91,6 +94,9 @@ class console_server {
     void log_minors_view(const user& u, const std::vector<const event*>& shown);
     void act(request&& req, const session& s, const user& u, const std::string& id, action what,
              std::function<void(response&&)> send);
+    // GET /photos/HASH: a photo an event the user may see names (photos.hpp).
+    void photo(const request& req, const user& u, const std::string& hash,
+               std::function<void(response&&)> send);
 
     net::io_context& ioc_;
     console_config cfg_;
@@ -115,6 +121,11 @@ class console_server {
     std::map<std::string, std::uint64_t> logins_;  // ok, failed, limited
     std::map<std::string, std::uint64_t> actions_; // event type published, or "failed"
     std::uint64_t views_logged_ = 0;               // access.viewed published
+    // Photos fetched lately (hash -> bytes, type), at most `photo_cache_max`.
+    std::map<std::string, std::pair<std::string, std::string>> photo_cache_;
+    std::deque<std::string> photo_order_;
+    static constexpr std::size_t photo_cache_max = 64;
+    net::thread_pool fetch_pool_{2}; // photo fetches, off the io thread
     // Password hashing (crypto_pwhash takes tens of milliseconds and much
     // memory): off the io thread, which keeps serving pages meanwhile. Last
     // member: joined first when the server goes.

@@ -1,7 +1,9 @@
 // The school staff's mobile page end to end in a real headless Chromium with a
 // phone's viewport: a real broker, a real pingan-hazard and pingan-wellbeing
 // with credentials issued by the real `pingan credentials`, and the page
-// driven the way a safety officer would drive it, online and offline.
+// driven the way a safety officer would drive it, online and offline, with
+// photos; and the bureau's pingan-console showing a reported photo, fetched
+// from the school service with the bureau's credential.
 //
 //   node mobile.test.js BIN_DIR SOURCE_DIR SCREENSHOT_DIR
 //
@@ -19,9 +21,9 @@ const hazardsIn = (log) => log.filter((e) => e.type === "hazard.reported");
 
 const SCHOOL = "420502K001";
 const creds = path.join(work, "credentials.json");
-function issue(name, roles) {
+function issue(name, roles, scope) {
   const args = ["credentials", "issue", name, "--file", creds, "--registry", path.join(SRC, "data/schools.csv"),
-    "--scope", "school:" + SCHOOL];
+    "--scope", scope || "school:" + SCHOOL];
   for (const r of roles) args.push("--role", r);
   return pingan(args).trim();
 }
@@ -50,6 +52,57 @@ async function reportHazard(page, description, location) {
   await page.click(`${form} button[type="submit"]`);
 }
 
+// A camera's JPEG: drawn in the page (smooth, or noise that compresses
+// badly), with an Exif block carrying a GPS position spliced in after SOI.
+const GPS_LATITUDE = [30, 1, 41, 1, 5200, 100]; // 30°41'52.00"
+async function cameraJpeg(page, w, h, noise) {
+  const b64 = await page.evaluate(({ w, h, noise }) => {
+    const c = document.createElement("canvas"); c.width = w; c.height = h;
+    const g = c.getContext("2d");
+    if (noise) {
+      const img = g.createImageData(w, h);
+      for (let i = 0; i < img.data.length; i++) img.data[i] = (i % 4 === 3) ? 255 : Math.random() * 256;
+      g.putImageData(img, 0, 0);
+    } else {
+      const grad = g.createLinearGradient(0, 0, w, h);
+      grad.addColorStop(0, "#c0392b"); grad.addColorStop(1, "#2980b9");
+      g.fillStyle = grad; g.fillRect(0, 0, w, h);
+      g.fillStyle = "#fff"; g.font = "120px sans-serif"; g.fillText("隐患 HAZARD", 100, h / 2);
+    }
+    return c.toDataURL("image/jpeg", 0.92).split(",")[1];
+  }, { w, h, noise });
+  const jpeg = Buffer.from(b64, "base64");
+  // TIFF (little-endian): IFD0 with GPSInfo -> GPS IFD with the latitude.
+  const t = Buffer.alloc(8 + 18 + 30 + 24);
+  t.write("II", 0); t.writeUInt16LE(42, 2); t.writeUInt32LE(8, 4);
+  t.writeUInt16LE(1, 8); t.writeUInt16LE(0x8825, 10); t.writeUInt16LE(4, 12); t.writeUInt32LE(1, 14); t.writeUInt32LE(26, 18);
+  t.writeUInt32LE(0, 22);
+  t.writeUInt16LE(2, 26);
+  t.writeUInt16LE(1, 28); t.writeUInt16LE(2, 30); t.writeUInt32LE(2, 32); t.write("N\0", 36);
+  t.writeUInt16LE(2, 40); t.writeUInt16LE(5, 42); t.writeUInt32LE(3, 44); t.writeUInt32LE(56, 48);
+  t.writeUInt32LE(0, 52);
+  GPS_LATITUDE.forEach((v, i) => t.writeUInt32LE(v, 56 + 4 * i));
+  const exif = Buffer.concat([Buffer.from("Exif\0\0", "binary"), t]);
+  const app1 = Buffer.alloc(4); app1[0] = 0xff; app1[1] = 0xe1; app1.writeUInt16BE(exif.length + 2, 2);
+  return Buffer.concat([jpeg.subarray(0, 2), app1, exif, jpeg.subarray(2)]);
+}
+function gpsBytes() {
+  const b = Buffer.alloc(24);
+  GPS_LATITUDE.forEach((v, i) => b.writeUInt32LE(v, 4 * i));
+  return b;
+}
+// A JPEG's dimensions from its frame header.
+function jpegSize(b) {
+  for (let i = 2; i + 9 < b.length;) {
+    if (b[i] !== 0xff) return null;
+    const m = b[i + 1], len = b.readUInt16BE(i + 2);
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc)
+      return { h: b.readUInt16BE(i + 5), w: b.readUInt16BE(i + 7) };
+    i += 2 + len;
+  }
+  return null;
+}
+
 const waitingCount = (page) => page.evaluate(() => Number(document.querySelector("#waiting").getAttribute("data-waiting") || 0));
 
 async function main() {
@@ -64,11 +117,16 @@ async function main() {
   const officer = issue("zhang.wei", ["safety_officer"]);
   const teacher = issue("wang.fang", ["teacher"]);
   const counsellor = issue("liu.xin", ["psych_teacher"]);
+  const bureau = issue("xiling.bureau", ["bureau"], "district:420502");
+  const bureauToken = path.join(work, "bureau.token");
+  fs.writeFileSync(bureauToken, bureau + "\n", { mode: 0o600 });
   check((fs.statSync(creds).mode & 0o777) === 0o600, "the credentials file is created with mode 0600");
 
   const common = ["--http", "127.0.0.1:0", "--registry", registry, "--broker", ep.ingest, "--credentials", creds,
     "--log-level", "warn"];
-  const hz = await start("pingan-hazard", ["--data", path.join(work, "hazard"), ...common], /listening http=(\S+)/);
+  const PHOTO_LIMIT = 300000;
+  const hz = await start("pingan-hazard", ["--data", path.join(work, "hazard"), "--max-photo-bytes", String(PHOTO_LIMIT),
+    ...common], /listening http=(\S+)/);
   const hazardUrl = `http://${hz.match[1]}/`;
   const keys = path.join(work, "wellbeing.keys");
   execFileSync(path.join(BIN, "pingan-wellbeing"), ["--make-keys", keys, "--registry", registry]);
@@ -116,6 +174,63 @@ async function main() {
     await page.waitForSelector(`#open-hazards li:has-text("灭火器过期")`);
     check(true, "the school's open hazards list the new hazard");
     await page.screenshot({ path: path.join(SHOTS, "mobile-reported.png"), fullPage: true });
+
+    // A hazard with a photo: a 2400x1800 camera JPEG with a GPS position,
+    // made smaller on the phone, stored by hash, named in the stored event.
+    const hform = 'form[data-route="/hazard/report"]';
+    const photo = await cameraJpeg(page, 2400, 1800, false);
+    check(photo.includes(gpsBytes()), "the camera photo carries a GPS position");
+    await page.setInputFiles(`${hform} [name="photo"]`, { name: "hazard.jpg", mimeType: "image/jpeg", buffer: photo });
+    await reportHazard(page, "消防通道堵塞", "食堂后门");
+    const withPhoto = await until("the report with its photo", () => hazardsIn(replay()).find((e) => e.body.description === "消防通道堵塞"));
+    const refs = withPhoto.body.photo_refs || [];
+    check(refs.length === 1 && /^[0-9a-f]{64}$/.test(refs[0].hash) && refs[0].type === "image/jpeg",
+      `the stored report names its photo by hash, size and type (${JSON.stringify(refs)})`);
+    const res = await fetch(`${hazardUrl}photos/${refs[0].hash}`, { headers: { Authorization: "Bearer " + officer } });
+    const stored = Buffer.from(await res.arrayBuffer());
+    check(res.status === 200 && stored.length === refs[0].size, `the service serves the photo's ${refs[0].size} bytes (${res.status}, ${stored.length})`);
+    const dims = jpegSize(stored);
+    check(dims && dims.w === 1600 && dims.h === 1200, `the phone made it 1600x1200 (${JSON.stringify(dims)})`);
+    check(!stored.includes(gpsBytes()) && !stored.includes(Buffer.from("Exif")), "no GPS position and no Exif block in the stored photo");
+    await page.waitForFunction((hash) => {
+      const img = document.querySelector(`#open-hazards img[data-hash="${hash}"]`);
+      return img && img.complete && img.naturalWidth === 1600;
+    }, refs[0].hash, { timeout: 20000 });
+    check(true, "the open hazard shows its photo on the phone");
+    await page.screenshot({ path: path.join(SHOTS, "mobile-photo.png"), fullPage: true });
+
+    // A file that is not an image, and a photo still too large when made smaller: clear messages, nothing queued.
+    await page.setInputFiles(`${hform} [name="photo"]`, { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a photo") });
+    await reportHazard(page, "不是图片", "某处");
+    await page.waitForFunction((f) => document.querySelector(`${f} [data-form-error]`).textContent.length > 0, hform);
+    const notImage = await page.textContent(`${hform} [data-form-error]`);
+    check(notImage.includes("notes.txt") && notImage.includes("不是可以读取的图片"), `a non-image is refused on the phone, naming the file (${notImage})`);
+    await page.screenshot({ path: path.join(SHOTS, "mobile-photo-not-an-image.png"), fullPage: true });
+    const noisy = await cameraJpeg(page, 1600, 1200, true);
+    await page.setInputFiles(`${hform} [name="photo"]`, { name: "noise.jpg", mimeType: "image/jpeg", buffer: noisy });
+    await page.click(`${hform} button[type="submit"]`);
+    await page.waitForFunction((f) => document.querySelector(`${f} [data-form-error]`).textContent.includes("超过上限"), hform);
+    const tooLarge = await page.textContent(`${hform} [data-form-error]`);
+    check(tooLarge.includes("noise.jpg") && tooLarge.includes(String(PHOTO_LIMIT)), `an oversize photo is refused on the phone with the limit (${tooLarge})`);
+    await page.screenshot({ path: path.join(SHOTS, "mobile-photo-too-large.png"), fullPage: true });
+    check(await waitingCount(page) === 0, "neither was queued");
+    check(!hazardsIn(replay()).some((e) => e.body.description === "不是图片"), "nor stored");
+    // The service refuses them too, with messages the page can show.
+    const direct = await page.evaluate(async (n) => {
+      const post = async (body, type) => {
+        const r = await fetch("/photos?school=420502K001", { method: "POST", body,
+          headers: { "Content-Type": type, "Authorization": "Bearer " + localStorage.getItem("pingan.token") } });
+        return { status: r.status, message: (await r.json()).errors[0].message };
+      };
+      return [await post(new Uint8Array(n), "image/jpeg"), await post("GIF89a not really", "image/gif")];
+    }, PHOTO_LIMIT + 1000);
+    check(direct[0].status === 413 && direct[0].message.includes(`the limit is ${PHOTO_LIMIT} bytes`),
+      `an oversize upload is answered 413 with the limit, read by the browser (${JSON.stringify(direct[0])})`);
+    check(direct[1].status === 415 && direct[1].message.includes("not a JPEG or PNG image"),
+      `a non-image upload is answered 415 saying what it is not (${JSON.stringify(direct[1])})`);
+    await page.setInputFiles(`${hform} [name="photo"]`, []);
+    await page.fill(`${hform} [name="description"]`, "");
+    await page.fill(`${hform} [name="location"]`, "");
 
     // Offline: two reports wait on the phone, each with its id made now.
     if (await page.evaluate(() => "serviceWorker" in navigator)) {
@@ -170,6 +285,38 @@ async function main() {
     check(hazardsIn(replay()).length === 3, "the resend added nothing to the log");
     await page.screenshot({ path: path.join(SHOTS, "mobile-back-online.png"), fullPage: true });
     await context.close();
+
+    // The bureau's console shows the photo on the incident the hazard opened,
+    // fetched from the school service with the bureau's credential.
+    {
+      const users = path.join(work, "users.json");
+      pingan(["users", "add", "chen", "--file", users, "--scope", "city", "--role", "supervisor", "--password-stdin"], "chen-password-1\n");
+      const con = await start("pingan-console", ["--http", "127.0.0.1:0", "--users", users, "--registry", registry,
+        "--ingest", ep.ingest, "--feed", ep.feed, "--query", ep.query, "--photo-source", hazardUrl,
+        "--photo-token-file", bureauToken, "--log-level", "warn"], /listening http=(\S+)/);
+      const desk = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+      const cp = await desk.newPage();
+      cp.on("pageerror", (e) => check(false, `console: no script error on the page (${e.message})`));
+      await cp.goto(`http://${con.match[1]}/`);
+      await cp.fill("#login-user", "chen");
+      await cp.fill("#login-password", "chen-password-1");
+      await cp.click("#login-submit");
+      const incident = await until("the photo hazard's incident on the console", () => cp.evaluate((hid) =>
+        [...(window.pingan.incidents || new Map()).values()].find((i) => i.subject === hid || (i.title || "").includes(hid)), withPhoto.body.hazard_id));
+      await cp.click(`[data-incident="${incident.id}"] [data-action="open"]`);
+      await cp.waitForFunction((hash) => {
+        const img = document.querySelector(`[data-test="timeline"] img[data-hash="${hash}"]`);
+        return img && img.complete && img.naturalWidth === 1600;
+      }, refs[0].hash, { timeout: 20000 });
+      check(true, "the console's incident page shows the hazard's photo");
+      const viaConsole = await cp.evaluate(async (hash) => (await fetch("/photos/" + hash)).status, refs[0].hash);
+      check(viaConsole === 200, `the console serves the photo to a user who may see the event (${viaConsole})`);
+      const unnamed = await cp.evaluate(async () => (await fetch("/photos/" + "0".repeat(64))).status);
+      check(unnamed === 404, `a hash no visible event names is not fetched (${unnamed})`);
+      await cp.screenshot({ path: path.join(SHOTS, "console-incident-photo.png"), fullPage: true });
+      await desk.close();
+      await stop(con.proc);
+    }
 
     // The wellbeing service: the psych form only for a psychology role.
     const t = await signIn(browser, wellbeingUrl, teacher, "wang.fang");

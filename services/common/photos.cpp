@@ -1,0 +1,74 @@
+// The photo store, in a small local LMDB.
+#include "photos.hpp"
+
+#include "common/hex.hpp"
+
+#include <algorithm>
+
+namespace pingan::svc {
+
+std::string photo_hash(std::string_view bytes) {
+    unsigned char h[crypto_generichash_BYTES];
+    crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(bytes.data()),
+                       bytes.size(), nullptr, 0);
+    return to_hex(h, sizeof h);
+}
+
+bool valid_photo_hash(std::string_view s) noexcept {
+    return s.size() == 2 * crypto_generichash_BYTES && std::all_of(s.begin(), s.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+}
+
+photo_store::photo_store(const std::string& dir)
+    : env_(lmdb::open_local(dir, "photos", 64u << 20, {{"blobs", &blobs_}, {"meta", &meta_}})) {
+    if (sodium_init() < 0) throw error(errc::internal, "libsodium could not start");
+}
+
+photo_store::stored photo_store::put(std::string_view bytes, std::string_view type,
+                                     const std::string& school, const std::string& by,
+                                     timestamp at) {
+    stored s{photo_hash(bytes), bytes.size(), std::string(type), false};
+    lmdb::write_growing(env_, "photos", [&](const lmdb::txn& t) {
+        nlohmann::json m;
+        if (auto v = lmdb::get(t, meta_, s.hash)) {
+            m = nlohmann::json::parse(*v, nullptr, false);
+            s.fresh = false;
+        }
+        if (!m.is_object()) {
+            m = {{"type", s.type},
+                 {"size", s.size},
+                 {"schools", nlohmann::json::array()},
+                 {"uploaded_by", by},
+                 {"uploaded_at", format_utc(at)}};
+            lmdb::put(t, blobs_, s.hash, bytes);
+            s.fresh = true;
+        }
+        auto& schools = m["schools"];
+        if (std::find(schools.begin(), schools.end(), school) == schools.end()) {
+            schools.push_back(school);
+            lmdb::put(t, meta_, s.hash, m.dump());
+        } else if (s.fresh) {
+            lmdb::put(t, meta_, s.hash, m.dump());
+        }
+    });
+    return s;
+}
+
+std::optional<photo_store::photo> photo_store::get(std::string_view hash, bool with_bytes) const {
+    lmdb::txn t(env_, MDB_RDONLY);
+    auto m = lmdb::get(t, meta_, hash);
+    auto b = lmdb::get(t, blobs_, hash);
+    if (!m || !b) return std::nullopt;
+    auto j = nlohmann::json::parse(*m, nullptr, false);
+    if (!j.is_object()) return std::nullopt;
+    photo p{with_bytes ? std::string(*b) : std::string(),
+            b->size(),
+            j.value("type", "application/octet-stream"),
+            {}};
+    for (const auto& s : j.value("schools", nlohmann::json::array()))
+        if (s.is_string()) p.schools.push_back(s.get<std::string>());
+    return p;
+}
+
+} // namespace pingan::svc
