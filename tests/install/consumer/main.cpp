@@ -25,8 +25,7 @@ int main(int argc, char** argv) {
         std::cerr << "publish_one: " << p.text() << "\n";
         return 1;
     }
-    e.occurred_at = std::chrono::time_point_cast<pingan::micros>(std::chrono::system_clock::now());
-    e.id = pingan::new_event_id(e.occurred_at);
+    e.id = pingan::new_event_id(now);
     zmq::context_t ctx(1);
     pingan::ingest_client client(ctx, argv[1]);
     std::vector<pingan::event> one{e};
