@@ -71,7 +71,8 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
     if (!root.IsMap()) throw error(errc::bad_config, "line 1: expected a map of settings");
     known_keys(root,
                {"data_dir", "registry", "districts", "clock", "rules", "log_level", "endpoints",
-                "limits", "security", "metrics", "keys_dir"},
+                "limits", "security", "metrics", "keys_dir", "log_format", "slow_commit",
+                "log_summary"},
                "");
     auto& b = c.broker;
     path(root, "data_dir", b.data_dir, dir);
@@ -81,6 +82,9 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
     text(root, "clock", c.clock);
     path(root, "rules", c.rules, dir);
     text(root, "log_level", c.log_level);
+    text(root, "log_format", c.log_format);
+    duration(root, "slow_commit", c.slow_commit);
+    duration(root, "log_summary", c.log_summary);
     text(root, "metrics", c.metrics);
     if (auto sec = root["security"]) {
         if (!sec.IsMap()) bad(sec, "security", "expected a map");

@@ -16,6 +16,9 @@ struct broker_config {
     std::string clock = "system";
     std::string rules; // rule file; empty: no escalation
     std::string log_level = "info";
+    std::string log_format = "text";         // or json (common/log_format.hpp)
+    micros slow_commit = micros{250'000};    // commits slower than this are logged
+    micros log_summary = micros{60'000'000}; // the summary line's interval
     std::string server_key; // key pair file of the broker; with `clients`, turns CURVE on
     std::string clients;    // access table (broker/access.hpp)
     std::string metrics;    // HOST:PORT for GET /metrics (Prometheus); empty: off

@@ -7,6 +7,7 @@
 // read: ZeroMQ's queues then push back on publishers instead of the broker
 // buffering without bound.
 #include "broker/broker_impl.hpp"
+#include "broker/day_log.hpp"
 #include "broker/metrics.hpp"
 
 #include "common/wire.hpp"
@@ -23,6 +24,7 @@ struct request {
     bool delimiter = false; // a REQ peer's empty frame, echoed back
     std::string tag;
     bool json = false;
+    std::string client; // the publisher's identity, for the log
     std::vector<wire::result> results;
     std::size_t pending = 0;
     std::list<request>::iterator self;
@@ -59,6 +61,13 @@ void broker::impl::run_ingest() {
 
     auto reply = [&](request& r) {
         broker_metrics::get().answered(r.results);
+        std::size_t refused = 0;
+        const wire::result* first = nullptr;
+        for (const auto& x : r.results)
+            if (x.what == wire::outcome::rejected && ++refused == 1) first = &x;
+        if (first)
+            day_log::refused("events", first->code, r.client, first->message, refused,
+                             r.results.size(), first->id.str());
         std::vector<std::string> out;
         out.reserve(r.results.size());
         for (std::size_t i = 0; i < r.results.size(); ++i)
@@ -69,6 +78,7 @@ void broker::impl::run_ingest() {
 
     auto refuse = [&](request& r, errc code, const std::string& message) {
         broker_metrics::get().refused(code);
+        day_log::refused("request", code, r.client, message);
         std::vector<std::string> out{wire::error_json(code, message)};
         send_frames(r, wire::cmd_error, out);
     };
@@ -83,6 +93,7 @@ void broker::impl::run_ingest() {
             r.delimiter = true;
             ++pos;
         }
+        r.client = actor_of(f[pos]);
         auto cmd = sv(f[pos++]);
         if (pos < f.size()) r.tag = sv(f[pos++]);
         auto finish_now = [&] { requests.pop_back(); };

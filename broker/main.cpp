@@ -3,6 +3,7 @@
 // file and the access table.
 #include "broker/broker.hpp"
 #include "broker/config.hpp"
+#include "broker/day_log.hpp"
 #include "broker/engine_processor.hpp"
 #include "broker/metrics.hpp"
 #include "broker/rules.hpp"
@@ -10,6 +11,7 @@
 #include "common/curve.hpp"
 #include "common/fd_limit.hpp"
 #include "common/key_ring.hpp"
+#include "common/log_format.hpp"
 #include "common/readiness.hpp"
 #include "common/registry.hpp"
 #include "common/version.hpp"
@@ -89,6 +91,14 @@ int main(int argc, char** argv) {
     app.add_option("--clock", clock_spec, "system | manual:<time> | scaled:<factor>:<time>");
     app.add_option("--rules", rules_path, "escalation rule file (YAML, docs/rules.md)");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+    std::string log_format, slow_commit, log_summary;
+    app.add_option("--log-format", log_format,
+                   "text, or json: one JSON object a line (time, level, logger, msg, fields)");
+    app.add_option("--slow-commit", slow_commit,
+                   "log each commit slower than this (default 250ms; 0ms logs every commit)");
+    app.add_option("--log-summary", log_summary,
+                   "interval of the summary line: events, refusals, subscriptions, lag (default "
+                   "60s)");
     app.add_option("--keys", keys,
                    "key directory sealing minors' data at rest (outside --data; pingan keys)");
     std::string server_key, clients, metrics;
@@ -127,6 +137,16 @@ int main(int argc, char** argv) {
     if (!clock_spec.empty()) cfg.clock = clock_spec;
     if (!rules_path.empty()) cfg.rules = rules_path;
     if (!log_level.empty()) cfg.log_level = log_level;
+    if (!log_format.empty()) cfg.log_format = log_format;
+    auto flag_duration = [](const std::string& flag, const std::string& text, micros& out) {
+        if (text.empty()) return;
+        auto d = parse_duration(text);
+        if (!d) fatal(flag + " " + text + ": expected a duration such as 250ms, 1s, 1m");
+        out = *d;
+    };
+    flag_duration("--slow-commit", slow_commit, cfg.slow_commit);
+    flag_duration("--log-summary", log_summary, cfg.log_summary);
+    if (cfg.log_summary <= micros{0}) fatal("--log-summary must be longer than 0s");
     if (!server_key.empty()) cfg.server_key = server_key;
     if (!clients.empty()) cfg.clients = clients;
     if (!metrics.empty()) cfg.metrics = metrics;
@@ -137,6 +157,12 @@ int main(int argc, char** argv) {
     auto logger = spdlog::stderr_color_mt("pingan-broker");
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+    try {
+        apply_log_format(*logger, parse_log_format(cfg.log_format));
+    } catch (const error& e) {
+        fatal(e.detail());
+    }
+    day_log::set_slow_commit(cfg.slow_commit);
 
     // Every client connection is a descriptor, and libzmq does not back off
     // when it runs out of them: take all the operator allows (LimitNOFILE).
@@ -300,6 +326,18 @@ int main(int argc, char** argv) {
             });
         };
         if (!b.security) nag();
+        // The day at a glance: events, refusals, subscriptions and lag, each interval.
+        net::steady_timer summary_timer(ioc);
+        std::function<void()> summarize = [&] {
+            summary_timer.expires_after(cfg.log_summary);
+            summary_timer.async_wait([&](const boost::system::error_code& ec) {
+                if (ec) return;
+                day_log::summary(broker_metrics::get().subscriptions_now(),
+                                 broker_metrics::get().queued_now());
+                summarize();
+            });
+        };
+        summarize();
         // Capture SIGINT and SIGTERM to drain and stop cleanly.
         net::signal_set signals(ioc, SIGINT, SIGTERM);
         signals.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -309,6 +347,7 @@ int main(int argc, char** argv) {
             br.stop();
             reload.cancel();
             insecure_nag.cancel();
+            summary_timer.cancel();
         });
         ioc.run();
         br.wait();

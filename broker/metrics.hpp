@@ -41,6 +41,9 @@ class broker_metrics {
     // Writer: live subscriptions on the feed, and messages it sent or could not send.
     void feed_subscriptions(std::size_t n) noexcept { feed_subs_.store(n, relaxed); }
     void feed_sent(bool sent) noexcept { (sent ? feed_sent_ : feed_drops_).fetch_add(1, relaxed); }
+    // Now: feed subscriptions, and events admitted and not yet committed.
+    std::size_t subscriptions_now() const noexcept { return feed_subs_.load(relaxed); }
+    std::size_t queued_now() const noexcept { return ingest_queue_.load(relaxed); }
     // Query: replay streams open now.
     void replay_streams(std::size_t n) noexcept { replays_.store(n, relaxed); }
 

@@ -5,6 +5,7 @@
 // each, and every chunk is read in its own short LMDB transaction, so that a
 // slow auditor neither floods nor pins the store.
 #include "broker/broker_impl.hpp"
+#include "broker/day_log.hpp"
 #include "broker/incident_query.hpp"
 #include "broker/metrics.hpp"
 #include "common/key_ring.hpp"
@@ -90,8 +91,10 @@ void broker::impl::run_query() {
         full = r == reply_result::full;
         return r == reply_result::sent;
     };
+    std::string client_name; // of the message being handled, for the log
     auto refuse = [&](const std::string& routing, bool delim, std::string_view tag, errc code,
                       const std::string& message) {
+        day_log::refused("query", code, client_name, message);
         auto body = wire::error_json(code, message);
         send(routing, delim, wire::cmd_error, tag, {body});
     };
@@ -342,6 +345,7 @@ void broker::impl::run_query() {
         // whose rights changed) ends at its next chunk.
         if (s.client && !still_admitted(*s.client)) {
             log_views(s);
+            client_name = s.client->identity;
             refuse(s.routing, s.delimiter, s.tag, errc::unauthorized,
                    "the key of " + s.client->identity +
                        " was revoked or its rights changed: the replay stops");
@@ -426,6 +430,9 @@ void broker::impl::run_query() {
                 if (!zmq::recv_multipart(query_sock, std::back_inserter(frames),
                                          zmq::recv_flags::dontwait))
                     break;
+                const char* uid =
+                    frames.empty() ? nullptr : zmq_msg_gets(frames.back().handle(), "User-Id");
+                client_name = uid && *uid ? uid : "anonymous";
                 try {
                     handle(frames);
                 } catch (const std::exception& x) {
@@ -440,6 +447,7 @@ void broker::impl::run_query() {
                     keep = pump(it->second);
                 } catch (const std::exception& x) {
                     spdlog::error("replay: {}", x.what());
+                    client_name = it->second.client ? it->second.client->identity : "anonymous";
                     refuse(it->second.routing, it->second.delimiter, it->second.tag,
                            errc::store_failure, x.what());
                     keep = false;

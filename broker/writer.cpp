@@ -14,6 +14,7 @@
 // that happened to share its transaction with it. A failed timer firing is
 // retried after a growing delay, while event batches keep committing.
 #include "broker/broker_impl.hpp"
+#include "broker/day_log.hpp"
 #include "broker/metrics.hpp"
 
 #include "common/privacy.hpp"
@@ -99,6 +100,7 @@ void broker::impl::run_writer() {
     };
     auto publish = [&](const batch_output& o) {
         broker_metrics::get().stored(o);
+        day_log::stored(o);
         track_subscriptions();
         if (active.empty()) return;
         for (const auto& r : o.stored) {
@@ -224,8 +226,9 @@ void broker::impl::run_writer() {
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 ++txns;
                 txn_events += events.size();
-                broker_metrics::get().committed(events.size(),
-                                                std::chrono::steady_clock::now() - t0);
+                auto took = std::chrono::steady_clock::now() - t0;
+                broker_metrics::get().committed(events.size(), took);
+                day_log::committed(events.size(), took);
                 for (std::size_t i = 0; i < owners.size(); ++i)
                     done.push_back({owners[i], out.results[i], errc::ok, {}});
                 // This commit made the previous one durable; this one waits its turn.

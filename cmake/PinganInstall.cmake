@@ -39,3 +39,26 @@ install(CODE "
   set(PINGAN_DOCDIR \"${CMAKE_INSTALL_DOCDIR}\")
   include(\"${PROJECT_SOURCE_DIR}/cmake/PinganInstallConfig.cmake\")
 ")
+
+# The client library for other CMake projects: find_package(Pingan) and link
+# pingan::client (docs/operations.md, "Publishing from another program").
+include(CMakePackageConfigHelpers)
+set(PINGAN_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/Pingan)
+install(TARGETS pingan_client pingan_common EXPORT PinganTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+file(GLOB PINGAN_COMMON_HEADERS ${PROJECT_SOURCE_DIR}/common/*.hpp)
+install(FILES ${PINGAN_COMMON_HEADERS} ${PROJECT_BINARY_DIR}/common/generated/common/version.hpp
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/pingan/common)
+install(EXPORT PinganTargets NAMESPACE pingan:: DESTINATION ${PINGAN_CMAKEDIR})
+if(TARGET PkgConfig::SYSTEMD)
+  set(PINGAN_WITH_SYSTEMD ON)
+else()
+  set(PINGAN_WITH_SYSTEMD OFF)
+endif()
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/PinganConfig.cmake.in
+                              ${PROJECT_BINARY_DIR}/PinganConfig.cmake
+                              INSTALL_DESTINATION ${PINGAN_CMAKEDIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/PinganConfigVersion.cmake
+                                 COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/PinganConfig.cmake
+              ${PROJECT_BINARY_DIR}/PinganConfigVersion.cmake DESTINATION ${PINGAN_CMAKEDIR})

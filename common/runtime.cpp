@@ -2,6 +2,7 @@
 #include "runtime.hpp"
 
 #include "fd_limit.hpp"
+#include "log_format.hpp"
 #include "readiness.hpp"
 #include "shipped.hpp"
 
@@ -101,6 +102,7 @@ void add_service_options(CLI::App& app, service_config& c) {
     app.add_option("--registry", c.registry, "schools.csv of the registry");
     app.add_option("--log-level", c.log_level, "trace, debug, info, warn, error")
         ->capture_default_str();
+    add_log_format_option(app);
     app.add_option("--clock", c.clock, "system, manual:TIME or scaled:FACTOR:TIME")
         ->capture_default_str();
     app.add_option("--device", c.device, "device name in each event's source")
@@ -124,6 +126,20 @@ void add_service_options(CLI::App& app, service_config& c) {
     app.add_option("--key", c.key, "this service's CURVE key pair file (pingan keygen; mode 0600)");
     app.add_option("--server-key", c.server_key,
                    "the broker's public key file, or z85:KEY for the key itself");
+}
+
+void add_log_format_option(CLI::App& app) {
+    app.add_option_function<std::string>(
+           "--log-format",
+           [](const std::string& s) {
+               try {
+                   set_default_log_format(parse_log_format(s));
+               } catch (const error& e) {
+                   throw CLI::ValidationError("--log-format", e.detail());
+               }
+           },
+           "text, or json: one JSON object a line (time, level, logger, msg, fields)")
+        ->default_str("text");
 }
 
 std::string read_text_file(const std::string& path) {
@@ -158,6 +174,7 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& name, const std::
         throw error(errc::bad_config, "log level \"" + level + "\" is not known");
     log->set_level(lvl);
     log->flush_on(spdlog::level::info);
+    apply_log_format(*log, default_log_format());
     return log;
 }
 

@@ -48,6 +48,9 @@ struct service_config {
 // Registers the common flags (and --config for a YAML file) on `app`.
 void add_service_options(CLI::App& app, service_config& c);
 
+// Registers `--log-format text|json` (log_format.hpp); make_logger then uses it.
+void add_log_format_option(CLI::App& app);
+
 // CLI11 reads `--config FILE` through this: a YAML map of flag names to
 // scalars or lists; nested maps name subcommands.
 //

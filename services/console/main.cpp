@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
         ->capture_default_str();
+    add_log_format_option(app);
     app.add_option("--login-failures-per-address", cfg.logins.per_address,
                    "failed logins from one address in 15 minutes before it must wait")
         ->capture_default_str();

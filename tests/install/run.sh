@@ -2,7 +2,9 @@
 # Installs the build into a temporary prefix and runs the installed systemd
 # units' ExecStart lines from another working directory: the broker (with the
 # installed configuration, registry and rule pack), a school service and the
-# notifier start, answer, and stop cleanly on SIGTERM. The units are checked
+# notifier start, answer, and stop cleanly on SIGTERM. A separate CMake project
+# (consumer/) finds the installed client library with find_package(Pingan)
+# and publishes an event to the installed broker. The units are checked
 # with `systemd-analyze verify` when it is available.
 #   run.sh BUILD_DIR
 set -euo pipefail
@@ -86,6 +88,17 @@ event='{"type":"food.temp_reading","school":"420502K001","status":"Actual","body
 "$prefix/bin/pingan" publish --ingest "$ingest" "$event" >"$work/publish.out" ||
     { cat "$work/publish.out" >&2; fail "publish to the installed broker"; }
 grep -q '"offset"' "$work/publish.out" || fail "no offset in: $(cat "$work/publish.out")"
+
+# Another CMake project finds the installed client library and publishes with it.
+consumer_src=$(cd "$(dirname "$0")/consumer" && pwd)
+cmake -S "$consumer_src" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_BUILD_TYPE=Release >"$work/consumer.log" 2>&1 ||
+    { cat "$work/consumer.log" >&2; fail "find_package(Pingan) from the installed prefix"; }
+cmake --build "$work/consumer" >>"$work/consumer.log" 2>&1 ||
+    { cat "$work/consumer.log" >&2; fail "building against pingan::client"; }
+"$work/consumer/publish_one" "$ingest" >"$work/consumer.out" ||
+    fail "publish_one: $(cat "$work/consumer.out")"
+grep -q '^stored [0-9]' "$work/consumer.out" || fail "publish_one printed: $(cat "$work/consumer.out")"
 
 # A school service and the notifier from their units, pointed at this broker.
 mkdir -p "$work/state/hazard" "$work/state/notify"
