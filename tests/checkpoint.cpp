@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 using namespace pingan;
 using namespace pingan::test;
@@ -87,7 +88,7 @@ std::string value_at(lmdb::txn& t, MDB_dbi events, std::uint64_t off) {
     return std::string(*lmdb::get(t, events, lmdb::be64(off)));
 }
 
-std::string as_bytes(const chain_hash& h) {
+std::string raw_bytes(const chain_hash& h) {
     return std::string(reinterpret_cast<const char*>(h.data()), h.size());
 }
 
@@ -98,9 +99,9 @@ void rechain(lmdb::txn& t, MDB_dbi events, MDB_dbi meta, std::uint64_t head) {
     for (std::uint64_t off = 1; off <= head; ++off) {
         auto rec = value_at(t, events, off).substr(32);
         h = chain_next(h, off, rec);
-        lmdb::put(t, events, lmdb::be64(off), as_bytes(h) + rec);
+        lmdb::put(t, events, lmdb::be64(off), raw_bytes(h) + rec);
     }
-    lmdb::put(t, meta, "chain", lmdb::be64(head) + as_bytes(h));
+    lmdb::put(t, meta, "chain", lmdb::be64(head) + raw_bytes(h));
 }
 
 // A record re-encoded with another offset (its broker field) and, for a
