@@ -11,9 +11,9 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <optional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace pingan {
@@ -46,7 +46,7 @@ struct broker::impl {
     std::thread checkpoint_thread;
     std::mutex checkpoint_m;
     std::condition_variable checkpoint_cv;
-    bool checkpoint_final = false;              // ingest is done: sign the last head
+    bool checkpoint_final = false;               // ingest is done: sign the last head
     std::optional<checkpoint> latest_checkpoint; // for the CHECKPOINT query command
 
     // The access table in force (security on): read by the ingest, query,

@@ -54,9 +54,8 @@ void broker::impl::make_checkpoint(const char* trigger) {
                     // Nothing new since then; the answer to CHECKPOINT after a restart.
                     std::lock_guard lock(checkpoint_m);
                     if (!latest_checkpoint)
-                        latest_checkpoint =
-                            checkpoint{b->offset, b->hash, b->signed_at, b->public_key,
-                                       b->signature};
+                        latest_checkpoint = checkpoint{b->offset, b->hash, b->signed_at,
+                                                       b->public_key, b->signature};
                     return;
                 }
         }
@@ -72,8 +71,8 @@ void broker::impl::make_checkpoint(const char* trigger) {
             try {
                 write_checkpoint_file(cfg.dir, c);
             } catch (const error& e) {
-                spdlog::error("checkpoint at offset {}: {}; it is still stored in the log",
-                              head, e.detail());
+                spdlog::error("checkpoint at offset {}: {}; it is still stored in the log", head,
+                              e.detail());
             }
         }
         event e;

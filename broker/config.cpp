@@ -94,10 +94,13 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
         if (!cp.IsMap()) bad(cp, "checkpoint", "expected a map");
         known_keys(cp, {"interval_s", "dir", "key"}, "checkpoint.");
         number(cp, "interval_s", c.checkpoint_interval_s);
-        if (c.checkpoint_interval_s == 0) bad(cp["interval_s"], "checkpoint.interval_s", "must be at least 1");
+        if (c.checkpoint_interval_s == 0)
+            bad(cp["interval_s"], "checkpoint.interval_s", "must be at least 1");
         path(cp, "dir", c.checkpoint_dir, dir);
         path(cp, "key", c.checkpoint_key, dir);
-        if (c.checkpoint_key.empty()) bad(cp, "checkpoint", "key: the signing key file is required (pingan checkpoint keygen)");
+        if (c.checkpoint_key.empty())
+            bad(cp, "checkpoint",
+                "key: the signing key file is required (pingan checkpoint keygen)");
     }
     if (auto ep = root["endpoints"]) {
         if (!ep.IsMap()) bad(ep, "endpoints", "expected a map");

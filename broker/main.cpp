@@ -267,7 +267,8 @@ int main(int argc, char** argv) {
                 if (!allow_insecure)
                     fatal(cfg.checkpoint_key + ": " + why +
                           "; the checkpoint signing key must be readable by its owner only "
-                          "(chmod 600 " + cfg.checkpoint_key + ")");
+                          "(chmod 600 " +
+                          cfg.checkpoint_key + ")");
                 spdlog::critical("INSECURE: {}: {}; the checkpoint signing key is exposed",
                                  cfg.checkpoint_key, why);
             }

@@ -912,14 +912,15 @@ struct audit_checkpoint {
 
 // Every body type. Append new types at the end; the binary form names the type
 // by its string, so the order here is not part of any stored format.
-using body = std::variant<
-    hazard_reported, hazard_rectified, hazard_verified, equipment_inspection, drill_recorded,
-    food_alert, food_temp_reading, food_sample, food_accompany, psych_alert, bullying_reported,
-    health_cluster, bus_trip, incident_reported, incident_acknowledged, incident_resolved,
-    escalation_raised, incident_opened, incident_overdue, incident_closed, incident_reopened,
-    notification_requested, timer_fired, ruleset_loaded, access_viewed, notification_delivered,
-    notification_failed, alert_external, incident_note, report_submitted, access_revoked,
-    audit_checkpoint>;
+using body =
+    std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
+                 drill_recorded, food_alert, food_temp_reading, food_sample, food_accompany,
+                 psych_alert, bullying_reported, health_cluster, bus_trip, incident_reported,
+                 incident_acknowledged, incident_resolved, escalation_raised, incident_opened,
+                 incident_overdue, incident_closed, incident_reopened, notification_requested,
+                 timer_fired, ruleset_loaded, access_viewed, notification_delivered,
+                 notification_failed, alert_external, incident_note, report_submitted,
+                 access_revoked, audit_checkpoint>;
 
 // ---- Envelope ------------------------------------------------------------------
 

@@ -119,9 +119,8 @@ bool signature_valid(const checkpoint& c) {
 }
 
 nlohmann::json to_json(const checkpoint& c) {
-    return {{"pingan_checkpoint", 1},         {"offset", c.offset},
-            {"hash", c.hash},                 {"time", format_utc(c.time)},
-            {"public_key", c.public_key},     {"signature", c.signature}};
+    return {{"pingan_checkpoint", 1},     {"offset", c.offset},         {"hash", c.hash},
+            {"time", format_utc(c.time)}, {"public_key", c.public_key}, {"signature", c.signature}};
 }
 
 checkpoint checkpoint_from_json(const nlohmann::json& j) {

@@ -67,7 +67,8 @@ struct signed_log {
         b.proc->signal(SIGTERM);
         REQUIRE(b.proc->wait() == 0);
         for (const auto& f : fs::directory_iterator(dir))
-            if (f.path().extension() == ".json") checkpoint = std::max(checkpoint, f.path().string());
+            if (f.path().extension() == ".json")
+                checkpoint = std::max(checkpoint, f.path().string());
         REQUIRE_FALSE(checkpoint.empty());
     }
     json file() const { return json::parse(read_file(checkpoint)); }
@@ -175,8 +176,8 @@ TEST_CASE("a clean stop signs the head into the log and the kept directory, and 
     p.erase("stored_at");
     CHECK(p == c);
 
-    auto v = run({"verify", "--data", l.store, "--checkpoint", l.checkpoint, "--pubkey",
-                  l.key + ".pub"});
+    auto v = run(
+        {"verify", "--data", l.store, "--checkpoint", l.checkpoint, "--pubkey", l.key + ".pub"});
     INFO(v.lines.at(0));
     REQUIRE(v.code == 0);
     auto j = json::parse(v.lines.at(0));
@@ -281,7 +282,8 @@ TEST_CASE("verify --checkpoint catches a changed byte, a deleted, swapped or ins
         {"a rewritten, re-chained history",
          [head](lmdb::txn& t, MDB_dbi ev, MDB_dbi meta) {
              auto v = value_at(t, ev, 2);
-             lmdb::put(t, ev, lmdb::be64(2), v.substr(0, 32) + record_with(v.substr(32), 2, "无隐患"));
+             lmdb::put(t, ev, lmdb::be64(2),
+                       v.substr(0, 32) + record_with(v.substr(32), 2, "无隐患"));
              rechain(t, ev, meta, head);
          },
          "the history up to the checkpoint was rewritten"},
@@ -294,8 +296,8 @@ TEST_CASE("verify --checkpoint catches a changed byte, a deleted, swapped or ins
         fs::copy(l.store, copy, fs::copy_options::recursive);
         fs::remove(copy + "/writer.lock");
         edit_store(copy, c.edit);
-        auto v = run({"verify", "--data", copy, "--checkpoint", l.checkpoint, "--pubkey",
-                      l.key + ".pub"});
+        auto v = run(
+            {"verify", "--data", copy, "--checkpoint", l.checkpoint, "--pubkey", l.key + ".pub"});
         REQUIRE_FALSE(v.lines.empty());
         INFO(v.lines.at(0));
         CHECK(v.code == 1);

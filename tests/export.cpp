@@ -332,9 +332,9 @@ TEST_CASE("an export imported into a fresh store gives the same records byte for
     CHECK(has(altered, "do not chain"));
     CHECK_FALSE(std::filesystem::exists(l.d / "fresh"));
     // Nor a filtered one.
-    REQUIRE(run({"export", "--data", l.store(), "--school", "420502K001", "--out",
-                 l.d / "k001.jsonl"})
-                .code == 0);
+    REQUIRE(
+        run({"export", "--data", l.store(), "--school", "420502K001", "--out", l.d / "k001.jsonl"})
+            .code == 0);
     auto filtered = run({"import", l.d / "k001.jsonl", "--data", l.d / "fresh"});
     CHECK(filtered.code == 1);
     CHECK(has(filtered, "not a complete export"));

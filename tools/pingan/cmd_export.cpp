@@ -615,8 +615,8 @@ int verify_export(const std::string& file, const std::string& data_dir, const ch
                       ": verify it against the store with --data DIR");
     if (cp) {
         if (!at_checkpoint || *at_checkpoint != cp->hash)
-            return refuse("at offset " + std::to_string(cp->offset) +
-                          " the checkpoint's hash is " + cp->hash + " but the " +
+            return refuse("at offset " + std::to_string(cp->offset) + " the checkpoint's hash is " +
+                          cp->hash + " but the " +
                           (standalone ? "export's events chain" : "store's records chain") +
                           " to " + at_checkpoint.value_or("nothing") +
                           ": the history up to the checkpoint was rewritten");

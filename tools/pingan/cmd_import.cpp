@@ -107,12 +107,9 @@ void run_import(const std::string& file, const std::string& dir) {
         auto r = s.verify();
         if (!r.ok || hex(r.head_hash) != seg.value("last_hash", ""))
             fatal(dir + ": the imported store does not verify (" + r.problem + ")", 1);
-        std::cout << json{{"ok", true},
-                          {"export", file},
-                          {"store", dir},
-                          {"imported", events.size()},
-                          {"head", s.head()},
-                          {"head_hash", hex(r.head_hash)}}
+        std::cout << json{{"ok", true},       {"export", file},
+                          {"store", dir},     {"imported", events.size()},
+                          {"head", s.head()}, {"head_hash", hex(r.head_hash)}}
                          .dump()
                   << "\n";
     } catch (const error& e) {

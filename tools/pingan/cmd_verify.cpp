@@ -71,8 +71,7 @@ void check_store(const store& s, const checkpoint& c, verify_report& r) {
             r.ok = false;
             r.first_bad = off;
             r.problem = "record " + std::to_string(off) +
-                        " is missing; the checkpoint covers offsets 1-" +
-                        std::to_string(c.offset);
+                        " is missing; the checkpoint covers offsets 1-" + std::to_string(c.offset);
             return;
         }
         h = chain_next(h, off, *rec);
