@@ -14,13 +14,14 @@
 namespace pingan {
 
 // The types only the broker makes (its escalation engine, timers, rule
-// loads and access-table reloads). They are refused from every client, whatever its rights and with
-// or without security: the tamper-evident log must not hold a forged escalation. This is the one
-// list of them.
-inline constexpr std::array<std::string_view, 9> broker_only_types{
+// loads, access-table reloads and signed checkpoints). They are refused from every client, whatever
+// its rights and with or without security: the tamper-evident log must not hold a forged
+// escalation. This is the one list of them.
+inline constexpr std::array<std::string_view, 10> broker_only_types{
     escalation_raised::type, incident_opened::type,   incident_overdue::type,
     incident_closed::type,   incident_reopened::type, notification_requested::type,
-    timer_fired::type,       ruleset_loaded::type,    access_revoked::type};
+    timer_fired::type,       ruleset_loaded::type,    access_revoked::type,
+    audit_checkpoint::type};
 
 // The actions people take, and the record of a person's view of minors'
 // details that a console (a client showing them to people) makes. With

@@ -103,6 +103,9 @@ const endpoints& broker::bound() const noexcept {
 
 void broker::start() {
     auto& i = *impl_;
+    // Before the query thread answers CHECKPOINT: the head signed now (its
+    // event waits in the pipeline for the writer), or the last one stored.
+    if (i.opts.checkpoints) i.make_checkpoint("start");
     // Named, so that top, perf and gdb show which part is busy.
     i.writer_thread = std::thread([&i] {
         pthread_setname_np(pthread_self(), "pingan-writer");
@@ -116,6 +119,11 @@ void broker::start() {
         pthread_setname_np(pthread_self(), "pingan-query");
         i.run_query();
     });
+    if (i.opts.checkpoints)
+        i.checkpoint_thread = std::thread([&i] {
+            pthread_setname_np(pthread_self(), "pingan-checkpt");
+            i.run_checkpoints();
+        });
 }
 
 void broker::stop() noexcept {
@@ -125,6 +133,7 @@ void broker::stop() noexcept {
 void broker::wait() {
     auto& i = *impl_;
     if (i.ingest_thread.joinable()) i.ingest_thread.join();
+    if (i.checkpoint_thread.joinable()) i.checkpoint_thread.join();
     if (i.writer_thread.joinable()) i.writer_thread.join();
     if (i.query_thread.joinable()) i.query_thread.join();
     // Last: handshakes may be in progress until the sockets are done.

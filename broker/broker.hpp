@@ -17,6 +17,9 @@
 #include "common/clock.hpp"
 #include "common/curve.hpp"
 #include "common/registry.hpp"
+#include "common/signing.hpp"
+
+#include <chrono>
 
 #include <memory>
 #include <string>
@@ -49,6 +52,15 @@ struct broker_options {
     // and open them for cleared replays (common/key_ring.hpp). Null: stored in
     // clear (development).
     std::shared_ptr<key_ring> keys{};
+    // Signed checkpoints of the head (broker/checkpoint.cpp): at start, every
+    // `interval` and at a clean stop, each stored as an audit.checkpoint event
+    // and, with `dir`, written there as a file. Null: none.
+    struct checkpoint_config {
+        signing_key key;
+        std::string dir; // empty: the log only
+        std::chrono::seconds interval{300};
+    };
+    std::shared_ptr<const checkpoint_config> checkpoints;
 
     // CURVE on every socket, with a ZAP handler that admits only the keys of
     // `access` and names each client's identity. Null: no authentication

@@ -10,8 +10,10 @@
 #include <zmq_addon.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace pingan {
@@ -39,6 +41,14 @@ struct broker::impl {
     std::atomic<bool> zap_stop{false};
     std::thread ingest_thread, writer_thread, query_thread, zap_thread;
 
+    // Checkpoints (checkpoint.cpp): their own thread signs and writes the
+    // files, off the writer; the events go through the pipeline.
+    std::thread checkpoint_thread;
+    std::mutex checkpoint_m;
+    std::condition_variable checkpoint_cv;
+    bool checkpoint_final = false;               // ingest is done: sign the last head
+    std::optional<checkpoint> latest_checkpoint; // for the CHECKPOINT query command
+
     // The access table in force (security on): read by the ingest, query,
     // writer and ZAP threads, replaced whole by reload_access().
     mutable std::mutex access_m;
@@ -55,6 +65,12 @@ struct broker::impl {
     void run_writer();
     void run_query();
     void run_zap();
+    void run_checkpoints();
+    // Signs the durable head unless it is the last checkpoint's own event.
+    void make_checkpoint(const char* trigger);
+    // Ingest is done: the last checkpoint, then the pipeline closes (the
+    // writer stores the checkpoint's event before it stops).
+    void ingest_finished();
 
     std::shared_ptr<const access_table> access() const;
     // The client behind a message, when security is on: the principal of the

@@ -72,7 +72,7 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
     known_keys(root,
                {"data_dir", "registry", "districts", "clock", "rules", "log_level", "endpoints",
                 "limits", "security", "metrics", "keys_dir", "log_format", "slow_commit",
-                "log_summary"},
+                "log_summary", "checkpoint"},
                "");
     auto& b = c.broker;
     path(root, "data_dir", b.data_dir, dir);
@@ -93,6 +93,18 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
         path(sec, "clients", c.clients, dir);
         if (c.server_key.empty() != c.clients.empty())
             bad(sec, "security", "server_key and clients go together");
+    }
+    if (auto cp = root["checkpoint"]) {
+        if (!cp.IsMap()) bad(cp, "checkpoint", "expected a map");
+        known_keys(cp, {"interval_s", "dir", "key"}, "checkpoint.");
+        number(cp, "interval_s", c.checkpoint_interval_s);
+        if (c.checkpoint_interval_s == 0)
+            bad(cp["interval_s"], "checkpoint.interval_s", "must be at least 1");
+        path(cp, "dir", c.checkpoint_dir, dir);
+        path(cp, "key", c.checkpoint_key, dir);
+        if (c.checkpoint_key.empty())
+            bad(cp, "checkpoint",
+                "key: the signing key file is required (pingan checkpoint keygen)");
     }
     if (auto ep = root["endpoints"]) {
         if (!ep.IsMap()) bad(ep, "endpoints", "expected a map");

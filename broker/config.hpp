@@ -23,6 +23,9 @@ struct broker_config {
     std::string clients;    // access table (broker/access.hpp)
     std::string metrics;    // HOST:PORT for GET /metrics (Prometheus); empty: off
     std::string keys;       // key directory for minors' data at rest; empty: stored in clear
+    // Signed checkpoints (checkpoint: {interval_s, dir, key}); no key: none.
+    std::string checkpoint_key, checkpoint_dir;
+    std::uint64_t checkpoint_interval_s = 300;
 };
 
 // Parses YAML text over the defaults in `base`. Relative paths written in the

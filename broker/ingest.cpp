@@ -210,7 +210,7 @@ void broker::impl::run_ingest() {
         if (draining && inflight == 0) break;
     }
     ingest_done = true;
-    pipe.close();
+    ingest_finished();
     spdlog::info("ingest stopped");
 }
 

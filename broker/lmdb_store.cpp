@@ -594,6 +594,16 @@ std::optional<std::string> store::get(std::uint64_t offset) const {
     return std::string(v->substr(32));
 }
 
+std::optional<chain_hash> store::hash_at(std::uint64_t offset) const {
+    std::shared_lock lock(impl_->resize);
+    auto t = impl_->read_txn();
+    auto v = lm::get(t, impl_->events, lm::be64(offset));
+    if (!v || v->size() < 32) return std::nullopt;
+    chain_hash h;
+    std::memcpy(h.data(), v->data(), 32);
+    return h;
+}
+
 std::optional<std::uint64_t> store::find(const event_id& id) const {
     std::shared_lock lock(impl_->resize);
     auto t = impl_->read_txn();

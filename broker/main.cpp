@@ -40,6 +40,8 @@ namespace {
 // The keys sealing minors' data at rest: never inside the store's folder,
 // which backups copy whole. Without them the broker runs (development) and
 // says that classified values are stored in clear.
+std::string read_file(const std::string& path, const char* what);
+
 std::shared_ptr<key_ring> open_keys(const std::string& dir, const std::string& data_dir) {
     if (dir.empty()) {
         spdlog::warn("no --keys: minors' data (student references, indicator codes) is stored "
@@ -60,6 +62,14 @@ std::shared_ptr<key_ring> open_keys(const std::string& dir, const std::string& d
     } catch (const error& e) {
         fatal("--keys " + dir + ": " + e.detail());
     }
+}
+
+// True if `inner` is `outer` or inside it (or the other way round).
+bool nested(const std::string& inner, const std::string& outer) {
+    namespace fs = std::filesystem;
+    auto a = fs::weakly_canonical(fs::absolute(inner)).lexically_normal().string() + "/";
+    auto b = fs::weakly_canonical(fs::absolute(outer)).lexically_normal().string() + "/";
+    return a.starts_with(b) || b.starts_with(a);
 }
 
 std::string read_file(const std::string& path, const char* what) {
@@ -101,6 +111,15 @@ int main(int argc, char** argv) {
                    "60s)");
     app.add_option("--keys", keys,
                    "key directory sealing minors' data at rest (outside --data; pingan keys)");
+    std::string checkpoint_key, checkpoint_dir;
+    std::uint64_t checkpoint_interval = 0;
+    app.add_option("--checkpoint-key", checkpoint_key,
+                   "Ed25519 key signing checkpoints of the head (pingan checkpoint keygen; "
+                   "outside --data)");
+    app.add_option("--checkpoint-dir", checkpoint_dir,
+                   "directory (kept by another party) where each checkpoint is written as a file");
+    app.add_option("--checkpoint-interval", checkpoint_interval,
+                   "seconds between checkpoints (default 300)");
     std::string server_key, clients, metrics;
     bool allow_insecure = false;
     app.add_option("--metrics", metrics,
@@ -151,6 +170,9 @@ int main(int argc, char** argv) {
     if (!clients.empty()) cfg.clients = clients;
     if (!metrics.empty()) cfg.metrics = metrics;
     if (!keys.empty()) cfg.keys = keys;
+    if (!checkpoint_key.empty()) cfg.checkpoint_key = checkpoint_key;
+    if (!checkpoint_dir.empty()) cfg.checkpoint_dir = checkpoint_dir;
+    if (checkpoint_interval) cfg.checkpoint_interval_s = checkpoint_interval;
     if (cfg.server_key.empty() != cfg.clients.empty())
         fatal("--server-key and --clients go together");
 
@@ -258,6 +280,43 @@ int main(int argc, char** argv) {
         if (std::error_code ec; !b.data_dir.empty())
             std::filesystem::create_directories(b.data_dir, ec);
         b.keys = open_keys(cfg.keys, b.data_dir);
+        if (!cfg.checkpoint_dir.empty() && cfg.checkpoint_key.empty())
+            fatal("--checkpoint-dir needs --checkpoint-key (checkpoint.key): the key that signs");
+        if (!cfg.checkpoint_key.empty()) {
+            // The signing key stays out of the store's folder, which backups
+            // copy whole: whoever holds a copy must not be able to sign.
+            if (nested(cfg.checkpoint_key, b.data_dir))
+                fatal("--checkpoint-key " + cfg.checkpoint_key +
+                      " must be outside the store directory " + b.data_dir +
+                      ": a copy of the store would carry the key that vouches for it");
+            if (auto why = loose_permissions(cfg.checkpoint_key, 0077); !why.empty()) {
+                if (!allow_insecure)
+                    fatal(cfg.checkpoint_key + ": " + why +
+                          "; the checkpoint signing key must be readable by its owner only "
+                          "(chmod 600 " +
+                          cfg.checkpoint_key + ")");
+                spdlog::critical("INSECURE: {}: {}; the checkpoint signing key is exposed",
+                                 cfg.checkpoint_key, why);
+            }
+            auto cp = std::make_shared<broker_options::checkpoint_config>();
+            try {
+                cp->key = parse_signing_key(read_file(cfg.checkpoint_key, "checkpoint key"));
+            } catch (const error& e) {
+                fatal(cfg.checkpoint_key + ": " + e.detail());
+            }
+            cp->dir = cfg.checkpoint_dir;
+            cp->interval = std::chrono::seconds(cfg.checkpoint_interval_s);
+            if (!cp->dir.empty()) {
+                std::error_code ec;
+                std::filesystem::create_directories(cp->dir, ec);
+                if (!std::filesystem::is_directory(cp->dir))
+                    fatal("--checkpoint-dir " + cp->dir + ": not a directory");
+            }
+            spdlog::info("checkpoints signed every {} s with key {}{}", cfg.checkpoint_interval_s,
+                         to_hex(cp->key.public_key.data(), 32),
+                         cp->dir.empty() ? std::string() : ", written to " + cp->dir);
+            b.checkpoints = std::move(cp);
+        }
         broker br(b, *clk, *reg, proc.get(), dynamic_cast<manual_clock*>(clk.get()));
         const auto& ep = br.bound();
         std::unique_ptr<metrics_server> scrape;

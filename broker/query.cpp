@@ -23,6 +23,7 @@ namespace pingan {
 namespace {
 
 constexpr std::string_view cmd_access = "ACCESS";
+constexpr std::string_view cmd_checkpoint = "CHECKPOINT";
 
 struct stream {
     std::string routing;
@@ -319,6 +320,21 @@ void broker::impl::run_query() {
                 j["by_type"][t] = n;
             auto body = j.dump();
             send(routing, delim, wire::cmd_stats, tag, {body});
+        } else if (cmd == cmd_checkpoint) {
+            // The last checkpoint the broker signed (checkpoint.cpp).
+            if (!opts.checkpoints)
+                return refuse(routing, delim, tag, errc::not_found,
+                              "this broker signs no checkpoints (no checkpoint key configured)");
+            std::optional<checkpoint> c;
+            {
+                std::lock_guard lock(checkpoint_m);
+                c = latest_checkpoint;
+            }
+            if (!c)
+                return refuse(routing, delim, tag, errc::not_found,
+                              "no checkpoint yet: the log is empty");
+            auto body = to_json(*c).dump();
+            send(routing, delim, cmd_checkpoint, tag, {body});
         } else if (cmd == cmd_access) {
             refuse(routing, delim, tag, errc::forbidden,
                    "the broker was started without an access table (--clients); there is "
@@ -326,8 +342,8 @@ void broker::impl::run_query() {
         } else {
             refuse(routing, delim, tag, errc::bad_command,
                    "unknown command \"" + cmd.substr(0, 32) +
-                       "\"; expected REPLAY, CREDIT, CANCEL, STATS, CLOCK, INCIDENTS, INCIDENT "
-                       "or ACCESS");
+                       "\"; expected REPLAY, CREDIT, CANCEL, STATS, CLOCK, INCIDENTS, INCIDENT, "
+                       "ACCESS or CHECKPOINT");
         }
     };
 

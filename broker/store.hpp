@@ -156,6 +156,8 @@ class store {
     // Writer only: the last committed offset (durable or not).
     std::uint64_t committed_head() const;
     std::optional<std::string> get(std::uint64_t offset) const;
+    // The chain hash stored with the record at `offset` (as the writer made it).
+    std::optional<chain_hash> hash_at(std::uint64_t offset) const;
     std::optional<std::uint64_t> find(const event_id& id) const;
 
     // The inclusive offset range a filter selects, with its times resolved

@@ -907,15 +907,42 @@ struct alert_external {
     }
 };
 
+// The broker signed its head: the chain hash at `offset` and its clock at
+// `signed_at`, with the Ed25519 key whose public half is `public_key`
+// (common/signing.hpp). The same checkpoint is written as a file to the
+// directory another party keeps; `pingan verify --checkpoint` proves a store
+// or an export against it.
+struct audit_checkpoint {
+    static constexpr std::string_view type = "audit.checkpoint";
+    static constexpr std::uint32_t version = 1;
+    std::uint64_t offset = 0; // the head signed (this event comes after it)
+    std::string hash;         // the chain hash at `offset`, hex
+    timestamp signed_at{};
+    std::string public_key; // hex
+    std::string signature;  // hex
+    std::string trigger;    // "start", "interval" or "shutdown"
+
+    template <class F> void fields(F&& f) {
+        f("offset", offset, key);
+        f("hash", hash, key);
+        f("signed_at", signed_at, key);
+        f("public_key", public_key, key);
+        f("signature", signature, text(128));
+        f("trigger", trigger, code);
+    }
+};
+
 // Every body type. Append new types at the end; the binary form names the type
 // by its string, so the order here is not part of any stored format.
-using body = std::variant<
-    hazard_reported, hazard_rectified, hazard_verified, equipment_inspection, drill_recorded,
-    food_alert, food_temp_reading, food_sample, food_accompany, psych_alert, bullying_reported,
-    health_cluster, bus_trip, incident_reported, incident_acknowledged, incident_resolved,
-    escalation_raised, incident_opened, incident_overdue, incident_closed, incident_reopened,
-    notification_requested, timer_fired, ruleset_loaded, access_viewed, notification_delivered,
-    notification_failed, alert_external, incident_note, report_submitted, access_revoked>;
+using body =
+    std::variant<hazard_reported, hazard_rectified, hazard_verified, equipment_inspection,
+                 drill_recorded, food_alert, food_temp_reading, food_sample, food_accompany,
+                 psych_alert, bullying_reported, health_cluster, bus_trip, incident_reported,
+                 incident_acknowledged, incident_resolved, escalation_raised, incident_opened,
+                 incident_overdue, incident_closed, incident_reopened, notification_requested,
+                 timer_fired, ruleset_loaded, access_viewed, notification_delivered,
+                 notification_failed, alert_external, incident_note, report_submitted,
+                 access_revoked, audit_checkpoint>;
 
 // ---- Envelope ------------------------------------------------------------------
 

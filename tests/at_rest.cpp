@@ -148,6 +148,30 @@ TEST_CASE("a student reference is in no byte of the store, a backup or the log, 
                     "z85:" + s.server.public_key, "--out", s.d / "export.jsonl"});
     REQUIRE(exp.code == 0);
     CHECK(holds(read_file(s.d / "export.jsonl"), secret_ref));
+    // It still checks against the sealed store (the centre's district is
+    // recorded as the export's filter): every record compared, the sealed
+    // values with both sides redacted, since the store holds only ciphertext.
+    auto checked = run({"verify", "--export", s.d / "export.jsonl", "--data", s.store_dir});
+    REQUIRE_FALSE(checked.lines.empty());
+    INFO(checked.lines[0]);
+    CHECK(checked.code == 0);
+    CHECK(holds(checked.lines[0], "\"sealed_unchecked\":1"));
+    CHECK(holds(read_file(s.d / "export.jsonl"), "\"district\":\"420502\""));
+    // A changed clear value of that event is still caught.
+    {
+        std::ifstream in(s.d / "export.jsonl");
+        std::ofstream out(s.d / "altered.jsonl");
+        for (std::string line; std::getline(in, line);) {
+            if (line.find("psych.alert") != std::string::npos) {
+                auto j = json::parse(line);
+                j["body"]["risk_level"] = "yellow";
+                line = j.dump();
+            }
+            out << line << "\n";
+        }
+    }
+    auto altered = run({"verify", "--export", s.d / "altered.jsonl", "--data", s.store_dir});
+    CHECK(altered.code == 1);
 
     // The log at debug level, with the escalation the alert caused, holds neither.
     s.b.reset();

@@ -1,6 +1,7 @@
 // Black-box tests of `pingan export` and `pingan verify --export` against a
 // real broker and its LMDB store: the round trip, the CSV as Python's csv
 // module reads it, terms, redaction and tampered exports.
+#include "broker/store.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "support.hpp"
@@ -279,4 +280,62 @@ TEST_CASE("the CSV export with a BOM reads back in Python's csv module with Chin
     auto plain = run({"export", "--format", "csv", "--data", l.store()});
     REQUIRE(plain.code == 0);
     CHECK(plain.lines.at(0).substr(0, 6) == "offset");
+}
+
+TEST_CASE("an export imported into a fresh store gives the same records byte for byte, and a "
+          "non-empty store or an altered export is refused",
+          "[export]") {
+    small_log l;
+    auto file = l.d / "all.jsonl";
+    REQUIRE(run({"export", "--data", l.store(), "--out", file}).code == 0);
+    auto r = run({"import", file, "--data", l.d / "restored"});
+    INFO(r.lines.at(0));
+    REQUIRE(r.code == 0);
+    auto j = json::parse(r.lines.at(0));
+    CHECK(j["imported"] == 3);
+    CHECK(j["head"] == 3);
+
+    // Every record, hash and bytes, is the original's; the chain verifies.
+    {
+        store_options o;
+        o.read_only = true;
+        o.path = l.store();
+        store a(o);
+        o.path = l.d / "restored";
+        store b(o);
+        REQUIRE(b.head() == a.head());
+        for (std::uint64_t off = 1; off <= a.head(); ++off) {
+            INFO(off);
+            CHECK(*b.get(off) == *a.get(off));
+            CHECK(*b.hash_at(off) == *a.hash_at(off));
+        }
+        CHECK(b.verify().ok);
+        CHECK(hex(b.verify().head_hash) == j["head_hash"].get<std::string>());
+    }
+    // The imported store's export is the original export, line for line.
+    auto again = l.d / "again.jsonl";
+    REQUIRE(run({"export", "--data", l.d / "restored", "--out", again}).code == 0);
+    CHECK(read_file(again) == read_file(file));
+
+    // Never into a store that holds something.
+    auto twice = run({"import", file, "--data", l.d / "restored"});
+    CHECK(twice.code == 1);
+    CHECK(has(twice, "is not empty"));
+    // Not an altered export: nothing is written.
+    auto lines = lines_of(file);
+    auto e = json::parse(lines[2]);
+    e["body"]["description"] = "无隐患";
+    lines[2] = e.dump();
+    write_lines(l.d / "altered.jsonl", lines);
+    auto altered = run({"import", l.d / "altered.jsonl", "--data", l.d / "fresh"});
+    CHECK(altered.code == 1);
+    CHECK(has(altered, "do not chain"));
+    CHECK_FALSE(std::filesystem::exists(l.d / "fresh"));
+    // Nor a filtered one.
+    REQUIRE(
+        run({"export", "--data", l.store(), "--school", "420502K001", "--out", l.d / "k001.jsonl"})
+            .code == 0);
+    auto filtered = run({"import", l.d / "k001.jsonl", "--data", l.d / "fresh"});
+    CHECK(filtered.code == 1);
+    CHECK(has(filtered, "not a complete export"));
 }

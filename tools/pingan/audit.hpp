@@ -6,6 +6,7 @@
 #include "broker/rules.hpp"
 #include "common/codec.hpp"
 #include "common/registry.hpp"
+#include "common/signing.hpp"
 
 #include <optional>
 #include <string>
@@ -52,7 +53,16 @@ struct school_term {
 };
 // pingan verify --export FILE [--data DIR]: checks a JSON Lines export
 // (cmd_export.cpp); prints one JSON line. Returns: the exit code.
-int verify_export(const std::string& file, const std::string& data_dir);
+// With `cp`, the export (or, with `data_dir`, the store) must also hold the
+// checkpoint's chain hash at its offset.
+int verify_export(const std::string& file, const std::string& data_dir,
+                  const checkpoint* cp = nullptr);
+
+// A checkpoint file read for `pingan verify --checkpoint`; exits 2 if it is
+// unreadable or malformed. `problem` says why it is not to be trusted (a
+// signature that does not verify, another key than `pubkey_file`'s), or is empty.
+checkpoint read_checkpoint(const std::string& file, const std::string& pubkey_file,
+                           std::string& problem);
 
 std::optional<school_term> parse_term(std::string_view name);
 inline constexpr const char* term_help =

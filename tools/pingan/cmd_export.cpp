@@ -44,6 +44,7 @@ struct exported {
     json filter;
     std::uint64_t redacted = 0;
     std::string source;
+    std::string scope; // from the broker: the caller's scope, when narrower than the city
 };
 
 // The filter an export applied, as recorded in its header (and re-applied by verify).
@@ -179,6 +180,15 @@ exported from_broker(const export_args& a) {
         zmq::context_t ctx(1);
         query_client q(ctx, endpoints().query, curve());
         announce_waiting(q.link());
+        // The broker narrows a scoped caller's replay to its school or
+        // district: the header records that as part of the filter, so that
+        // verify --data compares with the same records.
+        try {
+            if (auto st = q.stats(answer_timeout()); st.contains("scope"))
+                x.scope = st["scope"].get<std::string>();
+        } catch (const error& e) {
+            fail(e);
+        }
         replay_request r;
         r.from = a.from;
         r.to = a.to;
@@ -347,6 +357,9 @@ void run(const export_args& a) {
     auto dir = data_dir_or_env(a.data_dir);
     auto x = dir.empty() ? from_broker(a) : from_store(a, dir);
     x.filter = filter_json(a);
+    if (x.scope.starts_with("district ") && !x.filter.contains("district"))
+        x.filter["district"] = x.scope.substr(9);
+    if (x.scope.starts_with("school ")) x.filter["school"] = x.scope.substr(7);
     std::ofstream file;
     if (!a.out.empty()) {
         file.open(a.out, std::ios::binary | std::ios::trunc);
@@ -427,7 +440,7 @@ static bool sealed_minors(const json& e) {
     return false;
 }
 
-int verify_export(const std::string& file, const std::string& data_dir) {
+int verify_export(const std::string& file, const std::string& data_dir, const checkpoint* cp) {
     std::ifstream in(file, std::ios::binary);
     if (!in) fatal("cannot read " + file);
     std::string line;
@@ -474,6 +487,13 @@ int verify_export(const std::string& file, const std::string& data_dir) {
 
     // On its own: a complete segment is re-chained from its previous hash.
     bool standalone = header.value("complete", false) && seg.contains("prev_hash");
+    // The chain hash the export (or the store) has at the checkpoint's offset.
+    std::optional<std::string> at_checkpoint;
+    if (cp && (cp->offset + 1 < from || cp->offset > to))
+        return refuse("the export's segment " + std::to_string(from) + "-" + std::to_string(to) +
+                      " does not reach the checkpoint's offset " + std::to_string(cp->offset));
+    if (cp && standalone && cp->offset + 1 == from)
+        at_checkpoint = seg["prev_hash"].get<std::string>();
     if (standalone) {
         chain_hash h{};
         auto prev = seg["prev_hash"].get<std::string>();
@@ -490,6 +510,7 @@ int verify_export(const std::string& file, const std::string& data_dir) {
                               p.text());
             auto off = j["offset"].get<std::uint64_t>();
             h = chain_next(h, off, encode(e));
+            if (cp && off == cp->offset) at_checkpoint = hex(h);
             if (off == from && hex(h) != seg.value("first_hash", ""))
                 return refuse("the first record does not hash to first_hash: the export was "
                               "altered");
@@ -510,6 +531,7 @@ int verify_export(const std::string& file, const std::string& data_dir) {
             if (to > s.head())
                 return refuse("the segment ends at " + std::to_string(to) + ", past the head " +
                               std::to_string(s.head()));
+            if (cp && !at_checkpoint) at_checkpoint = chain_at(s, cp->offset);
             if (seg.contains("last_hash")) {
                 if (chain_at(s, from ? from - 1 : 0) != seg.value("prev_hash", "") ||
                     chain_at(s, from) != seg.value("first_hash", "") ||
@@ -591,6 +613,15 @@ int verify_export(const std::string& file, const std::string& data_dir) {
                            ? "is filtered or redacted"
                            : "carries no chain hashes (made from the broker)") +
                       ": verify it against the store with --data DIR");
+    if (cp) {
+        if (!at_checkpoint || *at_checkpoint != cp->hash)
+            return refuse("at offset " + std::to_string(cp->offset) + " the checkpoint's hash is " +
+                          cp->hash + " but the " +
+                          (standalone ? "export's events chain" : "store's records chain") +
+                          " to " + at_checkpoint.value_or("nothing") +
+                          ": the history up to the checkpoint was rewritten");
+        result["checkpoint"] = {{"offset", cp->offset}, {"hash", cp->hash}};
+    }
     std::cout << dump(result) << "\n";
     return 0;
 }

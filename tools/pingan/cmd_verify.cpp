@@ -1,4 +1,6 @@
-// pingan verify: checks the hash chain of a store, record by record.
+// pingan verify: checks the hash chain of a store, record by record, and
+// optionally against a head recorded earlier (--expect) or a signed
+// checkpoint another party kept (--checkpoint).
 //
 // Reads the LMDB files directly (read-only, alongside a running broker), so an
 // auditor needs no broker credentials, only read access to the data directory.
@@ -6,9 +8,84 @@
 #include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
 
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 namespace pingan::cli {
+
+checkpoint read_checkpoint(const std::string& file, const std::string& pubkey_file,
+                           std::string& problem) {
+    auto slurp = [](const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) fatal("cannot read " + path);
+        std::ostringstream s;
+        s << in.rdbuf();
+        return s.str();
+    };
+    checkpoint c;
+    auto j = json::parse(slurp(file), nullptr, false);
+    if (j.is_discarded()) fatal(file + ": not JSON (a checkpoint file is one JSON object)");
+    try {
+        c = checkpoint_from_json(j);
+    } catch (const error& e) {
+        fatal(file + ": " + e.detail());
+    }
+    if (!pubkey_file.empty()) {
+        std::array<std::uint8_t, 32> pinned{};
+        try {
+            pinned = parse_public_key(slurp(pubkey_file));
+        } catch (const error& e) {
+            fatal(pubkey_file + ": " + e.detail());
+        }
+        auto want = to_hex(pinned.data(), pinned.size());
+        if (c.public_key != want) {
+            problem = "the checkpoint is signed by key " + c.public_key + ", not by " + want +
+                      " (" + pubkey_file + ")";
+            return c;
+        }
+    }
+    if (!signature_valid(c))
+        problem = "the checkpoint's signature does not verify with its key " + c.public_key +
+                  ": the checkpoint was altered";
+    return c;
+}
+
+namespace {
+
+// The store against a checkpoint: the chain recomputed from the first record
+// must reach the checkpoint's hash at its offset.
+void check_store(const store& s, const checkpoint& c, verify_report& r) {
+    if (c.offset > s.head()) {
+        r.ok = false;
+        r.first_bad = s.head() + 1;
+        r.problem = "the store ends at offset " + std::to_string(s.head()) +
+                    ", before the checkpoint's offset " + std::to_string(c.offset) +
+                    ": records the checkpoint covers were removed";
+        return;
+    }
+    chain_hash h{};
+    for (std::uint64_t off = 1; off <= c.offset; ++off) {
+        auto rec = s.get(off);
+        if (!rec) {
+            r.ok = false;
+            r.first_bad = off;
+            r.problem = "record " + std::to_string(off) +
+                        " is missing; the checkpoint covers offsets 1-" + std::to_string(c.offset);
+            return;
+        }
+        h = chain_next(h, off, *rec);
+    }
+    if (hex(h) != c.hash) {
+        r.ok = false;
+        r.first_bad = c.offset;
+        r.problem = "at offset " + std::to_string(c.offset) + " the checkpoint's hash is " +
+                    c.hash + " but the store's records chain to " + hex(h) +
+                    ": the history up to the checkpoint was rewritten";
+    }
+}
+
+} // namespace
 
 void add_verify_command(CLI::App& app) {
     auto data = std::make_shared<std::string>("var/broker");
@@ -26,9 +103,36 @@ void add_verify_command(CLI::App& app) {
     cmd->add_option("--export", *exported,
                     "a JSON Lines file of pingan export: its events must be exactly the log's "
                     "in its segment (on its own when complete; with --data against the store)");
-    cmd->callback([cmd, data, expect, at, exported] {
+    auto cp_file = std::make_shared<std::string>();
+    auto pubkey = std::make_shared<std::string>();
+    cmd->add_option("--checkpoint", *cp_file,
+                    "a signed checkpoint file (pingan checkpoint, or the broker's checkpoint "
+                    "directory): its signature must verify and the log must have its chain "
+                    "hash at its offset");
+    cmd->add_option("--pubkey", *pubkey,
+                    "with --checkpoint: the public key file the checkpoint must be signed with "
+                    "(the .pub of pingan checkpoint keygen)");
+    cmd->callback([cmd, data, expect, at, exported, cp_file, pubkey] {
+        if (!pubkey->empty() && cp_file->empty()) fatal("--pubkey goes with --checkpoint");
+        std::optional<checkpoint> cp;
+        std::string cp_problem;
+        if (!cp_file->empty()) cp = read_checkpoint(*cp_file, *pubkey, cp_problem);
+        auto cp_json = [&] {
+            return json{{"offset", cp->offset},
+                        {"hash", cp->hash},
+                        {"time", format_utc(cp->time)},
+                        {"public_key", cp->public_key},
+                        {"key_pinned", !pubkey->empty()}};
+        };
+        if (cp && !cp_problem.empty()) {
+            json j = {{"ok", false}, {"checkpoint", cp_json()}, {"problem", cp_problem}};
+            std::cout << j.dump() << "\n";
+            exit_code() = 1;
+            return;
+        }
         if (!exported->empty()) {
-            exit_code() = verify_export(*exported, cmd->count("--data") ? *data : std::string());
+            exit_code() = verify_export(*exported, cmd->count("--data") ? *data : std::string(),
+                                        cp ? &*cp : nullptr);
             return;
         }
         try {
@@ -36,11 +140,15 @@ void add_verify_command(CLI::App& app) {
             o.path = *data;
             o.read_only = true;
             store s(o);
-            auto r = s.verify();
+            verify_report r;
+            // A checkpoint first: its message names the offset and both hashes.
+            if (cp) check_store(s, *cp, r);
+            if (r.ok) r = s.verify();
             json j = {{"ok", r.ok},
                       {"checked", r.checked},
                       {"head", s.head()},
                       {"head_hash", hex(r.head_hash)}};
+            if (cp) j["checkpoint"] = cp_json();
             if (r.ok && !expect->empty()) {
                 // The recorded hash must be the chain's hash at that offset.
                 auto target = *at ? *at : s.head();
