@@ -91,8 +91,9 @@ TEST_CASE("a newer body version is refused as unsupported", "[codec]") {
     event e = sample_hazard();
     auto head = encode(e);
     // The last body field is a bool and the body starts with its u32 version;
-    // locate it by scanning for version 1 right after the references count (0).
-    auto pos = head.find(std::string("\0\0\0\0\0\0\0\0\x01\0\0\0", 12));
+    // locate it by scanning for the hazard body's version (2) right after the
+    // references count (0).
+    auto pos = head.find(std::string("\0\0\0\0\0\0\0\0\x02\0\0\0", 12));
     REQUIRE(pos != std::string::npos);
     head[pos + 8] = 9;
     event out;

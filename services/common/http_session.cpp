@@ -4,6 +4,7 @@
 #include "common/errc.hpp"
 
 #include <chrono>
+#include <limits>
 #include <type_traits>
 
 namespace pingan::svc {
@@ -95,7 +96,9 @@ template <class Stream> void http_session<Stream>::do_read() {
         return;
     }
     // The header first: the target decides how large the body may be.
-    parser_->body_limit(boost::none);
+    // Not boost::none: Boost 1.74's parser compares a Content-Length with an
+    // empty limit as if the limit were below every length.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     http::async_read_header(
         stream_, buffer_, *parser_,
         beast::bind_front_handler(&http_session::on_header, this->shared_from_this()));

@@ -237,6 +237,7 @@ async function main() {
       await page.evaluate(() => navigator.serviceWorker.ready);
       check(true, "the service worker that keeps the page is ready");
     }
+    const before = hazardsIn(replay()).length; // what was reported online
     await context.setOffline(true);
     await page.waitForSelector("#net.off");
     await reportHazard(page, "楼梯扶手松动", "实验楼三楼");
@@ -259,7 +260,7 @@ async function main() {
       check(false, "the page reopens offline (service worker cache)");
     }
     await reopened.close();
-    check(hazardsIn(replay()).length === 1, "nothing reached the broker while offline");
+    check(hazardsIn(replay()).length === before, "nothing reached the broker while offline");
 
     await context.setOffline(false);
     await until("the queue to empty", async () => (await waitingCount(page)) === 0, 30000);
@@ -271,7 +272,7 @@ async function main() {
       const n = log.filter((e) => e.id === id).length;
       check(n === 1, `the offline report ${id} is stored exactly once (${n})`);
     }
-    check(log.length === 3, `three hazards in the log, no duplicates (${log.length})`);
+    check(log.length === before + 2, `the two offline hazards added once each, no duplicates (${log.length})`);
     check(log.every((e) => e.body.found_by === "zhang.wei"), "every one names zhang.wei as reporter");
     // A resend of one already stored (a lost answer) is stored once still.
     const resend = await page.evaluate(async (id) => {
@@ -282,7 +283,7 @@ async function main() {
     }, ids[0]);
     check(resend === 200, `a resend of a stored report is answered as a duplicate (${resend})`);
     await page.waitForSelector(`#mine li[data-id="${ids[1]}"] .tag.stored`, { timeout: 20000 });
-    check(hazardsIn(replay()).length === 3, "the resend added nothing to the log");
+    check(hazardsIn(replay()).length === before + 2, "the resend added nothing to the log");
     await page.screenshot({ path: path.join(SHOTS, "mobile-back-online.png"), fullPage: true });
     await context.close();
 

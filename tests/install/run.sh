@@ -96,7 +96,7 @@ cmake -S "$consumer_src" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
     { cat "$work/consumer.log" >&2; fail "find_package(Pingan) from the installed prefix"; }
 cmake --build "$work/consumer" >>"$work/consumer.log" 2>&1 ||
     { cat "$work/consumer.log" >&2; fail "building against pingan::client"; }
-"$work/consumer/publish_one" "$ingest" >"$work/consumer.out" ||
+"$work/consumer/publish_one" "$ingest" >"$work/consumer.out" 2>&1 ||
     fail "publish_one: $(cat "$work/consumer.out")"
 grep -q '^stored [0-9]' "$work/consumer.out" || fail "publish_one printed: $(cat "$work/consumer.out")"
 
