@@ -50,6 +50,7 @@ void duration(const YAML::Node& parent, const char* key, micros& out) {
 void known_keys(const YAML::Node& map, std::initializer_list<const char*> keys,
                 const std::string& where) {
     for (auto it = map.begin(); it != map.end(); ++it) {
+        if (!it->first.IsScalar()) bad(it->first, where, "a key must be a name, not a list or map");
         auto k = it->first.as<std::string>();
         bool ok = false;
         for (auto* x : keys)

@@ -1,6 +1,7 @@
 // Tests for broker/admit.hpp: what the broker accepts and why it refuses.
 #include "broker/admit.hpp"
 #include "broker/access.hpp"
+#include "broker/config.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -148,4 +149,16 @@ TEST_CASE("only a city-scoped key may publish an event of no school", "[admit]")
     CHECK(may_publish(district, e).code == errc::forbidden);
     principal school{"school", "", "420502K001", "", "420502", false, true, true, true, false};
     CHECK(may_publish(school, e).code == errc::forbidden);
+}
+
+TEST_CASE("a broker configuration with a list or map as a key is refused, not an exception",
+          "[admit]") {
+    // Found by the config fuzz target: yaml-cpp's bad conversion escaped.
+    try {
+        (void)parse_broker_config("limits:\n  ? [a, b]\n  : 1\n", {}, "/etc/pingan");
+        FAIL("a list as a key was taken");
+    } catch (const error& e) {
+        CHECK(e.code() == errc::bad_config);
+        CHECK_THAT(e.detail(), Catch::Contains("a key must be a name"));
+    }
 }

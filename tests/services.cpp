@@ -135,6 +135,20 @@ TEST_CASE("a drill whose all-clear is before its start is refused", "[services]"
     CHECK(d.errors[0].field == "all_clear_at");
 }
 
+TEST_CASE("a drill with a simulated alarm that started before 1970 is refused", "[services]") {
+    // Found by the http_intake fuzz target: the alarm event took the start time
+    // unchecked, and the broker would have refused it.
+    auto req = json::parse(R"({"school":"420502K001","drill_type":"fire","mode":"live",
+        "started_at":"1013-11-29T01:00:00Z","all_clear_at":"2026-11-29T01:05:00Z",
+        "participants":500,"headcount_expected":500,"headcount_reported":500,
+        "simulated_alarm":true})");
+    auto d = drill::record(req, ctx("pingan-drill/test"));
+    CHECK(d.events.empty());
+    REQUIRE(d.errors.size() == 1);
+    CHECK(d.errors[0].field == "started_at");
+    CHECK(d.errors[0].message == "body.started_at is before 1970");
+}
+
 TEST_CASE("a psych alert carries a keyed pseudonym, never the student's id", "[services]") {
     auto keys = wellbeing::school_keys::parse(
         "# test keys\n420502K001 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"

@@ -123,6 +123,11 @@ decision record(json& req, const intake_context& ctx) {
         d.errors.push_back({field_of(p.detail), p.code, p.detail});
         return d;
     }
+    // The simulated alarm happened when the drill started.
+    if (to_us(r.started_at) <= 0) {
+        d.errors.push_back({"started_at", errc::bad_value, "body.started_at is before 1970"});
+        return d;
+    }
 
     if (simulate_alarm) {
         event alarm;
