@@ -91,8 +91,10 @@ grep -q '"offset"' "$work/publish.out" || fail "no offset in: $(cat "$work/publi
 
 # Another CMake project finds the installed client library and publishes with it.
 consumer_src=$(cd "$(dirname "$0")/consumer" && pwd)
+# A sanitized Pingan (PINGAN_SANITIZE) needs its consumer built the same way.
 cmake -S "$consumer_src" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" \
-    -DCMAKE_BUILD_TYPE=Release >"$work/consumer.log" 2>&1 ||
+    -DCMAKE_BUILD_TYPE=Release ${PINGAN_CONSUMER_FLAGS:+"-DCMAKE_CXX_FLAGS=$PINGAN_CONSUMER_FLAGS"} \
+    >"$work/consumer.log" 2>&1 ||
     { cat "$work/consumer.log" >&2; fail "find_package(Pingan) from the installed prefix"; }
 cmake --build "$work/consumer" >>"$work/consumer.log" 2>&1 ||
     { cat "$work/consumer.log" >&2; fail "building against pingan::client"; }
