@@ -1019,10 +1019,13 @@ TEST_CASE("a remediation plan and an appeal through a live broker escalate on th
     publish("hazard.reported", hazard("H-G1", "general", "fire"));
     // The general hazard is fixed, fails its verification, and the school appeals.
     at("2026-11-03T08:00:00+08:00");
-    publish("hazard.rectified", {{"hazard_id", "H-G1"}, {"rectified_by", "worker-1"}});
+    publish("hazard.rectified",
+            {{"hazard_id", "H-G1"}, {"rectified_by", "worker-1"}, {"description", "已更换"}});
     at("2026-11-04T08:00:00+08:00");
-    publish("hazard.verified",
-            {{"hazard_id", "H-G1"}, {"verifier", "inspector-2"}, {"result", "fail"}});
+    publish("hazard.verified", {{"hazard_id", "H-G1"},
+                                {"verifier", "inspector-2"},
+                                {"result", "fail"},
+                                {"evidence", "护栏仍松动"}});
     at("2026-11-05T08:00:00+08:00");
     publish("hazard.remediation_planned", {{"hazard_id", "H-M1"},
                                            {"plan_id", "P-1"},
@@ -1041,7 +1044,8 @@ TEST_CASE("a remediation plan and an appeal through a live broker escalate on th
     publish("hazard.appeal_decided", {{"hazard_id", "H-G1"},
                                       {"appeal_id", "AP-1"},
                                       {"outcome", "upheld"},
-                                      {"decided_by", "county_inspector"}});
+                                      {"decided_by", "county_inspector"},
+                                      {"reason", "现场复核仍不合格"}});
     at("2026-11-16T08:00:00+08:00"); // H-G1 due (11-11 + 5 d hold): safety officer reminded
     at("2026-11-19T08:00:00+08:00"); // +3 d: principal
     at("2026-11-20T08:00:00+08:00"); // the plan's deadline: county and city
