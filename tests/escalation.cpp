@@ -436,7 +436,7 @@ TEST_CASE("a scripted school day on a live broker raises exactly the escalations
     REQUIRE(loaded.size() == 1);
     auto hash = loaded[0]["body"]["hash"].get<std::string>();
     CHECK(hash == hash_of(default_rules()));
-    CHECK(loaded[0]["body"]["rule_count"] == 42);
+    CHECK(loaded[0]["body"]["rule_count"] == 47);
     for (const auto& e : log)
         if (is_derived(e) && e["body"].contains("ruleset_hash"))
             CHECK(e["body"]["ruleset_hash"] == hash);
