@@ -619,7 +619,7 @@ struct engine::run {
         // Were all its roles told about this incident already (at once, by
         // this rule or another joining it)? Then the deadline is met, unless
         // the rule asks for a reminder, which says that it is one.
-        bool told = t.repeat == 0 && !s.immediate() && !s.roles.empty() &&
+        bool told = !s.escalate_if_told && t.repeat == 0 && !s.immediate() && !s.roles.empty() &&
                     std::all_of(s.roles.begin(), s.roles.end(), [&](const std::string& role) {
                         auto tr = tier_role(s.tier, role);
                         return inc.paged.count(tr) > 0 || inc.told_at.count(tr) > 0;
@@ -971,7 +971,7 @@ struct engine::run {
     std::optional<std::int64_t> due_of(const rule& r) {
         if (r.incident.due_field) {
             if (auto* j = field(*r.incident.due_field))
-                if (auto t = time_of(*j)) return *t;
+                if (auto t = time_of(*j)) return *t + r.incident.due_offset.count();
         }
         if (r.incident.due_default.count() > 0) return now + r.incident.due_default.count();
         return std::nullopt;
@@ -1019,6 +1019,43 @@ struct engine::run {
         inc.updated_us = now;
         cancel_timers(inc);
         st.dirty_incidents.insert(inc.id);
+    }
+
+    // A mark rule matched: set its milestone (or close a plain incident), and
+    // with incident.due move the due time to the one the event names.
+    void marked(incident& inc, const rule& r) {
+        if (inc.closed) return;
+        if (*r.mark == "closed") {
+            if (!inc.hazard)
+                close(inc, std::string(cause.type()) + " " + cause.id.str() + " (" + r.id + ")");
+            return;
+        }
+        mark(inc, *r.mark);
+        if (r.incident.has_due)
+            if (auto d = due_of(r)) redue(inc, *d);
+    }
+
+    // The incident's due time moves: its after_due deadlines that have not
+    // passed move with it (a remediation plan's own deadline).
+    void redue(incident& inc, std::int64_t due) {
+        if (inc.due_us && *inc.due_us == due) return;
+        inc.due_us = due;
+        inc.updated_us = now;
+        st.dirty_incidents.insert(inc.id);
+        for (const auto& id : inc.rules) {
+            const auto* rr = rs().find(id);
+            if (!rr) continue;
+            for (std::size_t i = 0; i < rr->steps.size(); ++i) {
+                const auto& s = rr->steps[i];
+                if (!s.from_due) continue;
+                if (auto it = st.timers.find(step_timer_id(inc, *rr, i, 0)); it != st.timers.end())
+                    drop_timer(it);
+                if (!inc.appeal.empty() || reached(inc, s.until) ||
+                    inc.fired.count(rr->id + "#" + std::to_string(i)))
+                    continue;
+                schedule_step(inc, *rr, i, 0, std::max(step_time(inc, s), now));
+            }
+        }
     }
 
     // Incidents an acknowledgement, resolution or hazard event names: by
@@ -1140,6 +1177,8 @@ struct engine::run {
                         }
                 continue;
             }
+            inc->appeal.clear(); // a verification settles what an appeal disputed
+            inc->last_verification = h.result == verify_result::pass ? 1 : 2;
             if (h.result == verify_result::pass) {
                 inc->milestones.insert("verified");
                 close(*inc, "verified by " + h.verifier);
@@ -1164,11 +1203,97 @@ struct engine::run {
         if (keep_ack) inc.milestones.insert("acknowledged");
         inc.paged = std::move(paged); // those told at once already know of it
         inc.due_us = now + r.incident.due_default.count();
+        resume_deadlines(inc);
+    }
+
+    // Schedules the incident's deadlines that have neither passed nor been met.
+    void resume_deadlines(incident& inc) {
         for (const auto& id : inc.rules)
             if (const auto* rr = rs().find(id))
                 for (std::size_t i = 0; i < rr->steps.size(); ++i)
-                    if (!rr->steps[i].immediate() && !reached(inc, rr->steps[i].until))
+                    if (!rr->steps[i].immediate() && !reached(inc, rr->steps[i].until) &&
+                        !inc.fired.count(rr->id + "#" + std::to_string(i)))
                         schedule_step(inc, *rr, i, 0, std::max(step_time(inc, rr->steps[i]), now));
+    }
+
+    void drop_all_timers(const incident& inc) {
+        for (auto it = st.timers.lower_bound(inc.id + "/");
+             it != st.timers.end() && it->first.starts_with(inc.id + "/");)
+            drop_timer(it++);
+    }
+
+    // An appeal of a hazard's last verification, to the tier above. A disputed
+    // failure holds the rectification deadlines; a disputed pass reopens the
+    // closed hazard, with no deadline, until the decision. The decision's own
+    // deadline is a rule's (an incident the appeal opens).
+    void appealed(const hazard_appealed& a) {
+        auto want = a.disputed == verify_result::pass ? 1 : 2;
+        for (auto* inc : named(a.hazard_id)) {
+            if (!inc->hazard || !inc->appeal.empty() || inc->last_verification != want) continue;
+            const auto* r = inc->rules.empty() ? nullptr : rs().find(inc->rules.front());
+            if (!r) continue;
+            if (want == 1) {
+                if (!inc->closed) continue;
+                auto keep_ack = inc->milestones.count("acknowledged") > 0;
+                auto paged = inc->paged;
+                reopen(*inc, *r,
+                       "appeal " + a.appeal_id + " by the " + std::string(enum_name(a.appellant)) +
+                           " disputes the passed verification");
+                if (keep_ack) inc->milestones.insert("acknowledged");
+                inc->paged = std::move(paged);
+            } else {
+                if (inc->closed) continue;
+                drop_all_timers(*inc);
+            }
+            inc->appeal = a.appeal_id;
+            inc->appeal_disputed = static_cast<std::uint8_t>(a.disputed);
+            inc->held_us = now;
+            inc->milestones.insert("appealed");
+            ++inc->events;
+            inc->updated_us = now;
+            st.dirty_incidents.insert(inc->id);
+        }
+    }
+
+    void appeal_decided(const hazard_appeal_decided& d) {
+        for (auto* inc : named(d.hazard_id)) {
+            if (!inc->hazard || inc->closed || inc->appeal.empty() || inc->appeal != d.appeal_id)
+                continue;
+            const auto* r = inc->rules.empty() ? nullptr : rs().find(inc->rules.front());
+            if (!r) continue;
+            bool disputed_pass =
+                inc->appeal_disputed == static_cast<std::uint8_t>(verify_result::pass);
+            bool upheld = d.outcome == appeal_outcome::upheld;
+            auto held = now - inc->held_us;
+            inc->appeal.clear();
+            inc->milestones.erase("appealed");
+            ++inc->events;
+            inc->updated_us = now;
+            st.dirty_incidents.insert(inc->id);
+            auto who = " (appeal " + d.appeal_id + ", " + d.decided_by + ")";
+            if (disputed_pass == upheld) {
+                // The pass stands, or the failure is overturned: verified.
+                inc->last_verification = 1;
+                inc->milestones.insert("verified");
+                close(*inc, (upheld ? "passed verification upheld on appeal"
+                                    : "failed verification overturned on appeal") +
+                                who);
+            } else if (upheld) {
+                // The failure stands: its deadlines run again, later by the hold.
+                if (inc->due_us) *inc->due_us += held;
+                inc->anchor_us += held;
+                resume_deadlines(*inc);
+            } else {
+                // The pass is overturned: rectification is due again, from now.
+                inc->last_verification = 2;
+                inc->rectified_by.clear();
+                inc->rectified_actor.clear();
+                inc->milestones.erase("rectified");
+                inc->anchor_us = now;
+                inc->due_us = now + r->incident.due_default.count();
+                resume_deadlines(*inc);
+            }
+        }
     }
 
     // ---- rules ----
@@ -1205,7 +1330,7 @@ struct engine::run {
             if (!conditions(r.match)) return;
             auto key = key_of(mode, cause.school, r.incident.kind, subject_of(r));
             if (r.mark) {
-                if (auto* inc = by_key(key)) mark(*inc, *r.mark);
+                if (auto* inc = by_key(key)) marked(*inc, r);
                 return;
             }
             open_or_join(r, mode, cause.school, cause.district, subject_of(r), cause.severity,
@@ -1354,6 +1479,10 @@ struct engine::run {
             verified(*v);
         else if (const auto* rp = std::get_if<report_submitted>(&cause.body))
             reported(*rp);
+        else if (const auto* ap = std::get_if<hazard_appealed>(&cause.body))
+            appealed(*ap);
+        else if (const auto* ad = std::get_if<hazard_appeal_decided>(&cause.body))
+            appeal_decided(*ad);
         auto it = rs().by_type.find(std::string(type));
         if (it == rs().by_type.end()) return;
         for (auto i : it->second)
@@ -1468,6 +1597,7 @@ std::string encode_incident(const incident& i) {
         auto& x = const_cast<incident&>(i);
         ar(x);
         x.serialize_more(ar);
+        x.serialize_extra(ar);
     }
     return std::move(os).str();
 }
@@ -1477,6 +1607,7 @@ bool decode_incident(std::string_view b, incident& out) {
         cereal::PortableBinaryInputArchive ar(is);
         ar(out);
         if (is.peek() != std::char_traits<char>::eof()) out.serialize_more(ar);
+        if (is.peek() != std::char_traits<char>::eof()) out.serialize_extra(ar);
         return true;
     } catch (const std::exception&) {
         return false;
@@ -1555,6 +1686,7 @@ json incident_to_json(const incident& i) {
         j["reports"] = i.reports;
     }
     if (!i.parent.empty()) j["parent"] = i.parent;
+    if (!i.appeal.empty()) j["appeal"] = i.appeal;
     return j;
 }
 

@@ -75,6 +75,14 @@ struct incident {
     template <class A> void serialize_more(A& ar) {
         ar(schools, districts, reports, parent, told_at);
     }
+    // A hazard's pending appeal of a verification (docs/rules.md, "Appeals").
+    std::string appeal;                 // its appeal_id; empty when none is pending
+    std::uint8_t appeal_disputed = 0;   // verify_result disputed
+    std::uint8_t last_verification = 0; // 0 none, 1 pass, 2 fail
+    std::int64_t held_us = 0;           // a disputed failure holds the deadlines from then
+    template <class A> void serialize_extra(A& ar) {
+        ar(appeal, appeal_disputed, last_verification, held_us);
+    }
 };
 
 // A pending deadline.

@@ -242,6 +242,12 @@ void engine_processor::load_for(const event& e, state_store& s) {
         ref = &v->hazard_id;
     else if (auto* rp = std::get_if<report_submitted>(&e.body))
         ref = &rp->incident_id;
+    else if (auto* hp = std::get_if<hazard_remediation_planned>(&e.body))
+        ref = &hp->hazard_id;
+    else if (auto* ha = std::get_if<hazard_appealed>(&e.body))
+        ref = &ha->hazard_id;
+    else if (auto* hd = std::get_if<hazard_appeal_decided>(&e.body))
+        ref = &hd->hazard_id;
     if (ref && !ref->empty()) load_incident(s, state_, *ref);
 }
 

@@ -285,6 +285,13 @@ class type_fields {
     json defaults_;
 };
 
+// A field the decoder reads as a time: it takes an RFC 3339 time and refuses
+// other text (a text field takes both).
+bool is_time_field(const type_fields& tf, std::string_view f) {
+    return !tf.check_value(f, json("2026-01-01T00:00:00Z")) &&
+           tf.check_value(f, json("not a time")).has_value();
+}
+
 class rules_parser : parser {
   public:
     parse_result run(std::string_view text) {
@@ -626,8 +633,10 @@ class rules_parser : parser {
             if (auto x = scalar(t, "if_told")) {
                 if (*x == "remind")
                     s.remind_if_told = true;
+                else if (*x == "escalate")
+                    s.escalate_if_told = true;
                 else if (*x != "satisfied")
-                    error(t, "if_told: " + qt(*x) + " is not satisfied or remind");
+                    error(t, "if_told: " + qt(*x) + " is not satisfied, remind or escalate");
                 if (s.immediate())
                     error(t, "if_told applies to a deadline step (one with after or after_due)");
             }
@@ -881,14 +890,24 @@ class rules_parser : parser {
                 if (auto t = n["title"]) refuse_classified_text(t, r.title, r, "title");
             }
             if (auto d = i["due"]; d && want_map(d, "incident.due")) {
-                check_keys(d, {"field", "default"}, "incident.due");
+                check_keys(d, {"field", "offset", "default"}, "incident.due");
                 if (auto f = d["field"]) {
                     if (auto s = scalar(f, "incident.due.field")) {
                         r.incident.due_field = *s;
                         if (tf.known() && !tf.has(*s))
                             error(f, "incident.due.field: " + qt(*s) +
                                          " is not a field of this event type");
+                        else if (tf.known() && !is_time_field(tf, *s))
+                            error(f, "incident.due.field: " + qt(*s) +
+                                         " is not a time field (RFC 3339) of this event type");
                     }
+                }
+                if (auto o = d["offset"]) {
+                    if (!d["field"])
+                        error(o, "incident.due.offset is added to incident.due.field; name the "
+                                 "field");
+                    if (auto x = duration(o, "incident.due.offset", true))
+                        r.incident.due_offset = *x;
                 }
                 if (auto f = d["default"]) {
                     if (auto x = duration(f, "incident.due.default")) r.incident.due_default = *x;
@@ -897,6 +916,7 @@ class rules_parser : parser {
                              "names no due time");
                 }
                 has_due = true;
+                r.incident.has_due = true;
             }
             if (auto l = i["lifecycle"]) {
                 if (auto s = scalar(l, "incident.lifecycle")) {
@@ -923,13 +943,29 @@ class rules_parser : parser {
             error(n, "an absence rule's subject is its period; remove incident.subject");
 
         if (r.trigger == trigger::absence) has_due = true; // the end of the period
+        if (n["mark"] && r.incident.has_due && n["mark"].IsScalar() &&
+            (n["mark"].Scalar() == "closed" || n["mark"].Scalar() == "resolved"))
+            error(n["mark"], "mark: closed closes the incident; it cannot also set incident.due");
         if (auto m = n["mark"]) {
             if (auto s = scalar(m, "mark")) {
                 r.mark = *s;
-                marks_.insert(*s);
+                if (*s == "resolved") r.mark = "closed";
+                if (*r.mark != "closed") marks_.insert(*s);
                 if (r.trigger != trigger::each)
                     error(m, "mark: a rule that marks an incident cannot have a window, "
                              "sustained or absence trigger");
+                if (*r.mark == "acknowledged" || *r.mark == "rectified" || *r.mark == "verified" ||
+                    s->starts_with(reported_prefix))
+                    error(m, "mark: " + qt(*s) +
+                                 " is set only by its own events (incident.acknowledged, "
+                                 "hazard.rectified, hazard.verified, report.submitted); name "
+                                 "another milestone, or closed");
+                if (r.incident.lifecycle == lifecycle_kind::hazard)
+                    error(m, "mark: a rule that marks an incident does not set its lifecycle; "
+                             "remove incident.lifecycle");
+                if (r.incident.report)
+                    error(m, "mark: a rule that marks an incident opens no typed incident; "
+                             "remove incident.report");
             }
         }
         if (auto s = n["steps"]) {

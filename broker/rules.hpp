@@ -121,6 +121,9 @@ struct step {
     // A deadline step whose roles were all told already: satisfied (false), or
     // a reminder marked as one (true, `if_told: remind`).
     bool remind_if_told = false;
+    // `if_told: escalate`: the deadline is about something other than being
+    // told (a plan, a decision), so it escalates whoever was told before.
+    bool escalate_if_told = false;
     int line = 0;
 
     bool immediate() const noexcept { return !from_due && after.count() == 0; }
@@ -143,6 +146,8 @@ struct incident_spec {
     std::string title;                             // template
     std::optional<std::string> due_field;          // a time field of the body giving the due time
     micros due_default{0};                         // due = opening + this when the field is absent
+    micros due_offset{0};                          // added to the due field's time
+    bool has_due = false;                          // `due` given (a mark rule then moves the due)
     lifecycle_kind lifecycle = lifecycle_kind::plain;
     bool redact_above_school = false;  // above school tier, pages name no body field (minors' data)
     std::optional<report_spec> report; // also open a typed emergency incident
@@ -159,7 +164,10 @@ struct rule {
     sustained_spec sustained;
     absence_spec absence;
     incident_spec incident;
-    std::optional<std::string> mark; // set this milestone on the incident instead of opening one
+    // Set this milestone on the incident instead of opening one; with
+    // incident.due, also move the incident's due time (and its after_due
+    // deadlines) to the time the event names. `closed` closes a plain incident.
+    std::optional<std::string> mark;
     std::vector<step> steps;
     int line = 0;
 };

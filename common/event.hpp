@@ -932,6 +932,85 @@ struct audit_checkpoint {
     }
 };
 
+// A major hazard's remediation plan (整治方案, SAWS Order 16 art. 3: measures,
+// funds, people and a deadline). Its `due` is the hazard's new deadline when
+// a rule marks the hazard with it (docs/rules.md, "mark").
+struct hazard_remediation_planned {
+    static constexpr std::string_view type = "hazard.remediation_planned";
+    static constexpr std::uint32_t version = 1;
+    std::string hazard_id;
+    std::string plan_id;
+    timestamp due{};         // rectification complete by
+    std::string responsible; // who carries it out
+    std::vector<std::string> measures;
+    std::optional<double> funds_cny;
+    std::string planned_by;
+
+    template <class F> void fields(F&& f) {
+        f("hazard_id", hazard_id, key);
+        f("plan_id", plan_id, key);
+        f("due", due, key);
+        f("responsible", responsible, key);
+        f("measures", measures, text(500, 32));
+        f("funds_cny", funds_cny, key);
+        f("planned_by", planned_by, key);
+    }
+};
+
+// Who disputes a hazard's verification: the school a failed one, the reporter
+// a passed one.
+enum class appellant : std::uint8_t { school, reporter };
+template <> struct enum_names<appellant> {
+    static constexpr std::array names{"school", "reporter"};
+};
+enum class appeal_outcome : std::uint8_t { upheld, overturned };
+template <> struct enum_names<appeal_outcome> {
+    static constexpr std::array names{"upheld", "overturned"};
+};
+
+// An appeal of a hazard verification to the tier above. A disputed failure
+// holds the hazard's rectification deadlines; a disputed pass reopens the
+// closed hazard. Either waits for a hazard.appeal_decided.
+struct hazard_appealed {
+    static constexpr std::string_view type = "hazard.appealed";
+    static constexpr std::uint32_t version = 1;
+    std::string hazard_id;
+    std::string appeal_id;
+    pingan::appellant appellant{};
+    verify_result disputed{}; // the verification result the appeal disputes
+    std::string grounds;
+    std::string filed_by;
+
+    template <class F> void fields(F&& f) {
+        f("hazard_id", hazard_id, key);
+        f("appeal_id", appeal_id, key);
+        f("appellant", appellant, key);
+        f("disputed", disputed, key);
+        f("grounds", grounds, text(2000));
+        f("filed_by", filed_by, key);
+    }
+};
+
+// The tier above decides an appeal: `upheld` keeps the disputed verification,
+// `overturned` reverses it.
+struct hazard_appeal_decided {
+    static constexpr std::string_view type = "hazard.appeal_decided";
+    static constexpr std::uint32_t version = 1;
+    std::string hazard_id;
+    std::string appeal_id;
+    appeal_outcome outcome{};
+    std::string decided_by;
+    std::string reason;
+
+    template <class F> void fields(F&& f) {
+        f("hazard_id", hazard_id, key);
+        f("appeal_id", appeal_id, key);
+        f("outcome", outcome, key);
+        f("decided_by", decided_by, key);
+        f("reason", reason, text(2000));
+    }
+};
+
 // Every body type. Append new types at the end; the binary form names the type
 // by its string, so the order here is not part of any stored format.
 using body =
@@ -942,7 +1021,8 @@ using body =
                  incident_overdue, incident_closed, incident_reopened, notification_requested,
                  timer_fired, ruleset_loaded, access_viewed, notification_delivered,
                  notification_failed, alert_external, incident_note, report_submitted,
-                 access_revoked, audit_checkpoint>;
+                 access_revoked, audit_checkpoint, hazard_remediation_planned,
+                 hazard_appealed, hazard_appeal_decided>;
 
 // ---- Envelope ------------------------------------------------------------------
 

@@ -124,6 +124,28 @@ problem check_body(const event&, const food_sample& s) {
     return {};
 }
 
+problem check_body(const event& e, const hazard_remediation_planned& p) {
+    if (p.hazard_id.empty()) return {errc::missing_field, "body.hazard_id must not be empty"};
+    if (to_us(p.due) <= to_us(e.occurred_at))
+        return {errc::bad_value, "body.due must be after occurred_at: the plan's deadline"};
+    if (p.measures.empty()) return {errc::missing_field, "body.measures must not be empty"};
+    if (p.responsible.empty()) return {errc::missing_field, "body.responsible must not be empty"};
+    return {};
+}
+
+problem check_body(const event&, const hazard_appealed& a) {
+    if (a.hazard_id.empty()) return {errc::missing_field, "body.hazard_id must not be empty"};
+    if (a.appeal_id.empty()) return {errc::missing_field, "body.appeal_id must not be empty"};
+    return {};
+}
+
+problem check_body(const event&, const hazard_appeal_decided& d) {
+    if (d.hazard_id.empty()) return {errc::missing_field, "body.hazard_id must not be empty"};
+    if (d.appeal_id.empty()) return {errc::missing_field, "body.appeal_id must not be empty"};
+    if (d.decided_by.empty()) return {errc::missing_field, "body.decided_by must not be empty"};
+    return {};
+}
+
 } // namespace
 
 std::size_t utf8_error_at(std::string_view s) noexcept {

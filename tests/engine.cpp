@@ -66,6 +66,48 @@ event rectified(std::string id, std::string by) {
     return ev(r);
 }
 
+event verified(std::string id, std::string verifier, verify_result result) {
+    hazard_verified v;
+    v.hazard_id = std::move(id);
+    v.verifier = std::move(verifier);
+    v.result = result;
+    return ev(v);
+}
+
+// A remediation plan due `due_after_t0` after t0().
+event planned(std::string id, micros due_after_t0) {
+    hazard_remediation_planned p;
+    p.hazard_id = std::move(id);
+    p.plan_id = "PLAN-1";
+    p.due = t0() + due_after_t0;
+    p.responsible = "facilities_manager";
+    p.measures = {"更换护栏", "加装防护网"};
+    p.funds_cny = 12000;
+    p.planned_by = "principal";
+    return ev(p);
+}
+
+event appealed(std::string id, verify_result disputed) {
+    hazard_appealed a;
+    a.hazard_id = std::move(id);
+    a.appeal_id = "AP-1";
+    a.appellant = disputed == verify_result::fail ? appellant::school : appellant::reporter;
+    a.disputed = disputed;
+    a.grounds = "验收结论与现场不符";
+    a.filed_by = "principal";
+    return ev(a);
+}
+
+event decided(std::string id, appeal_outcome o) {
+    hazard_appeal_decided d;
+    d.hazard_id = std::move(id);
+    d.appeal_id = "AP-1";
+    d.outcome = o;
+    d.decided_by = "county_inspector";
+    d.reason = "现场复核";
+    return ev(d);
+}
+
 event major(std::string id, bool interim) {
     auto h = hazard(std::move(id), hazard_grade::major);
     if (!interim) h.interim_control.reset();
@@ -141,6 +183,13 @@ event bullying(bool serious, std::optional<determination> d = std::nullopt) {
     b.determination = d;
     auto e = ev(b);
     e.scope = scope::private_;
+    return e;
+}
+
+// A case whose determination is appealed on day `filed` (after t0()).
+event bullying_appeal(micros filed) {
+    auto e = bullying(false, determination::bullying);
+    std::get<bullying_reported>(e.body).appeal_filed_at = t0() + filed;
     return e;
 }
 
@@ -229,7 +278,81 @@ std::vector<scenario> scenarios() {
          {{0s, "hazard.major", school_, {"principal", "safety_vp"}},
           {0s, "hazard.major", district_, {"county_bureau"}},
           {0s, "hazard.major", regulator_, {"safety_regulator"}},
+          {7 * 24h, "hazard.major.plan", school_, {"principal"}},
+          {7 * 24h, "hazard.major.plan", district_, {"county_bureau"}},
+          {30 * 24h, "hazard.major.plan", district_, {"county_bureau"}},
           {30 * 24h, "hazard.major", city_, {"city_bureau"}}}},
+        {"a remediation plan meets the 7-day deadline and its due date becomes the hazard's",
+         {{0s, major("HZ-2", true)}, {3 * 24h, planned("HZ-2", 20 * 24h)}},
+         31 * 24h,
+         {{0s, "hazard.major", school_, {"principal", "safety_vp"}},
+          {0s, "hazard.major", district_, {"county_bureau"}},
+          {0s, "hazard.major", regulator_, {"safety_regulator"}},
+          {20 * 24h, "hazard.major.plan", district_, {"county_bureau"}},
+          {20 * 24h, "hazard.major", city_, {"city_bureau"}}}},
+        {"a major hazard rectified before its plan's deadline escalates nothing more",
+         {{0s, major("HZ-2", true)},
+          {3 * 24h, planned("HZ-2", 20 * 24h)},
+          {15 * 24h, rectified("HZ-2", "worker-1")}},
+         31 * 24h,
+         {{0s, "hazard.major", school_, {"principal", "safety_vp"}},
+          {0s, "hazard.major", district_, {"county_bureau"}},
+          {0s, "hazard.major", regulator_, {"safety_regulator"}}}},
+        {"an appeal of a failed verification holds the deadlines; upheld, they run later by the "
+         "hold",
+         {{0s, ev(hazard("HZ-A"))},
+          {24h, rectified("HZ-A", "worker-1")},
+          {2 * 24h, verified("HZ-A", "inspector-2", verify_result::fail)},
+          {3 * 24h, appealed("HZ-A", verify_result::fail)},
+          {8 * 24h, decided("HZ-A", appeal_outcome::upheld)}},
+         22 * 24h,
+         {{0s, "hazard.general", school_, {"safety_officer"}},
+          {3 * 24h, "hazard.appeal", district_, {"county_bureau"}},
+          {3 * 24h, "hazard.appeal", school_, {"safety_officer"}},
+          {14 * 24h, "hazard.general", school_, {"safety_officer"}},
+          {17 * 24h, "hazard.general", school_, {"principal"}},
+          {21 * 24h, "hazard.general", district_, {"county_bureau"}}}},
+        {"an appeal that overturns a failed verification closes the hazard",
+         {{0s, ev(hazard("HZ-A"))},
+          {24h, rectified("HZ-A", "worker-1")},
+          {2 * 24h, verified("HZ-A", "inspector-2", verify_result::fail)},
+          {3 * 24h, appealed("HZ-A", verify_result::fail)},
+          {4 * 24h, decided("HZ-A", appeal_outcome::overturned)}},
+         30 * 24h,
+         {{0s, "hazard.general", school_, {"safety_officer"}},
+          {3 * 24h, "hazard.appeal", district_, {"county_bureau"}},
+          {3 * 24h, "hazard.appeal", school_, {"safety_officer"}}}},
+        {"an appeal of a passed verification reopens the hazard; overturned, rectification is due "
+         "again",
+         {{0s, ev(hazard("HZ-A"))},
+          {24h, rectified("HZ-A", "worker-1")},
+          {2 * 24h, verified("HZ-A", "inspector-2", verify_result::pass)},
+          {3 * 24h, appealed("HZ-A", verify_result::pass)},
+          {5 * 24h, decided("HZ-A", appeal_outcome::overturned)}},
+         20 * 24h,
+         {{0s, "hazard.general", school_, {"safety_officer"}},
+          {3 * 24h, "hazard.appeal", district_, {"county_bureau"}},
+          {3 * 24h, "hazard.appeal", school_, {"safety_officer"}},
+          {12 * 24h, "hazard.general", school_, {"safety_officer"}},
+          {15 * 24h, "hazard.general", school_, {"principal"}},
+          {19 * 24h, "hazard.general", district_, {"county_bureau"}}}},
+        {"an appeal not decided within 15 days goes to the city, and the hazard stays held",
+         {{0s, ev(hazard("HZ-A"))},
+          {24h, rectified("HZ-A", "worker-1")},
+          {2 * 24h, verified("HZ-A", "inspector-2", verify_result::fail)},
+          {3 * 24h, appealed("HZ-A", verify_result::fail)}},
+         30 * 24h,
+         {{0s, "hazard.general", school_, {"safety_officer"}},
+          {3 * 24h, "hazard.appeal", district_, {"county_bureau"}},
+          {3 * 24h, "hazard.appeal", school_, {"safety_officer"}},
+          {18 * 24h, "hazard.appeal", city_, {"city_bureau"}}}},
+        {"bullying.appeal: the county re-examines within 15 days of the filing, else the city",
+         {{4 * 24h, bullying_appeal(24h)}},
+         20 * 24h,
+         {{4 * 24h, "bullying.report", school_, {"safety_officer"}},
+          {4 * 24h, "bullying.report", school_, {"guardian"}},
+          {4 * 24h, "bullying.appeal", district_, {"county_bureau"}},
+          {16 * 24h, "bullying.appeal", city_, {"city_bureau"}}}},
         {"hazard.major without interim control tells the principal and then the county",
          {{0s, major("HZ-3", false)}},
          24h,

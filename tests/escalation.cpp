@@ -436,7 +436,7 @@ TEST_CASE("a scripted school day on a live broker raises exactly the escalations
     REQUIRE(loaded.size() == 1);
     auto hash = loaded[0]["body"]["hash"].get<std::string>();
     CHECK(hash == hash_of(default_rules()));
-    CHECK(loaded[0]["body"]["rule_count"] == 42);
+    CHECK(loaded[0]["body"]["rule_count"] == 47);
     for (const auto& e : log)
         if (is_derived(e) && e["body"].contains("ruleset_hash"))
             CHECK(e["body"]["ruleset_hash"] == hash);
@@ -997,4 +997,107 @@ TEST_CASE("a scripted school week through pingan publish derives exactly the exp
     CHECK(diff.code == 0);
     CHECK(std::count(diff.lines.begin(), diff.lines.end(),
                      "pages at another time or lateness (log -> these rules): 0") == 1);
+}
+
+TEST_CASE("a remediation plan and an appeal through a live broker escalate on their own "
+          "deadlines and replay with no difference",
+          "[escalation]") {
+    temp_dir d;
+    live_broker lb(d / "store", live_broker::flags("2026-11-02T08:00:00+08:00"));
+    auto publish = [&](const std::string& type, json body) {
+        json j = {{"type", type}, {"school", primary}, {"status", "Actual"}, {"body", body}};
+        auto r = run({"publish", "--ingest", lb.b.ingest, "--query", lb.b.query, j.dump()});
+        INFO(type << " " << (r.lines.empty() ? "" : r.lines[0]));
+        REQUIRE(r.code == 0);
+    };
+    auto at = [&](const std::string& t) { lb.q.clock({{"set", t}}); };
+
+    // Monday: a major hazard (interim control in place) and a general one.
+    auto major = hazard("H-M1", "major", "building");
+    major["interim_control"] = "区域已封闭";
+    publish("hazard.reported", major);
+    publish("hazard.reported", hazard("H-G1", "general", "fire"));
+    // The general hazard is fixed, fails its verification, and the school appeals.
+    at("2026-11-03T08:00:00+08:00");
+    publish("hazard.rectified",
+            {{"hazard_id", "H-G1"}, {"rectified_by", "worker-1"}, {"description", "已更换"}});
+    at("2026-11-04T08:00:00+08:00");
+    publish("hazard.verified", {{"hazard_id", "H-G1"},
+                                {"verifier", "inspector-2"},
+                                {"result", "fail"},
+                                {"evidence", "护栏仍松动"}});
+    at("2026-11-05T08:00:00+08:00");
+    publish("hazard.remediation_planned", {{"hazard_id", "H-M1"},
+                                           {"plan_id", "P-1"},
+                                           {"due", "2026-11-20T08:00:00+08:00"},
+                                           {"responsible", "facilities_manager"},
+                                           {"measures", {"更换护栏"}},
+                                           {"planned_by", "principal"}});
+    publish("hazard.appealed", {{"hazard_id", "H-G1"},
+                                {"appeal_id", "AP-1"},
+                                {"appellant", "school"},
+                                {"disputed", "fail"},
+                                {"grounds", "已整改到位"},
+                                {"filed_by", "principal"}});
+    // The county upholds the failure after five days: the deadlines run five days later.
+    at("2026-11-10T08:00:00+08:00");
+    publish("hazard.appeal_decided", {{"hazard_id", "H-G1"},
+                                      {"appeal_id", "AP-1"},
+                                      {"outcome", "upheld"},
+                                      {"decided_by", "county_inspector"},
+                                      {"reason", "现场复核仍不合格"}});
+    at("2026-11-16T08:00:00+08:00"); // H-G1 due (11-11 + 5 d hold): safety officer reminded
+    at("2026-11-19T08:00:00+08:00"); // +3 d: principal
+    at("2026-11-20T08:00:00+08:00"); // the plan's deadline: county and city
+    at("2026-11-23T08:00:00+08:00"); // H-G1 +7 d: county
+
+    std::map<std::string, std::uint64_t> expected{
+        {"ruleset.loaded", 1},
+        {"incident.opened", 3}, // H-M1, H-G1, the appeal
+        {"incident.reopened", 1},
+        {"incident.closed", 1}, // the appeal, decided
+        // H-M1 3 at once, H-G1 1, the appeal 2; then 11-16, 11-19, 11-20 (2), 11-23
+        {"notification.requested", 11},
+        {"timer.fired", 5},
+        {"incident.overdue", 5},
+        {"escalation.raised", 4}}; // the reminder to a told safety officer escalates nothing
+    auto by = lb.q.stats()["by_type"];
+    for (const auto& [type, n] : expected) {
+        INFO(type);
+        CHECK((by.contains(type) ? by[type].get<std::uint64_t>() : 0) == n);
+    }
+    auto log = lb.log();
+    std::vector<std::string> raised;
+    for (const auto& e : having(log, "escalation.raised"))
+        raised.push_back(e["received_at"].get<std::string>() + " " +
+                         e["body"]["rule_id"].get<std::string>() + " " +
+                         e["body"]["tier"].get<std::string>());
+    std::sort(raised.begin(), raised.end());
+    CHECK(raised ==
+          std::vector<std::string>{"2026-11-19T00:00:00.000000Z hazard.general school",
+                                   "2026-11-20T00:00:00.000000Z hazard.major city",
+                                   "2026-11-20T00:00:00.000000Z hazard.major.plan district",
+                                   "2026-11-23T00:00:00.000000Z hazard.general district"});
+
+    auto diff =
+        run({"rules", "replay", "--rules", default_rules(), "--diff", "--query", lb.b.query});
+    CHECK(diff.code == 0);
+    CHECK(diff.lines ==
+          std::vector<std::string>{"pages added by these rules: 0",
+                                   "pages in the log these rules would not make: 0",
+                                   "pages at another time or lateness (log -> these rules): 0",
+                                   "first page per school (log -> these rules):"});
+    auto replayed = run({"rules", "replay", "--rules", default_rules(), "--logged-timers", "--json",
+                         "--query", lb.b.query});
+    CHECK(replayed.code == 0);
+    std::vector<std::string> logged;
+    for (auto e : log)
+        if (is_derived(e) && e["type"] != "timer.fired" && e["type"] != "ruleset.loaded") {
+            event back;
+            REQUIRE_FALSE(from_json(e, back));
+            back.offset = 0;
+            back.actor.clear();
+            logged.push_back(to_json_line(back));
+        }
+    CHECK(replayed.lines == logged);
 }

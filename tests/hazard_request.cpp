@@ -126,3 +126,43 @@ TEST_CASE("text with invalid UTF-8 or over its limit is refused by field", "[haz
     for (const auto& p : d.errors)
         CHECK(p.code == errc::too_long);
 }
+
+TEST_CASE("a remediation plan becomes a hazard.remediation_planned; a deadline in the past is "
+          "refused",
+          "[hazard_request]") {
+    auto req = json::parse(R"({"school":"420502K001","hazard_id":"HZ-7","plan_id":"PLAN-1",
+        "due":"2026-12-20T02:00:00Z","responsible":"facilities_manager",
+        "measures":["更换护栏","加装防护网"],"funds_cny":12000,"planned_by":"principal"})");
+    auto d = hazard::plan(req, ctx());
+    REQUIRE(d.ok());
+    const auto& e = d.events[0];
+    CHECK_FALSE(validate(e));
+    CHECK(e.type() == "hazard.remediation_planned");
+    CHECK(std::get<hazard_remediation_planned>(e.body).due == test::at("2026-12-20T02:00:00Z"));
+    CHECK(d.answer["due"] == "2026-12-20T02:00:00.000000Z");
+
+    auto past = json::parse(R"({"school":"420502K001","hazard_id":"HZ-7","plan_id":"PLAN-1",
+        "due":"2026-11-01T00:00:00Z","responsible":"facilities_manager",
+        "measures":["更换护栏"],"planned_by":"principal"})");
+    auto late = hazard::plan(past, ctx());
+    CHECK(fields(late.errors) == std::vector<std::string>{"due"});
+}
+
+TEST_CASE("an appeal is the school's against a failure or the reporter's against a pass",
+          "[hazard_request]") {
+    auto school = json::parse(R"({"school":"420502K001","hazard_id":"HZ-7","appeal_id":"AP-1",
+        "appellant":"school","disputed":"fail","grounds":"护栏已更换","filed_by":"safety_vp"})");
+    auto d = hazard::appeal(school, ctx());
+    REQUIRE(d.ok());
+    CHECK_FALSE(validate(d.events[0]));
+    CHECK(d.events[0].type() == "hazard.appealed");
+    CHECK(d.answer["appeal_id"] == "AP-1");
+
+    auto reporter = json::parse(R"({"school":"420502K001","hazard_id":"HZ-7","appeal_id":"AP-2",
+        "appellant":"reporter","disputed":"pass","grounds":"护栏仍松动","filed_by":"teacher-12"})");
+    CHECK(hazard::appeal(reporter, ctx()).ok());
+
+    auto wrong_side = json::parse(R"({"school":"420502K001","hazard_id":"HZ-7","appeal_id":"AP-3",
+        "appellant":"school","disputed":"pass","grounds":"x","filed_by":"principal"})");
+    CHECK(fields(hazard::appeal(wrong_side, ctx()).errors) == std::vector<std::string>{"disputed"});
+}

@@ -517,3 +517,35 @@ TEST_CASE("a broker without keys starts only in insecure development mode and sa
     text.assign((std::istreambuf_iterator<char>(e2)), {});
     CHECK_THAT(text, Catch::Contains("INSECURE (--insecure-dev)"));
 }
+
+TEST_CASE("a remediation plan needs a principal or safety VP; an appeal names its filer",
+          "[intake]") {
+    temp_dir d;
+    auto creds = d / "credentials.json";
+    auto staff =
+        issue(creds, "wang.fang", {"--scope", "school:420502K001", "--role", "facilities_manager"});
+    auto leader = issue(creds, "li.ming", {"--scope", "school:420502K001", "--role", "principal"});
+    hazard_service h(
+        {"--data", d / "hazard", "--broker", "tcp://127.0.0.1:1", "--credentials", creds});
+    json plan{{"school", "420502K001"},
+              {"hazard_id", "HZ-1"},
+              {"plan_id", "P-1"},
+              {"due", "2099-01-01T00:00:00Z"},
+              {"responsible", "facilities_manager"},
+              {"measures", {"更换护栏"}}};
+    auto refused = post(h.port, "/hazard/plan", plan.dump(), with_token(staff));
+    CHECK(refused.status == 403);
+    CHECK_THAT(refused.j()["errors"][0]["message"].get<std::string>(),
+               Catch::Contains("principal, safety_vp"));
+    auto ok = post(h.port, "/hazard/plan", plan.dump(), with_token(leader));
+    CHECK(ok.status == 202);
+    json appeal{{"school", "420502K001"}, {"hazard_id", "HZ-1"}, {"appeal_id", "AP-1"},
+                {"appellant", "school"},  {"disputed", "fail"},  {"grounds", "已整改"},
+                {"filed_by", "principal"}};
+    CHECK(post(h.port, "/hazard/appeal", appeal.dump(), with_token(leader)).status == 202);
+    // Another person's name in filed_by is refused, naming the field.
+    appeal["filed_by"] = "zhao.lei";
+    auto other = post(h.port, "/hazard/appeal", appeal.dump(), with_token(leader));
+    CHECK(other.status == 403);
+    CHECK(other.j()["errors"][0]["field"] == "filed_by");
+}

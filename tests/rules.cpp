@@ -396,7 +396,7 @@ TEST_CASE("a typed incident report is checked: category and copied fields", "[ru
     CHECK(r.rules->rules[0].incident.report->injuries == "cases");
 }
 
-TEST_CASE("if_told takes satisfied or remind, on deadline steps only", "[rules]") {
+TEST_CASE("if_told takes satisfied, remind or escalate, on deadline steps only", "[rules]") {
     const char* rule = R"(  - id: hazard.x
     basis: L
     title: t
@@ -424,7 +424,7 @@ TEST_CASE("if_told takes satisfied or remind, on deadline steps only", "[rules]"
     auto e = errors_of(one_rule(rule));
     INFO(all_text(e));
     CHECK(mentions(e, "if_told applies to a deadline step", 17));
-    CHECK(mentions(e, "if_told: \"again\" is not satisfied or remind", 22));
+    CHECK(mentions(e, "if_told: \"again\" is not satisfied, remind or escalate", 22));
     CHECK(e.size() == 2);
 }
 
@@ -444,4 +444,99 @@ TEST_CASE("the evacuation target is a checked setting of the rule set", "[rules]
     CHECK(r.rules->evacuation.seconds == 120);
     CHECK(r.rules->evacuation.per_floor_above == 30);
     CHECK(r.rules->find("drill.too_slow.tall")->basis == rules::basis::M);
+}
+
+TEST_CASE("if_told: escalate parses on a deadline step", "[rules]") {
+    auto r = rules::parse(one_rule(R"(  - id: hazard.x
+    basis: L
+    title: t
+    match:
+      type: hazard.reported
+    incident:
+      kind: hazard
+      subject: [hazard_id]
+    steps:
+      - tier: district
+        roles: [county_bureau]
+        after: 7d
+        if_told: escalate
+        text: t
+)"));
+    INFO(all_text(r.errors));
+    REQUIRE(r.rules);
+    CHECK(r.rules->rules[0].steps[0].escalate_if_told);
+    CHECK_FALSE(r.rules->rules[0].steps[0].remind_if_told);
+}
+
+TEST_CASE("a due time taken from an event field is checked: a time field, offset, mark",
+          "[rules]") {
+    const char* rules = R"(  - id: plan.a
+    basis: L
+    title: t
+    match:
+      type: hazard.remediation_planned
+    incident:
+      kind: hazard
+      subject: [hazard_id]
+      due: {field: responsible, default: 1d}
+    mark: planned
+  - id: plan.b
+    basis: L
+    title: t
+    match:
+      type: hazard.remediation_planned
+    incident:
+      kind: hazard
+      subject: [hazard_id]
+      due: {offset: 2d, default: 1d}
+    mark: planned
+  - id: plan.c
+    basis: L
+    title: t
+    match:
+      type: hazard.remediation_planned
+    incident:
+      kind: hazard
+      subject: [hazard_id]
+      due: {field: due, offset: soon, default: 1d}
+    mark: closed
+  - id: plan.d
+    basis: L
+    title: t
+    match:
+      type: hazard.remediation_planned
+    incident:
+      kind: hazard
+      subject: [hazard_id]
+    mark: rectified
+)";
+    auto e = errors_of(one_rule(rules));
+    INFO(all_text(e));
+    CHECK(mentions(e, "incident.due.field: \"responsible\" is not a time field", 13));
+    CHECK(mentions(e, "incident.due.offset is added to incident.due.field", 23));
+    CHECK(mentions(e, "incident.due.offset: \"soon\" is not a duration", 33));
+    CHECK(mentions(e, "mark: closed closes the incident; it cannot also set incident.due", 34));
+    CHECK(mentions(e, "mark: \"rectified\" is set only by its own events", 43));
+    CHECK(e.size() == 5);
+}
+
+TEST_CASE("the default pack models remediation plans and appeals with honest basis tags",
+          "[rules]") {
+    auto r = rules::parse(default_pack());
+    REQUIRE(r.rules);
+    const auto* plan = r.rules->find("hazard.major.plan");
+    REQUIRE(plan);
+    CHECK(plan->basis == rules::basis::L); // 7 days is a proposal in DOMAIN.md
+    const auto* planned = r.rules->find("hazard.remediation.planned");
+    REQUIRE(planned);
+    CHECK(planned->mark == "planned");
+    CHECK(planned->incident.due_field == "due");
+    CHECK(r.rules->find("hazard.appeal")->basis == rules::basis::M);
+    CHECK(r.rules->find("hazard.appeal.decided")->mark == "closed");
+    const auto* bullying = r.rules->find("bullying.appeal");
+    REQUIRE(bullying);
+    CHECK(bullying->basis == rules::basis::M); // the 15 days are from memory
+    CHECK(bullying->incident.due_field == "appeal_filed_at");
+    CHECK(bullying->incident.due_offset == std::chrono::hours(24 * 15));
+    CHECK(bullying->incident.redact_above_school);
 }

@@ -164,6 +164,9 @@ const route_policy& policy_of(std::string_view path) {
         {"/hazard/report", {{"found_by"}, {}, {}}},
         {"/hazard/rectify", {{"rectified_by"}, {}, {}}},
         {"/hazard/verify", {{"verifier"}, {}, {}}},
+        // A major hazard's remediation plan is the school leaders' (SAWS Order 16 art. 3).
+        {"/hazard/plan", {{"planned_by"}, {}, {"principal", "safety_vp"}}},
+        {"/hazard/appeal", {{"filed_by"}, {}, {}}},
         {"/canteen/accompany", {{"leader"}, {"leader_role"}, {}}},
         // Psychological alerts come from the people the three-level warning
         // chain names (DOMAIN §5), never from a shared device.

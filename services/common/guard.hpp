@@ -149,7 +149,7 @@ const route_policy& policy_of(std::string_view path);
 
 // Fields that claim a reporter in any request.
 inline constexpr std::string_view person_fields[] = {"found_by", "rectified_by", "verifier",
-                                                     "leader"};
+                                                     "leader",   "planned_by",   "filed_by"};
 inline constexpr std::string_view role_fields[] = {"reported_by_role", "leader_role"};
 
 // Checks the body's reporter fields against `c`, filling those the route

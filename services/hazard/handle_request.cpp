@@ -79,4 +79,48 @@ decision verify(json& req, const intake_context& ctx) {
     return d;
 }
 
+decision plan(json& req, const intake_context& ctx) {
+    decision d;
+    event e;
+    read_envelope(req, ctx, e, d.errors);
+    read_body(hazard_remediation_planned::type, req, e, d.errors);
+    if (!d.errors.empty()) return d;
+    const auto& p = std::get<hazard_remediation_planned>(e.body);
+    e.severity = severity::moderate;
+    e.urgency = urgency::expected;
+    e.certainty = certainty::observed;
+    e.scope = scope::restricted;
+    d.answer["hazard_id"] = p.hazard_id;
+    d.answer["due"] = format_utc(p.due);
+    d.events.push_back(std::move(e));
+    return d;
+}
+
+decision appeal(json& req, const intake_context& ctx) {
+    decision d;
+    event e;
+    read_envelope(req, ctx, e, d.errors);
+    read_body(hazard_appealed::type, req, e, d.errors);
+    if (!d.errors.empty()) return d;
+    const auto& a = std::get<hazard_appealed>(e.body);
+    // The school disputes a failure; a reporter disputes a pass.
+    if (a.appellant == appellant::school && a.disputed != verify_result::fail)
+        d.errors.push_back({"disputed", errc::bad_value,
+                            "disputed: the school appeals a failed verification (fail); a "
+                            "passed one is disputed by the reporter"});
+    else if (a.appellant == appellant::reporter && a.disputed != verify_result::pass)
+        d.errors.push_back({"disputed", errc::bad_value,
+                            "disputed: the reporter appeals a passed verification (pass); a "
+                            "failed one is disputed by the school"});
+    if (!d.errors.empty()) return d;
+    e.severity = severity::moderate;
+    e.urgency = urgency::expected;
+    e.certainty = certainty::observed;
+    e.scope = scope::restricted;
+    d.answer["hazard_id"] = a.hazard_id;
+    d.answer["appeal_id"] = a.appeal_id;
+    d.events.push_back(std::move(e));
+    return d;
+}
+
 } // namespace pingan::svc::hazard

@@ -4,6 +4,8 @@
 // POST /hazard/report  → hazard.reported
 // POST /hazard/rectify → hazard.rectified
 // POST /hazard/verify  → hazard.verified
+// POST /hazard/plan    → hazard.remediation_planned
+// POST /hazard/appeal  → hazard.appealed
 // docs/services.md lists every field.
 #pragma once
 
@@ -21,5 +23,12 @@ inline constexpr auto default_general_deadline = std::chrono::days(7);
 decision report(json& req, const intake_context& ctx);
 decision rectify(json& req, const intake_context& ctx);
 decision verify(json& req, const intake_context& ctx);
+
+// A remediation plan (SAWS Order 16 art. 3); the intake admits only the
+// roles principal and safety_vp to it (services/common/guard.cpp).
+decision plan(json& req, const intake_context& ctx);
+// An appeal of a verification: the school disputes a failure, the reporter
+// a pass. The county's decision does not come through a school's intake.
+decision appeal(json& req, const intake_context& ctx);
 
 } // namespace pingan::svc::hazard

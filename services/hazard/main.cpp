@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
         host.route_post("/hazard/report", svc::hazard::report);
         host.route_post("/hazard/rectify", svc::hazard::rectify);
         host.route_post("/hazard/verify", svc::hazard::verify);
+        host.route_post("/hazard/plan", svc::hazard::plan);
+        host.route_post("/hazard/appeal", svc::hazard::appeal);
         host.start();
         return rt.run();
     } catch (const error& x) {
