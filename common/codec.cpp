@@ -99,6 +99,9 @@ template <class T> void load_value(reader& r, T& v) {
         std::int64_t us;
         r.ar(us);
         v = from_us(us);
+        if (!representable(v))
+            throw error(errc::undecodable,
+                        "time " + std::to_string(us) + " us is outside years 0000 to 9999");
     } else if constexpr (std::is_enum_v<T>) {
         std::uint8_t x;
         r.ar(x);

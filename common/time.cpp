@@ -11,6 +11,7 @@ using namespace std::chrono;
 constexpr std::int64_t us_per_s = 1'000'000;
 
 std::string format_with(timestamp t, minutes offset, bool iso) {
+    if (!representable(t)) return "@" + std::to_string(to_us(t)) + "us";
     auto local = t + offset;
     auto day = floor<days>(local);
     year_month_day ymd{day};
@@ -97,7 +98,9 @@ std::optional<timestamp> parse_utc(std::string_view s) {
     if (pos != s.size()) return std::nullopt;
     auto secs = sys_days{ymd}.time_since_epoch().count() * 86400LL + h * 3600LL + m * 60LL +
                 std::min(sec, 59) - offset_s;
-    return from_us(secs * us_per_s + frac_us);
+    auto t = from_us(secs * us_per_s + frac_us);
+    if (!representable(t)) return std::nullopt;
+    return t;
 }
 
 std::optional<micros> parse_duration(std::string_view s) {

@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 using namespace pingan;
 using namespace pingan::test;
 
@@ -75,6 +77,33 @@ TEST_CASE("decoding garbage or truncated bytes reports undecodable", "[codec]") 
     for (std::size_t n : {std::size_t{1}, std::size_t{10}, bytes.size() / 2, bytes.size() - 1})
         CHECK(decode(bytes.substr(0, n), out).code != errc::ok);
     CHECK(decode(bytes + "x", out).code == errc::undecodable);
+}
+
+TEST_CASE("a time outside years 0000 to 9999 is refused in binary, as json cannot name it",
+          "[codec]") {
+    for (auto us : {std::numeric_limits<std::int64_t>::min(), earliest_us - 1, latest_us + 1,
+                    std::numeric_limits<std::int64_t>::max()}) {
+        auto e = sample_hazard();
+        e.occurred_at = from_us(us);
+        event out;
+        auto p = decode(encode(e), out);
+        INFO(us);
+        CHECK(p.code == errc::undecodable);
+        CHECK(p.detail.find("outside years 0000 to 9999") != std::string::npos);
+        CHECK(format_utc(e.occurred_at) == "@" + std::to_string(us) + "us");
+        CHECK(format_local(e.occurred_at) == "@" + std::to_string(us) + "us");
+    }
+    for (auto us : {earliest_us, latest_us}) {
+        auto e = sample_hazard();
+        e.occurred_at = from_us(us);
+        event out;
+        REQUIRE_FALSE(decode(encode(e), out));
+        event from;
+        REQUIRE_FALSE(from_json(to_json(out), from));
+        CHECK(from.occurred_at == e.occurred_at);
+    }
+    CHECK(format_utc(from_us(earliest_us)) == "0000-01-01T00:00:00.000000Z");
+    CHECK(format_utc(from_us(latest_us)) == "9999-12-31T23:59:59.999999Z");
 }
 
 TEST_CASE("a huge length prefix is refused without allocating", "[codec]") {

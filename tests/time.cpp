@@ -28,6 +28,9 @@ TEST_CASE("malformed times are refused", "[time]") {
     CHECK_FALSE(parse_utc("2026-02-30T00:00:00Z"));
     CHECK_FALSE(parse_utc("2026-11-29T07:31:50"));
     CHECK_FALSE(parse_utc("2026-11-29T07:31:50Zjunk"));
+    CHECK_FALSE(parse_utc("0000-01-01T00:00:00+08:00")); // before year 0000 in UTC
+    CHECK(parse_utc("0000-01-01T00:00:00Z"));
+    CHECK(parse_utc("9999-12-31T23:59:59.999999Z"));
 }
 
 TEST_CASE("durations parse and format", "[time]") {
