@@ -4,6 +4,7 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/codec.hpp"
+#include "pingan_run.hpp"
 
 #include <utility>
 
@@ -125,14 +126,6 @@ json health(unsigned short port) {
 }
 
 // Polls until `done` holds, at most `limit`. Returns: done().
-template <class F> bool eventually(F done, std::chrono::milliseconds limit = 20s) {
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(50ms);
-    }
-    return true;
-}
 
 std::vector<event> replay_type(const std::string& query, const std::string& type) {
     zmq::context_t ctx(1);
