@@ -41,7 +41,8 @@ inline bool has(const run_result& r, const std::string& text) {
 }
 
 // Polls `done` every 20 ms. Returns: true once it holds, false after `limit`.
-template <class F> bool eventually(F done, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
     auto until = std::chrono::steady_clock::now() + limit;
     while (!done()) {
         if (std::chrono::steady_clock::now() > until) return false;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 namespace pingan::svc {
@@ -68,7 +69,22 @@ service_host::service_host(service_runtime& rt, const service_config& cfg,
         throw error(errc::bad_config, "no registry: give --registry PATH/schools.csv");
     registry_ = load_registry(reg_path);
     clock_ = make_clock(cfg.clock);
-    outbox_ = std::make_unique<outbox>(cfg.data_dir + "/outbox");
+    std::optional<outbox_key> seal;
+    if (!cfg.outbox_key.empty()) {
+        // Backups copy the data folder whole: the key must not travel with it.
+        namespace fs = std::filesystem;
+        auto k = fs::weakly_canonical(fs::absolute(cfg.outbox_key)).string();
+        auto d = fs::weakly_canonical(fs::absolute(cfg.data_dir)).string() + "/";
+        if (k.starts_with(d))
+            throw error(errc::bad_config, "--outbox-key " + cfg.outbox_key +
+                                              " must be outside --data " + cfg.data_dir +
+                                              ": a copy of the outbox would carry its key");
+        seal = read_outbox_key(cfg.outbox_key, true);
+    } else {
+        rt.log().warn("no --outbox-key: reports wait in the outbox in clear until the broker "
+                      "acknowledges them; development only");
+    }
+    outbox_ = std::make_unique<outbox>(cfg.data_dir + "/outbox", 64u << 20, std::move(seal));
     publisher_options po;
     po.endpoint = cfg.broker;
     po.resend_timeout = cfg.resend_timeout;
