@@ -20,6 +20,11 @@ bool may_be_city_wide(std::string_view type) noexcept {
     return std::find(city_wide_types.begin(), city_wide_types.end(), type) != city_wide_types.end();
 }
 
+bool may_be_district_wide(std::string_view type) noexcept {
+    return std::find(district_wide_types.begin(), district_wide_types.end(), type) !=
+           district_wide_types.end();
+}
+
 problem admit(std::string_view frame, bool json_form, const registry& reg, std::string_view actor,
               timestamp now, const admit_limits& limits, event& e) {
     if (frame.size() > limits.max_event_bytes)
@@ -44,11 +49,14 @@ problem admit(std::string_view frame, bool json_form, const registry& reg, std::
                                      "publishing service instead"};
     if (e.status == status::system)
         return {errc::forbidden, "status System is reserved for events the broker makes"};
-    if (e.school.empty()) {
+    if (e.school.empty() && !e.district.empty() && may_be_district_wide(e.type())) {
+        if (!reg.find_district(e.district))
+            return {errc::bad_value, "district " + e.district + " is not in the registry"};
+    } else if (e.school.empty()) {
         if (!may_be_city_wide(e.type()))
             return {errc::missing_field,
-                    "school is required (only receipts and acknowledgements of city-wide pages "
-                    "may have none)"};
+                    "school is required (only receipts and acknowledgements of city-wide pages, "
+                    "and credential changes of a district, may have none)"};
         if (!e.district.empty())
             return {errc::bad_value, "district " + e.district + " without a school"};
     } else {

@@ -38,9 +38,15 @@ inline constexpr std::array<std::string_view, 4> action_types{
 inline constexpr std::array<std::string_view, 3> city_wide_types{
     notification_delivered::type, notification_failed::type, incident_acknowledged::type};
 
+// The types a client may publish for a district without a school: a change of
+// an intake credential that covers a whole district. With security on, only a
+// client of that district's or city scope may publish them.
+inline constexpr std::array<std::string_view, 1> district_wide_types{credential_changed::type};
+
 bool broker_only(std::string_view type) noexcept;
 bool is_action(std::string_view type) noexcept;
 bool may_be_city_wide(std::string_view type) noexcept;
+bool may_be_district_wide(std::string_view type) noexcept;
 
 struct admit_limits {
     std::size_t max_event_bytes = 64 * 1024;

@@ -1690,4 +1690,20 @@ json incident_to_json(const incident& i) {
     return j;
 }
 
+bool concerns(const event& e, const incident& i) {
+    if (e.id.str() == i.cause) return true;
+    auto body = body_to_json(e.body);
+    auto names = [&](const char* field, const std::string& what) {
+        auto it = body.find(field);
+        return it != body.end() && it->is_string() && it->get_ref<const std::string&>() == what;
+    };
+    if (names("incident_id", i.id)) return true;
+    if (auto it = body.find("timer_id");
+        it != body.end() && it->is_string() &&
+        it->get_ref<const std::string&>().find(i.id) != std::string::npos)
+        return true;
+    if (e.school != i.school || e.status != i.mode) return false;
+    return names("hazard_id", i.subject) || names("incident_id", i.subject);
+}
+
 } // namespace pingan

@@ -85,6 +85,12 @@ struct incident {
     }
 };
 
+// Does event `e` concern incident `i`? Its opening event, anything naming the
+// incident's id or one of its timers, and the school's own events on its
+// subject (a hazard's rectification, an acknowledgement by subject) in the
+// incident's mode. The rule of INCIDENT and of a timeline (docs/protocol.md).
+bool concerns(const event& e, const incident& i);
+
 // A pending deadline.
 struct engine_timer {
     enum class what : std::uint8_t { step, absence };

@@ -122,25 +122,6 @@ incident_answer list(broker::impl& b, const principal* client, const json& param
     return {{}, j.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace)};
 }
 
-// Does event `e` concern incident `i`? Its opening event, anything naming the
-// incident's id, and the school's own reports on its subject (a hazard's
-// rectification, an acknowledgement by subject) in the incident's mode.
-bool concerns(const event& e, const incident& i) {
-    if (e.id.str() == i.cause) return true;
-    auto body = body_to_json(e.body);
-    auto names = [&](const char* field, const std::string& what) {
-        auto it = body.find(field);
-        return it != body.end() && it->is_string() && it->get_ref<const std::string&>() == what;
-    };
-    if (names("incident_id", i.id)) return true;
-    if (auto it = body.find("timer_id");
-        it != body.end() && it->is_string() &&
-        it->get_ref<const std::string&>().find(i.id) != std::string::npos)
-        return true;
-    if (e.school != i.school || e.status != i.mode) return false;
-    return names("hazard_id", i.subject) || names("incident_id", i.subject);
-}
-
 incident_answer show(broker::impl& b, const principal* client, const json& params) {
     std::string id, subject, school;
     for (auto [name, out] : {std::pair{"id", &id}, {"subject", &subject}, {"school", &school}})

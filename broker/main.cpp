@@ -37,6 +37,28 @@ namespace {
     std::exit(2);
 }
 
+// True if `inner` is `outer` or inside it (or the other way round).
+bool nested(const std::string& inner, const std::string& outer) {
+    namespace fs = std::filesystem;
+    auto a = fs::weakly_canonical(fs::absolute(inner)).lexically_normal().string() + "/";
+    auto b = fs::weakly_canonical(fs::absolute(outer)).lexically_normal().string() + "/";
+    return a.starts_with(b) || b.starts_with(a);
+}
+
+// A secret others may read (mask 0077), or a file others may change (0002),
+// is no security at all: the start is refused unless --allow-insecure-permissions
+// was given, and then it is said loudly. `must` says what the file must be,
+// `fix` the command that fixes it, `exposed` what is at stake.
+void refuse_loose(const std::string& path, unsigned mask, bool allow, std::string_view must,
+                  std::string_view fix, std::string_view exposed) {
+    auto why = loose_permissions(path, mask);
+    if (why.empty()) return;
+    if (!allow)
+        fatal(path + ": " + why + "; " + std::string(must) + " (" + std::string(fix) + " " + path +
+              ") (or start with --allow-insecure-permissions)");
+    spdlog::critical("INSECURE: {}: {}; {}", path, why, exposed);
+}
+
 // The keys sealing minors' data at rest: never inside the store's folder,
 // which backups copy whole. Without them the broker runs (development) and
 // says that classified values are stored in clear.
@@ -49,10 +71,7 @@ std::shared_ptr<key_ring> open_keys(const std::string& dir, const std::string& d
                      data_dir);
         return nullptr;
     }
-    namespace fs = std::filesystem;
-    auto k = fs::weakly_canonical(fs::absolute(dir)).lexically_normal().string() + "/";
-    auto d = fs::weakly_canonical(fs::absolute(data_dir)).lexically_normal().string() + "/";
-    if (k.starts_with(d) || d.starts_with(k))
+    if (nested(dir, data_dir))
         fatal("--keys " + dir + " must be outside the store directory " + data_dir +
               ": a copy of the store would carry its keys");
     try {
@@ -62,14 +81,6 @@ std::shared_ptr<key_ring> open_keys(const std::string& dir, const std::string& d
     } catch (const error& e) {
         fatal("--keys " + dir + ": " + e.detail());
     }
-}
-
-// True if `inner` is `outer` or inside it (or the other way round).
-bool nested(const std::string& inner, const std::string& outer) {
-    namespace fs = std::filesystem;
-    auto a = fs::weakly_canonical(fs::absolute(inner)).lexically_normal().string() + "/";
-    auto b = fs::weakly_canonical(fs::absolute(outer)).lexically_normal().string() + "/";
-    return a.starts_with(b) || b.starts_with(a);
 }
 
 std::string read_file(const std::string& path, const char* what) {
@@ -219,28 +230,13 @@ int main(int argc, char** argv) {
         };
         if (!cfg.server_key.empty()) {
             auto sec = std::make_shared<broker_options::security_config>();
-            // A secret others may read, or an access table others may change,
-            // is no security at all: refuse to start unless told otherwise.
-            const std::string hint = " (or start with --allow-insecure-permissions)";
             try {
-                if (auto why = loose_permissions(cfg.server_key, 0077); !why.empty()) {
-                    if (!allow_insecure)
-                        fatal(cfg.server_key + ": " + why +
-                              "; the server's secret key must be readable by its owner only "
-                              "(chmod 600 " +
-                              cfg.server_key + ")" + hint);
-                    spdlog::critical("INSECURE: {}: {}; the server's secret key is exposed",
-                                     cfg.server_key, why);
-                }
-                if (auto why = loose_permissions(cfg.clients, 0002); !why.empty()) {
-                    if (!allow_insecure)
-                        fatal(cfg.clients + ": " + why +
-                              "; anyone could grant themselves rights in the access table "
-                              "(chmod o-w " +
-                              cfg.clients + ")" + hint);
-                    spdlog::critical("INSECURE: {}: {}; anyone may grant themselves rights",
-                                     cfg.clients, why);
-                }
+                refuse_loose(cfg.server_key, 0077, allow_insecure,
+                             "the server's secret key must be readable by its owner only",
+                             "chmod 600", "the server's secret key is exposed");
+                refuse_loose(cfg.clients, 0002, allow_insecure,
+                             "anyone could grant themselves rights in the access table",
+                             "chmod o-w", "anyone may grant themselves rights");
                 sec->server = read_secret_key_file(cfg.server_key, true);
             } catch (const error& e) {
                 fatal(e.detail());
@@ -289,15 +285,9 @@ int main(int argc, char** argv) {
                 fatal("--checkpoint-key " + cfg.checkpoint_key +
                       " must be outside the store directory " + b.data_dir +
                       ": a copy of the store would carry the key that vouches for it");
-            if (auto why = loose_permissions(cfg.checkpoint_key, 0077); !why.empty()) {
-                if (!allow_insecure)
-                    fatal(cfg.checkpoint_key + ": " + why +
-                          "; the checkpoint signing key must be readable by its owner only "
-                          "(chmod 600 " +
-                          cfg.checkpoint_key + ")");
-                spdlog::critical("INSECURE: {}: {}; the checkpoint signing key is exposed",
-                                 cfg.checkpoint_key, why);
-            }
+            refuse_loose(cfg.checkpoint_key, 0077, allow_insecure,
+                         "the checkpoint signing key must be readable by its owner only",
+                         "chmod 600", "the checkpoint signing key is exposed");
             auto cp = std::make_shared<broker_options::checkpoint_config>();
             try {
                 cp->key = parse_signing_key(read_file(cfg.checkpoint_key, "checkpoint key"));

@@ -1011,6 +1011,39 @@ struct hazard_appeal_decided {
     }
 };
 
+// What became of an intake credential (services.md, "Credentials").
+enum class credential_change : std::uint8_t { issued, revoked, removed, changed };
+template <> struct enum_names<credential_change> {
+    static constexpr std::array names{"issued", "revoked", "removed", "changed"};
+};
+
+// A school service took a change of its intake credentials into force (the
+// file changed, or SIGHUP): from this event on, the credential's token is
+// refused (revoked, removed) or acts within its new scope and roles
+// (changed). One event per school, and per district, the credential covered
+// before or after; a district's has no school. Names staff, never students.
+struct credential_changed {
+    static constexpr std::string_view type = "credential.changed";
+    static constexpr std::uint32_t version = 1;
+    std::string credential;     // its name: a person or device
+    std::string credential_id;  // the token's public id (12 hex digits)
+    credential_change change{}; // issued, revoked, removed, changed
+    std::string scope;          // "school:…,district:…" in force now (before, if removed)
+    std::vector<std::string> roles;
+    std::string trigger; // "file changed" or "SIGHUP"
+    std::string file;    // the credentials file read
+
+    template <class F> void fields(F&& f) {
+        f("credential", credential, key);
+        f("credential_id", credential_id, key);
+        f("change", change, key);
+        f("scope", scope, text(4096));
+        f("roles", roles, text(64, 32));
+        f("trigger", trigger, text(64));
+        f("file", file, text(4096));
+    }
+};
+
 // Every body type. Append new types at the end; the binary form names the type
 // by its string, so the order here is not part of any stored format.
 using body =
@@ -1021,8 +1054,8 @@ using body =
                  incident_overdue, incident_closed, incident_reopened, notification_requested,
                  timer_fired, ruleset_loaded, access_viewed, notification_delivered,
                  notification_failed, alert_external, incident_note, report_submitted,
-                 access_revoked, audit_checkpoint, hazard_remediation_planned,
-                 hazard_appealed, hazard_appeal_decided>;
+                 access_revoked, audit_checkpoint, hazard_remediation_planned, hazard_appealed,
+                 hazard_appeal_decided, credential_changed>;
 
 // ---- Envelope ------------------------------------------------------------------
 

@@ -13,19 +13,42 @@
 // LMDB sub-databases (readable with mdb_dump): `pending` (seq → id ‖ event
 // bytes), `dead` (seq → JSON with the error and the event), `meta` (next seq).
 // One thread at a time: services use it from their io_context thread.
+//
+// Sealed at rest: given a key (read_outbox_key), every entry's event bytes and
+// every dead letter are encrypted with XChaCha20-Poly1305 (libsodium), the
+// entry's table and sequence number as associated data, so that the outbox
+// file and its copies hold no minors' data in clear while the broker is away.
+// A sealed entry is `id ‖ nonce ‖ ciphertext`, a sealed dead letter `nonce ‖
+// ciphertext`. The first open with a key seals what an older outbox holds in
+// clear, in one transaction; from then on `meta` marks the outbox sealed (with
+// a check value that tells a wrong key at open), and it refuses to open
+// without its key.
 #pragma once
 
 #include "errc.hpp"
 #include "event.hpp"
 #include "lmdb.hpp"
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace pingan {
+
+// The key that seals an outbox: 32 random bytes.
+using outbox_key = std::array<unsigned char, 32>;
+
+// Reads an outbox key file: 64 hex digits, readable by its owner only. When
+// the file does not exist and `create`, writes a new random key there (mode
+// 0600) first.
+// Throws: pingan::error(bad_config) naming the file if it is not a key, others
+// may read it, or it is missing and not to be created; (io_error) if it cannot
+// be written.
+outbox_key read_outbox_key(const std::string& path, bool create);
 
 class outbox {
   public:
@@ -52,9 +75,16 @@ class outbox {
         std::string event_json; // the event as JSON, for `pingan publish` after a fix
     };
 
-    // Opens (creating if needed) the outbox in directory `dir`.
-    // Throws: pingan::error(io_error) naming the directory or LMDB call that failed.
-    explicit outbox(const std::string& dir, std::size_t initial_map_size = 64u << 20);
+    // Opens (creating if needed) the outbox in directory `dir`, sealed with
+    // `key` if one is given (see above).
+    // Throws: pingan::error(io_error) naming the directory or LMDB call that
+    // failed; (bad_config) if the outbox is sealed and no key or another key
+    // is given.
+    explicit outbox(const std::string& dir, std::size_t initial_map_size = 64u << 20,
+                    std::optional<outbox_key> key = std::nullopt);
+    ~outbox();
+    outbox(const outbox&) = delete;
+    outbox& operator=(const outbox&) = delete;
 
     // Writes events durably, in one transaction; returns their sequence numbers.
     // Throws: pingan::error(store_failure) if the commit failed (nothing was written).
@@ -73,11 +103,18 @@ class outbox {
     std::vector<dead_letter> dead_letters(std::size_t max) const;
 
     const std::string& dir() const noexcept { return dir_; }
+    bool sealed() const noexcept { return key_.has_value(); }
 
   private:
     template <class F> void write(F&& f);
+    // Seals what an outbox written in clear holds and marks it sealed.
+    void seal_existing(const lmdb::txn& t);
+    std::string seal(std::string_view table, std::uint64_t seq, std::string_view plain) const;
+    // Throws: pingan::error(store_failure) naming the entry if it does not open.
+    std::string open(std::string_view table, std::uint64_t seq, std::string_view sealed) const;
 
     std::string dir_;
+    std::optional<outbox_key> key_;
     MDB_dbi pending_{}, dead_{}, meta_{}; // before env_: its opening fills them in
     lmdb::env env_;
 };

@@ -49,9 +49,9 @@ std::string yaml_config::to_config(const CLI::App*, bool, bool, std::string) con
 }
 
 const std::vector<std::string>& yaml_config::path_keys() {
-    static const std::vector<std::string> keys{"data",        "registry", "key",     "server-key",
-                                               "users",       "sessions", "rules",   "directory",
-                                               "credentials", "tls-cert", "tls-key", "pages"};
+    static const std::vector<std::string> keys{
+        "data",      "registry",    "key",      "server-key", "users", "sessions",  "rules",
+        "directory", "credentials", "tls-cert", "tls-key",    "pages", "outbox-key"};
     return keys;
 }
 
@@ -126,6 +126,9 @@ void add_service_options(CLI::App& app, service_config& c) {
     app.add_option("--key", c.key, "this service's CURVE key pair file (pingan keygen; mode 0600)");
     app.add_option("--server-key", c.server_key,
                    "the broker's public key file, or z85:KEY for the key itself");
+    app.add_option("--outbox-key", c.outbox_key,
+                   "key file sealing the outbox at rest (made, mode 0600, if missing; keep it "
+                   "outside --data)");
 }
 
 void add_log_format_option(CLI::App& app) {

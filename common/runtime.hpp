@@ -43,6 +43,7 @@ struct service_config {
     std::size_t max_connections = 1000; // per listening port; more are closed at once
     std::string key;                    // CURVE key pair file of this service
     std::string server_key;             // the broker's public key file, or "z85:<key>"
+    std::string outbox_key;             // seals the outbox at rest (outbox.hpp); made if missing
 };
 
 // Registers the common flags (and --config for a YAML file) on `app`.

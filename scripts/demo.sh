@@ -134,16 +134,20 @@ common=(--broker "$INGEST" --registry data/schools.csv --http 127.0.0.1:0
         --credentials "$CREDS" --tls-cert "$KEYS/intake-tls.pem" --tls-key "$KEYS/intake-tls.key"
         --rate-per-credential 1000 --burst-per-credential 1000
         --rate-per-address 1000 --burst-per-address 1000)
-start hazard "$BIN/pingan-hazard" "${common[@]}" --data "$RUN/hazard" --device demo-kiosk
+# Each service's outbox is sealed at rest with a key of its own, kept beside
+# the other keys and outside its --data folder.
+start hazard "$BIN/pingan-hazard" "${common[@]}" --data "$RUN/hazard" --device demo-kiosk \
+    --outbox-key "$KEYS/hazard-outbox.key"
 HAZARD=$(field http)
-start drill "$BIN/pingan-drill" "${common[@]}" --data "$RUN/drill"
+start drill "$BIN/pingan-drill" "${common[@]}" --data "$RUN/drill" \
+    --outbox-key "$KEYS/drill-outbox.key"
 DRILL=$(field http)
 start canteen "$BIN/pingan-canteen" "${common[@]}" --data "$RUN/canteen" \
-    --udp 127.0.0.1:0 --tcp 127.0.0.1:0
+    --outbox-key "$KEYS/canteen-outbox.key" --udp 127.0.0.1:0 --tcp 127.0.0.1:0
 CANTEEN=$(field http); CANTEEN_UDP=$(field udp)
 "$BIN/pingan-wellbeing" --registry data/schools.csv --make-keys "$RUN/wellbeing.keys"
 start wellbeing "$BIN/pingan-wellbeing" "${common[@]}" --data "$RUN/wellbeing" \
-    --keys "$RUN/wellbeing.keys"
+    --outbox-key "$KEYS/wellbeing-outbox.key" --keys "$RUN/wellbeing.keys"
 WELLBEING=$(field http)
 
 # pingan-notify with one receiver: the file channel, one line per page, for

@@ -5,6 +5,7 @@
 #include "common/client.hpp"
 #include "common/curve.hpp"
 #include "common/key_ring.hpp"
+#include "pingan_run.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -19,20 +20,6 @@ namespace {
 
 const std::string secret_ref = "stu-SECRET-7731";
 const std::string secret_code = "IND-SECRET-42";
-
-struct run_result {
-    int code;
-    std::vector<std::string> lines;
-};
-
-// `pingan` with standard error in the lines.
-run_result run(std::vector<std::string> args) {
-    args.insert(args.begin(), std::string(PINGAN_BIN_DIR) + "/pingan");
-    args.insert(args.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
-    process p(args);
-    auto lines = p.lines(std::chrono::seconds(60));
-    return {p.wait(), lines};
-}
 
 bool holds(const std::string& bytes, const std::string& text) {
     return bytes.find(text) != std::string::npos;

@@ -6,6 +6,7 @@
 #include "broker_process.hpp"
 #include "common/lmdb.hpp"
 #include "common/signing.hpp"
+#include "pingan_run.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -22,26 +23,6 @@ using namespace pingan::test;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct run_result {
-    int code;
-    std::vector<std::string> lines;
-};
-
-// `pingan` with standard error in the lines.
-run_result run(std::vector<std::string> args) {
-    args.insert(args.begin(), std::string(PINGAN_BIN_DIR) + "/pingan");
-    args.insert(args.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
-    process p(args);
-    auto lines = p.lines(std::chrono::seconds(60));
-    return {p.wait(), lines};
-}
-
-bool has(const run_result& r, const std::string& text) {
-    for (const auto& l : r.lines)
-        if (l.find(text) != std::string::npos) return true;
-    return false;
-}
 
 std::string hazard(const std::string& id) {
     return R"({"type":"hazard.reported","school":"420502K001","status":"Actual",)"

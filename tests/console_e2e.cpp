@@ -4,6 +4,7 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/curve.hpp"
+#include "pingan_run.hpp"
 #include "support.hpp"
 
 #include <boost/asio.hpp>
@@ -30,15 +31,6 @@ namespace {
 
 std::string bin(const std::string& name) {
     return std::string(PINGAN_BIN_DIR) + "/" + name;
-}
-
-template <class F> bool eventually(F done, std::chrono::milliseconds limit = 20s) {
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(50ms);
-    }
-    return true;
 }
 
 struct answer {

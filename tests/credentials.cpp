@@ -182,3 +182,56 @@ TEST_CASE("connection slots are limited per key and given back when dropped", "[
     a.reset();
     CHECK(s.take("10.0.0.1", 2));
 }
+
+TEST_CASE("the changes between two readings of the credentials are issued, revoked, removed and "
+          "changed, each with every school and district it covered",
+          "[credentials]") {
+    credential_store before;
+    std::string token;
+    officer(before, token);
+    credential kiosk;
+    kiosk.name = "kiosk-1";
+    REQUIRE(add_scope(kiosk, "district:420503"));
+    kiosk.roles = {"device"};
+    issue_token(kiosk);
+    before.add(kiosk);
+    credential gone;
+    gone.name = "old.phone";
+    REQUIRE(add_scope(gone, "school:420502K002"));
+    gone.roles = {"teacher"};
+    issue_token(gone);
+    before.add(gone);
+
+    CHECK(credential_changes(before, before).empty());
+
+    auto after = credential_store::parse(before.dump());
+    after.find("zhang.wei")->revoked_at = at("2026-10-01T00:00:00Z");
+    auto* k = after.find("kiosk-1");
+    k->districts.clear();
+    REQUIRE(add_scope(*k, "school:420502K001"));
+    auto fresh = after; // old.phone removed below, li.na issued
+    credential_store next;
+    for (const auto& c : fresh.all())
+        if (c.name != "old.phone") next.add(c);
+    credential li;
+    li.name = "li.na";
+    REQUIRE(add_scope(li, "school:420502K001"));
+    li.roles = {"teacher"};
+    issue_token(li);
+    next.add(li);
+
+    auto d = credential_changes(before, next);
+    REQUIRE(d.size() == 4);
+    CHECK(d[0].now.name == "zhang.wei");
+    CHECK(d[0].change == credential_change::revoked);
+    CHECK(d[0].schools == std::vector<std::string>{"420502K001"});
+    CHECK(d[1].now.name == "kiosk-1");
+    CHECK(d[1].change == credential_change::changed);
+    CHECK(d[1].schools == std::vector<std::string>{"420502K001"});
+    CHECK(d[1].districts == std::vector<std::string>{"420503"}); // covered before
+    CHECK(d[2].now.name == "li.na");
+    CHECK(d[2].change == credential_change::issued);
+    CHECK(d[3].now.name == "old.phone");
+    CHECK(d[3].change == credential_change::removed);
+    CHECK(d[3].schools == std::vector<std::string>{"420502K002"});
+}

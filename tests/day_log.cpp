@@ -6,6 +6,7 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/log_format.hpp"
+#include "pingan_run.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -69,15 +70,6 @@ std::vector<entry> having(const std::vector<entry>& log, const std::string& msg)
     for (const auto& e : log)
         if (e.msg == msg) v.push_back(e);
     return v;
-}
-
-template <class F> bool eventually(F done, std::chrono::milliseconds limit) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
 }
 
 struct day {

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <thread>
 
 using namespace pingan;
@@ -336,13 +337,79 @@ TEST_CASE("a revoked token is refused from the next request, on the same connect
     auto after = c.post("/hazard/report", hazard("420502K001", 2), with_token(t));
     CHECK(after.status == 401);
     CHECK(after.j()["errors"][0]["message"] == "this credential has been revoked");
-    CHECK(health(h.port)["outbox_depth"] == 1);
+    // The report, and the revocation's credential.changed event (no broker here).
+    CHECK(eventually([&] { return health(h.port)["outbox_depth"] == 2; }));
 
     // SIGHUP re-reads the file too.
     auto before = health(h.port)["intake"]["credential_reloads"].get<int>();
     h.proc->signal(SIGHUP);
     CHECK(eventually(
         [&] { return health(h.port)["intake"]["credential_reloads"].get<int>() > before; }));
+}
+
+TEST_CASE("each change of the credentials is an event in the log, per school and district, "
+          "even when no request comes",
+          "[intake]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    auto creds = d / "credentials.json";
+    issue(creds, "zhang.wei",
+          {"--scope", "school:420502K001", "--scope", "school:420502K002", "--role",
+           "safety_officer"});
+    issue(creds, "district.inspector", {"--scope", "district:420503", "--role", "safety_vp"});
+    hazard_service h({"--data", d / "hazard", "--broker", b.ingest, "--credentials", creds});
+
+    // Revoked while the service is idle: it looks at the file by itself.
+    REQUIRE(run({bin("pingan"), "credentials", "revoke", "zhang.wei", "--file", creds}).first == 0);
+    std::vector<event> got;
+    REQUIRE(eventually([&] {
+        got = stored(b.query, "credential.changed");
+        return got.size() >= 2;
+    }));
+    REQUIRE(got.size() == 2);
+    std::set<std::string> schools;
+    for (const auto& e : got) {
+        const auto& c = std::get<credential_changed>(e.body);
+        CHECK(c.credential == "zhang.wei");
+        CHECK(c.change == credential_change::revoked);
+        CHECK(c.trigger == "file changed");
+        CHECK(c.file == creds);
+        CHECK(c.roles == std::vector<std::string>{"safety_officer"});
+        CHECK(e.source == "pingan-hazard/default");
+        schools.insert(e.school);
+    }
+    CHECK(schools == std::set<std::string>{"420502K001", "420502K002"});
+
+    // A district's credential revoked, then SIGHUP: one event for the
+    // district, with no school; a new credential is recorded as issued.
+    REQUIRE(run({bin("pingan"), "credentials", "revoke", "district.inspector", "--file", creds})
+                .first == 0);
+    issue(creds, "li.na", {"--scope", "school:420502K001", "--role", "teacher"});
+    h.proc->signal(SIGHUP);
+    REQUIRE(eventually([&] {
+        got = stored(b.query, "credential.changed");
+        return got.size() >= 4;
+    }));
+    REQUIRE(got.size() == 4);
+    std::map<std::string, event> by_name;
+    for (std::size_t i = 2; i < got.size(); ++i)
+        by_name[std::get<credential_changed>(got[i].body).credential] = got[i];
+    REQUIRE(by_name.count("district.inspector") == 1);
+    const auto& dist = by_name["district.inspector"];
+    CHECK(dist.school.empty());
+    CHECK(dist.district == "420503");
+    CHECK(std::get<credential_changed>(dist.body).change == credential_change::revoked);
+    REQUIRE(by_name.count("li.na") == 1);
+    CHECK(by_name["li.na"].school == "420502K001");
+    CHECK(std::get<credential_changed>(by_name["li.na"].body).change == credential_change::issued);
+    // Nothing else changed, so nothing else was recorded.
+    h.proc->signal(SIGHUP);
+    auto before = health(h.port)["intake"]["credential_reloads"].get<int>();
+    h.proc->signal(SIGHUP);
+    REQUIRE(eventually(
+        [&] { return health(h.port)["intake"]["credential_reloads"].get<int>() > before; }));
+    REQUIRE(eventually([&] { return health(h.port)["outbox_depth"] == 0; }));
+    CHECK(stored(b.query, "credential.changed").size() == 4);
 }
 
 TEST_CASE("an intake without credentials, or off loopback without TLS, refuses to start",

@@ -3,6 +3,7 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/prometheus.hpp"
+#include "pingan_run.hpp"
 #include "support.hpp"
 
 #include <boost/asio.hpp>
@@ -25,15 +26,6 @@ namespace {
 
 std::string bin(const std::string& name) {
     return std::string(PINGAN_BIN_DIR) + "/" + name;
-}
-
-template <class F> bool eventually(F done, std::chrono::milliseconds limit = 20s) {
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(50ms);
-    }
-    return true;
 }
 
 struct answer {

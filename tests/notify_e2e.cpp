@@ -6,6 +6,7 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/codec.hpp"
+#include "pingan_run.hpp"
 #include "services/notify/channels.hpp"
 #include "support.hpp"
 
@@ -45,15 +46,6 @@ constexpr const char* secret = "test-secret-0123456789";
 
 std::string bin(const std::string& name) {
     return std::string(PINGAN_BIN_DIR) + "/" + name;
-}
-
-template <class F> bool eventually(F done, std::chrono::milliseconds limit = 20s) {
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(20ms);
-    }
-    return true;
 }
 
 unsigned short free_port() {

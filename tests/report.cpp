@@ -2,6 +2,7 @@
 // manual clock, the numbers checked, and the HTML rendered by headless chromium.
 #include "broker_process.hpp"
 #include "common/client.hpp"
+#include "pingan_run.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -14,28 +15,6 @@ using namespace pingan;
 using namespace pingan::test;
 
 namespace {
-
-struct run_result {
-    int code;
-    std::vector<std::string> lines;
-};
-
-run_result run(std::vector<std::string> args) {
-    args.insert(args.begin(), std::string(PINGAN_BIN_DIR) + "/pingan");
-    args.insert(args.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
-    process p(args);
-    auto lines = p.lines(std::chrono::seconds(60));
-    return {p.wait(), lines};
-}
-
-template <class F> bool eventually(F done) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
-}
 
 // Autumn term 2026, from 2026-10-12 09:00 CST to 2026-10-14 10:00:
 //   420502K001 (kindergarten): hazard HZ-A acknowledged after 10 min, rectified in time;

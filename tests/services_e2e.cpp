@@ -4,6 +4,7 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/codec.hpp"
+#include "pingan_run.hpp"
 
 #include <utility>
 
@@ -125,14 +126,6 @@ json health(unsigned short port) {
 }
 
 // Polls until `done` holds, at most `limit`. Returns: done().
-template <class F> bool eventually(F done, std::chrono::milliseconds limit = 20s) {
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(50ms);
-    }
-    return true;
-}
 
 std::vector<event> replay_type(const std::string& query, const std::string& type) {
     zmq::context_t ctx(1);
@@ -344,6 +337,65 @@ TEST_CASE("the wellbeing service never lets the raw student id reach the broker'
     std::string bytes((std::istreambuf_iterator<char>(data)), std::istreambuf_iterator<char>());
     CHECK_FALSE(bytes.empty());
     CHECK(bytes.find(student) == std::string::npos);
+}
+
+TEST_CASE("a psych alert waiting in a sealed outbox is in no byte of it, and survives kill -9",
+          "[services_e2e]") {
+    temp_dir d;
+    {
+        process make(
+            {bin("pingan-wellbeing"), "--registry", registry_csv(), "--make-keys", d / "keys"});
+        REQUIRE(make.wait() == 0);
+    }
+    auto ingest = "tcp://127.0.0.1:" + std::to_string(free_port());
+    std::vector<std::string> args{
+        "--data", d / "wellbeing", "--broker",     ingest,
+        "--keys", d / "keys",      "--outbox-key", d / "secrets/outbox.key"};
+    const std::string code = "SH-OUTBOX-SEALED-9";
+    std::string id;
+    {
+        service_process wb("pingan-wellbeing", args);
+        auto a = post(wb.port(), "/psych/alert",
+                      {{"school", "420502K001"},
+                       {"student_id", "STU-20190347-QX"},
+                       {"risk_level", "red"},
+                       {"source", "teacher"},
+                       {"indicator_codes", {code}},
+                       {"reported_by_role", "head_teacher"}});
+        REQUIRE(a.status == 202);
+        id = a.j()["id"].get<std::string>();
+        CHECK(health(wb.port())["outbox_depth"] == 1); // no broker yet: it waits
+        wb.proc->signal(SIGKILL);
+        wb.proc->wait();
+    }
+    CHECK(std::filesystem::status(d / "secrets/outbox.key").permissions() ==
+          (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+    std::ifstream data(d / "wellbeing/outbox/data.mdb", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(data)), std::istreambuf_iterator<char>());
+    CHECK_FALSE(bytes.empty());
+    CHECK(bytes.find(code) == std::string::npos);
+    CHECK(bytes.find("head_teacher") == std::string::npos);
+
+    // Without its key the outbox is not opened: the service says why and stops.
+    {
+        process without({"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh", bin("pingan-wellbeing"),
+                         "--http", "127.0.0.1:0", "--registry", registry_csv(), "--insecure-dev",
+                         "--data", d / "wellbeing", "--broker", ingest, "--keys", d / "keys"});
+        auto lines = without.lines(20s);
+        CHECK(without.wait() == 2);
+        bool told = false;
+        for (const auto& l : lines)
+            told = told || l.find("is sealed: start with --outbox-key FILE") != std::string::npos;
+        CHECK(told);
+    }
+
+    // With it, the alert reaches the broker once.
+    fixed_broker b(d / "store", ingest);
+    service_process again("pingan-wellbeing", args);
+    REQUIRE(eventually([&] { return health(again.port())["outbox_depth"] == 0; }));
+    auto stored = replay_type(b.query, "psych.alert");
+    REQUIRE(stored.size() == 1);
+    CHECK(stored[0].id.str() == id);
 }
 
 TEST_CASE("a service with a school's key publishes to a secured broker as that school",

@@ -2,6 +2,7 @@
 // a scripted hazard on a real broker with a manual clock, told as a story.
 #include "broker_process.hpp"
 #include "common/client.hpp"
+#include "pingan_run.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -14,38 +15,8 @@ using namespace pingan::test;
 
 namespace {
 
-struct run_result {
-    int code;
-    std::vector<std::string> lines;
-};
-
-run_result run(std::vector<std::string> args) {
-    args.insert(args.begin(), std::string(PINGAN_BIN_DIR) + "/pingan");
-    process p(args);
-    auto lines = p.lines(std::chrono::seconds(60));
-    return {p.wait(), lines};
-}
-
-// Standard error too, for messages.
-run_result run2(std::vector<std::string> args) {
-    args.insert(args.begin(), std::string(PINGAN_BIN_DIR) + "/pingan");
-    args.insert(args.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
-    process p(args);
-    auto lines = p.lines(std::chrono::seconds(60));
-    return {p.wait(), lines};
-}
-
 std::string default_rules() {
     return source_path("config/rules/yichang-default.yaml");
-}
-
-template <class F> bool eventually(F done) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
 }
 
 // A general hazard at 420502K001, from report to closure, on a manual clock:
@@ -76,7 +47,7 @@ struct scripted_hazard {
                    {"location", "教学楼二层"},
                    {"found_by", "safety_officer"},
                    {"deadline", "2026-10-14T09:00:00+08:00"}}}});
-        auto list = run({"incidents", "list", "--json"});
+        auto list = run_stdout({"incidents", "list", "--json"});
         REQUIRE(list.lines.size() == 1);
         incident = json::parse(list.lines[0])["id"].get<std::string>();
         // The notifier's report that the page reached the safety officer.
@@ -100,7 +71,7 @@ struct scripted_hazard {
                    {"attempt", 1},
                    {"latency_ms", 850}}}});
         q.clock({{"advance", "30m"}});
-        REQUIRE(run({"incidents", "ack", incident, "--note", "已安排整改"}).code == 0);
+        REQUIRE(run_stdout({"incidents", "ack", incident, "--note", "已安排整改"}).code == 0);
         q.clock({{"set", "2026-10-14T10:00:00+08:00"}});
         REQUIRE(eventually([&] { return count("incident.overdue") == 1; }));
         q.clock({{"advance", "1h"}});
@@ -110,7 +81,8 @@ struct scripted_hazard {
                  {"body",
                   {{"hazard_id", "HZ-T1"}, {"rectified_by", "wang"}, {"description", "已更换"}}}});
         q.clock({{"advance", "1h"}});
-        REQUIRE(run({"incidents", "verify", incident, "--verifier", "li", "--evidence", "复查合格"})
+        REQUIRE(run_stdout(
+                    {"incidents", "verify", incident, "--verifier", "li", "--evidence", "复查合格"})
                     .code == 0);
         REQUIRE(eventually([&] { return count("incident.closed") == 1; }));
     }
@@ -123,7 +95,7 @@ struct scripted_hazard {
     // Publishes at the broker's time.
     void publish(json e) {
         e["occurred_at"] = q.clock(json::object())["now"];
-        auto r = run({"publish", e.dump()});
+        auto r = run_stdout({"publish", e.dump()});
         INFO(e.dump());
         REQUIRE(r.code == 0);
     }
@@ -142,7 +114,7 @@ TEST_CASE("timeline tells a hazard's story in order with the time between steps 
           "deadlines met or missed",
           "[timeline]") {
     scripted_hazard h;
-    auto r = run({"incidents", "timeline", h.incident, "--json"});
+    auto r = run_stdout({"incidents", "timeline", h.incident, "--json"});
     REQUIRE(r.code == 0);
     REQUIRE(r.lines.size() == 1);
     auto t = json::parse(r.lines[0]);
@@ -191,7 +163,8 @@ TEST_CASE("timeline tells a hazard's story in order with the time between steps 
     CHECK(d[1]["status"] == "missed");
 
     // With the rule set: the later steps (3 and 7 days past due) were met.
-    auto with = run({"incidents", "timeline", h.incident, "--json", "--rules", default_rules()});
+    auto with =
+        run_stdout({"incidents", "timeline", h.incident, "--json", "--rules", default_rules()});
     REQUIRE(with.code == 0);
     auto dl = json::parse(with.lines.at(0))["deadlines"];
     std::vector<std::string> judged;
@@ -204,7 +177,7 @@ TEST_CASE("timeline tells a hazard's story in order with the time between steps 
                                              "step 2026-10-21T01:00:00.000000Z met"});
 
     // For people: China time, the steps' names, the deadlines.
-    auto text = run({"incidents", "timeline", h.incident});
+    auto text = run_stdout({"incidents", "timeline", h.incident});
     REQUIRE(text.code == 0);
     std::string all;
     for (const auto& l : text.lines)
@@ -218,15 +191,15 @@ TEST_CASE("timeline tells a hazard's story in order with the time between steps 
 
 TEST_CASE("timeline reads a store directly with --data and tells the same story", "[timeline]") {
     scripted_hazard h;
-    auto net = run({"incidents", "timeline", h.incident, "--json"});
-    auto off = run({"incidents", "timeline", "HZ-T1", "--school", "420502K001", "--json", "--data",
-                    h.d / "store"});
+    auto net = run_stdout({"incidents", "timeline", h.incident, "--json"});
+    auto off = run_stdout({"incidents", "timeline", "HZ-T1", "--school", "420502K001", "--json",
+                           "--data", h.d / "store"});
     REQUIRE(net.code == 0);
     REQUIRE(off.code == 0);
     auto a = json::parse(net.lines.at(0)), b = json::parse(off.lines.at(0));
     CHECK(a["steps"] == b["steps"]);
     CHECK(a["deadlines"] == b["deadlines"]);
-    auto missing = run2({"incidents", "timeline", "INC-0000000000000000", "--data", h.d / "store"});
+    auto missing = run({"incidents", "timeline", "INC-0000000000000000", "--data", h.d / "store"});
     CHECK(missing.code == 1);
     REQUIRE_FALSE(missing.lines.empty());
     CHECK(missing.lines[0].find("no incident \"INC-0000000000000000\"") != std::string::npos);
@@ -236,14 +209,14 @@ TEST_CASE("timeline reads a store directly with --data and tells the same story"
         std::ofstream o(other);
         o << read_file(default_rules()) << "\n# edited\n";
     }
-    auto wrong = run2({"incidents", "timeline", h.incident, "--rules", other});
+    auto wrong = run({"incidents", "timeline", h.incident, "--rules", other});
     CHECK(wrong.code == 1);
     CHECK(wrong.lines.at(0).find("give the rule set the broker ran") != std::string::npos);
 }
 
 TEST_CASE("replay --incident prints the incident's events in offset order", "[timeline]") {
     scripted_hazard h;
-    auto r = run({"replay", "--incident", h.incident, "--json"});
+    auto r = run_stdout({"replay", "--incident", h.incident, "--json"});
     REQUIRE(r.code == 0);
     REQUIRE(r.lines.size() == 11);
     std::uint64_t last = 0;
@@ -254,9 +227,9 @@ TEST_CASE("replay --incident prints the incident's events in offset order", "[ti
     }
     CHECK(json::parse(r.lines.front())["type"] == "hazard.reported");
     CHECK(json::parse(r.lines.back())["type"] == "incident.closed");
-    auto people = run({"replay", "--incident", "HZ-T1", "--school", "420502K001"});
+    auto people = run_stdout({"replay", "--incident", "HZ-T1", "--school", "420502K001"});
     REQUIRE(people.code == 0);
     CHECK(people.lines.size() == 11);
-    auto mixed = run2({"replay", "--incident", h.incident, "--type", "hazard."});
+    auto mixed = run({"replay", "--incident", h.incident, "--type", "hazard."});
     CHECK(mixed.code == 2);
 }

@@ -4,44 +4,21 @@
 // line_protocol.hpp) and become food.temp_reading events, with a cold-chain
 // alert when a sensor stays out of range; sample retention, meal
 // accompaniment and illness reports come over HTTP JSON.
-#include "common/version.hpp"
 #include "handle_request.hpp"
 #include "sensor_intake.hpp"
-#include "services/common/service.hpp"
-
-#include <iostream>
+#include "services/common/program.hpp"
 
 using namespace pingan;
 
-namespace {
-
-[[noreturn]] void fail(const std::string& what) {
-    std::cerr << "pingan-canteen: " << what << "\n";
-    std::exit(2);
-}
-
-micros duration_flag(const std::string& name, const std::string& text) {
-    auto d = parse_duration(text);
-    if (!d) fail(name + " \"" + text + "\" is not a duration such as 30m");
-    return *d;
-}
-
-} // namespace
-
 int main(int argc, char** argv) {
-    service_config cfg;
-    cfg.name = "pingan-canteen";
-    cfg.data_dir = "var/canteen";
-    cfg.http = "127.0.0.1:8083";
+    svc::service_program p{
+        "pingan-canteen", "var/canteen", "127.0.0.1:8083",
+        "pingan-canteen: canteen sensors, sample retention, 陪餐 and illness reports"};
     std::string udp_at = "127.0.0.1:8093", tcp_at = "127.0.0.1:8094";
     std::vector<std::string> files;
     std::string alert_after = "30m", escalate_after = "2h";
     double margin = 1.0;
-    CLI::App app{"pingan-canteen: canteen sensors, sample retention, 陪餐 and illness reports"};
-    app.set_version_flag("--version", pingan::version_line("pingan-canteen"));
-    add_service_options(app, cfg);
-    svc::intake_options sec;
-    svc::add_intake_options(app, sec);
+    auto& app = p.app();
     app.add_option("--udp", udp_at, "UDP address for sensor lines (empty: off)")
         ->capture_default_str();
     app.add_option("--tcp", tcp_at, "TCP address for sensor lines (empty: off)")
@@ -53,15 +30,18 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--margin", margin, "°C back inside the range that ends an excursion")
         ->capture_default_str();
-    CLI11_PARSE(app, argc, argv);
-    try {
-        svc::canteen::cold_chain_options opts;
-        opts.margin = margin;
-        opts.alert_after = duration_flag("--alert-after", alert_after);
-        opts.escalate_after = duration_flag("--escalate-after", escalate_after);
+    if (auto done = p.parse(argc, argv)) return *done;
 
-        service_runtime rt(make_logger(cfg.name, cfg.log_level));
-        svc::service_host host(rt, cfg, sec);
+    auto duration_flag = [&p](const std::string& name, const std::string& text) {
+        auto d = parse_duration(text);
+        if (!d) p.fail(name + " \"" + text + "\" is not a duration such as 30m");
+        return *d;
+    };
+    svc::canteen::cold_chain_options opts;
+    opts.margin = margin;
+    opts.alert_after = duration_flag("--alert-after", alert_after);
+    opts.escalate_after = duration_flag("--escalate-after", escalate_after);
+    return p.run([&](service_runtime& rt, svc::service_host& host) {
         svc::canteen::sensors sensors(opts);
         svc::canteen::sensor_intake intake(host, sensors);
         host.route_post("/canteen/sample", svc::canteen::sample);
@@ -76,14 +56,14 @@ int main(int argc, char** argv) {
         std::string more;
         if (!udp_at.empty()) {
             auto at = svc::parse_endpoint(udp_at);
-            if (!at) fail("--udp \"" + udp_at + "\" is not HOST:PORT");
+            if (!at) p.fail("--udp \"" + udp_at + "\" is not HOST:PORT");
             auto ep = intake.serve_udp(svc::udp::endpoint(at->address(), at->port()));
             more += "udp=" + ep.address().to_string() + ":" + std::to_string(ep.port());
         }
         if (!tcp_at.empty()) {
             auto at = svc::parse_endpoint(tcp_at);
-            if (!at) fail("--tcp \"" + tcp_at + "\" is not HOST:PORT");
-            auto ep = intake.serve_tcp(*at, cfg.max_connections);
+            if (!at) p.fail("--tcp \"" + tcp_at + "\" is not HOST:PORT");
+            auto ep = intake.serve_tcp(*at, p.config().max_connections);
             if (!more.empty()) more += " ";
             more += "tcp=" + ep.address().to_string() + ":" + std::to_string(ep.port());
         }
@@ -92,9 +72,5 @@ int main(int argc, char** argv) {
             rt.log().info("{}: {} readings", f, intake.read_file(f));
         host.start(more);
         return rt.run();
-    } catch (const error& x) {
-        fail(x.what());
-    } catch (const std::exception& x) {
-        fail(x.what());
-    }
+    });
 }

@@ -307,4 +307,44 @@ void save_credentials(const std::string& path, const credential_store& s) {
         throw error(errc::io_error, "cannot replace " + path + ": " + std::strerror(errno));
 }
 
+std::vector<credential_delta> credential_changes(const credential_store& before,
+                                                 const credential_store& after) {
+    auto sorted = [](std::vector<std::string> v) {
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    auto both = [](const std::vector<std::string>& a, const std::vector<std::string>& b) {
+        std::vector<std::string> v = a;
+        v.insert(v.end(), b.begin(), b.end());
+        std::sort(v.begin(), v.end());
+        v.erase(std::unique(v.begin(), v.end()), v.end());
+        return v;
+    };
+    std::vector<credential_delta> out;
+    for (const auto& c : after.all()) {
+        const auto* was = before.find(c.id);
+        credential_delta d{c, credential_change::changed, {}, {}};
+        if (!was) {
+            d.change = c.revoked_at ? credential_change::revoked : credential_change::issued;
+            d.schools = both(c.schools, {});
+            d.districts = both(c.districts, {});
+        } else {
+            if (c.revoked_at && !was->revoked_at)
+                d.change = credential_change::revoked;
+            else if (sorted(c.schools) == sorted(was->schools) &&
+                     sorted(c.districts) == sorted(was->districts) &&
+                     sorted(c.roles) == sorted(was->roles))
+                continue;
+            d.schools = both(c.schools, was->schools);
+            d.districts = both(c.districts, was->districts);
+        }
+        out.push_back(std::move(d));
+    }
+    for (const auto& c : before.all())
+        if (!after.find(c.id))
+            out.push_back(
+                {c, credential_change::removed, both(c.schools, {}), both(c.districts, {})});
+    return out;
+}
+
 } // namespace pingan::svc

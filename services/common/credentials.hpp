@@ -15,6 +15,7 @@
 #pragma once
 
 #include "common/errc.hpp"
+#include "common/event.hpp"
 #include "common/registry.hpp"
 #include "common/time.hpp"
 
@@ -90,6 +91,19 @@ std::string issue_token(credential& c);
 bool add_scope(credential& c, std::string_view text);
 
 bool valid_credential_name(std::string_view name) noexcept;
+
+// One credential's change between two readings of the file: its state now
+// (before, if removed) and what changed.
+struct credential_delta {
+    credential now;
+    credential_change change = credential_change::changed;
+    std::vector<std::string> schools, districts; // covered before or after, each once
+};
+// Returns: what differs from `before` to `after`, in `after`'s order (removed
+// ones last): issued, revoked, removed, or changed scope or roles. Expiry is
+// not a change of the file and is not listed.
+std::vector<credential_delta> credential_changes(const credential_store& before,
+                                                 const credential_store& after);
 
 // Reads the credentials file. Throws: pingan::error(io_error or bad_config).
 credential_store load_credentials(const std::string& path);

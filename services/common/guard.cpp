@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <utility>
 
 namespace pingan::svc {
 
@@ -146,10 +147,14 @@ void credential_table::load_if_changed(bool force) {
     }
     try {
         auto fresh = std::make_shared<const credential_store>(load_credentials(path_));
-        std::lock_guard lock(m_);
-        store_ = std::move(fresh);
+        std::shared_ptr<const credential_store> before;
+        {
+            std::lock_guard lock(m_);
+            before = std::exchange(store_, fresh);
+        }
         ++counters_.credential_reloads;
-        log_->info("credentials {} reloaded: {} credentials", path_, store_->all().size());
+        log_->info("credentials {} reloaded: {} credentials", path_, fresh->all().size());
+        if (on_change_) on_change_(*before, *fresh, force ? "SIGHUP" : "file changed");
     } catch (const error& e) {
         ++counters_.credential_reload_failures;
         // The credentials in force stay: refusing everyone over a typo would

@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -115,8 +116,16 @@ class credential_table {
     void reload();
     const std::string& path() const noexcept { return path_; }
 
+    // Called after a re-reading that put new credentials in force, with the
+    // ones before, the ones now and what caused it ("file changed", "SIGHUP").
+    // Runs on the thread that re-read the file, outside the table's lock.
+    using change_fn = std::function<void(const credential_store& before,
+                                         const credential_store& after, std::string_view trigger)>;
+    void on_change(change_fn f) { on_change_ = std::move(f); }
+
   private:
     void load_if_changed(bool force);
+    change_fn on_change_;
 
     std::string path_;
     std::shared_ptr<spdlog::logger> log_;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 namespace pingan::svc {
@@ -68,7 +69,22 @@ service_host::service_host(service_runtime& rt, const service_config& cfg,
         throw error(errc::bad_config, "no registry: give --registry PATH/schools.csv");
     registry_ = load_registry(reg_path);
     clock_ = make_clock(cfg.clock);
-    outbox_ = std::make_unique<outbox>(cfg.data_dir + "/outbox");
+    std::optional<outbox_key> seal;
+    if (!cfg.outbox_key.empty()) {
+        // Backups copy the data folder whole: the key must not travel with it.
+        namespace fs = std::filesystem;
+        auto k = fs::weakly_canonical(fs::absolute(cfg.outbox_key)).string();
+        auto d = fs::weakly_canonical(fs::absolute(cfg.data_dir)).string() + "/";
+        if (k.starts_with(d))
+            throw error(errc::bad_config, "--outbox-key " + cfg.outbox_key +
+                                              " must be outside --data " + cfg.data_dir +
+                                              ": a copy of the outbox would carry its key");
+        seal = read_outbox_key(cfg.outbox_key, true);
+    } else {
+        rt.log().warn("no --outbox-key: reports wait in the outbox in clear until the broker "
+                      "acknowledges them; development only");
+    }
+    outbox_ = std::make_unique<outbox>(cfg.data_dir + "/outbox", 64u << 20, std::move(seal));
     publisher_options po;
     po.endpoint = cfg.broker;
     po.resend_timeout = cfg.resend_timeout;
@@ -117,6 +133,40 @@ std::string service_host::metrics() const {
     return w.str();
 }
 
+std::vector<event> service_host::credential_events(std::span<const credential_delta> deltas,
+                                                   std::string_view trigger) const {
+    std::vector<event> out;
+    auto now = clock_->now();
+    for (const auto& d : deltas) {
+        credential_changed body;
+        body.credential = d.now.name;
+        body.credential_id = d.now.id;
+        body.change = d.change;
+        body.scope = d.now.scope_text();
+        body.roles = d.now.roles;
+        body.trigger = std::string(trigger);
+        body.file = credentials_->path();
+        auto add = [&](const std::string& school, const std::string& district) {
+            event e;
+            e.id = new_event_id(now);
+            e.school = school;
+            e.district = district;
+            e.source = source_;
+            e.occurred_at = now;
+            e.status = pingan::status::actual;
+            e.severity = pingan::severity::minor;
+            e.scope = pingan::scope::restricted;
+            e.body = body;
+            out.push_back(std::move(e));
+        };
+        for (const auto& s : d.schools)
+            if (registry_.find(s)) add(s, {});
+        for (const auto& code : d.districts)
+            if (registry_.find_district(code)) add({}, code);
+    }
+    return out;
+}
+
 void service_host::start(const std::string& more) {
     auto at = parse_endpoint(cfg_.http);
     if (!at) throw error(errc::bad_config, "--http \"" + cfg_.http + "\" is not HOST:PORT");
@@ -145,6 +195,34 @@ void service_host::start(const std::string& more) {
             });
         };
         (*wait)();
+        // Every change of the credentials taken into force is an event in the
+        // log; the file is looked at every two seconds so that a revocation
+        // takes force, and is recorded, even when no request comes.
+        credentials_->on_change([this](const credential_store& before,
+                                       const credential_store& after, std::string_view trigger) {
+            auto events = credential_events(credential_changes(before, after), trigger);
+            if (events.empty()) return;
+            net::post(rt_.io(), [this, events = std::move(events)] {
+                try {
+                    accept(events);
+                    rt_.log().info("credentials: {} credential.changed events in the outbox",
+                                   events.size());
+                } catch (const error& e) {
+                    rt_.log().error("credentials: the change was not recorded: {}", e.detail());
+                }
+            });
+        });
+        watch_ = std::make_unique<net::steady_timer>(rt_.io());
+        auto look = std::make_shared<std::function<void()>>();
+        *look = [this, look] {
+            watch_->expires_after(std::chrono::seconds(2));
+            watch_->async_wait([this, look](const beast::error_code& ec) {
+                if (ec) return;
+                (void)credentials_->current();
+                (*look)();
+            });
+        };
+        (*look)();
     }
     if (sec_.insecure_dev)
         rt_.log().critical("INSECURE (--insecure-dev): {}{}; for development only",
@@ -155,6 +233,7 @@ void service_host::start(const std::string& more) {
     rt_.on_stop([this] {
         listener_->stop();
         if (hup_) hup_->cancel();
+        if (watch_) watch_->cancel();
         publisher_->stop();
         rt_.log().info("stopped; {} events wait in the outbox", outbox_->depth());
     });

@@ -80,6 +80,9 @@ class service_host {
     response photo_fetch(const request& req, std::string_view hash);
     // The request's credential, or the refusal to answer (401 or 429).
     const credential* authenticate(const request& req, std::optional<response>& refused);
+    // One credential.changed event per school and district each change covered.
+    std::vector<event> credential_events(std::span<const credential_delta> deltas,
+                                         std::string_view trigger) const;
     // Problems with the photos the events name: not uploaded for their school,
     // or not of the size and type given.
     problems check_photo_refs(std::span<const event> events) const;
@@ -102,6 +105,7 @@ class service_host {
     std::shared_ptr<const credential_store> held_; // the store of the last authentication
     std::shared_ptr<ssl::context> tls_;
     std::unique_ptr<net::signal_set> hup_;
+    std::unique_ptr<net::steady_timer> watch_; // looks at the credentials file
     rate_limiter by_credential_, by_address_;
     connection_slots conns_by_credential_, conns_by_address_;
     std::map<std::string, std::uint64_t, std::less<>> accepted_; // events by type (io thread)

@@ -1,6 +1,7 @@
 // Deliveries, retries, receipts, acknowledgement links and metrics.
 #include "notifier.hpp"
 
+#include "common/markup.hpp"
 #include "common/prometheus.hpp"
 
 #include <sodium.h>
@@ -34,29 +35,6 @@ pingan::status mode_of(const event& page) {
     return pingan::status::actual;
 }
 
-std::string html_escape(std::string_view s) {
-    std::string o;
-    for (char c : s) {
-        switch (c) {
-        case '<':
-            o += "&lt;";
-            break;
-        case '>':
-            o += "&gt;";
-            break;
-        case '&':
-            o += "&amp;";
-            break;
-        case '"':
-            o += "&quot;";
-            break;
-        default:
-            o += c;
-        }
-    }
-    return o;
-}
-
 svc::response text_response(http::status s, std::string content_type, std::string body) {
     svc::response res{s, 11};
     res.set(http::field::content_type, content_type);
@@ -70,8 +48,8 @@ svc::response html(http::status s, const std::string& title, const std::string& 
     return text_response(s, "text/html; charset=utf-8",
                          "<!doctype html><html lang=\"zh\"><head><meta charset=\"utf-8\">"
                          "<meta name=\"viewport\" content=\"width=device-width\"><title>" +
-                             html_escape(title) + "</title></head><body><h1>" + html_escape(title) +
-                             "</h1>" + inner + "</body></html>");
+                             markup_escape(title) + "</title></head><body><h1>" +
+                             markup_escape(title) + "</h1>" + inner + "</body></html>");
 }
 
 std::string dump(const json& j) {
@@ -485,8 +463,9 @@ svc::response notifier::ack(const svc::request& req, std::string_view token) {
     auto who = tok->value("receiver_name", std::string());
     auto rid = tok->value("receiver", std::string());
     auto status = tok->value("status", std::string("Actual"));
-    auto details = "<p>事件 Incident: <code>" + html_escape(incident) + "</code></p><p>接收人 " +
-                   "Receiver: " + html_escape(who.empty() ? rid : who + " (" + rid + ")") + "</p>" +
+    auto details = "<p>事件 Incident: <code>" + markup_escape(incident) + "</code></p><p>接收人 " +
+                   "Receiver: " + markup_escape(who.empty() ? rid : who + " (" + rid + ")") +
+                   "</p>" +
                    (status == "Exercise" ? "<p><strong>【演练 EXERCISE】</strong></p>" : "");
     if (tok->value("used", false))
         return html(http::status::ok, "已确认 Already acknowledged", details);

@@ -36,25 +36,6 @@ std::string joined(const json& j, const char* k) {
     return s;
 }
 
-// Does event `e` concern incident `i`? The broker's rule for INCIDENT
-// (docs/protocol.md): its opening event, anything naming the incident's id or
-// one of its timers, and the school's own events on its subject in its mode.
-bool concerns(const event& e, const incident& i) {
-    if (e.id.str() == i.cause) return true;
-    auto body = body_to_json(e.body);
-    auto names = [&](const char* field, const std::string& what) {
-        auto it = body.find(field);
-        return it != body.end() && it->is_string() && it->get_ref<const std::string&>() == what;
-    };
-    if (names("incident_id", i.id)) return true;
-    if (auto it = body.find("timer_id");
-        it != body.end() && it->is_string() &&
-        it->get_ref<const std::string&>().find(i.id) != std::string::npos)
-        return true;
-    if (e.school != i.school || e.status != i.mode) return false;
-    return names("hazard_id", i.subject) || names("incident_id", i.subject);
-}
-
 } // namespace
 
 std::string data_dir_or_env(const std::string& given) {

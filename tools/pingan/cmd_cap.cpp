@@ -17,6 +17,7 @@
 // without XML_PARSE_NOENT or XML_PARSE_DTDLOAD. Only UTF-8 is accepted.
 #include "common/client.hpp"
 #include "common/event_id.hpp"
+#include "common/markup.hpp"
 #include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
 #include "tools/pingan/engine_cli.hpp"
@@ -37,29 +38,6 @@ namespace pingan::cli {
 namespace {
 
 constexpr const char* cap_ns = "urn:oasis:names:tc:emergency:cap:1.2";
-
-std::string xml_escape(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        switch (c) {
-        case '&':
-            o += "&amp;";
-            break;
-        case '<':
-            o += "&lt;";
-            break;
-        case '>':
-            o += "&gt;";
-            break;
-        case '"':
-            o += "&quot;";
-            break;
-        default:
-            o += c;
-        }
-    }
-    return o;
-}
 
 // CAP's dateTime: China time with its offset, no fraction ("2026-10-12T09:00:00+08:00").
 std::string cap_time(timestamp t) {
@@ -98,9 +76,9 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
     std::ostringstream o;
     o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       << "<alert xmlns=\"" << cap_ns << "\">\n"
-      << "  <identifier>" << xml_escape(first ? id : id + "." + std::to_string(to_us(updated)))
+      << "  <identifier>" << markup_escape(first ? id : id + "." + std::to_string(to_us(updated)))
       << "</identifier>\n"
-      << "  <sender>" << xml_escape(sender) << "</sender>\n"
+      << "  <sender>" << markup_escape(sender) << "</sender>\n"
       << "  <sent>" << cap_time(first ? opened : updated) << "</sent>\n"
       << "  <status>" << inc["mode"].get<std::string>() << "</status>\n"
       << "  <msgType>" << (first ? "Alert" : "Update") << "</msgType>\n"
@@ -108,13 +86,13 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
       << "  <restriction>教育主管部门及学校安全责任人 education bureaus and school safety "
          "officers</restriction>\n";
     if (!first)
-        o << "  <references>" << xml_escape(sender) << "," << xml_escape(id) << ","
+        o << "  <references>" << markup_escape(sender) << "," << markup_escape(id) << ","
           << cap_time(opened) << "</references>\n";
-    o << "  <incidents>" << xml_escape(id) << "</incidents>\n"
+    o << "  <incidents>" << markup_escape(id) << "</incidents>\n"
       << "  <info>\n"
       << "    <language>zh-CN</language>\n"
       << "    <category>" << category_of(inc["kind"].get<std::string>()) << "</category>\n"
-      << "    <event>" << xml_escape(inc["kind"].get<std::string>()) << "</event>\n";
+      << "    <event>" << markup_escape(inc["kind"].get<std::string>()) << "</event>\n";
     if (state == "closed") o << "    <responseType>AllClear</responseType>\n";
     o << "    <urgency>" << (state == "closed" ? "Past" : "Immediate") << "</urgency>\n"
       << "    <severity>" << inc["severity"].get<std::string>() << "</severity>\n"
@@ -123,9 +101,9 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
         o << "    <expires>" << cap_time(*parse_utc(inc["due"].get<std::string>()))
           << "</expires>\n";
     o << "    <senderName>平安校园 Pingan</senderName>\n"
-      << "    <headline>" << xml_escape(headline_of(inc["title"].get<std::string>()))
+      << "    <headline>" << markup_escape(headline_of(inc["title"].get<std::string>()))
       << "</headline>\n"
-      << "    <description>" << xml_escape(inc["title"].get<std::string>()) << "（" << state
+      << "    <description>" << markup_escape(inc["title"].get<std::string>()) << "（" << state
       << "）</description>\n"
       << "    <parameter><valueName>pingan:state</valueName><value>" << state
       << "</value></parameter>\n";
@@ -134,14 +112,14 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
         char circle[64];
         std::snprintf(circle, sizeof circle, "%.5f,%.5f 0.5", s->lat, s->lon);
         o << "    <area>\n"
-          << "      <areaDesc>" << xml_escape(s->name + " " + s->id) << "</areaDesc>\n"
+          << "      <areaDesc>" << markup_escape(s->name + " " + s->id) << "</areaDesc>\n"
           << "      <circle>" << circle << "</circle>\n"
           << "      <geocode><valueName>GB/T 2260</valueName><value>" << s->district_code
           << "</value></geocode>\n"
           << "    </area>\n";
     } else if (const auto* d = reg.find_district(inc["district"].get<std::string>())) {
         o << "    <area>\n"
-          << "      <areaDesc>" << xml_escape(d->name) << "</areaDesc>\n"
+          << "      <areaDesc>" << markup_escape(d->name) << "</areaDesc>\n"
           << "      <geocode><valueName>GB/T 2260</valueName><value>" << d->code
           << "</value></geocode>\n"
           << "    </area>\n";

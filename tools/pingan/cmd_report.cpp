@@ -3,6 +3,7 @@
 // or its tables as CSV. How each number is counted is in docs/audit.md.
 #include "broker/store.hpp"
 #include "common/client.hpp"
+#include "common/markup.hpp"
 #include "common/privacy.hpp"
 #include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
@@ -346,29 +347,6 @@ report compute(const report_args& a, const school_term& t, const std::vector<eve
 
 // ---- HTML ----
 
-std::string esc(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        switch (c) {
-        case '&':
-            o += "&amp;";
-            break;
-        case '<':
-            o += "&lt;";
-            break;
-        case '>':
-            o += "&gt;";
-            break;
-        case '"':
-            o += "&quot;";
-            break;
-        default:
-            o += c;
-        }
-    }
-    return o;
-}
-
 // A horizontal bar chart: one group per row, one bar per series.
 std::string svg_bars(const table& t, std::size_t label_col, const std::vector<std::size_t>& cols,
                      std::size_t max_rows = 20) {
@@ -388,17 +366,18 @@ std::string svg_bars(const table& t, std::size_t label_col, const std::vector<st
     int h = legend_h + std::max<int>(1, static_cast<int>(rows.size())) * group_h + 10;
     std::ostringstream o;
     o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << label_w + chart_w + 80
-      << "\" height=\"" << h << "\" role=\"img\" aria-label=\"" << esc(t.title) << "\">";
+      << "\" height=\"" << h << "\" role=\"img\" aria-label=\"" << markup_escape(t.title) << "\">";
     for (std::size_t i = 0; i < cols.size(); ++i)
         o << "<rect x=\"" << label_w + 150 * i << "\" y=\"4\" width=\"12\" height=\"12\" fill=\""
           << colours[i % 4] << "\"/><text x=\"" << label_w + 150 * i + 16
-          << "\" y=\"15\" font-size=\"12\">" << esc(t.columns[cols[i]]) << "</text>";
+          << "\" y=\"15\" font-size=\"12\">" << markup_escape(t.columns[cols[i]]) << "</text>";
     if (rows.empty())
         o << "<text x=\"10\" y=\"" << legend_h + 14 << "\" font-size=\"12\">无数据 no data</text>";
     for (std::size_t r = 0; r < rows.size(); ++r) {
         int y = legend_h + static_cast<int>(r) * group_h;
         o << "<text x=\"" << label_w - 6 << "\" y=\"" << y + group_h / 2 + 2
-          << "\" font-size=\"12\" text-anchor=\"end\">" << esc((*rows[r])[label_col]) << "</text>";
+          << "\" font-size=\"12\" text-anchor=\"end\">" << markup_escape((*rows[r])[label_col])
+          << "</text>";
         for (std::size_t i = 0; i < cols.size(); ++i) {
             double v = std::atof((*rows[r])[cols[i]].c_str());
             int w = static_cast<int>(v / max * chart_w);
@@ -406,7 +385,7 @@ std::string svg_bars(const table& t, std::size_t label_col, const std::vector<st
             o << "<rect x=\"" << label_w << "\" y=\"" << by << "\" width=\"" << w << "\" height=\""
               << bar - 2 << "\" fill=\"" << colours[i % 4] << "\"/>"
               << "<text x=\"" << label_w + w + 4 << "\" y=\"" << by + bar - 4
-              << "\" font-size=\"11\">" << esc((*rows[r])[cols[i]]) << "</text>";
+              << "\" font-size=\"11\">" << markup_escape((*rows[r])[cols[i]]) << "</text>";
         }
     }
     o << "</svg>";
@@ -417,12 +396,12 @@ std::string html_table(const table& t) {
     std::ostringstream o;
     o << "<table id=\"table-" << t.id << "\"><thead><tr>";
     for (const auto& c : t.columns)
-        o << "<th>" << esc(c) << "</th>";
+        o << "<th>" << markup_escape(c) << "</th>";
     o << "</tr></thead><tbody>";
     for (const auto& r : t.rows) {
         o << "<tr>";
         for (const auto& c : r)
-            o << "<td>" << esc(c) << "</td>";
+            o << "<td>" << markup_escape(c) << "</td>";
         o << "</tr>";
     }
     if (t.rows.empty())
@@ -443,23 +422,24 @@ std::string render_html(const report& r, const report_args& a, const registry& r
     if (!a.district.empty())
         if (auto* d = reg.find_district(a.district)) scope = d->name + " " + a.district;
     o << "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
-      << "<title>校园安全学期报告 " << esc(r.term.name) << "</title><style>"
+      << "<title>校园安全学期报告 " << markup_escape(r.term.name) << "</title><style>"
       << "body{font-family:'Noto Sans CJK SC','WenQuanYi Micro Hei',sans-serif;margin:24px;"
          "color:#222}h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid "
          "#ccc}table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}td,th{border:1px "
          "solid #bbb;padding:3px 8px;text-align:left}th{background:#eef2f7}.note{color:#555;"
          "font-size:12px}"
       << "</style></head><body>\n";
-    o << "<h1>校园安全学期报告 Term safety report — " << esc(r.term.name) << "</h1>\n";
-    o << "<p>范围 Scope: " << esc(scope) << "；学期 Term: " << esc(format_local(r.term.from))
-      << " 至 " << esc(format_local(r.term.to - micros{1}))
-      << "；数据截至 As of: " << esc(format_local(r.as_of)) << "</p>\n";
+    o << "<h1>校园安全学期报告 Term safety report — " << markup_escape(r.term.name) << "</h1>\n";
+    o << "<p>范围 Scope: " << markup_escape(scope)
+      << "；学期 Term: " << markup_escape(format_local(r.term.from)) << " 至 "
+      << markup_escape(format_local(r.term.to - micros{1}))
+      << "；数据截至 As of: " << markup_escape(format_local(r.as_of)) << "</p>\n";
     o << "<p class=\"note\">只计实际事件（不含演练、测试）；心理预警只计数，不含任何学生信息。 "
          "Actual events only (no exercises or tests); psychological alerts are counted, never "
          "identified.</p>\n";
     auto section = [&](const std::string& id, std::size_t label, std::vector<std::size_t> cols) {
         const auto& t = find_table(r, id);
-        o << "<h2 id=\"" << id << "\">" << esc(t.title) << "</h2>\n"
+        o << "<h2 id=\"" << id << "\">" << markup_escape(t.title) << "</h2>\n"
           << svg_bars(t, label, cols) << "\n"
           << html_table(t) << "\n";
     };
@@ -471,8 +451,8 @@ std::string render_html(const report& r, const report_args& a, const registry& r
     section("hazards", 1, {2, 3, 4, 5});
     section("food", 1, {2});
     section("psych", 1, {2});
-    o << "<p class=\"note\">pingan report --term " << esc(r.term.name)
-      << (a.district.empty() ? "" : " --district " + esc(a.district))
+    o << "<p class=\"note\">pingan report --term " << markup_escape(r.term.name)
+      << (a.district.empty() ? "" : " --district " + markup_escape(a.district))
       << "；计算方法见 docs/audit.md。</p>\n</body></html>\n";
     return o.str();
 }
