@@ -2,9 +2,6 @@
 #include "outbox.hpp"
 
 #include "codec.hpp"
-#include "curve.hpp"
-#include "hex.hpp"
-#include "private_file.hpp"
 #include "runtime.hpp"
 
 #include <sodium.h>
@@ -35,27 +32,7 @@ std::uint64_t read_next_seq(const lmdb::txn& t, MDB_dbi meta) {
 } // namespace
 
 outbox_key read_outbox_key(const std::string& path, bool create) {
-    if (create && !std::filesystem::exists(path)) {
-        auto dir = std::filesystem::path(path).parent_path();
-        if (std::error_code ec; !dir.empty() && !std::filesystem::exists(dir)) {
-            std::filesystem::create_directories(dir, ec);
-            std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-        }
-        outbox_key k;
-        randombytes_buf(k.data(), k.size());
-        write_private_file(path, to_hex(k.data(), k.size()) + "\n");
-        sodium_memzero(k.data(), k.size());
-    }
-    if (!std::filesystem::exists(path))
-        throw error(errc::bad_config, path + ": no such outbox key file");
-    if (auto why = loose_permissions(path, 0077u); !why.empty())
-        throw error(errc::bad_config, path + ": " + why +
-                                          "; the outbox key must be readable by its owner only "
-                                          "(chmod 600 " +
-                                          path + ")");
-    auto text = read_text_file(path);
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
-        text.pop_back();
+    auto text = read_secret_file(path, create, "the outbox key");
     outbox_key k;
     std::size_t n = 0;
     if (text.size() != 2 * k.size() ||

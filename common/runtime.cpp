@@ -1,8 +1,11 @@
 // Flags, YAML configuration, logging and signal handling for services.
 #include "runtime.hpp"
 
+#include "curve.hpp"
 #include "fd_limit.hpp"
+#include "hex.hpp"
 #include "log_format.hpp"
+#include "private_file.hpp"
 #include "readiness.hpp"
 #include "shipped.hpp"
 
@@ -152,6 +155,28 @@ std::string read_text_file(const std::string& path) {
     s << in.rdbuf();
     if (in.bad()) throw error(errc::io_error, path + ": read failed");
     return s.str();
+}
+
+std::string read_secret_file(const std::string& path, bool make, std::string_view what) {
+    namespace fs = std::filesystem;
+    if (make && !fs::exists(path)) {
+        auto dir = fs::path(path).parent_path();
+        if (std::error_code ec; !dir.empty() && !fs::exists(dir)) {
+            fs::create_directories(dir, ec);
+            fs::permissions(dir, fs::perms::owner_all, ec);
+        }
+        write_private_file(path, random_hex(32) + "\n");
+    }
+    if (!fs::exists(path))
+        throw error(errc::bad_config, path + ": no such file (" + std::string(what) + ")");
+    if (auto why = loose_permissions(path, 0077u); !why.empty())
+        throw error(errc::bad_config, path + ": " + why + "; " + std::string(what) +
+                                          " must be readable by its owner only (chmod 600 " + path +
+                                          ")");
+    auto text = read_text_file(path);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
+        text.pop_back();
+    return text;
 }
 
 registry load_registry(const std::string& schools_csv) {

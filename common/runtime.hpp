@@ -77,6 +77,14 @@ class yaml_config final : public CLI::Config {
 // Throws: pingan::error(io_error) naming the file.
 std::string read_text_file(const std::string& path);
 
+// Reads a secret kept in a file of its own (a key, in hex), with trailing
+// whitespace removed. When the file does not exist and `make`, writes 32
+// random bytes in hex there first (mode 0600, its folder made if missing).
+// `what` names the secret in errors ("the outbox key").
+// Throws: pingan::error(bad_config) naming the file if it is missing (and not
+// to be made) or if group or others may read it; (io_error) if unreadable.
+std::string read_secret_file(const std::string& path, bool make, std::string_view what);
+
 // Loads schools.csv and, if present, districts.csv from the same folder.
 // Throws: pingan::error(io_error or bad_config).
 registry load_registry(const std::string& schools_csv);

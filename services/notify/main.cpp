@@ -13,8 +13,6 @@
 #include "state.hpp"
 
 #include "common/curve.hpp"
-#include "common/hex.hpp"
-#include "common/private_file.hpp"
 #include "common/readiness.hpp"
 #include "common/runtime.hpp"
 #include "common/shipped.hpp"
@@ -68,18 +66,7 @@ std::shared_ptr<const directory> load_directory(const std::string& path, const r
 // The link key: a file only its owner may read, made (32 random bytes, in
 // hex) when it is the default one and missing.
 static std::string read_link_key(const std::string& path, bool make) {
-    if (make && !std::filesystem::exists(path)) {
-        std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-        write_private_file(path, random_hex(32) + "\n");
-    }
-    if (auto why = loose_permissions(path, 0077); !why.empty())
-        throw error(errc::bad_config, path + ": " + why +
-                                          "; the link key must be readable by its "
-                                          "owner only (chmod 600 " +
-                                          path + ")");
-    auto key = read_text_file(path);
-    while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' '))
-        key.pop_back();
+    auto key = read_secret_file(path, make, "the link key");
     if (key.size() < 32)
         throw error(errc::bad_config, path + ": the link key needs at least 32 characters");
     return key;
