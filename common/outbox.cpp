@@ -61,8 +61,13 @@ outbox::outbox(const std::string& dir, std::size_t initial_map_size, std::option
                         " is sealed: start with --outbox-key FILE, the key it was sealed with");
     if (!key_) return;
     if (check) {
-        if (open(sealed_key, 0, *check) != check_text)
-            throw error(errc::bad_config, "outbox " + dir + " was sealed with another key");
+        bool same = false;
+        try {
+            same = open(sealed_key, 0, *check) == check_text;
+        } catch (const error&) {
+            // does not open: another key
+        }
+        if (!same) throw error(errc::bad_config, "outbox " + dir + " was sealed with another key");
         return;
     }
     write([&](const lmdb::txn& t) { seal_existing(t); });
