@@ -17,6 +17,7 @@ PACKAGES=(
     libssl-dev openssl            # HTTPS on the services' intake
     clang-14                      # the fuzz targets (scripts/fuzz.sh)
     chromium fonts-wqy-microhei   # the console's browser test (tests/browser)
+    dpkg-dev                      # the Debian package (cpack -G DEB: dpkg-shlibdeps)
 )
 
 missing=()
