@@ -91,7 +91,7 @@ done
 pub() { cat "$KEYS/$1.pub"; }
 cat >"$KEYS/access.yaml" <<YAML
 clients:
-  - {identity: "demo:school-services", key: "$(pub services)", scope: city, may: [publish]}
+  - {identity: "demo:school-services", key: "$(pub services)", scope: city, may: [publish, query]}
   - {identity: "demo:simulator", key: "$(pub sim)", scope: city, may: [publish]}
   - {identity: "demo:notify", key: "$(pub notify)", scope: city, may: [publish, query, act]}
   - {identity: "demo:console", key: "$(pub console)", scope: city, may: [query, act],
@@ -129,7 +129,7 @@ INGEST=$(field ingest); FEED=$(field feed); QUERY=$(field query)
 
 # The simulator posts for every school from one address with one credential:
 # the per-credential and per-address limits are raised to match.
-common=(--broker "$INGEST" --registry data/schools.csv --http 127.0.0.1:0
+common=(--broker "$INGEST" --query "$QUERY" --registry data/schools.csv --http 127.0.0.1:0
         --key "$KEYS/services.key" --server-key "$SERVER"
         --credentials "$CREDS" --tls-cert "$KEYS/intake-tls.pem" --tls-key "$KEYS/intake-tls.key"
         --rate-per-credential 1000 --burst-per-credential 1000

@@ -7,7 +7,10 @@
 #include "common/client.hpp"
 #include "common/codec.hpp"
 #include "photo_fixtures.hpp"
+#include "services/common/incidents.hpp"
 #include "services/common/photos.hpp"
+#include "services/common/reports.hpp"
+#include "support.hpp"
 
 #include <utility>
 
@@ -529,4 +532,116 @@ TEST_CASE("a school that allows it keeps its photos' metadata", "[mobile]") {
     CHECK(up.j()["size"] == photo.size());
     auto got = call(h.port, http::verb::get, "/photos/" + up.j()["hash"].get<std::string>(), a);
     CHECK(got.body == photo);
+}
+
+TEST_CASE("a report's incident acknowledged by the district shows on the phone with the "
+          "district's tier and time",
+          "[mobile]") {
+    temp_dir d;
+    auto server = curve_generate(), service = curve_generate(), bureau = curve_generate();
+    write_key(d / "server.key", server);
+    write_key(d / "service.key", service);
+    write_key(d / "bureau.key", bureau);
+    // The school's service may publish and query within its school only; the
+    // district's bureau queries and acts within its district.
+    std::ofstream(d / "clients.yaml")
+        << "clients:\n  - identity: school:420502K001\n    key: \"" << service.public_key
+        << "\"\n    scope: {school: 420502K001}\n    may: [publish, query]\n"
+        << "  - identity: bureau:420502\n    key: \"" << bureau.public_key
+        << "\"\n    scope: {district: \"420502\"}\n    may: [query, act]\n";
+    broker_process b(d / "store",
+                     {"--rules", source("config/rules/yichang-default.yaml"), "--server-key",
+                      d / "server.key", "--clients", d / "clients.yaml"});
+    auto creds = d / "credentials.json";
+    auto a = issue(creds, "zhang.wei",
+                   {"--scope", std::string("school:") + school_a, "--role", "safety_officer"});
+    hazard_service h({"--data", d / "hazard", "--broker", b.ingest, "--query", b.query,
+                      "--incidents-every", "200ms", "--key", d / "service.key", "--server-key",
+                      d / "server.key", "--credentials", creds});
+
+    auto posted = call(h.port, http::verb::post, "/hazard/report", a,
+                       hazard(school_a, "楼梯扶手断裂").dump());
+    REQUIRE(posted.status == 202);
+    auto status = [&] {
+        auto r = call(h.port, http::verb::get, "/mobile/status?school=420502K001", a);
+        REQUIRE(r.status == 200);
+        return r.j();
+    };
+    // The default rules open a hazard incident on the report: the page learns which.
+    json st;
+    REQUIRE(eventually([&] {
+        st = status();
+        return st["mine"].size() == 1 && st["mine"][0].contains("incident");
+    }));
+    auto inc = st["mine"][0]["incident"];
+    CHECK(inc["state"] == "open");
+    CHECK(inc["kind"] == "hazard");
+    CHECK(inc["acknowledged"].empty());
+    auto id = inc["id"].get<std::string>();
+    CHECK(id.rfind("INC-", 0) == 0);
+
+    // The district acknowledges it with its own key.
+    b.export_env();
+    process ack({bin("pingan"), "incidents", "ack", id, "--key", d / "bureau.key", "--server-key",
+                 d / "server.key"});
+    for (auto& l : ack.lines(20s))
+        (void)l;
+    REQUIRE(ack.wait() == 0);
+
+    REQUIRE(eventually([&] {
+        st = status();
+        return !st["mine"][0]["incident"]["acknowledged"].empty();
+    }));
+    inc = st["mine"][0]["incident"];
+    CHECK(inc["state"] == "acknowledged");
+    REQUIRE(inc["acknowledged"].size() == 1);
+    CHECK(inc["acknowledged"][0]["tier"] == "district");
+    // The time is the broker's, of the acknowledgement it stored.
+    zmq::context_t ctx(1);
+    curve_client as_bureau{bureau, server.public_key};
+    query_client q(ctx, b.query, &as_bureau);
+    auto one = q.request("INCIDENT", json{{"id", id}}, 5s);
+    std::string acked_at;
+    for (const auto& e : one["timeline"])
+        if (e["type"] == "incident.acknowledged") acked_at = e["received_at"].get<std::string>();
+    REQUIRE(!acked_at.empty());
+    CHECK(inc["acknowledged"][0]["at"] == acked_at);
+    // Who acknowledged is shown by tier, not by identity.
+    CHECK(st.dump().find("bureau:420502") == std::string::npos);
+    CHECK(st["mine"][0]["offset"].is_number());
+}
+
+TEST_CASE("an incident of a report on minors keeps only its state and acknowledgements",
+          "[mobile]") {
+    temp_dir d;
+    svc::report_ledger ledger(d / "reports");
+    auto e = sample_hazard();
+    ledger.record(std::span<const event>(&e, 1), "/hazard/report", "li.na",
+                  json{{"id", e.id.str()}}, e.occurred_at);
+    ledger.stored(e.id, 7, false);
+    auto waiting = ledger.unacknowledged("2000-01-01T00:00:00Z", "2000-01-01T00:00:00Z");
+    REQUIRE(waiting[e.school].count(e.id.str()) == 1);
+    json acks = json::array({{{"tier", "district"}, {"at", "2026-09-01T01:00:00.000000Z"}}});
+    ledger.incident(e.id.str(), {{"id", "INC-0000000000000001"},
+                                 {"kind", "psych"},
+                                 {"severity", "Severe"},
+                                 {"state", "acknowledged"},
+                                 {"opened_at", "2026-09-01T00:00:00.000000Z"},
+                                 {"closed_at", nullptr},
+                                 {"acknowledged", acks}});
+    auto r = ledger.find(e.id.str());
+    REQUIRE(r);
+    CHECK((*r)["incident"] == json{{"state", "acknowledged"}, {"acknowledged", acks}});
+    // Acknowledged: no longer asked about.
+    CHECK(ledger.unacknowledged("2000-01-01T00:00:00Z", "2000-01-01T00:00:00Z").empty());
+}
+
+TEST_CASE("an acknowledging identity's tier is read from the registry code it names", "[mobile]") {
+    const auto& reg = yichang();
+    CHECK(svc::actor_tier("bureau:420502", reg) == "district");
+    CHECK(svc::actor_tier("school:420502K001", reg) == "school");
+    CHECK(svc::actor_tier("bureau:city", reg) == "city");
+    CHECK(svc::actor_tier("bureau:420500", reg) == "city");
+    CHECK(svc::actor_tier("anonymous", reg) == "");
+    CHECK(svc::actor_tier("auditor:2026-autumn", reg) == "");
 }

@@ -48,6 +48,19 @@ void add_intake_options(CLI::App& app, intake_options& o) {
     app.add_flag("--keep-photo-metadata", o.keep_photo_metadata,
                  "keep photos' metadata (Exif with GPS position, comments, PNG text); by default "
                  "it is removed before a photo is stored");
+    app.add_option("--query", o.query,
+                   "the broker's query endpoint, asked which incidents the reports opened and who "
+                   "acknowledged them (\"\" not to ask)")
+        ->capture_default_str();
+    app.add_option_function<std::string>(
+        "--incidents-every",
+        [&o](const std::string& s) {
+            auto d = parse_duration(s);
+            if (!d || d->count() <= 0)
+                throw CLI::ValidationError("--incidents-every", "not a duration (e.g. 5s)");
+            o.incidents_every = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+        },
+        "how often to ask while a stored report's incident is not acknowledged (default 5s)");
 }
 
 std::vector<std::pair<std::string_view, std::uint64_t>> intake_counters::values() const {

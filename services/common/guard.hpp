@@ -45,12 +45,14 @@ struct intake_options {
     double burst_per_address = 200;
     std::size_t connections_per_credential = 16;
     std::size_t connections_per_address = 32;
-    std::size_t max_photo_bytes = 4u << 20; // per uploaded photo (POST /photos)
-    bool keep_photo_metadata = false;       // keep Exif (GPS), comments and text chunks
+    std::size_t max_photo_bytes = 4u << 20;          // per uploaded photo (POST /photos)
+    bool keep_photo_metadata = false;                // keep Exif (GPS), comments and text chunks
+    std::string query = "tcp://127.0.0.1:7403";      // the broker's query socket ("" not to ask)
+    std::chrono::milliseconds incidents_every{5000}; // asked while a report is unacknowledged
 };
 
 // Registers --credentials, --tls-cert, --tls-key, --allow-origin, --insecure-dev,
-// the limits and the photo settings on `app`.
+// the limits, the photo settings, --query and --incidents-every on `app`.
 void add_intake_options(CLI::App& app, intake_options& o);
 
 // What the guard refused and accepted, for /health and a metrics page.

@@ -12,7 +12,9 @@
 // Two read routes, for a signed-in credential only:
 //   GET /mobile/me              → who the credential is, its schools and routes
 //   GET /mobile/status?school=S → S's open hazards and the credential's latest
-//                                  reports (received, stored at offset N);
+//                                  reports (received, stored at offset N, the
+//                                  incident it opened: state, tiers that
+//                                  acknowledged it and when);
 //                                  403 for a school outside its scope.
 #pragma once
 

@@ -103,6 +103,53 @@ void report_ledger::stored(const event_id& id, std::uint64_t offset, bool duplic
     });
 }
 
+void report_ledger::incident(const std::string& id, const json& summary) {
+    lmdb::write_growing(env_, "reports", [&](const lmdb::txn& t) {
+        auto v = lmdb::get(t, reports_, id);
+        if (!v) return;
+        auto j = parse(*v);
+        if (!j.is_object()) return;
+        auto type = j.value("type", "");
+        auto kind = summary.value("kind", "");
+        json keep = summary;
+        // Minors' details stay off the phone (DOMAIN §5): the state only.
+        if (type.rfind("psych.", 0) == 0 || type.rfind("bullying.", 0) == 0 || kind == "psych" ||
+            kind == "bullying")
+            keep = {{"state", summary.value("state", "")},
+                    {"acknowledged", summary.value("acknowledged", json::array())}};
+        if (j.contains("incident") && j["incident"] == keep) return;
+        j["incident"] = std::move(keep);
+        lmdb::put(t, reports_, id, dump(j));
+    });
+}
+
+std::map<std::string, std::map<std::string, std::string>>
+report_ledger::unacknowledged(const std::string& since,
+                              const std::string& no_incident_since) const {
+    std::map<std::string, std::map<std::string, std::string>> out;
+    lmdb::txn t(env_, MDB_RDONLY);
+    lmdb::cursor c(t, reports_);
+    std::string_view k, v;
+    // Newest first, up to the first one accepted before `since`.
+    for (bool ok = c.get(k, v, MDB_LAST); ok; ok = c.get(k, v, MDB_PREV)) {
+        auto j = parse(v);
+        if (!j.is_object()) continue;
+        if (j.value("accepted_at", "") < since) break;
+        if (j["offset"].is_null()) continue;
+        if (!j.contains("incident") && j.value("accepted_at", "") < no_incident_since) continue;
+        if (const auto& inc = j.value("incident", json::object());
+            !inc.value("acknowledged", json::array()).empty() || inc.value("state", "") == "closed")
+            continue;
+        auto id = j.value("id", "");
+        auto& ids = out[j.value("school", "")];
+        ids[id] = id;
+        for (const auto& e : j.value("answer", json::object()).value("events", json::array()))
+            if (e.is_object() && e.contains("id") && e["id"].is_string())
+                ids[e["id"].get<std::string>()] = id;
+    }
+    return out;
+}
+
 std::optional<json> report_ledger::find(const std::string& id) const {
     lmdb::txn t(env_, MDB_RDONLY);
     auto v = lmdb::get(t, reports_, id);

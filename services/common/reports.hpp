@@ -3,7 +3,8 @@
 // hazards that are not closed yet.
 //
 // The mobile page reads it (GET /mobile/status): "stored at offset N" for
-// each report of the signed-in person, and the open hazards of a school. It
+// each report of the signed-in person, and the incident it opened (its state,
+// who acknowledged it: incidents.hpp), and the open hazards of a school. It
 // also makes a resend harmless at the intake: a request that carries an id
 // already accepted is answered from here, not accepted again (the broker
 // stores an id once as well, but a drill record's derived events get new ids).
@@ -20,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -38,6 +40,18 @@ class report_ledger {
                 const std::string& reporter, const nlohmann::json& answer, timestamp at);
     // The broker stored (or had stored) event `id` at `offset`.
     void stored(const event_id& id, std::uint64_t offset, bool duplicate);
+
+    // What the broker says of the incident the request `id` opened
+    // (incidents.hpp); for a report on minors (psych, bullying) only its state
+    // and acknowledgements are kept.
+    void incident(const std::string& id, const nlohmann::json& summary);
+    // Returns: school → (event id → request id) of the requests accepted at or
+    // after `since` (RFC 3339 UTC, as format_utc writes it) that the broker
+    // stored and whose incident no one acknowledged and is not closed; a
+    // request known to have opened none only if accepted at or after
+    // `no_incident_since`.
+    std::map<std::string, std::map<std::string, std::string>>
+    unacknowledged(const std::string& since, const std::string& no_incident_since) const;
 
     // Returns: the request recorded under this id, or nothing.
     std::optional<nlohmann::json> find(const std::string& id) const;

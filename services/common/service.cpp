@@ -97,9 +97,20 @@ service_host::service_host(service_runtime& rt, const service_config& cfg,
         c.server_public = read_server_key(cfg.server_key);
         po.curve = std::move(c);
     }
+    auto curve = po.curve;
     publisher_ = std::make_unique<publisher>(rt.io(), *outbox_, po, rt.logger());
     ledger_ = std::make_unique<report_ledger>(cfg.data_dir + "/reports");
     photos_ = std::make_unique<photo_store>(cfg.data_dir + "/photos");
+    incidents_ = std::make_unique<incident_watch>(rt.io(), sec.query, std::move(curve),
+                                                  sec.incidents_every, registry_, rt.logger(),
+                                                  [this](const std::string& report, json incident) {
+                                                      try {
+                                                          ledger_->incident(report, incident);
+                                                      } catch (const error& x) {
+                                                          rt_.log().error("reports: {}", x.what());
+                                                      }
+                                                      watch_incidents();
+                                                  });
     publisher_->on_result([this](const outbox::entry&, const wire::result& r) {
         if (r.what == wire::outcome::rejected) return;
         try {
@@ -108,7 +119,19 @@ service_host::service_host(service_runtime& rt, const service_config& cfg,
             // The status shown to a reporter lags; the event itself is stored.
             rt_.log().error("reports: {}", x.what());
         }
+        watch_incidents();
     });
+}
+
+void service_host::watch_incidents() {
+    auto now = clock_->now();
+    try {
+        // A report's incident is followed for a day; one that opened none, for an hour.
+        incidents_->want(ledger_->unacknowledged(format_utc(now - std::chrono::hours(24)),
+                                                 format_utc(now - std::chrono::hours(1))));
+    } catch (const error& x) {
+        rt_.log().error("reports: {}", x.what());
+    }
 }
 
 void service_host::accept(std::span<const event> events) {
@@ -230,10 +253,13 @@ void service_host::start(const std::string& more) {
                                         : "anyone may post for any school",
                            tls_ ? "" : ", plain HTTP");
     publisher_->start();
+    watch_incidents();
+    incidents_->start();
     rt_.on_stop([this] {
         listener_->stop();
         if (hup_) hup_->cancel();
         if (watch_) watch_->cancel();
+        incidents_->stop();
         publisher_->stop();
         rt_.log().info("stopped; {} events wait in the outbox", outbox_->depth());
     });

@@ -11,6 +11,8 @@
 // removed: image.hpp) into the photo store (photos.hpp) and answers its hash,
 // size and type, which reports then name in `photo_refs`; GET /photos/HASH
 // gives it back to a credential covering a school it was uploaded for.
+// While a stored report's incident is not acknowledged, the service asks the
+// broker's query socket (--query) what became of it (incidents.hpp).
 // Before a route runs, the guard (guard.hpp) checks the request's credential,
 // origin, media type, scope, reporter and limits.
 #pragma once
@@ -20,6 +22,7 @@
 #include "common/publisher.hpp"
 #include "common/runtime.hpp"
 #include "guard.hpp"
+#include "incidents.hpp"
 #include "intake.hpp"
 #include "listener.hpp"
 #include "photos.hpp"
@@ -86,6 +89,8 @@ class service_host {
     // Problems with the photos the events name: not uploaded for their school,
     // or not of the size and type given.
     problems check_photo_refs(std::span<const event> events) const;
+    // Tells the incident watch which stored reports still wait for an acknowledgement.
+    void watch_incidents();
 
     service_runtime& rt_;
     service_config cfg_;
@@ -96,6 +101,7 @@ class service_host {
     std::unique_ptr<publisher> publisher_;
     std::unique_ptr<report_ledger> ledger_;
     std::unique_ptr<photo_store> photos_;
+    std::unique_ptr<incident_watch> incidents_; // after ledger_: stopped before it closes
     std::shared_ptr<listener> listener_;
     std::map<std::string, decide_fn, std::less<>> posts_;
     std::function<void(json&)> health_extra_;

@@ -123,7 +123,7 @@ async function main() {
   check((fs.statSync(creds).mode & 0o777) === 0o600, "the credentials file is created with mode 0600");
 
   const common = ["--http", "127.0.0.1:0", "--registry", registry, "--broker", ep.ingest, "--credentials", creds,
-    "--log-level", "warn"];
+    "--query", ep.query, "--incidents-every", "300ms", "--log-level", "warn"];
   const PHOTO_LIMIT = 300000;
   const hz = await start("pingan-hazard", ["--data", path.join(work, "hazard"), "--max-photo-bytes", String(PHOTO_LIMIT),
     ...common], /listening http=(\S+)/);
@@ -174,6 +174,15 @@ async function main() {
     await page.waitForSelector(`#open-hazards li:has-text("灭火器过期")`);
     check(true, "the school's open hazards list the new hazard");
     await page.screenshot({ path: path.join(SHOTS, "mobile-reported.png"), fullPage: true });
+
+    // The incident the report opened is acknowledged: the page says so, with the time.
+    const incident = await until("the report's incident", () => pingan(["incidents", "list", "--json"]).trim()
+      .split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((i) => i.cause === first.id));
+    pingan(["incidents", "ack", incident.id]);
+    await page.waitForSelector(`#mine li[data-id="${first.id}"] .tag.acked`, { timeout: 40000 });
+    const acked = await page.textContent(`#mine li[data-id="${first.id}"] .tag.acked`);
+    check(/已确认 · \d\d:\d\d/.test(acked), `the page shows the report's incident acknowledged, with the time (${acked})`);
+    await page.screenshot({ path: path.join(SHOTS, "mobile-acknowledged.png"), fullPage: true });
 
     // A hazard with a photo: a 2400x1800 camera JPEG with a GPS position,
     // made smaller on the phone, stored by hash, named in the stored event.
