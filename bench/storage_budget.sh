@@ -6,6 +6,11 @@
 # schools for DAYS simulated days through `pingan-sim --direct --speed 0`,
 # stops the broker, takes a compacted copy (`pingan backup`) and prints bytes
 # per event, per school and day, and the extrapolation to the city and a year.
+# Then archives the whole log (`pingan archive --drop`: compressed,
+# chain-verified segments), proves archive and store as one chain (`pingan
+# verify --archive`) and prints the same figures for the archive, the ratio,
+# and the year under the design of docs/operations.md (a year of archive plus
+# a month of live store).
 # It prints; it asserts nothing (docs/operations.md, "Storage budget").
 #
 #   bench/storage_budget.sh [BIN_DIR] [SCHOOLS] [DAYS]      (build/bin 100 2)
@@ -40,6 +45,7 @@ start=$(date +%s.%N)
 "$bin/pingan-sim" --direct --speed 0 --schools "$schools" --days "$days" --broker "$ingest" \
     --registry "$root/data/schools.csv" --data "$work/sim" >"$work/sim.out"
 took=$(echo "$(date +%s.%N) - $start" | bc)
+took=$(printf '%.1f' "$took")
 PINGAN_QUERY=$query "$bin/pingan" stats >"$work/stats.out"
 kill -TERM "$broker"
 wait "$broker"
@@ -48,7 +54,7 @@ broker=
 
 head=$(sed -E 's/.*"head":([0-9]+).*/\1/' "$work/backup.out")
 bytes=$(sed -E 's/.*"bytes":([0-9]+).*/\1/' "$work/backup.out")
-echo "simulated: $schools schools, $days days in ${took%.*} s; stored $head events"
+echo "simulated: $schools schools, $days days in $took s; stored $head events"
 echo "store (compacted copy): $bytes bytes"
 awk -v b="$bytes" -v n="$head" -v s="$schools" -v d="$days" 'BEGIN {
     per_event = b / n; per_school_day = b / (s * d);
@@ -60,3 +66,29 @@ awk -v b="$bytes" -v n="$head" -v s="$schools" -v d="$days" 'BEGIN {
 }'
 echo "events by type:"
 cat "$work/stats.out"
+
+# Everything received so far (received_at is the broker's clock: today in
+# China time) goes into the archive, and out of the store.
+before=$(date -u -d '+32 hours' +%F)
+start=$(date +%s.%N)
+"$bin/pingan" archive --data "$work/store" --before "$before" --out "$work/archive" --drop \
+    >"$work/archive.out"
+took=$(printf '%.1f' "$(echo "$(date +%s.%N) - $start" | bc)")
+"$bin/pingan" verify --data "$work/store" --archive "$work/archive" >"$work/verify.out" || {
+    cat "$work/verify.out" >&2
+    exit 1
+}
+abytes=$(sed -E 's/.*"bytes":([0-9]+).*/\1/' "$work/archive.out")
+araw=$(sed -E 's/.*"raw_bytes":([0-9]+).*/\1/' "$work/archive.out")
+segs=$(ls "$work/archive" | grep -c '\.pseg$')
+echo "archive: $segs segment(s), $abytes bytes ($araw bytes of records before compression)" \
+     "in $took s, archive and store verified as one chain"
+awk -v a="$abytes" -v b="$bytes" -v n="$head" -v s="$schools" -v d="$days" 'BEGIN {
+    per_school_day = a / (s * d); live = b / (s * d);
+    printf "archive bytes per event: %.1f; per school and day: %.0f; store/archive ratio: %.1f\n",
+           a / n, per_school_day, b / a;
+    year = per_school_day * 1265 * 365; month = live * 1265 * 31;
+    printf "city, a year of archive: %.1f GB; plus a month of live store: %.1f GB;" \
+           " total %.1f GB; budget 20 GB: %s\n",
+           year / 1e9, month / 1e9, (year + month) / 1e9, year + month <= 20e9 ? "fits" : "does not fit";
+}'

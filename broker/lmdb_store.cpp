@@ -9,7 +9,9 @@
 //   times       u64be received_at µs -> u64be first offset stored at that time
 //   counts      event type -> u64 count
 //   meta        "format" -> "2" (store_format); "chain" -> u64be head offset + head hash;
-//               "received" -> u64be received_at µs of the head record
+//               "received" -> u64be received_at µs of the head record; "base" ->
+//               u64be offset + chain hash there, when the records up to it were
+//               archived and dropped (pingan archive --drop)
 //   incidents, timers, engine: the processor's tables (processor.hpp)
 //
 // A writable store holds an exclusive flock on `writer.lock` in its directory
@@ -761,15 +763,26 @@ verify_report store::verify() const {
     verify_report r;
     chain_hash h{};
     std::uint64_t expect = 1;
-    std::string last;
+    {
+        // Records up to meta "base" were archived and dropped (pingan archive
+        // --drop): the chain continues from the hash recorded there.
+        std::shared_lock lock(s.resize);
+        auto t = s.read_txn();
+        if (auto b = lm::get(t, s.meta, "base"); b && b->size() == 40) {
+            expect = lm::from_be64(b->substr(0, 8)) + 1;
+            std::memcpy(h.data(), b->data() + 8, 32);
+            r.head_hash = h;
+        }
+    }
+    bool first = true;
     bool done = false;
     while (!done) {
         std::shared_lock lock(s.resize);
         auto t = s.read_txn();
         lm::cursor c(t, s.events);
         std::string_view k, v;
-        bool ok = c.seek(lm::be64(expect), k, v);
-        if (expect == 1) ok = c.get(k, v, MDB_FIRST);
+        bool ok = first ? c.get(k, v, MDB_FIRST) : c.seek(lm::be64(expect), k, v);
+        first = false;
         std::size_t n = 0;
         for (; ok && n < 65536; ok = c.get(k, v, MDB_NEXT), ++n) {
             auto off = lm::from_be64(k);

@@ -13,6 +13,7 @@ PACKAGES=(
     libsodium-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev catch2
     libxml2-dev libxml2-utils     # CAP 1.2 import and export (pingan cap), xmllint in tests
     libsystemd-dev                # readiness under systemd (Type=notify units)
+    zlib1g-dev                    # archive segments (pingan archive)
     curl python3 python3-zmq clang-format
     libssl-dev openssl            # HTTPS on the services' intake
     clang-14                      # the fuzz targets (scripts/fuzz.sh)

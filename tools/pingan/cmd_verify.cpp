@@ -5,6 +5,7 @@
 // Reads the LMDB files directly (read-only, alongside a running broker), so an
 // auditor needs no broker credentials, only read access to the data directory.
 #include "broker/store.hpp"
+#include "tools/pingan/archive.hpp"
 #include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
 
@@ -85,6 +86,80 @@ void check_store(const store& s, const checkpoint& c, verify_report& r) {
     }
 }
 
+// The archive's segments and the live store as one chain: the segments chain
+// from offset 1, and where the store still holds the archive's last offset,
+// its chain hash there is the one the archive's records make, so the archived
+// records are the store's byte for byte; then the store's own chain.
+void verify_archive(const std::string& dir, const std::string& data) {
+    std::vector<archive::segment> segs;
+    try {
+        segs = archive::list(dir);
+    } catch (const std::exception& e) {
+        fatal(e.what());
+    }
+    auto a = archive::read_all(segs, nullptr);
+    std::uint64_t last = segs.empty() ? 0 : segs.back().last, bytes = 0;
+    for (const auto& s : segs)
+        bytes += s.file_bytes;
+    json arch = {{"folder", dir},
+                 {"segments", segs.size()},
+                 {"last", last},
+                 {"checked", a.checked},
+                 {"bytes", bytes}};
+    auto report = [](json j, bool ok, std::uint64_t first_bad, const std::string& problem) {
+        j["ok"] = ok;
+        if (!ok) {
+            j["first_bad"] = first_bad;
+            j["problem"] = problem;
+        }
+        std::cout << j.dump() << "\n";
+        exit_code() = ok ? 0 : 1;
+    };
+    if (!a.ok) {
+        report({{"archive", arch}}, false, a.first_bad, a.problem);
+        return;
+    }
+    arch["last_hash"] = hex(a.head_hash);
+    store_options o;
+    o.path = data;
+    o.read_only = true;
+    store s(o);
+    json j = {{"archive", arch}, {"head", s.head()}};
+    if (last > 0) {
+        if (s.head() < last) {
+            report(j, false, s.head() + 1,
+                   "the archive ends at offset " + std::to_string(last) + " but the store at " +
+                       data + " ends at " + std::to_string(s.head()));
+            return;
+        }
+        auto live = s.hash_at(last);
+        auto next = s.get(last + 1);
+        auto next_hash = s.hash_at(last + 1);
+        if (live ? *live != a.head_hash
+                 : s.head() > last && (!next || !next_hash ||
+                                       chain_next(a.head_hash, last + 1, *next) != *next_hash)) {
+            report(j, false, live ? last : last + 1,
+                   "at offset " + std::to_string(live ? last : last + 1) +
+                       " the store's chain hash is not the one the archive's records make: the "
+                       "archive is not this store's history");
+            return;
+        }
+    }
+    auto r = s.verify();
+    // All the store's records were archived and dropped: its chain begins
+    // (and ends) at the hash it recorded, which must be the archive's.
+    if (r.ok && last > 0 && s.head() == last && r.head_hash != a.head_hash) {
+        r.ok = false;
+        r.first_bad = last;
+        r.problem = "the store's chain begins after offset " + std::to_string(last) +
+                    " with another hash than the archive's: the archive is not this store's "
+                    "history";
+    }
+    j["checked"] = r.checked;
+    j["head_hash"] = hex(r.head_hash);
+    report(j, r.ok, r.first_bad, r.problem.empty() ? "" : "the store: " + r.problem);
+}
+
 } // namespace
 
 void add_verify_command(CLI::App& app) {
@@ -112,8 +187,22 @@ void add_verify_command(CLI::App& app) {
     cmd->add_option("--pubkey", *pubkey,
                     "with --checkpoint: the public key file the checkpoint must be signed with "
                     "(the .pub of pingan checkpoint keygen)");
-    cmd->callback([cmd, data, expect, at, exported, cp_file, pubkey] {
+    auto archive_dir = std::make_shared<std::string>();
+    cmd->add_option("--archive", *archive_dir,
+                    "an archive folder (pingan archive): its segments and the store (--data) "
+                    "must make one chain from offset 1 to the store's head");
+    cmd->callback([cmd, data, expect, at, exported, cp_file, pubkey, archive_dir] {
         if (!pubkey->empty() && cp_file->empty()) fatal("--pubkey goes with --checkpoint");
+        if (!archive_dir->empty()) {
+            if (!expect->empty() || !exported->empty() || !cp_file->empty())
+                fatal("--archive goes only with --data");
+            try {
+                verify_archive(*archive_dir, *data);
+            } catch (const std::exception& e) {
+                fatal(e.what());
+            }
+            return;
+        }
         std::optional<checkpoint> cp;
         std::string cp_problem;
         if (!cp_file->empty()) cp = read_checkpoint(*cp_file, *pubkey, cp_problem);
