@@ -67,8 +67,10 @@ answer call(unsigned short port, http::verb verb, const std::string& target,
     p.body_limit(1 << 24);
     http::read(s, buf, p);
     const auto& res = p.get();
-    answer a{static_cast<int>(res.result_int()), res.body(),
-             std::string(res[http::field::content_type]), {}};
+    answer a{static_cast<int>(res.result_int()),
+             res.body(),
+             std::string(res[http::field::content_type]),
+             {}};
     if (auto c = res.find(http::field::set_cookie); c != res.end()) {
         std::string v(c->value());
         a.cookie = v.substr(0, v.find(';'));
@@ -84,8 +86,9 @@ double metric(const std::string& text, const std::string& name) {
 }
 
 std::string issue(const std::string& file, const std::string& name, std::vector<std::string> more) {
-    std::vector<std::string> argv{bin("pingan"), "credentials", "issue", name,       "--file",
-                                  file,          "--registry",  source_path("data/schools.csv")};
+    std::vector<std::string> argv{
+        bin("pingan"), "credentials", "issue",      name,
+        "--file",      file,          "--registry", source_path("data/schools.csv")};
     argv.insert(argv.end(), more.begin(), more.end());
     process p(argv);
     std::string out;
@@ -101,8 +104,8 @@ unsigned short listening_port(process& p, const char* what) {
     std::smatch m;
     static const std::regex re("listening http=\\S+:(\\d+)");
     if (!l || !std::regex_search(*l, m, re))
-        throw std::runtime_error(std::string(what) + " did not start: " +
-                                 l.value_or("(no output)"));
+        throw std::runtime_error(std::string(what) +
+                                 " did not start: " + l.value_or("(no output)"));
     return static_cast<unsigned short>(std::stoul(m[1]));
 }
 
@@ -118,8 +121,8 @@ struct school_with_photo {
 
     school_with_photo() {
         auto creds = d / "credentials.json";
-        officer = issue(creds, "zhang.wei", {"--scope", "school:420502K001", "--role",
-                                             "safety_officer"});
+        officer =
+            issue(creds, "zhang.wei", {"--scope", "school:420502K001", "--role", "safety_officer"});
         std::ofstream(bureau_token_file)
             << issue(creds, "xiling.bureau", {"--scope", "district:420502", "--role", "bureau"})
             << "\n";
@@ -135,19 +138,20 @@ struct school_with_photo {
         auto got = call(hazard_port, http::verb::get, "/photos/" + hash, {}, officer);
         REQUIRE(got.status == 200);
         bytes = got.body;
-        json report{{"school", "420502K001"},
-                    {"area", "building"},
-                    {"grade", "general"},
-                    {"description", "楼梯扶手断裂"},
-                    {"location", "教学楼二楼"},
-                    {"photo_refs", json::array({{{"hash", hash},
-                                                 {"size", bytes.size()},
-                                                 {"type", "image/jpeg"}}})}};
-        REQUIRE(call(hazard_port, http::verb::post, "/hazard/report", report.dump(), officer)
-                    .status == 202);
+        json report{
+            {"school", "420502K001"},
+            {"area", "building"},
+            {"grade", "general"},
+            {"description", "楼梯扶手断裂"},
+            {"location", "教学楼二楼"},
+            {"photo_refs",
+             json::array({{{"hash", hash}, {"size", bytes.size()}, {"type", "image/jpeg"}}})}};
+        REQUIRE(
+            call(hazard_port, http::verb::post, "/hazard/report", report.dump(), officer).status ==
+            202);
         std::ofstream(d / "pw") << "chen-password-1\n";
-        process add({bin("pingan"), "users", "add", "chen", "--file", d / "users.json",
-                     "--scope", "city", "--role", "supervisor", "--password-stdin"},
+        process add({bin("pingan"), "users", "add", "chen", "--file", d / "users.json", "--scope",
+                     "city", "--role", "supervisor", "--password-stdin"},
                     d / "pw");
         REQUIRE(add.wait() == 0);
     }
@@ -269,8 +273,9 @@ TEST_CASE("a reported photo is copied to the console unasked and served from its
     CHECK(got.body == s.bytes);
     CHECK(svc::photo_hash(got.body) == s.hash);
     // A hash no visible event names is still refused.
-    CHECK(call(con.port, http::verb::get, "/photos/" + std::string(64, '0'), {}, {}, cookie)
-              .status == 404);
+    CHECK(
+        call(con.port, http::verb::get, "/photos/" + std::string(64, '0'), {}, {}, cookie).status ==
+        404);
     con.stop();
 
     // A restart keeps the copy and fetches nothing again (the source is dead:
