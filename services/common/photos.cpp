@@ -71,4 +71,9 @@ std::optional<photo_store::photo> photo_store::get(std::string_view hash, bool w
     return p;
 }
 
+std::uint64_t photo_store::count() const {
+    lmdb::txn t(env_, MDB_RDONLY);
+    return lmdb::stat(t, meta_).ms_entries;
+}
+
 } // namespace pingan::svc

@@ -57,6 +57,9 @@ class photo_store {
     // `with_bytes`), or nothing.
     std::optional<photo> get(std::string_view hash, bool with_bytes = true) const;
 
+    // Returns: how many photos are stored.
+    std::uint64_t count() const;
+
   private:
     MDB_dbi blobs_{}, meta_{}; // before env_: its opening fills them in
     lmdb::env env_;

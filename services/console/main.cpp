@@ -72,10 +72,14 @@ int main(int argc, char** argv) {
     std::string photo_token_file;
     app.add_option("--photo-source", cfg.photos.urls,
                    "a school service that keeps photos (http://HOST:PORT or https://...; "
-                   "repeatable): the incident page fetches photos from it");
+                   "repeatable): the console copies the photos events name from it");
     app.add_option("--photo-token-file", photo_token_file,
                    "file with the bureau's credential for --photo-source (pingan credentials "
                    "issue NAME --role bureau --scope district:CODE)");
+    app.add_option("--data", cfg.data_dir,
+                   "folder of the console's copy of the photos events name (with "
+                   "--photo-source): <data>/photos and <data>/photo-queue")
+        ->capture_default_str();
     app.add_option("--photo-ca", cfg.photos.ca_file,
                    "PEM CA certificates for https --photo-source (default: the system's)");
     CLI11_PARSE(app, argc, argv);

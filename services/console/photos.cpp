@@ -55,18 +55,29 @@ std::optional<url> parse_url(const std::string& s) {
 
 constexpr std::size_t max_photo = 64u << 20;
 
+// Runs the operation just started to its end; the stream's expiry bounds it,
+// so a source that accepts and never answers costs `timeout`, not forever.
+void finish(net::io_context& ioc, const beast::error_code& ec) {
+    ioc.restart();
+    ioc.run();
+    if (ec) throw beast::system_error(ec);
+}
+
 template <class Stream>
-http::response<http::string_body> get(Stream& s, const url& u, const std::string& target,
-                                      const std::string& token) {
+http::response<http::string_body> get(net::io_context& ioc, Stream& s, const url& u,
+                                      const std::string& target, const std::string& token) {
     http::request<http::empty_body> req{http::verb::get, target, 11};
     req.set(http::field::host, u.host + ":" + u.port);
     req.set(http::field::user_agent, "pingan-console");
     req.set(http::field::authorization, "Bearer " + token);
-    http::write(s, req);
+    beast::error_code ec;
+    http::async_write(s, req, [&](beast::error_code e, std::size_t) { ec = e; });
+    finish(ioc, ec);
     beast::flat_buffer buf;
     http::response_parser<http::string_body> p;
     p.body_limit(max_photo);
-    http::read(s, buf, p);
+    http::async_read(s, buf, p, [&](beast::error_code e, std::size_t) { ec = e; });
+    finish(ioc, ec);
     return p.release();
 }
 
@@ -114,15 +125,21 @@ fetched_photo fetch_photo(const photo_sources& from, const std::string& hash) {
                 if (!SSL_set_tlsext_host_name(s.native_handle(), u->host.c_str()))
                     throw beast::system_error(beast::error_code(static_cast<int>(::ERR_get_error()),
                                                                 net::error::get_ssl_category()));
+                beast::error_code ec;
                 beast::get_lowest_layer(s).expires_after(from.timeout);
-                beast::get_lowest_layer(s).connect(where);
-                s.handshake(ssl::stream_base::client);
-                res = get(s, *u, "/photos/" + hash, from.token);
+                beast::get_lowest_layer(s).async_connect(
+                    where, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
+                finish(ioc, ec);
+                s.async_handshake(ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
+                finish(ioc, ec);
+                res = get(ioc, s, *u, "/photos/" + hash, from.token);
             } else {
+                beast::error_code ec;
                 beast::tcp_stream s(ioc);
                 s.expires_after(from.timeout);
-                s.connect(where);
-                res = get(s, *u, "/photos/" + hash, from.token);
+                s.async_connect(where, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
+                finish(ioc, ec);
+                res = get(ioc, s, *u, "/photos/" + hash, from.token);
             }
             if (res.result() != http::status::ok) {
                 out.error += source + ": " + std::to_string(res.result_int()) + "; ";

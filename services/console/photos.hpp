@@ -1,15 +1,18 @@
-// The bureau side's view of schools' photos.
+// Fetching schools' photos for the bureau side.
 //
-// Photos stay where they were uploaded, in the school services' photo stores;
-// events name them by BLAKE2b-256 hash, size and type. The console fetches a
-// photo when a page shows it: GET /photos/HASH from each school service it was
+// Photos are uploaded to the school services' photo stores; events name them
+// by BLAKE2b-256 hash, size and type. The console copies each photo an event
+// names into its own store (replicator.hpp), and fetches one a page asks for
+// that it does not hold yet: GET /photos/HASH from each school service it was
 // given (--photo-source), with the bureau's credential (role bureau, scoped to
-// the district or city), and keeps the first answer whose bytes hash to the
-// name, so a service that answers with other bytes is never believed.
-// Content addressing makes the source irrelevant: any copy that hashes right
-// is the photo.
+// the district or city), taking the first answer whose bytes hash to the name,
+// so a service that answers with other bytes is never believed. Content
+// addressing makes the source irrelevant: any copy that hashes right is the
+// photo.
 //
-// Blocking: the server runs fetches on a worker thread, never on its io thread.
+// Blocking: callers run fetches on worker threads, never on the io thread;
+// one exchange with a source (connect, handshake, request, answer) takes at
+// most `timeout`.
 #pragma once
 
 #include <chrono>

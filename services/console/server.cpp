@@ -222,6 +222,8 @@ console_server::console_server(net::io_context& ioc, console_config cfg, registr
       view_(reg_, cfg_.history), sessions_(cfg_.sessions), limiter_(cfg_.logins),
       reload_timer_(ioc), clock_timer_(ioc) {
     users_ = load_users(cfg_.users_file);
+    if (!cfg_.photos.empty())
+        replica_ = std::make_unique<photo_replicator>(cfg_.data_dir, cfg_.photos, log_);
     users_mtime_ = mtime_of(cfg_.users_file);
     dummy_hash_ = hash_password("not-a-real-password-" + random_hex(8));
     if (!cfg_.sessions_file.empty() && mtime_of(cfg_.sessions_file) >= 0) {
@@ -255,6 +257,7 @@ tcp::endpoint console_server::start() {
         });
     listener_->run();
     running_ = true;
+    if (replica_) replica_->start();
     schedule_reload();
     schedule_clock();
     return listener_->local();
@@ -265,6 +268,7 @@ void console_server::stop() {
     if (listener_) listener_->stop();
     reload_timer_.cancel();
     clock_timer_.cancel();
+    if (replica_) replica_->stop();
     for (auto& s : sockets_)
         s->close();
     sockets_.clear();
@@ -366,9 +370,16 @@ void console_server::handle(request&& req, const std::string& peer,
         return send(std::move(r));
     }
     if (target == "/health") {
-        return send(answer(http::status::ok, json{{"caught_up", caught_up_},
-                                                  {"offset", view_.last_offset()},
-                                                  {"pages", sockets_.size()}}));
+        json h{
+            {"caught_up", caught_up_}, {"offset", view_.last_offset()}, {"pages", sockets_.size()}};
+        if (replica_) {
+            auto c = replica_->counts();
+            h["photos"] = {{"held", c.held},
+                           {"pending", c.pending},
+                           {"failures", c.failures},
+                           {"offset", c.offset}};
+        }
+        return send(answer(http::status::ok, h));
     }
     if (target == "/metrics") {
         if (req.method() != http::verb::get) return send(refuse(405, "use GET"));
@@ -526,6 +537,23 @@ std::string console_server::metrics() const {
             static_cast<double>(view_.last_offset()));
     w.gauge("pingan_console_caught_up", "1 once the console has read the log to its head.",
             caught_up_ ? 1 : 0);
+    if (replica_) {
+        auto c = replica_->counts();
+        w.gauge("pingan_console_photos_held", "Photos in the console's photo store.",
+                static_cast<double>(c.held));
+        w.gauge("pingan_console_photos_pending",
+                "Photos named by events and not fetched yet (retried while their sources fail).",
+                static_cast<double>(c.pending));
+        w.counter("pingan_console_photos_fetched_total",
+                  "Photos fetched from the school services and stored.",
+                  static_cast<double>(c.fetched));
+        w.counter("pingan_console_photo_fetch_failures_total",
+                  "Photo fetches that failed (no source answered with the photo).",
+                  static_cast<double>(c.failures));
+        w.counter("pingan_console_photos_refused_total",
+                  "Fetched bytes refused: not the hash, size or type the event names.",
+                  static_cast<double>(c.refused));
+    }
     w.gauge("pingan_console_open_incidents", "Incidents not closed, as the console sees them.",
             static_cast<double>(std::count_if(view_.incidents().begin(), view_.incidents().end(),
                                               [](const auto& kv) { return !kv.second.closed; })));
@@ -719,16 +747,10 @@ void console_server::resume(const std::shared_ptr<ws_session>& ws, std::uint64_t
 
 namespace {
 
-bool names_photo(const event& e, std::string_view hash) {
-    return std::visit(
-        [&](const auto& b) {
-            if constexpr (requires { b.photo_refs; }) {
-                for (const auto& r : b.photo_refs)
-                    if (r.hash == hash) return true;
-            }
-            return false;
-        },
-        e.body);
+std::optional<photo_ref> names_photo(const event& e, std::string_view hash) {
+    for (auto& r : photo_refs_of(e))
+        if (r.hash == hash) return r;
+    return std::nullopt;
 }
 
 response photo_response(const std::string& bytes, const std::string& type, unsigned version) {
@@ -749,23 +771,34 @@ void console_server::photo(const request& req, const user& u, const std::string&
                            std::function<void(response&&)> send) {
     // Only a photo that an event this user may see names: the console is not
     // a way into every school's photos.
-    bool visible = false;
+    std::optional<photo_ref> ref;
+    std::string school;
     for (const auto* e : view_.since(view_.oldest_kept())) {
-        if (!names_photo(*e, hash)) continue;
+        auto r = names_photo(*e, hash);
+        if (!r) continue;
         bool minors = false;
         if (view_.for_user(*e, u, true, minors)) {
-            visible = true;
+            ref = std::move(r);
+            school = e->school;
             break;
         }
     }
-    if (!visible) return send(refuse(404, "no event you may see names this photo"));
+    if (!ref) return send(refuse(404, "no event you may see names this photo"));
     auto version = req.version();
+    // The console's own copy first: it is there while the school is offline.
+    if (replica_)
+        if (auto held = replica_->get(hash))
+            return send(photo_response(held->bytes, held->type, version));
     if (auto it = photo_cache_.find(hash); it != photo_cache_.end())
         return send(photo_response(it->second.first, it->second.second, version));
     if (cfg_.photos.empty())
         return send(refuse(503, "this console fetches no photos (no --photo-source)"));
-    net::post(fetch_pool_, [this, hash, version, send = std::move(send)]() mutable {
+    net::post(fetch_pool_, [this, hash, version, named = *ref, school,
+                            send = std::move(send)]() mutable {
         auto got = fetch_photo(cfg_.photos, hash);
+        // Kept only if it is the photo the event names (hash, size and type).
+        if (got.ok() && replica_ && !replica_->keep(named, school, got.bytes, got.type))
+            got.error = "the answer is not the size or type the event names";
         net::post(ioc_, [this, hash, version, got = std::move(got), send = std::move(send)] {
             if (!got.ok()) {
                 log_->warn("photo {}: {}", hash, got.error);
@@ -841,6 +874,7 @@ void console_server::on_caught_up() {
 }
 
 void console_server::on_event(event e) {
+    if (replica_) replica_->on_event(e);
     view_.apply(e);
     const auto* stored = view_.at(e.offset);
     if (!stored || !caught_up_) return;

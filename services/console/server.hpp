@@ -10,6 +10,7 @@
 #include "auth.hpp"
 #include "broker_link.hpp"
 #include "photos.hpp"
+#include "replicator.hpp"
 #include "services/common/listener.hpp"
 #include "users.hpp"
 #include "view.hpp"
@@ -50,7 +51,8 @@ struct console_config {
     std::size_t max_connections = 1000; // HTTP and WebSocket connections open at once
     session_limits sessions;
     rate_limits logins;
-    photo_sources photos; // the school services that keep the photos events name
+    photo_sources photos;                 // the school services that keep the photos events name
+    std::string data_dir = "var/console"; // the replicated photos, when there are sources
 };
 
 class ws_session;
@@ -125,6 +127,8 @@ class console_server {
     std::map<std::string, std::pair<std::string, std::string>> photo_cache_;
     std::deque<std::string> photo_order_;
     static constexpr std::size_t photo_cache_max = 64;
+    // The bureau's copy of the photos events name (with --photo-source).
+    std::unique_ptr<photo_replicator> replica_;
     net::thread_pool fetch_pool_{2}; // photo fetches, off the io thread
     // Password hashing (crypto_pwhash takes tens of milliseconds and much
     // memory): off the io thread, which keeps serving pages meanwhile. Last

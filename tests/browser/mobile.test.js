@@ -303,7 +303,7 @@ async function main() {
       pingan(["users", "add", "chen", "--file", users, "--scope", "city", "--role", "supervisor", "--password-stdin"], "chen-password-1\n");
       const con = await start("pingan-console", ["--http", "127.0.0.1:0", "--users", users, "--registry", registry,
         "--ingest", ep.ingest, "--feed", ep.feed, "--query", ep.query, "--photo-source", hazardUrl,
-        "--photo-token-file", bureauToken, "--log-level", "warn"], /listening http=(\S+)/);
+        "--photo-token-file", bureauToken, "--data", path.join(work, "console"), "--log-level", "warn"], /listening http=(\S+)/);
       const desk = await browser.newContext({ viewport: { width: 1280, height: 860 } });
       const cp = await desk.newPage();
       cp.on("pageerror", (e) => check(false, `console: no script error on the page (${e.message})`));
