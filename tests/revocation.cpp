@@ -318,11 +318,17 @@ TEST_CASE("a revoked key's live-feed subscription stops and it cannot subscribe 
     // The city's subscriber reconnects by itself and reads on; the revoked
     // school's connection is closed and its new handshake refused, so the
     // events that the city receives never reach it.
+    // Only an event published now proves the city is subscribed again: one
+    // still queued from before the rebind does not.
     std::uint64_t last = 0;
     for (int i = 0; i < 50 && last == 0; ++i) {
         auto r = publish_on(pub, sample_hazard("420502K001"));
         REQUIRE(r.results[0].what == wire::outcome::stored);
-        if (auto m = all.receive(std::chrono::milliseconds(200))) last = m->offset;
+        while (auto m = all.receive(std::chrono::milliseconds(200)))
+            if (m->offset >= r.results[0].offset) {
+                last = m->offset;
+                break;
+            }
     }
     REQUIRE(last > 0);
     auto r = publish_on(pub, sample_hazard("420502K001"));
