@@ -6,6 +6,7 @@
 #include "broker_process.hpp"
 #include "common/codec.hpp"
 #include "photo_fixtures.hpp"
+#include "pingan_run.hpp"
 #include "services/common/photos.hpp"
 #include "support.hpp"
 
@@ -31,15 +32,6 @@ namespace {
 
 std::string bin(const std::string& name) {
     return std::string(PINGAN_BIN_DIR) + "/" + name;
-}
-
-template <class F> bool eventually(F done, std::chrono::milliseconds limit = 20s) {
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(50ms);
-    }
-    return true;
 }
 
 struct answer {
