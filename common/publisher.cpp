@@ -375,7 +375,8 @@ void publisher::check_timeouts() {
             in_flight_.begin(), in_flight_.end(),
             [](const auto& a, const auto& b) { return a.second.sent_at < b.second.sent_at; });
         if (now - oldest->second.sent_at > opts_.resend_timeout)
-            reconnect_later("no answer from the broker");
+            reconnect_later("no answer from the broker within " +
+                            std::to_string(opts_.resend_timeout.count()) + " ms");
     }
     tick_.expires_after(std::min<std::chrono::milliseconds>(opts_.resend_timeout / 4, 250ms));
     tick_.async_wait([this](const boost::system::error_code& ec) {
@@ -383,9 +384,9 @@ void publisher::check_timeouts() {
     });
 }
 
-void publisher::reconnect_later(const char* why) {
-    log_->warn("{} within {} ms; reconnecting in {} ms and sending {} events again", why,
-               opts_.resend_timeout.count(), backoff_.count(), in_flight_events_);
+void publisher::reconnect_later(const std::string& why) {
+    log_->warn("{}; reconnecting in {} ms and sending {} events again", why, backoff_.count(),
+               in_flight_events_);
     close_socket();
     ++stats_.reconnects;
     auto delay = backoff_;
@@ -400,7 +401,10 @@ void publisher::reconnect_later(const char* why) {
             open_socket();
             service();
         } catch (const std::exception& x) {
+            // Out of descriptors (EMFILE) or memory: a half-made socket is
+            // closed and the next attempt is made after the back-off.
             log_->error("publisher: {}", x.what());
+            reconnect_later("could not open a socket to the broker");
         }
     });
 }

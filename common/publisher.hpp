@@ -126,7 +126,7 @@ class publisher {
     bool settle(const request& req, const std::vector<wire::result>& results);
     void resend_later(const char* why);
     void check_timeouts();
-    void reconnect_later(const char* why);
+    void reconnect_later(const std::string& why);
     void schedule_service(std::chrono::milliseconds delay);
 
     boost::asio::io_context& ioc_;

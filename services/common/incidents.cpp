@@ -68,7 +68,10 @@ void incident_watch::want(wanted w) {
 }
 
 void incident_watch::run() {
-    zmq::context_t ctx(1);
+    // Made when first needed and again after a failure: a process out of
+    // descriptors cannot make a context or a socket (EMFILE), and that must
+    // cost a round, never the thread (an exception leaving it ends the process).
+    std::optional<zmq::context_t> ctx;
     std::unique_ptr<query_client> q;
     while (true) {
         wanted w;
@@ -78,9 +81,20 @@ void incident_watch::run() {
             w = wanted_;
         }
         if (!w.empty()) {
-            if (!q) q = std::make_unique<query_client>(ctx, endpoint_, curve_ ? &*curve_ : nullptr);
+            try {
+                if (!ctx) ctx.emplace(1);
+                if (!q)
+                    q = std::make_unique<query_client>(*ctx, endpoint_,
+                                                       curve_ ? &*curve_ : nullptr);
+            } catch (const std::exception& x) {
+                if (!failing_)
+                    log_->warn("incidents: no socket to the broker at {}: {}; trying again "
+                               "every {} ms",
+                               endpoint_, x.what(), every_.count());
+                failing_ = true;
+            }
             // A socket that lost its answer (or its handshake) starts afresh.
-            if (!round(*q, w)) q.reset();
+            if (q && !round(*q, w)) q.reset();
         }
         std::unique_lock lk(mu_);
         cv_.wait_for(lk, every_, [this] { return stop_ || poke_; });
