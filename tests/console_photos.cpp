@@ -16,6 +16,7 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -152,6 +153,11 @@ struct school_with_photo {
         std::unique_ptr<process> proc;
         unsigned short port = 0;
         json health() { return call(port, http::verb::get, "/health").j(); }
+        // The photo is in the console's copy and nothing waits.
+        bool holds_one_photo() {
+            auto h = health();
+            return h.contains("photos") && h["photos"]["held"] == 1 && h["photos"]["pending"] == 0;
+        }
         std::string metrics() { return call(port, http::verb::get, "/metrics").body; }
         std::string login() {
             auto a = call(port, http::verb::post, "/api/login",
@@ -247,10 +253,7 @@ TEST_CASE("a reported photo is copied to the console unasked and served from its
     school_with_photo s;
     auto con = s.start_console({s.source()});
     // No page asks: the event alone brings the photo.
-    REQUIRE(eventually([&] {
-        auto h = con.health();
-        return h.contains("photos") && h["photos"]["held"] == 1 && h["photos"]["pending"] == 0;
-    }));
+    REQUIRE(eventually([&] { return con.holds_one_photo(); }));
     CHECK(metric(con.metrics(), "pingan_console_photos_fetched_total") == 1);
     CHECK(metric(con.metrics(), "pingan_console_photos_held") == 1);
 
@@ -327,4 +330,76 @@ TEST_CASE("a source answering with other bytes than the photo named is refused a
     CHECK(kept.body == s.bytes);
     CHECK(kept.body != liar.bytes);
     fixed.stop();
+}
+
+TEST_CASE("an export carries the photos its events name from the bureau's copy, and verify "
+          "--export --photos catches a photo missing or altered",
+          "[console_photos]") {
+    school_with_photo s;
+    auto con = s.start_console({s.source()});
+    REQUIRE(eventually([&] { return con.holds_one_photo(); }));
+    // The school service and its disk are gone: the console's copy is what is left.
+    s.hazard->signal(SIGKILL);
+    s.hazard->wait();
+
+    const std::string out = s.d / "audit.jsonl", photos = s.d / "audit-photos";
+    auto r = run({"export", "--data", s.d / "store", "--out", out, "--photos", photos,
+                  "--photo-store", s.d / "console/photos"});
+    REQUIRE(r.code == 0);
+    CHECK(has(r, "1 photos written to " + photos));
+    const std::string file = photos + "/" + s.hash + ".jpg";
+    std::ifstream in(file, std::ios::binary);
+    REQUIRE(in);
+    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(got == s.bytes);
+    std::ifstream exported(out);
+    std::string first;
+    std::getline(exported, first);
+    auto header = json::parse(first);
+    CHECK(header["photos"]["files"] == 1);
+    CHECK(header["photos"]["missing"].empty());
+
+    auto ok = run_stdout({"verify", "--export", out, "--photos", photos});
+    REQUIRE(ok.code == 0);
+    REQUIRE(ok.lines.size() == 1);
+    CHECK(json::parse(ok.lines[0])["photos"] == 1);
+
+    // One byte changed: the bytes no longer hash to the name the chained event records.
+    {
+        std::string altered = s.bytes;
+        altered[altered.size() / 2] ^= 0x01;
+        std::ofstream(file, std::ios::binary | std::ios::trunc) << altered;
+    }
+    auto bad = run_stdout({"verify", "--export", out, "--photos", photos});
+    CHECK(bad.code == 1);
+    CHECK(has(bad, "does not hash to its name: the photo was altered"));
+    // Another photo of another size put in its place.
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << make_jpeg(100, 80, 3);
+    bad = run_stdout({"verify", "--export", out, "--photos", photos});
+    CHECK(bad.code == 1);
+    CHECK(has(bad, "bytes, the event says " + std::to_string(s.bytes.size())));
+    // Gone.
+    std::filesystem::remove(file);
+    bad = run_stdout({"verify", "--export", out, "--photos", photos});
+    CHECK(bad.code == 1);
+    CHECK(has(bad, "is missing"));
+
+    // A store that does not hold the photo: the export is written, the photo
+    // is named as missing, and the exit status says so.
+    { svc::photo_store empty(s.d / "empty-photos"); }
+    r = run({"export", "--data", s.d / "store", "--out", s.d / "again.jsonl", "--photos",
+             s.d / "again-photos", "--photo-store", s.d / "empty-photos"});
+    CHECK(r.code == 1);
+    CHECK(has(r, "photo " + s.hash));
+    CHECK(has(r, "not written: in none of the photo stores"));
+    // No store at all there: a clear refusal naming the folder.
+    r = run({"export", "--data", s.d / "store", "--photos", s.d / "x", "--photo-store",
+             s.d / "nowhere"});
+    CHECK(r.code == 2);
+    CHECK(has(r, "nowhere"));
+    // --photos without a store to read from.
+    r = run({"export", "--data", s.d / "store", "--photos", s.d / "x"});
+    CHECK(r.code == 2);
+    CHECK(has(r, "--photos needs --photo-store"));
+    con.stop();
 }

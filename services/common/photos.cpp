@@ -4,6 +4,7 @@
 #include "common/hex.hpp"
 
 #include <algorithm>
+#include <filesystem>
 
 namespace pingan::svc {
 
@@ -20,8 +21,46 @@ bool valid_photo_hash(std::string_view s) noexcept {
            });
 }
 
-photo_store::photo_store(const std::string& dir)
-    : env_(lmdb::open_local(dir, "photos", 64u << 20, {{"blobs", &blobs_}, {"meta", &meta_}})) {
+std::vector<photo_ref> photo_refs_of(const event& e) {
+    return std::visit(
+        [](const auto& b) -> std::vector<photo_ref> {
+            if constexpr (requires { b.photo_refs; })
+                return b.photo_refs;
+            else
+                return {};
+        },
+        e.body);
+}
+
+std::string_view photo_extension(std::string_view type) noexcept {
+    if (type == "image/jpeg") return "jpg";
+    if (type == "image/png") return "png";
+    return "bin";
+}
+
+namespace {
+
+lmdb::env open_photos(const std::string& dir, bool read_only, MDB_dbi& blobs, MDB_dbi& meta) {
+    if (!read_only)
+        return lmdb::open_local(dir, "photos", 64u << 20, {{"blobs", &blobs}, {"meta", &meta}});
+    if (!std::filesystem::exists(dir + "/data.mdb"))
+        throw error(errc::io_error, "photo store " + dir + ": no data.mdb there");
+    try {
+        lmdb::env e(dir, 4, 64u << 20, MDB_RDONLY);
+        lmdb::txn t(e, MDB_RDONLY);
+        blobs = lmdb::open_dbi(t, "blobs", 0);
+        meta = lmdb::open_dbi(t, "meta", 0);
+        t.commit();
+        return e;
+    } catch (const lmdb::lmdb_error& x) {
+        throw error(errc::io_error, "photo store " + dir + ": " + x.what());
+    }
+}
+
+} // namespace
+
+photo_store::photo_store(const std::string& dir, bool read_only)
+    : env_(open_photos(dir, read_only, blobs_, meta_)) {
     if (sodium_init() < 0) throw error(errc::internal, "libsodium could not start");
 }
 

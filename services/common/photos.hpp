@@ -12,6 +12,7 @@
 // service's io thread).
 #pragma once
 
+#include "common/event.hpp"
 #include "common/lmdb.hpp"
 #include "common/time.hpp"
 
@@ -30,10 +31,21 @@ std::string photo_hash(std::string_view bytes);
 // True for 64 lower-case hex digits.
 bool valid_photo_hash(std::string_view s) noexcept;
 
+// Returns: the photos an event names (hazard reports, rectifications and
+// verifications; none for other bodies).
+std::vector<photo_ref> photo_refs_of(const event& e);
+
+// Returns: the file name extension for a photo's media type ("jpg", "png",
+// else "bin").
+std::string_view photo_extension(std::string_view type) noexcept;
+
 class photo_store {
   public:
+    // Opens (creating) the store in `dir`; with `read_only`, opens an
+    // existing store for reading only, beside the process that writes it
+    // (`pingan export --photo-store`).
     // Throws: pingan::error(io_error) naming the directory.
-    explicit photo_store(const std::string& dir);
+    explicit photo_store(const std::string& dir, bool read_only = false);
 
     struct stored {
         std::string hash;

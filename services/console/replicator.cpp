@@ -19,17 +19,6 @@ timestamp wall_now() {
     return std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
 }
 
-std::vector<photo_ref> photo_refs_of(const event& e) {
-    return std::visit(
-        [](const auto& b) -> std::vector<photo_ref> {
-            if constexpr (requires { b.photo_refs; })
-                return b.photo_refs;
-            else
-                return {};
-        },
-        e.body);
-}
-
 photo_replicator::photo_replicator(const std::string& dir, photo_sources from,
                                    std::shared_ptr<spdlog::logger> log)
     : from_(std::move(from)), log_(std::move(log)), store_(dir + "/photos"),
@@ -73,7 +62,7 @@ void photo_replicator::stop() {
 }
 
 void photo_replicator::on_event(const event& e) {
-    auto refs = photo_refs_of(e);
+    auto refs = svc::photo_refs_of(e);
     {
         std::lock_guard l(m_);
         if (e.offset <= seen_) return;

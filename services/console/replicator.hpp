@@ -40,9 +40,6 @@
 
 namespace pingan::console {
 
-// The photos an event names (none for other bodies).
-std::vector<photo_ref> photo_refs_of(const event& e);
-
 class photo_replicator {
   public:
     // Opens (creating) <dir>/photos and <dir>/photo-queue.

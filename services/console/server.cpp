@@ -748,7 +748,7 @@ void console_server::resume(const std::shared_ptr<ws_session>& ws, std::uint64_t
 namespace {
 
 std::optional<photo_ref> names_photo(const event& e, std::string_view hash) {
-    for (auto& r : photo_refs_of(e))
+    for (auto& r : svc::photo_refs_of(e))
         if (r.hash == hash) return r;
     return std::nullopt;
 }

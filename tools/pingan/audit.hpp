@@ -54,9 +54,10 @@ struct school_term {
 // pingan verify --export FILE [--data DIR]: checks a JSON Lines export
 // (cmd_export.cpp); prints one JSON line. Returns: the exit code.
 // With `cp`, the export (or, with `data_dir`, the store) must also hold the
-// checkpoint's chain hash at its offset.
+// checkpoint's chain hash at its offset. With `photos_dir` (export --photos),
+// every photo the events name must be there, of its size and hash.
 int verify_export(const std::string& file, const std::string& data_dir,
-                  const checkpoint* cp = nullptr);
+                  const checkpoint* cp = nullptr, const std::string& photos_dir = {});
 
 // A checkpoint file read for `pingan verify --checkpoint`; exits 2 if it is
 // unreadable or malformed. `problem` says why it is not to be trusted (a

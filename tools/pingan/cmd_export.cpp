@@ -11,10 +11,12 @@
 #include "common/client.hpp"
 #include "common/key_ring.hpp"
 #include "common/privacy.hpp"
+#include "services/common/photos.hpp"
 #include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
 #include "tools/pingan/render.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -30,6 +32,8 @@ struct export_args {
     std::string out, data_dir, term, incident;
     std::uint64_t from = 1, to = 0;
     std::string since, until;
+    std::string photos_dir;                // --photos: where the named photos are written
+    std::vector<std::string> photo_stores; // --photo-store: photo stores to read them from
 };
 
 std::string dump(const json& j) {
@@ -45,6 +49,7 @@ struct exported {
     std::uint64_t redacted = 0;
     std::string source;
     std::string scope; // from the broker: the caller's scope, when narrower than the city
+    json photos;       // with --photos: {dir, files, missing}
 };
 
 // The filter an export applied, as recorded in its header (and re-applied by verify).
@@ -233,9 +238,98 @@ json header_of(const exported& x) {
              to = x.segment["to"].get<std::uint64_t>();
         complete = x.redacted == 0 && x.events.size() == to - from + 1;
     }
-    return json{{"pingan_export", 1},   {"source", x.source},       {"filter", x.filter},
-                {"segment", x.segment}, {"count", x.events.size()}, {"redacted", x.redacted},
-                {"complete", complete}};
+    json h{{"pingan_export", 1},   {"source", x.source},       {"filter", x.filter},
+           {"segment", x.segment}, {"count", x.events.size()}, {"redacted", x.redacted},
+           {"complete", complete}};
+    if (!x.photos.is_null()) h["photos"] = x.photos;
+    return h;
+}
+
+// ---- photos ----
+
+// A photo an exported event names: its hash, size and type, and the first
+// event (offset) that names it.
+struct named_photo {
+    std::string hash, type;
+    std::uint64_t size = 0, offset = 0;
+};
+
+// The photos the events name, each once, in the order first named. Events
+// are read as exported (JSON), so a photo named by no valid reference is not
+// listed: verify --export refuses such events anyway.
+std::vector<named_photo> photos_named(const std::vector<json>& events) {
+    std::vector<named_photo> out;
+    std::set<std::string> seen;
+    for (const auto& e : events) {
+        if (!e.contains("body") || !e["body"].is_object()) continue;
+        auto refs = e["body"].find("photo_refs");
+        if (refs == e["body"].end() || !refs->is_array()) continue;
+        for (const auto& r : *refs) {
+            if (!r.is_object() || !r.contains("hash") || !r["hash"].is_string()) continue;
+            named_photo p{r["hash"].get<std::string>(), r.value("type", ""),
+                          r.value("size", std::uint64_t{0}), e.value("offset", std::uint64_t{0})};
+            if (seen.insert(p.hash).second) out.push_back(std::move(p));
+        }
+    }
+    return out;
+}
+
+std::string photo_file(const named_photo& p) {
+    return p.hash + "." + std::string(svc::photo_extension(p.type));
+}
+
+// Writes every photo the events name into `a.photos_dir` as HASH.jpg (or
+// .png), from the first of the photo stores that holds bytes hashing to the
+// name and of the size the event records. Returns the header's `photos`.
+json copy_photos(const export_args& a, const std::vector<json>& events) {
+    std::vector<std::unique_ptr<svc::photo_store>> stores;
+    for (const auto& dir : a.photo_stores) {
+        try {
+            stores.push_back(std::make_unique<svc::photo_store>(dir, true));
+        } catch (const error& e) {
+            fatal("--photo-store " + e.detail());
+        }
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(a.photos_dir, ec);
+    if (ec) fatal("cannot make " + a.photos_dir + ": " + ec.message());
+    std::uint64_t files = 0;
+    json missing = json::array();
+    for (const auto& p : photos_named(events)) {
+        std::string why = "in none of the photo stores";
+        std::optional<std::string> bytes;
+        for (const auto& st : stores) {
+            auto got = st->get(p.hash);
+            if (!got) continue;
+            if (svc::photo_hash(got->bytes) != p.hash) {
+                why = "a store's copy does not hash to its name";
+                continue;
+            }
+            if (got->bytes.size() != p.size) {
+                why = "a store's copy has " + std::to_string(got->bytes.size()) +
+                      " bytes, the event says " + std::to_string(p.size);
+                continue;
+            }
+            bytes = std::move(got->bytes);
+            break;
+        }
+        if (!bytes) {
+            missing.push_back({{"hash", p.hash}, {"offset", p.offset}, {"problem", why}});
+            continue;
+        }
+        auto path = a.photos_dir + "/" + photo_file(p);
+        auto part = path + ".part";
+        {
+            std::ofstream f(part, std::ios::binary | std::ios::trunc);
+            f.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+            f.flush();
+            if (!f) fatal("cannot write " + part);
+        }
+        std::filesystem::rename(part, path, ec);
+        if (ec) fatal("cannot write " + path + ": " + ec.message());
+        ++files;
+    }
+    return json{{"dir", a.photos_dir}, {"files", files}, {"missing", std::move(missing)}};
 }
 
 void write_jsonl(std::ostream& out, const exported& x) {
@@ -347,6 +441,11 @@ void write_csv(std::ostream& out, const exported& x, bool bom, const registry* r
 void run(const export_args& a) {
     if (a.format != "jsonl" && a.format != "csv") fatal("--format is jsonl or csv");
     if (a.bom && a.format != "csv") fatal("--bom is for --format csv");
+    if (!a.photos_dir.empty() && a.photo_stores.empty())
+        fatal("--photos needs --photo-store: the photo store to copy them from (the console's "
+              "<data>/photos or a school service's <data>/photos)");
+    if (a.photos_dir.empty() && !a.photo_stores.empty())
+        fatal("--photo-store goes with --photos DIR");
     auto reg = load_registry(a.f);
     check_filters(a.f, reg ? &*reg : nullptr);
     if (!a.incident.empty() &&
@@ -360,6 +459,7 @@ void run(const export_args& a) {
     if (x.scope.starts_with("district ") && !x.filter.contains("district"))
         x.filter["district"] = x.scope.substr(9);
     if (x.scope.starts_with("school ")) x.filter["school"] = x.scope.substr(7);
+    if (!a.photos_dir.empty()) x.photos = copy_photos(a, x.events);
     std::ofstream file;
     if (!a.out.empty()) {
         file.open(a.out, std::ios::binary | std::ios::trunc);
@@ -377,6 +477,15 @@ void run(const export_args& a) {
                   << x.segment["from"].get<std::uint64_t>() << "-"
                   << x.segment["to"].get<std::uint64_t>() << ", " << x.redacted
                   << " redacted) written to " << a.out << "\n";
+    if (!x.photos.is_null()) {
+        std::cerr << "pingan: " << x.photos["files"].get<std::uint64_t>() << " photos written to "
+                  << a.photos_dir << "\n";
+        for (const auto& m : x.photos["missing"])
+            std::cerr << "pingan: photo " << m["hash"].get<std::string>()
+                      << " named by the event at offset " << m["offset"].get<std::uint64_t>()
+                      << " not written: " << m["problem"].get<std::string>() << "\n";
+        if (!x.photos["missing"].empty()) exit_code() = 1;
+    }
 }
 
 } // namespace
@@ -401,6 +510,12 @@ void add_export_command(CLI::App& app) {
     cmd->add_option("--data", a->data_dir,
                     "read this store directory instead of asking the broker; the export then "
                     "carries the chain hashes of its segment ($PINGAN_DATA)");
+    cmd->add_option("--photos", a->photos_dir,
+                    "also write every photo the exported events name into this folder, as "
+                    "HASH.jpg or HASH.png (check with pingan verify --export --photos)");
+    cmd->add_option("--photo-store", a->photo_stores,
+                    "a photo store to read them from, opened read-only: the console's "
+                    "<data>/photos or a school service's <data>/photos (repeatable)");
     add_filter_options(*cmd, a->f);
     add_endpoint_options(*cmd, false, false, true);
     cmd->callback([a] { run(*a); });
@@ -440,7 +555,28 @@ static bool sealed_minors(const json& e) {
     return false;
 }
 
-int verify_export(const std::string& file, const std::string& data_dir, const checkpoint* cp) {
+// Every photo the events name must be in `dir` as HASH.EXT with the size the
+// event records and bytes that hash to its name. Returns: the problem, or "".
+static std::string check_photos(const std::vector<json>& events, const std::string& dir,
+                                std::uint64_t& checked) {
+    for (const auto& p : photos_named(events)) {
+        auto path = dir + "/" + photo_file(p);
+        std::ifstream f(path, std::ios::binary);
+        auto at = " named by the event at offset " + std::to_string(p.offset);
+        if (!f) return "the photo " + p.hash + at + " is missing: no " + path;
+        std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        if (bytes.size() != p.size)
+            return "the photo " + path + at + " has " + std::to_string(bytes.size()) +
+                   " bytes, the event says " + std::to_string(p.size) + ": the photo was altered";
+        if (svc::photo_hash(bytes) != p.hash)
+            return "the photo " + path + at + " does not hash to its name: the photo was altered";
+        ++checked;
+    }
+    return {};
+}
+
+int verify_export(const std::string& file, const std::string& data_dir, const checkpoint* cp,
+                  const std::string& photos_dir) {
     std::ifstream in(file, std::ios::binary);
     if (!in) fatal("cannot read " + file);
     std::string line;
@@ -621,6 +757,14 @@ int verify_export(const std::string& file, const std::string& data_dir, const ch
                           " to " + at_checkpoint.value_or("nothing") +
                           ": the history up to the checkpoint was rewritten");
         result["checkpoint"] = {{"offset", cp->offset}, {"hash", cp->hash}};
+    }
+    if (!photos_dir.empty()) {
+        // The events are the log's (above), and each names its photos by
+        // hash and size: photos that match are the photos reported.
+        std::uint64_t checked = 0;
+        if (auto problem = check_photos(events, photos_dir, checked); !problem.empty())
+            return refuse(problem);
+        result["photos"] = checked;
     }
     std::cout << dump(result) << "\n";
     return 0;

@@ -178,6 +178,10 @@ void add_verify_command(CLI::App& app) {
     cmd->add_option("--export", *exported,
                     "a JSON Lines file of pingan export: its events must be exactly the log's "
                     "in its segment (on its own when complete; with --data against the store)");
+    auto photos = std::make_shared<std::string>();
+    cmd->add_option("--photos", *photos,
+                    "with --export: the folder of its photos (pingan export --photos); every "
+                    "photo its events name must be there, of the size and hash they record");
     auto cp_file = std::make_shared<std::string>();
     auto pubkey = std::make_shared<std::string>();
     cmd->add_option("--checkpoint", *cp_file,
@@ -191,8 +195,9 @@ void add_verify_command(CLI::App& app) {
     cmd->add_option("--archive", *archive_dir,
                     "an archive folder (pingan archive): its segments and the store (--data) "
                     "must make one chain from offset 1 to the store's head");
-    cmd->callback([cmd, data, expect, at, exported, cp_file, pubkey, archive_dir] {
+    cmd->callback([cmd, data, expect, at, exported, photos, cp_file, pubkey, archive_dir] {
         if (!pubkey->empty() && cp_file->empty()) fatal("--pubkey goes with --checkpoint");
+        if (!photos->empty() && exported->empty()) fatal("--photos goes with --export");
         if (!archive_dir->empty()) {
             if (!expect->empty() || !exported->empty() || !cp_file->empty())
                 fatal("--archive goes only with --data");
@@ -221,7 +226,7 @@ void add_verify_command(CLI::App& app) {
         }
         if (!exported->empty()) {
             exit_code() = verify_export(*exported, cmd->count("--data") ? *data : std::string(),
-                                        cp ? &*cp : nullptr);
+                                        cp ? &*cp : nullptr, *photos);
             return;
         }
         try {
