@@ -11,6 +11,7 @@
 #
 #   scripts/demo.sh                 # 150 schools, one simulated day at 300x
 #   SCHOOLS=0 DAYS=3 scripts/demo.sh   # the whole registry, three days
+#   SKIP_BUILD=1 BIN_DIR=build/bin RUN=/tmp/demo scripts/demo.sh   # built programs, another folder
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -35,7 +36,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
         cmake --build build -j2 --target $TARGETS
     fi
 fi
-BIN=$ROOT/build/bin
+BIN=$(cd "${BIN_DIR:-$ROOT/build/bin}" && pwd)
 
 # ---- run ----------------------------------------------------------------------
 rm -rf "$RUN"
@@ -120,11 +121,14 @@ done <data/districts.csv
     --registry data/schools.csv >"$KEYS/sim.token" 2>/dev/null)
 
 # The broker's clock runs as fast as the simulation, so that simulated
-# deadlines fall due in minutes.
+# deadlines fall due in minutes. Minors' data (psych alerts' student
+# references and indicator codes, bullying references) is sealed in its store
+# with keys kept outside the store's folder (docs/security.md).
 start broker "$BIN/pingan-broker" --config config/broker.yaml --data "$RUN/broker" \
     --registry data/schools.csv --districts data/districts.csv \
     --ingest 'tcp://127.0.0.1:*' --feed 'tcp://127.0.0.1:*' --query 'tcp://127.0.0.1:*' \
-    --clock "scaled:$SPEED:$START" --server-key "$KEYS/broker.key" --clients "$KEYS/access.yaml"
+    --clock "scaled:$SPEED:$START" --server-key "$KEYS/broker.key" --clients "$KEYS/access.yaml" \
+    --keys "$KEYS/at-rest"
 INGEST=$(field ingest); FEED=$(field feed); QUERY=$(field query)
 
 # The simulator posts for every school from one address with one credential:
