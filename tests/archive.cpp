@@ -219,6 +219,17 @@ TEST_CASE("archived events replay as the broker replays them, and after --drop t
         b.proc->signal(SIGTERM);
         REQUIRE(b.proc->wait() == 0);
     }
+    // Chain hashes recorded before the drop, as an inspector would keep them.
+    std::string at300, at500, at600;
+    {
+        store_options o;
+        o.path = data;
+        o.read_only = true;
+        store s(o);
+        at300 = hex(*s.hash_at(300));
+        at500 = hex(*s.hash_at(500));
+        at600 = hex(*s.hash_at(600));
+    }
     auto a = run({"archive", "--data", data, "--before", "2026-09-03", "--out", arch, "--drop"});
     INFO(joined(a));
     REQUIRE(a.code == 0);
@@ -251,6 +262,18 @@ TEST_CASE("archived events replay as the broker replays them, and after --drop t
     auto alone = run({"verify", "--data", data});
     INFO(joined(alone));
     CHECK(alone.code == 0);
+    // Hashes recorded earlier still prove the records the store kept; an
+    // offset it no longer holds is named as archived, not as rewritten.
+    CHECK(run({"verify", "--data", data, "--expect", at600}).code == 0);
+    CHECK(run({"verify", "--data", data, "--expect", at500, "--at", "500"}).code == 0);
+    auto wrong = run({"verify", "--data", data, "--expect", at300, "--at", "500"});
+    CHECK(wrong.code == 1);
+    CHECK(joined(wrong).find("the history was rewritten") != std::string::npos);
+    auto gone = run({"verify", "--data", data, "--expect", at300, "--at", "300"});
+    CHECK(gone.code == 1);
+    CHECK(joined(gone).find("is no longer in this store: records 1-400 were archived") !=
+          std::string::npos);
+    CHECK(joined(gone).find("rewritten") == std::string::npos);
 
     // The broker opens the store, stores on after the head, and replays what it still holds.
     broker_process b(data);

@@ -54,9 +54,58 @@ checkpoint read_checkpoint(const std::string& file, const std::string& pubkey_fi
 
 namespace {
 
+// The first offset the store holds: 1, or after `pingan archive --drop` the
+// first record kept (head + 1 when none is).
+std::uint64_t first_held(const store& s) {
+    if (s.head() == 0 || s.get(1)) return 1;
+    scan_filter f;
+    f.from = 1;
+    f.to = s.head();
+    std::uint64_t first = 0;
+    s.scan(f, 1, [&](std::uint64_t off, std::string_view) {
+        first = off;
+        return false;
+    });
+    return first ? first : s.head() + 1;
+}
+
+// The chain's hash at `offset` in a store whose first records were archived
+// and dropped: the hash stored with the record, which `s.verify()` (run
+// first, and passed) proved the kept records chain to. Sets `r` and returns
+// nothing when the offset is no longer in the store.
+std::optional<std::string> archived_store_hash(const store& s, std::uint64_t offset,
+                                               std::uint64_t first, verify_report& r) {
+    if (offset == 0) return hex(chain_hash{});
+    if (offset >= first) {
+        if (auto h = s.hash_at(offset)) return hex(*h);
+    }
+    // The store's chain begins after the last archived record, at the hash it recorded.
+    if (offset == first - 1 && first > s.head()) return hex(s.verify().head_hash);
+    r.ok = false;
+    r.first_bad = 0;
+    r.problem = "offset " + std::to_string(offset) + " is no longer in this store: records 1-" +
+                std::to_string(first - 1) +
+                " were archived and dropped (pingan archive --drop); check it against the "
+                "archive (pingan verify --archive DIR --data DIR proves the store continues it)";
+    return std::nullopt;
+}
+
 // The store against a checkpoint: the chain recomputed from the first record
 // must reach the checkpoint's hash at its offset.
 void check_store(const store& s, const checkpoint& c, verify_report& r) {
+    if (auto first = first_held(s); first > 1 && c.offset <= s.head()) {
+        r = s.verify();
+        if (!r.ok) return;
+        auto h = archived_store_hash(s, c.offset, first, r);
+        if (h && *h != c.hash) {
+            r.ok = false;
+            r.first_bad = c.offset;
+            r.problem = "at offset " + std::to_string(c.offset) + " the checkpoint's hash is " +
+                        c.hash + " but the store's chain hash is " + *h +
+                        ": the history up to the checkpoint was rewritten";
+        }
+        return;
+    }
     if (c.offset > s.head()) {
         r.ok = false;
         r.first_bad = s.head() + 1;
@@ -249,6 +298,14 @@ void add_verify_command(CLI::App& app) {
                 if (target > s.head()) {
                     r.ok = false;
                     r.problem = "offset " + std::to_string(target) + " is past the head";
+                } else if (auto first = first_held(s); first > 1) {
+                    auto h = archived_store_hash(s, target, first, r);
+                    if (h && *h != *expect) {
+                        r.ok = false;
+                        r.first_bad = target;
+                        r.problem = "the chain's hash at offset " + std::to_string(target) +
+                                    " is not the one recorded: the history was rewritten";
+                    }
                 } else {
                     chain_hash h{};
                     for (std::uint64_t off = 1; off <= target; ++off) {
@@ -266,7 +323,7 @@ void add_verify_command(CLI::App& app) {
             }
             j["ok"] = r.ok;
             if (!r.ok) {
-                j["first_bad"] = r.first_bad;
+                if (r.first_bad) j["first_bad"] = r.first_bad;
                 j["problem"] = r.problem;
             }
             std::cout << j.dump() << "\n";
