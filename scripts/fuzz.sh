@@ -10,6 +10,7 @@
 #   scripts/fuzz.sh 5          # a quick pass (what scripts/test.sh runs)
 #   TARGETS="wire rules" scripts/fuzz.sh 600
 #   FUZZ_RUNS=10000000 scripts/fuzz.sh 3600   # stop each at 10 million executions
+#   FUZZ_MAX_LEN=4096 TARGETS=rules scripts/fuzz.sh 3600   # shorter inputs, faster runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
@@ -37,7 +38,7 @@ for t in $TARGETS; do
     started=$(date +%s)
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         "$BUILD/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
-        -max_len=65536 ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -artifact_prefix="$BUILD/crashes/$t/" -print_final_stats=1 \
+        -max_len="${FUZZ_MAX_LEN:-65536}" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -artifact_prefix="$BUILD/crashes/$t/" -print_final_stats=1 \
         "$BUILD/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
     rc=$?
     set -e
