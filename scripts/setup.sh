@@ -37,8 +37,8 @@ if [ ${#missing[@]} -gt 0 ]; then
         "${missing[@]}"
 fi
 
-# playwright-core for the console's browser test, at the version in package-lock.json.
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+# playwright-core and acorn for the browser tests, at the versions in package-lock.json.
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/acorn ]; then
     (cd tests/browser && npm ci --no-audit --no-fund)
 fi
 
