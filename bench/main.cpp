@@ -264,11 +264,14 @@ double raw_scan(lmdb::env& env, MDB_dbi dbi, std::size_t& n) {
     return static_cast<double>(n) / secs;
 }
 
-double broker_replay(const std::string& query, std::size_t expect) {
+// `packed`: many events to a frame (the default); else the binary format's
+// two frames per event (docs/protocol.md).
+double broker_replay(const std::string& query, std::size_t expect, bool packed = true) {
     zmq::context_t ctx(1);
     query_client q(ctx, query);
     replay_request r;
     r.credit = 20000;
+    r.packed = packed;
     std::size_t n = 0, bytes = 0;
     auto start = steady::now();
     q.replay(r, [&](std::uint64_t, std::string_view b) {
@@ -364,7 +367,7 @@ int main(int argc, char** argv) {
         auto redis = only.empty() && !skip_redis ? bench::find_redis_server(no_redis)
                                                  : std::optional<std::string>();
         if (skip_redis) no_redis = "--skip-redis";
-        std::vector<double> raw_scan_r, replay_r;
+        std::vector<double> raw_scan_r, replay_r, replay_binary_r;
         std::string rules_text;
         std::shared_ptr<const rules::ruleset> ruleset;
         if (!skip_engine && only != "raw") {
@@ -411,8 +414,11 @@ int main(int argc, char** argv) {
                 } else {
                     r = drive(b.bound().ingest, evs, window);
                 }
-                if (singles)
+                if (singles) {
                     replay_r.push_back(broker_replay(b.bound().query, one.size() + evs.size()));
+                    replay_binary_r.push_back(
+                        broker_replay(b.bound().query, one.size() + evs.size(), false));
+                }
                 b.stop();
                 b.wait();
             }
@@ -469,7 +475,8 @@ int main(int argc, char** argv) {
         auto raw_many = median(raw_many_r), raw_one = median(raw_one_r);
         auto br_many = median(br_many_r), br_one = median(br_one_r), br_rules = median(rules_r);
         auto br_feed = median(feed_r);
-        double raw_scan_rate = mid(raw_scan_r), br_replay_rate = mid(replay_r);
+        double raw_scan_rate = mid(raw_scan_r), br_replay_rate = mid(replay_r),
+               br_replay_binary_rate = mid(replay_binary_r);
         json engine_fig;
         if (ruleset) engine_fig = bench_engine(reg, rules_text, 20000);
         fs::remove_all(root);
@@ -490,8 +497,9 @@ int main(int argc, char** argv) {
             row("redis XADD, appendfsync always", peer);
         else if (only.empty())
             std::printf("  redis peer row skipped: %s\n", no_redis.c_str());
-        std::printf("replay\n  %-34s %10.0f ev/s\n  %-34s %10.0f ev/s\n", "raw LMDB cursor scan",
-                    raw_scan_rate, "broker replay over ZeroMQ", br_replay_rate);
+        std::printf("replay\n  %-34s %10.0f ev/s\n  %-34s %10.0f ev/s\n  %-34s %10.0f ev/s\n",
+                    "raw LMDB cursor scan", raw_scan_rate, "broker replay over ZeroMQ (packed)",
+                    br_replay_rate, "  binary format, 2 frames an event", br_replay_binary_rate);
         if (br_rules.events) {
             row("broker with the default rules", br_rules);
         }
@@ -517,7 +525,8 @@ int main(int argc, char** argv) {
                       {"scan_events_per_s", raw_scan_rate}};
         out["broker"] = {{"window", fig(br_many)},
                          {"single", fig(br_one)},
-                         {"replay_events_per_s", br_replay_rate}};
+                         {"replay_events_per_s", br_replay_rate},
+                         {"replay_binary_events_per_s", br_replay_binary_rate}};
         out["ratios"] = {{"throughput_window", thr_ratio},
                          {"ack_p99_window", p99_ratio},
                          {"throughput_single", one_ratio}};

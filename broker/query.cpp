@@ -11,6 +11,7 @@
 #include "common/key_ring.hpp"
 
 #include "common/codec.hpp"
+#include "common/packed_events.hpp"
 #include "common/privacy.hpp"
 #include "common/wire.hpp"
 
@@ -34,6 +35,7 @@ struct stream {
     std::uint64_t sent = 0;
     std::uint64_t limit = 0; // 0: no limit
     bool json = false;
+    bool packed = false; // binary events, many to a frame (common/packed_events.hpp)
     // Minors' details: redacted for clients without clearance; for cleared
     // clients every record shown is noted and logged as access.viewed.
     std::shared_ptr<const principal> client;
@@ -212,9 +214,10 @@ void broker::impl::run_query() {
             s.credit = u64_field(params, "credit", problem).value_or(1000);
             s.limit = u64_field(params, "limit", problem).value_or(0);
             auto format = str_field(params, "format", problem);
-            if (!format.empty() && format != "binary" && format != "json")
-                problem = "format: expected \"binary\" or \"json\"";
+            if (!format.empty() && format != "binary" && format != "json" && format != "packed")
+                problem = "format: expected \"binary\", \"packed\" or \"json\"";
             s.json = format == "json";
+            s.packed = format == "packed";
             if (!problem.empty()) return refuse(routing, delim, tag, errc::bad_value, problem);
             if (client) {
                 if (auto p = may_query(*client, f2, reg))
@@ -376,8 +379,13 @@ void broker::impl::run_query() {
         std::uint64_t batch_first = 0;
         std::size_t batch_events = 0;
         std::vector<zmq::message_t> frames;
+        std::string packed; // with s.packed: the one frame of the message
         auto flush = [&] {
             if (!batch_events) return true;
+            if (s.packed) {
+                frames.clear();
+                frames.emplace_back(packed.data(), packed.size());
+            }
             if (!send_events(s, frames)) {
                 if (full)
                     resume = batch_first;
@@ -388,13 +396,24 @@ void broker::impl::run_query() {
             s.sent += batch_events;
             s.credit -= batch_events;
             frames.clear();
+            packed.clear();
             batch_events = 0;
             return true;
         };
         auto next = st.scan(s.filter, n, [&](std::uint64_t off, std::string_view rec) {
             if (!batch_events) batch_first = off;
-            auto o = wire::u64_le(off);
-            frames.emplace_back(o.data(), o.size());
+            if (!s.packed) {
+                auto o = wire::u64_le(off);
+                frames.emplace_back(o.data(), o.size());
+            }
+            // The event as this client sees it: the stored bytes, or redacted,
+            // unsealed or JSON (then made here).
+            auto add = [&](std::string_view bytes) {
+                if (s.packed)
+                    wire::append_packed(packed, off, bytes);
+                else
+                    frames.emplace_back(bytes.data(), bytes.size());
+            };
             event_head h;
             // Sealed minors' data (common/key_ring.hpp) opens for cleared readers only.
             bool minors_type =
@@ -417,12 +436,16 @@ void broker::impl::run_query() {
                     if (unseal) opts.keys->open(e);
                     body = s.json ? to_json_line(e) : encode(e);
                 }
-                frames.emplace_back(body.data(), body.size());
+                add(body);
             } else {
-                frames.emplace_back(rec.data(), rec.size());
+                add(rec);
             }
-            // Many events per message: ZeroMQ's cost is per message more than per byte.
-            if (++batch_events == wire::max_events_per_message) return flush();
+            // Many events per message: ZeroMQ's cost is per frame more than per byte.
+            ++batch_events;
+            if (s.packed ? batch_events == wire::packed_frame_events ||
+                               packed.size() >= wire::packed_frame_bytes
+                         : batch_events == wire::max_events_per_message)
+                return flush();
             return true;
         });
         flush();

@@ -1,5 +1,6 @@
 // Synchronous broker clients.
 #include "common/client.hpp"
+#include "common/packed_events.hpp"
 
 #include <zmq_addon.hpp>
 
@@ -286,7 +287,7 @@ replay_end query_client::replay(const replay_request& r,
     if (!r.district.empty()) p["district"] = r.district;
     if (r.limit) p["limit"] = r.limit;
     p["credit"] = r.credit;
-    p["format"] = r.json ? "json" : "binary";
+    p["format"] = r.json ? "json" : r.packed ? "packed" : "binary";
     auto tag = "r" + std::to_string(next_tag_++);
     auto body = p.dump();
     send_all(*link_, sock_, {wire::cmd_replay, tag, body}, {});
@@ -300,21 +301,34 @@ replay_end query_client::replay(const replay_request& r,
         if (!zmq::recv_multipart(sock_, std::back_inserter(f), zmq::recv_flags::dontwait)) continue;
         if (f.size() < 3 || sv(f[1]) != tag) continue;
         auto cmd = sv(f[0]);
-        if (cmd == wire::cmd_event && f.size() >= 4 && f.size() % 2 == 0) {
+        // One event to the visitor. Returns: false when it stopped the replay.
+        auto one = [&](std::uint64_t off, std::string_view bytes) {
+            if (!visit(off, bytes)) {
+                send_all(*link_, sock_, {wire::cmd_cancel, tag}, {});
+                return false;
+            }
+            // Grant the next window when half of this one is used.
+            auto half = r.credit / 2 ? r.credit / 2 : 1;
+            if (++received % half == 0) {
+                json c = {{"credit", half}};
+                auto cb = c.dump();
+                send_all(*link_, sock_, {wire::cmd_credit, tag, cb}, {});
+            }
+            return true;
+        };
+        if (cmd == wire::cmd_event && f.size() == 3) {
+            // Packed: one frame of (offset, length, bytes) entries.
+            wire::packed_reader in(sv(f[2]));
+            std::uint64_t off = 0;
+            std::string_view bytes;
+            while (in.next(off, bytes))
+                if (!one(off, bytes)) return {off + 1, received + 1, 0};
+            if (in.malformed()) throw error(errc::bad_command, "malformed packed EVT frame");
+        } else if (cmd == wire::cmd_event && f.size() >= 4 && f.size() % 2 == 0) {
             for (std::size_t i = 2; i + 1 < f.size(); i += 2) {
                 auto off = wire::read_u64_le(sv(f[i]));
                 if (!off) throw error(errc::bad_command, "malformed EVT offset");
-                if (!visit(*off, sv(f[i + 1]))) {
-                    send_all(*link_, sock_, {wire::cmd_cancel, tag}, {});
-                    return {*off + 1, received + 1, 0};
-                }
-                // Grant the next window when half of this one is used.
-                auto half = r.credit / 2 ? r.credit / 2 : 1;
-                if (++received % half == 0) {
-                    json c = {{"credit", half}};
-                    auto cb = c.dump();
-                    send_all(*link_, sock_, {wire::cmd_credit, tag, cb}, {});
-                }
+                if (!one(*off, sv(f[i + 1]))) return {*off + 1, received + 1, 0};
             }
         } else if (cmd == wire::cmd_end) {
             json j;

@@ -123,6 +123,9 @@ struct replay_request {
     std::uint64_t limit = 0;
     std::uint64_t credit = 1000; // granted per round trip
     bool json = false;
+    // Binary events many to a frame (docs/protocol.md, "packed"); false asks
+    // for the one-frame-per-event binary format of brokers before it.
+    bool packed = true;
 };
 
 struct replay_end {

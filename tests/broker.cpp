@@ -313,6 +313,53 @@ TEST_CASE("a stalled subscriber neither slows ingest nor misses anything after b
     CHECK(*seen.rbegin() == total);
 }
 
+TEST_CASE("a packed replay gives the offsets and bytes of the binary one, across frames, credit "
+          "windows, limits and filters",
+          "[broker]") {
+    temp_dir d;
+    broker_process b(d / "store");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    // More than one packed frame (1,024 events) and than one query-thread turn (512).
+    for (int k = 0; k < 5; ++k) {
+        auto batch = readings(500, static_cast<std::size_t>(k) * 500);
+        auto other = readings(100, static_cast<std::size_t>(k) * 100, "420503K001");
+        batch.insert(batch.end(), other.begin(), other.end());
+        REQUIRE(pub.publish(batch).results.size() == batch.size());
+    }
+    auto run = [&](replay_request r) { return replay_all(ctx, b.query, r); };
+    replay_request binary;
+    binary.packed = false;
+    auto all = run(binary);
+    REQUIRE(all.size() == 3000);
+    CHECK(all.begin()->first == 1);
+    CHECK(all.rbegin()->first == 3000);
+    replay_request packed;
+    CHECK(run(packed) == all);
+    for (std::uint64_t credit : {1ULL, 7ULL, 1000ULL, 5000ULL}) {
+        replay_request r;
+        r.credit = credit;
+        INFO("credit " << credit);
+        CHECK(run(r) == all);
+    }
+    replay_request some;
+    some.from = 700;
+    some.limit = 1111;
+    binary.from = 700;
+    binary.limit = 1111;
+    auto part = run(some);
+    CHECK(part.size() == 1111);
+    CHECK(part == run(binary));
+    replay_request school;
+    school.school = "420503K001";
+    auto theirs = run(school);
+    CHECK(theirs.size() == 500);
+    binary = {};
+    binary.packed = false;
+    binary.school = "420503K001";
+    CHECK(theirs == run(binary));
+}
+
 TEST_CASE("replay honours credit: the broker never sends more than granted", "[broker]") {
     temp_dir d;
     broker_process b(d / "store");

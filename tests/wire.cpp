@@ -1,8 +1,11 @@
 // Tests for common/wire.hpp.
 #include "common/wire.hpp"
 #include "common/codec.hpp"
+#include "common/packed_events.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <algorithm>
 
 using namespace pingan;
 
@@ -54,4 +57,41 @@ TEST_CASE("topics allow prefix filters by type district and school", "[wire]") {
 TEST_CASE("u64 little endian helpers round trip", "[wire]") {
     CHECK(wire::read_u64_le(wire::u64_le(1234567890123ULL)) == 1234567890123ULL);
     CHECK_FALSE(wire::read_u64_le("1234"));
+}
+
+TEST_CASE("packed replay frames round trip and refuse an entry cut short", "[wire]") {
+    std::string frame;
+    wire::append_packed(frame, 1, "first");
+    wire::append_packed(frame, 0x0102030405060708ULL, "");
+    wire::append_packed(frame, 3, std::string(70000, 'x'));
+    CHECK(frame.size() == 3 * wire::packed_entry_head + 5 + 70000);
+    wire::packed_reader r(frame);
+    std::uint64_t off = 0;
+    std::string_view bytes;
+    REQUIRE(r.next(off, bytes));
+    CHECK(off == 1);
+    CHECK(bytes == "first");
+    REQUIRE(r.next(off, bytes));
+    CHECK(off == 0x0102030405060708ULL);
+    CHECK(bytes.empty());
+    REQUIRE(r.next(off, bytes));
+    CHECK(off == 3);
+    CHECK(bytes.size() == 70000);
+    CHECK_FALSE(r.next(off, bytes));
+    CHECK_FALSE(r.malformed());
+
+    // Every cut of the frame that does not fall between entries is malformed.
+    const std::size_t ends[] = {wire::packed_entry_head + 5, 2 * wire::packed_entry_head + 5};
+    for (std::size_t cut = 1; cut < 2 * wire::packed_entry_head + 5 + 10; ++cut) {
+        wire::packed_reader part(std::string_view(frame).substr(0, cut));
+        std::size_t n = 0;
+        while (part.next(off, bytes))
+            ++n;
+        bool boundary = std::find(std::begin(ends), std::end(ends), cut) != std::end(ends);
+        INFO("cut at " << cut);
+        CHECK(part.malformed() == !boundary);
+    }
+    wire::packed_reader none("");
+    CHECK_FALSE(none.next(off, bytes));
+    CHECK_FALSE(none.malformed());
 }
