@@ -219,6 +219,32 @@ def main():
         check(got[0]["body"]["description"] == "操场围栏破损", "chinese text intact")
         check(end["count"] == 6, "END counts the events")
 
+        # The same events binary (two frames each) and packed (offset u64 LE,
+        # length u32 LE, bytes, many in one frame): the same offsets and bytes.
+        def replay_binary(fmt):
+            q.send_multipart([b"REPLAY", fmt.encode(), json.dumps({"from": 1, "credit": 100,
+                                                                   "format": fmt}).encode()])
+            out = []
+            while q.poll(5000):
+                f = q.recv_multipart()
+                if f[0] == b"EVT" and fmt == "binary":
+                    for i in range(2, len(f), 2):
+                        out.append((struct.unpack("<Q", f[i])[0], f[i + 1]))
+                elif f[0] == b"EVT":
+                    check(len(f) == 3, "packed EVT: one frame after the tag")
+                    frame, at = f[2], 0
+                    while at < len(frame):
+                        off, n = struct.unpack_from("<QI", frame, at)
+                        out.append((off, frame[at + 12:at + 12 + n]))
+                        at += 12 + n
+                    check(at == len(frame), "packed frame splits exactly into entries")
+                elif f[0] == b"END":
+                    return out
+            return out
+        binary = replay_binary("binary")
+        packed = replay_binary("packed")
+        check(len(binary) == 6 and packed == binary, "packed replay gives the binary one's events")
+
         q.send_multipart([b"STATS", b"s1"])
         assert q.poll(5000)
         stats = json.loads(q.recv_multipart()[2])
