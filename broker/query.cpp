@@ -1,4 +1,6 @@
-// The query thread: replay streams with credit-based flow control, and stats.
+// The query thread: replay streams with credit-based flow control, stats,
+// the clock, incidents, access reloads and checkpoints (query_server below:
+// one method a command).
 //
 // A client opens a stream with REPLAY and a credit; the broker sends at most
 // that many EVT messages, then waits for CREDIT. Streams take turns, a chunk
@@ -17,6 +19,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -78,400 +81,471 @@ std::string str_field(const json& j, const char* name, std::string& problem) {
     return it->get<std::string>();
 }
 
-} // namespace
+// Where a request came from and the tag its answers carry.
+struct reply_to {
+    std::string routing;
+    bool delimiter = false;
+    std::string tag;
+};
 
-void broker::impl::run_query() {
-    std::map<std::pair<std::string, std::string>, stream> streams;
-    std::vector<zmq::message_t> frames;
+// The query thread's state and jobs: one command a method, and the replay
+// streams' turns (pump). Runs on the broker's query thread only.
+class query_server {
+  public:
+    explicit query_server(broker::impl& b) : b_(b) {}
 
+    // Serves the query socket until the broker stops.
+    void run();
+
+  private:
+    // ---- answers
     // Returns: false if the client is gone (ROUTER_MANDATORY) or its queue is
-    // full; `full` tells which.
-    bool full = false;
-    bool stalled = false; // a client's queue was full last turn: do not spin
-    auto send = [&](const std::string& routing, bool delimiter, std::string_view cmd,
-                    std::string_view tag, std::initializer_list<std::string_view> body) {
-        auto r = send_reply(query_sock, routing, delimiter, cmd, tag, body);
-        full = r == reply_result::full;
-        return r == reply_result::sent;
-    };
-    std::string client_name; // of the message being handled, for the log
-    auto refuse = [&](const std::string& routing, bool delim, std::string_view tag, errc code,
-                      const std::string& message) {
-        day_log::refused("query", code, client_name, message);
-        auto body = wire::error_json(code, message);
-        send(routing, delim, wire::cmd_error, tag, {body});
-    };
+    // full; full_ tells which.
+    bool send(const reply_to& to, std::string_view cmd,
+              std::initializer_list<std::string_view> body);
+    void refuse(const reply_to& to, errc code, const std::string& message);
 
+    // ---- commands
+    void handle(std::vector<zmq::message_t>& f);
+    void open_replay(const reply_to& to, const json& params,
+                     std::shared_ptr<const principal> client);
+    void grant_credit(const reply_to& to, const json& params);
+    void cancel(const reply_to& to);
+    void clock_command(const reply_to& to, const principal* client, const json& params);
+    void stats_command(const reply_to& to, const principal* client);
+    void checkpoint_command(const reply_to& to);
+    void access_command(const reply_to& to, const principal& client, const json& params);
+
+    // ---- replay streams
     // Appends an access.viewed record through the writer, like any event.
-    auto log_views = [&](stream& s) {
-        if (!s.viewed || !s.client) return;
-        event e;
-        auto now = clk.now();
-        e.id = new_event_id(now);
-        e.source = "pingan-broker/query";
-        e.actor = s.client->identity;
-        e.occurred_at = now;
-        e.status = status::system;
-        e.scope = scope::restricted;
-        access_viewed v;
-        v.viewer = s.client->identity;
-        v.what = "minors_details";
-        v.first_offset = s.viewed_first;
-        v.last_offset = s.viewed_last;
-        v.count = s.viewed;
-        v.schools.assign(s.viewed_schools.begin(), s.viewed_schools.end());
-        e.body = std::move(v);
-        std::vector<prepared_event> one;
-        one.push_back(prepare(std::move(e)));
-        std::vector<owner_tag> owner{{nullptr, 0}};
-        pipe.push(one, owner);
-        s.viewed = 0;
-    };
-    auto finish = [&](stream& s) {
+    void log_views(stream& s);
+    // Sends END. Returns: false (the stream is over).
+    bool finish(stream& s);
+    // Sends one chunk of a stream. Returns: false when the stream is finished
+    // or its client gone.
+    bool pump(stream& s);
+    // One turn for every stream that has credit; ends those that are over.
+    void pump_all();
+
+    broker::impl& b_;
+    std::map<std::pair<std::string, std::string>, stream> streams_;
+    bool full_ = false;
+    bool stalled_ = false;    // a client's queue was full last turn: do not spin
+    std::string client_name_; // of the message being handled, for the log
+};
+
+bool query_server::send(const reply_to& to, std::string_view cmd,
+                        std::initializer_list<std::string_view> body) {
+    auto r = send_reply(b_.query_sock, to.routing, to.delimiter, cmd, to.tag, body);
+    full_ = r == reply_result::full;
+    return r == reply_result::sent;
+}
+
+void query_server::refuse(const reply_to& to, errc code, const std::string& message) {
+    day_log::refused("query", code, client_name_, message);
+    auto body = wire::error_json(code, message);
+    send(to, wire::cmd_error, {body});
+}
+
+void query_server::handle(std::vector<zmq::message_t>& f) {
+    if (f.size() < 2) return;
+    reply_to to;
+    to.routing = std::string(sv(f[0]));
+    std::size_t pos = 1;
+    if (f[pos].size() == 0 && f.size() > 2) {
+        to.delimiter = true;
+        ++pos;
+    }
+    std::string cmd(sv(f[pos++]));
+    to.tag = pos < f.size() ? std::string(sv(f[pos++])) : std::string();
+    if (to.tag.size() > wire::max_tag) {
+        to.tag.resize(wire::max_tag);
+        return refuse(to, errc::bad_command, "tag is longer than 64 bytes");
+    }
+    json params = json::object();
+    if (pos < f.size() && f[pos].size()) {
+        if (auto p = parse_json(sv(f[pos]), params); p || !params.is_object())
+            return refuse(to, errc::malformed_json, "parameters must be a JSON object");
+    }
+    // Every message's key against the table in force: a key revoked by a
+    // reload is refused here, on a connection already open.
+    auto client_now = b_.who(f[pos - 1]);
+    const principal* client = client_now.get();
+    if (b_.opts.security) {
+        if (!client) return refuse(to, errc::unauthorized, b_.revoked_text(f[pos - 1]));
+        if (cmd == cmd_access) return access_command(to, *client, params);
+        if (!client->may_query)
+            return refuse(to, errc::forbidden, client->identity + " may not query");
+    }
+    if (cmd == cmd_incidents || cmd == cmd_incident) {
+        auto a = answer_incident_query(b_, client, cmd, params);
+        if (a.refused) return refuse(to, a.refused.code, a.refused.detail);
+        send(to, cmd, {a.body});
+    } else if (cmd == wire::cmd_replay) {
+        open_replay(to, params, std::move(client_now));
+    } else if (cmd == wire::cmd_credit) {
+        grant_credit(to, params);
+    } else if (cmd == wire::cmd_cancel) {
+        cancel(to);
+    } else if (cmd == wire::cmd_clock) {
+        clock_command(to, client, params);
+    } else if (cmd == wire::cmd_stats) {
+        stats_command(to, client);
+    } else if (cmd == cmd_checkpoint) {
+        checkpoint_command(to);
+    } else if (cmd == cmd_access) {
+        refuse(to, errc::forbidden,
+               "the broker was started without an access table (--clients); there is "
+               "nothing to reload");
+    } else {
+        refuse(to, errc::bad_command,
+               "unknown command \"" + cmd.substr(0, 32) +
+                   "\"; expected REPLAY, CREDIT, CANCEL, STATS, CLOCK, INCIDENTS, INCIDENT, "
+                   "ACCESS or CHECKPOINT");
+    }
+}
+
+void query_server::open_replay(const reply_to& to, const json& params,
+                               std::shared_ptr<const principal> client) {
+    std::string problem;
+    stream s;
+    s.routing = to.routing;
+    s.delimiter = to.delimiter;
+    s.tag = to.tag;
+    auto& f2 = s.filter;
+    f2.from = u64_field(params, "from", problem).value_or(1);
+    f2.to = u64_field(params, "to", problem).value_or(0);
+    f2.from_time = time_field(params, "from_time", problem);
+    f2.to_time = time_field(params, "to_time", problem);
+    f2.type_prefix = str_field(params, "type", problem);
+    f2.school = str_field(params, "school", problem);
+    f2.district = str_field(params, "district", problem);
+    s.credit = u64_field(params, "credit", problem).value_or(1000);
+    s.limit = u64_field(params, "limit", problem).value_or(0);
+    auto format = str_field(params, "format", problem);
+    if (!format.empty() && format != "binary" && format != "json" && format != "packed")
+        problem = "format: expected \"binary\", \"packed\" or \"json\"";
+    s.json = format == "json";
+    s.packed = format == "packed";
+    if (!problem.empty()) return refuse(to, errc::bad_value, problem);
+    if (client) {
+        if (auto p = may_query(*client, f2, b_.reg)) return refuse(to, p.code, p.detail);
+        s.redact = !client->minors_clearance;
+        s.client = std::move(client);
+    }
+    // Fix the end now: a replay ends at the head it started from; the live
+    // feed carries on from there.
+    auto [from, last] = b_.st.range(f2);
+    f2.from = from;
+    f2.to = last;
+    f2.from_time.reset();
+    f2.to_time.reset();
+    if (f2.from > f2.to) {
+        finish(s); // an empty range ends at once
+        return;
+    }
+    streams_[{to.routing, to.tag}] = std::move(s);
+}
+
+void query_server::grant_credit(const reply_to& to, const json& params) {
+    std::string problem;
+    auto it = streams_.find({to.routing, to.tag});
+    auto n = u64_field(params, "credit", problem);
+    if (!problem.empty() || !n)
+        return refuse(to, errc::bad_value, problem.empty() ? "credit: required" : problem);
+    // Credit may cross the END of its stream in flight: ignore it then.
+    if (it != streams_.end()) it->second.credit += *n;
+}
+
+void query_server::cancel(const reply_to& to) {
+    if (auto it = streams_.find({to.routing, to.tag}); it != streams_.end()) {
+        log_views(it->second); // what was shown before the cancel
+        streams_.erase(it);
+    }
+}
+
+// Any broker tells its time; only a manual clock can be moved, and never
+// backwards.
+void query_server::clock_command(const reply_to& to, const principal* client, const json& params) {
+    bool moves = params.contains("set") || params.contains("advance");
+    if (!moves) {
+        json j = {{"now", format_utc(b_.clk.now())}, {"manual", b_.settable != nullptr}};
+        auto body = j.dump();
+        send(to, wire::cmd_clock, {body});
+        return;
+    }
+    if (!b_.settable)
+        return refuse(to, errc::forbidden,
+                      "the broker's clock is not manual (start it with --clock manual:<time>)");
+    if (client && !client->city)
+        return refuse(to, errc::forbidden, client->identity + " may not move the clock");
+    std::string problem;
+    auto now = b_.settable->now();
+    if (auto t = time_field(params, "set", problem)) {
+        if (*t < now) return refuse(to, errc::bad_value, "set: before the clock's time");
+        b_.settable->set(*t);
+    } else if (auto it = params.find("advance"); it != params.end() && it->is_string()) {
+        auto d = parse_duration(it->get<std::string>());
+        if (!d || d->count() < 0)
+            return refuse(to, errc::bad_value, "advance: expected a duration such as 10m");
+        b_.settable->advance(*d);
+    } else {
+        return refuse(to, errc::bad_value,
+                      problem.empty() ? "advance: expected a duration such as 10m" : problem);
+    }
+    // The writer re-reads the clock and fires what is due; the answer waits
+    // until all that is committed, so the caller sees its effects.
+    b_.pipe.wait_settled(b_.pipe.poke(), std::chrono::seconds(30));
+    json j = {{"now", format_utc(b_.settable->now())}, {"manual", true}};
+    auto body = j.dump();
+    send(to, wire::cmd_clock, {body});
+}
+
+void query_server::stats_command(const reply_to& to, const principal* client) {
+    auto s = b_.st.stats();
+    if (client && !client->city) {
+        // A scoped client counts only its own school's or district's events,
+        // as its replays would show them.
+        scan_filter f2;
+        if (auto p = may_query(*client, f2, b_.reg)) return refuse(to, p.code, p.detail);
+        f2.to = s.head;
+        s.events = 0;
+        s.by_type.clear();
+        while (f2.from <= f2.to && f2.to) {
+            f2.from =
+                b_.st.scan(f2, b_.opts.replay_chunk, [&](std::uint64_t, std::string_view rec) {
+                    event_head h;
+                    if (peek(rec, h)) {
+                        ++s.by_type[std::string(h.type)];
+                        ++s.events;
+                    }
+                    return true;
+                });
+        }
+    }
+    json j = {{"head", s.head},
+              {"events", s.events},
+              {"file_bytes", s.file_bytes},
+              {"map_bytes", s.map_bytes},
+              {"by_type", json::object()}};
+    if (client) j["scope"] = scope_text(*client);
+    for (auto& [t, n] : s.by_type)
+        j["by_type"][t] = n;
+    auto body = j.dump();
+    send(to, wire::cmd_stats, {body});
+}
+
+// The last checkpoint the broker signed (checkpoint.cpp).
+void query_server::checkpoint_command(const reply_to& to) {
+    if (!b_.opts.checkpoints)
+        return refuse(to, errc::not_found,
+                      "this broker signs no checkpoints (no checkpoint key configured)");
+    std::optional<checkpoint> c;
+    {
+        std::lock_guard lock(b_.checkpoint_m);
+        c = b_.latest_checkpoint;
+    }
+    if (!c) return refuse(to, errc::not_found, "no checkpoint yet: the log is empty");
+    auto body = to_json(*c).dump();
+    send(to, cmd_checkpoint, {body});
+}
+
+// ACCESS {"action": "reload"}: reads the access table file again, as SIGHUP
+// does; only a client of city scope may ask.
+void query_server::access_command(const reply_to& to, const principal& client, const json& params) {
+    auto it = params.find("action");
+    if (it == params.end() || !it->is_string() || *it != "reload")
+        return refuse(to, errc::bad_value, "action: expected \"reload\"");
+    if (!client.city)
+        return refuse(to, errc::forbidden,
+                      client.identity +
+                          " may not reload the access table (it needs the city scope; its "
+                          "scope is " +
+                          scope_text(client) + ")");
+    auto r = b_.reload_access(client.identity);
+    if (!r.ok) return refuse(to, errc::bad_config, r.error);
+    json j = {
+        {"clients", r.clients}, {"revoked", r.revoked}, {"changed", r.changed}, {"added", r.added}};
+    auto body = j.dump();
+    send(to, cmd_access, {body});
+}
+
+void query_server::log_views(stream& s) {
+    if (!s.viewed || !s.client) return;
+    event e;
+    auto now = b_.clk.now();
+    e.id = new_event_id(now);
+    e.source = "pingan-broker/query";
+    e.actor = s.client->identity;
+    e.occurred_at = now;
+    e.status = status::system;
+    e.scope = scope::restricted;
+    access_viewed v;
+    v.viewer = s.client->identity;
+    v.what = "minors_details";
+    v.first_offset = s.viewed_first;
+    v.last_offset = s.viewed_last;
+    v.count = s.viewed;
+    v.schools.assign(s.viewed_schools.begin(), s.viewed_schools.end());
+    e.body = std::move(v);
+    std::vector<prepared_event> one;
+    one.push_back(prepare(std::move(e)));
+    std::vector<owner_tag> owner{{nullptr, 0}};
+    b_.pipe.push(one, owner);
+    s.viewed = 0;
+}
+
+bool query_server::finish(stream& s) {
+    log_views(s);
+    json j = {{"next", s.filter.from}, {"count", s.sent}, {"head", b_.st.head()}};
+    auto body = j.dump();
+    send({s.routing, s.delimiter, s.tag}, wire::cmd_end, {body});
+    return false;
+}
+
+bool query_server::pump(stream& s) {
+    // A stream opened under a key that a reload has since revoked (or whose
+    // rights changed) ends at its next chunk.
+    if (s.client && !b_.still_admitted(*s.client)) {
         log_views(s);
-        json j = {{"next", s.filter.from}, {"count", s.sent}, {"head", st.head()}};
-        auto body = j.dump();
-        send(s.routing, s.delimiter, wire::cmd_end, s.tag, {body});
+        client_name_ = s.client->identity;
+        refuse({s.routing, s.delimiter, s.tag}, errc::unauthorized,
+               "the key of " + s.client->identity +
+                   " was revoked or its rights changed: the replay stops");
         return false;
-    };
-
-    // ACCESS {"action": "reload"}: reads the access table file again, as
-    // SIGHUP does; only a client of city scope may ask.
-    auto access_command = [&](const std::string& routing, bool delim, const std::string& tag,
-                              const principal& client, const json& params) {
-        auto it = params.find("action");
-        if (it == params.end() || !it->is_string() || *it != "reload")
-            return refuse(routing, delim, tag, errc::bad_value, "action: expected \"reload\"");
-        if (!client.city)
-            return refuse(routing, delim, tag, errc::forbidden,
-                          client.identity +
-                              " may not reload the access table (it needs the "
-                              "city scope; its scope is " +
-                              scope_text(client) + ")");
-        auto r = reload_access(client.identity);
-        if (!r.ok) return refuse(routing, delim, tag, errc::bad_config, r.error);
-        json j = {{"clients", r.clients},
-                  {"revoked", r.revoked},
-                  {"changed", r.changed},
-                  {"added", r.added}};
-        auto body = j.dump();
-        send(routing, delim, cmd_access, tag, {body});
-    };
-
-    auto handle = [&](std::vector<zmq::message_t>& f) {
-        if (f.size() < 2) return;
-        std::string routing(sv(f[0]));
-        std::size_t pos = 1;
-        bool delim = false;
-        if (f[pos].size() == 0 && f.size() > 2) {
-            delim = true;
-            ++pos;
+    }
+    // An empty range (to < from) must not reach scan, where to = 0 means the head.
+    if (s.filter.from > s.filter.to) return finish(s);
+    std::size_t n = std::min<std::uint64_t>(s.credit, b_.opts.replay_chunk);
+    if (s.limit) n = std::min<std::uint64_t>(n, s.limit - s.sent);
+    bool alive = true;
+    bool sent_all = true;     // false once a message could not be sent
+    std::uint64_t resume = 0; // first event of a message that did not fit
+    std::uint64_t batch_first = 0;
+    std::size_t batch_events = 0;
+    std::vector<zmq::message_t> frames;
+    std::string packed; // with s.packed: the one frame of the message
+    // Sends the events gathered for one EVT message. Returns: false if it
+    // was not sent (then the scan stops, and the stream resumes at its first
+    // event, or ends if the client is gone).
+    auto flush = [&] {
+        if (!batch_events) return true;
+        if (s.packed) {
+            frames.clear();
+            frames.emplace_back(packed.data(), packed.size());
         }
-        std::string cmd(sv(f[pos++]));
-        std::string tag = pos < f.size() ? std::string(sv(f[pos++])) : std::string();
-        if (tag.size() > wire::max_tag) {
-            tag.resize(wire::max_tag);
-            return refuse(routing, delim, tag, errc::bad_command, "tag is longer than 64 bytes");
-        }
-        json params = json::object();
-        if (pos < f.size() && f[pos].size()) {
-            if (auto p = parse_json(sv(f[pos]), params); p || !params.is_object())
-                return refuse(routing, delim, tag, errc::malformed_json,
-                              "parameters must be a JSON object");
-        }
-        std::string problem;
-        // Every message's key against the table in force: a key revoked by a
-        // reload is refused here, on a connection already open.
-        auto client_now = who(f[pos - 1]);
-        const principal* client = client_now.get();
-        if (opts.security) {
-            if (!client)
-                return refuse(routing, delim, tag, errc::unauthorized, revoked_text(f[pos - 1]));
-            if (cmd == cmd_access) return access_command(routing, delim, tag, *client, params);
-            if (!client->may_query)
-                return refuse(routing, delim, tag, errc::forbidden,
-                              client->identity + " may not query");
-        }
-        if (cmd == cmd_incidents || cmd == cmd_incident) {
-            auto a = answer_incident_query(*this, client, cmd, params);
-            if (a.refused) return refuse(routing, delim, tag, a.refused.code, a.refused.detail);
-            send(routing, delim, cmd, tag, {a.body});
-            return;
-        }
-        if (cmd == wire::cmd_replay) {
-            stream s;
-            s.routing = routing;
-            s.delimiter = delim;
-            s.tag = tag;
-            auto& f2 = s.filter;
-            f2.from = u64_field(params, "from", problem).value_or(1);
-            f2.to = u64_field(params, "to", problem).value_or(0);
-            f2.from_time = time_field(params, "from_time", problem);
-            f2.to_time = time_field(params, "to_time", problem);
-            f2.type_prefix = str_field(params, "type", problem);
-            f2.school = str_field(params, "school", problem);
-            f2.district = str_field(params, "district", problem);
-            s.credit = u64_field(params, "credit", problem).value_or(1000);
-            s.limit = u64_field(params, "limit", problem).value_or(0);
-            auto format = str_field(params, "format", problem);
-            if (!format.empty() && format != "binary" && format != "json" && format != "packed")
-                problem = "format: expected \"binary\", \"packed\" or \"json\"";
-            s.json = format == "json";
-            s.packed = format == "packed";
-            if (!problem.empty()) return refuse(routing, delim, tag, errc::bad_value, problem);
-            if (client) {
-                if (auto p = may_query(*client, f2, reg))
-                    return refuse(routing, delim, tag, p.code, p.detail);
-                s.client = client_now;
-                s.redact = !client->minors_clearance;
-            }
-            // Fix the end now: a replay ends at the head it started from;
-            // the live feed carries on from there.
-            auto [from, to] = st.range(f2);
-            f2.from = from;
-            f2.to = to;
-            f2.from_time.reset();
-            f2.to_time.reset();
-            if (f2.from > f2.to) {
-                finish(s); // an empty range ends at once
-                return;
-            }
-            streams[{routing, tag}] = std::move(s);
-        } else if (cmd == wire::cmd_credit) {
-            auto it = streams.find({routing, tag});
-            auto n = u64_field(params, "credit", problem);
-            if (!problem.empty() || !n)
-                return refuse(routing, delim, tag, errc::bad_value,
-                              problem.empty() ? "credit: required" : problem);
-            // Credit may cross the END of its stream in flight: ignore it then.
-            if (it != streams.end()) it->second.credit += *n;
-        } else if (cmd == wire::cmd_cancel) {
-            if (auto it = streams.find({routing, tag}); it != streams.end()) {
-                log_views(it->second); // what was shown before the cancel
-                streams.erase(it);
-            }
-        } else if (cmd == wire::cmd_clock) {
-            // Any broker tells its time; only a manual clock can be moved, and
-            // never backwards.
-            bool moves = params.contains("set") || params.contains("advance");
-            if (!moves) {
-                json j = {{"now", format_utc(clk.now())}, {"manual", settable != nullptr}};
-                auto body = j.dump();
-                send(routing, delim, wire::cmd_clock, tag, {body});
-                return;
-            }
-            if (!settable)
-                return refuse(
-                    routing, delim, tag, errc::forbidden,
-                    "the broker's clock is not manual (start it with --clock manual:<time>)");
-            if (client && !client->city)
-                return refuse(routing, delim, tag, errc::forbidden,
-                              client->identity + " may not move the clock");
-            auto now = settable->now();
-            if (auto t = time_field(params, "set", problem)) {
-                if (*t < now)
-                    return refuse(routing, delim, tag, errc::bad_value,
-                                  "set: before the clock's time");
-                settable->set(*t);
-            } else if (auto it = params.find("advance"); it != params.end() && it->is_string()) {
-                auto d = parse_duration(it->get<std::string>());
-                if (!d || d->count() < 0)
-                    return refuse(routing, delim, tag, errc::bad_value,
-                                  "advance: expected a duration such as 10m");
-                settable->advance(*d);
-            } else if (!problem.empty() || params.contains("set") || params.contains("advance")) {
-                return refuse(routing, delim, tag, errc::bad_value,
-                              problem.empty() ? "advance: expected a duration such as 10m"
-                                              : problem);
-            }
-            // The writer re-reads the clock and fires what is due; the answer
-            // waits until all that is committed, so the caller sees its effects.
-            pipe.wait_settled(pipe.poke(), std::chrono::seconds(30));
-            json j = {{"now", format_utc(settable->now())}, {"manual", true}};
-            auto body = j.dump();
-            send(routing, delim, wire::cmd_clock, tag, {body});
-        } else if (cmd == wire::cmd_stats) {
-            auto s = st.stats();
-            if (client && !client->city) {
-                // A scoped client counts only its own school's or district's
-                // events, as its replays would show them.
-                scan_filter f2;
-                if (auto p = may_query(*client, f2, reg))
-                    return refuse(routing, delim, tag, p.code, p.detail);
-                f2.to = s.head;
-                s.events = 0;
-                s.by_type.clear();
-                while (f2.from <= f2.to && f2.to) {
-                    f2.from =
-                        st.scan(f2, opts.replay_chunk, [&](std::uint64_t, std::string_view rec) {
-                            event_head h;
-                            if (peek(rec, h)) {
-                                ++s.by_type[std::string(h.type)];
-                                ++s.events;
-                            }
-                            return true;
-                        });
-                }
-            }
-            json j = {{"head", s.head},
-                      {"events", s.events},
-                      {"file_bytes", s.file_bytes},
-                      {"map_bytes", s.map_bytes},
-                      {"by_type", json::object()}};
-            if (client) j["scope"] = scope_text(*client);
-            for (auto& [t, n] : s.by_type)
-                j["by_type"][t] = n;
-            auto body = j.dump();
-            send(routing, delim, wire::cmd_stats, tag, {body});
-        } else if (cmd == cmd_checkpoint) {
-            // The last checkpoint the broker signed (checkpoint.cpp).
-            if (!opts.checkpoints)
-                return refuse(routing, delim, tag, errc::not_found,
-                              "this broker signs no checkpoints (no checkpoint key configured)");
-            std::optional<checkpoint> c;
-            {
-                std::lock_guard lock(checkpoint_m);
-                c = latest_checkpoint;
-            }
-            if (!c)
-                return refuse(routing, delim, tag, errc::not_found,
-                              "no checkpoint yet: the log is empty");
-            auto body = to_json(*c).dump();
-            send(routing, delim, cmd_checkpoint, tag, {body});
-        } else if (cmd == cmd_access) {
-            refuse(routing, delim, tag, errc::forbidden,
-                   "the broker was started without an access table (--clients); there is "
-                   "nothing to reload");
-        } else {
-            refuse(routing, delim, tag, errc::bad_command,
-                   "unknown command \"" + cmd.substr(0, 32) +
-                       "\"; expected REPLAY, CREDIT, CANCEL, STATS, CLOCK, INCIDENTS, INCIDENT, "
-                       "ACCESS or CHECKPOINT");
-        }
-    };
-
-    // Sends one chunk of a stream. Returns: false when the stream is finished or its client gone.
-    // Sends the events gathered for one EVT message: offset and event frames
-    // after the header. Returns: false if nothing was sent (see `full`).
-    auto send_events = [&](stream& s, std::vector<zmq::message_t>& frames) {
-        auto r = send_reply(query_sock, s.routing, s.delimiter, wire::cmd_event, s.tag, frames);
-        full = r == reply_result::full;
-        return r == reply_result::sent;
-    };
-
-    auto pump = [&](stream& s) {
-        // A stream opened under a key that a reload has since revoked (or
-        // whose rights changed) ends at its next chunk.
-        if (s.client && !still_admitted(*s.client)) {
-            log_views(s);
-            client_name = s.client->identity;
-            refuse(s.routing, s.delimiter, s.tag, errc::unauthorized,
-                   "the key of " + s.client->identity +
-                       " was revoked or its rights changed: the replay stops");
+        auto r = send_reply(b_.query_sock, s.routing, s.delimiter, wire::cmd_event, s.tag, frames);
+        full_ = r == reply_result::full;
+        if (r != reply_result::sent) {
+            sent_all = false;
+            if (full_)
+                resume = batch_first;
+            else
+                alive = false;
             return false;
         }
-        // An empty range (to < from) must not reach scan, where to = 0 means the head.
-        if (s.filter.from > s.filter.to) return finish(s);
-        std::size_t n = std::min<std::uint64_t>(s.credit, opts.replay_chunk);
-        if (s.limit) n = std::min<std::uint64_t>(n, s.limit - s.sent);
-        bool alive = true;
-        std::uint64_t resume = 0; // first event of a message that did not fit
-        std::uint64_t batch_first = 0;
-        std::size_t batch_events = 0;
-        std::vector<zmq::message_t> frames;
-        std::string packed; // with s.packed: the one frame of the message
-        auto flush = [&] {
-            if (!batch_events) return true;
-            if (s.packed) {
-                frames.clear();
-                frames.emplace_back(packed.data(), packed.size());
-            }
-            if (!send_events(s, frames)) {
-                if (full)
-                    resume = batch_first;
-                else
-                    alive = false;
-                return false;
-            }
-            s.sent += batch_events;
-            s.credit -= batch_events;
-            frames.clear();
-            packed.clear();
-            batch_events = 0;
-            return true;
-        };
-        auto next = st.scan(s.filter, n, [&](std::uint64_t off, std::string_view rec) {
-            if (!batch_events) batch_first = off;
-            if (!s.packed) {
-                auto o = wire::u64_le(off);
-                frames.emplace_back(o.data(), o.size());
-            }
-            // The event as this client sees it: the stored bytes, or redacted,
-            // unsealed or JSON (then made here).
-            auto add = [&](std::string_view bytes) {
-                if (s.packed)
-                    wire::append_packed(packed, off, bytes);
-                else
-                    frames.emplace_back(bytes.data(), bytes.size());
-            };
-            event_head h;
-            // Sealed minors' data (common/key_ring.hpp) opens for cleared readers only.
-            bool minors_type =
-                (s.client || opts.keys) && peek(rec, h) && carries_minors_details(h.type);
-            bool minors = s.client && minors_type;
-            bool unseal = minors_type && !s.redact && opts.keys;
-            if (minors && !s.redact) {
-                if (!s.viewed) s.viewed_first = off;
-                s.viewed_last = off;
-                ++s.viewed;
-                s.viewed_schools.emplace(h.school);
-            }
-            if (s.json || (minors && s.redact) || unseal) {
-                event e;
-                std::string body;
-                if (decode(rec, e)) {
-                    body = "{}";
-                } else {
-                    if (minors && s.redact) redact_minors(e);
-                    if (unseal) opts.keys->open(e);
-                    body = s.json ? to_json_line(e) : encode(e);
-                }
-                add(body);
-            } else {
-                add(rec);
-            }
-            // Many events per message: ZeroMQ's cost is per frame more than per byte.
-            ++batch_events;
-            if (s.packed ? batch_events == wire::packed_frame_events ||
-                               packed.size() >= wire::packed_frame_bytes
-                         : batch_events == wire::max_events_per_message)
-                return flush();
-            return true;
-        });
-        flush();
-        if (!alive) return false;
-        s.filter.from = resume ? resume : next;
-        if (resume) stalled = true;
-        bool finished = s.filter.from > s.filter.to || (s.limit && s.sent >= s.limit);
-        return finished ? finish(s) : true;
+        s.sent += batch_events;
+        s.credit -= batch_events;
+        frames.clear();
+        packed.clear();
+        batch_events = 0;
+        return true;
     };
+    auto next = b_.st.scan(s.filter, n, [&](std::uint64_t off, std::string_view rec) {
+        if (!batch_events) batch_first = off;
+        if (!s.packed) {
+            auto o = wire::u64_le(off);
+            frames.emplace_back(o.data(), o.size());
+        }
+        // The event as this client sees it: the stored bytes, or redacted,
+        // unsealed or JSON (then made here).
+        auto add = [&](std::string_view bytes) {
+            if (s.packed)
+                wire::append_packed(packed, off, bytes);
+            else
+                frames.emplace_back(bytes.data(), bytes.size());
+        };
+        event_head h;
+        // Sealed minors' data (common/key_ring.hpp) opens for cleared readers only.
+        bool minors_type =
+            (s.client || b_.opts.keys) && peek(rec, h) && carries_minors_details(h.type);
+        bool minors = s.client && minors_type;
+        bool unseal = minors_type && !s.redact && b_.opts.keys;
+        if (minors && !s.redact) {
+            if (!s.viewed) s.viewed_first = off;
+            s.viewed_last = off;
+            ++s.viewed;
+            s.viewed_schools.emplace(h.school);
+        }
+        if (s.json || (minors && s.redact) || unseal) {
+            event e;
+            std::string body;
+            if (decode(rec, e)) {
+                body = "{}";
+            } else {
+                if (minors && s.redact) redact_minors(e);
+                if (unseal) b_.opts.keys->open(e);
+                body = s.json ? to_json_line(e) : encode(e);
+            }
+            add(body);
+        } else {
+            add(rec);
+        }
+        // Many events per message: ZeroMQ's cost is per frame more than per byte.
+        ++batch_events;
+        if (s.packed ? batch_events == wire::packed_frame_events ||
+                           packed.size() >= wire::packed_frame_bytes
+                     : batch_events == wire::max_events_per_message)
+            return flush();
+        return true;
+    });
+    // The last, partial message; never a message that already failed (sent
+    // now, it would also be sent again from `resume`).
+    if (sent_all) flush();
+    if (!alive) return false;
+    s.filter.from = resume ? resume : next;
+    if (resume) stalled_ = true;
+    bool finished = s.filter.from > s.filter.to || (s.limit && s.sent >= s.limit);
+    return finished ? finish(s) : true;
+}
 
-    zmq::pollitem_t items[] = {{query_sock.handle(), 0, ZMQ_POLLIN, 0}};
-    while (!stopping) {
-        bool busy = false;
-        for (auto& [k, s] : streams)
-            if (s.credit) busy = true;
-        zmq::poll(items, 1, std::chrono::milliseconds(busy ? (stalled ? 5 : 0) : 100));
-        stalled = false;
+void query_server::pump_all() {
+    for (auto it = streams_.begin(); it != streams_.end();) {
+        auto& s = it->second;
+        bool keep = true;
+        if (s.credit) {
+            try {
+                keep = pump(s);
+            } catch (const std::exception& x) {
+                spdlog::error("replay: {}", x.what());
+                client_name_ = s.client ? s.client->identity : "anonymous";
+                refuse({s.routing, s.delimiter, s.tag}, errc::store_failure, x.what());
+                keep = false;
+            }
+        }
+        if (!keep) log_views(s); // no-op if finish() logged already
+        it = keep ? std::next(it) : streams_.erase(it);
+    }
+    broker_metrics::get().replay_streams(streams_.size());
+}
+
+void query_server::run() {
+    std::vector<zmq::message_t> frames;
+    zmq::pollitem_t items[] = {{b_.query_sock.handle(), 0, ZMQ_POLLIN, 0}};
+    while (!b_.stopping) {
+        bool busy = std::any_of(streams_.begin(), streams_.end(),
+                                [](const auto& kv) { return kv.second.credit > 0; });
+        zmq::poll(items, 1, std::chrono::milliseconds(busy ? (stalled_ ? 5 : 0) : 100));
+        stalled_ = false;
         if (items[0].revents & ZMQ_POLLIN) {
             for (int k = 0; k < 256; ++k) {
                 frames.clear();
-                if (!zmq::recv_multipart(query_sock, std::back_inserter(frames),
+                if (!zmq::recv_multipart(b_.query_sock, std::back_inserter(frames),
                                          zmq::recv_flags::dontwait))
                     break;
                 const char* uid =
                     frames.empty() ? nullptr : zmq_msg_gets(frames.back().handle(), "User-Id");
-                client_name = uid && *uid ? uid : "anonymous";
+                client_name_ = uid && *uid ? uid : "anonymous";
                 try {
                     handle(frames);
                 } catch (const std::exception& x) {
@@ -479,25 +553,15 @@ void broker::impl::run_query() {
                 }
             }
         }
-        for (auto it = streams.begin(); it != streams.end();) {
-            bool keep = true;
-            if (it->second.credit) {
-                try {
-                    keep = pump(it->second);
-                } catch (const std::exception& x) {
-                    spdlog::error("replay: {}", x.what());
-                    client_name = it->second.client ? it->second.client->identity : "anonymous";
-                    refuse(it->second.routing, it->second.delimiter, it->second.tag,
-                           errc::store_failure, x.what());
-                    keep = false;
-                }
-            }
-            if (!keep) log_views(it->second); // no-op if finish() logged already
-            it = keep ? std::next(it) : streams.erase(it);
-        }
-        broker_metrics::get().replay_streams(streams.size());
+        pump_all();
     }
     spdlog::info("query stopped");
+}
+
+} // namespace
+
+void broker::impl::run_query() {
+    query_server(*this).run();
 }
 
 } // namespace pingan
