@@ -1,5 +1,6 @@
 // Replication to NATS JetStream (broker/replicator.hpp, docs/replication.md),
 // against real nats-server processes and a real pingan-broker on 127.0.0.1.
+#include "broker/config.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
 
@@ -346,4 +347,37 @@ TEST_CASE("a broker catches a stream that is behind its log up at start, and ref
     text << in.rdbuf();
     CHECK_THAT(text.str(), Catch::Contains("its last sequence is 12, the local head is 0"));
     CHECK(reader.last() == 12);
+}
+
+TEST_CASE("the configuration reads replication and its jetstream settings, and names a wrong one",
+          "[jetstream]") {
+    auto c = parse_broker_config("replication: jetstream\n"
+                                 "jetstream:\n"
+                                 "  servers: [nats://10.0.0.1:4222, nats://10.0.0.2:4222]\n"
+                                 "  stream: CITY\n"
+                                 "  subject: city.events\n"
+                                 "  replicas: 3\n"
+                                 "  timeout: 750ms\n");
+    CHECK(c.replication == "jetstream");
+    CHECK(c.jetstream.servers ==
+          std::vector<std::string>{"nats://10.0.0.1:4222", "nats://10.0.0.2:4222"});
+    CHECK(c.jetstream.stream == "CITY");
+    CHECK(c.jetstream.subject == "city.events");
+    CHECK(c.jetstream.replicas == 3);
+    CHECK(c.jetstream.timeout == std::chrono::milliseconds(750));
+    CHECK(parse_broker_config("").replication == "none");
+    auto wrong = [](const char* yaml) {
+        try {
+            parse_broker_config(yaml);
+        } catch (const error& e) {
+            CHECK(e.code() == errc::bad_config);
+            return e.detail();
+        }
+        return std::string("accepted");
+    };
+    CHECK_THAT(wrong("replication: raft\n"),
+               Catch::Contains("replication: expected none or jetstream"));
+    CHECK_THAT(wrong("jetstream: {replicas: 2}\n"), Catch::Contains("jetstream.replicas"));
+    CHECK_THAT(wrong("jetstream: {servers: []}\n"), Catch::Contains("jetstream.servers"));
+    CHECK_THAT(wrong("jetstream: {stram: X}\n"), Catch::Contains("jetstream.stram: unknown key"));
 }
