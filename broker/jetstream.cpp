@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -139,6 +140,7 @@ class jetstream_replicator final : public replicator {
             s = natsOptions_SetDisconnectedCB(
                 o,
                 [](natsConnection*, void* self) {
+                    if (static_cast<jetstream_replicator*>(self)->closing_) return;
                     spdlog::warn("replication: disconnected from JetStream; publishes are refused "
                                  "until it is back");
                     static_cast<jetstream_replicator*>(self)->wake();
@@ -254,6 +256,7 @@ class jetstream_replicator final : public replicator {
             po.MaxWait = 500;
             (void)js_PublishAsyncComplete(js_, &po);
         }
+        closing_ = true; // the disconnection that follows is ours
         if (nc_) natsConnection_Close(nc_);
         if (js_) jsCtx_Destroy(js_);
         if (nc_) natsConnection_Destroy(nc_);
@@ -484,6 +487,7 @@ class jetstream_replicator final : public replicator {
     bool stopping_ = false;
     std::chrono::steady_clock::time_point stop_deadline_;
     std::thread thread_;
+    std::atomic<bool> closing_{false};
 };
 
 } // namespace
