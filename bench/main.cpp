@@ -324,6 +324,13 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--only", only, "run one side alone (raw or broker), for profiling; no ratios")
         ->check(CLI::IsMember({"raw", "broker"}));
+    std::vector<std::string> jetstream;
+    int js_replicas = 1;
+    app.add_option("--jetstream", jetstream,
+                   "NATS server URL (repeat for a cluster): adds a row with replication to "
+                   "JetStream, a stream per round (docs/replication.md)");
+    app.add_option("--jetstream-replicas", js_replicas, "replicas of the bench's streams")
+        ->capture_default_str();
     std::size_t restart = 0;
     app.add_option("--restart", restart,
                    "only the restart figure: fill a store with about this many records through "
@@ -361,7 +368,7 @@ int main(int argc, char** argv) {
         // Each side runs `rounds` times, alternating, on fresh stores; the
         // median of each figure is reported, so that one noisy moment on a
         // shared machine does not decide a ratio.
-        std::vector<load_result> raw_many_r, raw_one_r, br_many_r, br_one_r, rules_r, feed_r;
+        std::vector<load_result> raw_many_r, raw_one_r, br_many_r, br_one_r, rules_r, feed_r, js_r;
         std::vector<bench::peer_result> redis_r;
         std::string no_redis;
         auto redis = only.empty() && !skip_redis ? bench::find_redis_server(no_redis)
@@ -382,13 +389,23 @@ int main(int argc, char** argv) {
         auto probes = make_events(reg, 100);
         std::size_t feed_missed = 0;
         auto broker_run = [&](const std::string& name, processor* proc, bool singles,
-                              bool feed = false) {
+                              bool feed = false, bool replicate = false) {
             system_clock clk;
             broker_options o;
             o.data_dir = (root / name).string();
             o.ingest = o.feed = o.query = "tcp://127.0.0.1:*";
             o.initial_map_size = std::size_t{8} << 30;
             o.defer_sync = !sync_each;
+            if (replicate) {
+                // A fresh stream for a fresh store: a stream ahead of its log refuses the start.
+                auto js = std::make_shared<jetstream_config>();
+                js->servers = jetstream;
+                js->replicas = js_replicas;
+                js->stream = "PINGAN_BENCH_" + std::to_string(::getpid()) + "_" + name;
+                js->subject = "pingan.bench." + std::to_string(::getpid()) + "." + name;
+                js->timeout = std::chrono::seconds(10);
+                o.replication = std::move(js);
+            }
             load_result r;
             {
                 broker b(o, clk, reg, proc);
@@ -439,6 +456,8 @@ int main(int argc, char** argv) {
             }
             if (only != "raw") br_many_r.push_back(broker_run("broker" + tag, nullptr, true));
             if (only.empty()) feed_r.push_back(broker_run("feed" + tag, nullptr, false, true));
+            if (!jetstream.empty() && only.empty())
+                js_r.push_back(broker_run("js" + tag, nullptr, false, false, true));
             if (ruleset) {
                 engine_processor proc(ruleset, shared_reg);
                 rules_r.push_back(broker_run("rules" + tag, &proc, false));
@@ -474,7 +493,7 @@ int main(int argc, char** argv) {
         }
         auto raw_many = median(raw_many_r), raw_one = median(raw_one_r);
         auto br_many = median(br_many_r), br_one = median(br_one_r), br_rules = median(rules_r);
-        auto br_feed = median(feed_r);
+        auto br_feed = median(feed_r), br_js = median(js_r);
         double raw_scan_rate = mid(raw_scan_r), br_replay_rate = mid(replay_r),
                br_replay_binary_rate = mid(replay_binary_r);
         json engine_fig;
@@ -493,6 +512,7 @@ int main(int argc, char** argv) {
         row("raw baseline, window in flight", raw_many);
         row("broker, window in flight", br_many);
         if (br_feed.events) row("broker + feed subscriber", br_feed);
+        if (br_js.events) row("broker + JetStream replication", br_js);
         if (peer.events)
             row("redis XADD, appendfsync always", peer);
         else if (only.empty())
@@ -544,6 +564,13 @@ int main(int argc, char** argv) {
             out["broker"]["with_feed"] = fig(br_feed);
             out["broker"]["feed_missed"] = feed_missed;
             out["ratios"]["throughput_feed"] = feed_ratio;
+        }
+        if (br_js.events) {
+            double js_ratio = br_js.events_per_s / br_many.events_per_s;
+            std::printf("  throughput with JetStream (%d replicas) / without %.2f\n", js_replicas,
+                        js_ratio);
+            out["broker"]["with_jetstream"] = fig(br_js);
+            out["ratios"]["throughput_jetstream"] = js_ratio;
         }
         if (peer.events) {
             std::printf("  throughput broker/redis at %zu in flight  %.2f\n", window,

@@ -39,10 +39,15 @@ broker::impl::impl(const broker_options& o, const clock& c, const registry& r, p
       ingest_sock(ctx, zmq::socket_type::router), wake_rx(ctx, zmq::socket_type::pair),
       wake_tx(ctx, zmq::socket_type::pair), feed_sock(ctx, zmq::socket_type::xpub),
       query_sock(ctx, zmq::socket_type::router), pipe([this] {
-          // Writer thread: wake ingest; a poke already queued is enough.
+          // Writer or replication thread: wake ingest; a poke already queued is enough.
+          std::lock_guard lock(wake_m);
           zmq::message_t m(0);
           (void)wake_tx.send(m, zmq::send_flags::dontwait);
       }) {
+    // First: a stream that cannot be reached or does not match the log stops the start.
+    if (o.replication)
+        repl = make_jetstream_replicator(
+            *o.replication, st, [this](std::vector<completion>& done) { pipe.complete(done); });
     // Unroutable replies must fail visibly, not vanish (ROUTER's default).
     ingest_sock.set(zmq::sockopt::router_mandatory, 1);
     ingest_sock.set(zmq::sockopt::sndhwm, 100000);
@@ -106,6 +111,7 @@ void broker::start() {
     // Before the query thread answers CHECKPOINT: the head signed now (its
     // event waits in the pipeline for the writer), or the last one stored.
     if (i.opts.checkpoints) i.make_checkpoint("start");
+    if (i.repl) i.repl->start();
     // Named, so that top, perf and gdb show which part is busy.
     i.writer_thread = std::thread([&i] {
         pthread_setname_np(pthread_self(), "pingan-writer");
@@ -135,6 +141,8 @@ void broker::wait() {
     if (i.ingest_thread.joinable()) i.ingest_thread.join();
     if (i.checkpoint_thread.joinable()) i.checkpoint_thread.join();
     if (i.writer_thread.joinable()) i.writer_thread.join();
+    // What the writer handed over last (the final checkpoint) goes out before the end.
+    if (i.repl) i.repl->stop();
     if (i.query_thread.joinable()) i.query_thread.join();
     // Last: handshakes may be in progress until the sockets are done.
     i.zap_stop = true;

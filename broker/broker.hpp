@@ -30,6 +30,15 @@ namespace pingan {
 class key_ring;
 class store_faults;
 
+// Where and how the log is replicated (replication: jetstream in the config).
+struct jetstream_config {
+    std::vector<std::string> servers{"nats://127.0.0.1:4222"};
+    std::string stream = "PINGAN";
+    std::string subject = "pingan.events";   // every record is published on this subject
+    int replicas = 1;                        // 3 in a cluster of three servers
+    std::chrono::milliseconds timeout{2000}; // for the stream's confirmation of a batch
+};
+
 struct broker_options {
     std::string data_dir = "var/broker";
     std::string ingest = "tcp://127.0.0.1:7401";
@@ -74,6 +83,11 @@ struct broker_options {
         bool allow_loose_permissions = false;
     };
     std::shared_ptr<const security_config> security;
+
+    // Replication of the log (broker/replicator.hpp, docs/replication.md): a
+    // publisher's ack waits for the local commit and the stream's confirmation.
+    // Null: none, and the ack follows the local commit alone.
+    std::shared_ptr<const jetstream_config> replication;
 };
 
 // What a reload of the access table did.

@@ -4,6 +4,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/pipeline.hpp"
+#include "broker/replicator.hpp"
 #include "broker/store.hpp"
 
 #include <zmq.hpp>
@@ -34,7 +35,11 @@ struct broker::impl {
     zmq::socket_t feed_sock;
     zmq::socket_t query_sock;
     zmq::socket_t zap_sock; // REP on inproc://zeromq.zap.01 when security is on
+    std::mutex wake_m;      // wake_tx is poked by the writer and the replication thread
     pipeline pipe;
+    // With replication: the writer's durable batches go through it, and it
+    // releases their results to ingest (broker/replicator.hpp). Null: none.
+    std::unique_ptr<replicator> repl;
 
     std::atomic<bool> stopping{false};
     std::atomic<bool> ingest_done{false};

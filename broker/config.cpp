@@ -73,7 +73,7 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
     known_keys(root,
                {"data_dir", "registry", "districts", "clock", "rules", "log_level", "endpoints",
                 "limits", "security", "metrics", "keys_dir", "log_format", "slow_commit",
-                "log_summary", "checkpoint"},
+                "log_summary", "checkpoint", "replication", "jetstream"},
                "");
     auto& b = c.broker;
     path(root, "data_dir", b.data_dir, dir);
@@ -106,6 +106,35 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
         if (c.checkpoint_key.empty())
             bad(cp, "checkpoint",
                 "key: the signing key file is required (pingan checkpoint keygen)");
+    }
+    text(root, "replication", c.replication);
+    if (c.replication != "none" && c.replication != "jetstream")
+        bad(root["replication"], "replication", "expected none or jetstream");
+    if (auto js = root["jetstream"]) {
+        if (!js.IsMap()) bad(js, "jetstream", "expected a map");
+        known_keys(js, {"servers", "stream", "subject", "replicas", "timeout"}, "jetstream.");
+        auto& j = c.jetstream;
+        if (auto sv = js["servers"]) {
+            if (!sv.IsSequence() || sv.size() == 0)
+                bad(sv, "jetstream.servers",
+                    "expected a list of URLs such as nats://127.0.0.1:4222");
+            j.servers.clear();
+            for (const auto& u : sv) {
+                if (!u.IsScalar()) bad(u, "jetstream.servers", "expected a URL");
+                j.servers.push_back(u.as<std::string>());
+            }
+        }
+        text(js, "stream", j.stream);
+        text(js, "subject", j.subject);
+        number(js, "replicas", j.replicas);
+        if (j.replicas != 1 && j.replicas != 3 && j.replicas != 5)
+            bad(js["replicas"], "jetstream.replicas", "expected 1, 3 or 5");
+        micros t{j.timeout};
+        duration(js, "timeout", t);
+        if (t < micros{1000}) bad(js["timeout"], "jetstream.timeout", "must be at least 1ms");
+        j.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(t);
+        if (j.stream.empty() || j.subject.empty())
+            bad(js, "jetstream", "stream and subject must not be empty");
     }
     if (auto ep = root["endpoints"]) {
         if (!ep.IsMap()) bad(ep, "endpoints", "expected a map");

@@ -26,6 +26,9 @@ struct broker_config {
     // Signed checkpoints (checkpoint: {interval_s, dir, key}); no key: none.
     std::string checkpoint_key, checkpoint_dir;
     std::uint64_t checkpoint_interval_s = 300;
+    // Replication (docs/replication.md): "none", or "jetstream" with its settings.
+    std::string replication = "none";
+    jetstream_config jetstream;
 };
 
 // Parses YAML text over the defaults in `base`. Relative paths written in the

@@ -131,6 +131,22 @@ int main(int argc, char** argv) {
                    "directory (kept by another party) where each checkpoint is written as a file");
     app.add_option("--checkpoint-interval", checkpoint_interval,
                    "seconds between checkpoints (default 300)");
+    std::string replication, js_stream, js_subject, js_timeout;
+    std::vector<std::string> js_servers;
+    int js_replicas = 0;
+    app.add_option("--replication", replication,
+                   "none, or jetstream: an ack waits for the stream too (docs/replication.md)");
+    app.add_option("--jetstream-server", js_servers,
+                   "NATS server URL, e.g. nats://127.0.0.1:4222 (repeat for a cluster)");
+    app.add_option("--jetstream-stream", js_stream, "the stream's name (default PINGAN)");
+    app.add_option("--jetstream-subject", js_subject,
+                   "the subject every record is published on (default pingan.events)");
+    app.add_option(
+        "--jetstream-replicas", js_replicas,
+        "copies of the stream kept by the cluster when the broker creates it: 1, 3 or 5");
+    app.add_option("--jetstream-timeout", js_timeout,
+                   "how long a batch waits for the stream's confirmation before its publishers "
+                   "are refused (default 2s)");
     std::string server_key, clients, metrics;
     bool allow_insecure = false;
     app.add_option("--metrics", metrics,
@@ -186,6 +202,25 @@ int main(int argc, char** argv) {
     if (checkpoint_interval) cfg.checkpoint_interval_s = checkpoint_interval;
     if (cfg.server_key.empty() != cfg.clients.empty())
         fatal("--server-key and --clients go together");
+    if (!replication.empty()) cfg.replication = replication;
+    if (cfg.replication != "none" && cfg.replication != "jetstream")
+        fatal("--replication " + cfg.replication + ": expected none or jetstream");
+    if (!js_servers.empty()) cfg.jetstream.servers = js_servers;
+    if (!js_stream.empty()) cfg.jetstream.stream = js_stream;
+    if (!js_subject.empty()) cfg.jetstream.subject = js_subject;
+    if (js_replicas) cfg.jetstream.replicas = js_replicas;
+    if (cfg.jetstream.replicas != 1 && cfg.jetstream.replicas != 3 && cfg.jetstream.replicas != 5)
+        fatal("--jetstream-replicas " + std::to_string(cfg.jetstream.replicas) +
+              ": expected 1, 3 or 5");
+    if (!js_timeout.empty()) {
+        micros t{};
+        flag_duration("--jetstream-timeout", js_timeout, t);
+        if (t < micros{1000}) fatal("--jetstream-timeout must be at least 1ms");
+        cfg.jetstream.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(t);
+    }
+    if (cfg.replication == "jetstream") {
+        b.replication = std::make_shared<const jetstream_config>(cfg.jetstream);
+    }
 
     auto logger = spdlog::stderr_color_mt("pingan-broker");
     spdlog::set_default_logger(logger);

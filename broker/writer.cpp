@@ -162,7 +162,10 @@ void broker::impl::run_writer() {
                 waiting_out.stored.clear();
             }
         }
-        pipe.complete(waiting);
+        if (repl)
+            repl->submit(waiting_out.stored, waiting); // released once the stream confirms
+        else
+            pipe.complete(waiting);
         publish(waiting_out);
         waiting_out.stored.clear();
     };

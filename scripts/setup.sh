@@ -14,6 +14,7 @@ PACKAGES=(
     libxml2-dev libxml2-utils     # CAP 1.2 import and export (pingan cap), xmllint in tests
     libsystemd-dev                # readiness under systemd (Type=notify units)
     zlib1g-dev                    # archive segments (pingan archive)
+    libnats-dev nats-server       # replication to NATS JetStream (docs/replication.md)
     curl python3 python3-zmq clang-format
     libssl-dev openssl            # HTTPS on the services' intake
     clang-14                      # the fuzz targets (scripts/fuzz.sh)

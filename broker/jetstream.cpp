@@ -1,0 +1,501 @@
+// Replication of the log to a NATS JetStream stream (replicator.hpp).
+//
+// Every record of the log, in offset order, is published on the stream's
+// subject as its stored bytes, with `Nats-Msg-Id` = the event id (the
+// stream's duplicate window) and `Nats-Expected-Last-Sequence` = offset - 1:
+// the stream accepts a record only right after its predecessor, so its
+// sequence is the log's offset and it can hold no gap and no reordering.
+// Publishing is asynchronous: the replication thread sends what the stream
+// lacks (up to a window) and libnats calls back with each acknowledgement; a
+// batch's results are released once the stream has confirmed their highest
+// offset. After an error or a timeout the thread waits out what is in flight,
+// asks the stream for its last sequence and publishes from there, reading
+// from the store what it no longer holds in memory; the same path catches the
+// stream up at start.
+//
+// The only broker file that includes <nats.h>.
+#include "broker/replicator.hpp"
+
+#include "common/errc.hpp"
+#include "common/event_id.hpp"
+
+#include <nats/nats.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace pingan {
+namespace {
+
+constexpr const char* expected_last_header = "Nats-Expected-Last-Sequence";
+// Records published and not yet confirmed, at most: bounds the memory libnats
+// holds for them and a catch-up's burst.
+constexpr std::uint64_t window = 65536;
+
+std::string joined(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v)
+        s += (s.empty() ? "" : ",") + x;
+    return s;
+}
+
+// libnats' own text for a failure: its last error, else the status name.
+std::string nats_text(natsStatus s) {
+    natsStatus last = NATS_OK;
+    const char* text = nats_GetLastError(&last);
+    return text && *text ? text : natsStatus_GetText(s);
+}
+
+// The event id in a record's binary form (flag, format, then 16 bytes: common/codec.cpp).
+std::string record_id(std::string_view bytes) {
+    if (bytes.size() < 18) return {};
+    std::array<std::uint8_t, 16> b{};
+    std::memcpy(b.data(), bytes.data() + 2, 16);
+    auto id = event_id::from_bytes(b);
+    return id ? id->str() : std::string();
+}
+
+struct batch {
+    std::vector<stored_record> records; // offset order
+    std::vector<completion> done;
+    std::uint64_t target = 0; // the highest offset its records and results name
+    std::chrono::steady_clock::time_point deadline;
+};
+
+class jetstream_replicator final : public replicator {
+  public:
+    jetstream_replicator(const jetstream_config& c, const store& st,
+                         std::function<void(std::vector<completion>&)> release)
+        : cfg_(c), st_(st), release_(std::move(release)) {
+        try {
+            connect();
+            open_stream();
+        } catch (...) {
+            close();
+            throw;
+        }
+    }
+
+    ~jetstream_replicator() override {
+        stop();
+        close();
+    }
+
+    void start() override {
+        thread_ = std::thread([this] { run(); });
+    }
+
+    void submit(std::vector<stored_record> records, std::vector<completion>& done) override {
+        batch b;
+        b.target = records.empty() ? 0 : records.back().offset;
+        for (const auto& c : done)
+            if (c.failure == errc::ok) b.target = std::max(b.target, c.result.offset);
+        b.records = std::move(records);
+        b.done = std::move(done);
+        done.clear();
+        b.deadline = std::chrono::steady_clock::now() + cfg_.timeout;
+        {
+            std::lock_guard lock(m_);
+            if (!b.records.empty()) head_ = std::max(head_, b.records.back().offset);
+            batches_.push_back(std::move(b));
+            changed_ = true;
+        }
+        cv_.notify_one();
+    }
+
+    void stop() override {
+        {
+            std::lock_guard lock(m_);
+            if (stopping_) return;
+            stopping_ = true;
+            stop_deadline_ = std::chrono::steady_clock::now() + cfg_.timeout;
+            changed_ = true;
+        }
+        cv_.notify_one();
+        if (thread_.joinable()) thread_.join();
+    }
+
+  private:
+    void connect() {
+        natsOptions* o = nullptr;
+        std::vector<const char*> urls;
+        for (const auto& s : cfg_.servers)
+            urls.push_back(s.c_str());
+        auto s = natsOptions_Create(&o);
+        if (s == NATS_OK) s = natsOptions_SetServers(o, urls.data(), static_cast<int>(urls.size()));
+        if (s == NATS_OK) s = natsOptions_SetName(o, "pingan-broker");
+        if (s == NATS_OK) s = natsOptions_SetTimeout(o, cfg_.timeout.count());
+        // Reconnect forever, quickly: while disconnected, batches are refused.
+        if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
+        if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
+        if (s == NATS_OK)
+            s = natsOptions_SetDisconnectedCB(
+                o,
+                [](natsConnection*, void* self) {
+                    if (static_cast<jetstream_replicator*>(self)->closing_) return;
+                    spdlog::warn("replication: disconnected from JetStream; publishes are refused "
+                                 "until it is back");
+                    static_cast<jetstream_replicator*>(self)->wake();
+                },
+                this);
+        if (s == NATS_OK)
+            s = natsOptions_SetReconnectedCB(
+                o,
+                [](natsConnection*, void* self) {
+                    spdlog::info("replication: reconnected to JetStream");
+                    static_cast<jetstream_replicator*>(self)->wake();
+                },
+                this);
+        if (s == NATS_OK) s = natsConnection_Connect(&nc_, o);
+        if (o) natsOptions_Destroy(o);
+        if (s != NATS_OK)
+            throw error(errc::io_error, "replication: cannot reach JetStream at " +
+                                            joined(cfg_.servers) + ": " + nats_text(s));
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = cfg_.timeout.count();
+        jo.PublishAsync.MaxPending = static_cast<int64_t>(window);
+        jo.PublishAsync.AckHandler = &jetstream_replicator::on_ack;
+        jo.PublishAsync.AckHandlerClosure = this;
+        s = natsConnection_JetStream(&js_, nc_, &jo);
+        if (s != NATS_OK)
+            throw error(errc::io_error, "replication: JetStream context: " + nats_text(s));
+    }
+
+    // Creates the stream if it is absent and checks it against the local log.
+    void open_stream() {
+        jsStreamInfo* si = nullptr;
+        jsErrCode jerr{};
+        natsStatus s = NATS_OK;
+        // A cluster that has just started elects its leaders first.
+        auto until =
+            std::chrono::steady_clock::now() +
+            std::max<std::chrono::milliseconds>(cfg_.timeout * 5, std::chrono::seconds(10));
+        while (true) {
+            jerr = jsErrCode{};
+            s = js_GetStreamInfo(&si, js_, cfg_.stream.c_str(), nullptr, &jerr);
+            if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+                jsStreamConfig sc;
+                jsStreamConfig_Init(&sc);
+                const char* subjects[] = {cfg_.subject.c_str()};
+                sc.Name = cfg_.stream.c_str();
+                sc.Subjects = subjects;
+                sc.SubjectsLen = 1;
+                sc.Storage = js_FileStorage;
+                sc.Replicas = cfg_.replicas;
+                jerr = jsErrCode{};
+                s = js_AddStream(&si, js_, &sc, nullptr, &jerr);
+                if (s == NATS_OK)
+                    spdlog::info("replication: created stream {} on {} ({} replicas)", cfg_.stream,
+                                 cfg_.subject, cfg_.replicas);
+            }
+            if (s == NATS_OK || std::chrono::steady_clock::now() >= until) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+        if (s != NATS_OK)
+            throw error(errc::io_error, "replication: stream " + cfg_.stream + " at " +
+                                            joined(cfg_.servers) + ": " + nats_text(s) +
+                                            (jerr ? " (JetStream error " +
+                                                        std::to_string(static_cast<int>(jerr)) + ")"
+                                                  : std::string()));
+        auto last = si->State.LastSeq;
+        bool has_subject = false;
+        for (int i = 0; si->Config && i < si->Config->SubjectsLen; ++i)
+            has_subject = has_subject || cfg_.subject == si->Config->Subjects[i];
+        jsStreamInfo_Destroy(si);
+        if (!has_subject)
+            throw error(errc::bad_config, "replication: stream " + cfg_.stream +
+                                              " does not take the subject " + cfg_.subject);
+        auto local = st_.head();
+        if (last > local)
+            throw error(errc::bad_config,
+                        "replication: stream " + cfg_.stream +
+                            " is ahead of the local store: its last sequence is " +
+                            std::to_string(last) + ", the local head is " + std::to_string(local) +
+                            "; this store is not the log the stream replicates");
+        if (last > 0) {
+            // The stream's last record must be this log's record at that offset.
+            natsMsg* m = nullptr;
+            jerr = jsErrCode{};
+            s = js_GetMsg(&m, js_, cfg_.stream.c_str(), last, nullptr, &jerr);
+            if (s != NATS_OK)
+                throw error(errc::io_error, "replication: reading sequence " +
+                                                std::to_string(last) + " of stream " + cfg_.stream +
+                                                ": " + nats_text(s));
+            std::string theirs(natsMsg_GetData(m),
+                               static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+            natsMsg_Destroy(m);
+            if (theirs != st_.get(last).value_or(std::string()))
+                throw error(errc::bad_config,
+                            "replication: stream " + cfg_.stream + "'s record at sequence " +
+                                std::to_string(last) + " is not the local record at offset " +
+                                std::to_string(last) + "; the stream replicates another log");
+        }
+        confirmed_ = sent_ = last;
+        head_ = local;
+        behind_ = last < local;
+        spdlog::info("replication: stream {} on {} at sequence {}, local head {}{}", cfg_.stream,
+                     joined(cfg_.servers), last, local,
+                     last < local
+                         ? "; publishing the " + std::to_string(local - last) + " records it lacks"
+                         : std::string());
+    }
+
+    void close() {
+        if (js_ && nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED) {
+            jsPubOptions po;
+            jsPubOptions_Init(&po);
+            po.MaxWait = 500;
+            (void)js_PublishAsyncComplete(js_, &po);
+        }
+        closing_ = true; // the disconnection that follows is ours
+        if (nc_) natsConnection_Close(nc_);
+        if (js_) jsCtx_Destroy(js_);
+        if (nc_) natsConnection_Destroy(nc_);
+        js_ = nullptr;
+        nc_ = nullptr;
+    }
+
+    void wake() {
+        {
+            std::lock_guard lock(m_);
+            changed_ = true;
+        }
+        cv_.notify_one();
+    }
+
+    // libnats' thread: one call per published record.
+    static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+        auto* self = static_cast<jetstream_replicator*>(closure);
+        {
+            std::lock_guard lock(self->m_);
+            if (pa) {
+                self->confirmed_ = std::max(self->confirmed_, pa->Sequence);
+            } else if (pae) {
+                const char* v = nullptr;
+                std::uint64_t offset = 0;
+                if (natsMsgHeader_Get(msg, expected_last_header, &v) == NATS_OK && v)
+                    offset = std::strtoull(v, nullptr, 10) + 1;
+                // A record the stream already holds may fail harmlessly.
+                if (offset > self->confirmed_ && !self->broken_) {
+                    self->broken_ = true;
+                    spdlog::warn("replication: offset {} not confirmed: {}{}", offset,
+                                 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err),
+                                 pae->ErrCode
+                                     ? " (JetStream error " +
+                                           std::to_string(static_cast<int>(pae->ErrCode)) + ")"
+                                     : std::string());
+                }
+            }
+            self->changed_ = true;
+        }
+        self->cv_.notify_one();
+        natsMsg_Destroy(msg);
+    }
+
+    bool connected() const { return natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
+
+    // After an error or timeout: waits out what is in flight and asks the
+    // stream where it is. Returns: its last sequence, or nothing if it cannot tell.
+    std::optional<std::uint64_t> stream_last() {
+        if (!connected()) return std::nullopt;
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MaxWait = cfg_.timeout.count();
+        (void)js_PublishAsyncComplete(js_, &po);
+        jsStreamInfo* si = nullptr;
+        jsErrCode jerr{};
+        auto s = js_GetStreamInfo(&si, js_, cfg_.stream.c_str(), nullptr, &jerr);
+        if (s != NATS_OK) {
+            spdlog::warn("replication: stream {}: {}", cfg_.stream, nats_text(s));
+            return std::nullopt;
+        }
+        auto last = si->State.LastSeq;
+        jsStreamInfo_Destroy(si);
+        return last;
+    }
+
+    // Publishes what the stream lacks, up to the window. Called with `lock` held.
+    void publish(std::unique_lock<std::mutex>& lock) {
+        struct item {
+            std::uint64_t offset;
+            const stored_record* held; // in a queued batch, or null: read from the store
+        };
+        std::vector<item> todo;
+        for (auto o = sent_ + 1; o <= head_ && o - confirmed_ <= window; ++o) {
+            const stored_record* held = nullptr;
+            for (const auto& b : batches_) {
+                if (b.records.empty() || b.records.back().offset < o) continue;
+                auto it = std::lower_bound(
+                    b.records.begin(), b.records.end(), o,
+                    [](const stored_record& r, std::uint64_t x) { return r.offset < x; });
+                if (it != b.records.end() && it->offset == o) held = &*it;
+                break;
+            }
+            todo.push_back({o, held});
+        }
+        if (todo.empty()) return;
+        if (!connected()) {
+            broken_ = true;
+            return;
+        }
+        // Queued batches leave only on this thread: `held` stays valid unlocked.
+        lock.unlock();
+        std::uint64_t published = 0;
+        std::string failure;
+        std::string read;
+        for (const auto& t : todo) {
+            std::string_view bytes;
+            if (t.held) {
+                bytes = t.held->bytes();
+            } else {
+                auto v = st_.get(t.offset);
+                if (!v) {
+                    failure = "offset " + std::to_string(t.offset) + " is not in the local store";
+                    break;
+                }
+                read = std::move(*v);
+                bytes = read;
+            }
+            natsMsg* m = nullptr;
+            auto id = record_id(bytes);
+            auto expected = std::to_string(t.offset - 1);
+            jsPubOptions po;
+            jsPubOptions_Init(&po);
+            po.MaxWait = cfg_.timeout.count();
+            auto s = natsMsg_Create(&m, cfg_.subject.c_str(), nullptr, bytes.data(),
+                                    static_cast<int>(bytes.size()));
+            if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
+            if (s == NATS_OK) s = natsMsgHeader_Set(m, expected_last_header, expected.c_str());
+            if (s == NATS_OK) s = js_PublishMsgAsync(js_, &m, &po);
+            if (s != NATS_OK) {
+                natsMsg_Destroy(m); // null once libnats took it
+                failure = "offset " + std::to_string(t.offset) + ": " + nats_text(s);
+                break;
+            }
+            published = t.offset;
+        }
+        lock.lock();
+        if (published) sent_ = std::max(sent_, published);
+        if (!failure.empty()) {
+            if (!broken_) spdlog::warn("replication: publishing {}", failure);
+            broken_ = true;
+        }
+    }
+
+    void run() {
+        using clock = std::chrono::steady_clock;
+        auto next_resync = clock::time_point{};
+        std::unique_lock lock(m_);
+        while (true) {
+            auto now = clock::now();
+            if (broken_ && now >= next_resync) {
+                behind_ = true;
+                lock.unlock();
+                auto last = stream_last();
+                lock.lock();
+                now = clock::now();
+                if (last && *last > head_) {
+                    spdlog::error("replication: stream {} is ahead of the local log (sequence {}, "
+                                  "local head {}): another writer? refusing until resolved",
+                                  cfg_.stream, *last, head_);
+                    last.reset();
+                }
+                if (last) {
+                    confirmed_ = sent_ = *last;
+                    broken_ = false;
+                    if (*last < head_)
+                        spdlog::info("replication: stream {} at sequence {}: publishing up to {}",
+                                     cfg_.stream, *last, head_);
+                } else {
+                    next_resync = now + std::chrono::milliseconds(250);
+                }
+            }
+            if (!broken_) publish(lock);
+            if (behind_ && !broken_ && confirmed_ >= head_) {
+                behind_ = false;
+                spdlog::info("replication: stream {} caught up at sequence {}", cfg_.stream,
+                             confirmed_);
+            }
+
+            // Release, in order, what the stream confirmed or what waited too long.
+            std::vector<completion> out;
+            now = clock::now();
+            while (!batches_.empty()) {
+                auto& b = batches_.front();
+                if (b.target > confirmed_) {
+                    if (now < b.deadline && !(stopping_ && now >= stop_deadline_)) break;
+                    // The stream may have lost what was in flight: ask it before going on.
+                    if (!broken_) next_resync = now;
+                    broken_ = true;
+                    for (auto& c : b.done) {
+                        if (c.failure != errc::ok) continue;
+                        c.failure = errc::store_failure;
+                        c.message = "stored locally at offset " + std::to_string(c.result.offset) +
+                                    " but not confirmed by JetStream stream " + cfg_.stream +
+                                    " within " + std::to_string(cfg_.timeout.count()) +
+                                    " ms: resend (the same id is stored once)";
+                    }
+                    spdlog::warn("replication: {} results up to offset {} refused: stream {} "
+                                 "confirmed only up to {}",
+                                 b.done.size(), b.target, cfg_.stream, confirmed_);
+                }
+                for (auto& c : b.done)
+                    out.push_back(std::move(c));
+                batches_.pop_front();
+            }
+            if (!out.empty()) {
+                lock.unlock();
+                release_(out);
+                lock.lock();
+                continue;
+            }
+            if (stopping_ && batches_.empty()) break;
+
+            auto wake = now + std::chrono::milliseconds(500);
+            if (!batches_.empty()) wake = std::min(wake, batches_.front().deadline);
+            if (stopping_) wake = std::min(wake, stop_deadline_);
+            if (broken_) wake = std::min(wake, next_resync);
+            cv_.wait_until(lock, wake, [&] { return changed_; });
+            changed_ = false;
+        }
+    }
+
+    jetstream_config cfg_;
+    const store& st_;
+    std::function<void(std::vector<completion>&)> release_;
+    natsConnection* nc_ = nullptr;
+    jsCtx* js_ = nullptr;
+
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool changed_ = false;
+    std::deque<batch> batches_;
+    std::uint64_t confirmed_ = 0; // the stream holds every offset up to here
+    std::uint64_t sent_ = 0;      // published, perhaps not yet confirmed, up to here
+    std::uint64_t head_ = 0;      // the highest offset of the log handed over
+    bool broken_ = false;         // an error or a timeout: ask the stream where it is
+    bool behind_ = false;         // catching up: say when it is done
+    bool stopping_ = false;
+    std::chrono::steady_clock::time_point stop_deadline_;
+    std::thread thread_;
+    std::atomic<bool> closing_{false};
+};
+
+} // namespace
+
+std::unique_ptr<replicator>
+make_jetstream_replicator(const jetstream_config& c, const store& st,
+                          std::function<void(std::vector<completion>&)> release) {
+    return std::make_unique<jetstream_replicator>(c, st, std::move(release));
+}
+
+} // namespace pingan

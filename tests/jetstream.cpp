@@ -1,0 +1,383 @@
+// Replication to NATS JetStream (broker/replicator.hpp, docs/replication.md),
+// against real nats-server processes and a real pingan-broker on 127.0.0.1.
+#include "broker/config.hpp"
+#include "broker_process.hpp"
+#include "common/client.hpp"
+
+#include "support.hpp"
+
+#include <catch2/catch.hpp>
+#include <nats/nats.h>
+
+#include <arpa/inet.h>
+#include <fstream>
+#include <map>
+#include <netinet/in.h>
+#include <sstream>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace pingan;
+using namespace pingan::test;
+
+namespace {
+
+// A TCP port nobody listens on now (the kernel's choice), for nats-server,
+// which must be told its client and cluster ports in advance.
+int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t n = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+// One nats-server with JetStream, on a store directory that survives restarts.
+struct nats_node {
+    std::string dir, name;
+    int port = free_port(), cluster_port = 0;
+    std::vector<int> routes; // the other nodes' cluster ports
+    std::unique_ptr<process> proc;
+
+    std::string url() const { return "nats://127.0.0.1:" + std::to_string(port); }
+
+    void start() {
+        std::vector<std::string> argv{"/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p",
+                                      std::to_string(port),    "-sd", dir,  "-n",        name};
+        if (cluster_port) {
+            std::string r;
+            for (auto p : routes)
+                r += (r.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(p);
+            for (const std::string& a : std::vector<std::string>{
+                     "--cluster_name", "pingan-test", "--cluster",
+                     "nats://127.0.0.1:" + std::to_string(cluster_port), "--routes", r})
+                argv.push_back(a);
+        }
+        proc = std::make_unique<process>(argv, std::string(), dir + ".log");
+    }
+    void kill() {
+        proc->signal(SIGKILL);
+        proc->wait();
+    }
+};
+
+// A JetStream client of the test's own, to read the stream the broker writes.
+struct stream_reader {
+    natsConnection* nc = nullptr;
+    jsCtx* js = nullptr;
+
+    // Connects once the servers answer (JetStream ready: stream info or "not found").
+    explicit stream_reader(const std::vector<std::string>& urls) {
+        std::vector<const char*> u;
+        for (const auto& x : urls)
+            u.push_back(x.c_str());
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+        while (true) {
+            natsOptions* o = nullptr;
+            natsOptions_Create(&o);
+            natsOptions_SetServers(o, u.data(), static_cast<int>(u.size()));
+            natsOptions_SetMaxReconnect(o, -1);
+            natsOptions_SetReconnectWait(o, 100);
+            auto s = natsConnection_Connect(&nc, o);
+            natsOptions_Destroy(o);
+            if (s == NATS_OK) {
+                natsConnection_JetStream(&js, nc, nullptr);
+                jsAccountInfo* ai = nullptr;
+                if (js_GetAccountInfo(&ai, js, nullptr, nullptr) == NATS_OK) {
+                    jsAccountInfo_Destroy(ai);
+                    return;
+                }
+                jsCtx_Destroy(js);
+                natsConnection_Destroy(nc);
+                js = nullptr;
+                nc = nullptr;
+            }
+            if (std::chrono::steady_clock::now() > until)
+                throw std::runtime_error("JetStream did not come up");
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+    ~stream_reader() {
+        if (js) jsCtx_Destroy(js);
+        if (nc) natsConnection_Destroy(nc);
+    }
+
+    // The stream's last sequence (0 when empty or absent).
+    std::uint64_t last(const std::string& stream = "PINGAN") {
+        jsStreamInfo* si = nullptr;
+        if (js_GetStreamInfo(&si, js, stream.c_str(), nullptr, nullptr) != NATS_OK) return 0;
+        auto n = si->State.LastSeq;
+        jsStreamInfo_Destroy(si);
+        return n;
+    }
+
+    struct record {
+        std::string data, msg_id;
+    };
+    std::optional<record> at(std::uint64_t seq, const std::string& stream = "PINGAN") {
+        natsMsg* m = nullptr;
+        if (js_GetMsg(&m, js, stream.c_str(), seq, nullptr, nullptr) != NATS_OK)
+            return std::nullopt;
+        record r{
+            std::string(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))),
+            {}};
+        const char* id = nullptr;
+        if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id) r.msg_id = id;
+        natsMsg_Destroy(m);
+        return r;
+    }
+
+    // Waits until the stream's last sequence is `n`. Returns: the last sequence seen.
+    std::uint64_t wait_last(std::uint64_t n) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        std::uint64_t got = 0;
+        while ((got = last()) != n && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        return got;
+    }
+};
+
+std::vector<event> readings(std::size_t n, std::size_t start = 0) {
+    std::vector<event> v;
+    for (std::size_t i = 0; i < n; ++i)
+        v.push_back(sample_reading("420502K001", start + i));
+    return v;
+}
+
+std::map<std::uint64_t, std::string> replay_all(zmq::context_t& ctx, const std::string& query) {
+    query_client q(ctx, query);
+    std::map<std::uint64_t, std::string> out;
+    q.replay({}, [&](std::uint64_t off, std::string_view b) {
+        out.emplace(off, std::string(b));
+        return true;
+    });
+    return out;
+}
+
+std::vector<std::string> replication_flags(const std::vector<std::string>& urls, int replicas = 1,
+                                           const std::string& timeout = "2s") {
+    std::vector<std::string> f{
+        "--insecure-dev",         "--replication",       "jetstream", "--jetstream-replicas",
+        std::to_string(replicas), "--jetstream-timeout", timeout};
+    for (const auto& u : urls) {
+        f.push_back("--jetstream-server");
+        f.push_back(u);
+    }
+    return f;
+}
+
+// Every record of the log is in the stream at its offset, with the same bytes
+// and the event id as Nats-Msg-Id; the stream holds nothing more.
+void check_stream_is_log(stream_reader& r, zmq::context_t& ctx, const std::string& query) {
+    auto log = replay_all(ctx, query);
+    REQUIRE(r.last() == log.size());
+    for (const auto& [off, bytes] : log) {
+        auto rec = r.at(off);
+        REQUIRE(rec);
+        CHECK(rec->data == bytes);
+        event e;
+        REQUIRE_FALSE(decode(bytes, e));
+        CHECK(rec->msg_id == e.id.str());
+    }
+}
+
+} // namespace
+
+TEST_CASE("acknowledged events are in a three-node stream at their offsets, and a resend is "
+          "stored once in each",
+          "[jetstream]") {
+    temp_dir d;
+    std::vector<nats_node> nodes(3);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        nodes[i].dir = d / ("n" + std::to_string(i));
+        nodes[i].name = "n" + std::to_string(i);
+        nodes[i].cluster_port = free_port();
+    }
+    for (auto& n : nodes)
+        for (auto& o : nodes)
+            if (&n != &o) n.routes.push_back(o.cluster_port);
+    std::vector<std::string> urls;
+    for (auto& n : nodes) {
+        n.start();
+        urls.push_back(n.url());
+    }
+    stream_reader reader(urls);
+    broker_process b(d / "store", replication_flags(urls, 3), d / "broker.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+
+    auto ev = readings(40);
+    auto first = pub.publish(std::span(ev).first(15));
+    auto second = pub.publish(std::span(ev).subspan(15));
+    std::vector<wire::result> results = first.results;
+    results.insert(results.end(), second.results.begin(), second.results.end());
+    REQUIRE(results.size() == ev.size());
+    for (std::size_t i = 0; i < ev.size(); ++i) {
+        CHECK(results[i].what == wire::outcome::stored);
+        CHECK(results[i].offset == i + 1);
+    }
+    // The ack came after the stream's: it holds them already.
+    check_stream_is_log(reader, ctx, b.query);
+
+    auto again = pub.publish(std::span(ev).subspan(10, 10));
+    REQUIRE(again.results.size() == 10);
+    for (std::size_t i = 0; i < 10; ++i) {
+        CHECK(again.results[i].what == wire::outcome::duplicate);
+        CHECK(again.results[i].offset == 11 + i);
+    }
+    CHECK(replay_all(ctx, b.query).size() == ev.size());
+    check_stream_is_log(reader, ctx, b.query);
+}
+
+TEST_CASE("without JetStream publishes are refused as not replicated, and once it is back a "
+          "resend succeeds with no gap in the stream",
+          "[jetstream]") {
+    temp_dir d;
+    nats_node n;
+    n.dir = d / "nats";
+    n.name = "solo";
+    n.start();
+    stream_reader reader({n.url()});
+    broker_process b(d / "store", replication_flags({n.url()}, 1, "500ms"), d / "broker.log",
+                     "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    auto ev = readings(10);
+    auto ok = pub.publish(std::span(ev).first(5));
+    for (const auto& r : ok.results)
+        REQUIRE(r.what == wire::outcome::stored);
+    REQUIRE(reader.last() == 5);
+
+    n.kill();
+    auto refused = pub.publish(std::span(ev).subspan(5), std::chrono::seconds(10), 1);
+    REQUIRE(refused.results.size() == 5);
+    for (const auto& r : refused.results) {
+        CHECK(r.what == wire::outcome::rejected);
+        CHECK(r.code == errc::store_failure);
+        CHECK_THAT(r.message, Catch::Contains("not confirmed by JetStream stream PINGAN"));
+    }
+    // The broker keeps answering: the events are in its own log.
+    CHECK(replay_all(ctx, b.query).size() == 10);
+
+    n.start();
+    // A publisher resends what was refused until it is acknowledged.
+    std::optional<publish_reply> resent;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (std::chrono::steady_clock::now() < until) {
+        auto r = pub.publish(std::span(ev).subspan(5), std::chrono::seconds(10), 1);
+        if (r.results.size() == 5 && r.results[0].what != wire::outcome::rejected) {
+            resent = r;
+            break;
+        }
+    }
+    REQUIRE(resent);
+    for (std::size_t i = 0; i < 5; ++i) {
+        CHECK(resent->results[i].what == wire::outcome::duplicate);
+        CHECK(resent->results[i].offset == 6 + i);
+    }
+    stream_reader after({n.url()});
+    check_stream_is_log(after, ctx, b.query);
+
+    // And new events go on at the next offsets.
+    auto more = readings(3, 100);
+    auto r = pub.publish(more);
+    for (std::size_t i = 0; i < 3; ++i)
+        CHECK(r.results[i].offset == 11 + i);
+    check_stream_is_log(after, ctx, b.query);
+}
+
+TEST_CASE("a broker catches a stream that is behind its log up at start, and refuses a stream "
+          "that is ahead of it",
+          "[jetstream]") {
+    temp_dir d;
+    zmq::context_t ctx(1);
+    auto ev = readings(12);
+    {
+        // Stored while replication was off.
+        broker_process plain(d / "store", {"--insecure-dev"});
+        ingest_client pub(ctx, plain.ingest);
+        auto r = pub.publish(std::span(ev).first(10));
+        REQUIRE(r.results.back().offset == 10);
+        plain.proc->signal(SIGTERM);
+        REQUIRE(plain.proc->wait() == 0);
+    }
+    nats_node n;
+    n.dir = d / "nats";
+    n.name = "solo";
+    n.start();
+    stream_reader reader({n.url()});
+    {
+        broker_process b(d / "store", replication_flags({n.url()}), d / "broker.log", "info");
+        CHECK(reader.wait_last(10) == 10);
+        ingest_client pub(ctx, b.ingest);
+        auto r = pub.publish(std::span(ev).subspan(10));
+        REQUIRE(r.results.size() == 2);
+        CHECK(r.results[0].offset == 11);
+        CHECK(r.results[1].offset == 12);
+        check_stream_is_log(reader, ctx, b.query);
+        b.proc->signal(SIGTERM);
+        REQUIRE(b.proc->wait() == 0);
+    }
+
+    // An empty store against that stream: the start is refused, naming both numbers.
+    std::vector<std::string> argv{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
+                                  "--data",
+                                  d / "other",
+                                  "--ingest",
+                                  "tcp://127.0.0.1:*",
+                                  "--feed",
+                                  "tcp://127.0.0.1:*",
+                                  "--query",
+                                  "tcp://127.0.0.1:*",
+                                  "--registry",
+                                  std::string(PINGAN_SOURCE_DIR) + "/data/schools.csv",
+                                  "--districts",
+                                  std::string(PINGAN_SOURCE_DIR) + "/data/districts.csv"};
+    for (const auto& f : replication_flags({n.url()}))
+        argv.push_back(f);
+    process refused(argv, std::string(), d / "refused.log");
+    CHECK(refused.wait() == 2);
+    std::ifstream in(d / "refused.log");
+    std::stringstream text;
+    text << in.rdbuf();
+    CHECK_THAT(text.str(), Catch::Contains("its last sequence is 12, the local head is 0"));
+    CHECK(reader.last() == 12);
+}
+
+TEST_CASE("the configuration reads replication and its jetstream settings, and names a wrong one",
+          "[jetstream]") {
+    auto c = parse_broker_config("replication: jetstream\n"
+                                 "jetstream:\n"
+                                 "  servers: [nats://10.0.0.1:4222, nats://10.0.0.2:4222]\n"
+                                 "  stream: CITY\n"
+                                 "  subject: city.events\n"
+                                 "  replicas: 3\n"
+                                 "  timeout: 750ms\n");
+    CHECK(c.replication == "jetstream");
+    CHECK(c.jetstream.servers ==
+          std::vector<std::string>{"nats://10.0.0.1:4222", "nats://10.0.0.2:4222"});
+    CHECK(c.jetstream.stream == "CITY");
+    CHECK(c.jetstream.subject == "city.events");
+    CHECK(c.jetstream.replicas == 3);
+    CHECK(c.jetstream.timeout == std::chrono::milliseconds(750));
+    CHECK(parse_broker_config("").replication == "none");
+    auto wrong = [](const char* yaml) {
+        try {
+            parse_broker_config(yaml);
+        } catch (const error& e) {
+            CHECK(e.code() == errc::bad_config);
+            return e.detail();
+        }
+        return std::string("accepted");
+    };
+    CHECK_THAT(wrong("replication: raft\n"),
+               Catch::Contains("replication: expected none or jetstream"));
+    CHECK_THAT(wrong("jetstream: {replicas: 2}\n"), Catch::Contains("jetstream.replicas"));
+    CHECK_THAT(wrong("jetstream: {servers: []}\n"), Catch::Contains("jetstream.servers"));
+    CHECK_THAT(wrong("jetstream: {stram: X}\n"), Catch::Contains("jetstream.stram: unknown key"));
+}
