@@ -19,7 +19,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 prefix="$work/opt/pingan"
-cmake --install "$build" --prefix "$prefix" >"$work/install.log"
+cmake --install "$build" --prefix "$prefix" --strip >"$work/install.log"
 for f in bin/pingan bin/pingan-broker bin/pingan-hazard bin/pingan-notify bin/pingan-console \
          etc/pingan/broker.yaml etc/pingan/hazard.yaml etc/pingan/notify.yaml \
          share/pingan/data/schools.csv share/pingan/config/rules/yichang-default.yaml \
@@ -31,7 +31,7 @@ grep -q "$build" "$prefix/etc/pingan/broker.yaml" && fail "broker.yaml names the
 
 # A second install keeps the operator's configuration and writes the new default beside it.
 echo "# edited by the operator" >>"$prefix/etc/pingan/broker.yaml"
-cmake --install "$build" --prefix "$prefix" >>"$work/install.log"
+cmake --install "$build" --prefix "$prefix" --strip >>"$work/install.log"
 grep -q "edited by the operator" "$prefix/etc/pingan/broker.yaml" || fail "reinstall overwrote broker.yaml"
 [ -e "$prefix/etc/pingan/broker.yaml.dist" ] || fail "reinstall did not write broker.yaml.dist"
 
