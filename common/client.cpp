@@ -1,5 +1,6 @@
 // Synchronous broker clients.
 #include "common/client.hpp"
+#include "common/endpoints.hpp"
 #include "common/packed_events.hpp"
 
 #include <zmq_addon.hpp>
@@ -189,7 +190,7 @@ ingest_client::ingest_client(zmq::context_t& ctx, const std::string& endpoint,
     sock_.set(zmq::sockopt::linger, 0);
     sock_.set(zmq::sockopt::sndhwm, 100000);
     sock_.set(zmq::sockopt::rcvhwm, 100000);
-    sock_.connect(endpoint);
+    connect_each(sock_, endpoint);
 }
 
 void ingest_client::send(std::span<const std::string> frames, bool json, std::string_view tag) {
@@ -271,7 +272,7 @@ query_client::query_client(zmq::context_t& ctx, const std::string& endpoint,
       link_(std::make_unique<link_watch>(ctx, sock_, endpoint, curve != nullptr)) {
     if (curve) apply_curve(sock_, *curve);
     sock_.set(zmq::sockopt::linger, 0);
-    sock_.connect(endpoint);
+    connect_each(sock_, endpoint);
 }
 
 replay_end query_client::replay(const replay_request& r,
@@ -375,7 +376,7 @@ feed_client::feed_client(zmq::context_t& ctx, const std::string& endpoint,
     if (curve) apply_curve(sock_, *curve);
     sock_.set(zmq::sockopt::linger, 0);
     sock_.set(zmq::sockopt::rcvhwm, 200000);
-    sock_.connect(endpoint);
+    connect_each(sock_, endpoint);
 }
 
 void feed_client::subscribe(const std::string& prefix) {

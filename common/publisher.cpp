@@ -2,6 +2,7 @@
 #include "publisher.hpp"
 
 #include "codec.hpp"
+#include "endpoints.hpp"
 #include "prometheus.hpp"
 
 #include <boost/asio/post.hpp>
@@ -95,7 +96,7 @@ void publisher::open_socket() {
     monitor_.emplace(ctx_, zmq::socket_type::pair);
     monitor_->set(zmq::sockopt::linger, 0);
     monitor_->connect(addr);
-    sock_->connect(opts_.endpoint);
+    connect_each(*sock_, opts_.endpoint);
 
     // The descriptors belong to ZeroMQ: they are released, never closed, by Asio.
     sock_fd_.emplace(ioc_, sock_->get(zmq::sockopt::fd));

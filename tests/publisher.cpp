@@ -1,5 +1,6 @@
 // Tests of common/publisher.hpp against a fake ingest ROUTER on 127.0.0.1.
 #include "common/publisher.hpp"
+#include "common/endpoints.hpp"
 #include "fake_broker.hpp"
 #include "support.hpp"
 #include "temp_dir.hpp"
@@ -260,4 +261,48 @@ TEST_CASE("an event nacked with a permanent code such as internal is dead-letter
     CHECK(box.dead_letters(1)[0].code == code);
     CHECK(pub.health().rejected == 1);
     CHECK(pub.health().nacks_retried == 0);
+}
+
+TEST_CASE("with a leader and a standby named, events go to whichever broker listens",
+          "[publisher]") {
+    test::temp_dir dir;
+    auto standby_endpoint = free_endpoint();
+    net::io_context ioc;
+    outbox box(dir.path());
+    auto leader = std::make_unique<test::fake_broker>();
+    publisher pub(ioc, box,
+                  {.endpoint = leader->endpoint() + "," + standby_endpoint,
+                   .resend_timeout = 300ms,
+                   .backoff_initial = 50ms,
+                   .backoff_max = 200ms},
+                  quiet());
+    pub.start();
+    for (int i = 0; i < 10; ++i)
+        box.add(test::sample_reading("420502K001", i));
+    pub.notify();
+    REQUIRE(run_until(
+        ioc, [&] { return box.depth() == 0; }, 10s));
+    CHECK(leader->stored() == 10);
+
+    // The leader goes; the standby starts listening where the list names it.
+    leader.reset();
+    for (int i = 10; i < 20; ++i)
+        box.add(test::sample_reading("420502K001", i));
+    pub.notify();
+    test::fake_broker standby(standby_endpoint);
+    REQUIRE(run_until(
+        ioc, [&] { return box.depth() == 0; }, 10s));
+    CHECK(standby.stored() == 10);
+    pub.stop();
+}
+
+TEST_CASE("a broker list is split at commas, empty items left out", "[publisher]") {
+    CHECK(split_endpoints("tcp://a:1") == std::vector<std::string>{"tcp://a:1"});
+    CHECK(split_endpoints("tcp://a:1,tcp://b:2") ==
+          std::vector<std::string>{"tcp://a:1", "tcp://b:2"});
+    CHECK(split_endpoints(",tcp://a:1,,") == std::vector<std::string>{"tcp://a:1"});
+    CHECK(split_endpoints("").empty());
+    zmq::context_t ctx;
+    zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    CHECK_THROWS_AS(connect_each(s, ","), error);
 }
