@@ -332,6 +332,49 @@ class appender {
         return r;
     }
 
+    // A record another broker's writer stored, with its bytes as they are: the
+    // chain, the indexes and the processor's state follow exactly as that
+    // writer made its own (its processor also saw every record it stored).
+    void follow(const stored_record& r) {
+        auto bytes = r.bytes();
+        auto where = "record at offset " + std::to_string(r.offset);
+        if (r.offset != head_ + 1)
+            throw error(errc::bad_config, where + " does not follow the head " +
+                                              std::to_string(head_) + ": a gap or a reordering");
+        prepared_event p;
+        if (auto pr = decode(bytes, p.ev))
+            throw error(errc::bad_config, where + " does not decode: " + pr.text());
+        if (p.ev.offset != r.offset)
+            throw error(errc::bad_config,
+                        where + " names offset " + std::to_string(p.ev.offset) + " in its bytes");
+        if (p.ev.received_at < received_)
+            throw error(errc::bad_config, where + " was received before its predecessor");
+        std::string_view existing;
+        auto id = std::string_view(reinterpret_cast<const char*>(p.ev.id.bytes.data()), 16);
+        if (!put(s_, t_, s_.ids, id, lm::be64(r.offset), MDB_NOOVERWRITE, &existing))
+            throw error(errc::bad_config, where + " repeats the id " + p.ev.id.str() +
+                                              " stored at offset " +
+                                              std::to_string(lm::from_be64(existing)));
+        p.received_pos = received_at_position(p.ev);
+        p.value = r.value;
+        std::string zeroed(bytes);
+        patch_broker_fields(zeroed.data(), p.received_pos, 0, timestamp{});
+        p.digest = record_digest(zeroed);
+        // One time-index entry per distinct received_at, as the writer that
+        // stored them made one per transaction.
+        if (p.ev.received_at > received_)
+            put(s_, t_, s_.times, lm::be64(static_cast<std::uint64_t>(to_us(p.ev.received_at))),
+                lm::be64(r.offset), MDB_APPEND);
+        received_ = p.ev.received_at;
+        followed_ = true;
+        write(p);
+        if (p_) {
+            std::vector<event> derived; // already in the log, right after this record
+            s_.fault(store_faults::point::apply);
+            p_->apply(p.ev, state_, derived);
+        }
+    }
+
     void timers(timestamp now) {
         std::vector<event> fired;
         p_->fire(now, state_, fired);
@@ -343,7 +386,7 @@ class appender {
 
     void finish() {
         // One time-index entry per distinct received_at: the first offset stored then.
-        if (first_ && received_ > s_.last_received)
+        if (first_ && received_ > s_.last_received && !followed_)
             put(s_, t_, s_.times, lm::be64(static_cast<std::uint64_t>(to_us(received_))),
                 lm::be64(first_), MDB_APPEND);
         for (auto& [type, n] : counts_) {
@@ -445,6 +488,7 @@ class appender {
     timestamp received_;
     std::uint64_t head_ = 0;
     std::uint64_t first_ = 0;
+    bool followed_ = false; // follow(): the time index is written as records come
     chain_hash hash_;
     std::unordered_map<std::string_view, std::uint64_t> counts_;
     std::unordered_map<std::string, std::string> new_schools_;
@@ -555,6 +599,14 @@ void store::append(std::span<event> events, timestamp now, processor* p, batch_o
         events[i].offset = prepared[i].ev.offset;
         events[i].received_at = prepared[i].ev.received_at;
     }
+}
+
+void store::follow(std::span<const stored_record> records, processor* p, batch_output& out) {
+    if (records.empty()) return;
+    run_txn(*impl_, timestamp{}, p, out, [&](appender& a) {
+        for (const auto& r : records)
+            a.follow(r);
+    });
 }
 
 void store::fire_timers(timestamp now, processor& p, batch_output& out) {

@@ -139,6 +139,19 @@ class store {
     void append(std::span<prepared_event> events, timestamp now, processor* p, batch_output& out);
     void append(std::span<event> events, timestamp now, processor* p, batch_output& out);
 
+    // A standby's writer only. Appends, in one transaction, records another
+    // broker's writer stored, as they are (their bytes carry their offsets and
+    // received_at; the 32 bytes before them in `value` are ignored): the first
+    // must be the next offset and each the next after it. The chain, the
+    // indexes and `p`'s state are made as that writer made its own: `p` sees
+    // every record, and what it derives is dropped (the records it derived
+    // follow in the log). So a standby's store verifies, replays and restarts
+    // like the log it follows.
+    // Throws: pingan::error(bad_config) when a record is not the next offset,
+    // does not decode, names another offset, was received before its
+    // predecessor, or repeats a stored id; otherwise as append().
+    void follow(std::span<const stored_record> records, processor* p, batch_output& out);
+
     // Writer only. Asks `p` for the timers due at `now` and stores the timer
     // events and what they derive, in one transaction like append().
     void fire_timers(timestamp now, processor& p, batch_output& out);

@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <map>
+#include <span>
 #include <unistd.h>
 
 using namespace pingan;
@@ -434,4 +436,147 @@ TEST_CASE("a closed incident is read back when an event after a restart touches 
         CHECK(a.type() == b.type());
     }
     CHECK(restarted_n == straight_n);
+}
+
+namespace {
+
+std::vector<stored_record> records_of(const store& s, std::uint64_t from = 1) {
+    std::vector<stored_record> v;
+    scan_filter f;
+    f.from = from;
+    s.scan(f, 1'000'000, [&](std::uint64_t o, std::string_view bytes) {
+        std::string value(32, 'x'); // follow() ignores what stands before the bytes
+        value.append(bytes);
+        v.push_back({o, std::move(value)});
+        return true;
+    });
+    return v;
+}
+
+std::map<std::string, std::string> table_of(const store& s, std::string_view name) {
+    std::map<std::string, std::string> m;
+    s.scan_table(name, "", [&](std::string_view k, std::string_view v) {
+        m.emplace(k, v);
+        return true;
+    });
+    return m;
+}
+
+} // namespace
+
+TEST_CASE("a standby that follows a log's records has its chain, indexes and engine state",
+          "[engine_processor][follow]") {
+    temp_dir leader_dir, standby_dir;
+    store leader(options_for(leader_dir));
+    auto p = make_processor();
+    leader.open_processor(*p);
+    auto first = make_event(illness(2));
+    append(leader, *p, first, t0());
+    append(leader, *p, make_event(hazard("HZ-1", hazard_grade::major)), t0() + 1min);
+    append(leader, *p, make_event(illness(3, "dinner"), "420502J002"), t0() + 1min);
+    for (auto t : {t0() + 10min, t0() + 15min, t0() + 2h}) {
+        batch_output out;
+        leader.fire_timers(t, *p, out);
+    }
+    auto records = records_of(leader);
+    REQUIRE(records.size() > 15);
+
+    // The standby takes the records in runs that cut across the leader's transactions.
+    {
+        store standby(options_for(standby_dir));
+        auto q = make_processor();
+        standby.open_processor(*q);
+        std::size_t i = 0, run = 1;
+        while (i < records.size()) {
+            auto n = std::min(run, records.size() - i);
+            batch_output out;
+            standby.follow(std::span(records).subspan(i, n), q.get(), out);
+            REQUIRE(out.stored.size() == n);
+            CHECK(out.stored.front().offset == records[i].offset);
+            CHECK(out.stored.front().value.substr(0, 32) !=
+                  std::string(32, 'x')); // the chain hash, made here
+            i += n;
+            run = run * 2 + 1;
+        }
+        REQUIRE(standby.head() == leader.head());
+        auto v = standby.verify();
+        CHECK(v.ok);
+        CHECK(v.head_hash == leader.verify().head_hash);
+        for (auto o : {std::uint64_t{1}, leader.head() / 2, leader.head()})
+            CHECK(standby.hash_at(o) == leader.hash_at(o));
+        CHECK(standby.stats().by_type == leader.stats().by_type);
+        for (auto name : engine_processor::tables)
+            CHECK(table_of(standby, name) == table_of(leader, name));
+        // The time and district indexes answer as the leader's do.
+        scan_filter f;
+        f.from_time = t0() + 1min;
+        f.to_time = t0() + 1min;
+        CHECK(standby.range(f) == leader.range(f));
+        f = scan_filter{};
+        f.school = "420502J002";
+        std::vector<std::uint64_t> a, b;
+        leader.scan(f, 1000,
+                    [&](std::uint64_t o, std::string_view) { return a.push_back(o), true; });
+        standby.scan(f, 1000,
+                     [&](std::uint64_t o, std::string_view) { return b.push_back(o), true; });
+        CHECK_FALSE(a.empty());
+        CHECK(a == b);
+        // An event id the standby holds is a duplicate there too.
+        CHECK(standby.find(first.id) == std::optional<std::uint64_t>(1));
+    }
+
+    // Promoted, the standby's engine fires the deadline the leader had pending,
+    // exactly as the leader would.
+    store standby(options_for(standby_dir));
+    auto q = make_processor();
+    standby.open_processor(*q);
+    REQUIRE(q->next_due() == p->next_due());
+    batch_output on_leader, on_standby;
+    leader.fire_timers(t0() + 6h, *p, on_leader);
+    standby.fire_timers(t0() + 6h, *q, on_standby);
+    REQUIRE(on_leader.stored.size() == on_standby.stored.size());
+    REQUIRE_FALSE(on_leader.stored.empty());
+    for (std::size_t i = 0; i < on_leader.stored.size(); ++i)
+        CHECK(on_leader.stored[i].value == on_standby.stored[i].value);
+}
+
+TEST_CASE("a standby refuses a gap, a reordering, a wrong offset and a repeated id",
+          "[engine_processor][follow]") {
+    temp_dir leader_dir, standby_dir;
+    store leader(options_for(leader_dir));
+    auto p = make_processor();
+    leader.open_processor(*p);
+    append(leader, *p, make_event(illness(2)), t0());
+    append(leader, *p, make_event(hazard("HZ-1")), t0() + 1min);
+    auto records = records_of(leader);
+    REQUIRE(records.size() >= 5);
+    store standby(options_for(standby_dir));
+    auto q = make_processor();
+    standby.open_processor(*q);
+    auto refused = [&](std::vector<stored_record> v, std::string_view says) {
+        batch_output out;
+        try {
+            standby.follow(v, q.get(), out);
+            FAIL("follow took it");
+        } catch (const error& x) {
+            CHECK(x.code() == errc::bad_config);
+            CHECK_THAT(x.what(), Catch::Contains(std::string(says)));
+        }
+        CHECK(out.stored.empty());
+    };
+    refused({records[1]}, "does not follow the head 0");
+    refused({records[0], records[2]}, "record at offset 3 does not follow the head 1");
+    auto moved = records[1];
+    moved.offset = 1;
+    refused({moved}, "names offset 2 in its bytes");
+    batch_output out;
+    standby.follow(std::span(records).first(2), q.get(), out);
+    // The same first record again, renumbered as the next offset.
+    auto again = records[0];
+    again.offset = 3;
+    patch_broker_fields(again.value.data() + 32, received_at_position(again.bytes()).value(), 3,
+                        t0() + 48h);
+    refused({again}, "repeats the id");
+    CHECK(standby.head() == 2);
+    CHECK(standby.verify().ok);
 }
