@@ -37,6 +37,15 @@ struct jetstream_config {
     std::string subject = "pingan.events";   // every record is published on this subject
     int replicas = 1;                        // 3 in a cluster of three servers
     std::chrono::milliseconds timeout{2000}; // for the stream's confirmation of a batch
+    // Leadership: the broker that writes the stream holds a lease, the key
+    // `leader` of the KeyValue bucket <stream>_LEADER, whose entries expire
+    // `lease` after their last write; it renews it every lease / 4 and
+    // publishes only while its last renewal is less than 2/3 of a lease old.
+    std::chrono::milliseconds lease{3000};
+    // Start as a hot standby: follow the stream into the local store and take
+    // over (the lease, then ingest) when the leader's lease lapses.
+    bool standby = false;
+    std::string name; // in the lease, who holds it; empty: host:pid
 };
 
 struct broker_options {

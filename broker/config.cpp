@@ -112,7 +112,9 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
         bad(root["replication"], "replication", "expected none or jetstream");
     if (auto js = root["jetstream"]) {
         if (!js.IsMap()) bad(js, "jetstream", "expected a map");
-        known_keys(js, {"servers", "stream", "subject", "replicas", "timeout"}, "jetstream.");
+        known_keys(
+            js, {"servers", "stream", "subject", "replicas", "timeout", "lease", "standby", "name"},
+            "jetstream.");
         auto& j = c.jetstream;
         if (auto sv = js["servers"]) {
             if (!sv.IsSequence() || sv.size() == 0)
@@ -133,6 +135,17 @@ broker_config parse_broker_config(std::string_view yaml, broker_config c, std::s
         duration(js, "timeout", t);
         if (t < micros{1000}) bad(js["timeout"], "jetstream.timeout", "must be at least 1ms");
         j.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(t);
+        micros l{j.lease};
+        duration(js, "lease", l);
+        if (l < micros{300'000}) bad(js["lease"], "jetstream.lease", "must be at least 300ms");
+        j.lease = std::chrono::duration_cast<std::chrono::milliseconds>(l);
+        if (auto sb = js["standby"]) {
+            if (!sb.IsScalar() ||
+                (sb.as<std::string>() != "true" && sb.as<std::string>() != "false"))
+                bad(sb, "jetstream.standby", "expected true or false");
+            j.standby = sb.as<std::string>() == "true";
+        }
+        text(js, "name", j.name);
         if (j.stream.empty() || j.subject.empty())
             bad(js, "jetstream", "stream and subject must not be empty");
     }

@@ -32,6 +32,8 @@
 #include <optional>
 #include <thread>
 
+#include <unistd.h>
+
 namespace pingan {
 namespace {
 
@@ -63,6 +65,113 @@ std::string record_id(std::string_view bytes) {
     return id ? id->str() : std::string();
 }
 
+// This broker's name in the lease: the configured one, else host:pid.
+std::string holder_name(const jetstream_config& c) {
+    if (!c.name.empty()) return c.name;
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "?");
+    return std::string(host) + ":" + std::to_string(::getpid());
+}
+
+// The leadership lease: the key `leader` of the KeyValue bucket
+// <stream>_LEADER, whose entries JetStream removes `lease` after their last
+// write. Whoever creates the key holds it while it renews it in time; a
+// renewal names the revision it last wrote, so that a lapsed holder can never
+// renew over its successor.
+class lease {
+  public:
+    lease(jsCtx* js, const jetstream_config& c) : cfg_(c), me_(holder_name(c)) {
+        kvConfig kc;
+        kvConfig_Init(&kc);
+        auto bucket = c.stream + "_LEADER";
+        kc.Bucket = bucket.c_str();
+        kc.History = 1;
+        kc.TTL = std::chrono::duration_cast<std::chrono::nanoseconds>(c.lease).count();
+        kc.Replicas = c.replicas;
+        kc.StorageType = js_FileStorage;
+        auto until = std::chrono::steady_clock::now() +
+                     std::max<std::chrono::milliseconds>(c.timeout * 5, std::chrono::seconds(10));
+        natsStatus s = NATS_OK;
+        while (true) {
+            s = js_CreateKeyValue(&kv_, js, &kc);
+            // One made with other settings (an older lease length) is used as it is.
+            if (s != NATS_OK) s = js_KeyValue(&kv_, js, bucket.c_str());
+            if (s == NATS_OK || std::chrono::steady_clock::now() >= until) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+        if (s != NATS_OK)
+            throw error(errc::io_error,
+                        "replication: the lease bucket " + bucket + ": " + nats_text(s));
+    }
+    ~lease() {
+        if (kv_) kvStore_Destroy(kv_);
+    }
+    lease(const lease&) = delete;
+    lease& operator=(const lease&) = delete;
+
+    const std::string& me() const noexcept { return me_; }
+
+    // Who holds it. Returns: empty when nobody does; nothing when JetStream
+    // cannot tell now.
+    std::optional<std::string> holder() {
+        kvEntry* e = nullptr;
+        auto s = kvStore_Get(&e, kv_, key);
+        if (s == NATS_NOT_FOUND) return std::string();
+        if (s != NATS_OK) return std::nullopt;
+        std::string who(static_cast<const char*>(kvEntry_Value(e)),
+                        static_cast<std::size_t>(kvEntry_ValueLen(e)));
+        kvEntry_Destroy(e);
+        return who;
+    }
+
+    // Takes it if nobody holds it. Returns: whether this broker holds it now.
+    bool take() {
+        auto sent = std::chrono::steady_clock::now();
+        std::uint64_t rev = 0;
+        if (kvStore_Create(&rev, kv_, key, me_.data(), static_cast<int>(me_.size())) != NATS_OK)
+            return false;
+        rev_ = rev;
+        valid_until_ = sent + cfg_.lease * 2 / 3;
+        return true;
+    }
+
+    enum class renewal { renewed, lost, unknown };
+    renewal renew() {
+        auto sent = std::chrono::steady_clock::now();
+        std::uint64_t rev = 0;
+        auto s = kvStore_Update(&rev, kv_, key, me_.data(), static_cast<int>(me_.size()), rev_);
+        if (s == NATS_OK) {
+            rev_ = rev;
+            valid_until_ = sent + cfg_.lease * 2 / 3;
+            return renewal::renewed;
+        }
+        // Refused by JetStream (the key is at another revision: it lapsed, or
+        // another broker took it): lost for good. A timeout or a lost
+        // connection says nothing yet.
+        return s == NATS_ERR ? renewal::lost : renewal::unknown;
+    }
+
+    // Whether this broker may still write: its last renewal is recent enough
+    // that the key cannot have lapsed yet, whatever JetStream's clock says.
+    bool valid() const { return std::chrono::steady_clock::now() < valid_until_; }
+
+    // A clean stop: the next broker need not wait for the lease to lapse.
+    void release() {
+        if (!rev_) return;
+        if (holder() == me_) (void)kvStore_Delete(kv_, key);
+        rev_ = 0;
+        valid_until_ = {};
+    }
+
+  private:
+    static constexpr const char* key = "leader";
+    const jetstream_config& cfg_;
+    std::string me_;
+    kvStore* kv_ = nullptr;
+    std::uint64_t rev_ = 0;
+    std::chrono::steady_clock::time_point valid_until_{};
+};
+
 struct batch {
     std::vector<stored_record> records; // offset order
     std::vector<completion> done;
@@ -77,8 +186,20 @@ class jetstream_replicator final : public replicator {
         : cfg_(c), st_(st), release_(std::move(release)) {
         try {
             connect();
+            lease_ = std::make_unique<lease>(js_, cfg_);
+            if (!lease_->take()) {
+                auto who = lease_->holder().value_or("?");
+                throw not_leader(errc::forbidden,
+                                 "replication: the leadership lease of stream " + cfg_.stream +
+                                     " is held by " + (who.empty() ? "another broker" : who) +
+                                     ": this broker may not write it (start it with --standby "
+                                     "to follow the stream and take over when the lease lapses)");
+            }
+            spdlog::info("replication: {} holds the leadership lease of stream {} ({} ms)",
+                         lease_->me(), cfg_.stream, cfg_.lease.count());
             open_stream();
         } catch (...) {
+            if (lease_) lease_->release();
             close();
             throw;
         }
@@ -121,6 +242,7 @@ class jetstream_replicator final : public replicator {
         }
         cv_.notify_one();
         if (thread_.joinable()) thread_.join();
+        if (lease_ && !fenced_) lease_->release();
     }
 
   private:
@@ -216,11 +338,12 @@ class jetstream_replicator final : public replicator {
                                               " does not take the subject " + cfg_.subject);
         auto local = st_.head();
         if (last > local)
-            throw error(errc::bad_config,
-                        "replication: stream " + cfg_.stream +
-                            " is ahead of the local store: its last sequence is " +
-                            std::to_string(last) + ", the local head is " + std::to_string(local) +
-                            "; this store is not the log the stream replicates");
+            throw not_leader(errc::bad_config,
+                             "replication: stream " + cfg_.stream +
+                                 " is ahead of the local store: its last sequence is " +
+                                 std::to_string(last) + ", the local head is " +
+                                 std::to_string(local) +
+                                 "; this store is not the log the stream replicates");
         if (last > 0) {
             // The stream's last record must be this log's record at that offset.
             natsMsg* m = nullptr;
@@ -250,6 +373,7 @@ class jetstream_replicator final : public replicator {
     }
 
     void close() {
+        lease_.reset();
         if (js_ && nc_ && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED) {
             jsPubOptions po;
             jsPubOptions_Init(&po);
@@ -323,6 +447,25 @@ class jetstream_replicator final : public replicator {
         return last;
     }
 
+    // Whether the stream's record at `seq` is the local record at that offset.
+    // Returns: nothing if it cannot tell now.
+    std::optional<bool> holds_ours(std::uint64_t seq) {
+        natsMsg* m = nullptr;
+        jsErrCode jerr{};
+        auto s = js_GetMsg(&m, js_, cfg_.stream.c_str(), seq, nullptr, &jerr);
+        if (s != NATS_OK) {
+            spdlog::warn("replication: reading sequence {} of stream {}: {}", seq, cfg_.stream,
+                         nats_text(s));
+            return std::nullopt;
+        }
+        std::string_view theirs(natsMsg_GetData(m),
+                                static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+        auto ours = st_.get(seq);
+        bool same = ours && theirs == *ours;
+        natsMsg_Destroy(m);
+        return same;
+    }
+
     // Publishes what the stream lacks, up to the window. Called with `lock` held.
     void publish(std::unique_lock<std::mutex>& lock) {
         struct item {
@@ -343,6 +486,7 @@ class jetstream_replicator final : public replicator {
             todo.push_back({o, held});
         }
         if (todo.empty()) return;
+        if (fenced_ || !lease_->valid()) return; // the batches wait, then are refused
         if (!connected()) {
             broken_ = true;
             return;
@@ -394,9 +538,35 @@ class jetstream_replicator final : public replicator {
     void run() {
         using clock = std::chrono::steady_clock;
         auto next_resync = clock::time_point{};
+        auto next_renewal = clock::now() + cfg_.lease / 4;
         std::unique_lock lock(m_);
         while (true) {
             auto now = clock::now();
+            if (!fenced_ && now >= next_renewal) {
+                lock.unlock();
+                auto r = lease_->renew();
+                lock.lock();
+                now = clock::now();
+                next_renewal = now + cfg_.lease / 4;
+                if (r == lease::renewal::lost) {
+                    fenced_ = true;
+                    spdlog::critical(
+                        "replication: this broker lost the leadership lease of stream {} (it "
+                        "lapsed, or another broker holds it): it publishes and acknowledges "
+                        "nothing more; restart it as a standby on an empty store "
+                        "(docs/replication.md, \"Failover\")",
+                        cfg_.stream);
+                } else if (r == lease::renewal::unknown && !lease_->valid()) {
+                    if (!lease_unsure_)
+                        spdlog::warn("replication: the lease of stream {} could not be renewed "
+                                     "in time; publishing waits until it is",
+                                     cfg_.stream);
+                    lease_unsure_ = true;
+                } else if (r == lease::renewal::renewed && lease_unsure_) {
+                    lease_unsure_ = false;
+                    spdlog::info("replication: the lease of stream {} renewed", cfg_.stream);
+                }
+            }
             if (broken_ && now >= next_resync) {
                 behind_ = true;
                 lock.unlock();
@@ -409,6 +579,24 @@ class jetstream_replicator final : public replicator {
                                   cfg_.stream, *last, head_);
                     last.reset();
                 }
+                // The stream's last record must be ours: a record another broker
+                // put there at that sequence while ours failed is not a confirmation.
+                if (last && *last > 0 && !diverged_) {
+                    lock.unlock();
+                    auto same = holds_ours(*last);
+                    lock.lock();
+                    if (!same) {
+                        last.reset();
+                    } else if (!*same) {
+                        diverged_ = true;
+                        spdlog::critical(
+                            "replication: stream {} holds another writer's record at sequence {}: "
+                            "this broker's log has left the stream and it acknowledges nothing "
+                            "more (docs/replication.md, \"Two writers\")",
+                            cfg_.stream, *last);
+                    }
+                }
+                if (diverged_) last.reset();
                 if (last) {
                     confirmed_ = sent_ = *last;
                     broken_ = false;
@@ -460,7 +648,7 @@ class jetstream_replicator final : public replicator {
             }
             if (stopping_ && batches_.empty()) break;
 
-            auto wake = now + std::chrono::milliseconds(500);
+            auto wake = std::min(now + std::chrono::milliseconds(500), next_renewal);
             if (!batches_.empty()) wake = std::min(wake, batches_.front().deadline);
             if (stopping_) wake = std::min(wake, stop_deadline_);
             if (broken_) wake = std::min(wake, next_resync);
@@ -484,13 +672,186 @@ class jetstream_replicator final : public replicator {
     std::uint64_t head_ = 0;      // the highest offset of the log handed over
     bool broken_ = false;         // an error or a timeout: ask the stream where it is
     bool behind_ = false;         // catching up: say when it is done
+    bool diverged_ = false;       // another writer's record in the stream: refuse for good
+    bool fenced_ = false;         // the lease is lost: refuse for good
+    bool lease_unsure_ = false;   // a renewal failed and the lease is no longer surely ours
+    std::unique_ptr<lease> lease_;
     bool stopping_ = false;
     std::chrono::steady_clock::time_point stop_deadline_;
     std::thread thread_;
     std::atomic<bool> closing_{false};
 };
 
+// The standby's connection: no callbacks, reconnecting forever.
+struct follower_session {
+    natsConnection* nc = nullptr;
+    jsCtx* js = nullptr;
+    natsSubscription* sub = nullptr;
+
+    explicit follower_session(const jetstream_config& c) {
+        natsOptions* o = nullptr;
+        std::vector<const char*> urls;
+        for (const auto& u : c.servers)
+            urls.push_back(u.c_str());
+        auto s = natsOptions_Create(&o);
+        if (s == NATS_OK) s = natsOptions_SetServers(o, urls.data(), static_cast<int>(urls.size()));
+        if (s == NATS_OK) s = natsOptions_SetName(o, "pingan-broker standby");
+        if (s == NATS_OK) s = natsOptions_SetTimeout(o, c.timeout.count());
+        if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
+        if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
+        if (s == NATS_OK) s = natsConnection_Connect(&nc, o);
+        if (o) natsOptions_Destroy(o);
+        if (s != NATS_OK)
+            throw error(errc::io_error, "standby: cannot reach JetStream at " + joined(c.servers) +
+                                            ": " + nats_text(s));
+        jsOptions jo;
+        jsOptions_Init(&jo);
+        jo.Wait = c.timeout.count();
+        s = natsConnection_JetStream(&js, nc, &jo);
+        if (s != NATS_OK) {
+            natsConnection_Destroy(nc);
+            throw error(errc::io_error, "standby: JetStream context: " + nats_text(s));
+        }
+    }
+    ~follower_session() {
+        if (sub) {
+            (void)natsSubscription_Unsubscribe(sub);
+            natsSubscription_Destroy(sub);
+        }
+        if (nc) natsConnection_Close(nc);
+        if (js) jsCtx_Destroy(js);
+        if (nc) natsConnection_Destroy(nc);
+    }
+    follower_session(const follower_session&) = delete;
+    follower_session& operator=(const follower_session&) = delete;
+
+    // The stream's last sequence; 0 when the stream does not exist yet.
+    // Returns: nothing when JetStream cannot tell now.
+    std::optional<std::uint64_t> last(const jetstream_config& c) {
+        jsStreamInfo* si = nullptr;
+        jsErrCode jerr{};
+        auto s = js_GetStreamInfo(&si, js, c.stream.c_str(), nullptr, &jerr);
+        if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) return 0;
+        if (s != NATS_OK) return std::nullopt;
+        auto v = si->State.LastSeq;
+        jsStreamInfo_Destroy(si);
+        return v;
+    }
+
+    // The stream's record at `seq`. Returns: nothing if it cannot be read.
+    std::optional<std::string> get(const jetstream_config& c, std::uint64_t seq) {
+        natsMsg* m = nullptr;
+        jsErrCode jerr{};
+        if (js_GetMsg(&m, js, c.stream.c_str(), seq, nullptr, &jerr) != NATS_OK)
+            return std::nullopt;
+        std::string v(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+        natsMsg_Destroy(m);
+        return v;
+    }
+};
+
 } // namespace
+
+bool follow_stream(const jetstream_config& c, store& st, processor* p,
+                   const std::atomic<bool>& stop) {
+    using clock = std::chrono::steady_clock;
+    follower_session ses(c);
+    lease ls(ses.js, c);
+    auto head = st.committed_head();
+
+    // The local store must be a prefix of the stream: the same record at its head.
+    if (head > 0) {
+        std::optional<std::uint64_t> last;
+        while (!(last = ses.last(c)) && !stop)
+            std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        if (stop) return false;
+        if (*last < head)
+            throw error(errc::bad_config,
+                        "standby: the local store (head " + std::to_string(head) +
+                            ") is ahead of stream " + c.stream + " (last sequence " +
+                            std::to_string(*last) +
+                            "): it holds records the leader never confirmed; start the standby "
+                            "on an empty store");
+        auto theirs = ses.get(c, head);
+        if (!theirs || *theirs != st.get(head).value_or(std::string()))
+            throw error(errc::bad_config, "standby: the local record at offset " +
+                                              std::to_string(head) + " is not stream " + c.stream +
+                                              "'s; start the standby on an empty store");
+    }
+
+    // An ordered consumer from the next offset: JetStream redelivers from
+    // where it was after a reconnect or a lost message, in stream order.
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = head + 1;
+    spdlog::info("standby: following stream {} on {} from offset {}; {} holds the lease", c.stream,
+                 joined(c.servers), head + 1, ls.holder().value_or("?"));
+
+    std::vector<stored_record> batch;
+    batch_output out;
+    auto next_lease_check = clock::now();
+    auto next_report = clock::now() + std::chrono::seconds(10);
+    while (!stop) {
+        if (!ses.sub) {
+            jsErrCode jerr{};
+            auto s = js_SubscribeSync(&ses.sub, ses.js, c.subject.c_str(), nullptr, &so, &jerr);
+            if (s != NATS_OK) {
+                ses.sub = nullptr;
+                // No stream yet (a leader that has not started), or JetStream away.
+                std::this_thread::sleep_for(std::chrono::milliseconds(250));
+            }
+        }
+        // Up to a few thousand records at once, one transaction.
+        while (ses.sub && batch.size() < 4096) {
+            natsMsg* m = nullptr;
+            auto s = natsSubscription_NextMsg(&m, ses.sub, batch.empty() ? 100 : 0);
+            if (s != NATS_OK) break;
+            jsMsgMetaData* meta = nullptr;
+            if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+                std::string value(32, '\0');
+                value.append(natsMsg_GetData(m),
+                             static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+                batch.push_back({meta->Sequence.Stream, std::move(value)});
+                jsMsgMetaData_Destroy(meta);
+            }
+            natsMsg_Destroy(m);
+        }
+        if (!batch.empty()) {
+            // A record this store already holds (redelivered) is skipped.
+            std::erase_if(batch, [&](const stored_record& r) { return r.offset <= head; });
+            out.stored.clear();
+            st.follow(batch, p, out); // throws on a gap: the stream is the arbiter
+            st.sync();
+            head = st.committed_head();
+            batch.clear();
+        }
+        auto now = clock::now();
+        if (now >= next_report) {
+            spdlog::info("standby: at offset {} of stream {}", head, c.stream);
+            next_report = now + std::chrono::seconds(10);
+        }
+        if (now < next_lease_check) continue;
+        next_lease_check = now + c.lease / 4;
+        auto who = ls.holder();
+        if (!who || !who->empty()) continue;
+        // Nobody leads: take over once every record of the stream is applied.
+        auto last = ses.last(c);
+        if (!last) continue;
+        if (*last > head) {
+            spdlog::info("standby: the lease of stream {} lapsed; applying up to {} before "
+                         "taking over (at {})",
+                         c.stream, *last, head);
+            continue;
+        }
+        spdlog::info("standby: the lease of stream {} lapsed and every record up to {} is "
+                     "applied: taking over",
+                     c.stream, head);
+        return true;
+    }
+    return false;
+}
 
 std::unique_ptr<replicator>
 make_jetstream_replicator(const jetstream_config& c, const store& st,

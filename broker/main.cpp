@@ -6,6 +6,7 @@
 #include "broker/day_log.hpp"
 #include "broker/engine_processor.hpp"
 #include "broker/metrics.hpp"
+#include "broker/replicator.hpp"
 #include "broker/rules.hpp"
 #include "common/clock.hpp"
 #include "common/curve.hpp"
@@ -21,6 +22,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -31,6 +34,13 @@ namespace net = boost::asio;
 using namespace pingan;
 
 namespace {
+
+// SIGINT or SIGTERM while a standby follows the stream (the broker's own
+// handlers take over once it leads).
+std::atomic<bool> standby_stop{false};
+void on_standby_signal(int) {
+    standby_stop = true;
+}
 
 [[noreturn]] void fatal(const std::string& what) {
     std::cerr << "pingan-broker: " << what << "\n";
@@ -131,7 +141,8 @@ int main(int argc, char** argv) {
                    "directory (kept by another party) where each checkpoint is written as a file");
     app.add_option("--checkpoint-interval", checkpoint_interval,
                    "seconds between checkpoints (default 300)");
-    std::string replication, js_stream, js_subject, js_timeout;
+    std::string replication, js_stream, js_subject, js_timeout, js_lease, js_name;
+    bool standby = false;
     std::vector<std::string> js_servers;
     int js_replicas = 0;
     app.add_option("--replication", replication,
@@ -147,6 +158,13 @@ int main(int argc, char** argv) {
     app.add_option("--jetstream-timeout", js_timeout,
                    "how long a batch waits for the stream's confirmation before its publishers "
                    "are refused (default 2s)");
+    app.add_option("--jetstream-lease", js_lease,
+                   "how long the leadership lease lives without renewal (default 3s)");
+    app.add_option("--jetstream-name", js_name,
+                   "this broker's name in the lease (default host:pid)");
+    app.add_flag("--standby", standby,
+                 "follow the stream into the store and take over when the leader's lease lapses "
+                 "(with --replication jetstream)");
     std::string server_key, clients, metrics;
     bool allow_insecure = false;
     app.add_option("--metrics", metrics,
@@ -218,6 +236,16 @@ int main(int argc, char** argv) {
         if (t < micros{1000}) fatal("--jetstream-timeout must be at least 1ms");
         cfg.jetstream.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(t);
     }
+    if (!js_lease.empty()) {
+        micros t{};
+        flag_duration("--jetstream-lease", js_lease, t);
+        if (t < micros{300'000}) fatal("--jetstream-lease must be at least 300ms");
+        cfg.jetstream.lease = std::chrono::duration_cast<std::chrono::milliseconds>(t);
+    }
+    if (!js_name.empty()) cfg.jetstream.name = js_name;
+    if (standby) cfg.jetstream.standby = true;
+    if (cfg.jetstream.standby && cfg.replication != "jetstream")
+        fatal("--standby follows a JetStream stream: it needs --replication jetstream");
     if (cfg.replication == "jetstream") {
         b.replication = std::make_shared<const jetstream_config>(cfg.jetstream);
     }
@@ -342,7 +370,42 @@ int main(int argc, char** argv) {
                          cp->dir.empty() ? std::string() : ", written to " + cp->dir);
             b.checkpoints = std::move(cp);
         }
-        broker br(b, *clk, *reg, proc.get(), dynamic_cast<manual_clock*>(clk.get()));
+        // A standby follows the stream until the leader's lease lapses, then
+        // starts as the broker on the store it kept (docs/replication.md).
+        std::unique_ptr<broker> brp;
+        if (b.replication && b.replication->standby) {
+            std::signal(SIGINT, on_standby_signal);
+            std::signal(SIGTERM, on_standby_signal);
+        }
+        while (!brp) {
+            if (b.replication && b.replication->standby) {
+                bool lead = false;
+                {
+                    store_options so;
+                    so.path = b.data_dir;
+                    so.initial_map_size = b.initial_map_size;
+                    so.keys = b.keys;
+                    so.defer_sync = true;
+                    store st(so);
+                    if (proc) st.open_processor(*proc);
+                    std::cout << "standby stream=" << b.replication->stream << std::endl;
+                    notify_ready("standby: following stream " + b.replication->stream);
+                    lead = follow_stream(*b.replication, st, proc.get(), standby_stop);
+                }
+                if (!lead) {
+                    spdlog::info("standby stopped");
+                    return 0;
+                }
+            }
+            try {
+                brp = std::make_unique<broker>(b, *clk, *reg, proc.get(),
+                                               dynamic_cast<manual_clock*>(clk.get()));
+            } catch (const not_leader& e) {
+                if (!b.replication->standby) throw;
+                spdlog::warn("standby: {}; following again", e.detail());
+            }
+        }
+        auto& br = *brp;
         const auto& ep = br.bound();
         std::unique_ptr<metrics_server> scrape;
         if (!cfg.metrics.empty()) {

@@ -16,6 +16,7 @@
 #include "broker/pipeline.hpp"
 #include "broker/store.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -42,11 +43,30 @@ class replicator {
     virtual void stop() = 0;
 };
 
+// Another broker holds the leadership lease, or wrote the stream past this
+// one's log while this one took the lease: this broker may not write.
+class not_leader : public error {
+  public:
+    not_leader(errc code, const std::string& why) : error(code, why) {}
+};
+
+// A hot standby: follows the stream into `st` (store::follow, with `p`'s
+// state made as on the leader) until the leader's lease has lapsed and every
+// record of the stream is applied; then returns true, and the caller starts
+// the broker on the same store (make_jetstream_replicator takes the lease).
+// Returns false when `stop` is set first.
+// Throws: pingan::error(io_error) when JetStream cannot be reached at start;
+// pingan::error(bad_config) when the local store is not a prefix of the stream.
+bool follow_stream(const jetstream_config& c, store& st, processor* p,
+                   const std::atomic<bool>& stop);
+
 // Connects to JetStream, creates the stream if it is absent, and checks it
 // against the local store. `release` is called from the replication thread.
+// Takes the leadership lease before it checks the stream.
 // Throws: pingan::error(io_error) when JetStream cannot be reached or the
-// stream not made; pingan::error(bad_config) when the stream holds more than
-// the local store, or other records than it (both numbers or offsets named).
+// stream not made; not_leader when another broker holds the lease, or the
+// stream holds more than the local store; pingan::error(bad_config) when
+// the stream holds other records than the local store (offsets named).
 std::unique_ptr<replicator>
 make_jetstream_replicator(const jetstream_config& c, const store& st,
                           std::function<void(std::vector<completion>&)> release);

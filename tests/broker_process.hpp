@@ -8,6 +8,12 @@
 
 namespace pingan::test {
 
+// Where a broker binds: any free port unless told.
+struct broker_endpoints {
+    std::string ingest = "tcp://127.0.0.1:*", feed = "tcp://127.0.0.1:*",
+                query = "tcp://127.0.0.1:*";
+};
+
 struct broker_process {
     std::unique_ptr<process> proc;
     std::string ingest, feed, query;
@@ -17,16 +23,17 @@ struct broker_process {
     // `stderr_file` if one is given, at `log_level`.
     explicit broker_process(const std::string& data_dir, std::vector<std::string> extra = {},
                             const std::string& stderr_file = {},
-                            const std::string& log_level = "warn") {
+                            const std::string& log_level = "warn",
+                            const broker_endpoints& at = {}) {
         std::vector<std::string> argv{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
                                       "--data",
                                       data_dir,
                                       "--ingest",
-                                      "tcp://127.0.0.1:*",
+                                      at.ingest,
                                       "--feed",
-                                      "tcp://127.0.0.1:*",
+                                      at.feed,
                                       "--query",
-                                      "tcp://127.0.0.1:*",
+                                      at.query,
                                       "--registry",
                                       std::string(PINGAN_SOURCE_DIR) + "/data/schools.csv",
                                       "--districts",
@@ -38,14 +45,34 @@ struct broker_process {
         proc = std::make_unique<process>(argv, std::string(), stderr_file);
         auto l = proc->line(std::chrono::seconds(20));
         if (!l) throw std::runtime_error("pingan-broker did not start");
+        // A standby (--standby) says so, and listens only once it leads: wait_listening().
+        if (l->starts_with("standby ")) {
+            standby = true;
+            return;
+        }
+        take_listening(*l);
+    }
+
+    bool standby = false;
+
+    // A standby: waits until it leads and listens.
+    // Throws: std::runtime_error when it does not within `timeout`.
+    void wait_listening(std::chrono::milliseconds timeout) {
+        auto l = proc->line(timeout);
+        if (!l) throw std::runtime_error("the standby did not take over");
+        take_listening(*l);
+        standby = false;
+    }
+
+    void take_listening(const std::string& l) {
         std::smatch m;
         static const std::regex re("listening ingest=(\\S+) feed=(\\S+) query=(\\S+)");
-        if (!std::regex_search(*l, m, re)) throw std::runtime_error("unexpected line: " + *l);
+        if (!std::regex_search(l, m, re)) throw std::runtime_error("unexpected line: " + l);
         ingest = m[1];
         feed = m[2];
         query = m[3];
         static const std::regex mre(" metrics=(\\S+)");
-        if (std::regex_search(*l, m, mre)) metrics = m[1];
+        if (std::regex_search(l, m, mre)) metrics = m[1];
     }
 
     // Environment for a `pingan` child talking to this broker.

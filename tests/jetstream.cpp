@@ -1,6 +1,7 @@
 // Replication to NATS JetStream (broker/replicator.hpp, docs/replication.md),
 // against real nats-server processes and a real pingan-broker on 127.0.0.1.
 #include "broker/config.hpp"
+#include "broker/store.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
 
@@ -10,6 +11,7 @@
 #include <nats/nats.h>
 
 #include <arpa/inet.h>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <netinet/in.h>
@@ -186,6 +188,54 @@ void check_stream_is_log(stream_reader& r, zmq::context_t& ctx, const std::strin
     }
 }
 
+// Three nats-server nodes in one cluster, started.
+struct nats_cluster {
+    std::vector<nats_node> nodes;
+    std::vector<std::string> urls;
+    explicit nats_cluster(const std::string& dir) : nodes(3) {
+        std::filesystem::create_directories(dir);
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+            nodes[i].dir = dir + "/n" + std::to_string(i);
+            nodes[i].name = "n" + std::to_string(i);
+            nodes[i].cluster_port = free_port();
+        }
+        for (auto& n : nodes)
+            for (auto& o : nodes)
+                if (&n != &o) n.routes.push_back(o.cluster_port);
+        for (auto& n : nodes) {
+            n.start();
+            urls.push_back(n.url());
+        }
+    }
+};
+
+std::vector<std::string> with(std::vector<std::string> f, std::vector<std::string> more) {
+    f.insert(f.end(), more.begin(), more.end());
+    return f;
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// The log a broker serves: offsets dense from 1, every id once.
+// Returns: offset by event id.
+std::map<std::string, std::uint64_t> dense_log(zmq::context_t& ctx, const std::string& query) {
+    auto log = replay_all(ctx, query);
+    std::map<std::string, std::uint64_t> ids;
+    std::uint64_t expect = 1;
+    for (const auto& [off, bytes] : log) {
+        REQUIRE(off == expect++);
+        event e;
+        REQUIRE_FALSE(decode(bytes, e));
+        CHECK(ids.emplace(e.id.str(), off).second);
+    }
+    return ids;
+}
+
 } // namespace
 
 TEST_CASE("acknowledged events are in a three-node stream at their offsets, and a resend is "
@@ -357,7 +407,10 @@ TEST_CASE("the configuration reads replication and its jetstream settings, and n
                                  "  stream: CITY\n"
                                  "  subject: city.events\n"
                                  "  replicas: 3\n"
-                                 "  timeout: 750ms\n");
+                                 "  timeout: 750ms\n"
+                                 "  lease: 5s\n"
+                                 "  standby: true\n"
+                                 "  name: city-b\n");
     CHECK(c.replication == "jetstream");
     CHECK(c.jetstream.servers ==
           std::vector<std::string>{"nats://10.0.0.1:4222", "nats://10.0.0.2:4222"});
@@ -365,6 +418,10 @@ TEST_CASE("the configuration reads replication and its jetstream settings, and n
     CHECK(c.jetstream.subject == "city.events");
     CHECK(c.jetstream.replicas == 3);
     CHECK(c.jetstream.timeout == std::chrono::milliseconds(750));
+    CHECK(c.jetstream.lease == std::chrono::seconds(5));
+    CHECK(c.jetstream.standby);
+    CHECK(c.jetstream.name == "city-b");
+    CHECK_FALSE(parse_broker_config("replication: jetstream\n").jetstream.standby);
     CHECK(parse_broker_config("").replication == "none");
     auto wrong = [](const char* yaml) {
         try {
@@ -380,4 +437,159 @@ TEST_CASE("the configuration reads replication and its jetstream settings, and n
     CHECK_THAT(wrong("jetstream: {replicas: 2}\n"), Catch::Contains("jetstream.replicas"));
     CHECK_THAT(wrong("jetstream: {servers: []}\n"), Catch::Contains("jetstream.servers"));
     CHECK_THAT(wrong("jetstream: {stram: X}\n"), Catch::Contains("jetstream.stram: unknown key"));
+    CHECK_THAT(wrong("jetstream: {lease: 100ms}\n"), Catch::Contains("jetstream.lease"));
+    CHECK_THAT(wrong("jetstream: {standby: maybe}\n"), Catch::Contains("jetstream.standby"));
+}
+
+TEST_CASE("kill -9 of the leader under load: the standby takes over with every acknowledged "
+          "event once, at its offset, in a chain that verifies",
+          "[jetstream][failover]") {
+    temp_dir d;
+    nats_cluster cluster(d / "nats");
+    stream_reader reader(cluster.urls);
+    auto flags = with(replication_flags(cluster.urls, 3), {"--jetstream-lease", "1s"});
+    broker_process leader(d / "a", with(flags, {"--jetstream-name", "broker-a"}), d / "a.log",
+                          "info");
+    // The standby's ports are known before it listens, so that a client can name both brokers.
+    broker_endpoints b_at{"tcp://127.0.0.1:" + std::to_string(free_port()),
+                          "tcp://127.0.0.1:" + std::to_string(free_port()),
+                          "tcp://127.0.0.1:" + std::to_string(free_port())};
+    broker_process standby(d / "b", with(flags, {"--standby", "--jetstream-name", "broker-b"}),
+                           d / "b.log", "info", b_at);
+    REQUIRE(standby.standby);
+    zmq::context_t ctx(1);
+    // A publisher that knows both brokers: its requests go to whichever listens.
+    ingest_client pub(ctx, leader.ingest + "," + b_at.ingest);
+
+    // 30 requests of 20 events: 20 acknowledged, then 10 sent without waiting
+    // and the leader killed while they are in flight.
+    std::vector<std::vector<event>> batches;
+    for (std::size_t i = 0; i < 30; ++i)
+        batches.push_back(readings(20, i * 20));
+    std::map<std::string, std::uint64_t> acked; // id -> offset, as the old leader answered
+    {
+        for (std::size_t i = 0; i < 20; ++i) {
+            auto r = pub.publish(batches[i]);
+            REQUIRE(r.results.size() == 20);
+            for (std::size_t k = 0; k < 20; ++k) {
+                REQUIRE(r.results[k].what == wire::outcome::stored);
+                acked.emplace(batches[i][k].id.str(), r.results[k].offset);
+            }
+        }
+        for (std::size_t i = 20; i < 30; ++i) {
+            std::vector<std::string> frames;
+            for (const auto& e : batches[i])
+                frames.push_back(encode(e));
+            pub.send(frames, false, "inflight-" + std::to_string(i));
+        }
+        leader.proc->signal(SIGKILL);
+        leader.proc->wait();
+    }
+
+    // The lease lapses (1 s), the standby applies the stream and takes over.
+    standby.wait_listening(std::chrono::seconds(20));
+    CHECK(standby.ingest == b_at.ingest);
+    CHECK_THAT(read_text(d / "b.log"), Catch::Contains("taking over"));
+
+    // The publisher resends what its outbox holds (everything, here) through
+    // the same socket: the requests find the new leader.
+    for (const auto& b : batches) {
+        auto r = pub.publish(b);
+        REQUIRE(r.results.size() == b.size());
+        for (std::size_t k = 0; k < b.size(); ++k) {
+            INFO(b[k].id.str());
+            REQUIRE(r.results[k].what != wire::outcome::rejected);
+            // An acknowledged event is where the old leader said it was.
+            if (auto it = acked.find(b[k].id.str()); it != acked.end()) {
+                CHECK(r.results[k].what == wire::outcome::duplicate);
+                CHECK(r.results[k].offset == it->second);
+            }
+        }
+    }
+    auto ids = dense_log(ctx, standby.query);
+    CHECK(ids.size() == 600);
+    for (const auto& [id, off] : acked)
+        CHECK(ids.at(id) == off);
+    // The stream is the new leader's log, record for record.
+    check_stream_is_log(reader, ctx, standby.query);
+    {
+        store_options so;
+        so.path = d / "b";
+        so.read_only = true;
+        store st(so);
+        auto v = st.verify();
+        CHECK(v.ok);
+        CHECK(v.checked == 600);
+    }
+
+    // The old leader, restarted on its store, may not write: the lease is held.
+    std::vector<std::string> argv{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
+                                  "--data",
+                                  d / "a",
+                                  "--ingest",
+                                  "tcp://127.0.0.1:*",
+                                  "--feed",
+                                  "tcp://127.0.0.1:*",
+                                  "--query",
+                                  "tcp://127.0.0.1:*",
+                                  "--registry",
+                                  std::string(PINGAN_SOURCE_DIR) + "/data/schools.csv",
+                                  "--districts",
+                                  std::string(PINGAN_SOURCE_DIR) + "/data/districts.csv"};
+    for (const auto& f : with(flags, {"--jetstream-name", "broker-a"}))
+        argv.push_back(f);
+    process again(argv, std::string(), d / "a-again.log");
+    CHECK(again.wait() == 2);
+    CHECK_THAT(read_text(d / "a-again.log"), Catch::Contains("is held by broker-b"));
+}
+
+TEST_CASE("a leader cut off past its lease acknowledges nothing more once it is back: two "
+          "brokers never both acknowledge",
+          "[jetstream][failover]") {
+    temp_dir d;
+    nats_cluster cluster(d / "nats");
+    stream_reader reader(cluster.urls);
+    auto flags = with(replication_flags(cluster.urls, 3, "1s"), {"--jetstream-lease", "1s"});
+    broker_process leader(d / "a", with(flags, {"--jetstream-name", "broker-a"}), d / "a.log",
+                          "info");
+    broker_process standby(d / "b", with(flags, {"--standby", "--jetstream-name", "broker-b"}),
+                           d / "b.log", "info");
+    zmq::context_t ctx(1);
+    auto ev = readings(40);
+    {
+        ingest_client pub(ctx, leader.ingest);
+        auto r = pub.publish(std::span(ev).first(10));
+        REQUIRE(r.results.back().what == wire::outcome::stored);
+    }
+    // The leader stops answering anyone (a partition, a stalled host) longer than its lease.
+    leader.proc->signal(SIGSTOP);
+    standby.wait_listening(std::chrono::seconds(20));
+    {
+        ingest_client pub(ctx, standby.ingest);
+        auto r = pub.publish(std::span(ev).subspan(10, 10));
+        for (std::size_t k = 0; k < 10; ++k)
+            CHECK(r.results[k].offset == 11 + k);
+    }
+    // Back, the old leader finds its lease gone and refuses what it is sent.
+    leader.proc->signal(SIGCONT);
+    {
+        ingest_client pub(ctx, leader.ingest);
+        auto r = pub.publish(std::span(ev).subspan(20, 10), std::chrono::seconds(10), 1);
+        REQUIRE(r.results.size() == 10);
+        for (const auto& x : r.results) {
+            CHECK(x.what == wire::outcome::rejected);
+            CHECK(x.code == errc::store_failure);
+        }
+    }
+    CHECK_THAT(read_text(d / "a.log"), Catch::Contains("lost the leadership lease"));
+    // The new leader goes on; the stream is its log and holds nothing of the old one's.
+    {
+        ingest_client pub(ctx, standby.ingest);
+        auto r = pub.publish(std::span(ev).subspan(20, 20));
+        for (std::size_t k = 0; k < 20; ++k)
+            CHECK(r.results[k].offset == 21 + k);
+    }
+    auto ids = dense_log(ctx, standby.query);
+    CHECK(ids.size() == 40);
+    check_stream_is_log(reader, ctx, standby.query);
 }
