@@ -110,6 +110,8 @@ class lease {
     lease& operator=(const lease&) = delete;
 
     const std::string& me() const noexcept { return me_; }
+    // Whether take() succeeded (and release() has not been called since).
+    bool holds() const noexcept { return rev_ != 0; }
 
     // Who holds it. Returns: empty when nobody does; nothing when JetStream
     // cannot tell now.
@@ -187,7 +189,20 @@ class jetstream_replicator final : public replicator {
         try {
             connect();
             lease_ = std::make_unique<lease>(js_, cfg_);
-            if (!lease_->take()) {
+            // A predecessor that crashed (kill -9, power) holds the lease for
+            // at most one more lease: wait that long before giving up.
+            auto until = std::chrono::steady_clock::now() + cfg_.lease + std::chrono::seconds(1);
+            bool said = false;
+            while (!lease_->take() && std::chrono::steady_clock::now() < until) {
+                if (!said)
+                    spdlog::info("replication: the leadership lease of stream {} is held by {}; "
+                                 "waiting up to {} ms for it to lapse",
+                                 cfg_.stream, lease_->holder().value_or("?"),
+                                 (cfg_.lease + std::chrono::seconds(1)).count());
+                said = true;
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+            if (!lease_->holds()) {
                 auto who = lease_->holder().value_or("?");
                 throw not_leader(errc::forbidden,
                                  "replication: the leadership lease of stream " + cfg_.stream +

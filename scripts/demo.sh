@@ -12,6 +12,11 @@
 #   scripts/demo.sh                 # 150 schools, one simulated day at 300x
 #   SCHOOLS=0 DAYS=3 scripts/demo.sh   # the whole registry, three days
 #   SKIP_BUILD=1 BIN_DIR=build/bin RUN=/tmp/demo scripts/demo.sh   # built programs, another folder
+#   REPLICATED=1 scripts/demo.sh    # three nats-servers, the log replicated to JetStream,
+#                                   # and a hot standby broker that takes over (docs/replication.md)
+#
+# With REPLICATED=1 the ports are picked free in advance (nats-server and the
+# clients' lists of both brokers need them before anything listens).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,6 +27,7 @@ SCHOOLS=${SCHOOLS:-150}      # 0: all 1,265 schools
 SEED=${SEED:-1}
 START=${START:-2026-09-01T00:00:00+08:00}
 RUN=${RUN:-$ROOT/var/demo}
+REPLICATED=${REPLICATED:-0}
 
 # ---- set up and build ---------------------------------------------------------
 # SKIP_BUILD=1 runs what is already in build/bin.
@@ -124,12 +130,54 @@ done <data/districts.csv
 # deadlines fall due in minutes. Minors' data (psych alerts' student
 # references and indicator codes, bullying references) is sealed in its store
 # with keys kept outside the store's folder (docs/security.md).
-start broker "$BIN/pingan-broker" --config config/broker.yaml --data "$RUN/broker" \
-    --registry data/schools.csv --districts data/districts.csv \
-    --ingest 'tcp://127.0.0.1:*' --feed 'tcp://127.0.0.1:*' --query 'tcp://127.0.0.1:*' \
-    --clock "scaled:$SPEED:$START" --server-key "$KEYS/broker.key" --clients "$KEYS/access.yaml" \
-    --keys "$KEYS/at-rest"
-INGEST=$(field ingest); FEED=$(field feed); QUERY=$(field query)
+broker_args=(--config config/broker.yaml --registry data/schools.csv --districts data/districts.csv
+             --clock "scaled:$SPEED:$START" --server-key "$KEYS/broker.key"
+             --clients "$KEYS/access.yaml" --keys "$KEYS/at-rest")
+if [ "$REPLICATED" = 1 ]; then
+    # Free ports now: three nats-servers (client and cluster ports), and the
+    # leader's and the standby's sockets.
+    read -r N1 N2 N3 C1 C2 C3 AI AF AQ BI BF BQ < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(12)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))')
+    NATS=$(command -v nats-server || echo /usr/sbin/nats-server)
+    routes=nats://127.0.0.1:$C1,nats://127.0.0.1:$C2,nats://127.0.0.1:$C3
+    js=(--replication jetstream --jetstream-replicas 3 --jetstream-lease 3s)
+    n=0
+    for p in "$N1:$C1" "$N2:$C2" "$N3:$C3"; do
+        n=$((n + 1))
+        "$NATS" -js -a 127.0.0.1 -p "${p%:*}" -sd "$RUN/nats/n$n" -n "n$n" --cluster_name pingan-demo \
+            --cluster "nats://127.0.0.1:${p#*:}" --routes "$routes" >"$RUN/logs/nats-n$n.log" 2>&1 &
+        PIDS+=($!)
+        js+=(--jetstream-server "nats://127.0.0.1:${p%:*}")
+    done
+    echo "demo: nats-server cluster on 127.0.0.1:$N1, $N2, $N3 (JetStream, 3 replicas)"
+    start broker "$BIN/pingan-broker" "${broker_args[@]}" "${js[@]}" --jetstream-name leader \
+        --data "$RUN/broker" --ingest "tcp://127.0.0.1:$AI" --feed "tcp://127.0.0.1:$AF" \
+        --query "tcp://127.0.0.1:$AQ"
+    LEADER_PID=${PIDS[-1]}
+    "$BIN/pingan-broker" "${broker_args[@]}" "${js[@]}" --jetstream-name standby --standby \
+        --data "$RUN/broker-standby" --ingest "tcp://127.0.0.1:$BI" --feed "tcp://127.0.0.1:$BF" \
+        --query "tcp://127.0.0.1:$BQ" >"$RUN/logs/standby.out" 2>"$RUN/logs/standby.log" &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do
+        grep -q '^standby ' "$RUN/logs/standby.out" 2>/dev/null && break
+        kill -0 "${PIDS[-1]}" 2>/dev/null || { cat "$RUN/logs/standby.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    grep -q '^standby ' "$RUN/logs/standby.out" ||
+        { echo "demo: the standby did not start; see $RUN/logs/standby.log" >&2; exit 1; }
+    echo "demo: standby broker follows the stream; it listens on 127.0.0.1:$BI-$BQ once it leads"
+    # Every client names both brokers and reaches whichever leads.
+    INGEST=tcp://127.0.0.1:$AI,tcp://127.0.0.1:$BI
+    FEED=tcp://127.0.0.1:$AF,tcp://127.0.0.1:$BF
+    QUERY=tcp://127.0.0.1:$AQ,tcp://127.0.0.1:$BQ
+else
+    start broker "$BIN/pingan-broker" "${broker_args[@]}" --data "$RUN/broker" \
+        --ingest 'tcp://127.0.0.1:*' --feed 'tcp://127.0.0.1:*' --query 'tcp://127.0.0.1:*'
+    INGEST=$(field ingest); FEED=$(field feed); QUERY=$(field query)
+fi
 
 # The simulator posts for every school from one address with one credential:
 # the per-credential and per-address limits are raised to match.
@@ -203,8 +251,14 @@ demo: report a hazard: curl --cacert $KEYS/intake-tls.pem -H "Authorization: Bea
 demo: pages delivered by pingan-notify: tail -f $RUN/pages.log
 demo: notify metrics: curl http://$NOTIFY/metrics
 demo: web console: http://$CONSOLE/   user demo, password $CONSOLE_PASSWORD
-demo: live feed below (sensor readings hidden); Ctrl-C stops everything.
 MSG
+if [ "$REPLICATED" = 1 ]; then
+    cat <<MSG
+demo: replicated: fail the leader over with  kill -9 $LEADER_PID  (the standby takes over in about 4 s;
+        its log: $RUN/logs/standby.log)
+MSG
+fi
+echo "demo: live feed below (sensor readings hidden); Ctrl-C stops everything."
 
 # The live feed, without the stream of routine temperature readings.
 "$BIN/pingan" tail --feed "$FEED" --query "$QUERY" --registry data/schools.csv \
