@@ -31,6 +31,11 @@ pingan_require_cmake(Boost libboost-dev 1.74)
 find_package(Threads REQUIRED)
 # Optional: readiness notification under systemd (Type=notify units).
 pkg_check_modules(SYSTEMD IMPORTED_TARGET libsystemd)
+if(NOT SYSTEMD_FOUND)
+  message(WARNING "libsystemd not found (apt-get install libsystemd-dev): the programs cannot "
+                  "report readiness, and the installed Type=notify units would never start. "
+                  "Install it, or change the units to Type=exec.")
+endif()
 if(PINGAN_BUILD_TESTS)
   pingan_require_cmake(Catch2 catch2 2)
 endif()

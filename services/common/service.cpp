@@ -206,18 +206,25 @@ void service_host::start(const std::string& more) {
         std::shared_ptr<std::atomic<std::uint64_t>>(counters_, &counters_->tls_handshake_failures),
         limits);
     listener_->run();
-    if (credentials_) {
-        // SIGHUP re-reads the credentials file (it is also re-read when it changes).
-        hup_ = std::make_unique<net::signal_set>(rt_.io(), SIGHUP);
-        auto wait = std::make_shared<std::function<void()>>();
-        *wait = [this, wait] {
-            hup_->async_wait([this, wait](const beast::error_code& ec, int) {
-                if (ec) return;
+    // SIGHUP (systemctl reload) re-reads the credentials file (it is also
+    // re-read when it changes); a service without one has nothing to reload
+    // and keeps serving.
+    hup_ = std::make_unique<net::signal_set>(rt_.io(), SIGHUP);
+    auto wait = std::make_shared<std::function<void()>>();
+    *wait = [this, wait] {
+        hup_->async_wait([this, wait](const beast::error_code& ec, int) {
+            if (ec) return;
+            notify_reloading();
+            if (credentials_)
                 credentials_->reload();
-                (*wait)();
-            });
-        };
-        (*wait)();
+            else
+                rt_.log().info("SIGHUP: nothing to reload (no --credentials)");
+            notify_ready("reloaded");
+            (*wait)();
+        });
+    };
+    (*wait)();
+    if (credentials_) {
         // Every change of the credentials taken into force is an event in the
         // log; the file is looked at every two seconds so that a revocation
         // takes force, and is recorded, even when no request comes.

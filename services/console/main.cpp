@@ -2,8 +2,8 @@
 //
 // Reads flags and the YAML config, loads the registry and the users file,
 // follows the broker's log (catch-up from offset 1, then live), serves the
-// page, the login and the actions on one io_context, and stops cleanly on
-// SIGINT or SIGTERM.
+// page, the login and the actions on one io_context, re-reads the users file
+// on SIGHUP (systemctl reload), and stops cleanly on SIGINT or SIGTERM.
 #include "server.hpp"
 
 #include "common/curve.hpp"
@@ -115,8 +115,22 @@ int main(int argc, char** argv) {
         auto at = srv.start();
         act.start();
         fol.start();
+        // SIGHUP re-reads the users file at once (it is also re-read when it
+        // changes): a disabled user's pages close.
+        net::signal_set hup(rt.io(), SIGHUP);
+        std::function<void()> wait_hup = [&] {
+            hup.async_wait([&](const boost::system::error_code& ec, int) {
+                if (ec) return;
+                notify_reloading();
+                srv.reload();
+                notify_ready("reloaded");
+                wait_hup();
+            });
+        };
+        wait_hup();
         // Capture SIGINT and SIGTERM to stop the broker threads and close every page.
         rt.on_stop([&] {
+            hup.cancel();
             srv.stop();
             fol.stop();
             act.stop();

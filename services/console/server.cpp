@@ -276,9 +276,9 @@ void console_server::stop() {
 
 // The users file is re-read when it changes: a disabled user or a new
 // password ends that user's sessions and pages at once.
-void console_server::reload_users() {
+bool console_server::reload_users() {
     auto m = mtime_of(cfg_.users_file);
-    if (m == users_mtime_) return;
+    if (m == users_mtime_) return true;
     try {
         auto fresh = load_users(cfg_.users_file);
         for (const auto& old : users_.users()) {
@@ -295,10 +295,17 @@ void console_server::reload_users() {
         users_ = std::move(fresh);
         users_mtime_ = m;
         log_->info("users file reloaded: {} users", users_.users().size());
+        return true;
     } catch (const error& e) {
         users_mtime_ = m; // say it once; keep the users we had
         log_->error("{} (keeping the users loaded before)", e.what());
+        return false;
     }
+}
+
+bool console_server::reload() {
+    users_mtime_ = -1;
+    return reload_users();
 }
 
 void console_server::schedule_reload() {

@@ -82,10 +82,13 @@ class console_server {
     const console_view& view() const { return view_; }
     // GET /metrics: the Prometheus text.
     std::string metrics() const;
+    // SIGHUP (systemctl reload): reads the users file now, changed or not.
+    // Returns: false if it could not be read (the users loaded before stay).
+    bool reload();
 
   private:
     void login(request&& req, const std::string& peer, std::function<void(response&&)> send);
-    void reload_users();
+    bool reload_users();
     void save_sessions();
     void schedule_reload();
     void schedule_clock();
