@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the build into a temporary prefix and runs the installed systemd
 # units' ExecStart lines from another working directory: the broker (with the
-# installed configuration, registry and rule pack), a school service and the
-# notifier start, answer, and stop cleanly on SIGTERM. A separate CMake project
+# installed configuration, registry and rule pack), the four school services,
+# the notifier and the console start, survive a reload (SIGHUP, as
+# `systemctl reload` sends it) and stop cleanly on SIGTERM. A separate CMake project
 # (consumer/) finds the installed client library with find_package(Pingan)
 # and publishes an event to the installed broker. The units are checked
 # with `systemd-analyze verify` when it is available.
@@ -102,26 +103,79 @@ cmake --build "$work/consumer" >>"$work/consumer.log" 2>&1 ||
     fail "publish_one: $(cat "$work/consumer.out")"
 grep -q '^stored [0-9]' "$work/consumer.out" || fail "publish_one printed: $(cat "$work/consumer.out")"
 
-# A school service and the notifier from their units, pointed at this broker.
-mkdir -p "$work/state/hazard" "$work/state/notify"
-# shellcheck disable=SC2046
-$(exec_start pingan@.service hazard) --http 127.0.0.1:0 --broker "$ingest" --insecure-dev \
-    >"$work/hazard.out" 2>"$work/hazard.out.err" &
-hazard=$!
-pids+=("$hazard")
-wait_listening "$work/hazard.out" "$hazard" >/dev/null
-# shellcheck disable=SC2046
-$(exec_start pingan-notify.service) --http 127.0.0.1:0 --broker "$ingest" --feed "$feed" \
-    --query "$query" >"$work/notify.out" 2>"$work/notify.out.err" &
-notify=$!
-pids+=("$notify")
-wait_listening "$work/notify.out" "$notify" >/dev/null
+# Every school service, the notifier and the console from their units,
+# pointed at this broker.
+mkdir -p "$work/state/notify" "$work/state/console"
+started=()
+start_unit() { # NAME UNIT [INSTANCE] -- extra flags
+    local name=$1 unit=$2 instance=$3
+    shift 4
+    mkdir -p "$work/state/$name"
+    # shellcheck disable=SC2046
+    $(exec_start "$unit" "$instance") "$@" >"$work/$name.out" 2>"$work/$name.out.err" &
+    local pid=$!
+    pids+=("$pid")
+    started+=("$name:$pid")
+    wait_listening "$work/$name.out" "$pid" >/dev/null
+}
+# The wellbeing service's pseudonym keys are made once, before its unit starts
+# (docs/operations.md), where its installed configuration names them.
+keys_file=$(sed -nE 's/^keys: ([^ ]+).*/\1/p' "$prefix/etc/pingan/wellbeing.yaml")
+[ "$keys_file" = "$prefix/var/lib/pingan/keys/wellbeing-pseudonyms.keys" ] ||
+    fail "wellbeing.yaml names its keys at $keys_file"
+mkdir -p "$(dirname "$keys_file")"
+"$prefix/bin/pingan-wellbeing" --make-keys "$keys_file" >/dev/null ||
+    fail "pingan-wellbeing --make-keys"
+for s in hazard drill wellbeing; do
+    start_unit "$s" pingan@.service "$s" -- --http 127.0.0.1:0 --broker "$ingest" --insecure-dev
+done
+start_unit canteen pingan@.service canteen -- --http 127.0.0.1:0 --broker "$ingest" \
+    --insecure-dev --udp 127.0.0.1:0 --tcp 127.0.0.1:0
+start_unit notify pingan-notify.service "" -- --http 127.0.0.1:0 --broker "$ingest" \
+    --feed "$feed" --query "$query"
+echo 'installed-password-1' >"$work/pw"
+"$prefix/bin/pingan" users add chen --file "$work/state/console/users.json" --scope city \
+    --role supervisor --password-stdin <"$work/pw" >/dev/null || fail "pingan users add"
+start_unit console pingan-console.service "" -- --http 127.0.0.1:0 \
+    --users "$work/state/console/users.json" --ingest "$ingest" --feed "$feed" --query "$query"
 
-for p in "$notify" "$hazard" "$broker"; do
-    kill -TERM "$p"
-    if ! wait "$p"; then
+# The demo's flow from the installed tree: the installed simulator plays a
+# school day for three schools through the installed services.
+http_of() { sed -nE 's/^listening http=([^ ]+).*/\1/p' "$work/$1.out" | head -n1; }
+udp=$(sed -nE 's/.* udp=([^ ]+).*/\1/p' "$work/canteen.out" | head -n1)
+head_before=$("$prefix/bin/pingan" stats --query "$query" | sed -nE 's/^head offset +([0-9]+).*/\1/p')
+"$prefix/bin/pingan-sim" --seed 7 --schools 3 --days 1 --speed 0 --tick 30m \
+    --start 2026-09-01T07:00:00+08:00 --broker "$ingest" --data "$work/state/sim" \
+    --hazard "$(http_of hazard)" --drill "$(http_of drill)" --canteen "$(http_of canteen)" \
+    --canteen-udp "$udp" --wellbeing "$(http_of wellbeing)" \
+    >"$work/sim.out" 2>"$work/sim.out.err" || { cat "$work/sim.out.err" >&2; fail "pingan-sim"; }
+for _ in $(seq 1 100); do
+    head_now=$("$prefix/bin/pingan" stats --query "$query" | sed -nE 's/^head offset +([0-9]+).*/\1/p')
+    [ "${head_now:-0}" -gt $((head_before + 20)) ] && break
+    sleep 0.1
+done
+[ "${head_now:-0}" -gt $((head_before + 20)) ] ||
+    fail "the simulated day reached the broker: head $head_before -> ${head_now:-?}"
+
+# systemctl reload sends SIGHUP (ExecReload): every program goes on running.
+for u in pingan-broker.service pingan@.service pingan-notify.service pingan-console.service; do
+    grep -q '^ExecReload=/bin/kill -HUP \$MAINPID' "$prefix/lib/systemd/system/$u" ||
+        fail "$u has no ExecReload sending SIGHUP"
+done
+for entry in "${started[@]}" "broker:$broker"; do
+    kill -HUP "${entry#*:}"
+done
+sleep 1
+for entry in "${started[@]}" "broker:$broker"; do
+    kill -0 "${entry#*:}" 2>/dev/null ||
+        { cat "$work/${entry%%:*}.out.err" >&2; fail "${entry%%:*} ended on SIGHUP (systemctl reload)"; }
+done
+
+for entry in "${started[@]}" "broker:$broker"; do
+    kill -TERM "${entry#*:}"
+    if ! wait "${entry#*:}"; then
         cat "$work"/*.err >&2
-        fail "process $p did not stop cleanly on SIGTERM"
+        fail "${entry%%:*} did not stop cleanly on SIGTERM"
     fi
 done
 "$prefix/bin/pingan" verify --data "$work/state/broker" >"$work/verify.out" ||
