@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <netinet/in.h>
+#include <set>
 #include <sstream>
 #include <sys/socket.h>
 #include <thread>
@@ -236,6 +237,27 @@ std::map<std::string, std::uint64_t> dense_log(zmq::context_t& ctx, const std::s
     return ids;
 }
 
+// The argv of a broker started by hand (a start expected to fail, where
+// broker_process would throw): its own ports, the registry, then `flags`.
+std::vector<std::string> broker_argv(const std::string& data,
+                                     const std::vector<std::string>& flags) {
+    std::vector<std::string> argv{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
+                                  "--data",
+                                  data,
+                                  "--ingest",
+                                  "tcp://127.0.0.1:*",
+                                  "--feed",
+                                  "tcp://127.0.0.1:*",
+                                  "--query",
+                                  "tcp://127.0.0.1:*",
+                                  "--registry",
+                                  std::string(PINGAN_SOURCE_DIR) + "/data/schools.csv",
+                                  "--districts",
+                                  std::string(PINGAN_SOURCE_DIR) + "/data/districts.csv"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return argv;
+}
+
 } // namespace
 
 TEST_CASE("acknowledged events are in a three-node stream at their offsets, and a resend is "
@@ -375,27 +397,11 @@ TEST_CASE("a broker catches a stream that is behind its log up at start, and ref
     }
 
     // An empty store against that stream: the start is refused, naming both numbers.
-    std::vector<std::string> argv{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
-                                  "--data",
-                                  d / "other",
-                                  "--ingest",
-                                  "tcp://127.0.0.1:*",
-                                  "--feed",
-                                  "tcp://127.0.0.1:*",
-                                  "--query",
-                                  "tcp://127.0.0.1:*",
-                                  "--registry",
-                                  std::string(PINGAN_SOURCE_DIR) + "/data/schools.csv",
-                                  "--districts",
-                                  std::string(PINGAN_SOURCE_DIR) + "/data/districts.csv"};
-    for (const auto& f : replication_flags({n.url()}))
-        argv.push_back(f);
-    process refused(argv, std::string(), d / "refused.log");
+    process refused(broker_argv(d / "other", replication_flags({n.url()})), std::string(),
+                    d / "refused.log");
     CHECK(refused.wait() == 2);
-    std::ifstream in(d / "refused.log");
-    std::stringstream text;
-    text << in.rdbuf();
-    CHECK_THAT(text.str(), Catch::Contains("its last sequence is 12, the local head is 0"));
+    CHECK_THAT(read_text(d / "refused.log"),
+               Catch::Contains("its last sequence is 12, the local head is 0"));
     CHECK(reader.last() == 12);
 }
 
@@ -523,22 +529,8 @@ TEST_CASE("kill -9 of the leader under load: the standby takes over with every a
     }
 
     // The old leader, restarted on its store, may not write: the lease is held.
-    std::vector<std::string> argv{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
-                                  "--data",
-                                  d / "a",
-                                  "--ingest",
-                                  "tcp://127.0.0.1:*",
-                                  "--feed",
-                                  "tcp://127.0.0.1:*",
-                                  "--query",
-                                  "tcp://127.0.0.1:*",
-                                  "--registry",
-                                  std::string(PINGAN_SOURCE_DIR) + "/data/schools.csv",
-                                  "--districts",
-                                  std::string(PINGAN_SOURCE_DIR) + "/data/districts.csv"};
-    for (const auto& f : with(flags, {"--jetstream-name", "broker-a"}))
-        argv.push_back(f);
-    process again(argv, std::string(), d / "a-again.log");
+    process again(broker_argv(d / "a", with(flags, {"--jetstream-name", "broker-a"})),
+                  std::string(), d / "a-again.log");
     CHECK(again.wait() == 2);
     CHECK_THAT(read_text(d / "a-again.log"), Catch::Contains("is held by broker-b"));
 }
@@ -591,5 +583,160 @@ TEST_CASE("a leader cut off past its lease acknowledges nothing more once it is 
     }
     auto ids = dense_log(ctx, standby.query);
     CHECK(ids.size() == 40);
+    check_stream_is_log(reader, ctx, standby.query);
+}
+
+TEST_CASE("kill -9 of one NATS node under load: every event is acknowledged, stored once and in "
+          "the stream, and no request goes unanswered",
+          "[jetstream]") {
+    temp_dir d;
+    nats_cluster cluster(d / "nats");
+    stream_reader reader(cluster.urls);
+    broker_process b(d / "store", replication_flags(cluster.urls, 3, "2s"), d / "broker.log",
+                     "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+
+    // 40 requests of 20 events, one after another; node n0 is killed after the
+    // tenth. A request the stream did not confirm in time is refused
+    // (store_failure) and resent, as every Pingan publisher does.
+    std::size_t refusals = 0, resends = 0;
+    std::chrono::milliseconds longest{0};
+    std::map<std::string, std::uint64_t> acked;
+    for (std::size_t i = 0; i < 40; ++i) {
+        if (i == 10) cluster.nodes[0].kill();
+        auto batch = readings(20, i * 20);
+        for (int attempt = 0;; ++attempt) {
+            REQUIRE(attempt < 10);
+            auto t0 = std::chrono::steady_clock::now();
+            // Each try waits 5 s (more than the broker's 2 s replication
+            // timeout): a stall would throw io_error here.
+            auto r = pub.publish(batch, std::chrono::seconds(5), 1);
+            longest = std::max(longest, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::steady_clock::now() - t0));
+            REQUIRE(r.results.size() == batch.size());
+            bool all = true;
+            for (std::size_t k = 0; k < batch.size(); ++k) {
+                const auto& x = r.results[k];
+                if (x.what == wire::outcome::rejected) {
+                    CHECK(x.code == errc::store_failure);
+                    ++refusals;
+                    all = false;
+                    continue;
+                }
+                auto [it, fresh] = acked.emplace(batch[k].id.str(), x.offset);
+                if (!fresh) CHECK(it->second == x.offset);
+            }
+            if (all) break;
+            ++resends;
+        }
+    }
+    WARN("kill -9 of one of three NATS nodes: " << refusals << " events refused and " << resends
+                                                << " requests resent; the longest request took "
+                                                << longest.count() << " ms");
+    CHECK(acked.size() == 800);
+    // Every acknowledged event once, at the offset it was acknowledged with.
+    auto ids = dense_log(ctx, b.query);
+    CHECK(ids.size() == 800);
+    for (const auto& [id, off] : acked)
+        CHECK(ids.at(id) == off);
+    // The two nodes left hold the stream; the killed one, restarted, catches up.
+    check_stream_is_log(reader, ctx, b.query);
+    cluster.nodes[0].start();
+    stream_reader only_n0({cluster.nodes[0].url()});
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (only_n0.last() < 800 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(only_n0.last() == 800);
+}
+
+TEST_CASE("the new leader fires the deadline the old one left pending, marked late, once",
+          "[jetstream][failover]") {
+    temp_dir d;
+    nats_node n;
+    n.dir = d / "nats";
+    n.name = "solo";
+    n.start();
+    stream_reader reader({n.url()});
+    // Both brokers run the default rules on a manual clock at the same start.
+    const std::string start = "2026-09-01T08:00:00+08:00";
+    auto flags =
+        with(replication_flags({n.url()}),
+             {"--jetstream-lease", "1s", "--rules",
+              source_path("config/rules/yichang-default.yaml"), "--clock", "manual:" + start});
+    broker_process leader(d / "a", with(flags, {"--jetstream-name", "broker-a"}), d / "a.log",
+                          "info");
+    broker_process standby(d / "b", with(flags, {"--standby", "--jetstream-name", "broker-b"}),
+                           d / "b.log", "info");
+    zmq::context_t ctx(1);
+    // A red psychological alert: the school must acknowledge it within
+    // minutes, else the district is paged (DOMAIN §5).
+    {
+        nlohmann::json j = {{"type", "psych.alert"},
+                            {"school", "420502P001"},
+                            {"status", "Actual"},
+                            {"severity", "Severe"},
+                            {"scope", "Private"},
+                            {"occurred_at", start},
+                            {"source", "pingan-test/failover"},
+                            {"body",
+                             {{"alert_id", "P1"},
+                              {"student_ref", "STU-P1"},
+                              {"risk_level", "red"},
+                              {"source", "teacher"},
+                              {"reported_by_role", "head_teacher"}}}};
+        event e;
+        auto p = from_json(j, e);
+        INFO(p.text());
+        REQUIRE_FALSE(p);
+        e.id = new_event_id(*parse_utc(start));
+        ingest_client pub(ctx, leader.ingest);
+        std::vector<event> batch{e};
+        auto r = pub.publish(batch);
+        REQUIRE(r.results.at(0).what == wire::outcome::stored);
+    }
+    // The leader dies before its clock reaches the deadline.
+    leader.proc->signal(SIGKILL);
+    leader.proc->wait();
+    standby.wait_listening(std::chrono::seconds(20));
+
+    auto log = [&] {
+        query_client q(ctx, standby.query);
+        std::vector<nlohmann::json> v;
+        replay_request r;
+        r.json = true;
+        q.replay(r, [&](std::uint64_t, std::string_view line) {
+            v.push_back(nlohmann::json::parse(line));
+            return true;
+        });
+        return v;
+    };
+    auto of_type = [](const std::vector<nlohmann::json>& v, const std::string& t) {
+        std::vector<nlohmann::json> out;
+        for (const auto& e : v)
+            if (e["type"] == t) out.push_back(e);
+        return out;
+    };
+    auto before = log();
+    REQUIRE(of_type(before, "incident.opened").size() == 1);
+    CHECK(of_type(before, "timer.fired").empty());
+
+    // Two hours later by the new leader's clock: CLOCK answers once the
+    // effects of the move are stored.
+    query_client q(ctx, standby.query);
+    q.clock({{"set", "2026-09-01T10:00:00+08:00"}});
+    auto after = log();
+    auto fired = of_type(after, "timer.fired");
+    REQUIRE_FALSE(fired.empty());
+    std::set<std::string> timer_ids;
+    for (const auto& f : fired) {
+        CHECK(f["body"]["late"] == true);
+        CHECK(timer_ids.insert(f["body"]["timer_id"].get<std::string>()).second);
+    }
+    auto raised = of_type(after, "escalation.raised");
+    REQUIRE_FALSE(raised.empty());
+    for (const auto& r : raised)
+        CHECK(r["body"]["late"] == true);
+    // The stream is the new leader's log.
     check_stream_is_log(reader, ctx, standby.query);
 }
