@@ -58,6 +58,9 @@ struct broker_options {
     std::size_t max_inflight = 200000;               // admitted, not yet committed
     int feed_hwm = 200000;                           // messages queued per subscriber
     std::size_t replay_chunk = 512;                  // events per query-thread turn
+    // How long the answer to a CLOCK move waits for all it made due to be
+    // stored; past it the move is answered with store_failure.
+    std::chrono::milliseconds clock_settle_limit{30000};
     admit_limits limits;
     std::size_t initial_map_size = 1ull << 30;
     // One fsync per transaction, acks after the next commit or an explicit

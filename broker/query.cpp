@@ -294,8 +294,16 @@ void query_server::clock_command(const reply_to& to, const principal* client, co
                       problem.empty() ? "advance: expected a duration such as 10m" : problem);
     }
     // The writer re-reads the clock and fires what is due; the answer waits
-    // until all that is committed, so the caller sees its effects.
-    b_.pipe.wait_settled(b_.pipe.poke(), std::chrono::seconds(30));
+    // until all that is committed, so the caller sees its effects. If that
+    // takes too long, the answer says so rather than look like success.
+    auto limit = b_.opts.clock_settle_limit;
+    if (!b_.pipe.wait_settled(b_.pipe.poke(), limit))
+        return refuse(to, errc::store_failure,
+                      "the clock moved to " + format_utc(b_.settable->now()) +
+                          ", but what fell due was not all stored within " +
+                          format_duration(std::chrono::duration_cast<micros>(limit)) +
+                          " (stored up to offset " + std::to_string(b_.st.head()) +
+                          "); do not move it again to retry: {\"advance\": \"0s\"} waits again");
     json j = {{"now", format_utc(b_.settable->now())}, {"manual", true}};
     auto body = j.dump();
     send(to, wire::cmd_clock, {body});

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <tuple>
@@ -48,6 +49,15 @@ struct scenario {
     micros until;
     std::vector<page> pages;
     bool absence = false; // pages come from absence timers, not from the inputs
+    // The broker was down from the first input on: no timer fires until
+    // `until`, when all that fell due fire at once (a catch-up after a jump).
+    bool jump = false;
+    // The engine starts at t0() before any input, as a broker started silent.
+    bool silent_start = false;
+    std::shared_ptr<const rules::ruleset> rules = nullptr; // the default pack if null
+    std::shared_ptr<const registry> schools = nullptr;     // the small registry if null
+    // Further assertions on the run, in each mode it is played in.
+    std::function<void(const harness&, pingan::status)> check = nullptr;
 };
 
 constexpr tier school_ = tier::school, district_ = tier::district, city_ = tier::city,
@@ -257,6 +267,112 @@ const std::string meal_subject = "canteen-1/2026-11-02-lunch";
 // 25 November and 1 December 2026, 00:00 in Yichang.
 const micros nov25 = 22 * 24h + 15h;
 const micros dec1 = 28 * 24h + 15h;
+
+// Derived events stored at `at` after t0().
+std::vector<event> derived_at(const harness& h, micros at) {
+    std::vector<event> v;
+    for (const auto& e : h.derived())
+        if (e.received_at == t0() + at) v.push_back(e);
+    return v;
+}
+
+// Pages sent by the timers due 2 h after an illness report, fired at 5 h
+// after the broker was down: each says it is late, and so do the overdue
+// and the escalation.
+void pages_say_late(const harness& h, pingan::status mode) {
+    auto out = derived_at(h, 5h);
+    auto overdue = bodies<incident_overdue>(out);
+    REQUIRE(overdue.size() == 2);
+    for (const auto& o : overdue) {
+        CHECK(o.late);
+        CHECK(o.deadline == t0() + 2h);
+    }
+    for (const auto& x : bodies<escalation_raised>(out))
+        CHECK(x.late);
+    auto fired = of_type(h.log, timer_fired::type);
+    REQUIRE_FALSE(fired.empty());
+    CHECK(std::get<timer_fired>(fired[0].body).late);
+    CHECK(fired[0].status == pingan::status::system);
+    // The page itself says it is late, not only the overdue and the escalation.
+    auto pages = bodies<notification_requested>(out);
+    REQUIRE(pages.size() == (mode == pingan::status::test ? 0u : 2u));
+    for (const auto& n : pages)
+        CHECK(n.late);
+}
+
+// Pages sent by timers fired at their due time are not late.
+void pages_on_time(const harness& h, pingan::status mode) {
+    auto pages = bodies<notification_requested>(derived_at(h, 2h));
+    REQUIRE(pages.size() == (mode == pingan::status::test ? 0u : 2u));
+    for (const auto& n : bodies<notification_requested>(h.derived()))
+        CHECK_FALSE(n.late);
+}
+
+// After a catch-up, every effect of an incident's deadline references the
+// timer event of that incident, and every hazard timer event has effects.
+void effects_follow_their_timer(const harness& h, pingan::status) {
+    std::map<std::string, const event*> fired; // id → timer event
+    for (const auto& e : h.log)
+        if (e.type() == timer_fired::type) fired[e.id.str()] = &e;
+    std::size_t checked = 0;
+    for (const auto& e : h.derived()) {
+        std::string inc;
+        if (const auto* x = std::get_if<escalation_raised>(&e.body)) inc = x->incident_id;
+        if (const auto* o = std::get_if<incident_overdue>(&e.body)) inc = o->incident_id;
+        if (inc.empty()) continue;
+        REQUIRE(e.references.size() == 1);
+        auto it = fired.find(e.references[0].str());
+        REQUIRE(it != fired.end());
+        const auto& f = std::get<timer_fired>(it->second->body);
+        INFO(f.timer_id << " caused an effect for " << inc);
+        CHECK(f.timer_id.starts_with(inc + "/"));
+        CHECK(e.school == it->second->school);
+        ++checked;
+    }
+    CHECK(checked >= 8);
+    // Every timer event caused something: none is left without its effects.
+    std::set<std::string> causes;
+    for (const auto& e : h.derived())
+        if (!e.references.empty()) causes.insert(e.references[0].str());
+    for (const auto& [id, f] : fired)
+        if (std::get<timer_fired>(f->body).timer_id.find("/hazard.general/") != std::string::npos)
+            CHECK(causes.count(id));
+}
+
+// Two junior schools: one of six floors (target 120 s + 2 × 30 s), one of four.
+std::shared_ptr<const registry> tall_registry() {
+    static const auto r = std::make_shared<const registry>(registry::from_csv(
+        "school_id,name,district_code,type,students,boarding,school_bus,canteen,max_floors,lat,"
+        "lon\n"
+        "420502J009,西陵第9初级中学,420502,junior,1200,0,0,1,6,30.69,111.32\n"
+        "420502J001,西陵第1初级中学,420502,junior,1090,0,0,1,4,30.69,111.32\n"));
+    return r;
+}
+
+// The default pack with 60 s per floor above four floors.
+std::shared_ptr<const rules::ruleset> slow_floors_pack() {
+    auto text = default_pack_text();
+    auto at = text.find("per_floor_above: 30");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 19, "per_floor_above: 60");
+    auto tuned = rules::parse(text);
+    REQUIRE(tuned.errors.empty());
+    return tuned.rules;
+}
+
+// The basis of every page of rule `rule` is `basis`.
+std::function<void(const harness&, pingan::status)> basis_of(std::string rule, std::string basis) {
+    return [rule, basis](const harness& h, pingan::status) {
+        for (const auto& n : bodies<notification_requested>(h.derived()))
+            if (n.rule_id == rule) CHECK(n.basis == basis);
+    };
+}
+
+// `s` with further settings.
+scenario with(scenario s, const std::function<void(scenario&)>& set) {
+    set(s);
+    return s;
+}
 
 std::vector<scenario> scenarios() {
     return {
@@ -693,22 +809,108 @@ std::vector<scenario> scenarios() {
          1h,
          {{0s, "equipment.expired", school_, {"principal", "facilities_manager"}},
           {0s, "equipment.expired", district_, {"county_bureau"}}}},
+        with({"timers that fall due while the broker is down fire at once, their pages marked late",
+              {{0s, ev(illness(2))}},
+              5h,
+              {{0s, "food.illness", school_, food_school},
+               {5h, "food.illness", district_, {"county_bureau"}},
+               {5h, "food.illness", regulator_, {"market_reg", "cdc"}}}},
+             [](scenario& s) {
+                 s.jump = true;
+                 s.check = pages_say_late;
+             }),
+        with({"pages of timers fired at their due time are not marked late",
+              {{0s, ev(illness(2))}},
+              5h,
+              {{0s, "food.illness", school_, food_school},
+               {2h, "food.illness", district_, {"county_bureau"}},
+               {2h, "food.illness", regulator_, {"market_reg", "cdc"}}}},
+             [](scenario& s) { s.check = pages_on_time; }),
+        // Month end: every deadline of the month, and the drill calendar, at once.
+        with({"after a long clock jump each escalation references its own timer event",
+              {{0s, ev(hazard("HZ-A"))},
+               {1h, make_event(hazard("HZ-B"), "420503J001")},
+               {2h, ev(illness(2))}},
+              31 * 24h,
+              {{0s, "hazard.general", school_, {"safety_officer"}},
+               {1h, "hazard.general", school_, {"safety_officer"}, "420503J001"},
+               {2h, "food.illness", school_, food_school},
+               {31 * 24h, "hazard.general", school_, {"safety_officer"}},
+               {31 * 24h, "hazard.general", school_, {"principal"}},
+               {31 * 24h, "hazard.general", district_, {"county_bureau"}},
+               {31 * 24h, "hazard.general", school_, {"safety_officer"}, "420503J001"},
+               {31 * 24h, "hazard.general", school_, {"principal"}, "420503J001"},
+               {31 * 24h, "hazard.general", district_, {"county_bureau"}, "420503J001"},
+               {31 * 24h, "food.illness", district_, {"county_bureau"}},
+               {31 * 24h, "food.illness", regulator_, {"market_reg", "cdc"}}}},
+             [](scenario& s) {
+                 s.jump = true;
+                 s.check = effects_follow_their_timer;
+             }),
+        with({"drill.cadence: a broker that starts with no event still checks",
+              {},
+              nov25,
+              {{nov25, "drill.cadence", school_, {"safety_officer"}},
+               {nov25, "drill.cadence", school_, {"safety_officer"}, "420502P001"},
+               {nov25, "drill.cadence", school_, {"safety_officer"}, "420503J001"}},
+              true},
+             [](scenario& s) { s.silent_start = true; }),
+        // Six floors: 120 s + 2 × 30 s, a proposal (M); four floors: 120 s, sourced (S).
+        with({"drill.too_slow.tall: the target for taller buildings comes from the pack, marked M",
+              {{0s, drill("D-1", 180, "420502J009")},
+               {1h, drill("D-2", 181, "420502J009")},
+               {2h, drill("D-3", 121, "420502J001")}},
+              3h,
+              {{1h, "drill.too_slow.tall", school_, {"safety_officer", "principal"}, "420502J009"},
+               {2h, "drill.too_slow", school_, {"safety_officer", "principal"}}}},
+             [](scenario& s) {
+                 s.schools = tall_registry();
+                 s.check = [](const harness& h, pingan::status mode) {
+                     basis_of("drill.too_slow.tall", "M")(h, mode);
+                     basis_of("drill.too_slow", "S")(h, mode);
+                 };
+             }),
+        with(
+            {"drill.too_slow.tall: the allowance per floor is a setting of the pack",
+             {{0s, drill("D-1", 240, "420502J009")}, {1h, drill("D-2", 241, "420502J009")}},
+             2h,
+             {{1h, "drill.too_slow.tall", school_, {"safety_officer", "principal"}, "420502J009"}}},
+            [](scenario& s) {
+                s.schools = tall_registry();
+                s.rules = slow_floors_pack();
+                CHECK(s.rules->evacuation.per_floor_above == 60);
+            }),
     };
 }
 
+// A harness with the scenario's rule set and schools.
+harness harness_for(const scenario& s) {
+    return harness(s.rules ? s.rules : default_pack(), s.schools ? s.schools : small_registry());
+}
+
 struct outcome {
+    explicit outcome(const scenario& s) : h(harness_for(s)) {}
     harness h;
     std::vector<page> pages;
 };
 
 // Runs a scenario with every input given `mode`; returns the pages, sorted.
 std::unique_ptr<outcome> play(const scenario& s, pingan::status mode = pingan::status::actual) {
-    auto o = std::make_unique<outcome>();
+    auto o = std::make_unique<outcome>(s);
+    if (s.silent_start) {
+        o->h.eng.start(o->h.st, t0());
+        CHECK(o->h.eng.started(o->h.st));
+    }
+    o->h.fire_timers = !s.jump;
     for (auto in : s.inputs) {
         in.e.status = mode;
         o->h.put(in.e, t0() + in.at);
     }
-    o->h.advance(t0() + s.until);
+    if (s.jump)
+        o->h.fire_at(t0() + s.until);
+    else
+        o->h.advance(t0() + s.until);
+    if (s.check) s.check(o->h, mode);
     for (const auto& e : o->h.derived()) {
         const auto* n = std::get_if<notification_requested>(&e.body);
         if (!n) continue;
@@ -828,7 +1030,7 @@ TEST_CASE("replaying a log through a fresh engine reproduces it byte for byte", 
             auto live = play(s);
             // Inputs are everything not derived, plus the timer events the
             // broker appended; the replay fires nothing of its own.
-            harness replay;
+            auto replay = harness_for(s);
             replay.fire_timers = false;
             for (const auto& e : live->h.log) {
                 bool input = e.source != "pingan-broker/engine" || e.type() == timer_fired::type;
@@ -937,77 +1139,6 @@ TEST_CASE("an acknowledgement after a deadline the broker had not fired yet stil
         CHECK(t.kind == engine_timer::what::absence);
 }
 
-TEST_CASE("timers that fall due while the broker is down fire at once, marked late", "[engine]") {
-    harness h;
-    h.fire_timers = false;
-    h.put(ev(illness(2)), t0());
-    auto out = h.fire_at(t0() + 5h);
-    auto overdue = bodies<incident_overdue>(out);
-    REQUIRE(overdue.size() == 2);
-    for (const auto& o : overdue) {
-        CHECK(o.late);
-        CHECK(o.deadline == t0() + 2h);
-    }
-    for (const auto& x : bodies<escalation_raised>(out))
-        CHECK(x.late);
-    auto fired = of_type(h.log, timer_fired::type);
-    REQUIRE_FALSE(fired.empty());
-    CHECK(std::get<timer_fired>(fired[0].body).late);
-    CHECK(fired[0].status == pingan::status::system);
-    // The page itself says it is late, not only the overdue and the escalation.
-    auto pages = bodies<notification_requested>(out);
-    REQUIRE(pages.size() == 2);
-    for (const auto& n : pages)
-        CHECK(n.late);
-}
-
-TEST_CASE("pages on time are not marked late", "[engine]") {
-    harness h;
-    h.put(ev(illness(2)), t0());
-    auto out = h.advance(t0() + 5h);
-    auto pages = bodies<notification_requested>(out);
-    REQUIRE(pages.size() == 2);
-    for (const auto& n : pages)
-        CHECK_FALSE(n.late);
-}
-
-TEST_CASE("after a long clock jump each escalation references its own timer event", "[engine]") {
-    harness h;
-    h.fire_timers = false;
-    h.put(ev(hazard("HZ-A")), t0());
-    h.put(make_event(hazard("HZ-B"), "420503J001"), t0() + 1h);
-    h.put(ev(illness(2)), t0() + 2h);
-    // Month end: every deadline of the month, and the drill calendar, at once.
-    auto now = t0() + 31 * 24h;
-    h.fire_at(now);
-    std::map<std::string, const event*> fired; // id → timer event
-    for (const auto& e : h.log)
-        if (e.type() == timer_fired::type) fired[e.id.str()] = &e;
-    std::size_t checked = 0;
-    for (const auto& e : h.derived()) {
-        std::string inc;
-        if (const auto* x = std::get_if<escalation_raised>(&e.body)) inc = x->incident_id;
-        if (const auto* o = std::get_if<incident_overdue>(&e.body)) inc = o->incident_id;
-        if (inc.empty()) continue;
-        REQUIRE(e.references.size() == 1);
-        auto it = fired.find(e.references[0].str());
-        REQUIRE(it != fired.end());
-        const auto& f = std::get<timer_fired>(it->second->body);
-        INFO(f.timer_id << " caused an effect for " << inc);
-        CHECK(f.timer_id.starts_with(inc + "/"));
-        CHECK(e.school == it->second->school);
-        ++checked;
-    }
-    CHECK(checked >= 8);
-    // Every timer event caused something: none is left without its effects.
-    std::set<std::string> causes;
-    for (const auto& e : h.derived())
-        if (!e.references.empty()) causes.insert(e.references[0].str());
-    for (const auto& [id, f] : fired)
-        if (std::get<timer_fired>(f->body).timer_id.find("/hazard.general/") != std::string::npos)
-            CHECK(causes.count(id));
-}
-
 TEST_CASE("a cross-school cluster carries its schools, districts and reports", "[engine]") {
     harness h;
     h.put(with_supplier(illness(2), "420502J001"), t0());
@@ -1065,60 +1196,6 @@ TEST_CASE("a typed incident references its report and the report names its incid
     // A second report of the same meal opens no second emergency.
     out = h.put(ev(illness(8)), t0() + 10min);
     CHECK(of_type(out, incident_reported::type).empty());
-}
-
-TEST_CASE("a broker that starts with no event still checks drill cadence", "[engine]") {
-    harness h;
-    h.eng.start(h.st, t0());
-    CHECK(h.eng.started(h.st));
-    auto out = h.advance(t0() + nov25);
-    std::set<std::string> schools;
-    for (const auto& e : of_type(out, notification_requested::type))
-        schools.insert(e.school);
-    CHECK(schools == std::set<std::string>{"420502J001", "420502P001", "420503J001"});
-    // A replay of that log from nothing, with the log's timer events, knows
-    // the checkpoint from its timer event alone.
-    harness replay;
-    replay.fire_timers = false;
-    for (const auto& e : h.log)
-        if (!engine::made_by_engine(e) || e.type() == timer_fired::type)
-            replay.store(e, e.received_at);
-    REQUIRE(replay.log.size() == h.log.size());
-    for (std::size_t i = 0; i < h.log.size(); ++i)
-        CHECK(encode(replay.log[i]) == encode(h.log[i]));
-}
-
-TEST_CASE("the drill target for taller buildings comes from the pack and is marked M", "[engine]") {
-    auto tall = std::make_shared<const registry>(registry::from_csv(
-        "school_id,name,district_code,type,students,boarding,school_bus,canteen,max_floors,lat,"
-        "lon\n"
-        "420502J009,西陵第9初级中学,420502,junior,1200,0,0,1,6,30.69,111.32\n"
-        "420502J001,西陵第1初级中学,420502,junior,1090,0,0,1,4,30.69,111.32\n"));
-    auto pages_for = [&](std::shared_ptr<const rules::ruleset> rs, std::uint32_t seconds,
-                         const std::string& school) {
-        harness h(rs, tall);
-        return bodies<notification_requested>(h.put(drill("D-1", seconds, school), t0()));
-    };
-    // Six floors: 120 s + 2 × 30 s.
-    CHECK(pages_for(default_pack(), 180, "420502J009").empty());
-    auto p = pages_for(default_pack(), 181, "420502J009");
-    REQUIRE(p.size() == 1);
-    CHECK(p[0].rule_id == "drill.too_slow.tall");
-    CHECK(p[0].basis == "M");
-    p = pages_for(default_pack(), 121, "420502J001");
-    REQUIRE(p.size() == 1);
-    CHECK(p[0].rule_id == "drill.too_slow");
-    CHECK(p[0].basis == "S");
-    // The allowance is a setting of the pack.
-    auto text = default_pack_text();
-    auto at = text.find("per_floor_above: 30");
-    REQUIRE(at != std::string::npos);
-    text.replace(at, 19, "per_floor_above: 60");
-    auto tuned = rules::parse(text);
-    REQUIRE(tuned.errors.empty());
-    CHECK(tuned.rules->evacuation.per_floor_above == 60);
-    CHECK(pages_for(tuned.rules, 240, "420502J009").empty());
-    CHECK(pages_for(tuned.rules, 241, "420502J009").size() == 1);
 }
 
 TEST_CASE("a deadline step with if_told: remind says it is a reminder", "[engine]") {

@@ -255,6 +255,46 @@ TEST_CASE("windows, sustained and absence are exclusive and checked", "[rules]")
     CHECK(mentions(da, "an absence rule's subject is its period"));
 }
 
+TEST_CASE("a consecutive window parses, and refuses distinct_schools with its line", "[rules]") {
+    std::string r = good_rule;
+    r.insert(r.find("    incident:"),
+             "    window: {at_least: 2, within: 70d, consecutive: true}\n");
+    auto ok = rules::parse(one_rule(r));
+    INFO(all_text(ok.errors));
+    REQUIRE(ok.rules);
+    CHECK(ok.rules->rules[0].window.consecutive);
+    CHECK_FALSE(ok.rules->rules[0].window.distinct_schools);
+    r = good_rule;
+    r.insert(r.find("    incident:"),
+             "    window: {at_least: 2, within: 70d, distinct_schools: true, consecutive: true}\n");
+    auto ds = errors_of(one_rule(r));
+    INFO(all_text(ds));
+    CHECK(mentions(ds,
+                   "window.consecutive counts a run of events of one group; it cannot be "
+                   "combined with distinct_schools",
+                   12));
+}
+
+TEST_CASE("until: reported:TIER names a tier, and a bad one is refused with its line", "[rules]") {
+    std::string r = std::string(good_rule) + R"(      - tier: district
+        roles: [county_bureau]
+        after: 2h
+        until: reported:district
+        text: late
+)";
+    auto ok = rules::parse(one_rule(r));
+    INFO(all_text(ok.errors));
+    CHECK(ok.rules);
+    r.replace(r.find("reported:district"), 17, "reported:county");
+    auto ds = errors_of(one_rule(r));
+    INFO(all_text(ds));
+    CHECK(mentions(ds,
+                   "until: \"reported:county\" is not a milestone; expected one of: "
+                   "acknowledged",
+                   22));
+    CHECK(mentions(ds, "reported:TIER (TIER: school, district, city, regulator)", 22));
+}
+
 TEST_CASE("a rule set without rules or roles says what it needs", "[rules]") {
     auto ds = errors_of("ruleset: t\nversion: 1\n");
     CHECK(mentions(ds, "needs \"roles\""));

@@ -149,3 +149,33 @@ TEST_CASE("a timer that keeps failing does not hold up event batches", "[writer]
     CHECK(took < 3s);
     CHECK(p.fire_attempts >= 1);
 }
+
+TEST_CASE("a clock move whose effects are not all stored in time is refused, naming the offset",
+          "[writer]") {
+    temp_dir d;
+    poison_processor p;
+    // Something is always due and never stored: the writer never settles.
+    p.timer_always_due = true;
+    manual_clock clk(at("2026-11-02T01:00:00Z"));
+    auto o = options_in(d);
+    o.clock_settle_limit = 200ms;
+    broker b(o, clk, yichang(), &p, &clk);
+    b.start();
+    zmq::context_t ctx{1};
+    query_client q(ctx, b.bound().query);
+    std::string message;
+    try {
+        q.clock({{"advance", "10m"}});
+    } catch (const error& e) {
+        CHECK(e.code() == errc::store_failure);
+        message = e.detail();
+    }
+    INFO(message);
+    CHECK(message.find("the clock moved to 2026-11-02T01:10:00.000000Z") != std::string::npos);
+    CHECK(message.find("not all stored within 200ms") != std::string::npos);
+    CHECK(message.find("stored up to offset ") != std::string::npos);
+    // The move itself happened: reading the clock shows it.
+    CHECK(q.clock(json::object())["now"] == "2026-11-02T01:10:00.000000Z");
+    b.stop();
+    b.wait();
+}

@@ -2,6 +2,7 @@
 #include "common/client.hpp"
 #include "tools/pingan/commands.hpp"
 
+#include <algorithm>
 #include <iostream>
 
 namespace pingan::cli {
@@ -22,8 +23,12 @@ void add_clock_command(CLI::App& app) {
         zmq::context_t ctx(1);
         query_client q(ctx, endpoints().query, curve());
         announce_waiting(q.link());
+        // A move is answered once its effects are stored, or refused after
+        // the broker's 30 s: wait for either.
+        auto wait = p.empty() ? answer_timeout()
+                              : std::max(answer_timeout(), std::chrono::milliseconds(35000));
         try {
-            std::cout << q.clock(p, answer_timeout())["now"].get<std::string>() << "\n";
+            std::cout << q.clock(p, wait)["now"].get<std::string>() << "\n";
         } catch (const error& e) {
             fail(e);
         }
