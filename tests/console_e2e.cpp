@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <thread>
 
@@ -35,7 +36,7 @@ std::string bin(const std::string& name) {
 
 struct answer {
     int status = 0;
-    std::string body, cookie;
+    std::string body, cookie, retry_after;
     json j() const { return json::parse(body, nullptr, false); }
 };
 
@@ -57,12 +58,14 @@ answer request(unsigned short port, http::verb verb, const std::string& target,
     http::response<http::string_body> res;
     beast::error_code ec;
     http::read(s, buf, res, ec);
-    if (ec) return {0, ec.message(), {}};
-    answer a{static_cast<int>(res.result_int()), res.body(), {}};
+    if (ec) return {0, ec.message(), {}, {}};
+    answer a{static_cast<int>(res.result_int()), res.body(), {}, {}};
     if (auto c = res.find(http::field::set_cookie); c != res.end()) {
         std::string v(c->value());
         a.cookie = v.substr(0, v.find(';'));
     }
+    if (auto r = res.find(http::field::retry_after); r != res.end())
+        a.retry_after = std::string(r->value());
     return a;
 }
 
@@ -127,6 +130,24 @@ struct secured_console {
     }
 
     json health() { return request(port, http::verb::get, "/health").j(); }
+
+    answer login(const std::string& user, const std::string& password) {
+        return request(port, http::verb::post, "/api/login",
+                       json{{"user", user}, {"password", password}}.dump());
+    }
+    int me(const std::string& cookie) {
+        return request(port, http::verb::get, "/api/me", {}, cookie).status;
+    }
+
+    // `pingan users ARGS --file users.json`, with `password` on standard input.
+    run_result users(std::vector<std::string> args, const std::string& password = {}) {
+        std::ofstream(d / "pw", std::ios::trunc) << password << "\n";
+        args.insert(args.begin(), {bin("pingan"), "users"});
+        args.insert(args.end(), {"--file", d / "users.json"});
+        process p(args, d / "pw");
+        auto lines = p.lines(30s);
+        return {p.wait(), lines};
+    }
     std::string metrics() { return request(port, http::verb::get, "/metrics").body; }
 
     // Publishes with the school's key; returns the offset.
@@ -246,4 +267,147 @@ TEST_CASE("a login's password hash does not hold up other requests", "[console_e
                          << " s, the first login after "
                          << std::chrono::duration<double>(login_at - t0).count() << " s");
     CHECK(health_at < login_at);
+}
+
+namespace {
+
+// A page's WebSocket, open once the console has answered its resume.
+struct page_socket {
+    net::io_context ioc;
+    websocket::stream<beast::tcp_stream> ws{ioc};
+    beast::flat_buffer buf;
+
+    page_socket(unsigned short port, const std::string& cookie) {
+        ws.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+        ws.set_option(websocket::stream_base::decorator(
+            [cookie](websocket::request_type& r) { r.set(http::field::cookie, cookie); }));
+        ws.handshake("127.0.0.1:" + std::to_string(port), "/ws");
+        ws.write(net::buffer(std::string(R"({"op":"resume","from":1})")));
+        ws.read(buf);
+    }
+
+    // Reads until the console ends the connection. Returns: whether it did
+    // within `limit`.
+    bool ended_within(std::chrono::seconds limit) {
+        bool ended = false;
+        std::function<void()> next = [&] {
+            buf.clear();
+            ws.async_read(buf, [&](beast::error_code ec, std::size_t) {
+                if (ec) {
+                    ended = true;
+                    return;
+                }
+                next();
+            });
+        };
+        next();
+        ioc.restart();
+        ioc.run_for(limit);
+        return ended;
+    }
+};
+
+} // namespace
+
+// The console looks at the users file's modification time every 2 seconds
+// (and before every login); nothing here logs in between the change and the
+// refusal of the old cookie, so the timer is what ends the sessions.
+TEST_CASE("pingan users disable ends the user's sessions and pages in a running console",
+          "[console_e2e]") {
+    secured_console s;
+    auto first = s.login("chen", "chen-password-1");
+    REQUIRE(first.status == 200);
+    REQUIRE(s.me(first.cookie) == 200);
+    page_socket page(s.port, first.cookie);
+
+    auto off = s.users({"disable", "chen"});
+    REQUIRE(off.code == 0);
+    CHECK(has(off, "disabled chen"));
+    auto list = s.users({"list", "--json"});
+    REQUIRE(list.lines.size() == 1);
+    CHECK(json::parse(list.lines[0])["disabled"] == true);
+
+    CHECK(eventually([&] { return s.me(first.cookie) == 401; }));
+    CHECK(page.ended_within(20s));
+    CHECK(s.login("chen", "chen-password-1").status == 401);
+
+    // passwd enables the user again with a new password; the session that
+    // was open before the user was disabled stays ended.
+    auto pw = s.users({"passwd", "chen", "--password-stdin"}, "chen-password-2");
+    REQUIRE(pw.code == 0);
+    CHECK(has(pw, "password of chen changed"));
+    answer second;
+    REQUIRE(eventually([&] {
+        second = s.login("chen", "chen-password-2");
+        return second.status == 200;
+    }));
+    CHECK(s.me(second.cookie) == 200);
+    CHECK(s.me(first.cookie) == 401);
+    CHECK(s.login("chen", "chen-password-1").status == 401);
+
+    auto m = s.metrics();
+    CHECK(metric(m, "pingan_console_logins_total{outcome=\"ok\"}") == 2);
+    CHECK(metric(m, "pingan_console_logins_total{outcome=\"failed\"}") == 2);
+}
+
+TEST_CASE("pingan users passwd ends that user's sessions only and the old password fails",
+          "[console_e2e]") {
+    secured_console s;
+    auto wu_add =
+        s.users({"add", "wu", "--scope", "district:420502", "--role", "viewer", "--password-stdin"},
+                "wu-password-1");
+    REQUIRE(wu_add.code == 0);
+    answer wu;
+    REQUIRE(eventually([&] {
+        wu = s.login("wu", "wu-password-1");
+        return wu.status == 200;
+    }));
+    auto chen = s.login("chen", "chen-password-1");
+    REQUIRE(chen.status == 200);
+    REQUIRE(s.me(chen.cookie) == 200);
+
+    auto pw = s.users({"passwd", "chen", "--password-stdin"}, "chen-password-2");
+    REQUIRE(pw.code == 0);
+    CHECK(eventually([&] { return s.me(chen.cookie) == 401; }));
+    CHECK(s.me(wu.cookie) == 200);
+
+    auto old = s.login("chen", "chen-password-1");
+    CHECK(old.status == 401);
+    CHECK(old.j()["error"] == "wrong user name or password");
+    auto fresh = s.login("chen", "chen-password-2");
+    CHECK(fresh.status == 200);
+    CHECK(s.me(fresh.cookie) == 200);
+}
+
+TEST_CASE("repeated failed logins are answered 429 with a message and Retry-After, per user "
+          "name and per address",
+          "[console_e2e]") {
+    secured_console s; // the defaults: 5 failures per user name, 10 per address, in 15 minutes
+    for (int i = 0; i < 5; ++i) {
+        auto a = s.login("chen", "wrong-password-" + std::to_string(i));
+        CHECK(a.status == 401);
+        CHECK(a.j()["error"] == "wrong user name or password");
+    }
+    // The sixth attempt is refused before the password is looked at, even the right one.
+    auto limited = s.login("chen", "chen-password-1");
+    CHECK(limited.status == 429);
+    CHECK(limited.j()["error"] == "too many failed logins; try again later");
+    CHECK(limited.cookie.empty());
+    REQUIRE_FALSE(limited.retry_after.empty());
+    auto wait = std::stoll(limited.retry_after);
+    CHECK(wait > 0);
+    CHECK(wait <= 15 * 60);
+
+    // Other names from the same address: five more failures fill the address's
+    // ten, and then any name is refused.
+    for (int i = 0; i < 5; ++i)
+        CHECK(s.login("nobody" + std::to_string(i), "wrong-password").status == 401);
+    auto by_address = s.login("someone-else", "any-password");
+    CHECK(by_address.status == 429);
+    CHECK(by_address.j()["error"] == "too many failed logins; try again later");
+
+    auto m = s.metrics();
+    CHECK(metric(m, "pingan_console_logins_total{outcome=\"failed\"}") == 10);
+    CHECK(metric(m, "pingan_console_logins_total{outcome=\"limited\"}") == 2);
+    CHECK(metric(m, "pingan_console_logins_total{outcome=\"ok\"}") == 0);
 }

@@ -164,6 +164,44 @@ async function main() {
     check(await chen.locator('#feed-body tr[data-type="food.temp_reading"]').count() === 1, "sensor readings show when asked");
     check((await chen.textContent("#feed-body")).includes("西陵区第1幼儿园"), "the feed names schools in Chinese from the registry");
     check((await chen.textContent("#feed-body")).includes("CST"), "the feed shows times in CST");
+
+    // The feed's filters: two events of different districts, schools, types
+    // and severities; each filter shows exactly the events that match it
+    // (the newest first), and clearing it shows them all again.
+    await chen.uncheck("#f-readings");
+    const f1 = publish({ ...hazard("H-F1", "420504P001"), severity: "Minor" });
+    const f2 = publish(psych("A-F2", "420505P001"));
+    await chen.waitForFunction(([a, b]) => window.pingan.byOffset.has(a) && window.pingan.byOffset.has(b), [f1, f2]);
+    const feedShows = async (what, keep, want, not) => {
+      let last = null;
+      const rows = await until(what, async () => {
+        last = await chen.evaluate(() => ({
+          rows: [...document.querySelectorAll("#feed-body tr")].map((tr) => Number(tr.dataset.offset)),
+          events: window.pingan.events.map((e) => ({ offset: e.offset, type: e.type, district: e.district, school: e.school, severity: e.severity }))
+        }));
+        const expected = last.events.filter((e) => e.type !== "food.temp_reading" && keep(e)).map((e) => e.offset).reverse().slice(0, 500);
+        return last.rows.length === expected.length && last.rows.every((o, i) => o === expected[i]) ? last.rows : null;
+      }, 5000).catch(() => null);
+      check(rows !== null && want.every((o) => rows.includes(o)) && !not.some((o) => rows.includes(o)),
+        `${what}: only the matching rows show (${rows ? rows.length : "rows " + JSON.stringify(last && last.rows)} of ${last ? last.events.length : 0} events)`);
+    };
+    await feedShows("no filter", () => true, [f1, f2], []);
+    await chen.selectOption("#f-district", "420504");
+    await feedShows("the district filter", (e) => e.district === "420504", [f1], [f2]);
+    const districtCells = await chen.$$eval("#feed-body tr td:nth-child(2)", (l) => l.map((x) => x.textContent));
+    check(districtCells.length > 0 && districtCells.every((x) => x === "点军区"), `the district filter's rows all name 点军区 (${[...new Set(districtCells)]})`);
+    await chen.selectOption("#f-district", "");
+    await feedShows("the district filter cleared", () => true, [f1, f2], []);
+    await chen.selectOption("#f-school", "420505P001");
+    await feedShows("the school filter", (e) => e.school === "420505P001", [f2], [f1]);
+    await chen.selectOption("#f-school", "");
+    await chen.selectOption("#f-type", "psych.alert");
+    await feedShows("the type filter", (e) => e.type === "psych.alert", [f2], [f1]);
+    await chen.selectOption("#f-type", "");
+    await chen.selectOption("#f-severity", "Minor");
+    await feedShows("the severity filter", (e) => e.severity === "Minor", [f1], [f2]);
+    await chen.selectOption("#f-severity", "");
+    await feedShows("every filter cleared", () => true, [f1, f2], []);
     await chen.screenshot({ path: path.join(SHOTS, "feed.png"), fullPage: true });
     await chen.click('nav button[data-view="where"]');
     await chen.waitForSelector("[data-district]");
