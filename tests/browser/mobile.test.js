@@ -1,9 +1,11 @@
 // The school staff's mobile page end to end in a real headless Chromium with a
-// phone's viewport: a real broker, a real pingan-hazard and pingan-wellbeing
-// with credentials issued by the real `pingan credentials`, and the page
-// driven the way a safety officer would drive it, online and offline, with
-// photos; and the bureau's pingan-console showing a reported photo, fetched
-// from the school service with the bureau's credential.
+// phone's viewport: a real broker, a real pingan-hazard, pingan-drill,
+// pingan-canteen and pingan-wellbeing with credentials issued by the real
+// `pingan credentials`, and the page driven the way school staff would drive
+// it, online and offline, with photos of a hazard, its rectification and its
+// verification; and the bureau's pingan-console, running from the start,
+// showing the report in its live feed and the photos on the incident page,
+// fetched from the school service with the bureau's credential.
 //
 //   node mobile.test.js BIN_DIR SOURCE_DIR SCREENSHOT_DIR
 //
@@ -117,6 +119,9 @@ async function main() {
   const officer = issue("zhang.wei", ["safety_officer"]);
   const teacher = issue("wang.fang", ["teacher"]);
   const counsellor = issue("liu.xin", ["psych_teacher"]);
+  const fixer = issue("zhao.gang", ["facilities_manager"]);
+  const drillLeader = issue("sun.li", ["drill_leader"]);
+  const canteenManager = issue("zhou.min", ["canteen_manager"]);
   const bureau = issue("xiling.bureau", ["bureau"], "district:420502");
   const bureauToken = path.join(work, "bureau.token");
   fs.writeFileSync(bureauToken, bureau + "\n", { mode: 0o600 });
@@ -133,6 +138,18 @@ async function main() {
   const wb = await start("pingan-wellbeing", ["--data", path.join(work, "wellbeing"), "--keys", keys, ...common],
     /listening http=(\S+)/);
   const wellbeingUrl = `http://${wb.match[1]}/`;
+  const dr = await start("pingan-drill", ["--data", path.join(work, "drill"), ...common], /listening http=(\S+)/);
+  const drillUrl = `http://${dr.match[1]}/`;
+  const ct = await start("pingan-canteen", ["--data", path.join(work, "canteen"), "--udp", "", "--tcp", "", ...common],
+    /listening http=(\S+)/);
+  const canteenUrl = `http://${ct.match[1]}/`;
+
+  // The bureau's console runs from before the first report.
+  const users = path.join(work, "users.json");
+  pingan(["users", "add", "chen", "--file", users, "--scope", "city", "--role", "supervisor", "--password-stdin"], "chen-password-1\n");
+  const con = await start("pingan-console", ["--http", "127.0.0.1:0", "--users", users, "--registry", registry,
+    "--ingest", ep.ingest, "--feed", ep.feed, "--query", ep.query, "--photo-source", hazardUrl,
+    "--photo-token-file", bureauToken, "--data", path.join(work, "console"), "--log-level", "warn"], /listening http=(\S+)/);
 
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium", headless: true,
@@ -140,6 +157,28 @@ async function main() {
       "--disable-background-networking", "--disable-component-update", "--disable-sync"]
   });
   try {
+    const desk = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const cp = await desk.newPage();
+    cp.on("pageerror", (e) => check(false, `console: no script error on the page (${e.message})`));
+    await cp.goto(`http://${con.match[1]}/`);
+    await cp.fill("#login-user", "chen");
+    await cp.fill("#login-password", "chen-password-1");
+    await cp.click("#login-submit");
+    // The console's live feed: a row for the event at `offset`, of `type`.
+    const feedRow = async (offset, type, text) => {
+      await cp.click('button[data-view="feed"]');
+      const row = `#feed-body tr[data-offset="${offset}"][data-type="${type}"]`;
+      await cp.waitForSelector(row, { timeout: 20000 });
+      const shown = await cp.textContent(row);
+      check(shown.includes(text), `the console's live feed shows the ${type} at offset ${offset} (${shown})`);
+      return row;
+    };
+    // A photo on the console's incident page, loaded and as wide as stored.
+    const consolePhoto = (hash, width) => cp.waitForFunction(({ hash, width }) => {
+      const img = document.querySelector(`[data-test="timeline"] img[data-hash="${hash}"]`);
+      return img && img.complete && img.naturalWidth === width;
+    }, { hash, width }, { timeout: 20000 });
+
     // A token that is not one is refused on the page.
     {
       const context = await browser.newContext(phone);
@@ -207,6 +246,23 @@ async function main() {
     }, refs[0].hash, { timeout: 20000 });
     check(true, "the open hazard shows its photo on the phone");
     await page.screenshot({ path: path.join(SHOTS, "mobile-photo.png"), fullPage: true });
+
+    // The console, running all along, shows the report in its live feed, and
+    // the photo on the incident the hazard opened, fetched from the school
+    // service with the bureau's credential.
+    const reportRow = await feedRow(withPhoto.offset, "hazard.reported", "消防通道堵塞");
+    await cp.screenshot({ path: path.join(SHOTS, "console-feed-report.png"), fullPage: true });
+    const photoIncident = await until("the photo hazard's incident on the console", () => cp.evaluate((hid) =>
+      [...(window.pingan.incidents || new Map()).values()].find((i) => i.subject === hid || (i.title || "").includes(hid)), withPhoto.body.hazard_id));
+    await cp.click('button[data-view="alerts"]');
+    await cp.click(`[data-incident="${photoIncident.id}"] [data-action="open"]`);
+    await consolePhoto(refs[0].hash, 1600);
+    check(true, "the console's incident page shows the hazard's photo");
+    const viaConsole = await cp.evaluate(async (hash) => (await fetch("/photos/" + hash)).status, refs[0].hash);
+    check(viaConsole === 200, `the console serves the photo to a user who may see the event (${viaConsole})`);
+    const unnamed = await cp.evaluate(async () => (await fetch("/photos/" + "0".repeat(64))).status);
+    check(unnamed === 404, `a hash no visible event names is not fetched (${unnamed})`);
+    await cp.screenshot({ path: path.join(SHOTS, "console-incident-photo.png"), fullPage: true });
 
     // A file that is not an image, and a photo still too large when made smaller: clear messages, nothing queued.
     await page.setInputFiles(`${hform} [name="photo"]`, { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("not a photo") });
@@ -294,39 +350,116 @@ async function main() {
     await page.waitForSelector(`#mine li[data-id="${ids[1]}"] .tag.stored`, { timeout: 20000 });
     check(hazardsIn(replay()).length === before + 2, "the resend added nothing to the log");
     await page.screenshot({ path: path.join(SHOTS, "mobile-back-online.png"), fullPage: true });
+
+    // The hazard with the photo is rectified by the facilities manager and
+    // verified by the safety officer, each with a photo of their own.
+    const storedOf = async (type, hazardId) => {
+      const e = await until(`the ${type} in the broker's log`,
+        () => replay().find((x) => x.type === type && x.body.hazard_id === hazardId));
+      const r = e.body.photo_refs || [];
+      check(r.length === 1 && /^[0-9a-f]{64}$/.test(r[0].hash) && r[0].type === "image/jpeg" && r[0].size > 0,
+        `the stored ${type} names its photo by hash, size and type (${JSON.stringify(r)})`);
+      if (r.length !== 1) throw new Error(`the ${type} has no photo to follow`);
+      const got = await fetch(`${hazardUrl}photos/${r[0].hash}`, { headers: { Authorization: "Bearer " + officer } });
+      const bytes = Buffer.from(await got.arrayBuffer());
+      check(got.status === 200 && bytes.length === r[0].size,
+        `the school service serves the ${type} photo (${got.status}, ${bytes.length} bytes)`);
+      return e;
+    };
+    const hid = withPhoto.body.hazard_id;
+    const f = await signIn(browser, hazardUrl, fixer, "zhao.gang");
+    const rform = 'form[data-route="/hazard/rectify"]';
+    check(await f.page.isVisible(rform), "a facilities manager sees the rectification form");
+    await f.page.waitForSelector(`${rform} select[name="hazard_id"] option[value="${hid}"]`, { state: "attached" });
+    await f.page.selectOption(`${rform} [name="hazard_id"]`, hid);
+    await f.page.fill(`${rform} [name="description"]`, "清理通道杂物，张贴禁止堆放标识");
+    await f.page.setInputFiles(`${rform} [name="photo"]`,
+      { name: "rectified.jpg", mimeType: "image/jpeg", buffer: await cameraJpeg(f.page, 1200, 900, false) });
+    await f.page.click(`${rform} button[type="submit"]`);
+    const rectified = await storedOf("hazard.rectified", hid);
+    check(rectified.body.rectified_by === "zhao.gang" && rectified.source.endsWith("/zhao.gang"),
+      `the rectification names the signed-in person (${rectified.body.rectified_by}, ${rectified.source})`);
+    check(!rectified.body.photo_refs.some((r) => r.hash === refs[0].hash), "its photo is its own, not the report's");
+    await f.page.screenshot({ path: path.join(SHOTS, "mobile-rectified.png"), fullPage: true });
+    await f.context.close();
+
+    const vform = 'form[data-route="/hazard/verify"]';
+    await page.reload();
+    await page.waitForSelector(`${vform} select[name="hazard_id"] option[value="${hid}"]`, { state: "attached" });
+    await page.selectOption(`${vform} [name="hazard_id"]`, hid);
+    await page.selectOption(`${vform} [name="result"]`, "pass");
+    await page.fill(`${vform} [name="evidence"]`, "通道畅通，标识已张贴");
+    await page.setInputFiles(`${vform} [name="photo"]`,
+      { name: "verified.jpg", mimeType: "image/jpeg", buffer: await cameraJpeg(page, 1000, 750, false) });
+    await page.click(`${vform} button[type="submit"]`);
+    const verified = await storedOf("hazard.verified", hid);
+    check(verified.body.verifier === "zhang.wei" && verified.body.result === "pass" && verified.source.endsWith("/zhang.wei"),
+      `the verification names the signed-in person and passes (${verified.body.verifier}, ${verified.body.result})`);
+    await page.screenshot({ path: path.join(SHOTS, "mobile-verified.png"), fullPage: true });
     await context.close();
 
-    // The bureau's console shows the photo on the incident the hazard opened,
-    // fetched from the school service with the bureau's credential.
-    {
-      const users = path.join(work, "users.json");
-      pingan(["users", "add", "chen", "--file", users, "--scope", "city", "--role", "supervisor", "--password-stdin"], "chen-password-1\n");
-      const con = await start("pingan-console", ["--http", "127.0.0.1:0", "--users", users, "--registry", registry,
-        "--ingest", ep.ingest, "--feed", ep.feed, "--query", ep.query, "--photo-source", hazardUrl,
-        "--photo-token-file", bureauToken, "--data", path.join(work, "console"), "--log-level", "warn"], /listening http=(\S+)/);
-      const desk = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-      const cp = await desk.newPage();
-      cp.on("pageerror", (e) => check(false, `console: no script error on the page (${e.message})`));
-      await cp.goto(`http://${con.match[1]}/`);
-      await cp.fill("#login-user", "chen");
-      await cp.fill("#login-password", "chen-password-1");
-      await cp.click("#login-submit");
-      const incident = await until("the photo hazard's incident on the console", () => cp.evaluate((hid) =>
-        [...(window.pingan.incidents || new Map()).values()].find((i) => i.subject === hid || (i.title || "").includes(hid)), withPhoto.body.hazard_id));
-      await cp.click(`[data-incident="${incident.id}"] [data-action="open"]`);
-      await cp.waitForFunction((hash) => {
-        const img = document.querySelector(`[data-test="timeline"] img[data-hash="${hash}"]`);
-        return img && img.complete && img.naturalWidth === 1600;
-      }, refs[0].hash, { timeout: 20000 });
-      check(true, "the console's incident page shows the hazard's photo");
-      const viaConsole = await cp.evaluate(async (hash) => (await fetch("/photos/" + hash)).status, refs[0].hash);
-      check(viaConsole === 200, `the console serves the photo to a user who may see the event (${viaConsole})`);
-      const unnamed = await cp.evaluate(async () => (await fetch("/photos/" + "0".repeat(64))).status);
-      check(unnamed === 404, `a hash no visible event names is not fetched (${unnamed})`);
-      await cp.screenshot({ path: path.join(SHOTS, "console-incident-photo.png"), fullPage: true });
-      await desk.close();
-      await stop(con.proc);
-    }
+    // Both in the console's feed, and their photos on the incident page.
+    await feedRow(rectified.offset, "hazard.rectified", "zhao.gang");
+    await feedRow(verified.offset, "hazard.verified", "zhang.wei");
+    await cp.click(`#feed-body tr[data-offset="${rectified.offset}"] a`);
+    await consolePhoto(rectified.body.photo_refs[0].hash, 1200);
+    check(true, "the console's incident page shows the rectification's photo");
+    await cp.click('button[data-view="feed"]');
+    await cp.click(`#feed-body tr[data-offset="${verified.offset}"] a`);
+    await consolePhoto(verified.body.photo_refs[0].hash, 1000);
+    check(true, "and the verification's photo");
+    const copied = await cp.evaluate(async (hs) => Promise.all(hs.map(async (hash) => (await fetch("/photos/" + hash)).status)),
+      [rectified.body.photo_refs[0].hash, verified.body.photo_refs[0].hash]);
+    check(copied.every((s) => s === 200), `the console serves both photos (${copied.join(", ")})`);
+    await cp.screenshot({ path: path.join(SHOTS, "console-incident-rectified-verified.png"), fullPage: true });
+    await desk.close();
+    await stop(con.proc);
+
+    // A drill, a canteen sample and an illness report through the page, each
+    // by a person with the role for it, each stored with them as reporter.
+    const submitted = async (url, token, who, route, fill, type, match) => {
+      const s = await signIn(browser, url, token, who);
+      const form = `form[data-route="${route}"]`;
+      check(await s.page.isVisible(form), `${who} sees the ${route} form`);
+      const before = new Set(replay().map((e) => e.id));
+      await fill(s.page, form);
+      await s.page.click(`${form} button[type="submit"]`);
+      const e = await until(`the ${type} in the broker's log`,
+        () => replay().find((x) => x.type === type && !before.has(x.id) && match(x.body)));
+      check(e.source.endsWith("/" + who), `the ${type} is stored with ${who} as reporter (${e.source})`);
+      await s.page.waitForSelector(`#mine li[data-id="${e.id}"] .tag.stored`, { timeout: 20000 });
+      await s.page.screenshot({ path: path.join(SHOTS, `mobile-${type}.png`), fullPage: true });
+      await s.context.close();
+      return e;
+    };
+    const drill = await submitted(drillUrl, drillLeader, "sun.li", "/drill/record", async (p, form) => {
+      await p.selectOption(`${form} [name="drill_type"]`, "earthquake");
+      await p.selectOption(`${form} [name="mode"]`, "live");
+      await p.fill(`${form} [name="started_at"]`, "2026-11-30T09:00");
+      await p.fill(`${form} [name="all_clear_at"]`, "2026-11-30T09:03");
+      await p.fill(`${form} [name="participants"]`, "640");
+      await p.fill(`${form} [name="headcount_expected"]`, "640");
+      await p.fill(`${form} [name="headcount_reported"]`, "640");
+      await p.fill(`${form} [name="problems"]`, "三楼西侧楼梯拥堵");
+    }, "drill.recorded", (b) => b.drill_type === "earthquake");
+    check(drill.body.participants === 640 && drill.body.evacuation_seconds === 180 &&
+      (drill.body.problems || []).includes("三楼西侧楼梯拥堵"),
+      `the drill is stored as entered: 640 people, 180 s, its problem (${JSON.stringify(drill.body)})`);
+    const sample = await submitted(canteenUrl, canteenManager, "zhou.min", "/canteen/sample", async (p, form) => {
+      await p.fill(`${form} [name="meal_id"]`, "2026-11-30-lunch");
+      await p.fill(`${form} [name="dish"]`, "番茄炒蛋");
+      await p.fill(`${form} [name="grams"]`, "150");
+    }, "food.sample", (b) => b.dish === "番茄炒蛋");
+    check(sample.body.meal_id === "2026-11-30-lunch" && sample.body.grams === 150,
+      `the canteen sample is stored as entered (${JSON.stringify(sample.body)})`);
+    const illness = await submitted(canteenUrl, canteenManager, "zhou.min", "/canteen/illness", async (p, form) => {
+      await p.fill(`${form} [name="meal_id"]`, "2026-11-30-lunch");
+      await p.fill(`${form} [name="cases"]`, "3");
+      await p.check(`${form} [name="samples_sealed"]`);
+      await p.fill(`${form} [name="description"]`, "午餐后三名学生腹痛");
+    }, "food.alert", (b) => b.kind === "illness");
+    check(illness.body.cases === 3 && illness.body.samples_sealed === true && illness.body.meal_id === "2026-11-30-lunch",
+      `the illness report is stored as entered (${JSON.stringify(illness.body)})`);
 
     // The wellbeing service: the psych form only for a psychology role.
     const t = await signIn(browser, wellbeingUrl, teacher, "wang.fang");
