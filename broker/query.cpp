@@ -113,7 +113,7 @@ class query_server {
     void cancel(const reply_to& to);
     void clock_command(const reply_to& to, const principal* client, const json& params);
     void stats_command(const reply_to& to, const principal* client);
-    void checkpoint_command(const reply_to& to);
+    void checkpoint_command(const reply_to& to, const json& params);
     void access_command(const reply_to& to, const principal& client, const json& params);
 
     // ---- replay streams
@@ -192,7 +192,7 @@ void query_server::handle(std::vector<zmq::message_t>& f) {
     } else if (cmd == wire::cmd_stats) {
         stats_command(to, client);
     } else if (cmd == cmd_checkpoint) {
-        checkpoint_command(to);
+        checkpoint_command(to, params);
     } else if (cmd == cmd_access) {
         refuse(to, errc::forbidden,
                "the broker was started without an access table (--clients); there is "
@@ -335,18 +335,46 @@ void query_server::stats_command(const reply_to& to, const principal* client) {
     send(to, wire::cmd_stats, {body});
 }
 
-// The last checkpoint the broker signed (checkpoint.cpp).
-void query_server::checkpoint_command(const reply_to& to) {
+// The last checkpoint the broker signed (checkpoint.cpp); with {"now": true}
+// the checkpoint thread first signs the head as it is, and the answer waits
+// until that checkpoint's event is stored and durable.
+void query_server::checkpoint_command(const reply_to& to, const json& params) {
     if (!b_.opts.checkpoints)
         return refuse(to, errc::not_found,
                       "this broker signs no checkpoints (no checkpoint key configured)");
+    bool now = false;
+    if (auto it = params.find("now"); it != params.end() && !it->is_null()) {
+        if (!it->is_boolean()) return refuse(to, errc::bad_value, "now: expected true or false");
+        now = it->get<bool>();
+    }
     std::optional<checkpoint> c;
-    {
+    if (now) {
+        if (!b_.request_checkpoint(std::chrono::seconds(30), c))
+            return refuse(to, errc::shutting_down,
+                          "no checkpoint signed now: the broker is stopping, or its checkpoint "
+                          "thread did not answer within 30 s");
+        b_.pipe.wait_settled(b_.pipe.poke(), std::chrono::seconds(30));
+    } else {
         std::lock_guard lock(b_.checkpoint_m);
         c = b_.latest_checkpoint;
     }
     if (!c) return refuse(to, errc::not_found, "no checkpoint yet: the log is empty");
-    auto body = to_json(*c).dump();
+    auto j = to_json(*c);
+    if (now) {
+        // Where its audit.checkpoint event is: near the head.
+        auto head = b_.st.head();
+        for (auto off = head; off >= 1 && off + 64 > head; --off) {
+            auto rec = b_.st.get(off);
+            event_head h;
+            if (!rec || !peek(*rec, h) || h.type != audit_checkpoint::type) continue;
+            event e;
+            if (decode(*rec, e)) continue;
+            if (std::get<audit_checkpoint>(e.body).offset != c->offset) continue;
+            j["stored_at"] = off;
+            break;
+        }
+    }
+    auto body = j.dump();
     send(to, cmd_checkpoint, {body});
 }
 
