@@ -286,6 +286,77 @@ TEST_CASE("pingan checkpoint has the running broker sign its head at once, and -
     CHECK(j["checkpoint"]["key_pinned"] == true);
 }
 
+TEST_CASE("an export carries the checkpoint it reaches, and verify --export checks it without "
+          "--checkpoint",
+          "[checkpoint]") {
+    signed_log l;
+    // From the store: the clean stop's checkpoint (offset 4) is within 1-5.
+    std::string all = l.d / "all.jsonl";
+    REQUIRE(run({"export", "--data", l.store, "--out", all}).code == 0);
+    auto lines = [](const std::string& file) {
+        std::vector<std::string> out;
+        std::ifstream in(file);
+        for (std::string s; std::getline(in, s);)
+            out.push_back(s);
+        return out;
+    };
+    auto header = json::parse(lines(all).at(0));
+    CHECK(header["checkpoint"] == l.file());
+    auto v = run({"verify", "--export", all, "--pubkey", l.key + ".pub"});
+    INFO(v.lines.at(0));
+    REQUIRE(v.code == 0);
+    auto j = json::parse(v.lines.at(0));
+    CHECK(j["checkpoint"]["offset"] == 4);
+    CHECK(j["checkpoint"]["from"] == "header");
+    CHECK(j["checkpoint"]["key_pinned"] == true);
+
+    // Another key pinned, or a header checkpoint altered, is not trusted.
+    REQUIRE(run({"checkpoint", "keygen", "--out", l.d / "other.key"}).code == 0);
+    auto other = run({"verify", "--export", all, "--pubkey", l.d / "other.key.pub"});
+    CHECK(other.code == 1);
+    CHECK(has(other, "is signed by key"));
+    auto rows = lines(all);
+    auto forged = json::parse(rows[0]);
+    forged["checkpoint"]["offset"] = 3;
+    rows[0] = forged.dump();
+    {
+        std::ofstream out(l.d / "forged.jsonl");
+        for (auto& r : rows)
+            out << r << "\n";
+    }
+    auto f = run({"verify", "--export", l.d / "forged.jsonl"});
+    CHECK(f.code == 1);
+    CHECK(has(f, "signature does not verify"));
+
+    // An export that ends before the checkpoint carries none.
+    REQUIRE(run({"export", "--data", l.store, "--to", "3", "--out", l.d / "three.jsonl"}).code ==
+            0);
+    CHECK_FALSE(json::parse(lines(l.d / "three.jsonl").at(0)).contains("checkpoint"));
+
+    // From the broker: it signs its head for the export; without chain hashes
+    // the export is proved against the store, checkpoint included.
+    std::string live = l.d / "live.jsonl";
+    {
+        broker_process b(l.store, {"--checkpoint-key", l.key, "--checkpoint-interval", "86400"});
+        b.export_env();
+        REQUIRE(run({"publish", hazard("HZ-5")}).code == 0); // offset 6
+        REQUIRE(run({"export", "--out", live}).code == 0);
+        b.proc->signal(SIGTERM);
+        REQUIRE(b.proc->wait() == 0);
+    }
+    auto lh = json::parse(lines(live).at(0));
+    CHECK(lh["source"] == "broker");
+    CHECK(lh["checkpoint"]["offset"] == 6);
+    CHECK(signature_valid(checkpoint_from_json(lh["checkpoint"])));
+    auto alone = run({"verify", "--export", live});
+    CHECK(alone.code == 1);
+    CHECK(has(alone, "carries no chain hashes"));
+    auto against = run({"verify", "--export", live, "--data", l.store, "--pubkey", l.key + ".pub"});
+    INFO(against.lines.at(0));
+    CHECK(against.code == 0);
+    CHECK(json::parse(against.lines.at(0))["checkpoint"]["offset"] == 6);
+}
+
 TEST_CASE("verify --checkpoint catches a changed byte, a deleted, swapped or inserted record, a "
           "cut tail and a rewritten re-chained history",
           "[checkpoint]") {
