@@ -46,6 +46,12 @@ struct stream {
     std::uint64_t viewed_first = 0, viewed_last = 0;
     std::uint32_t viewed = 0;
     std::set<std::string> viewed_schools;
+    // REPLAY {"purpose": "export"}: what was sent is logged as one
+    // access.viewed, what "export", when the stream ends.
+    bool exporting = false;
+    std::uint64_t exported_first = 0, exported_last = 0;
+    std::uint32_t exported = 0;
+    std::set<std::string> exported_schools;
 };
 
 std::string_view sv(const zmq::message_t& m) {
@@ -119,6 +125,8 @@ class query_server {
     // ---- replay streams
     // Appends an access.viewed record through the writer, like any event.
     void log_views(stream& s);
+    // An export's stream ends (END, cancel or revocation): its access.viewed.
+    void log_export(stream& s);
     // Sends END. Returns: false (the stream is over).
     bool finish(stream& s);
     // Sends one chunk of a stream. Returns: false when the stream is finished
@@ -227,6 +235,9 @@ void query_server::open_replay(const reply_to& to, const json& params,
         problem = "format: expected \"binary\", \"packed\" or \"json\"";
     s.json = format == "json";
     s.packed = format == "packed";
+    auto purpose = str_field(params, "purpose", problem);
+    if (!purpose.empty() && purpose != "export") problem = "purpose: expected \"export\"";
+    s.exporting = purpose == "export";
     if (!problem.empty()) return refuse(to, errc::bad_value, problem);
     if (client) {
         if (auto p = may_query(*client, f2, b_.reg)) return refuse(to, p.code, p.detail);
@@ -260,6 +271,7 @@ void query_server::grant_credit(const reply_to& to, const json& params) {
 void query_server::cancel(const reply_to& to) {
     if (auto it = streams_.find({to.routing, to.tag}); it != streams_.end()) {
         log_views(it->second); // what was shown before the cancel
+        log_export(it->second);
         streams_.erase(it);
     }
 }
@@ -423,8 +435,40 @@ void query_server::log_views(stream& s) {
     s.viewed = 0;
 }
 
+void query_server::log_export(stream& s) {
+    if (!s.exporting) return;
+    s.exporting = false; // once
+    event e;
+    auto now = b_.clk.now();
+    e.id = new_event_id(now);
+    e.source = "pingan-broker/query";
+    e.actor = s.client ? s.client->identity : "pingan-broker";
+    e.occurred_at = now;
+    e.status = status::system;
+    e.scope = scope::restricted;
+    access_viewed v;
+    // Without an access table the broker knows no one: the record says so.
+    v.viewer = s.client ? s.client->identity : "unauthenticated (no access table)";
+    v.what = "export";
+    v.first_offset = s.exported_first;
+    v.last_offset = s.exported_last;
+    v.count = s.exported;
+    v.schools.assign(s.exported_schools.begin(), s.exported_schools.end());
+    if (v.schools.size() > 4096) v.schools.resize(4096); // the field's limit
+    e.body = std::move(v);
+    std::vector<prepared_event> one;
+    one.push_back(prepare(std::move(e)));
+    std::vector<owner_tag> owner{{nullptr, 0}};
+    b_.pipe.push(one, owner);
+}
+
 bool query_server::finish(stream& s) {
     log_views(s);
+    if (s.exporting) {
+        // Stored and durable before END: the exporter can find it at once.
+        log_export(s);
+        b_.pipe.wait_settled(b_.pipe.poke(), std::chrono::seconds(30));
+    }
     json j = {{"next", s.filter.from}, {"count", s.sent}, {"head", b_.st.head()}};
     auto body = j.dump();
     send({s.routing, s.delimiter, s.tag}, wire::cmd_end, {body});
@@ -436,6 +480,7 @@ bool query_server::pump(stream& s) {
     // rights changed) ends at its next chunk.
     if (s.client && !b_.still_admitted(*s.client)) {
         log_views(s);
+        log_export(s);
         client_name_ = s.client->identity;
         refuse({s.routing, s.delimiter, s.tag}, errc::unauthorized,
                "the key of " + s.client->identity +
@@ -449,8 +494,9 @@ bool query_server::pump(stream& s) {
     bool alive = true;
     bool sent_all = true;     // false once a message could not be sent
     std::uint64_t resume = 0; // first event of a message that did not fit
-    std::uint64_t batch_first = 0;
+    std::uint64_t batch_first = 0, batch_last = 0;
     std::size_t batch_events = 0;
+    std::set<std::string> batch_schools; // an export's, counted once the batch is sent
     std::vector<zmq::message_t> frames;
     std::string packed; // with s.packed: the one frame of the message
     // Sends the events gathered for one EVT message. Returns: false if it
@@ -474,13 +520,24 @@ bool query_server::pump(stream& s) {
         }
         s.sent += batch_events;
         s.credit -= batch_events;
+        if (s.exporting) {
+            if (!s.exported) s.exported_first = batch_first;
+            s.exported_last = batch_last;
+            s.exported += static_cast<std::uint32_t>(batch_events);
+            s.exported_schools.merge(batch_schools);
+            batch_schools.clear();
+        }
         frames.clear();
         packed.clear();
         batch_events = 0;
         return true;
     };
     auto next = b_.st.scan(s.filter, n, [&](std::uint64_t off, std::string_view rec) {
-        if (!batch_events) batch_first = off;
+        if (!batch_events) {
+            batch_first = off;
+            batch_schools.clear();
+        }
+        batch_last = off;
         if (!s.packed) {
             auto o = wire::u64_le(off);
             frames.emplace_back(o.data(), o.size());
@@ -495,8 +552,9 @@ bool query_server::pump(stream& s) {
         };
         event_head h;
         // Sealed minors' data (common/key_ring.hpp) opens for cleared readers only.
-        bool minors_type =
-            (s.client || b_.opts.keys) && peek(rec, h) && carries_minors_details(h.type);
+        bool peeked = (s.client || b_.opts.keys || s.exporting) && peek(rec, h);
+        if (s.exporting && peeked && !h.school.empty()) batch_schools.emplace(h.school);
+        bool minors_type = (s.client || b_.opts.keys) && peeked && carries_minors_details(h.type);
         bool minors = s.client && minors_type;
         bool unseal = minors_type && !s.redact && b_.opts.keys;
         if (minors && !s.redact) {

@@ -235,6 +235,7 @@ exported from_broker(const export_args& a) {
         r.school = a.f.school;
         r.district = a.f.district;
         r.credit = 2000;
+        r.purpose = "export"; // the broker logs it as access.viewed
         try {
             q.replay(
                 r,
@@ -507,6 +508,10 @@ void run(const export_args& a) {
         write_csv(out, x, a.bom, reg ? &*reg : nullptr);
     out.flush();
     if (!out) fatal("cannot write " + (a.out.empty() ? std::string("standard output") : a.out));
+    if (x.source == "store")
+        std::cerr << "pingan: this export is not logged: it read the store directly, read-only, "
+                     "and nothing is written to the log; export through the broker to have it "
+                     "logged as access.viewed\n";
     if (!a.out.empty())
         std::cerr << "pingan: " << x.events.size() << " events (offsets "
                   << x.segment["from"].get<std::uint64_t>() << "-"
