@@ -53,6 +53,10 @@ struct broker::impl {
     std::condition_variable checkpoint_cv;
     bool checkpoint_final = false;               // ingest is done: sign the last head
     std::optional<checkpoint> latest_checkpoint; // for the CHECKPOINT query command
+    // CHECKPOINT {"now": true}: the query thread counts a request up and waits
+    // until the checkpoint thread has served that many (signed the head, or
+    // found it already signed).
+    std::uint64_t checkpoint_requests = 0, checkpoint_served = 0;
 
     // The access table in force (security on): read by the ingest, query,
     // writer and ZAP threads, replaced whole by reload_access().
@@ -73,6 +77,12 @@ struct broker::impl {
     void run_checkpoints();
     // Signs the durable head unless it is the last checkpoint's own event.
     void make_checkpoint(const char* trigger);
+    // CHECKPOINT {"now": true}, on the query thread: has the checkpoint
+    // thread sign the head at once (trigger "request") and waits, at most
+    // `limit`, until it has; `latest` is then the latest checkpoint (none
+    // while the log is empty). Returns: false if the broker is stopping or
+    // the thread did not answer in time.
+    bool request_checkpoint(std::chrono::milliseconds limit, std::optional<checkpoint>& latest);
     // Ingest is done: the last checkpoint, then the pipeline closes (the
     // writer stores the checkpoint's event before it stops).
     void ingest_finished();

@@ -6,13 +6,15 @@
 // checkpoint as a file into the directory another party keeps and hands the
 // audit.checkpoint event to the writer like any other. The writer never signs.
 // An idle broker signs nothing new: when the head is the last checkpoint's
-// own event, there is nothing more to vouch for.
+// own event, there is nothing more to vouch for. CHECKPOINT {"now": true}
+// (query.cpp) wakes the thread to sign the head at once, trigger "request".
 #include "broker/broker_impl.hpp"
 
 #include "common/event_id.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -103,16 +105,43 @@ void broker::impl::make_checkpoint(const char* trigger) {
 void broker::impl::run_checkpoints() {
     std::unique_lock lock(checkpoint_m);
     while (!checkpoint_final) {
-        if (checkpoint_cv.wait_for(lock, opts.checkpoints->interval,
-                                   [&] { return checkpoint_final; }))
+        bool asked = false;
+        if (!checkpoint_cv.wait_for(lock, opts.checkpoints->interval, [&] {
+                return checkpoint_final || checkpoint_requests > checkpoint_served;
+            })) {
+            // The interval passed.
+        } else if (checkpoint_final) {
             break;
+        } else {
+            asked = true;
+        }
+        // Every request waiting now is answered by this one signature.
+        auto serving = checkpoint_requests;
         lock.unlock();
-        make_checkpoint("interval");
+        make_checkpoint(asked ? "request" : "interval");
         lock.lock();
+        checkpoint_served = std::max(checkpoint_served, serving);
+        checkpoint_cv.notify_all();
     }
     lock.unlock();
     make_checkpoint("shutdown");
+    lock.lock();
+    checkpoint_served = checkpoint_requests; // they get the shutdown's checkpoint
+    lock.unlock();
+    checkpoint_cv.notify_all();
     pipe.close();
+}
+
+bool broker::impl::request_checkpoint(std::chrono::milliseconds limit,
+                                      std::optional<checkpoint>& latest) {
+    std::unique_lock lock(checkpoint_m);
+    if (checkpoint_final) return false;
+    auto mine = ++checkpoint_requests;
+    checkpoint_cv.notify_all();
+    if (!checkpoint_cv.wait_for(lock, limit, [&] { return checkpoint_served >= mine; }))
+        return false;
+    latest = latest_checkpoint;
+    return true;
 }
 
 void broker::impl::ingest_finished() {

@@ -46,6 +46,12 @@ struct stream {
     std::uint64_t viewed_first = 0, viewed_last = 0;
     std::uint32_t viewed = 0;
     std::set<std::string> viewed_schools;
+    // REPLAY {"purpose": "export"}: what was sent is logged as one
+    // access.viewed, what "export", when the stream ends.
+    bool exporting = false;
+    std::uint64_t exported_first = 0, exported_last = 0;
+    std::uint32_t exported = 0;
+    std::set<std::string> exported_schools;
 };
 
 std::string_view sv(const zmq::message_t& m) {
@@ -113,12 +119,14 @@ class query_server {
     void cancel(const reply_to& to);
     void clock_command(const reply_to& to, const principal* client, const json& params);
     void stats_command(const reply_to& to, const principal* client);
-    void checkpoint_command(const reply_to& to);
+    void checkpoint_command(const reply_to& to, const json& params);
     void access_command(const reply_to& to, const principal& client, const json& params);
 
     // ---- replay streams
     // Appends an access.viewed record through the writer, like any event.
     void log_views(stream& s);
+    // An export's stream ends (END, cancel or revocation): its access.viewed.
+    void log_export(stream& s);
     // Sends END. Returns: false (the stream is over).
     bool finish(stream& s);
     // Sends one chunk of a stream. Returns: false when the stream is finished
@@ -192,7 +200,7 @@ void query_server::handle(std::vector<zmq::message_t>& f) {
     } else if (cmd == wire::cmd_stats) {
         stats_command(to, client);
     } else if (cmd == cmd_checkpoint) {
-        checkpoint_command(to);
+        checkpoint_command(to, params);
     } else if (cmd == cmd_access) {
         refuse(to, errc::forbidden,
                "the broker was started without an access table (--clients); there is "
@@ -227,6 +235,9 @@ void query_server::open_replay(const reply_to& to, const json& params,
         problem = "format: expected \"binary\", \"packed\" or \"json\"";
     s.json = format == "json";
     s.packed = format == "packed";
+    auto purpose = str_field(params, "purpose", problem);
+    if (!purpose.empty() && purpose != "export") problem = "purpose: expected \"export\"";
+    s.exporting = purpose == "export";
     if (!problem.empty()) return refuse(to, errc::bad_value, problem);
     if (client) {
         if (auto p = may_query(*client, f2, b_.reg)) return refuse(to, p.code, p.detail);
@@ -260,6 +271,7 @@ void query_server::grant_credit(const reply_to& to, const json& params) {
 void query_server::cancel(const reply_to& to) {
     if (auto it = streams_.find({to.routing, to.tag}); it != streams_.end()) {
         log_views(it->second); // what was shown before the cancel
+        log_export(it->second);
         streams_.erase(it);
     }
 }
@@ -343,18 +355,46 @@ void query_server::stats_command(const reply_to& to, const principal* client) {
     send(to, wire::cmd_stats, {body});
 }
 
-// The last checkpoint the broker signed (checkpoint.cpp).
-void query_server::checkpoint_command(const reply_to& to) {
+// The last checkpoint the broker signed (checkpoint.cpp); with {"now": true}
+// the checkpoint thread first signs the head as it is, and the answer waits
+// until that checkpoint's event is stored and durable.
+void query_server::checkpoint_command(const reply_to& to, const json& params) {
     if (!b_.opts.checkpoints)
         return refuse(to, errc::not_found,
                       "this broker signs no checkpoints (no checkpoint key configured)");
+    bool now = false;
+    if (auto it = params.find("now"); it != params.end() && !it->is_null()) {
+        if (!it->is_boolean()) return refuse(to, errc::bad_value, "now: expected true or false");
+        now = it->get<bool>();
+    }
     std::optional<checkpoint> c;
-    {
+    if (now) {
+        if (!b_.request_checkpoint(std::chrono::seconds(30), c))
+            return refuse(to, errc::shutting_down,
+                          "no checkpoint signed now: the broker is stopping, or its checkpoint "
+                          "thread did not answer within 30 s");
+        b_.pipe.wait_settled(b_.pipe.poke(), std::chrono::seconds(30));
+    } else {
         std::lock_guard lock(b_.checkpoint_m);
         c = b_.latest_checkpoint;
     }
     if (!c) return refuse(to, errc::not_found, "no checkpoint yet: the log is empty");
-    auto body = to_json(*c).dump();
+    auto j = to_json(*c);
+    if (now) {
+        // Where its audit.checkpoint event is: near the head.
+        auto head = b_.st.head();
+        for (auto off = head; off >= 1 && off + 64 > head; --off) {
+            auto rec = b_.st.get(off);
+            event_head h;
+            if (!rec || !peek(*rec, h) || h.type != audit_checkpoint::type) continue;
+            event e;
+            if (decode(*rec, e)) continue;
+            if (std::get<audit_checkpoint>(e.body).offset != c->offset) continue;
+            j["stored_at"] = off;
+            break;
+        }
+    }
+    auto body = j.dump();
     send(to, cmd_checkpoint, {body});
 }
 
@@ -403,8 +443,40 @@ void query_server::log_views(stream& s) {
     s.viewed = 0;
 }
 
+void query_server::log_export(stream& s) {
+    if (!s.exporting) return;
+    s.exporting = false; // once
+    event e;
+    auto now = b_.clk.now();
+    e.id = new_event_id(now);
+    e.source = "pingan-broker/query";
+    e.actor = s.client ? s.client->identity : "pingan-broker";
+    e.occurred_at = now;
+    e.status = status::system;
+    e.scope = scope::restricted;
+    access_viewed v;
+    // Without an access table the broker knows no one: the record says so.
+    v.viewer = s.client ? s.client->identity : "unauthenticated (no access table)";
+    v.what = "export";
+    v.first_offset = s.exported_first;
+    v.last_offset = s.exported_last;
+    v.count = s.exported;
+    v.schools.assign(s.exported_schools.begin(), s.exported_schools.end());
+    if (v.schools.size() > 4096) v.schools.resize(4096); // the field's limit
+    e.body = std::move(v);
+    std::vector<prepared_event> one;
+    one.push_back(prepare(std::move(e)));
+    std::vector<owner_tag> owner{{nullptr, 0}};
+    b_.pipe.push(one, owner);
+}
+
 bool query_server::finish(stream& s) {
     log_views(s);
+    if (s.exporting) {
+        // Stored and durable before END: the exporter can find it at once.
+        log_export(s);
+        b_.pipe.wait_settled(b_.pipe.poke(), std::chrono::seconds(30));
+    }
     json j = {{"next", s.filter.from}, {"count", s.sent}, {"head", b_.st.head()}};
     auto body = j.dump();
     send({s.routing, s.delimiter, s.tag}, wire::cmd_end, {body});
@@ -416,6 +488,7 @@ bool query_server::pump(stream& s) {
     // rights changed) ends at its next chunk.
     if (s.client && !b_.still_admitted(*s.client)) {
         log_views(s);
+        log_export(s);
         client_name_ = s.client->identity;
         refuse({s.routing, s.delimiter, s.tag}, errc::unauthorized,
                "the key of " + s.client->identity +
@@ -429,8 +502,9 @@ bool query_server::pump(stream& s) {
     bool alive = true;
     bool sent_all = true;     // false once a message could not be sent
     std::uint64_t resume = 0; // first event of a message that did not fit
-    std::uint64_t batch_first = 0;
+    std::uint64_t batch_first = 0, batch_last = 0;
     std::size_t batch_events = 0;
+    std::set<std::string> batch_schools; // an export's, counted once the batch is sent
     std::vector<zmq::message_t> frames;
     std::string packed; // with s.packed: the one frame of the message
     // Sends the events gathered for one EVT message. Returns: false if it
@@ -454,13 +528,24 @@ bool query_server::pump(stream& s) {
         }
         s.sent += batch_events;
         s.credit -= batch_events;
+        if (s.exporting) {
+            if (!s.exported) s.exported_first = batch_first;
+            s.exported_last = batch_last;
+            s.exported += static_cast<std::uint32_t>(batch_events);
+            s.exported_schools.merge(batch_schools);
+            batch_schools.clear();
+        }
         frames.clear();
         packed.clear();
         batch_events = 0;
         return true;
     };
     auto next = b_.st.scan(s.filter, n, [&](std::uint64_t off, std::string_view rec) {
-        if (!batch_events) batch_first = off;
+        if (!batch_events) {
+            batch_first = off;
+            batch_schools.clear();
+        }
+        batch_last = off;
         if (!s.packed) {
             auto o = wire::u64_le(off);
             frames.emplace_back(o.data(), o.size());
@@ -475,8 +560,9 @@ bool query_server::pump(stream& s) {
         };
         event_head h;
         // Sealed minors' data (common/key_ring.hpp) opens for cleared readers only.
-        bool minors_type =
-            (s.client || b_.opts.keys) && peek(rec, h) && carries_minors_details(h.type);
+        bool peeked = (s.client || b_.opts.keys || s.exporting) && peek(rec, h);
+        if (s.exporting && peeked && !h.school.empty()) batch_schools.emplace(h.school);
+        bool minors_type = (s.client || b_.opts.keys) && peeked && carries_minors_details(h.type);
         bool minors = s.client && minors_type;
         bool unseal = minors_type && !s.redact && b_.opts.keys;
         if (minors && !s.redact) {

@@ -289,6 +289,7 @@ replay_end query_client::replay(const replay_request& r,
     if (r.limit) p["limit"] = r.limit;
     p["credit"] = r.credit;
     p["format"] = r.json ? "json" : r.packed ? "packed" : "binary";
+    if (!r.purpose.empty()) p["purpose"] = r.purpose;
     auto tag = "r" + std::to_string(next_tag_++);
     auto body = p.dump();
     send_all(*link_, sock_, {wire::cmd_replay, tag, body}, {});

@@ -126,6 +126,8 @@ struct replay_request {
     // Binary events many to a frame (docs/protocol.md, "packed"); false asks
     // for the one-frame-per-event binary format of brokers before it.
     bool packed = true;
+    // "export": the broker logs what it sent as access.viewed (pingan export).
+    std::string purpose;
 };
 
 struct replay_end {

@@ -196,20 +196,165 @@ TEST_CASE("a clean stop signs the head into the log and the kept directory, and 
     CHECK(has(g, "offset: expected a whole number"));
 }
 
-TEST_CASE("pingan checkpoint asks the running broker for its last signed head", "[checkpoint]") {
+TEST_CASE("pingan checkpoint asks the running broker for its signed head", "[checkpoint]") {
     signed_log l;
     broker_process b(l.store, {"--checkpoint-key", l.key, "--checkpoint-dir", l.dir});
     b.export_env();
-    // Restarted on a head that is its last checkpoint: nothing new to sign.
+    // Restarted on a head that is its last checkpoint: nothing new to sign,
+    // asked now or not.
     auto r = run({"checkpoint"});
     REQUIRE(r.code == 0);
-    CHECK(json::parse(r.lines.at(0)) == l.file());
+    auto now = json::parse(r.lines.at(0));
+    CHECK(now["stored_at"] == 5);
+    now.erase("stored_at");
+    CHECK(now == l.file());
+    auto last = run({"checkpoint", "--last"});
+    REQUIRE(last.code == 0);
+    CHECK(json::parse(last.lines.at(0)) == l.file());
 
     broker_process plain(l.d / "plain");
     plain.export_env();
     auto none = run({"checkpoint"});
     CHECK(none.code == 1);
     CHECK(has(none, "signs no checkpoints"));
+}
+
+TEST_CASE("pingan checkpoint has the running broker sign its head at once, and --last gives "
+          "the previous one",
+          "[checkpoint]") {
+    temp_dir d;
+    std::string store = d / "store", key = d / "signing.key";
+    REQUIRE(run({"checkpoint", "keygen", "--out", key}).code == 0);
+    std::string head_file = d / "head.json";
+    {
+        // An interval far beyond the test: every checkpoint here is asked for.
+        broker_process b(store, {"--checkpoint-key", key, "--checkpoint-interval", "86400"});
+        b.export_env();
+        auto empty = run({"checkpoint"});
+        CHECK(empty.code == 1);
+        CHECK(has(empty, "the log is empty"));
+
+        for (auto id : {"HZ-1", "HZ-2"})
+            REQUIRE(run({"publish", hazard(id)}).code == 0);
+        auto first = run({"checkpoint"});
+        REQUIRE(first.code == 0);
+        auto f = json::parse(first.lines.at(0));
+        CHECK(f["offset"] == 2);
+        CHECK(f["stored_at"] == 3); // its audit.checkpoint event follows the head it signs
+        CHECK(signature_valid(checkpoint_from_json(f)));
+
+        // Nothing new since: the same checkpoint, and no new event.
+        auto again = run({"checkpoint"});
+        REQUIRE(again.code == 0);
+        CHECK(json::parse(again.lines.at(0)) == f);
+
+        REQUIRE(run({"publish", hazard("HZ-3")}).code == 0);
+        // --last: what was signed before, not the head with HZ-3 at offset 4.
+        auto last = run({"checkpoint", "--last"});
+        REQUIRE(last.code == 0);
+        auto l = json::parse(last.lines.at(0));
+        CHECK(l["offset"] == 2);
+        CHECK_FALSE(l.contains("stored_at"));
+
+        auto out = run({"checkpoint", "--out", head_file});
+        REQUIRE(out.code == 0);
+        CHECK(out.lines.empty());
+        auto h = json::parse(read_file(head_file));
+        CHECK(h["offset"] == 4);
+        CHECK(h["stored_at"] == 5);
+        CHECK(signature_valid(checkpoint_from_json(h)));
+
+        // The requested checkpoints are events of the log, trigger "request".
+        auto events = run({"replay", "--json", "--type", "audit.checkpoint"});
+        REQUIRE(events.code == 0);
+        REQUIRE(events.lines.size() == 2);
+        for (auto& line : events.lines)
+            CHECK(json::parse(line)["body"]["trigger"] == "request");
+
+        auto bad = run({"checkpoint", "--out", d / "missing/dir/head.json"});
+        CHECK(bad.code != 0);
+        CHECK(has(bad, "cannot write"));
+        b.proc->signal(SIGTERM);
+        REQUIRE(b.proc->wait() == 0);
+    }
+    // The file written on demand proves the store, with the key pinned.
+    auto v = run({"verify", "--data", store, "--checkpoint", head_file, "--pubkey", key + ".pub"});
+    INFO(v.lines.at(0));
+    CHECK(v.code == 0);
+    auto j = json::parse(v.lines.at(0));
+    CHECK(j["checkpoint"]["offset"] == 4);
+    CHECK(j["checkpoint"]["key_pinned"] == true);
+}
+
+TEST_CASE("an export carries the checkpoint it reaches, and verify --export checks it without "
+          "--checkpoint",
+          "[checkpoint]") {
+    signed_log l;
+    // From the store: the clean stop's checkpoint (offset 4) is within 1-5.
+    std::string all = l.d / "all.jsonl";
+    REQUIRE(run({"export", "--data", l.store, "--out", all}).code == 0);
+    auto lines = [](const std::string& file) {
+        std::vector<std::string> out;
+        std::ifstream in(file);
+        for (std::string s; std::getline(in, s);)
+            out.push_back(s);
+        return out;
+    };
+    auto header = json::parse(lines(all).at(0));
+    CHECK(header["checkpoint"] == l.file());
+    auto v = run({"verify", "--export", all, "--pubkey", l.key + ".pub"});
+    INFO(v.lines.at(0));
+    REQUIRE(v.code == 0);
+    auto j = json::parse(v.lines.at(0));
+    CHECK(j["checkpoint"]["offset"] == 4);
+    CHECK(j["checkpoint"]["from"] == "header");
+    CHECK(j["checkpoint"]["key_pinned"] == true);
+
+    // Another key pinned, or a header checkpoint altered, is not trusted.
+    REQUIRE(run({"checkpoint", "keygen", "--out", l.d / "other.key"}).code == 0);
+    auto other = run({"verify", "--export", all, "--pubkey", l.d / "other.key.pub"});
+    CHECK(other.code == 1);
+    CHECK(has(other, "is signed by key"));
+    auto rows = lines(all);
+    auto forged = json::parse(rows[0]);
+    forged["checkpoint"]["offset"] = 3;
+    rows[0] = forged.dump();
+    {
+        std::ofstream out(l.d / "forged.jsonl");
+        for (auto& r : rows)
+            out << r << "\n";
+    }
+    auto f = run({"verify", "--export", l.d / "forged.jsonl"});
+    CHECK(f.code == 1);
+    CHECK(has(f, "signature does not verify"));
+
+    // An export that ends before the checkpoint carries none.
+    REQUIRE(run({"export", "--data", l.store, "--to", "3", "--out", l.d / "three.jsonl"}).code ==
+            0);
+    CHECK_FALSE(json::parse(lines(l.d / "three.jsonl").at(0)).contains("checkpoint"));
+
+    // From the broker: it signs its head for the export; without chain hashes
+    // the export is proved against the store, checkpoint included.
+    std::string live = l.d / "live.jsonl";
+    {
+        broker_process b(l.store, {"--checkpoint-key", l.key, "--checkpoint-interval", "86400"});
+        b.export_env();
+        REQUIRE(run({"publish", hazard("HZ-5")}).code == 0); // offset 6
+        REQUIRE(run({"export", "--out", live}).code == 0);
+        b.proc->signal(SIGTERM);
+        REQUIRE(b.proc->wait() == 0);
+    }
+    auto lh = json::parse(lines(live).at(0));
+    CHECK(lh["source"] == "broker");
+    CHECK(lh["checkpoint"]["offset"] == 6);
+    CHECK(signature_valid(checkpoint_from_json(lh["checkpoint"])));
+    auto alone = run({"verify", "--export", live});
+    CHECK(alone.code == 1);
+    CHECK(has(alone, "carries no chain hashes"));
+    auto against = run({"verify", "--export", live, "--data", l.store, "--pubkey", l.key + ".pub"});
+    INFO(against.lines.at(0));
+    CHECK(against.code == 0);
+    CHECK(json::parse(against.lines.at(0))["checkpoint"]["offset"] == 6);
 }
 
 TEST_CASE("verify --checkpoint catches a changed byte, a deleted, swapped or inserted record, a "

@@ -4,6 +4,7 @@
 #include "broker/store.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
+#include "common/curve.hpp"
 #include "pingan_run.hpp"
 #include "support.hpp"
 
@@ -21,6 +22,14 @@ std::vector<std::string> lines_of(const std::string& path) {
     std::vector<std::string> v;
     for (std::string l; std::getline(in, l);)
         v.push_back(l);
+    return v;
+}
+
+// Standard output's lines of an export: without the notes on standard error.
+std::vector<std::string> output_of(const run_result& r) {
+    std::vector<std::string> v;
+    for (const auto& l : r.lines)
+        if (!l.starts_with("pingan: ")) v.push_back(l);
     return v;
 }
 
@@ -199,7 +208,8 @@ TEST_CASE("export --term keeps to the school term's dates in China time", "[expo
     l.publish(hazard("420502K001", "HZ-4", "窗户破损", l.now()));
     auto autumn = run({"export", "--data", l.store(), "--term", "2026-autumn"});
     REQUIRE(autumn.code == 0);
-    CHECK(autumn.lines.size() == 4);
+    CHECK(output_of(autumn).size() == 4);
+    CHECK(has(autumn, "this export is not logged"));
     auto spring = run({"export", "--term", "2027-spring"});
     REQUIRE(spring.code == 0);
     REQUIRE(spring.lines.size() == 2);
@@ -214,9 +224,10 @@ TEST_CASE("an offline export redacts minors' details and says how many", "[expor
     l.publish(psych(l.now()));
     auto r = run({"export", "--data", l.store(), "--type", "psych.alert"});
     REQUIRE(r.code == 0);
-    REQUIRE(r.lines.size() == 2);
-    CHECK(json::parse(r.lines[0])["redacted"] == 1);
-    auto e = json::parse(r.lines[1]);
+    auto lines = output_of(r);
+    REQUIRE(lines.size() == 2);
+    CHECK(json::parse(lines[0])["redacted"] == 1);
+    auto e = json::parse(lines[1]);
     CHECK(e["body"]["student_ref"] == "redacted");
     CHECK(e["body"]["risk_level"] == "orange");
     for (const auto& line : r.lines)
@@ -319,4 +330,59 @@ TEST_CASE("an export imported into a fresh store gives the same records byte for
     auto filtered = run({"import", l.d / "k001.jsonl", "--data", l.d / "fresh"});
     CHECK(filtered.code == 1);
     CHECK(has(filtered, "not a complete export"));
+}
+
+TEST_CASE(
+    "an export through the broker is logged as access.viewed by the broker, and an offline one "
+    "says it is not",
+    "[export]") {
+    temp_dir d;
+    auto server = curve_generate(), city = curve_generate(), school = curve_generate();
+    write_key(d / "server.key", server);
+    write_key(d / "city.key", city);
+    write_key(d / "school.key", school);
+    std::ofstream(d / "clients.yaml")
+        << "clients:\n  - identity: bureau:city\n    key: \"" << city.public_key
+        << "\"\n    scope: city\n    may: [publish, query]\n"
+        << "  - identity: school:420502K001\n    key: \"" << school.public_key
+        << "\"\n    scope: {school: 420502K001}\n    may: [query]\n";
+    broker_process b(d / "store",
+                     {"--server-key", d / "server.key", "--clients", d / "clients.yaml"});
+    b.export_env();
+    auto as = [&](std::vector<std::string> a, const std::string& key) {
+        for (std::string k : {std::string("--key"), key, std::string("--server-key"),
+                              std::string(d / "server.key")})
+            a.push_back(k);
+        return a;
+    };
+    for (auto [sch, id] :
+         {std::pair{"420502K001", "HZ-1"}, {"420502P001", "HZ-2"}, {"420502K001", "HZ-3"}}) {
+        auto h = hazard(sch, id, "灭火器过期", "2026-10-12T09:00:00+08:00");
+        REQUIRE(run(as({"publish", h.dump()}, d / "city.key")).code == 0);
+    }
+    // The school's key sees its own school's two events, and the broker says so in the log.
+    auto e = run(as({"export", "--out", d / "k001.jsonl"}, d / "school.key"));
+    REQUIRE(e.code == 0);
+    REQUIRE(lines_of(d / "k001.jsonl").size() == 3);
+    auto viewed = run(as({"replay", "--json", "--type", "access.viewed"}, d / "city.key"));
+    REQUIRE(viewed.code == 0);
+    REQUIRE(viewed.lines.size() == 1);
+    auto v = json::parse(viewed.lines[0]);
+    CHECK(v["actor"] == "school:420502K001");
+    CHECK(v["body"]["viewer"] == "school:420502K001");
+    CHECK(v["body"]["what"] == "export");
+    CHECK(v["body"]["first_offset"] == 1);
+    CHECK(v["body"]["last_offset"] == 3);
+    CHECK(v["body"]["count"] == 2);
+    CHECK(v["body"]["schools"] == json::array({"420502K001"}));
+
+    // A plain replay is not an export, and is not logged as one.
+    REQUIRE(run(as({"replay", "--json"}, d / "city.key")).code == 0);
+    auto still = run(as({"replay", "--json", "--type", "access.viewed"}, d / "city.key"));
+    CHECK(still.lines.size() == 1);
+
+    // Read from the store directly, the export cannot write to the log: it says so.
+    auto offline = run({"export", "--data", d / "store", "--out", d / "all.jsonl"});
+    REQUIRE(offline.code == 0);
+    CHECK(has(offline, "not logged"));
 }

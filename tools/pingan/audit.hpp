@@ -56,14 +56,20 @@ struct school_term {
 // With `cp`, the export (or, with `data_dir`, the store) must also hold the
 // checkpoint's chain hash at its offset. With `photos_dir` (export --photos),
 // every photo the events name must be there, of its size and hash.
+// `cp_json` is what the result says of the checkpoint when it is proved.
 int verify_export(const std::string& file, const std::string& data_dir,
-                  const checkpoint* cp = nullptr, const std::string& photos_dir = {});
+                  const checkpoint* cp = nullptr, const std::string& photos_dir = {},
+                  const json& cp_json = {});
 
 // A checkpoint file read for `pingan verify --checkpoint`; exits 2 if it is
 // unreadable or malformed. `problem` says why it is not to be trusted (a
 // signature that does not verify, another key than `pubkey_file`'s), or is empty.
 checkpoint read_checkpoint(const std::string& file, const std::string& pubkey_file,
                            std::string& problem);
+// The same for a checkpoint already parsed (an export header's); `where`
+// names it in messages.
+checkpoint checkpoint_of(const json& j, const std::string& where, const std::string& pubkey_file,
+                         std::string& problem);
 
 std::optional<school_term> parse_term(std::string_view name);
 inline constexpr const char* term_help =

@@ -50,7 +50,15 @@ struct exported {
     std::string source;
     std::string scope; // from the broker: the caller's scope, when narrower than the city
     json photos;       // with --photos: {dir, files, missing}
+    json checkpoint;   // the newest signed checkpoint within the segment, if any
 };
+
+// Does a checkpoint at `offset` fall where verify --export can check it: the
+// segment's records, or the hash just before them?
+bool within(const json& segment, std::uint64_t offset) {
+    auto from = segment.value("from", std::uint64_t{0}), to = segment.value("to", std::uint64_t{0});
+    return from && offset + 1 >= from && offset <= to;
+}
 
 // The filter an export applied, as recorded in its header (and re-applied by verify).
 json filter_json(const export_args& a) {
@@ -163,6 +171,21 @@ exported from_store(const export_args& a, const std::string& dir) {
             }
             x.segment["last_hash"] = hash_hex(h);
         }
+        // The newest checkpoint the segment reaches: its audit.checkpoint
+        // event is stored after the head it signs, so look back from the head.
+        for (auto off = s.head(); off >= 1 && off >= from; --off) {
+            auto rec = s.get(off);
+            event_head eh;
+            if (!rec || !peek(*rec, eh) || eh.type != audit_checkpoint::type) continue;
+            event e;
+            if (decode(*rec, e)) continue;
+            const auto& b = std::get<audit_checkpoint>(e.body);
+            if (b.offset > to) continue;
+            if (within(x.segment, b.offset))
+                x.checkpoint =
+                    to_json(checkpoint{b.offset, b.hash, b.signed_at, b.public_key, b.signature});
+            break; // older ones sign smaller offsets
+        }
     } catch (const error& e) {
         fatal(dir + ": " + e.detail());
     }
@@ -194,6 +217,15 @@ exported from_broker(const export_args& a) {
         } catch (const error& e) {
             fail(e);
         }
+        // The broker signs its head now, before the replay opens: the replay
+        // reaches at least that head. A broker without a checkpoint key has none.
+        try {
+            x.checkpoint = q.request("CHECKPOINT", json{{"now", true}}, answer_timeout());
+            x.checkpoint.erase("stored_at");
+        } catch (const error& e) {
+            if (e.code() != errc::not_found) fail(e);
+            x.checkpoint = json();
+        }
         replay_request r;
         r.from = a.from;
         r.to = a.to;
@@ -203,6 +235,7 @@ exported from_broker(const export_args& a) {
         r.school = a.f.school;
         r.district = a.f.district;
         r.credit = 2000;
+        r.purpose = "export"; // the broker logs it as access.viewed
         try {
             q.replay(
                 r,
@@ -226,6 +259,8 @@ exported from_broker(const export_args& a) {
     std::uint64_t from = x.events.empty() ? 0 : x.events.front()["offset"].get<std::uint64_t>();
     std::uint64_t to = x.events.empty() ? 0 : x.events.back()["offset"].get<std::uint64_t>();
     x.segment = {{"from", from}, {"to", to}};
+    if (x.checkpoint.is_object() && !within(x.segment, x.checkpoint["offset"].get<std::uint64_t>()))
+        x.checkpoint = json();
     return x;
 }
 
@@ -242,6 +277,7 @@ json header_of(const exported& x) {
            {"segment", x.segment}, {"count", x.events.size()}, {"redacted", x.redacted},
            {"complete", complete}};
     if (!x.photos.is_null()) h["photos"] = x.photos;
+    if (x.checkpoint.is_object()) h["checkpoint"] = x.checkpoint;
     return h;
 }
 
@@ -472,6 +508,10 @@ void run(const export_args& a) {
         write_csv(out, x, a.bom, reg ? &*reg : nullptr);
     out.flush();
     if (!out) fatal("cannot write " + (a.out.empty() ? std::string("standard output") : a.out));
+    if (x.source == "store")
+        std::cerr << "pingan: this export is not logged: it read the store directly, read-only, "
+                     "and nothing is written to the log; export through the broker to have it "
+                     "logged as access.viewed\n";
     if (!a.out.empty())
         std::cerr << "pingan: " << x.events.size() << " events (offsets "
                   << x.segment["from"].get<std::uint64_t>() << "-"
@@ -576,7 +616,7 @@ static std::string check_photos(const std::vector<json>& events, const std::stri
 }
 
 int verify_export(const std::string& file, const std::string& data_dir, const checkpoint* cp,
-                  const std::string& photos_dir) {
+                  const std::string& photos_dir, const json& cp_json) {
     std::ifstream in(file, std::ios::binary);
     if (!in) fatal("cannot read " + file);
     std::string line;
@@ -756,7 +796,8 @@ int verify_export(const std::string& file, const std::string& data_dir, const ch
                           (standalone ? "export's events chain" : "store's records chain") +
                           " to " + at_checkpoint.value_or("nothing") +
                           ": the history up to the checkpoint was rewritten");
-        result["checkpoint"] = {{"offset", cp->offset}, {"hash", cp->hash}};
+        result["checkpoint"] =
+            cp_json.is_object() ? cp_json : json{{"offset", cp->offset}, {"hash", cp->hash}};
     }
     if (!photos_dir.empty()) {
         // The events are the log's (above), and each names its photos by

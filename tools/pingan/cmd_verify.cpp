@@ -15,22 +15,25 @@
 
 namespace pingan::cli {
 
-checkpoint read_checkpoint(const std::string& file, const std::string& pubkey_file,
-                           std::string& problem) {
-    auto slurp = [](const std::string& path) {
-        std::ifstream in(path, std::ios::binary);
-        if (!in) fatal("cannot read " + path);
-        std::ostringstream s;
-        s << in.rdbuf();
-        return s.str();
-    };
+namespace {
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fatal("cannot read " + path);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+} // namespace
+
+checkpoint checkpoint_of(const json& j, const std::string& where, const std::string& pubkey_file,
+                         std::string& problem) {
     checkpoint c;
-    auto j = json::parse(slurp(file), nullptr, false);
-    if (j.is_discarded()) fatal(file + ": not JSON (a checkpoint file is one JSON object)");
     try {
         c = checkpoint_from_json(j);
     } catch (const error& e) {
-        fatal(file + ": " + e.detail());
+        fatal(where + ": " + e.detail());
     }
     if (!pubkey_file.empty()) {
         std::array<std::uint8_t, 32> pinned{};
@@ -52,7 +55,26 @@ checkpoint read_checkpoint(const std::string& file, const std::string& pubkey_fi
     return c;
 }
 
+checkpoint read_checkpoint(const std::string& file, const std::string& pubkey_file,
+                           std::string& problem) {
+    auto j = json::parse(slurp(file), nullptr, false);
+    if (j.is_discarded()) fatal(file + ": not JSON (a checkpoint file is one JSON object)");
+    return checkpoint_of(j, file, pubkey_file, problem);
+}
+
 namespace {
+
+// The checkpoint an export's header carries (pingan export), if any.
+std::optional<json> header_checkpoint(const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    std::string line;
+    if (!in || !std::getline(in, line)) return std::nullopt;
+    auto h = json::parse(line, nullptr, false);
+    if (!h.is_object() || !h.contains("pingan_export")) return std::nullopt;
+    auto it = h.find("checkpoint");
+    if (it == h.end() || !it->is_object()) return std::nullopt;
+    return *it;
+}
 
 // The first offset the store holds: 1, or after `pingan archive --drop` the
 // first record kept (head + 1 when none is).
@@ -245,7 +267,8 @@ void add_verify_command(CLI::App& app) {
                     "an archive folder (pingan archive): its segments and the store (--data) "
                     "must make one chain from offset 1 to the store's head");
     cmd->callback([cmd, data, expect, at, exported, photos, cp_file, pubkey, archive_dir] {
-        if (!pubkey->empty() && cp_file->empty()) fatal("--pubkey goes with --checkpoint");
+        if (!pubkey->empty() && cp_file->empty() && exported->empty())
+            fatal("--pubkey goes with --checkpoint or --export");
         if (!photos->empty() && exported->empty()) fatal("--photos goes with --export");
         if (!archive_dir->empty()) {
             if (!expect->empty() || !exported->empty() || !cp_file->empty())
@@ -259,13 +282,21 @@ void add_verify_command(CLI::App& app) {
         }
         std::optional<checkpoint> cp;
         std::string cp_problem;
-        if (!cp_file->empty()) cp = read_checkpoint(*cp_file, *pubkey, cp_problem);
+        // The checkpoint: the file given, else the one an export's header carries.
+        std::string cp_from = *cp_file;
+        if (!cp_file->empty()) {
+            cp = read_checkpoint(*cp_file, *pubkey, cp_problem);
+        } else if (!exported->empty()) {
+            if (auto j = header_checkpoint(*exported)) {
+                cp_from = "header";
+                cp =
+                    checkpoint_of(*j, *exported + ": the header's checkpoint", *pubkey, cp_problem);
+            }
+        }
         auto cp_json = [&] {
-            return json{{"offset", cp->offset},
-                        {"hash", cp->hash},
-                        {"time", format_utc(cp->time)},
-                        {"public_key", cp->public_key},
-                        {"key_pinned", !pubkey->empty()}};
+            return json{{"offset", cp->offset},           {"hash", cp->hash},
+                        {"time", format_utc(cp->time)},   {"public_key", cp->public_key},
+                        {"key_pinned", !pubkey->empty()}, {"from", cp_from}};
         };
         if (cp && !cp_problem.empty()) {
             json j = {{"ok", false}, {"checkpoint", cp_json()}, {"problem", cp_problem}};
@@ -275,7 +306,7 @@ void add_verify_command(CLI::App& app) {
         }
         if (!exported->empty()) {
             exit_code() = verify_export(*exported, cmd->count("--data") ? *data : std::string(),
-                                        cp ? &*cp : nullptr, *photos);
+                                        cp ? &*cp : nullptr, *photos, cp ? cp_json() : json());
             return;
         }
         try {
