@@ -431,14 +431,18 @@ int main(int argc, char** argv) {
             });
             spdlog::info("metrics: GET http://{}/metrics", scrape->bound());
         }
+        // The signals are taken before anyone is told the broker listens: a
+        // SIGHUP or SIGTERM sent on seeing "listening" (or READY=1) is queued
+        // for the handlers below, never the default action that ends the process.
+        net::io_context ioc;
+        net::signal_set reload(ioc, SIGHUP);
+        net::signal_set signals(ioc, SIGINT, SIGTERM);
         std::cout << "listening ingest=" << ep.ingest << " feed=" << ep.feed
                   << " query=" << ep.query << (scrape ? " metrics=" + scrape->bound() : "")
                   << std::endl;
         br.start();
         notify_ready("listening ingest=" + ep.ingest + " feed=" + ep.feed + " query=" + ep.query);
 
-        net::io_context ioc;
-        net::signal_set reload(ioc, SIGHUP);
         std::function<void()> wait_reload = [&] {
             reload.async_wait([&](const boost::system::error_code& ec, int) {
                 if (ec) return;
@@ -486,7 +490,6 @@ int main(int argc, char** argv) {
         };
         summarize();
         // Capture SIGINT and SIGTERM to drain and stop cleanly.
-        net::signal_set signals(ioc, SIGINT, SIGTERM);
         signals.async_wait([&](const boost::system::error_code& ec, int sig) {
             if (ec) return;
             spdlog::info("signal {}: draining", sig);
