@@ -600,18 +600,23 @@ TEST_CASE("kill -9 of one NATS node under load: every event is acknowledged, sto
     // 40 requests of 20 events, one after another; node n0 is killed after the
     // tenth. A request the stream did not confirm in time is refused
     // (store_failure) and resent, as every Pingan publisher does.
+    // The stream may need a new leader (an election among the two nodes
+    // left): the time until a batch is stored is printed, and bounded only
+    // loosely, since it depends on the machine's load.
     std::size_t refusals = 0, resends = 0;
-    std::chrono::milliseconds longest{0};
+    std::chrono::milliseconds longest{0}, recovery{0};
     std::map<std::string, std::uint64_t> acked;
     for (std::size_t i = 0; i < 40; ++i) {
         if (i == 10) cluster.nodes[0].kill();
         auto batch = readings(20, i * 20);
-        for (int attempt = 0;; ++attempt) {
-            REQUIRE(attempt < 10);
+        auto first_try = std::chrono::steady_clock::now();
+        for (;;) {
+            REQUIRE(std::chrono::steady_clock::now() - first_try < std::chrono::seconds(90));
             auto t0 = std::chrono::steady_clock::now();
             // Each try waits 5 s (more than the broker's 2 s replication
-            // timeout): a stall would throw io_error here.
-            auto r = pub.publish(batch, std::chrono::seconds(5), 1);
+            // timeout), and the same request is resent after a silent try, as
+            // the services' publishers do; three silent tries throw io_error.
+            auto r = pub.publish(batch, std::chrono::seconds(5), 3);
             longest = std::max(longest, std::chrono::duration_cast<std::chrono::milliseconds>(
                                             std::chrono::steady_clock::now() - t0));
             REQUIRE(r.results.size() == batch.size());
@@ -630,10 +635,13 @@ TEST_CASE("kill -9 of one NATS node under load: every event is acknowledged, sto
             if (all) break;
             ++resends;
         }
+        recovery = std::max(recovery, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - first_try));
     }
-    WARN("kill -9 of one of three NATS nodes: " << refusals << " events refused and " << resends
-                                                << " requests resent; the longest request took "
-                                                << longest.count() << " ms");
+    WARN("kill -9 of one of three NATS nodes: "
+         << refusals << " events refused and " << resends
+         << " requests resent; the longest request took " << longest.count()
+         << " ms, the longest until a batch was stored " << recovery.count() << " ms");
     CHECK(acked.size() == 800);
     // Every acknowledged event once, at the offset it was acknowledged with.
     auto ids = dense_log(ctx, b.query);
