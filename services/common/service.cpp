@@ -134,6 +134,28 @@ void service_host::watch_incidents() {
     }
 }
 
+void service_host::await_reload() {
+    hup_->async_wait([this](const beast::error_code& ec, int) {
+        if (ec) return;
+        notify_reloading();
+        if (credentials_)
+            credentials_->reload();
+        else
+            rt_.log().info("SIGHUP: nothing to reload (no --credentials)");
+        notify_ready("reloaded");
+        await_reload();
+    });
+}
+
+void service_host::look_at_credentials() {
+    watch_->expires_after(std::chrono::seconds(2));
+    watch_->async_wait([this](const beast::error_code& ec) {
+        if (ec) return;
+        (void)credentials_->current();
+        look_at_credentials();
+    });
+}
+
 void service_host::accept(std::span<const event> events) {
     if (events.empty()) return;
     outbox_->add(events);
@@ -210,20 +232,7 @@ void service_host::start(const std::string& more) {
     // re-read when it changes); a service without one has nothing to reload
     // and keeps serving.
     hup_ = std::make_unique<net::signal_set>(rt_.io(), SIGHUP);
-    auto wait = std::make_shared<std::function<void()>>();
-    *wait = [this, wait] {
-        hup_->async_wait([this, wait](const beast::error_code& ec, int) {
-            if (ec) return;
-            notify_reloading();
-            if (credentials_)
-                credentials_->reload();
-            else
-                rt_.log().info("SIGHUP: nothing to reload (no --credentials)");
-            notify_ready("reloaded");
-            (*wait)();
-        });
-    };
-    (*wait)();
+    await_reload();
     if (credentials_) {
         // Every change of the credentials taken into force is an event in the
         // log; the file is looked at every two seconds so that a revocation
@@ -243,16 +252,7 @@ void service_host::start(const std::string& more) {
             });
         });
         watch_ = std::make_unique<net::steady_timer>(rt_.io());
-        auto look = std::make_shared<std::function<void()>>();
-        *look = [this, look] {
-            watch_->expires_after(std::chrono::seconds(2));
-            watch_->async_wait([this, look](const beast::error_code& ec) {
-                if (ec) return;
-                (void)credentials_->current();
-                (*look)();
-            });
-        };
-        (*look)();
+        look_at_credentials();
     }
     if (sec_.insecure_dev)
         rt_.log().critical("INSECURE (--insecure-dev): {}{}; for development only",

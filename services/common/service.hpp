@@ -91,6 +91,10 @@ class service_host {
     problems check_photo_refs(std::span<const event> events) const;
     // Tells the incident watch which stored reports still wait for an acknowledgement.
     void watch_incidents();
+    // SIGHUP, again and again: re-reads the credentials (if any) and tells systemd.
+    void await_reload();
+    // Every two seconds: takes a changed credentials file into force.
+    void look_at_credentials();
 
     service_runtime& rt_;
     service_config cfg_;
