@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
     g++ cmake ninja-build pkg-config git
+    lld                           # a faster linker (PINGAN_LLD)
     libzmq3-dev cppzmq-dev liblmdb-dev lmdb-utils libcereal-dev libboost-dev
     libsodium-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev catch2
     libxml2-dev libxml2-utils     # CAP 1.2 import and export (pingan cap), xmllint in tests
