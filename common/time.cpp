@@ -142,7 +142,10 @@ std::optional<micros> parse_duration(std::string_view s) {
             }
             ++pos;
         }
-        total += n * unit;
+        // "452452379d" is past what a 64-bit count of microseconds holds: not a duration.
+        std::int64_t part;
+        if (__builtin_mul_overflow(n, unit, &part) || __builtin_add_overflow(total, part, &total))
+            return std::nullopt;
     }
     return micros{total};
 }

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <regex>
+#include <vector>
 
 namespace pingan::test {
 
@@ -13,6 +14,29 @@ struct broker_endpoints {
     std::string ingest = "tcp://127.0.0.1:*", feed = "tcp://127.0.0.1:*",
                 query = "tcp://127.0.0.1:*";
 };
+
+// The argv of a broker on `data_dir` with the repository's registry, then
+// `extra`: for a broker started by hand (a start expected to fail, where
+// broker_process would throw).
+inline std::vector<std::string> broker_argv(const std::string& data_dir,
+                                            const std::vector<std::string>& extra = {},
+                                            const broker_endpoints& at = {}) {
+    std::vector<std::string> argv{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
+                                  "--data",
+                                  data_dir,
+                                  "--ingest",
+                                  at.ingest,
+                                  "--feed",
+                                  at.feed,
+                                  "--query",
+                                  at.query,
+                                  "--registry",
+                                  std::string(PINGAN_SOURCE_DIR) + "/data/schools.csv",
+                                  "--districts",
+                                  std::string(PINGAN_SOURCE_DIR) + "/data/districts.csv"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+}
 
 struct broker_process {
     std::unique_ptr<process> proc;
@@ -25,23 +49,8 @@ struct broker_process {
                             const std::string& stderr_file = {},
                             const std::string& log_level = "warn",
                             const broker_endpoints& at = {}) {
-        std::vector<std::string> argv{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
-                                      "--data",
-                                      data_dir,
-                                      "--ingest",
-                                      at.ingest,
-                                      "--feed",
-                                      at.feed,
-                                      "--query",
-                                      at.query,
-                                      "--registry",
-                                      std::string(PINGAN_SOURCE_DIR) + "/data/schools.csv",
-                                      "--districts",
-                                      std::string(PINGAN_SOURCE_DIR) + "/data/districts.csv",
-                                      "--log-level",
-                                      log_level};
-        for (auto& e : extra)
-            argv.push_back(e);
+        auto argv = broker_argv(data_dir, {"--log-level", log_level}, at);
+        argv.insert(argv.end(), extra.begin(), extra.end());
         proc = std::make_unique<process>(argv, std::string(), stderr_file);
         auto l = proc->line(std::chrono::seconds(20));
         if (!l) throw std::runtime_error("pingan-broker did not start");

@@ -547,19 +547,7 @@ TEST_CASE("connections over the limit of an address or a credential are refused 
 TEST_CASE("a broker without keys starts only in insecure development mode and says so loudly",
           "[intake]") {
     temp_dir d;
-    std::vector<std::string> argv{bin("pingan-broker"),
-                                  "--data",
-                                  d / "store",
-                                  "--ingest",
-                                  "tcp://127.0.0.1:*",
-                                  "--feed",
-                                  "tcp://127.0.0.1:*",
-                                  "--query",
-                                  "tcp://127.0.0.1:*",
-                                  "--registry",
-                                  source("data/schools.csv"),
-                                  "--districts",
-                                  source("data/districts.csv")};
+    auto argv = broker_argv(d / "store");
     // The test runner sets PINGAN_INSECURE_DEV for every program; not here.
     ::unsetenv("PINGAN_INSECURE_DEV");
     auto [code, out] = run(argv, d / "refused.err");

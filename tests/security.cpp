@@ -690,24 +690,11 @@ std::pair<int, std::string> run_to_end(std::vector<std::string> argv, const std:
     return {code, read_file(err)};
 }
 
-std::vector<std::string> broker_argv(const temp_dir& d, std::vector<std::string> extra) {
-    std::vector<std::string> v{std::string(PINGAN_BIN_DIR) + "/pingan-broker",
-                               "--data",
-                               d / "store",
-                               "--ingest",
-                               "tcp://127.0.0.1:*",
-                               "--feed",
-                               "tcp://127.0.0.1:*",
-                               "--query",
-                               "tcp://127.0.0.1:*",
-                               "--registry",
-                               source_path("data/schools.csv"),
-                               "--districts",
-                               source_path("data/districts.csv"),
-                               "--server-key",
-                               d / "server.key",
-                               "--clients",
-                               d / "clients.yaml"};
+// A secured broker on d/store with d's server key and access table, then `extra`.
+std::vector<std::string> secured_broker_argv(const temp_dir& d,
+                                             const std::vector<std::string>& extra) {
+    auto v = broker_argv(d / "store",
+                         {"--server-key", d / "server.key", "--clients", d / "clients.yaml"});
     v.insert(v.end(), extra.begin(), extra.end());
     return v;
 }
@@ -728,7 +715,7 @@ TEST_CASE("the broker refuses to start with a readable secret key or a writable 
 
     fs::permissions(d / "server.key", fs::perms::group_read | fs::perms::others_read,
                     fs::perm_options::add);
-    auto [code, err] = run_to_end(broker_argv(d, {}), d / "err1");
+    auto [code, err] = run_to_end(secured_broker_argv(d, {}), d / "err1");
     CHECK(code == 2);
     CHECK(err.find(d / "server.key" + ": mode 0644: group and others may read it") !=
           std::string::npos);
@@ -747,7 +734,7 @@ TEST_CASE("the broker refuses to start with a readable secret key or a writable 
     fs::permissions(d / "server.key", fs::perms::group_read | fs::perms::others_read,
                     fs::perm_options::remove);
     fs::permissions(d / "clients.yaml", fs::perms::others_write, fs::perm_options::add);
-    std::tie(code, err) = run_to_end(broker_argv(d, {}), d / "err3");
+    std::tie(code, err) = run_to_end(secured_broker_argv(d, {}), d / "err3");
     CHECK(code == 2);
     CHECK(err.find(d / "clients.yaml" + ": mode 0646: others may change it") != std::string::npos);
 }

@@ -39,6 +39,11 @@ TEST_CASE("durations parse and format", "[time]") {
     CHECK(parse_duration("1500ms") == micros{1'500'000});
     CHECK_FALSE(parse_duration("10"));
     CHECK_FALSE(parse_duration("m"));
+    // Past a 64-bit count of microseconds, in one part or in the sum: refused, not wrapped.
+    CHECK_FALSE(parse_duration("452452379d"));
+    CHECK_FALSE(parse_duration("1000000000w"));
+    CHECK_FALSE(parse_duration("999999999h999999999h999999999h"));
+    CHECK(parse_duration("1000000000s") == micros{1'000'000'000'000'000});
     CHECK(format_duration(micros{9'000'000'000}) == "2h30m");
     CHECK(format_duration(micros{0}) == "0s");
 }
