@@ -4,6 +4,7 @@
 
 #include "broker/access.hpp"
 #include "broker/engine.hpp"
+#include "broker/query_params.hpp"
 #include "common/codec.hpp"
 #include "common/privacy.hpp"
 
@@ -40,30 +41,6 @@ bool in_district(const incident& i, const std::string& district) {
     return i.district == district || i.districts.count(district) > 0;
 }
 
-problem text_param(const json& params, const char* name, std::string& out) {
-    auto it = params.find(name);
-    if (it == params.end() || it->is_null()) return {};
-    if (!it->is_string()) return {errc::bad_value, std::string(name) + ": expected a string"};
-    out = it->get<std::string>();
-    return {};
-}
-
-// Checks the place filters against the registry and the client's scope.
-problem place_filters(broker::impl& b, const principal* client, const std::string& school,
-                      const std::string& district) {
-    if (!school.empty() && !b.reg.find(school))
-        return {errc::unknown_school, "school \"" + school + "\" is not in the registry"};
-    if (!district.empty() && !b.reg.find_district(district))
-        return {errc::bad_value, "district \"" + district + "\" is not in the registry"};
-    if (client) {
-        scan_filter f;
-        f.school = school;
-        f.district = district;
-        if (auto p = may_query(*client, f, b.reg)) return p;
-    }
-    return {};
-}
-
 std::vector<incident> read_incidents(broker::impl& b) {
     std::vector<incident> v;
     b.st.scan_table("incidents", "", [&](std::string_view, std::string_view value) {
@@ -78,29 +55,11 @@ std::vector<incident> read_incidents(broker::impl& b) {
 }
 
 incident_answer list(broker::impl& b, const principal* client, const json& params) {
-    std::string state, severity, school, district, kind, mode;
-    for (auto [name, out] : {std::pair{"state", &state},
-                             {"severity", &severity},
-                             {"school", &school},
-                             {"district", &district},
-                             {"kind", &kind},
-                             {"mode", &mode}})
-        if (auto p = text_param(params, name, *out)) return {p, {}};
-    static const std::set<std::string> states{"open", "acknowledged", "rectified", "closed",
-                                              "active"};
-    if (!state.empty() && !states.count(state))
-        return {{errc::bad_value, "state: \"" + state +
-                                      "\" is not one of open, acknowledged, rectified, closed, "
-                                      "active"},
-                {}};
-    if (!severity.empty() && !enum_parse<pingan::severity>(severity))
-        return {{errc::unknown_enum, "severity: \"" + severity + "\" is not one of " +
-                                         enum_choices<pingan::severity>()},
-                {}};
-    if (!mode.empty() && mode != "Actual" && mode != "Exercise" && mode != "Test")
-        return {{errc::unknown_enum, "mode: \"" + mode + "\" is not one of Actual, Exercise, Test"},
-                {}};
-    if (auto p = place_filters(b, client, school, district)) return {p, {}};
+    incidents_params q;
+    if (auto p = parse_incidents_params(params, q)) return {p, {}};
+    const auto &state = q.state, &severity = q.severity, &school = q.school, &district = q.district,
+               &kind = q.kind, &mode = q.mode;
+    if (auto p = check_place(b.reg, client, school, district)) return {p, {}};
 
     json out = json::array();
     bool truncated = false;
@@ -123,12 +82,10 @@ incident_answer list(broker::impl& b, const principal* client, const json& param
 }
 
 incident_answer show(broker::impl& b, const principal* client, const json& params) {
-    std::string id, subject, school;
-    for (auto [name, out] : {std::pair{"id", &id}, {"subject", &subject}, {"school", &school}})
-        if (auto p = text_param(params, name, *out)) return {p, {}};
-    if (id.empty() == subject.empty())
-        return {{errc::bad_value, "give either id (an incident id) or subject (with school)"}, {}};
-    if (auto p = place_filters(b, client, school, {})) return {p, {}};
+    incident_params q;
+    if (auto p = parse_incident_params(params, q)) return {p, {}};
+    const auto &id = q.id, &subject = q.subject, &school = q.school;
+    if (auto p = check_place(b.reg, client, school, {})) return {p, {}};
 
     // By id; or by subject at the school: the open incident if there is one,
     // else the latest.

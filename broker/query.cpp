@@ -10,6 +10,7 @@
 #include "broker/day_log.hpp"
 #include "broker/incident_query.hpp"
 #include "broker/metrics.hpp"
+#include "broker/query_params.hpp"
 #include "common/key_ring.hpp"
 
 #include "common/codec.hpp"
@@ -56,35 +57,6 @@ struct stream {
 
 std::string_view sv(const zmq::message_t& m) {
     return {m.data<char>(), m.size()};
-}
-
-std::optional<std::uint64_t> u64_field(const json& j, const char* name, std::string& problem) {
-    auto it = j.find(name);
-    if (it == j.end() || it->is_null()) return std::nullopt;
-    if (!it->is_number_unsigned()) {
-        problem = std::string(name) + ": expected a whole number";
-        return std::nullopt;
-    }
-    return it->get<std::uint64_t>();
-}
-
-std::optional<timestamp> time_field(const json& j, const char* name, std::string& problem) {
-    auto it = j.find(name);
-    if (it == j.end() || it->is_null()) return std::nullopt;
-    std::optional<timestamp> t;
-    if (it->is_string()) t = parse_utc(it->get_ref<const std::string&>());
-    if (!t) problem = std::string(name) + ": expected an RFC 3339 time";
-    return t;
-}
-
-std::string str_field(const json& j, const char* name, std::string& problem) {
-    auto it = j.find(name);
-    if (it == j.end() || it->is_null()) return {};
-    if (!it->is_string()) {
-        problem = std::string(name) + ": expected a string";
-        return {};
-    }
-    return it->get<std::string>();
 }
 
 // Where a request came from and the tag its answers carry.
@@ -156,31 +128,22 @@ void query_server::refuse(const reply_to& to, errc code, const std::string& mess
 }
 
 void query_server::handle(std::vector<zmq::message_t>& f) {
-    if (f.size() < 2) return;
-    reply_to to;
-    to.routing = std::string(sv(f[0]));
-    std::size_t pos = 1;
-    if (f[pos].size() == 0 && f.size() > 2) {
-        to.delimiter = true;
-        ++pos;
-    }
-    std::string cmd(sv(f[pos++]));
-    to.tag = pos < f.size() ? std::string(sv(f[pos++])) : std::string();
-    if (to.tag.size() > wire::max_tag) {
-        to.tag.resize(wire::max_tag);
-        return refuse(to, errc::bad_command, "tag is longer than 64 bytes");
-    }
-    json params = json::object();
-    if (pos < f.size() && f[pos].size()) {
-        if (auto p = parse_json(sv(f[pos]), params); p || !params.is_object())
-            return refuse(to, errc::malformed_json, "parameters must be a JSON object");
-    }
+    std::vector<std::string_view> frames;
+    frames.reserve(f.size());
+    for (const auto& m : f)
+        frames.push_back(sv(m));
+    auto r = parse_query_request(frames);
+    if (!r) return;
+    reply_to to{std::move(r->routing), r->delimiter, std::move(r->tag)};
+    if (r->refused) return refuse(to, r->refused.code, r->refused.detail);
+    const std::string& cmd = r->cmd;
+    const json& params = r->params;
     // Every message's key against the table in force: a key revoked by a
     // reload is refused here, on a connection already open.
-    auto client_now = b_.who(f[pos - 1]);
+    auto client_now = b_.who(f[r->key_frame]);
     const principal* client = client_now.get();
     if (b_.opts.security) {
-        if (!client) return refuse(to, errc::unauthorized, b_.revoked_text(f[pos - 1]));
+        if (!client) return refuse(to, errc::unauthorized, b_.revoked_text(f[r->key_frame]));
         if (cmd == cmd_access) return access_command(to, *client, params);
         if (!client->may_query)
             return refuse(to, errc::forbidden, client->identity + " may not query");
@@ -215,30 +178,19 @@ void query_server::handle(std::vector<zmq::message_t>& f) {
 
 void query_server::open_replay(const reply_to& to, const json& params,
                                std::shared_ptr<const principal> client) {
-    std::string problem;
+    replay_params rp;
+    if (auto p = parse_replay_params(params, rp)) return refuse(to, p.code, p.detail);
     stream s;
     s.routing = to.routing;
     s.delimiter = to.delimiter;
     s.tag = to.tag;
+    s.filter = std::move(rp.filter);
     auto& f2 = s.filter;
-    f2.from = u64_field(params, "from", problem).value_or(1);
-    f2.to = u64_field(params, "to", problem).value_or(0);
-    f2.from_time = time_field(params, "from_time", problem);
-    f2.to_time = time_field(params, "to_time", problem);
-    f2.type_prefix = str_field(params, "type", problem);
-    f2.school = str_field(params, "school", problem);
-    f2.district = str_field(params, "district", problem);
-    s.credit = u64_field(params, "credit", problem).value_or(1000);
-    s.limit = u64_field(params, "limit", problem).value_or(0);
-    auto format = str_field(params, "format", problem);
-    if (!format.empty() && format != "binary" && format != "json" && format != "packed")
-        problem = "format: expected \"binary\", \"packed\" or \"json\"";
-    s.json = format == "json";
-    s.packed = format == "packed";
-    auto purpose = str_field(params, "purpose", problem);
-    if (!purpose.empty() && purpose != "export") problem = "purpose: expected \"export\"";
-    s.exporting = purpose == "export";
-    if (!problem.empty()) return refuse(to, errc::bad_value, problem);
+    s.credit = rp.credit;
+    s.limit = rp.limit;
+    s.json = rp.json;
+    s.packed = rp.packed;
+    s.exporting = rp.exporting;
     if (client) {
         if (auto p = may_query(*client, f2, b_.reg)) return refuse(to, p.code, p.detail);
         s.redact = !client->minors_clearance;
@@ -259,13 +211,10 @@ void query_server::open_replay(const reply_to& to, const json& params,
 }
 
 void query_server::grant_credit(const reply_to& to, const json& params) {
-    std::string problem;
-    auto it = streams_.find({to.routing, to.tag});
-    auto n = u64_field(params, "credit", problem);
-    if (!problem.empty() || !n)
-        return refuse(to, errc::bad_value, problem.empty() ? "credit: required" : problem);
+    std::uint64_t n = 0;
+    if (auto p = parse_credit_params(params, n)) return refuse(to, p.code, p.detail);
     // Credit may cross the END of its stream in flight: ignore it then.
-    if (it != streams_.end()) it->second.credit += *n;
+    if (auto it = streams_.find({to.routing, to.tag}); it != streams_.end()) it->second.credit += n;
 }
 
 void query_server::cancel(const reply_to& to) {
@@ -279,8 +228,9 @@ void query_server::cancel(const reply_to& to) {
 // Any broker tells its time; only a manual clock can be moved, and never
 // backwards.
 void query_server::clock_command(const reply_to& to, const principal* client, const json& params) {
-    bool moves = params.contains("set") || params.contains("advance");
-    if (!moves) {
+    clock_params cp;
+    auto wrong = parse_clock_params(params, cp);
+    if (!cp.moves) {
         json j = {{"now", format_utc(b_.clk.now())}, {"manual", b_.settable != nullptr}};
         auto body = j.dump();
         send(to, wire::cmd_clock, {body});
@@ -291,19 +241,13 @@ void query_server::clock_command(const reply_to& to, const principal* client, co
                       "the broker's clock is not manual (start it with --clock manual:<time>)");
     if (client && !client->city)
         return refuse(to, errc::forbidden, client->identity + " may not move the clock");
-    std::string problem;
-    auto now = b_.settable->now();
-    if (auto t = time_field(params, "set", problem)) {
-        if (*t < now) return refuse(to, errc::bad_value, "set: before the clock's time");
-        b_.settable->set(*t);
-    } else if (auto it = params.find("advance"); it != params.end() && it->is_string()) {
-        auto d = parse_duration(it->get<std::string>());
-        if (!d || d->count() < 0)
-            return refuse(to, errc::bad_value, "advance: expected a duration such as 10m");
-        b_.settable->advance(*d);
+    if (wrong) return refuse(to, wrong.code, wrong.detail);
+    if (cp.set) {
+        if (*cp.set < b_.settable->now())
+            return refuse(to, errc::bad_value, "set: before the clock's time");
+        b_.settable->set(*cp.set);
     } else {
-        return refuse(to, errc::bad_value,
-                      problem.empty() ? "advance: expected a duration such as 10m" : problem);
+        b_.settable->advance(*cp.advance);
     }
     // The writer re-reads the clock and fires what is due; the answer waits
     // until all that is committed, so the caller sees its effects. If that
@@ -363,10 +307,7 @@ void query_server::checkpoint_command(const reply_to& to, const json& params) {
         return refuse(to, errc::not_found,
                       "this broker signs no checkpoints (no checkpoint key configured)");
     bool now = false;
-    if (auto it = params.find("now"); it != params.end() && !it->is_null()) {
-        if (!it->is_boolean()) return refuse(to, errc::bad_value, "now: expected true or false");
-        now = it->get<bool>();
-    }
+    if (auto p = parse_checkpoint_params(params, now)) return refuse(to, p.code, p.detail);
     std::optional<checkpoint> c;
     if (now) {
         if (!b_.request_checkpoint(std::chrono::seconds(30), c))
@@ -401,9 +342,7 @@ void query_server::checkpoint_command(const reply_to& to, const json& params) {
 // ACCESS {"action": "reload"}: reads the access table file again, as SIGHUP
 // does; only a client of city scope may ask.
 void query_server::access_command(const reply_to& to, const principal& client, const json& params) {
-    auto it = params.find("action");
-    if (it == params.end() || !it->is_string() || *it != "reload")
-        return refuse(to, errc::bad_value, "action: expected \"reload\"");
+    if (auto p = parse_access_params(params)) return refuse(to, p.code, p.detail);
     if (!client.city)
         return refuse(to, errc::forbidden,
                       client.identity +

@@ -15,6 +15,7 @@
 // retried after a growing delay, while event batches keep committing.
 #include "broker/broker_impl.hpp"
 #include "broker/day_log.hpp"
+#include "broker/feed_subscriptions.hpp"
 #include "broker/metrics.hpp"
 
 #include "common/privacy.hpp"
@@ -61,14 +62,14 @@ void broker::impl::run_writer() {
     // The feed's active subscriptions, from XPUB's notices (without
     // XPUB_VERBOSE it reports a prefix's first subscribe and last unsubscribe).
     // An event nobody subscribed to is not sent at all.
-    std::map<std::string, int> active; // prefix -> live subscriptions
+    feed_subscriptions active;
     auto track_subscriptions = [&] {
         zmq::message_t m;
         while (feed_sock.recv(m, zmq::recv_flags::dontwait)) {
-            auto v = m.to_string_view();
-            if (v.empty() || v[0] > 1) continue;
-            bool subscribe = v[0] == 1;
-            std::string prefix(v.substr(1));
+            auto notice = parse_feed_notice(m.to_string_view());
+            if (!notice) continue;
+            bool subscribe = notice->subscribe;
+            const std::string& prefix = notice->prefix;
             if (opts.security) {
                 // XPUB_MANUAL: a subscription takes effect only if we apply it,
                 // and only within the subscriber's scope.
@@ -85,18 +86,9 @@ void broker::impl::run_writer() {
                 else
                     feed_sock.set(zmq::sockopt::unsubscribe, prefix);
             }
-            if (subscribe) {
-                ++active[prefix];
-            } else if (auto it = active.find(prefix); it != active.end() && --it->second <= 0) {
-                active.erase(it);
-            }
+            active.apply(*notice);
         }
         broker_metrics::get().feed_subscriptions(active.size());
-    };
-    auto wanted = [&](const std::string& topic) {
-        for (const auto& [p, n] : active)
-            if (topic.starts_with(p)) return true;
-        return false;
     };
     auto publish = [&](const batch_output& o) {
         broker_metrics::get().stored(o);
@@ -122,7 +114,7 @@ void broker::impl::run_writer() {
             for (int copy = 0; copy < 2; ++copy) {
                 auto topic = copy == 0 ? wire::type_topic(h.type, h.district, h.school)
                                        : wire::place_topic(h.district, h.school, h.type);
-                if (!wanted(topic)) continue;
+                if (!active.wanted(topic)) continue;
                 if (off.empty()) off = wire::u64_le(r.offset);
                 // XPUB drops at its high-water mark rather than block ingest;
                 // subscribers see the gap in offsets and backfill by replay.

@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
-TARGETS=${TARGETS:-"wire event_binary event_json rules http_intake line_protocol access_table config image"}
+TARGETS=${TARGETS:-"wire event_binary event_json rules http_intake line_protocol access_table config image query feed"}
 CXX_FUZZ=${CXX_FUZZ:-$(command -v clang++-14 || command -v clang++ || true)}
 if [ -z "$CXX_FUZZ" ]; then
     echo "fuzz: clang++ not found (apt-get install clang-14)" >&2

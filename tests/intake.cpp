@@ -19,6 +19,7 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 using namespace pingan;
@@ -128,6 +129,13 @@ struct connection {
     explicit connection(unsigned short p) : port(p) {
         s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
     }
+    // From another loopback address (127.0.0.2, ...): the limits per address
+    // count it apart.
+    connection(unsigned short p, const std::string& from) : port(p) {
+        s.open(tcp::v4());
+        s.bind(tcp::endpoint(net::ip::make_address(from), 0));
+        s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    }
     answer post(const std::string& target, const json& body, const headers& h) {
         auto req = make_request(http::verb::post, target, body.dump(), h, port);
         return exchange(s, req);
@@ -137,6 +145,19 @@ struct connection {
         return exchange(s, req);
     }
 };
+
+// The value of one sample of a Prometheus text page ("name{labels}"), or -1 if absent.
+double metric(const std::string& page, const std::string& sample) {
+    std::istringstream in(page);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(sample + " ", 0) == 0) return std::stod(line.substr(sample.size() + 1));
+    return -1;
+}
+
+double refused(const std::string& page, const std::string& reason) {
+    return metric(page, "pingan_service_intake_refused_total{reason=\"" + reason + "\"}");
+}
 
 answer post(unsigned short port, const std::string& target, const std::string& body,
             const headers& h) {
@@ -542,6 +563,131 @@ TEST_CASE("connections over the limit of an address or a credential are refused 
     CHECK(hl["intake"]["connections_refused_credential"] == 1);
     CHECK(hl["intake"]["connections_refused_address"] >= 1);
     CHECK(hl["outbox_depth"] == 1);
+}
+
+TEST_CASE("every limit of the intake refuses clearly and counts the refusal in /metrics",
+          "[intake]") {
+    temp_dir d;
+    auto creds = d / "credentials.json";
+    auto rated =
+        issue(creds, "zhang.wei", {"--scope", "school:420502K001", "--role", "safety_officer"});
+    auto held_by_one =
+        issue(creds, "kiosk-2", {"--scope", "school:420502K001", "--role", "safety_officer"});
+    // Every limit small; each is reached from an address of its own, so that
+    // one limit's requests do not count against another's.
+    hazard_service h({"--data",
+                      d / "hazard",
+                      "--broker",
+                      "tcp://127.0.0.1:1",
+                      "--credentials",
+                      creds,
+                      "--rate-per-address",
+                      "0.01",
+                      "--burst-per-address",
+                      "3",
+                      "--rate-per-credential",
+                      "0.01",
+                      "--burst-per-credential",
+                      "2",
+                      "--connections-per-address",
+                      "2",
+                      "--connections-per-credential",
+                      "1",
+                      "--max-body",
+                      "2048"});
+    auto message = [](const answer& a) { return a.j()["errors"][0]["message"].get<std::string>(); };
+
+    // Requests per address: the fourth of a burst of three.
+    connection by_address(h.port, "127.0.0.2");
+    for (int i = 0; i < 3; ++i)
+        CHECK(by_address.get("/health").status == 200);
+    auto over_address = by_address.get("/health");
+    CHECK(over_address.status == 429);
+    CHECK_THAT(message(over_address), Catch::Contains("too many requests from this address"));
+
+    // Requests per credential: the third of a burst of two.
+    connection by_credential(h.port, "127.0.0.3");
+    CHECK(by_credential.post("/hazard/report", hazard("420502K001", 1), with_token(rated)).status ==
+          202);
+    CHECK(by_credential.post("/hazard/report", hazard("420502K001", 2), with_token(rated)).status ==
+          202);
+    auto over_credential =
+        by_credential.post("/hazard/report", hazard("420502K001", 3), with_token(rated));
+    CHECK(over_credential.status == 429);
+    CHECK_THAT(message(over_credential),
+               Catch::Contains("too many requests for the credential zhang.wei"));
+
+    // Open connections per credential: a second one while the first is open.
+    connection first_of_credential(h.port, "127.0.0.4");
+    CHECK(
+        first_of_credential.post("/hazard/report", hazard("420502K001", 4), with_token(held_by_one))
+            .status == 202);
+    connection second_of_credential(h.port, "127.0.0.5");
+    auto over_credential_connections = second_of_credential.post(
+        "/hazard/report", hazard("420502K001", 5), with_token(held_by_one));
+    CHECK(over_credential_connections.status == 429);
+    CHECK_THAT(message(over_credential_connections),
+               Catch::Contains("too many open connections for the credential kiosk-2"));
+
+    // Open connections per address: a third one while two are open.
+    connection one(h.port, "127.0.0.6"), two(h.port, "127.0.0.6"), three(h.port, "127.0.0.6");
+    CHECK(one.get("/health").status == 200);
+    CHECK(two.get("/health").status == 200);
+    auto over_address_connections = three.get("/health");
+    CHECK(over_address_connections.status == 429);
+    CHECK_THAT(message(over_address_connections),
+               Catch::Contains("too many open connections from this address (at most 2)"));
+
+    // A body over --max-body, and a header over 8 KiB.
+    connection large(h.port, "127.0.0.7");
+    json big = hazard("420502K001", 6);
+    big["description"] = std::string(3000, 'x');
+    auto too_large = large.post("/hazard/report", big, with_token(rated));
+    CHECK(too_large.status == 413);
+    CHECK_THAT(message(too_large), Catch::Contains("the limit is 2048 bytes"));
+    connection long_header(h.port, "127.0.0.8");
+    auto req = make_request(http::verb::get, "/health", "", {{"X-Padding", std::string(9000, 'p')}},
+                            h.port);
+    auto header = exchange(long_header.s, req);
+    CHECK(header.status == 431);
+    CHECK_THAT(message(header), Catch::Contains("header is over 8192 bytes"));
+
+    // Read from an address no limit has seen.
+    connection scrape(h.port, "127.0.0.9");
+    auto m = scrape.get("/metrics");
+    REQUIRE(m.status == 200);
+    CHECK(refused(m.body, "rate_limited_address") == 1);
+    CHECK(refused(m.body, "rate_limited_credential") == 1);
+    CHECK(refused(m.body, "connections_refused_credential") == 1);
+    CHECK(refused(m.body, "connections_refused_address") == 1);
+    CHECK(refused(m.body, "body_too_large") == 1);
+    CHECK(refused(m.body, "header_too_large") == 1);
+    CHECK(refused(m.body, "connections_refused_service") == 0);
+    CHECK(refused(m.body, "unauthenticated") == 0);
+    CHECK(refused(m.body, "tls_handshake_failures") == 0);
+    // /health names the same counters.
+    auto hl = scrape.get("/health").j();
+    CHECK(hl["intake"]["rate_limited_address"] == 1);
+    CHECK(hl["intake"]["body_too_large"] == 1);
+    CHECK(hl["intake"]["header_too_large"] == 1);
+    CHECK(hl["outbox_depth"] == 3);
+
+    // The service's own cap, --max-connections: one more connection is closed
+    // at once, without an answer.
+    hazard_service g({"--data", d / "hazard2", "--broker", "tcp://127.0.0.1:1", "--credentials",
+                      creds, "--max-connections", "2"});
+    connection a(g.port), b(g.port);
+    CHECK(a.get("/health").status == 200);
+    CHECK(b.get("/health").status == 200);
+    {
+        connection c(g.port);
+        CHECK(c.get("/health").status == 0);
+    }
+    auto capped = a.get("/metrics");
+    REQUIRE(capped.status == 200);
+    CHECK(refused(capped.body, "connections_refused_service") == 1);
+    CHECK(refused(capped.body, "connections_refused_address") == 0);
+    CHECK(metric(capped.body, "pingan_service_intake_requests_total") == 3);
 }
 
 TEST_CASE("a broker without keys starts only in insecure development mode and says so loudly",

@@ -1,5 +1,6 @@
 // CURVE authentication and least privilege on a real broker process.
 #include "broker/access.hpp"
+#include "broker/feed_subscriptions.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/curve.hpp"
@@ -802,4 +803,30 @@ TEST_CASE("an access table that is not a map, or has a map where text belongs, i
         CAPTURE(text);
         CHECK_THROWS_AS(access_table::from_yaml(text, yichang()), error);
     }
+}
+
+TEST_CASE("only a feed notice beginning with byte 0 or 1 subscribes or unsubscribes",
+          "[security]") {
+    // A subscriber's other messages reach the broker too (an XSUB peer may
+    // send any); one beginning with a byte above 127 once read as an
+    // unsubscribe, because a char of that byte is below 1.
+    feed_subscriptions table;
+    auto sub = parse_feed_notice(std::string("\x01s/420502/420502K001/"));
+    REQUIRE(sub);
+    CHECK(sub->subscribe);
+    CHECK(sub->prefix == "s/420502/420502K001/");
+    table.apply(*sub);
+    for (std::string other :
+         {std::string("\xffs/420502/420502K001/"), std::string("\x80s/420502/420502K001/"),
+          std::string("\x02s/"), std::string()}) {
+        CAPTURE(other);
+        CHECK_FALSE(parse_feed_notice(other));
+    }
+    CHECK(table.wanted("s/420502/420502K001/hazard.reported"));
+    CHECK_FALSE(table.wanted("s/420502/420502K002/hazard.reported"));
+    auto unsub = parse_feed_notice(std::string("\x00s/420502/420502K001/", 21));
+    REQUIRE(unsub);
+    CHECK_FALSE(unsub->subscribe);
+    table.apply(*unsub);
+    CHECK(table.empty());
 }

@@ -64,9 +64,17 @@ void add_intake_options(CLI::App& app, intake_options& o) {
 }
 
 std::vector<std::pair<std::string_view, std::uint64_t>> intake_counters::values() const {
-    return {{"requests", requests.load()},
-            {"authenticated", authenticated.load()},
-            {"unauthenticated", unauthenticated.load()},
+    std::vector<std::pair<std::string_view, std::uint64_t>> v{
+        {"requests", requests.load()}, {"authenticated", authenticated.load()}};
+    for (const auto& r : refusals())
+        v.push_back(r);
+    v.emplace_back("credential_reloads", credential_reloads.load());
+    v.emplace_back("credential_reload_failures", credential_reload_failures.load());
+    return v;
+}
+
+std::vector<std::pair<std::string_view, std::uint64_t>> intake_counters::refusals() const {
+    return {{"unauthenticated", unauthenticated.load()},
             {"out_of_scope", out_of_scope.load()},
             {"cross_origin", cross_origin.load()},
             {"wrong_media_type", wrong_media_type.load()},
@@ -74,9 +82,10 @@ std::vector<std::pair<std::string_view, std::uint64_t>> intake_counters::values(
             {"rate_limited_address", rate_limited_address.load()},
             {"connections_refused_credential", connections_refused_credential.load()},
             {"connections_refused_address", connections_refused_address.load()},
-            {"tls_handshake_failures", tls_handshake_failures.load()},
-            {"credential_reloads", credential_reloads.load()},
-            {"credential_reload_failures", credential_reload_failures.load()}};
+            {"connections_refused_service", connections_refused_service.load()},
+            {"body_too_large", body_too_large.load()},
+            {"header_too_large", header_too_large.load()},
+            {"tls_handshake_failures", tls_handshake_failures.load()}};
 }
 
 bool rate_limiter::allow(const std::string& key, std::chrono::steady_clock::time_point now) {

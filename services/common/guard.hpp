@@ -60,20 +60,26 @@ void add_intake_options(CLI::App& app, intake_options& o);
 struct intake_counters {
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> authenticated{0};
-    std::atomic<std::uint64_t> unauthenticated{0};         // 401
-    std::atomic<std::uint64_t> out_of_scope{0};            // 403: school, role or reporter
-    std::atomic<std::uint64_t> cross_origin{0};            // 403: Origin
-    std::atomic<std::uint64_t> wrong_media_type{0};        // 415
-    std::atomic<std::uint64_t> rate_limited_credential{0}; // 429
-    std::atomic<std::uint64_t> rate_limited_address{0};    // 429
-    std::atomic<std::uint64_t> connections_refused_credential{0};
-    std::atomic<std::uint64_t> connections_refused_address{0};
+    std::atomic<std::uint64_t> unauthenticated{0};                // 401
+    std::atomic<std::uint64_t> out_of_scope{0};                   // 403: school, role or reporter
+    std::atomic<std::uint64_t> cross_origin{0};                   // 403: Origin
+    std::atomic<std::uint64_t> wrong_media_type{0};               // 415
+    std::atomic<std::uint64_t> rate_limited_credential{0};        // 429
+    std::atomic<std::uint64_t> rate_limited_address{0};           // 429
+    std::atomic<std::uint64_t> connections_refused_credential{0}; // 429
+    std::atomic<std::uint64_t> connections_refused_address{0};    // 429
+    std::atomic<std::uint64_t> connections_refused_service{0};    // over --max-connections: closed
+    std::atomic<std::uint64_t> body_too_large{0};                 // 413 (--max-body, a photo's)
+    std::atomic<std::uint64_t> header_too_large{0};               // 431
     std::atomic<std::uint64_t> tls_handshake_failures{0};
     std::atomic<std::uint64_t> credential_reloads{0};
     std::atomic<std::uint64_t> credential_reload_failures{0};
 
     // Returns: every counter as (name, value), names in snake_case, in a fixed order.
     std::vector<std::pair<std::string_view, std::uint64_t>> values() const;
+    // Returns: the refusals alone (a reason each: unauthenticated ... tls_handshake_failures),
+    // in a fixed order; /metrics has them as pingan_service_intake_refused_total{reason}.
+    std::vector<std::pair<std::string_view, std::uint64_t>> refusals() const;
 };
 
 // Token buckets by key (a credential id, an address): `rate` per second,

@@ -41,10 +41,10 @@ std::shared_ptr<ssl::context> make_server_tls(const std::string& cert_file,
 template <class Stream>
 http_session<Stream>::http_session(Stream&& stream, std::shared_ptr<const handler> h,
                                    std::size_t max_body, std::shared_ptr<void> slot,
-                                   std::shared_ptr<std::atomic<std::uint64_t>> tls_failures,
+                                   std::shared_ptr<intake_counters> counters,
                                    std::shared_ptr<const body_limit_fn> limits)
     : stream_(std::move(stream)), handler_(std::move(h)), max_body_(max_body),
-      slot_(std::move(slot)), tls_failures_(std::move(tls_failures)), limits_(std::move(limits)) {
+      slot_(std::move(slot)), counters_(std::move(counters)), limits_(std::move(limits)) {
     beast::error_code ec;
     auto ep = tcp().socket().remote_endpoint(ec);
     if (!ec) conn_.peer = ep.address();
@@ -75,7 +75,7 @@ template <class Stream> void http_session<Stream>::run() {
 
 template <class Stream> void http_session<Stream>::on_handshake(beast::error_code ec) {
     if (ec) {
-        if (tls_failures_) ++*tls_failures_;
+        if (counters_) ++counters_->tls_handshake_failures;
         beast::error_code ignored;
         tcp().socket().close(ignored);
         return;
@@ -85,6 +85,7 @@ template <class Stream> void http_session<Stream>::on_handshake(beast::error_cod
 
 template <class Stream> void http_session<Stream>::do_read() {
     parser_.emplace();
+    parser_->header_limit(max_header_bytes);
     limit_ = body_limit{max_body_, "the body", ""};
     // A client that stops sending must not hold the connection forever.
     tcp().expires_after(std::chrono::seconds(30));
@@ -119,12 +120,22 @@ template <class Stream> void http_session<Stream>::on_header(beast::error_code e
 }
 
 template <class Stream> void http_session<Stream>::too_large(std::optional<std::uint64_t> length) {
+    if (counters_) ++counters_->body_too_large;
     auto message = limit_.what +
                    (length ? " is " + std::to_string(*length) + " bytes" : " is over") +
                    "; the limit is " + std::to_string(limit_.bytes) + " bytes" + limit_.hint;
     send(json_response(http::status::payload_too_large,
                        R"({"errors":[{"field":"","code":"message_too_large","message":")" +
                            message + R"("}]})",
+                       11, false));
+}
+
+template <class Stream> void http_session<Stream>::header_too_large() {
+    if (counters_) ++counters_->header_too_large;
+    send(json_response(http::status::request_header_fields_too_large,
+                       R"({"errors":[{"field":"","code":"message_too_large","message":"the )"
+                       R"(request's header is over )" +
+                           std::to_string(max_header_bytes) + R"( bytes"}]})",
                        11, false));
 }
 
@@ -135,6 +146,7 @@ template <class Stream> void http_session<Stream>::on_read(beast::error_code ec,
         return do_close();
     }
     if (ec == http::error::body_limit) return too_large(std::nullopt);
+    if (ec == http::error::header_limit) return header_too_large();
     if (ec) {
         return send(json_response(
             http::status::bad_request,

@@ -2,9 +2,9 @@
 // service's handler, writes the answer, and keeps the connection while the
 // client asks.
 //
-// A body over the limit gets 413 and the connection is closed; a request that
-// does not parse gets 400. The handler is synchronous: it only writes to the
-// local outbox, which is quick, and never waits for the broker. It sees the
+// A body over the limit gets 413 and a header over 8 KiB 431, and the
+// connection is closed; a request that does not parse gets 400. The handler is synchronous: it only
+// writes to the local outbox, which is quick, and never waits for the broker. It sees the
 // connection's state (peer address, TLS, what the guard holds for it) and may
 // ask to close the connection after its answer.
 #pragma once
@@ -26,6 +26,9 @@ namespace ssl = net::ssl;
 
 using handler = std::function<response(const request&, connection_state&)>;
 
+// The most bytes of a request's header (request line and fields); 431 above.
+inline constexpr std::uint32_t max_header_bytes = 8192;
+
 // A route's own body limit (a photo upload is larger than a JSON report):
 // the bytes allowed and what the body is called in the 413 answer ("the photo").
 struct body_limit {
@@ -40,11 +43,10 @@ template <class Stream>
 class http_session : public std::enable_shared_from_this<http_session<Stream>> {
   public:
     // `slot`, if given, is kept until the session ends (the listener's connection count).
-    // `tls_failures`, if given, counts failed TLS handshakes.
+    // `counters`, if given, count failed TLS handshakes and bodies and headers over the limit.
     // `limits`, if given, sets a body limit by target once the header is read.
     http_session(Stream&& stream, std::shared_ptr<const handler> h, std::size_t max_body,
-                 std::shared_ptr<void> slot = {},
-                 std::shared_ptr<std::atomic<std::uint64_t>> tls_failures = {},
+                 std::shared_ptr<void> slot = {}, std::shared_ptr<intake_counters> counters = {},
                  std::shared_ptr<const body_limit_fn> limits = {});
     void run();
 
@@ -54,6 +56,7 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     void on_header(beast::error_code ec, std::size_t);
     void on_read(beast::error_code ec, std::size_t);
     void too_large(std::optional<std::uint64_t> length);
+    void header_too_large();
     void drain();
     void send(response&& res);
     void on_write(bool close, beast::error_code ec, std::size_t);
@@ -67,7 +70,7 @@ class http_session : public std::enable_shared_from_this<http_session<Stream>> {
     std::optional<http::request_parser<http::string_body>> parser_;
     std::shared_ptr<response> res_;
     std::shared_ptr<void> slot_;
-    std::shared_ptr<std::atomic<std::uint64_t>> tls_failures_;
+    std::shared_ptr<intake_counters> counters_;
     std::shared_ptr<const body_limit_fn> limits_;
     body_limit limit_;                // this request's
     std::array<char, 16384> drain_{}; // a refused body's bytes, read and dropped

@@ -21,22 +21,23 @@ listener::listener(net::io_context& ioc, tcp::endpoint at, std::size_t max_conne
 listener::listener(net::io_context& ioc, tcp::endpoint at, std::shared_ptr<const handler> h,
                    std::size_t max_body, std::size_t max_connections,
                    std::shared_ptr<spdlog::logger> log, std::shared_ptr<ssl::context> tls,
-                   std::shared_ptr<std::atomic<std::uint64_t>> tls_failures,
+                   std::shared_ptr<intake_counters> counters,
                    std::shared_ptr<const body_limit_fn> limits)
-    : listener(
-          ioc, at, max_connections, std::move(log),
-          [h = std::move(h), max_body, tls = std::move(tls), failures = std::move(tls_failures),
-           limits = std::move(limits)](tcp::socket&& s, std::shared_ptr<void> slot) {
-              if (tls)
-                  std::make_shared<tls_session>(
-                      beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(s)), *tls),
-                      h, max_body, std::move(slot), failures, limits)
-                      ->run();
-              else
-                  std::make_shared<plain_session>(beast::tcp_stream(std::move(s)), h, max_body,
-                                                  std::move(slot), nullptr, limits)
-                      ->run();
-          }) {}
+    : listener(ioc, at, max_connections, std::move(log),
+               [h = std::move(h), max_body, tls = std::move(tls), counters,
+                limits = std::move(limits)](tcp::socket&& s, std::shared_ptr<void> slot) {
+                   if (tls)
+                       std::make_shared<tls_session>(beast::ssl_stream<beast::tcp_stream>(
+                                                         beast::tcp_stream(std::move(s)), *tls),
+                                                     h, max_body, std::move(slot), counters, limits)
+                           ->run();
+                   else
+                       std::make_shared<plain_session>(beast::tcp_stream(std::move(s)), h, max_body,
+                                                       std::move(slot), counters, limits)
+                           ->run();
+               }) {
+    counters_ = std::move(counters);
+}
 
 void listener::run() {
     do_accept();
@@ -85,6 +86,7 @@ void listener::on_accept(beast::error_code ec, tcp::socket s) {
                            "closing new ones until some end",
                            max_connections_);
             refusing_ = true;
+            if (counters_) ++counters_->connections_refused_service;
             beast::error_code ignored;
             s.close(ignored);
         } else {

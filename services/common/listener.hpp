@@ -32,14 +32,15 @@ class listener : public std::enable_shared_from_this<listener> {
     // Throws: boost::system::system_error if the address cannot be bound.
     listener(net::io_context& ioc, tcp::endpoint at, std::size_t max_connections,
              std::shared_ptr<spdlog::logger> log, start_fn start);
-    // HTTP sessions with the service's handler; HTTPS if `tls` is given
-    // (failed handshakes are counted in `tls_failures`, if given); `limits`
-    // gives some routes a body limit of their own.
+    // HTTP sessions with the service's handler; HTTPS if `tls` is given;
+    // `limits` gives some routes a body limit of their own. `counters`, if
+    // given, count connections closed over max_connections, failed TLS
+    // handshakes, and bodies and headers over their limits.
     listener(net::io_context& ioc, tcp::endpoint at, std::shared_ptr<const handler> h,
              std::size_t max_body, std::size_t max_connections = 1000,
              std::shared_ptr<spdlog::logger> log = nullptr,
              std::shared_ptr<ssl::context> tls = nullptr,
-             std::shared_ptr<std::atomic<std::uint64_t>> tls_failures = nullptr,
+             std::shared_ptr<intake_counters> counters = nullptr,
              std::shared_ptr<const body_limit_fn> limits = nullptr);
 
     void run();
@@ -61,6 +62,7 @@ class listener : public std::enable_shared_from_this<listener> {
     std::shared_ptr<std::atomic<std::size_t>> open_;
     std::chrono::milliseconds backoff_{0}; // > 0 while out of descriptors
     bool refusing_ = false;                // over max_connections: logged once
+    std::shared_ptr<intake_counters> counters_;
 };
 
 // Parses "host:port" ("127.0.0.1:8081", "[::1]:0"). Returns: nothing if malformed.

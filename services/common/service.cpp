@@ -175,6 +175,14 @@ std::string service_host::metrics() const {
     w.family("pingan_service_events_total", "counter", "Events accepted into the outbox, by type.",
              by_type);
     publisher_metrics(w, "pingan_service", publisher_->health());
+    // Every refusal of the intake, by the reason /health names it with.
+    w.counter("pingan_service_intake_requests_total", "Requests the intake answered.",
+              static_cast<double>(counters_->requests.load()));
+    std::vector<prom::sample> refused;
+    for (const auto& [reason, n] : counters_->refusals())
+        refused.push_back({{{"reason", std::string(reason)}}, static_cast<double>(n)});
+    w.family("pingan_service_intake_refused_total", "counter",
+             "Requests and connections the intake refused, by reason.", refused);
     return w.str();
 }
 
@@ -223,10 +231,8 @@ void service_host::start(const std::string& more) {
             if (target.rfind("/photos", 0) != 0) return std::nullopt;
             return body_limit{max, "the photo", " (--max-photo-bytes)"};
         });
-    listener_ = std::make_shared<listener>(
-        rt_.io(), *at, h, cfg_.max_body, cfg_.max_connections, rt_.logger(), tls_,
-        std::shared_ptr<std::atomic<std::uint64_t>>(counters_, &counters_->tls_handshake_failures),
-        limits);
+    listener_ = std::make_shared<listener>(rt_.io(), *at, h, cfg_.max_body, cfg_.max_connections,
+                                           rt_.logger(), tls_, counters_, limits);
     listener_->run();
     // SIGHUP (systemctl reload) re-reads the credentials file (it is also
     // re-read when it changes); a service without one has nothing to reload
@@ -645,11 +651,13 @@ response service_host::photo_upload(const request& req, connection_state& conn) 
                            who->scope_text());
     }
     const auto& body = req.body();
-    if (body.size() > sec_.max_photo_bytes)
+    if (body.size() > sec_.max_photo_bytes) {
+        ++counters_->body_too_large;
         return refusal(http::status::payload_too_large, "photo", "message_too_large",
                        "the photo is " + std::to_string(body.size()) + " bytes; the limit is " +
                            std::to_string(sec_.max_photo_bytes) + " bytes (--max-photo-bytes)",
                        false);
+    }
     image_limits lim;
     lim.keep_metadata = sec_.keep_photo_metadata;
     auto img = clean_image(body, lim);

@@ -1,0 +1,85 @@
+// Fuzzes the broker's live-feed subscriptions: the input is a sequence of
+// subscriber notices (split at newlines), each read as the broker's writer
+// reads it (parse_feed_notice), allowed or not for a city, a district and a
+// school client (may_subscribe), and applied to that client's table of
+// subscriptions (feed_subscriptions). A scoped client's table must then want
+// no topic of another place, and no type topic.
+#include "broker/access.hpp"
+#include "broker/feed_subscriptions.hpp"
+#include "common/wire.hpp"
+#include "fuzz_support.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+using namespace pingan;
+
+struct clients {
+    principal city, district, school;
+    clients() {
+        city.identity = "city";
+        city.city = true;
+        city.may_query = true;
+        district.identity = "district:420502";
+        district.district = "420502";
+        district.may_query = true;
+        school.identity = "school:420502K001";
+        school.school = "420502K001";
+        school.home_district = "420502";
+        school.may_query = true;
+    }
+};
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    static const clients who;
+    std::string_view input(reinterpret_cast<const char*>(data), size);
+    std::vector<std::string_view> messages;
+    for (std::size_t at = 0; at <= input.size() && messages.size() < 64;) {
+        auto nl = input.find('\n', at);
+        messages.push_back(input.substr(at, nl == std::string_view::npos ? nl : nl - at));
+        if (nl == std::string_view::npos) break;
+        at = nl + 1;
+    }
+    std::string type = "hazard.reported";
+    for (const principal* p : {&who.city, &who.district, &who.school}) {
+        feed_subscriptions table;
+        std::size_t subscribed = 0;
+        for (auto m : messages) {
+            auto n = parse_feed_notice(m);
+            if (!n) {
+                if (!m.empty() && (m[0] == 0 || m[0] == 1)) __builtin_trap();
+                continue;
+            }
+            if (n->prefix != m.substr(1)) __builtin_trap();
+            if (!may_subscribe(*p, n->prefix)) {
+                if (p->city) __builtin_trap(); // the city may subscribe to anything
+                continue;
+            }
+            table.apply(*n);
+            if (n->subscribe) {
+                ++subscribed;
+                if (!table.wanted(n->prefix)) __builtin_trap();
+                if (n->prefix.size() > 2) type = n->prefix.substr(2);
+            }
+        }
+        if (table.size() > subscribed) __builtin_trap();
+        if (p->city) continue;
+        // What the scoped client's own subscriptions ask for is allowed.
+        if (!may_subscribe(*p, wire::subscription(type, p->district, p->school))) __builtin_trap();
+        // Nothing of another place, nor any type topic, reaches it.
+        for (auto [district, school] : {std::pair{"420503", "420503K001"},
+                                        {"420502", "420502K0010"},
+                                        {"420502", "420502P001"},
+                                        {"4205021", "420502K001"}}) {
+            if (p->school.empty() && district == p->district) continue;
+            if (table.wanted(wire::place_topic(district, school, type))) __builtin_trap();
+        }
+        if (table.wanted(wire::type_topic(type, p->district, p->school))) __builtin_trap();
+    }
+    return 0;
+}
