@@ -1,8 +1,9 @@
 // pingan cap: CAP 1.2 (OASIS Common Alerting Protocol) exchange.
 //
 // export: an incident as a CAP 1.2 alert (Alert when open, Update with
-// references to the first alert afterwards), with the school's position from
-// the registry; it validates against the OASIS schema (tests/data/cap).
+// references to the first alert afterwards, Cancel with them when it was
+// withdrawn), with the school's position from the registry; it validates
+// against the OASIS schema (tests/data/cap).
 //
 // import: an outside alert (a city's weather, flood or earthquake warning)
 // becomes one alert.external event per school inside its areas (circles and
@@ -26,6 +27,7 @@
 #include <libxml/tree.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <fstream>
@@ -67,12 +69,19 @@ struct export_args {
     std::string sender = "pingan@yichang.edu.cn";
 };
 
+bool withdrawn(const json& inc) {
+    const auto& m = inc["milestones"];
+    return m.is_array() && std::find(m.begin(), m.end(), "withdrawn") != m.end();
+}
+
 std::string alert_xml(const json& inc, const std::string& sender, const registry& reg) {
     auto opened = *parse_utc(inc["opened_at"].get<std::string>());
     auto updated = *parse_utc(inc["updated_at"].get<std::string>());
     auto state = inc["state"].get<std::string>();
     auto id = inc["id"].get<std::string>();
     bool first = state == "open" && updated == opened;
+    // Withdrawn (reported in error, taken back): a Cancel of the first alert.
+    bool cancel = state == "closed" && withdrawn(inc);
     std::ostringstream o;
     o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       << "<alert xmlns=\"" << cap_ns << "\">\n"
@@ -81,7 +90,11 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
       << "  <sender>" << markup_escape(sender) << "</sender>\n"
       << "  <sent>" << cap_time(first ? opened : updated) << "</sent>\n"
       << "  <status>" << inc["mode"].get<std::string>() << "</status>\n"
-      << "  <msgType>" << (first ? "Alert" : "Update") << "</msgType>\n"
+      << "  <msgType>"
+      << (first    ? "Alert"
+          : cancel ? "Cancel"
+                   : "Update")
+      << "</msgType>\n"
       << "  <scope>Restricted</scope>\n"
       << "  <restriction>教育主管部门及学校安全责任人 education bureaus and school safety "
          "officers</restriction>\n";
@@ -93,7 +106,7 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
       << "    <language>zh-CN</language>\n"
       << "    <category>" << category_of(inc["kind"].get<std::string>()) << "</category>\n"
       << "    <event>" << markup_escape(inc["kind"].get<std::string>()) << "</event>\n";
-    if (state == "closed") o << "    <responseType>AllClear</responseType>\n";
+    if (state == "closed" && !cancel) o << "    <responseType>AllClear</responseType>\n";
     o << "    <urgency>" << (state == "closed" ? "Past" : "Immediate") << "</urgency>\n"
       << "    <severity>" << inc["severity"].get<std::string>() << "</severity>\n"
       << "    <certainty>Observed</certainty>\n";
@@ -103,8 +116,8 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
     o << "    <senderName>平安校园 Pingan</senderName>\n"
       << "    <headline>" << markup_escape(headline_of(inc["title"].get<std::string>()))
       << "</headline>\n"
-      << "    <description>" << markup_escape(inc["title"].get<std::string>()) << "（" << state
-      << "）</description>\n"
+      << "    <description>" << markup_escape(inc["title"].get<std::string>()) << "（"
+      << (cancel ? "withdrawn 已撤回" : state) << "）</description>\n"
       << "    <parameter><valueName>pingan:state</valueName><value>" << state
       << "</value></parameter>\n";
     auto school = inc["school"].get<std::string>();
@@ -452,8 +465,8 @@ void add_cap_command(CLI::App& app) {
     cmd->require_subcommand(1);
     auto e = std::make_shared<export_args>();
     auto* ex = cmd->add_subcommand("export", "An incident as a CAP 1.2 alert (Alert while open, "
-                                             "Update afterwards), validating against the OASIS "
-                                             "schema");
+                                             "Update afterwards, Cancel when withdrawn), "
+                                             "validating against the OASIS schema");
     ex->add_option("incident", e->ref, "incident id, or a subject with --school")->required();
     ex->add_option("--school", e->school, "the school, when naming a subject");
     ex->add_option("--out", e->out, "write to this file (default: standard output)");

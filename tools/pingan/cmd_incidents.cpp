@@ -207,6 +207,7 @@ struct act_args {
     std::string ref, school;
     std::string text; // note, resolution or evidence
     std::string verifier, result = "pass";
+    bool withdrawn = false;
 };
 
 // The broker's own time (CLOCK without arguments): the act happens on the
@@ -353,6 +354,9 @@ void add_incidents_command(CLI::App& app) {
     auto* r = cmd->add_subcommand("resolve", "Resolve an incident (hazards close by verify)");
     add_act_options(r, *res, "incident id, or a subject with --school");
     r->add_option("--resolution", res->text, "what was done")->required();
+    r->add_flag("--withdrawn", res->withdrawn,
+                "the incident was reported in error or taken back: it closes as withdrawn and "
+                "pingan cap export gives a CAP Cancel");
     r->callback([res] {
         auto inc = open_incident(*res);
         auto id = inc["id"].get<std::string>();
@@ -366,6 +370,7 @@ void add_incidents_command(CLI::App& app) {
         incident_resolved b;
         b.incident_id = id;
         b.resolution = res->text;
+        b.withdrawn = res->withdrawn;
         publish_one(inc, std::move(b));
     });
 
