@@ -44,8 +44,10 @@ std::string data_dir_or_env(const std::string& given) {
     return {};
 }
 
-incident_record incident_from_broker(const std::string& ref, const std::string& school) {
+incident_record incident_from_broker(const std::string& ref, const std::string& school,
+                                     const std::string& purpose) {
     json p = json::object();
+    if (!purpose.empty()) p["purpose"] = purpose;
     if (ref.starts_with("INC-")) {
         p["id"] = ref;
     } else {

@@ -28,7 +28,10 @@ struct incident_record {
 // By incident id (INC-...) or by subject (a hazard id) at `school`: asked of
 // the broker's INCIDENT command, within the caller's scope and with minors'
 // details redacted unless the caller is cleared. Exits 1 if there is none.
-incident_record incident_from_broker(const std::string& ref, const std::string& school);
+// `purpose` "export": the broker logs what it returned as access.viewed,
+// what "export", before it answers.
+incident_record incident_from_broker(const std::string& ref, const std::string& school,
+                                     const std::string& purpose = {});
 
 // The same, read from a store directory (read-only, beside a running broker
 // or of a stopped one), with minors' details redacted.
