@@ -3,7 +3,8 @@
 // export: an incident as a CAP 1.2 alert (Alert when open, Update with
 // references to the first alert afterwards, Cancel with them when it was
 // withdrawn), with the school's position from the registry; it validates
-// against the OASIS schema (tests/data/cap).
+// against the OASIS schema (tests/data/cap). Without an incident, every one
+// that passes the filters of `pingan incidents list`, one file per alert.
 //
 // import: an outside alert (a city's weather, flood or earthquake warning)
 // becomes one alert.external event per school inside its areas (circles and
@@ -30,6 +31,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -67,12 +69,25 @@ std::string category_of(const std::string& kind) {
 struct export_args {
     std::string ref, school, data_dir, out, registry_file;
     std::string sender = "pingan@yichang.edu.cn";
+    incident_filter filter;
 };
 
 bool withdrawn(const json& inc) {
     const auto& m = inc["milestones"];
     return m.is_array() && std::find(m.begin(), m.end(), "withdrawn") != m.end();
 }
+
+// The alert's identifier: the incident id for the first alert, then the id
+// with the time of the update in microseconds.
+std::string identifier_of(const json& inc) {
+    auto opened = *parse_utc(inc["opened_at"].get<std::string>());
+    auto updated = *parse_utc(inc["updated_at"].get<std::string>());
+    auto id = inc["id"].get<std::string>();
+    bool first = inc["state"] == "open" && updated == opened;
+    return first ? id : id + "." + std::to_string(to_us(updated));
+}
+
+std::string area_xml(const registry& reg, const std::string& school, const std::string& district);
 
 std::string alert_xml(const json& inc, const std::string& sender, const registry& reg) {
     auto opened = *parse_utc(inc["opened_at"].get<std::string>());
@@ -85,8 +100,7 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
     std::ostringstream o;
     o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       << "<alert xmlns=\"" << cap_ns << "\">\n"
-      << "  <identifier>" << markup_escape(first ? id : id + "." + std::to_string(to_us(updated)))
-      << "</identifier>\n"
+      << "  <identifier>" << markup_escape(identifier_of(inc)) << "</identifier>\n"
       << "  <sender>" << markup_escape(sender) << "</sender>\n"
       << "  <sent>" << cap_time(first ? opened : updated) << "</sent>\n"
       << "  <status>" << inc["mode"].get<std::string>() << "</status>\n"
@@ -120,7 +134,15 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
       << (cancel ? "withdrawn 已撤回" : state) << "）</description>\n"
       << "    <parameter><valueName>pingan:state</valueName><value>" << state
       << "</value></parameter>\n";
-    auto school = inc["school"].get<std::string>();
+    o << area_xml(reg, inc["school"].get<std::string>(), inc["district"].get<std::string>())
+      << "  </info>\n</alert>\n";
+    return o.str();
+}
+
+// The area of a school (its name, a 0.5 km circle around its registry
+// position, its district code), or of a district; nothing for neither.
+std::string area_xml(const registry& reg, const std::string& school, const std::string& district) {
+    std::ostringstream o;
     if (const auto* s = school.empty() ? nullptr : reg.find(school)) {
         char circle[64];
         std::snprintf(circle, sizeof circle, "%.5f,%.5f 0.5", s->lat, s->lon);
@@ -130,30 +152,72 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
           << "      <geocode><valueName>GB/T 2260</valueName><value>" << s->district_code
           << "</value></geocode>\n"
           << "    </area>\n";
-    } else if (const auto* d = reg.find_district(inc["district"].get<std::string>())) {
+    } else if (const auto* d = reg.find_district(district)) {
         o << "    <area>\n"
           << "      <areaDesc>" << markup_escape(d->name) << "</areaDesc>\n"
           << "      <geocode><valueName>GB/T 2260</valueName><value>" << d->code
           << "</value></geocode>\n"
           << "    </area>\n";
     }
-    o << "  </info>\n</alert>\n";
     return o.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << text;
+    if (!f) fatal("cannot write " + path);
+}
+
+// Writes `alerts` (identifier, XML): one to standard output, or each to
+// DIR/IDENTIFIER.xml; several to standard output are refused.
+void write_alerts(const std::vector<std::pair<std::string, std::string>>& alerts,
+                  const std::string& out, const std::string& what) {
+    if (out.empty() || out == "-") {
+        if (alerts.size() > 1)
+            fatal(std::to_string(alerts.size()) + " " + what +
+                      " match: several alerts do not go to standard output; give --out DIR "
+                      "(one file per alert)",
+                  2);
+        for (const auto& [id, xml] : alerts)
+            std::cout << xml;
+        std::cerr << "pingan: " << alerts.size() << " alert" << (alerts.size() == 1 ? "" : "s")
+                  << " written to standard output\n";
+        return;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(out, ec);
+    if (!std::filesystem::is_directory(out))
+        fatal("--out " + out + ": not a directory" + (ec ? " (" + ec.message() + ")" : ""), 2);
+    for (const auto& [id, xml] : alerts)
+        write_file((std::filesystem::path(out) / (id + ".xml")).string(), xml);
+    std::cerr << "pingan: " << alerts.size() << " alert" << (alerts.size() == 1 ? "" : "s")
+              << " written to " << out << "\n";
 }
 
 void run_export(const export_args& a) {
     auto reg = load_school_registry(a.registry_file);
     auto dir = data_dir_or_env(a.data_dir);
-    auto r = dir.empty() ? incident_from_broker(a.ref, a.school)
-                         : incident_from_store(dir, a.ref, a.school);
-    auto xml = alert_xml(r.incident, a.sender, *reg);
-    if (a.out.empty() || a.out == "-") {
-        std::cout << xml;
+    bool to_stdout = a.out.empty() || a.out == "-";
+    if (!a.ref.empty()) {
+        auto r = dir.empty() ? incident_from_broker(a.ref, a.school)
+                             : incident_from_store(dir, a.ref, a.school);
+        auto xml = alert_xml(r.incident, a.sender, *reg);
+        if (to_stdout)
+            std::cout << xml;
+        else
+            write_file(a.out, xml);
         return;
     }
-    std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
-    f << xml;
-    if (!f) fatal("cannot write " + a.out);
+    // Every incident that passes the filters: one file per alert in --out.
+    bool truncated = false;
+    auto incidents = list_incidents(a.filter, dir, truncated);
+    if (truncated)
+        std::cerr << "pingan: the broker sent the first " << incidents.size()
+                  << " incidents only; narrow the filters\n";
+    std::vector<std::pair<std::string, std::string>> alerts;
+    for (const auto& inc : incidents)
+        alerts.emplace_back(identifier_of(inc), alert_xml(inc, a.sender, *reg));
+    write_alerts(alerts, a.out, "incidents");
 }
 
 // ---- import ----
@@ -460,16 +524,38 @@ void run_import(const import_args& a) {
 } // namespace
 
 void add_cap_command(CLI::App& app) {
-    auto* cmd = app.add_subcommand("cap", "CAP 1.2 alerts: export an incident, import an outside "
+    auto* cmd = app.add_subcommand("cap", "CAP 1.2 alerts: export incidents, import an outside "
                                           "warning for the schools in its areas");
     cmd->require_subcommand(1);
     auto e = std::make_shared<export_args>();
-    auto* ex = cmd->add_subcommand("export", "An incident as a CAP 1.2 alert (Alert while open, "
-                                             "Update afterwards, Cancel when withdrawn), "
-                                             "validating against the OASIS schema");
-    ex->add_option("incident", e->ref, "incident id, or a subject with --school")->required();
-    ex->add_option("--school", e->school, "the school, when naming a subject");
-    ex->add_option("--out", e->out, "write to this file (default: standard output)");
+    auto* ex = cmd->add_subcommand(
+        "export", "Incidents as CAP 1.2 alerts (Alert while open, Update afterwards, Cancel when "
+                  "withdrawn), validating against the OASIS schema: one incident, or without an "
+                  "incident every one the filters pass, one file per alert in --out DIR");
+    auto* inc_opt =
+        ex->add_option("incident", e->ref,
+                       "incident id, or a subject with --school (omit: every incident that "
+                       "passes --state, --severity, --school, --district, --kind, --mode)");
+    ex->add_option("--school", e->school,
+                   "the school: of a subject, or without an incident only this school")
+        ->each([e](const std::string& v) { e->filter.school = v; });
+    ex->add_option("--out", e->out,
+                   "with an incident: write to this file; without: the directory that receives "
+                   "one IDENTIFIER.xml per alert (default: standard output, for one alert only)");
+    std::vector<CLI::Option*> filters;
+    filters.push_back(
+        ex->add_option("--state", e->filter.state, "only this state")
+            ->check(CLI::IsMember({"open", "acknowledged", "rectified", "closed", "active"})));
+    filters.push_back(
+        ex->add_option("--severity,--level", e->filter.severity, "only this severity")
+            ->check(CLI::IsMember({"Extreme", "Severe", "Moderate", "Minor", "Unknown"})));
+    filters.push_back(ex->add_option("--district", e->filter.district, "only this district"));
+    filters.push_back(ex->add_option("--kind", e->filter.kind,
+                                     "only this kind (hazard, food_illness, psych, ...)"));
+    filters.push_back(ex->add_option("--mode", e->filter.mode, "only this mode")
+                          ->check(CLI::IsMember({"Actual", "Exercise", "Test"})));
+    for (auto* f : filters)
+        inc_opt->excludes(f);
     ex->add_option("--sender", e->sender, "the alert's sender")->capture_default_str();
     ex->add_option("--data", e->data_dir,
                    "read this store directory instead of asking the broker ($PINGAN_DATA)");
