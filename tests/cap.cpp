@@ -472,3 +472,103 @@ TEST_CASE("a withdrawn incident exports as a CAP Cancel of its first alert that 
     }
     CHECK(cancels == 1);
 }
+
+TEST_CASE("cap export --type writes each event of the types as a CAP alert that validates, and "
+          "refuses the types that carry minors' details",
+          "[cap]") {
+    temp_dir d;
+    broker_process b(d / "store", {"--clock", "manual:2026-10-12T09:00:00+08:00"});
+    b.export_env();
+    json food = {{"type", "food.alert"},
+                 {"school", "420502K001"},
+                 {"status", "Actual"},
+                 {"severity", "Severe"},
+                 {"urgency", "Immediate"},
+                 {"certainty", "Likely"},
+                 {"occurred_at", "2026-10-12T09:00:00+08:00"},
+                 {"body",
+                  {{"canteen_id", "CT-1"},
+                   {"kind", "illness"},
+                   {"cases", 4},
+                   {"description", "午餐后4名学生腹泻 <疑似> & 呕吐"}}}};
+    REQUIRE(run({"publish", food.dump()}).code == 0);
+    food["school"] = "420503P001";
+    food["body"]["canteen_id"] = "CT-2";
+    REQUIRE(run({"publish", food.dump()}).code == 0);
+    REQUIRE(run({"publish", hazard_at("420502P001", "HZ-T1", "Moderate").dump()}).code == 0);
+    json psych = {{"type", "psych.alert"},
+                  {"school", "420502P001"},
+                  {"status", "Actual"},
+                  {"scope", "Private"},
+                  {"occurred_at", "2026-10-12T09:00:00+08:00"},
+                  {"body",
+                   {{"alert_id", "PA-1"},
+                    {"student_ref", "S-7f3a"},
+                    {"risk_level", "orange"},
+                    {"source", "teacher"},
+                    {"indicator_codes", {"SLP-2"}},
+                    {"reported_by_role", "psych_teacher"}}}};
+    REQUIRE(run({"publish", psych.dump()}).code == 0);
+    std::map<std::string, std::string> ids; // event id -> type
+    for (const auto& l : run({"replay", "--json"}).lines)
+        if (auto j = json::parse(l); j["type"] == "food.alert" || j["type"] == "hazard.reported")
+            ids[j["id"].get<std::string>()] = j["type"].get<std::string>();
+    REQUIRE(ids.size() == 3);
+
+    auto r = run({"cap", "export", "--type", "food.alert", "--type", "hazard.reported", "--out",
+                  d / "events"});
+    REQUIRE(r.code == 0);
+    CHECK(has(r, "3 alerts written to"));
+    auto names = files_in(d / "events");
+    REQUIRE(names.size() == 3);
+    for (const auto& [id, type] : ids) {
+        INFO(id << " " << type);
+        REQUIRE(names.count(id + ".xml") == 1);
+        auto path = d / "events/" + id + ".xml";
+        auto v = xmllint(path);
+        INFO((v.lines.empty() ? std::string() : v.lines[0]));
+        CHECK(v.code == 0);
+        auto text = read_file(path);
+        CHECK(text.find("<identifier>" + id + "</identifier>") != std::string::npos);
+        CHECK(text.find("<msgType>Alert</msgType>") != std::string::npos);
+        CHECK(text.find("<event>" + type + "</event>") != std::string::npos);
+        if (type == "food.alert") {
+            CHECK(text.find("<category>Health</category>") != std::string::npos);
+            CHECK(text.find("<urgency>Immediate</urgency>") != std::string::npos);
+            CHECK(text.find("&lt;疑似&gt; &amp;") != std::string::npos);
+        }
+    }
+    // The export went through the broker and is logged as one.
+    auto viewed = run({"replay", "--json", "--type", "access.viewed"});
+    REQUIRE(viewed.lines.size() == 1);
+    auto v = json::parse(viewed.lines[0]);
+    CHECK(v["body"]["what"] == "export");
+
+    // --district narrows; from the store directly, the same files for it.
+    REQUIRE(run({"cap", "export", "--type", "food.alert", "--district", "420502", "--out",
+                 d / "xiling", "--data", d / "store"})
+                .code == 0);
+    auto xiling = files_in(d / "xiling");
+    REQUIRE(xiling.size() == 1);
+    CHECK(ids[xiling.begin()->substr(0, xiling.begin()->size() - 4)] == "food.alert");
+    CHECK(read_file(d / "xiling/" + *xiling.begin()).find("420502K001") != std::string::npos);
+
+    // One goes to standard output; several are refused there.
+    auto one = run({"cap", "export", "--type", "hazard.reported"});
+    CHECK(one.code == 0);
+    CHECK(has(one, "<event>hazard.reported</event>"));
+    auto several = run({"cap", "export", "--type", "food.alert"});
+    CHECK(several.code == 2);
+    CHECK(has(several, "--out"));
+
+    // Minors' details are never exported; unknown types are named.
+    for (auto t : {"psych.alert", "bullying.reported"}) {
+        auto refused = run({"cap", "export", "--type", t, "--out", d / "minors"});
+        CHECK(refused.code == 2);
+        CHECK(has(refused, "minors' details"));
+    }
+    CHECK_FALSE(std::filesystem::exists(d / "minors"));
+    auto unknown = run({"cap", "export", "--type", "food.alerts", "--out", d / "x"});
+    CHECK(unknown.code == 2);
+    CHECK(has(unknown, "not an event type"));
+}

@@ -5,6 +5,8 @@
 // withdrawn), with the school's position from the registry; it validates
 // against the OASIS schema (tests/data/cap). Without an incident, every one
 // that passes the filters of `pingan incidents list`, one file per alert.
+// With --type, stored events of those types, each an Alert of its own (never
+// the types that carry minors' details).
 //
 // import: an outside alert (a city's weather, flood or earthquake warning)
 // becomes one alert.external event per school inside its areas (circles and
@@ -17,9 +19,12 @@
 // touches the network or the file system for them: a document with a DOCTYPE
 // is refused before libxml2 sees it, and libxml2 runs with XML_PARSE_NONET and
 // without XML_PARSE_NOENT or XML_PARSE_DTDLOAD. Only UTF-8 is accepted.
+#include "broker/store.hpp"
 #include "common/client.hpp"
+#include "common/codec.hpp"
 #include "common/event_id.hpp"
 #include "common/markup.hpp"
+#include "common/privacy.hpp"
 #include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
 #include "tools/pingan/engine_cli.hpp"
@@ -70,6 +75,7 @@ struct export_args {
     std::string ref, school, data_dir, out, registry_file;
     std::string sender = "pingan@yichang.edu.cn";
     incident_filter filter;
+    std::vector<std::string> types; // --type: events of these types instead of incidents
 };
 
 bool withdrawn(const json& inc) {
@@ -168,6 +174,123 @@ void write_file(const std::string& path, const std::string& text) {
     if (!f) fatal("cannot write " + path);
 }
 
+// ---- events of selected types ----
+
+std::string text_field(const json& body, const char* k) {
+    auto it = body.find(k);
+    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// An event as a CAP Alert of its own: identifier the event id, sent its
+// occurred_at, the envelope's status, urgency, severity and certainty, the
+// body's fields (never a classified one) as the description.
+std::string event_alert_xml(const event& e, const std::string& sender, const registry& reg) {
+    auto type = std::string(e.type());
+    auto body = body_to_json(e.body);
+    std::string what;
+    for (const char* k : {"summary", "description", "headline", "title", "text"})
+        if (what.empty()) what = text_field(body, k);
+    std::string where = e.school;
+    if (const auto* s = e.school.empty() ? nullptr : reg.find(e.school)) where = s->name;
+    auto headline = type + (where.empty() ? "" : " " + where) + (what.empty() ? "" : ": " + what);
+    std::string fields;
+    for (const auto& [k, v] : body.items()) {
+        if (is_classified(type, k) || v.is_null() || (v.is_array() && v.empty())) continue;
+        fields +=
+            (fields.empty() ? "" : "; ") + k + ": " +
+            (v.is_string() ? v.get<std::string>()
+                           : v.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace));
+    }
+    std::ostringstream o;
+    o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      << "<alert xmlns=\"" << cap_ns << "\">\n"
+      << "  <identifier>" << e.id.str() << "</identifier>\n"
+      << "  <sender>" << markup_escape(sender) << "</sender>\n"
+      << "  <sent>" << cap_time(e.occurred_at) << "</sent>\n"
+      << "  <status>" << enum_name(e.status) << "</status>\n"
+      << "  <msgType>Alert</msgType>\n"
+      << "  <scope>Restricted</scope>\n"
+      << "  <restriction>教育主管部门及学校安全责任人 education bureaus and school safety "
+         "officers</restriction>\n"
+      << "  <info>\n"
+      << "    <language>zh-CN</language>\n"
+      << "    <category>" << category_of(type) << "</category>\n"
+      << "    <event>" << markup_escape(type) << "</event>\n"
+      << "    <urgency>" << enum_name(e.urgency) << "</urgency>\n"
+      << "    <severity>" << enum_name(e.severity) << "</severity>\n"
+      << "    <certainty>" << enum_name(e.certainty) << "</certainty>\n"
+      << "    <senderName>平安校园 Pingan</senderName>\n"
+      << "    <headline>" << markup_escape(headline_of(headline)) << "</headline>\n"
+      << "    <description>" << markup_escape(fields) << "</description>\n"
+      << "    <parameter><valueName>pingan:type</valueName><value>" << markup_escape(type)
+      << "</value></parameter>\n";
+    if (e.offset)
+        o << "    <parameter><valueName>pingan:offset</valueName><value>" << e.offset
+          << "</value></parameter>\n";
+    o << area_xml(reg, e.school, e.district) << "  </info>\n</alert>\n";
+    return o.str();
+}
+
+// The stored events of `types` (exact names) at the school or district of
+// `f`: from the broker's REPLAY marked as an export (logged as access.viewed),
+// or from a store directory read directly.
+std::vector<event> events_of(const std::vector<std::string>& types, const incident_filter& f,
+                             const std::string& dir) {
+    std::set<std::string> wanted(types.begin(), types.end());
+    auto prefix = wanted.size() == 1 ? *wanted.begin() : std::string();
+    std::vector<event> out;
+    auto keep = [&](std::uint64_t off, std::string_view rec) {
+        event e;
+        if (auto p = decode(rec, e))
+            fatal("record " + std::to_string(off) + " does not decode: " + p.text(), 1);
+        if (!wanted.count(std::string(e.type()))) return true;
+        e.offset = off;
+        redact_minors(e);
+        out.push_back(std::move(e));
+        return true;
+    };
+    if (!dir.empty()) {
+        try {
+            store_options o;
+            o.path = dir;
+            o.read_only = true;
+            store s(o);
+            scan_filter sf;
+            sf.type_prefix = prefix;
+            sf.school = f.school;
+            sf.district = f.district;
+            auto [from, to] = s.range(sf);
+            sf.from = from;
+            sf.to = to;
+            while (to && sf.from <= sf.to) {
+                auto next = s.scan(sf, 1000, keep);
+                if (next <= sf.from) break;
+                sf.from = next;
+            }
+        } catch (const error& e) {
+            fatal(dir + ": " + e.detail());
+        }
+        std::cerr << "pingan: this export is not logged: it read the store directly, read-only; "
+                     "export through the broker to have it logged as access.viewed\n";
+        return out;
+    }
+    zmq::context_t ctx(1);
+    query_client q(ctx, endpoints().query, curve());
+    announce_waiting(q.link());
+    replay_request r;
+    r.type = prefix;
+    r.school = f.school;
+    r.district = f.district;
+    r.credit = 2000;
+    r.purpose = "export"; // the broker logs it as access.viewed
+    try {
+        q.replay(r, keep, answer_timeout());
+    } catch (const error& e) {
+        fail(e);
+    }
+    return out;
+}
+
 // Writes `alerts` (identifier, XML): one to standard output, or each to
 // DIR/IDENTIFIER.xml; several to standard output are refused.
 void write_alerts(const std::vector<std::pair<std::string, std::string>>& alerts,
@@ -198,6 +321,23 @@ void run_export(const export_args& a) {
     auto reg = load_school_registry(a.registry_file);
     auto dir = data_dir_or_env(a.data_dir);
     bool to_stdout = a.out.empty() || a.out == "-";
+    if (!a.types.empty()) {
+        const auto& known = known_types();
+        for (const auto& t : a.types) {
+            if (std::find(known.begin(), known.end(), t) == known.end())
+                fatal("--type " + t + ": not an event type (pingan schema lists them)", 2);
+            if (carries_minors_details(t))
+                fatal("--type " + t +
+                          ": its events carry minors' details (a student's reference, "
+                          "health or indicator codes) and are never exported as CAP alerts",
+                      2);
+        }
+        std::vector<std::pair<std::string, std::string>> alerts;
+        for (const auto& e : events_of(a.types, a.filter, dir))
+            alerts.emplace_back(e.id.str(), event_alert_xml(e, a.sender, *reg));
+        write_alerts(alerts, a.out, "events");
+        return;
+    }
     if (!a.ref.empty()) {
         auto r = dir.empty() ? incident_from_broker(a.ref, a.school)
                              : incident_from_store(dir, a.ref, a.school);
@@ -524,14 +664,15 @@ void run_import(const import_args& a) {
 } // namespace
 
 void add_cap_command(CLI::App& app) {
-    auto* cmd = app.add_subcommand("cap", "CAP 1.2 alerts: export incidents, import an outside "
-                                          "warning for the schools in its areas");
+    auto* cmd = app.add_subcommand("cap", "CAP 1.2 alerts: export incidents or selected events, "
+                                          "import an outside warning for the schools in its areas");
     cmd->require_subcommand(1);
     auto e = std::make_shared<export_args>();
     auto* ex = cmd->add_subcommand(
         "export", "Incidents as CAP 1.2 alerts (Alert while open, Update afterwards, Cancel when "
                   "withdrawn), validating against the OASIS schema: one incident, or without an "
-                  "incident every one the filters pass, one file per alert in --out DIR");
+                  "incident every one the filters pass, one file per alert in --out DIR; with "
+                  "--type, events of those types, one alert each");
     auto* inc_opt =
         ex->add_option("incident", e->ref,
                        "incident id, or a subject with --school (omit: every incident that "
@@ -549,13 +690,23 @@ void add_cap_command(CLI::App& app) {
     filters.push_back(
         ex->add_option("--severity,--level", e->filter.severity, "only this severity")
             ->check(CLI::IsMember({"Extreme", "Severe", "Moderate", "Minor", "Unknown"})));
-    filters.push_back(ex->add_option("--district", e->filter.district, "only this district"));
+    auto* district = ex->add_option("--district", e->filter.district, "only this district");
+    filters.push_back(district);
     filters.push_back(ex->add_option("--kind", e->filter.kind,
                                      "only this kind (hazard, food_illness, psych, ...)"));
     filters.push_back(ex->add_option("--mode", e->filter.mode, "only this mode")
                           ->check(CLI::IsMember({"Actual", "Exercise", "Test"})));
     for (auto* f : filters)
         inc_opt->excludes(f);
+    auto* type_opt = ex->add_option(
+        "--type", e->types,
+        "instead of incidents, every stored event of this type as a CAP Alert of its own "
+        "(identifier: the event id), within --school or --district; repeatable "
+        "(food.alert, health.cluster, hazard.reported, ...; never psych.alert or "
+        "bullying.reported, which carry minors' details)");
+    type_opt->excludes(inc_opt);
+    for (auto* f : filters)
+        if (f != district) type_opt->excludes(f);
     ex->add_option("--sender", e->sender, "the alert's sender")->capture_default_str();
     ex->add_option("--data", e->data_dir,
                    "read this store directory instead of asking the broker ($PINGAN_DATA)");
