@@ -1120,7 +1120,9 @@ struct engine::run {
         for (auto* inc : named(x.incident_id)) {
             // A hazard closes only by verification (DOMAIN §4 rule 3).
             if (inc->closed || inc->hazard) continue;
-            close(*inc, "resolved by " + (cause.actor.empty() ? "unknown" : cause.actor) +
+            if (x.withdrawn) inc->milestones.insert("withdrawn");
+            close(*inc, std::string(x.withdrawn ? "withdrawn" : "resolved") + " by " +
+                            (cause.actor.empty() ? "unknown" : cause.actor) +
                             (x.resolution.empty() ? "" : ": " + x.resolution));
         }
     }

@@ -85,6 +85,7 @@ incident_answer show(broker::impl& b, const principal* client, const json& param
     incident_params q;
     if (auto p = parse_incident_params(params, q)) return {p, {}};
     const auto &id = q.id, &subject = q.subject, &school = q.school;
+    bool exporting = q.exporting;
     if (auto p = check_place(b.reg, client, school, {})) return {p, {}};
 
     // By id; or by subject at the school: the open incident if there is one,
@@ -158,27 +159,23 @@ incident_answer show(broker::impl& b, const principal* client, const json& param
         if (next <= f.from) break;
         f.from = next;
     }
-    if (viewed) {
-        event e;
-        auto now = b.clk.now();
-        e.id = new_event_id(now);
-        e.source = "pingan-broker/query";
-        e.actor = client->identity;
-        e.occurred_at = now;
-        e.status = status::system;
-        e.scope = scope::restricted;
-        access_viewed v;
-        v.viewer = client->identity;
-        v.what = "minors_details";
-        v.first_offset = viewed_first;
-        v.last_offset = viewed_last;
-        v.count = viewed;
-        v.schools = {inc.school};
-        e.body = std::move(v);
-        std::vector<prepared_event> one;
-        one.push_back(prepare(std::move(e)));
-        std::vector<owner_tag> owner{{nullptr, 0}};
-        b.pipe.push(one, owner);
+    if (viewed)
+        log_access_viewed(b, client, "minors_details", viewed_first, viewed_last, viewed,
+                          {inc.school});
+    if (exporting) {
+        // What was sent, stored and durable before the reply: the exporter
+        // finds it in the log at once.
+        std::uint64_t first = 0, last = 0;
+        std::set<std::string> schools;
+        for (const auto& e : timeline) {
+            auto off = e.value("offset", std::uint64_t{0});
+            if (!first) first = off;
+            last = off;
+            if (auto s = e.value("school", std::string()); !s.empty()) schools.insert(s);
+        }
+        log_access_viewed(b, client, "export", first, last,
+                          static_cast<std::uint32_t>(timeline.size()),
+                          {schools.begin(), schools.end()}, true);
     }
     json j = {{"incident", incident_to_json(inc)},
               {"timeline", std::move(timeline)},
@@ -187,6 +184,33 @@ incident_answer show(broker::impl& b, const principal* client, const json& param
 }
 
 } // namespace
+
+void log_access_viewed(broker::impl& b, const principal* client, std::string what,
+                       std::uint64_t first, std::uint64_t last, std::uint32_t count,
+                       std::vector<std::string> schools, bool durable) {
+    event e;
+    auto now = b.clk.now();
+    e.id = new_event_id(now);
+    e.source = "pingan-broker/query";
+    e.actor = client ? client->identity : "pingan-broker";
+    e.occurred_at = now;
+    e.status = status::system;
+    e.scope = scope::restricted;
+    access_viewed v;
+    v.viewer = client ? client->identity : "unauthenticated (no access table)";
+    v.what = std::move(what);
+    v.first_offset = first;
+    v.last_offset = last;
+    v.count = count;
+    v.schools = std::move(schools);
+    if (v.schools.size() > 4096) v.schools.resize(4096); // the field's limit
+    e.body = std::move(v);
+    std::vector<prepared_event> one;
+    one.push_back(prepare(std::move(e)));
+    std::vector<owner_tag> owner{{nullptr, 0}};
+    b.pipe.push(one, owner);
+    if (durable) b.pipe.wait_settled(b.pipe.poke(), std::chrono::seconds(30));
+}
 
 incident_answer answer_incident_query(broker::impl& b, const principal* client,
                                       std::string_view cmd, const json& params) {

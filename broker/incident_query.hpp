@@ -10,8 +10,10 @@
 
 #include "broker/broker_impl.hpp"
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pingan {
 
@@ -29,5 +31,14 @@ struct incident_answer {
 // minors' details in a timeline is logged as access.viewed through the writer.
 incident_answer answer_incident_query(broker::impl& b, const principal* client,
                                       std::string_view cmd, const json& params);
+
+// Logs one access.viewed (`what`: "minors_details" or "export") for `client`
+// through the writer: the records [first, last], `count` of them, of
+// `schools`. Without an access table (`client` null) the broker knows no one,
+// and the record says so. With `durable`, returns once the event is stored
+// and durable (so that the reply that follows finds it in the log).
+void log_access_viewed(broker::impl& b, const principal* client, std::string what,
+                       std::uint64_t first, std::uint64_t last, std::uint32_t count,
+                       std::vector<std::string> schools, bool durable = false);
 
 } // namespace pingan

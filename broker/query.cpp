@@ -98,7 +98,7 @@ class query_server {
     // Appends an access.viewed record through the writer, like any event.
     void log_views(stream& s);
     // An export's stream ends (END, cancel or revocation): its access.viewed.
-    void log_export(stream& s);
+    void log_export(stream& s, bool durable = false);
     // Sends END. Returns: false (the stream is over).
     bool finish(stream& s);
     // Sends one chunk of a stream. Returns: false when the stream is finished
@@ -359,63 +359,22 @@ void query_server::access_command(const reply_to& to, const principal& client, c
 
 void query_server::log_views(stream& s) {
     if (!s.viewed || !s.client) return;
-    event e;
-    auto now = b_.clk.now();
-    e.id = new_event_id(now);
-    e.source = "pingan-broker/query";
-    e.actor = s.client->identity;
-    e.occurred_at = now;
-    e.status = status::system;
-    e.scope = scope::restricted;
-    access_viewed v;
-    v.viewer = s.client->identity;
-    v.what = "minors_details";
-    v.first_offset = s.viewed_first;
-    v.last_offset = s.viewed_last;
-    v.count = s.viewed;
-    v.schools.assign(s.viewed_schools.begin(), s.viewed_schools.end());
-    e.body = std::move(v);
-    std::vector<prepared_event> one;
-    one.push_back(prepare(std::move(e)));
-    std::vector<owner_tag> owner{{nullptr, 0}};
-    b_.pipe.push(one, owner);
+    log_access_viewed(b_, s.client.get(), "minors_details", s.viewed_first, s.viewed_last, s.viewed,
+                      {s.viewed_schools.begin(), s.viewed_schools.end()});
     s.viewed = 0;
 }
 
-void query_server::log_export(stream& s) {
+void query_server::log_export(stream& s, bool durable) {
     if (!s.exporting) return;
     s.exporting = false; // once
-    event e;
-    auto now = b_.clk.now();
-    e.id = new_event_id(now);
-    e.source = "pingan-broker/query";
-    e.actor = s.client ? s.client->identity : "pingan-broker";
-    e.occurred_at = now;
-    e.status = status::system;
-    e.scope = scope::restricted;
-    access_viewed v;
-    // Without an access table the broker knows no one: the record says so.
-    v.viewer = s.client ? s.client->identity : "unauthenticated (no access table)";
-    v.what = "export";
-    v.first_offset = s.exported_first;
-    v.last_offset = s.exported_last;
-    v.count = s.exported;
-    v.schools.assign(s.exported_schools.begin(), s.exported_schools.end());
-    if (v.schools.size() > 4096) v.schools.resize(4096); // the field's limit
-    e.body = std::move(v);
-    std::vector<prepared_event> one;
-    one.push_back(prepare(std::move(e)));
-    std::vector<owner_tag> owner{{nullptr, 0}};
-    b_.pipe.push(one, owner);
+    log_access_viewed(b_, s.client.get(), "export", s.exported_first, s.exported_last, s.exported,
+                      {s.exported_schools.begin(), s.exported_schools.end()}, durable);
 }
 
 bool query_server::finish(stream& s) {
     log_views(s);
-    if (s.exporting) {
-        // Stored and durable before END: the exporter can find it at once.
-        log_export(s);
-        b_.pipe.wait_settled(b_.pipe.poke(), std::chrono::seconds(30));
-    }
+    // Stored and durable before END: the exporter can find it at once.
+    log_export(s, true);
     json j = {{"next", s.filter.from}, {"count", s.sent}, {"head", b_.st.head()}};
     auto body = j.dump();
     send({s.routing, s.delimiter, s.tag}, wire::cmd_end, {body});

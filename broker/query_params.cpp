@@ -121,7 +121,8 @@ problem parse_clock_params(const json& params, clock_params& out) {
         out.advance = d;
         return {};
     }
-    return {errc::bad_value, problem.empty() ? "advance: expected a duration such as 10m" : problem};
+    return {errc::bad_value,
+            problem.empty() ? "advance: expected a duration such as 10m" : problem};
 }
 
 problem parse_checkpoint_params(const json& params, bool& now) {
@@ -164,9 +165,15 @@ problem parse_incidents_params(const json& params, incidents_params& out) {
 }
 
 problem parse_incident_params(const json& params, incident_params& out) {
-    for (auto [name, field] :
-         {std::pair{"id", &out.id}, {"subject", &out.subject}, {"school", &out.school}})
+    std::string purpose;
+    for (auto [name, field] : {std::pair{"id", &out.id},
+                               {"subject", &out.subject},
+                               {"school", &out.school},
+                               {"purpose", &purpose}})
         if (auto p = text_param(params, name, *field)) return p;
+    if (!purpose.empty() && purpose != "export")
+        return {errc::bad_value, "purpose: expected \"export\""};
+    out.exporting = purpose == "export";
     if (out.id.empty() == out.subject.empty())
         return {errc::bad_value, "give either id (an incident id) or subject (with school)"};
     return {};

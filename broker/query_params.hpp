@@ -9,8 +9,8 @@
 
 #include "broker/access.hpp"
 #include "broker/store.hpp"
-#include "common/errc.hpp"
 #include "common/codec.hpp"
+#include "common/errc.hpp"
 #include "common/registry.hpp"
 #include "common/time.hpp"
 
@@ -57,9 +57,9 @@ problem parse_credit_params(const json& params, std::uint64_t& credit);
 
 // CLOCK {} tells the time; {"set": TIME} or {"advance": DURATION} moves a manual clock.
 struct clock_params {
-    bool moves = false;             // "set" or "advance" is there (even if wrong)
-    std::optional<timestamp> set;   // a valid "set"
-    std::optional<micros> advance;  // a valid "advance" (when "set" is not valid)
+    bool moves = false;            // "set" or "advance" is there (even if wrong)
+    std::optional<timestamp> set;  // a valid "set"
+    std::optional<micros> advance; // a valid "advance" (when "set" is not valid)
 };
 // Returns: bad_value if the clock is to move and neither a valid set nor a
 // valid advance was given, else ok.
@@ -82,8 +82,10 @@ problem parse_incidents_params(const json& params, incidents_params& out);
 // INCIDENT {"id"} or {"subject", "school"}.
 struct incident_params {
     std::string id, subject, school;
+    bool exporting = false; // purpose "export": logged as access.viewed what=export
 };
-// Returns: bad_value unless exactly one of id and subject is given, or ok.
+// Returns: bad_value unless exactly one of id and subject is given, or for a
+// purpose other than "export"; or ok.
 problem parse_incident_params(const json& params, incident_params& out);
 
 // The place an incident command names: a school and a district in the

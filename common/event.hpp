@@ -572,15 +572,19 @@ struct report_submitted {
     }
 };
 
+// `withdrawn`: the incident was reported in error or taken back; it closes
+// with the milestone "withdrawn" and exports as a CAP Cancel (docs/audit.md).
 struct incident_resolved {
     static constexpr std::string_view type = "incident.resolved";
-    static constexpr std::uint32_t version = 1;
+    static constexpr std::uint32_t version = 2;
     std::string incident_id;
     std::string resolution;
+    bool withdrawn = false; // version 2
 
     template <class F> void fields(F&& f) {
         f("incident_id", incident_id, key);
         f("resolution", resolution, text(2000));
+        f("withdrawn", withdrawn, since(key, 2));
     }
 };
 

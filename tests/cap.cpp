@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -261,4 +263,312 @@ TEST_CASE("hostile, malformed and non-UTF-8 CAP input is refused clearly and not
     auto other = run({"cap", "import", d / "other.xml", "--dry-run"});
     CHECK(other.code == 1);
     CHECK(has(other, "not a CAP 1.2 alert"));
+}
+
+namespace {
+
+json hazard_at(const std::string& school, const std::string& id, const std::string& severity) {
+    return {{"type", "hazard.reported"},
+            {"school", school},
+            {"status", "Actual"},
+            {"severity", severity},
+            {"occurred_at", "2026-10-12T09:00:00+08:00"},
+            {"body",
+             {{"hazard_id", id},
+              {"area", "fire"},
+              {"grade", "general"},
+              {"description", "灭火器过期"},
+              {"location", "教学楼"},
+              {"found_by", "safety_officer"}}}};
+}
+
+json emergency_at(const std::string& school, const std::string& id) {
+    return {{"type", "incident.reported"},
+            {"school", school},
+            {"status", "Actual"},
+            {"severity", "Severe"},
+            {"occurred_at", "2026-10-12T09:00:00+08:00"},
+            {"body",
+             {{"incident_id", id},
+              {"category", "accident"},
+              {"provisional_level", "IV"},
+              {"reporter_role", "principal"},
+              {"summary", "操场围墙倒塌"}}}};
+}
+
+// The files of a directory, by name.
+std::set<std::string> files_in(const std::string& dir) {
+    std::set<std::string> v;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        v.insert(e.path().filename().string());
+    return v;
+}
+
+} // namespace
+
+TEST_CASE("cap export without an incident writes one validating alert per incident the filters "
+          "pass, and refuses several on standard output",
+          "[cap]") {
+    temp_dir d;
+    broker_process b(d / "store", {"--rules", source_path("config/rules/yichang-default.yaml"),
+                                   "--clock", "manual:2026-10-12T09:00:00+08:00"});
+    b.export_env();
+    REQUIRE(run({"publish", hazard_at("420502K001", "HZ-M1", "Moderate").dump()}).code == 0);
+    REQUIRE(run({"publish", hazard_at("420502P001", "HZ-M2", "Severe").dump()}).code == 0);
+    REQUIRE(run({"publish", emergency_at("420503P001", "EM-M3").dump()}).code == 0);
+    std::map<std::string, json> incidents; // by school
+    for (const auto& l : run({"incidents", "list", "--json"}).lines) {
+        auto j = json::parse(l);
+        incidents[j["school"].get<std::string>()] = j;
+    }
+    REQUIRE(incidents.size() == 3);
+    REQUIRE(run({"incidents", "ack", incidents["420502P001"]["id"].get<std::string>()}).code == 0);
+
+    // Every incident: one file each, named by the alert's identifier, each valid.
+    auto all = run({"cap", "export", "--out", d / "all"});
+    REQUIRE(all.code == 0);
+    CHECK(has(all, "3 alerts written to " + std::string(d / "all")));
+    auto names = files_in(d / "all");
+    REQUIRE(names.size() == 3);
+    std::set<std::string> identifiers, msg_types;
+    for (const auto& n : names) {
+        INFO(n);
+        auto path = std::string(d / "all") + "/" + n;
+        auto v = xmllint(path);
+        INFO((v.lines.empty() ? std::string() : v.lines[0]));
+        CHECK(v.code == 0);
+        auto text = read_file(path);
+        auto at = text.find("<identifier>"), end = text.find("</identifier>");
+        REQUIRE(end != std::string::npos);
+        auto identifier = text.substr(at + 12, end - at - 12);
+        CHECK(n == identifier + ".xml");
+        identifiers.insert(identifier);
+        auto mt = text.find("<msgType>");
+        msg_types.insert(text.substr(mt + 9, text.find("</msgType>") - mt - 9));
+    }
+    for (const auto& [school, inc] : incidents) {
+        auto id = inc["id"].get<std::string>();
+        // The untouched ones are first alerts (identifier: the incident id);
+        // the acknowledged one an update (the id and the time of the update).
+        bool found = false;
+        for (const auto& i : identifiers)
+            found = found || (school == "420502P001" ? i.starts_with(id + ".") : i == id);
+        CHECK(found);
+    }
+    CHECK(msg_types == std::set<std::string>{"Alert", "Update"});
+
+    // Filters narrow the set, with the meanings of incidents list.
+    auto narrowed = [&](std::vector<std::string> filter, const std::string& out) {
+        std::vector<std::string> args{"cap", "export", "--out", d / out};
+        args.insert(args.end(), filter.begin(), filter.end());
+        auto r = run(args);
+        INFO((r.lines.empty() ? std::string() : r.lines[0]));
+        REQUIRE(r.code == 0);
+        std::set<std::string> listed;
+        std::vector<std::string> list{"incidents", "list", "--json"};
+        list.insert(list.end(), filter.begin(), filter.end());
+        for (const auto& l : run(list).lines)
+            listed.insert(json::parse(l)["id"].get<std::string>() + ".xml");
+        return std::pair{files_in(d / out), listed};
+    };
+    auto [district, district_listed] = narrowed({"--district", "420502"}, "xiling");
+    CHECK(district.size() == 2);
+    CHECK(district.count(incidents["420503P001"]["id"].get<std::string>() + ".xml") == 0);
+    auto [kind, kind_listed] = narrowed({"--kind", "emergency"}, "emergency");
+    CHECK(kind == kind_listed);
+    CHECK(kind == std::set<std::string>{incidents["420503P001"]["id"].get<std::string>() + ".xml"});
+    auto [open, open_listed] = narrowed({"--state", "open", "--severity", "Moderate"}, "open");
+    CHECK(open == open_listed);
+    CHECK(open == std::set<std::string>{incidents["420502K001"]["id"].get<std::string>() + ".xml"});
+    auto [none, none_listed] = narrowed({"--mode", "Exercise"}, "exercise");
+    CHECK(none.empty());
+    CHECK(none_listed.empty());
+
+    // From the store directly, the same alerts.
+    REQUIRE(run({"cap", "export", "--out", d / "offline", "--data", d / "store"}).code == 0);
+    CHECK(files_in(d / "offline") == names);
+
+    // Several alerts do not go to standard output; one does.
+    auto several = run({"cap", "export", "--district", "420502"});
+    CHECK(several.code == 2);
+    CHECK(has(several, "--out"));
+    CHECK_FALSE(has(several, "<alert"));
+    auto one = run({"cap", "export", "--kind", "emergency"});
+    CHECK(one.code == 0);
+    CHECK(has(one,
+              "<identifier>" + incidents["420503P001"]["id"].get<std::string>() + "</identifier>"));
+    // The filters are for the many: with an incident they are refused.
+    CHECK(
+        run({"cap", "export", incidents["420503P001"]["id"].get<std::string>(), "--kind", "hazard"})
+            .code == 2);
+}
+
+TEST_CASE("a withdrawn incident exports as a CAP Cancel of its first alert that validates",
+          "[cap]") {
+    temp_dir d;
+    broker_process b(d / "store", {"--rules", source_path("config/rules/yichang-default.yaml"),
+                                   "--clock", "manual:2026-10-12T09:00:00+08:00"});
+    b.export_env();
+    REQUIRE(run({"publish", emergency_at("420502K001", "EM-W1").dump()}).code == 0);
+    REQUIRE(run({"publish", emergency_at("420502P001", "EM-W2").dump()}).code == 0);
+    std::map<std::string, std::string> ids; // school -> incident id
+    for (const auto& l : run({"incidents", "list", "--json"}).lines) {
+        auto j = json::parse(l);
+        ids[j["school"].get<std::string>()] = j["id"].get<std::string>();
+    }
+    REQUIRE(ids.size() == 2);
+    auto withdrawn = ids["420502K001"], resolved = ids["420502P001"];
+    zmq::context_t ctx(1);
+    query_client q(ctx, b.query);
+    q.clock(json{{"advance", "20m"}});
+    REQUIRE(run({"incidents", "resolve", withdrawn, "--resolution", "误报", "--withdrawn"}).code ==
+            0);
+    REQUIRE(run({"incidents", "resolve", resolved, "--resolution", "已处置"}).code == 0);
+
+    auto shown = json::parse(run({"incidents", "show", withdrawn, "--json"}).lines.at(0));
+    CHECK(shown["state"] == "closed");
+    auto milestones = shown["milestones"];
+    CHECK(std::find(milestones.begin(), milestones.end(), "withdrawn") != milestones.end());
+    bool flagged = false;
+    for (const auto& e : shown["timeline"])
+        if (e["type"] == "incident.resolved") flagged = e["body"]["withdrawn"] == true;
+    CHECK(flagged);
+    auto plain = json::parse(run({"incidents", "show", resolved, "--json"}).lines.at(0));
+    CHECK(std::find(plain["milestones"].begin(), plain["milestones"].end(), "withdrawn") ==
+          plain["milestones"].end());
+
+    auto cancel = d / "cancel.xml";
+    REQUIRE(run({"cap", "export", withdrawn, "--out", cancel}).code == 0);
+    auto v = xmllint(cancel);
+    INFO((v.lines.empty() ? std::string() : v.lines[0]));
+    CHECK(v.code == 0);
+    auto text = read_file(cancel);
+    CHECK(text.find("<msgType>Cancel</msgType>") != std::string::npos);
+    CHECK(text.find("<references>pingan@yichang.edu.cn," + withdrawn +
+                    ",2026-10-12T09:00:00+08:00</references>") != std::string::npos);
+    CHECK(text.find("<urgency>Past</urgency>") != std::string::npos);
+    CHECK(text.find("<identifier>" + withdrawn + ".") != std::string::npos);
+
+    // Resolved in the ordinary way: an Update with AllClear, not a Cancel.
+    auto update = d / "update.xml";
+    REQUIRE(run({"cap", "export", resolved, "--out", update, "--data", d / "store"}).code == 0);
+    CHECK(xmllint(update).code == 0);
+    auto t2 = read_file(update);
+    CHECK(t2.find("<msgType>Update</msgType>") != std::string::npos);
+    CHECK(t2.find("<responseType>AllClear</responseType>") != std::string::npos);
+
+    // In a set exported to a directory, the Cancel is there too and validates.
+    REQUIRE(run({"cap", "export", "--state", "closed", "--out", d / "closed"}).code == 0);
+    auto names = files_in(d / "closed");
+    REQUIRE(names.size() == 2);
+    int cancels = 0;
+    for (const auto& n : names) {
+        auto path = std::string(d / "closed") + "/" + n;
+        CHECK(xmllint(path).code == 0);
+        if (read_file(path).find("<msgType>Cancel</msgType>") != std::string::npos) {
+            ++cancels;
+            CHECK(n.starts_with(withdrawn + "."));
+        }
+    }
+    CHECK(cancels == 1);
+}
+
+TEST_CASE("cap export --type writes each event of the types as a CAP alert that validates, and "
+          "refuses the types that carry minors' details",
+          "[cap]") {
+    temp_dir d;
+    broker_process b(d / "store", {"--clock", "manual:2026-10-12T09:00:00+08:00"});
+    b.export_env();
+    json food = {{"type", "food.alert"},
+                 {"school", "420502K001"},
+                 {"status", "Actual"},
+                 {"severity", "Severe"},
+                 {"urgency", "Immediate"},
+                 {"certainty", "Likely"},
+                 {"occurred_at", "2026-10-12T09:00:00+08:00"},
+                 {"body",
+                  {{"canteen_id", "CT-1"},
+                   {"kind", "illness"},
+                   {"cases", 4},
+                   {"description", "午餐后4名学生腹泻 <疑似> & 呕吐"}}}};
+    REQUIRE(run({"publish", food.dump()}).code == 0);
+    food["school"] = "420503P001";
+    food["body"]["canteen_id"] = "CT-2";
+    REQUIRE(run({"publish", food.dump()}).code == 0);
+    REQUIRE(run({"publish", hazard_at("420502P001", "HZ-T1", "Moderate").dump()}).code == 0);
+    json psych = {{"type", "psych.alert"},
+                  {"school", "420502P001"},
+                  {"status", "Actual"},
+                  {"scope", "Private"},
+                  {"occurred_at", "2026-10-12T09:00:00+08:00"},
+                  {"body",
+                   {{"alert_id", "PA-1"},
+                    {"student_ref", "S-7f3a"},
+                    {"risk_level", "orange"},
+                    {"source", "teacher"},
+                    {"indicator_codes", {"SLP-2"}},
+                    {"reported_by_role", "psych_teacher"}}}};
+    REQUIRE(run({"publish", psych.dump()}).code == 0);
+    std::map<std::string, std::string> ids; // event id -> type
+    for (const auto& l : run({"replay", "--json"}).lines)
+        if (auto j = json::parse(l); j["type"] == "food.alert" || j["type"] == "hazard.reported")
+            ids[j["id"].get<std::string>()] = j["type"].get<std::string>();
+    REQUIRE(ids.size() == 3);
+
+    auto r = run({"cap", "export", "--type", "food.alert", "--type", "hazard.reported", "--out",
+                  d / "events"});
+    REQUIRE(r.code == 0);
+    CHECK(has(r, "3 alerts written to"));
+    auto names = files_in(d / "events");
+    REQUIRE(names.size() == 3);
+    for (const auto& [id, type] : ids) {
+        INFO(id << " " << type);
+        REQUIRE(names.count(id + ".xml") == 1);
+        auto path = d / "events/" + id + ".xml";
+        auto v = xmllint(path);
+        INFO((v.lines.empty() ? std::string() : v.lines[0]));
+        CHECK(v.code == 0);
+        auto text = read_file(path);
+        CHECK(text.find("<identifier>" + id + "</identifier>") != std::string::npos);
+        CHECK(text.find("<msgType>Alert</msgType>") != std::string::npos);
+        CHECK(text.find("<event>" + type + "</event>") != std::string::npos);
+        if (type == "food.alert") {
+            CHECK(text.find("<category>Health</category>") != std::string::npos);
+            CHECK(text.find("<urgency>Immediate</urgency>") != std::string::npos);
+            CHECK(text.find("&lt;疑似&gt; &amp;") != std::string::npos);
+        }
+    }
+    // The export went through the broker and is logged as one.
+    auto viewed = run({"replay", "--json", "--type", "access.viewed"});
+    REQUIRE(viewed.lines.size() == 1);
+    auto v = json::parse(viewed.lines[0]);
+    CHECK(v["body"]["what"] == "export");
+
+    // --district narrows; from the store directly, the same files for it.
+    REQUIRE(run({"cap", "export", "--type", "food.alert", "--district", "420502", "--out",
+                 d / "xiling", "--data", d / "store"})
+                .code == 0);
+    auto xiling = files_in(d / "xiling");
+    REQUIRE(xiling.size() == 1);
+    CHECK(ids[xiling.begin()->substr(0, xiling.begin()->size() - 4)] == "food.alert");
+    CHECK(read_file(d / "xiling/" + *xiling.begin()).find("420502K001") != std::string::npos);
+
+    // One goes to standard output; several are refused there.
+    auto one = run({"cap", "export", "--type", "hazard.reported"});
+    CHECK(one.code == 0);
+    CHECK(has(one, "<event>hazard.reported</event>"));
+    auto several = run({"cap", "export", "--type", "food.alert"});
+    CHECK(several.code == 2);
+    CHECK(has(several, "--out"));
+
+    // Minors' details are never exported; unknown types are named.
+    for (auto t : {"psych.alert", "bullying.reported"}) {
+        auto refused = run({"cap", "export", "--type", t, "--out", d / "minors"});
+        CHECK(refused.code == 2);
+        CHECK(has(refused, "minors' details"));
+    }
+    CHECK_FALSE(std::filesystem::exists(d / "minors"));
+    auto unknown = run({"cap", "export", "--type", "food.alerts", "--out", d / "x"});
+    CHECK(unknown.code == 2);
+    CHECK(has(unknown, "not an event type"));
 }

@@ -386,3 +386,79 @@ TEST_CASE(
     REQUIRE(offline.code == 0);
     CHECK(has(offline, "not logged"));
 }
+
+TEST_CASE("export --incident through the broker is logged as access.viewed what export, and "
+          "INCIDENT refuses another purpose",
+          "[export]") {
+    temp_dir d;
+    auto server = curve_generate(), city = curve_generate(), school = curve_generate();
+    write_key(d / "server.key", server);
+    write_key(d / "city.key", city);
+    write_key(d / "school.key", school);
+    std::ofstream(d / "clients.yaml")
+        << "clients:\n  - identity: bureau:city\n    key: \"" << city.public_key
+        << "\"\n    scope: city\n    may: [publish, query]\n"
+        << "  - identity: school:420502K001\n    key: \"" << school.public_key
+        << "\"\n    scope: {school: 420502K001}\n    may: [query]\n";
+    broker_process b(d / "store",
+                     {"--server-key", d / "server.key", "--clients", d / "clients.yaml", "--rules",
+                      source_path("config/rules/yichang-default.yaml")});
+    b.export_env();
+    auto as = [&](std::vector<std::string> a, const std::string& key) {
+        for (std::string k : {std::string("--key"), key, std::string("--server-key"),
+                              std::string(d / "server.key")})
+            a.push_back(k);
+        return a;
+    };
+    for (auto [sch, id] : {std::pair{"420502K001", "HZ-1"}, {"420502P001", "HZ-2"}}) {
+        auto h = hazard(sch, id, "灭火器过期", "2026-10-12T09:00:00+08:00");
+        REQUIRE(run(as({"publish", h.dump()}, d / "city.key")).code == 0);
+    }
+    auto viewed = [&] {
+        std::vector<json> v;
+        for (const auto& l :
+             run(as({"replay", "--json", "--type", "access.viewed"}, d / "city.key")).lines)
+            v.push_back(json::parse(l));
+        return v;
+    };
+    // Looking at an incident is not an export.
+    REQUIRE(
+        run(as({"incidents", "show", "HZ-1", "--school", "420502K001"}, d / "school.key")).code ==
+        0);
+    CHECK(viewed().empty());
+
+    auto e =
+        run(as({"export", "--incident", "HZ-1", "--school", "420502K001", "--out", d / "hz1.jsonl"},
+               d / "school.key"));
+    INFO((e.lines.empty() ? std::string() : e.lines[0]));
+    REQUIRE(e.code == 0);
+    std::vector<std::uint64_t> offsets;
+    for (const auto& l : lines_of(d / "hz1.jsonl"))
+        if (auto j = json::parse(l); j.contains("type") && j.contains("offset"))
+            offsets.push_back(j["offset"].get<std::uint64_t>());
+    REQUIRE_FALSE(offsets.empty());
+    auto v = viewed();
+    REQUIRE(v.size() == 1);
+    CHECK(v[0]["actor"] == "school:420502K001");
+    CHECK(v[0]["body"]["viewer"] == "school:420502K001");
+    CHECK(v[0]["body"]["what"] == "export");
+    CHECK(v[0]["body"]["first_offset"] == offsets.front());
+    CHECK(v[0]["body"]["last_offset"] == offsets.back());
+    CHECK(v[0]["body"]["count"] == offsets.size());
+    CHECK(v[0]["body"]["schools"] == json::array({"420502K001"}));
+
+    // Another purpose is refused, and nothing is logged for it.
+    curve_client c{school, server.public_key};
+    zmq::context_t ctx(1);
+    query_client q(ctx, b.query, &c);
+    try {
+        q.request("INCIDENT",
+                  json{{"subject", "HZ-1"}, {"school", "420502K001"}, {"purpose", "audit"}},
+                  std::chrono::seconds(10));
+        FAIL("INCIDENT took purpose \"audit\"");
+    } catch (const error& x) {
+        CHECK(x.code() == errc::bad_value);
+        CHECK(x.detail().find("purpose") != std::string::npos);
+    }
+    CHECK(viewed().size() == 1);
+}

@@ -72,8 +72,8 @@ void params_of_every_command(const json& params) {
     (void)parse_access_params(params);
     incidents_params ip;
     if (!parse_incidents_params(params, ip))
-        for (const principal* p : {static_cast<const principal*>(nullptr), &who.city,
-                                   &who.district, &who.school})
+        for (const principal* p :
+             {static_cast<const principal*>(nullptr), &who.city, &who.district, &who.school})
             if (!check_place(reg, p, ip.school, ip.district) && p && !p->city) {
                 // Allowed: the place is the client's own, or within it.
                 if (!p->school.empty() && !ip.school.empty() && ip.school != p->school)

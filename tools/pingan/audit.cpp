@@ -44,8 +44,83 @@ std::string data_dir_or_env(const std::string& given) {
     return {};
 }
 
-incident_record incident_from_broker(const std::string& ref, const std::string& school) {
+namespace {
+
+bool wanted(const incident_filter& f, const json& i) {
+    auto state = i["state"].get<std::string>();
+    if (f.open_only && state == "closed") return false;
+    if (!f.state.empty() && (f.state == "active" ? state == "closed" : state != f.state))
+        return false;
+    if (!f.severity.empty() && i["severity"] != f.severity) return false;
+    if (!f.school.empty() && i["school"] != f.school) return false;
+    if (!f.district.empty() && i["district"] != f.district) {
+        // A cross-school incident is in every district one of its schools is in.
+        auto d = i.find("districts");
+        if (d == i.end() || !d->is_array() ||
+            std::find(d->begin(), d->end(), f.district) == d->end())
+            return false;
+    }
+    if (!f.kind.empty() && i["kind"] != f.kind) return false;
+    if (!f.mode.empty() && i["mode"] != f.mode) return false;
+    return true;
+}
+
+} // namespace
+
+std::vector<json> list_incidents(const incident_filter& f, const std::string& dir,
+                                 bool& truncated) {
+    truncated = false;
+    std::vector<json> rows;
+    if (!dir.empty()) {
+        std::vector<incident> v;
+        try {
+            store_options o;
+            o.path = dir;
+            o.read_only = true;
+            store s(o);
+            s.scan_table("incidents", "", [&](std::string_view, std::string_view value) {
+                incident i;
+                if (decode_incident(value, i)) v.push_back(std::move(i));
+                return true;
+            });
+        } catch (const error& e) {
+            fatal(dir + ": " + e.detail());
+        }
+        std::sort(v.begin(), v.end(), [](const incident& x, const incident& y) {
+            return x.opened_us != y.opened_us ? x.opened_us < y.opened_us : x.id < y.id;
+        });
+        for (const auto& i : v)
+            if (auto j = incident_to_json(i); wanted(f, j)) rows.push_back(std::move(j));
+        return rows;
+    }
     json p = json::object();
+    if (f.open_only) p["state"] = "active";
+    if (!f.state.empty()) p["state"] = f.state;
+    for (auto [name, value] : {std::pair{"severity", &f.severity},
+                               {"school", &f.school},
+                               {"district", &f.district},
+                               {"kind", &f.kind},
+                               {"mode", &f.mode}})
+        if (!value->empty()) p[name] = *value;
+    zmq::context_t ctx(1);
+    query_client q(ctx, endpoints().query, curve());
+    announce_waiting(q.link());
+    json r;
+    try {
+        r = q.request("INCIDENTS", p, answer_timeout());
+    } catch (const error& e) {
+        fail(e);
+    }
+    for (auto& i : r["incidents"])
+        if (wanted(f, i)) rows.push_back(std::move(i));
+    truncated = r.value("truncated", false);
+    return rows;
+}
+
+incident_record incident_from_broker(const std::string& ref, const std::string& school,
+                                     const std::string& purpose) {
+    json p = json::object();
+    if (!purpose.empty()) p["purpose"] = purpose;
     if (ref.starts_with("INC-")) {
         p["id"] = ref;
     } else {

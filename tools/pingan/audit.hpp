@@ -25,10 +25,27 @@ struct incident_record {
     bool truncated = false;
 };
 
+// The filters of `pingan incidents list` and `pingan cap export`; empty: any.
+struct incident_filter {
+    bool open_only = false; // not closed
+    std::string state;      // open, acknowledged, rectified, closed, or active (not closed)
+    std::string severity, school, district, kind;
+    std::string mode; // Actual, Exercise or Test
+};
+
+// The incidents that pass `f`, oldest first, in the JSON of INCIDENTS
+// (docs/protocol.md): read from the store directory `dir` when it is given
+// (read-only), else asked of the broker's INCIDENTS command, within the
+// caller's scope. `truncated`: the broker sent only its first ones.
+std::vector<json> list_incidents(const incident_filter& f, const std::string& dir, bool& truncated);
+
 // By incident id (INC-...) or by subject (a hazard id) at `school`: asked of
 // the broker's INCIDENT command, within the caller's scope and with minors'
 // details redacted unless the caller is cleared. Exits 1 if there is none.
-incident_record incident_from_broker(const std::string& ref, const std::string& school);
+// `purpose` "export": the broker logs what it returned as access.viewed,
+// what "export", before it answers.
+incident_record incident_from_broker(const std::string& ref, const std::string& school,
+                                     const std::string& purpose = {});
 
 // The same, read from a store directory (read-only, beside a running broker
 // or of a stopped one), with minors' details redacted.

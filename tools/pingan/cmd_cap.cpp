@@ -1,8 +1,12 @@
 // pingan cap: CAP 1.2 (OASIS Common Alerting Protocol) exchange.
 //
 // export: an incident as a CAP 1.2 alert (Alert when open, Update with
-// references to the first alert afterwards), with the school's position from
-// the registry; it validates against the OASIS schema (tests/data/cap).
+// references to the first alert afterwards, Cancel with them when it was
+// withdrawn), with the school's position from the registry; it validates
+// against the OASIS schema (tests/data/cap). Without an incident, every one
+// that passes the filters of `pingan incidents list`, one file per alert.
+// With --type, stored events of those types, each an Alert of its own (never
+// the types that carry minors' details).
 //
 // import: an outside alert (a city's weather, flood or earthquake warning)
 // becomes one alert.external event per school inside its areas (circles and
@@ -15,9 +19,12 @@
 // touches the network or the file system for them: a document with a DOCTYPE
 // is refused before libxml2 sees it, and libxml2 runs with XML_PARSE_NONET and
 // without XML_PARSE_NOENT or XML_PARSE_DTDLOAD. Only UTF-8 is accepted.
+#include "broker/store.hpp"
 #include "common/client.hpp"
+#include "common/codec.hpp"
 #include "common/event_id.hpp"
 #include "common/markup.hpp"
+#include "common/privacy.hpp"
 #include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
 #include "tools/pingan/engine_cli.hpp"
@@ -26,8 +33,10 @@
 #include <libxml/tree.h>
 #include <sodium.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -65,7 +74,26 @@ std::string category_of(const std::string& kind) {
 struct export_args {
     std::string ref, school, data_dir, out, registry_file;
     std::string sender = "pingan@yichang.edu.cn";
+    incident_filter filter;
+    std::vector<std::string> types; // --type: events of these types instead of incidents
 };
+
+bool withdrawn(const json& inc) {
+    const auto& m = inc["milestones"];
+    return m.is_array() && std::find(m.begin(), m.end(), "withdrawn") != m.end();
+}
+
+// The alert's identifier: the incident id for the first alert, then the id
+// with the time of the update in microseconds.
+std::string identifier_of(const json& inc) {
+    auto opened = *parse_utc(inc["opened_at"].get<std::string>());
+    auto updated = *parse_utc(inc["updated_at"].get<std::string>());
+    auto id = inc["id"].get<std::string>();
+    bool first = inc["state"] == "open" && updated == opened;
+    return first ? id : id + "." + std::to_string(to_us(updated));
+}
+
+std::string area_xml(const registry& reg, const std::string& school, const std::string& district);
 
 std::string alert_xml(const json& inc, const std::string& sender, const registry& reg) {
     auto opened = *parse_utc(inc["opened_at"].get<std::string>());
@@ -73,15 +101,20 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
     auto state = inc["state"].get<std::string>();
     auto id = inc["id"].get<std::string>();
     bool first = state == "open" && updated == opened;
+    // Withdrawn (reported in error, taken back): a Cancel of the first alert.
+    bool cancel = state == "closed" && withdrawn(inc);
     std::ostringstream o;
     o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
       << "<alert xmlns=\"" << cap_ns << "\">\n"
-      << "  <identifier>" << markup_escape(first ? id : id + "." + std::to_string(to_us(updated)))
-      << "</identifier>\n"
+      << "  <identifier>" << markup_escape(identifier_of(inc)) << "</identifier>\n"
       << "  <sender>" << markup_escape(sender) << "</sender>\n"
       << "  <sent>" << cap_time(first ? opened : updated) << "</sent>\n"
       << "  <status>" << inc["mode"].get<std::string>() << "</status>\n"
-      << "  <msgType>" << (first ? "Alert" : "Update") << "</msgType>\n"
+      << "  <msgType>"
+      << (first    ? "Alert"
+          : cancel ? "Cancel"
+                   : "Update")
+      << "</msgType>\n"
       << "  <scope>Restricted</scope>\n"
       << "  <restriction>教育主管部门及学校安全责任人 education bureaus and school safety "
          "officers</restriction>\n";
@@ -93,7 +126,7 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
       << "    <language>zh-CN</language>\n"
       << "    <category>" << category_of(inc["kind"].get<std::string>()) << "</category>\n"
       << "    <event>" << markup_escape(inc["kind"].get<std::string>()) << "</event>\n";
-    if (state == "closed") o << "    <responseType>AllClear</responseType>\n";
+    if (state == "closed" && !cancel) o << "    <responseType>AllClear</responseType>\n";
     o << "    <urgency>" << (state == "closed" ? "Past" : "Immediate") << "</urgency>\n"
       << "    <severity>" << inc["severity"].get<std::string>() << "</severity>\n"
       << "    <certainty>Observed</certainty>\n";
@@ -103,11 +136,19 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
     o << "    <senderName>平安校园 Pingan</senderName>\n"
       << "    <headline>" << markup_escape(headline_of(inc["title"].get<std::string>()))
       << "</headline>\n"
-      << "    <description>" << markup_escape(inc["title"].get<std::string>()) << "（" << state
-      << "）</description>\n"
+      << "    <description>" << markup_escape(inc["title"].get<std::string>()) << "（"
+      << (cancel ? "withdrawn 已撤回" : state) << "）</description>\n"
       << "    <parameter><valueName>pingan:state</valueName><value>" << state
       << "</value></parameter>\n";
-    auto school = inc["school"].get<std::string>();
+    o << area_xml(reg, inc["school"].get<std::string>(), inc["district"].get<std::string>())
+      << "  </info>\n</alert>\n";
+    return o.str();
+}
+
+// The area of a school (its name, a 0.5 km circle around its registry
+// position, its district code), or of a district; nothing for neither.
+std::string area_xml(const registry& reg, const std::string& school, const std::string& district) {
+    std::ostringstream o;
     if (const auto* s = school.empty() ? nullptr : reg.find(school)) {
         char circle[64];
         std::snprintf(circle, sizeof circle, "%.5f,%.5f 0.5", s->lat, s->lon);
@@ -117,30 +158,206 @@ std::string alert_xml(const json& inc, const std::string& sender, const registry
           << "      <geocode><valueName>GB/T 2260</valueName><value>" << s->district_code
           << "</value></geocode>\n"
           << "    </area>\n";
-    } else if (const auto* d = reg.find_district(inc["district"].get<std::string>())) {
+    } else if (const auto* d = reg.find_district(district)) {
         o << "    <area>\n"
           << "      <areaDesc>" << markup_escape(d->name) << "</areaDesc>\n"
           << "      <geocode><valueName>GB/T 2260</valueName><value>" << d->code
           << "</value></geocode>\n"
           << "    </area>\n";
     }
-    o << "  </info>\n</alert>\n";
     return o.str();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << text;
+    if (!f) fatal("cannot write " + path);
+}
+
+// ---- events of selected types ----
+
+std::string text_field(const json& body, const char* k) {
+    auto it = body.find(k);
+    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// An event as a CAP Alert of its own: identifier the event id, sent its
+// occurred_at, the envelope's status, urgency, severity and certainty, the
+// body's fields (never a classified one) as the description.
+std::string event_alert_xml(const event& e, const std::string& sender, const registry& reg) {
+    auto type = std::string(e.type());
+    auto body = body_to_json(e.body);
+    std::string what;
+    for (const char* k : {"summary", "description", "headline", "title", "text"})
+        if (what.empty()) what = text_field(body, k);
+    std::string where = e.school;
+    if (const auto* s = e.school.empty() ? nullptr : reg.find(e.school)) where = s->name;
+    auto headline = type + (where.empty() ? "" : " " + where) + (what.empty() ? "" : ": " + what);
+    std::string fields;
+    for (const auto& [k, v] : body.items()) {
+        if (is_classified(type, k) || v.is_null() || (v.is_array() && v.empty())) continue;
+        fields +=
+            (fields.empty() ? "" : "; ") + k + ": " +
+            (v.is_string() ? v.get<std::string>()
+                           : v.dump(-1, ' ', false, nlohmann::detail::error_handler_t::replace));
+    }
+    std::ostringstream o;
+    o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      << "<alert xmlns=\"" << cap_ns << "\">\n"
+      << "  <identifier>" << e.id.str() << "</identifier>\n"
+      << "  <sender>" << markup_escape(sender) << "</sender>\n"
+      << "  <sent>" << cap_time(e.occurred_at) << "</sent>\n"
+      << "  <status>" << enum_name(e.status) << "</status>\n"
+      << "  <msgType>Alert</msgType>\n"
+      << "  <scope>Restricted</scope>\n"
+      << "  <restriction>教育主管部门及学校安全责任人 education bureaus and school safety "
+         "officers</restriction>\n"
+      << "  <info>\n"
+      << "    <language>zh-CN</language>\n"
+      << "    <category>" << category_of(type) << "</category>\n"
+      << "    <event>" << markup_escape(type) << "</event>\n"
+      << "    <urgency>" << enum_name(e.urgency) << "</urgency>\n"
+      << "    <severity>" << enum_name(e.severity) << "</severity>\n"
+      << "    <certainty>" << enum_name(e.certainty) << "</certainty>\n"
+      << "    <senderName>平安校园 Pingan</senderName>\n"
+      << "    <headline>" << markup_escape(headline_of(headline)) << "</headline>\n"
+      << "    <description>" << markup_escape(fields) << "</description>\n"
+      << "    <parameter><valueName>pingan:type</valueName><value>" << markup_escape(type)
+      << "</value></parameter>\n";
+    if (e.offset)
+        o << "    <parameter><valueName>pingan:offset</valueName><value>" << e.offset
+          << "</value></parameter>\n";
+    o << area_xml(reg, e.school, e.district) << "  </info>\n</alert>\n";
+    return o.str();
+}
+
+// The stored events of `types` (exact names) at the school or district of
+// `f`: from the broker's REPLAY marked as an export (logged as access.viewed),
+// or from a store directory read directly.
+std::vector<event> events_of(const std::vector<std::string>& types, const incident_filter& f,
+                             const std::string& dir) {
+    std::set<std::string> wanted(types.begin(), types.end());
+    auto prefix = wanted.size() == 1 ? *wanted.begin() : std::string();
+    std::vector<event> out;
+    auto keep = [&](std::uint64_t off, std::string_view rec) {
+        event e;
+        if (auto p = decode(rec, e))
+            fatal("record " + std::to_string(off) + " does not decode: " + p.text(), 1);
+        if (!wanted.count(std::string(e.type()))) return true;
+        e.offset = off;
+        redact_minors(e);
+        out.push_back(std::move(e));
+        return true;
+    };
+    if (!dir.empty()) {
+        try {
+            store_options o;
+            o.path = dir;
+            o.read_only = true;
+            store s(o);
+            scan_filter sf;
+            sf.type_prefix = prefix;
+            sf.school = f.school;
+            sf.district = f.district;
+            auto [from, to] = s.range(sf);
+            sf.from = from;
+            sf.to = to;
+            while (to && sf.from <= sf.to) {
+                auto next = s.scan(sf, 1000, keep);
+                if (next <= sf.from) break;
+                sf.from = next;
+            }
+        } catch (const error& e) {
+            fatal(dir + ": " + e.detail());
+        }
+        std::cerr << "pingan: this export is not logged: it read the store directly, read-only; "
+                     "export through the broker to have it logged as access.viewed\n";
+        return out;
+    }
+    zmq::context_t ctx(1);
+    query_client q(ctx, endpoints().query, curve());
+    announce_waiting(q.link());
+    replay_request r;
+    r.type = prefix;
+    r.school = f.school;
+    r.district = f.district;
+    r.credit = 2000;
+    r.purpose = "export"; // the broker logs it as access.viewed
+    try {
+        q.replay(r, keep, answer_timeout());
+    } catch (const error& e) {
+        fail(e);
+    }
+    return out;
+}
+
+// Writes `alerts` (identifier, XML): one to standard output, or each to
+// DIR/IDENTIFIER.xml; several to standard output are refused.
+void write_alerts(const std::vector<std::pair<std::string, std::string>>& alerts,
+                  const std::string& out, const std::string& what) {
+    if (out.empty() || out == "-") {
+        if (alerts.size() > 1)
+            fatal(std::to_string(alerts.size()) + " " + what +
+                      " match: several alerts do not go to standard output; give --out DIR "
+                      "(one file per alert)",
+                  2);
+        for (const auto& [id, xml] : alerts)
+            std::cout << xml;
+        std::cerr << "pingan: " << alerts.size() << " alert" << (alerts.size() == 1 ? "" : "s")
+                  << " written to standard output\n";
+        return;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(out, ec);
+    if (!std::filesystem::is_directory(out))
+        fatal("--out " + out + ": not a directory" + (ec ? " (" + ec.message() + ")" : ""), 2);
+    for (const auto& [id, xml] : alerts)
+        write_file((std::filesystem::path(out) / (id + ".xml")).string(), xml);
+    std::cerr << "pingan: " << alerts.size() << " alert" << (alerts.size() == 1 ? "" : "s")
+              << " written to " << out << "\n";
 }
 
 void run_export(const export_args& a) {
     auto reg = load_school_registry(a.registry_file);
     auto dir = data_dir_or_env(a.data_dir);
-    auto r = dir.empty() ? incident_from_broker(a.ref, a.school)
-                         : incident_from_store(dir, a.ref, a.school);
-    auto xml = alert_xml(r.incident, a.sender, *reg);
-    if (a.out.empty() || a.out == "-") {
-        std::cout << xml;
+    bool to_stdout = a.out.empty() || a.out == "-";
+    if (!a.types.empty()) {
+        const auto& known = known_types();
+        for (const auto& t : a.types) {
+            if (std::find(known.begin(), known.end(), t) == known.end())
+                fatal("--type " + t + ": not an event type (pingan schema lists them)", 2);
+            if (carries_minors_details(t))
+                fatal("--type " + t +
+                          ": its events carry minors' details (a student's reference, "
+                          "health or indicator codes) and are never exported as CAP alerts",
+                      2);
+        }
+        std::vector<std::pair<std::string, std::string>> alerts;
+        for (const auto& e : events_of(a.types, a.filter, dir))
+            alerts.emplace_back(e.id.str(), event_alert_xml(e, a.sender, *reg));
+        write_alerts(alerts, a.out, "events");
         return;
     }
-    std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
-    f << xml;
-    if (!f) fatal("cannot write " + a.out);
+    if (!a.ref.empty()) {
+        auto r = dir.empty() ? incident_from_broker(a.ref, a.school)
+                             : incident_from_store(dir, a.ref, a.school);
+        auto xml = alert_xml(r.incident, a.sender, *reg);
+        if (to_stdout)
+            std::cout << xml;
+        else
+            write_file(a.out, xml);
+        return;
+    }
+    // Every incident that passes the filters: one file per alert in --out.
+    bool truncated = false;
+    auto incidents = list_incidents(a.filter, dir, truncated);
+    if (truncated)
+        std::cerr << "pingan: the broker sent the first " << incidents.size()
+                  << " incidents only; narrow the filters\n";
+    std::vector<std::pair<std::string, std::string>> alerts;
+    for (const auto& inc : incidents)
+        alerts.emplace_back(identifier_of(inc), alert_xml(inc, a.sender, *reg));
+    write_alerts(alerts, a.out, "incidents");
 }
 
 // ---- import ----
@@ -447,16 +664,49 @@ void run_import(const import_args& a) {
 } // namespace
 
 void add_cap_command(CLI::App& app) {
-    auto* cmd = app.add_subcommand("cap", "CAP 1.2 alerts: export an incident, import an outside "
-                                          "warning for the schools in its areas");
+    auto* cmd = app.add_subcommand("cap", "CAP 1.2 alerts: export incidents or selected events, "
+                                          "import an outside warning for the schools in its areas");
     cmd->require_subcommand(1);
     auto e = std::make_shared<export_args>();
-    auto* ex = cmd->add_subcommand("export", "An incident as a CAP 1.2 alert (Alert while open, "
-                                             "Update afterwards), validating against the OASIS "
-                                             "schema");
-    ex->add_option("incident", e->ref, "incident id, or a subject with --school")->required();
-    ex->add_option("--school", e->school, "the school, when naming a subject");
-    ex->add_option("--out", e->out, "write to this file (default: standard output)");
+    auto* ex = cmd->add_subcommand(
+        "export", "Incidents as CAP 1.2 alerts (Alert while open, Update afterwards, Cancel when "
+                  "withdrawn), validating against the OASIS schema: one incident, or without an "
+                  "incident every one the filters pass, one file per alert in --out DIR; with "
+                  "--type, events of those types, one alert each");
+    auto* inc_opt =
+        ex->add_option("incident", e->ref,
+                       "incident id, or a subject with --school (omit: every incident that "
+                       "passes --state, --severity, --school, --district, --kind, --mode)");
+    ex->add_option("--school", e->school,
+                   "the school: of a subject, or without an incident only this school")
+        ->each([e](const std::string& v) { e->filter.school = v; });
+    ex->add_option("--out", e->out,
+                   "with an incident: write to this file; without: the directory that receives "
+                   "one IDENTIFIER.xml per alert (default: standard output, for one alert only)");
+    std::vector<CLI::Option*> filters;
+    filters.push_back(
+        ex->add_option("--state", e->filter.state, "only this state")
+            ->check(CLI::IsMember({"open", "acknowledged", "rectified", "closed", "active"})));
+    filters.push_back(
+        ex->add_option("--severity,--level", e->filter.severity, "only this severity")
+            ->check(CLI::IsMember({"Extreme", "Severe", "Moderate", "Minor", "Unknown"})));
+    auto* district = ex->add_option("--district", e->filter.district, "only this district");
+    filters.push_back(district);
+    filters.push_back(ex->add_option("--kind", e->filter.kind,
+                                     "only this kind (hazard, food_illness, psych, ...)"));
+    filters.push_back(ex->add_option("--mode", e->filter.mode, "only this mode")
+                          ->check(CLI::IsMember({"Actual", "Exercise", "Test"})));
+    for (auto* f : filters)
+        inc_opt->excludes(f);
+    auto* type_opt = ex->add_option(
+        "--type", e->types,
+        "instead of incidents, every stored event of this type as a CAP Alert of its own "
+        "(identifier: the event id), within --school or --district; repeatable "
+        "(food.alert, health.cluster, hazard.reported, ...; never psych.alert or "
+        "bullying.reported, which carry minors' details)");
+    type_opt->excludes(inc_opt);
+    for (auto* f : filters)
+        if (f != district) type_opt->excludes(f);
     ex->add_option("--sender", e->sender, "the alert's sender")->capture_default_str();
     ex->add_option("--data", e->data_dir,
                    "read this store directory instead of asking the broker ($PINGAN_DATA)");

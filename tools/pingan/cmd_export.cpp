@@ -197,7 +197,8 @@ exported from_broker(const export_args& a) {
     exported x;
     x.source = "broker";
     if (!a.incident.empty()) {
-        auto r = incident_from_broker(a.incident, a.f.school);
+        // The broker logs what it returns as access.viewed, what "export".
+        auto r = incident_from_broker(a.incident, a.f.school, "export");
         for (auto& e : r.events)
             x.events.push_back(std::move(e));
         if (r.truncated)

@@ -13,6 +13,7 @@
 #include "broker/engine.hpp"
 #include "broker/store.hpp"
 #include "common/client.hpp"
+#include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
 #include "tools/pingan/engine_cli.hpp"
 #include "tools/pingan/render.hpp"
@@ -39,38 +40,19 @@ std::string dump(const json& j, int indent = -1) {
     return j.dump(indent, ' ', false, nlohmann::detail::error_handler_t::replace);
 }
 
-// ---- the offline path: a store's incidents table ----
-
-std::vector<incident> read_incidents(const std::string& dir) {
-    std::vector<incident> v;
-    try {
-        store_options o;
-        o.path = dir;
-        o.read_only = true;
-        store s(o);
-        s.scan_table("incidents", "", [&](std::string_view, std::string_view value) {
-            incident i;
-            if (decode_incident(value, i)) v.push_back(std::move(i));
-            return true;
-        });
-    } catch (const error& e) {
-        fatal(dir + ": " + e.detail());
-    }
-    std::sort(v.begin(), v.end(),
-              [](const incident& x, const incident& y) { return x.opened_us < y.opened_us; });
-    return v;
-}
-
-// An incident by id, or by subject (a hazard id, a report's id) at `school`.
-std::optional<incident> find_incident(const std::string& dir, const std::string& ref,
-                                      const std::string& school) {
-    std::optional<incident> found;
-    for (auto& i : read_incidents(dir)) {
-        if (i.id == ref) return i;
-        if (i.subject == ref && (school.empty() || i.school == school)) {
-            if (found && found->id != i.id && !found->closed && !i.closed)
+// An incident by id, or by subject (a hazard id, a report's id) at `school`,
+// from a store directory.
+std::optional<json> find_incident(const std::string& dir, const std::string& ref,
+                                  const std::string& school) {
+    std::optional<json> found;
+    bool cut = false;
+    for (auto& i : list_incidents(incident_filter{}, dir, cut)) {
+        if (i["id"] == ref) return i;
+        if (i["subject"] == ref && (school.empty() || i["school"] == school)) {
+            bool open = i["state"] != "closed";
+            if (found && (*found)["id"] != i["id"] && (*found)["state"] != "closed" && open)
                 fatal(ref + " names more than one open incident; use the incident id");
-            if (!found || !i.closed) found = std::move(i);
+            if (!found || open) found = std::move(i);
         }
     }
     return found;
@@ -106,8 +88,7 @@ json lookup(const std::string& ref, const std::string& school) {
 
 struct list_args {
     common_args c;
-    bool open_only = false;
-    std::string state, severity, school, district, kind;
+    incident_filter f;
 };
 
 std::string line_of(const json& i, const registry* reg) {
@@ -128,38 +109,12 @@ std::string line_of(const json& i, const registry* reg) {
     return o.str();
 }
 
-bool wanted(const list_args& a, const json& i) {
-    auto state = i["state"].get<std::string>();
-    if (a.open_only && state == "closed") return false;
-    if (!a.state.empty() && (a.state == "active" ? state == "closed" : state != a.state))
-        return false;
-    if (!a.severity.empty() && i["severity"] != a.severity) return false;
-    if (!a.school.empty() && i["school"] != a.school) return false;
-    if (!a.district.empty() && i["district"] != a.district) return false;
-    if (!a.kind.empty() && i["kind"] != a.kind) return false;
-    return true;
-}
-
 void run_list(const list_args& a) {
-    std::vector<json> rows;
-    if (auto dir = data_dir_of(a.c); !dir.empty()) {
-        for (const auto& i : read_incidents(dir))
-            if (auto j = incident_to_json(i); wanted(a, j)) rows.push_back(std::move(j));
-    } else {
-        json p = json::object();
-        if (a.open_only) p["state"] = "active";
-        if (!a.state.empty()) p["state"] = a.state;
-        if (!a.severity.empty()) p["severity"] = a.severity;
-        if (!a.school.empty()) p["school"] = a.school;
-        if (!a.district.empty()) p["district"] = a.district;
-        if (!a.kind.empty()) p["kind"] = a.kind;
-        auto r = ask("INCIDENTS", p);
-        for (auto& i : r["incidents"])
-            rows.push_back(std::move(i));
-        if (r.value("truncated", false))
-            std::cerr << "pingan: the broker sent the first " << rows.size()
-                      << " incidents only; narrow the filters\n";
-    }
+    bool truncated = false;
+    auto rows = list_incidents(a.f, data_dir_of(a.c), truncated);
+    if (truncated)
+        std::cerr << "pingan: the broker sent the first " << rows.size()
+                  << " incidents only; narrow the filters\n";
     // School names when a registry is at hand; the codes are shown in any case.
     filter_options names;
     names.registry = a.c.registry_file;
@@ -177,7 +132,7 @@ void run_show(const show_args& a) {
     if (auto dir = data_dir_of(a.c); !dir.empty()) {
         auto i = find_incident(dir, a.ref, a.school);
         if (!i) fatal("no incident " + a.ref, 1);
-        std::cout << dump(incident_to_json(*i), a.c.json ? -1 : 2) << "\n";
+        std::cout << dump(*i, a.c.json ? -1 : 2) << "\n";
         return;
     }
     auto r = lookup(a.ref, a.school);
@@ -207,6 +162,7 @@ struct act_args {
     std::string ref, school;
     std::string text; // note, resolution or evidence
     std::string verifier, result = "pass";
+    bool withdrawn = false;
 };
 
 // The broker's own time (CLOCK without arguments): the act happens on the
@@ -294,14 +250,16 @@ void add_incidents_command(CLI::App& app) {
 
     auto l = std::make_shared<list_args>();
     auto* list = cmd->add_subcommand("list", "Incidents, oldest first");
-    list->add_flag("--open", l->open_only, "only incidents not closed");
-    list->add_option("--state", l->state, "only this state")
+    list->add_flag("--open", l->f.open_only, "only incidents not closed");
+    list->add_option("--state", l->f.state, "only this state")
         ->check(CLI::IsMember({"open", "acknowledged", "rectified", "closed", "active"}));
-    list->add_option("--severity,--level", l->severity, "only this severity")
+    list->add_option("--severity,--level", l->f.severity, "only this severity")
         ->check(CLI::IsMember({"Extreme", "Severe", "Moderate", "Minor", "Unknown"}));
-    list->add_option("--school", l->school, "only this school");
-    list->add_option("--district", l->district, "only this district");
-    list->add_option("--kind", l->kind, "only this kind (hazard, food_illness, psych, ...)");
+    list->add_option("--school", l->f.school, "only this school");
+    list->add_option("--district", l->f.district, "only this district");
+    list->add_option("--kind", l->f.kind, "only this kind (hazard, food_illness, psych, ...)");
+    list->add_option("--mode", l->f.mode, "only this mode")
+        ->check(CLI::IsMember({"Actual", "Exercise", "Test"}));
     list->add_flag("--json", l->c.json, "JSON Lines");
     list->add_option("--data", l->c.data_dir,
                      "read this store directory instead of asking the broker ($PINGAN_DATA)");
@@ -353,6 +311,9 @@ void add_incidents_command(CLI::App& app) {
     auto* r = cmd->add_subcommand("resolve", "Resolve an incident (hazards close by verify)");
     add_act_options(r, *res, "incident id, or a subject with --school");
     r->add_option("--resolution", res->text, "what was done")->required();
+    r->add_flag("--withdrawn", res->withdrawn,
+                "the incident was reported in error or taken back: it closes as withdrawn and "
+                "pingan cap export gives a CAP Cancel");
     r->callback([res] {
         auto inc = open_incident(*res);
         auto id = inc["id"].get<std::string>();
@@ -366,6 +327,7 @@ void add_incidents_command(CLI::App& app) {
         incident_resolved b;
         b.incident_id = id;
         b.resolution = res->text;
+        b.withdrawn = res->withdrawn;
         publish_one(inc, std::move(b));
     });
 

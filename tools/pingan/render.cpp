@@ -76,7 +76,8 @@ std::string summary(const event& e) {
         s = str(b, "incident_id") + " note: " + str(b, "text");
         if (!e.actor.empty()) s += "  by " + e.actor;
     } else if (t == "incident.resolved") {
-        s = str(b, "incident_id") + ": " + str(b, "resolution");
+        s = str(b, "incident_id") + (b.value("withdrawn", false) ? " withdrawn" : "") + ": " +
+            str(b, "resolution");
         if (!e.actor.empty()) s += "  by " + e.actor;
     } else if (t == "hazard.reported") {
         s = str(b, "hazard_id") + " " + str(b, "grade") + " " + str(b, "area") + ": " +
