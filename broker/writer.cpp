@@ -59,8 +59,7 @@ void broker::impl::run_writer() {
     auto timers_after = std::chrono::steady_clock::time_point{};
     auto timer_backoff = std::chrono::milliseconds(100);
 
-    // The feed's active subscriptions, from XPUB's notices (without
-    // XPUB_VERBOSE it reports a prefix's first subscribe and last unsubscribe).
+    // The feed's active subscriptions, from XPUB's notices (feed_subscriptions.hpp).
     // An event nobody subscribed to is not sent at all.
     feed_subscriptions active;
     auto track_subscriptions = [&] {
@@ -68,25 +67,32 @@ void broker::impl::run_writer() {
         while (feed_sock.recv(m, zmq::recv_flags::dontwait)) {
             auto notice = parse_feed_notice(m.to_string_view());
             if (!notice) continue;
-            bool subscribe = notice->subscribe;
-            const std::string& prefix = notice->prefix;
-            if (opts.security) {
-                // XPUB_MANUAL: a subscription takes effect only if we apply it,
-                // and only within the subscriber's scope.
-                const char* uid = zmq_msg_gets(m.handle(), "User-Id");
-                auto p = who(m); // the table in force: a revoked key subscribes to nothing
-                if (!p || !may_subscribe(*p, prefix)) {
-                    if (subscribe)
-                        spdlog::warn("feed: {} may not subscribe to \"{}\"", uid ? uid : "?",
-                                     prefix);
-                    continue;
-                }
-                if (subscribe)
-                    feed_sock.set(zmq::sockopt::subscribe, prefix);
-                else
-                    feed_sock.set(zmq::sockopt::unsubscribe, prefix);
+            if (!opts.security) {
+                active.apply(*notice, notice_source::shared);
+                continue;
             }
-            active.apply(*notice);
+            // XPUB_MANUAL: a subscription takes effect only if we apply it,
+            // and only within the subscriber's scope. A closed connection's
+            // notices carry no key.
+            const char* uid = zmq_msg_gets(m.handle(), "User-Id");
+            if (!uid) {
+                active.apply(*notice, notice_source::closed_connection);
+                continue;
+            }
+            auto p = who(m); // the table in force: a revoked key subscribes to nothing
+            bool allowed = p && may_subscribe(*p, notice->prefix);
+            switch (active.apply(*notice, notice_source::subscriber, allowed)) {
+            case feed_action::subscribe:
+                feed_sock.set(zmq::sockopt::subscribe, notice->prefix);
+                break;
+            case feed_action::unsubscribe:
+                feed_sock.set(zmq::sockopt::unsubscribe, notice->prefix);
+                break;
+            case feed_action::none:
+                if (notice->subscribe)
+                    spdlog::warn("feed: {} may not subscribe to \"{}\"", uid, notice->prefix);
+                break;
+            }
         }
         broker_metrics::get().feed_subscriptions(active.size());
     };
@@ -163,8 +169,8 @@ void broker::impl::run_writer() {
     };
 
     // After a revocation: closing the feed's listener closes every connection
-    // it accepted, with their subscriptions (XPUB reports each as an
-    // unsubscribe, so `active` stays right). Subscribers reconnect by
+    // it accepted, with their subscriptions (XPUB reports each as a closed
+    // connection's unsubscribe, so `active` stays right). Subscribers reconnect by
     // themselves and subscribe again; a revoked key's handshake is refused and
     // a changed key subscribes only within its new scope. Messages published
     // while a subscriber reconnects are missed as at any reconnect: offsets

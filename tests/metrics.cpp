@@ -2,6 +2,7 @@
 // broker and a real school service, before and after publishing.
 #include "broker_process.hpp"
 #include "common/client.hpp"
+#include "common/curve.hpp"
 #include "common/prometheus.hpp"
 #include "pingan_run.hpp"
 #include "support.hpp"
@@ -11,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -157,6 +159,55 @@ TEST_CASE("the broker serves /metrics only when asked, and its counters move wit
     CHECK(value(after, "pingan_broker_commit_batch_events_count") >= 1);
     CHECK(value(after, "pingan_broker_commit_duration_seconds_count") >= 1);
     CHECK(value(after, "pingan_broker_overdue_incidents") == 0);
+}
+
+TEST_CASE("the feed's subscriptions end when their subscribers' connections close, on a "
+          "secured broker",
+          "[metrics][security]") {
+    // Authenticated subscribers' notices of a closed connection carry no key:
+    // they once were ignored, and the broker went on preparing the feed for
+    // no one.
+    temp_dir d;
+    auto server = curve_generate(), city = curve_generate(), school = curve_generate();
+    write_key(d / "server.key", server);
+    std::ofstream(d / "clients.yaml")
+        << "clients:\n  - identity: city:office\n    key: \"" << city.public_key
+        << "\"\n    scope: city\n    may: [publish, query]\n"
+           "  - identity: school:420502K001\n    key: \""
+        << school.public_key << "\"\n    scope: {school: 420502K001}\n    may: [publish]\n";
+    broker_process b(d / "store", {"--server-key", d / "server.key", "--clients",
+                                   d / "clients.yaml", "--metrics", "127.0.0.1:0"});
+    zmq::context_t ctx(1);
+    curve_client as_city{city, server.public_key}, as_school{school, server.public_key};
+    auto publish_as = [&](const curve_client& c, const std::string& code) {
+        ingest_client pub(ctx, b.ingest, &c);
+        auto e = sample_hazard(code);
+        e.occurred_at = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
+        std::vector<std::string> frames{encode(e)};
+        pub.send(frames, false, "t");
+        auto r = pub.receive(5s);
+        return r && !r->refused && r->results.size() == 1 &&
+               r->results[0].what == wire::outcome::stored;
+    };
+    auto subscriptions = [&] {
+        return value(get(b.metrics, "/metrics").body, "pingan_broker_feed_subscriptions");
+    };
+    {
+        feed_client all(ctx, b.feed, &as_city);
+        all.subscribe("t/");
+        feed_client place(ctx, b.feed, &as_city);
+        place.subscribe("s/420502/");
+        feed_client nosy(ctx, b.feed, &as_school);
+        nosy.subscribe("t/"); // refused
+        std::this_thread::sleep_for(300ms);
+        // The broker reads the notices when it publishes.
+        REQUIRE(publish_as(as_city, "420502K002"));
+        CHECK(subscriptions() == 2);
+        REQUIRE(all.receive(5s));
+    }
+    // The socket learns of a closed connection in steps, each taken when the
+    // broker next publishes.
+    CHECK(eventually([&] { return publish_as(as_school, "420502K001") && subscriptions() == 0; }));
 }
 
 TEST_CASE("a school service's /metrics counts what it accepted and what the broker answered",

@@ -815,7 +815,7 @@ TEST_CASE("only a feed notice beginning with byte 0 or 1 subscribes or unsubscri
     REQUIRE(sub);
     CHECK(sub->subscribe);
     CHECK(sub->prefix == "s/420502/420502K001/");
-    table.apply(*sub);
+    table.apply(*sub, notice_source::shared);
     for (std::string other :
          {std::string("\xffs/420502/420502K001/"), std::string("\x80s/420502/420502K001/"),
           std::string("\x02s/"), std::string()}) {
@@ -827,6 +827,90 @@ TEST_CASE("only a feed notice beginning with byte 0 or 1 subscribes or unsubscri
     auto unsub = parse_feed_notice(std::string("\x00s/420502/420502K001/", 21));
     REQUIRE(unsub);
     CHECK_FALSE(unsub->subscribe);
-    table.apply(*unsub);
+    table.apply(*unsub, notice_source::shared);
     CHECK(table.empty());
+}
+
+TEST_CASE("a subscriber's own unsubscribes and closed connections never end another's "
+          "subscription",
+          "[security]") {
+    // With authentication every notice reaches the broker: a second
+    // connection with a key allowed the prefix once unsubscribed it for all.
+    feed_subscriptions table;
+    const feed_notice sub{true, "s/420502/"}, unsub{false, "s/420502/"};
+    const std::string topic = "s/420502/420502K001/hazard.reported";
+    CHECK(table.apply(sub, notice_source::subscriber, true) == feed_action::subscribe);
+    CHECK(table.apply(sub, notice_source::subscriber, true) == feed_action::subscribe);
+    for (int i = 0; i < 5; ++i)
+        CHECK(table.apply(unsub, notice_source::subscriber) == feed_action::unsubscribe);
+    CHECK(table.wanted(topic));
+    // A refused subscribe is not applied, and its connection's close (libzmq
+    // reports a closed connection's prefixes, refused ones too) takes back
+    // the refusal, not a subscription in force.
+    CHECK(table.apply(sub, notice_source::subscriber, false) == feed_action::none);
+    CHECK(table.apply(unsub, notice_source::closed_connection) == feed_action::none);
+    CHECK(table.apply(unsub, notice_source::closed_connection) == feed_action::none);
+    CHECK(table.wanted(topic));
+    CHECK(table.size() == 1);
+    // The last connection holding it closes: nothing is sent any more.
+    CHECK(table.apply(unsub, notice_source::closed_connection) == feed_action::none);
+    CHECK_FALSE(table.wanted(topic));
+    CHECK(table.empty());
+    // More closes than subscribes (a prefix only refused) leave nothing behind.
+    CHECK(table.apply(feed_notice{true, ""}, notice_source::subscriber, false) ==
+          feed_action::none);
+    CHECK_FALSE(table.wanted(topic));
+    table.apply(feed_notice{false, ""}, notice_source::closed_connection);
+    table.apply(feed_notice{false, ""}, notice_source::closed_connection);
+    CHECK(table.empty());
+}
+
+TEST_CASE("a connection that unsubscribes, is refused or closes does not stop another's feed",
+          "[security]") {
+    secured s;
+    zmq::context_t ctx(1);
+    auto bureau = s.k.as(s.k.district); // district 420502
+    auto school = s.k.as(s.k.school);   // 420502K001
+    feed_client district(ctx, s.b->feed, &bureau);
+    district.subscribe("s/420502/");
+    // A second connection with a key allowed the same prefix subscribes to
+    // it, unsubscribes (libzmq's XSUB passes on one), asks for everything
+    // (refused) and closes. A peer with its own ZMTP code could send any
+    // number of unsubscribes: the case above covers those.
+    {
+        zmq::socket_t rogue(ctx, zmq::socket_type::xsub);
+        apply_curve(rogue, bureau);
+        rogue.connect(s.b->feed);
+        auto notice = [&](char kind, std::string_view prefix) {
+            std::string m(1, kind);
+            m += prefix;
+            rogue.send(zmq::buffer(m), zmq::send_flags::none);
+        };
+        notice(1, "s/420502/");
+        for (int i = 0; i < 4; ++i)
+            notice(0, "s/420502/");
+        notice(1, "");
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        // Publish once so that the broker reads the notices.
+        REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K003")));
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    // A school key asks for the district's prefix (refused) and closes.
+    {
+        feed_client nosy(ctx, s.b->feed, &school);
+        nosy.subscribe("s/420502/");
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K004")));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K005")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    REQUIRE(publish_once(ctx, s.b->ingest, &school, sample_hazard("420502K001")));
+    std::set<std::string> schools;
+    while (auto m = district.receive(std::chrono::milliseconds(1500))) {
+        event e;
+        REQUIRE_FALSE(decode(m->bytes, e));
+        schools.insert(e.school);
+    }
+    CHECK(schools == std::set<std::string>{"420502K003", "420502K004", "420502K005", "420502K001"});
 }

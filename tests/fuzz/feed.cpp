@@ -3,7 +3,9 @@
 // reads it (parse_feed_notice), allowed or not for a city, a district and a
 // school client (may_subscribe), and applied to that client's table of
 // subscriptions (feed_subscriptions). A scoped client's table must then want
-// no topic of another place, and no type topic.
+// no topic of another place, and no type topic; the same notices beside
+// another connection's subscription never end it, nor does the client's
+// connection closing.
 #include "broker/access.hpp"
 #include "broker/feed_subscriptions.hpp"
 #include "common/wire.hpp"
@@ -11,6 +13,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <set>
+#include <string>
 #include <vector>
 
 namespace {
@@ -47,8 +51,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     std::string type = "hazard.reported";
     for (const principal* p : {&who.city, &who.district, &who.school}) {
-        feed_subscriptions table;
-        std::size_t subscribed = 0;
+        // The client's own subscriptions, and the same notices beside another
+        // connection's subscription to everything, which they must not end.
+        feed_subscriptions table, shared;
+        const feed_notice everything{true, ""};
+        shared.apply(everything, notice_source::subscriber, true);
+        std::set<std::string> held; // what libzmq keeps for the connection, allowed or not
+        bool unsubscribed = false, repeated = false;
         for (auto m : messages) {
             auto n = parse_feed_notice(m);
             if (!n) {
@@ -56,18 +65,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 continue;
             }
             if (n->prefix != m.substr(1)) __builtin_trap();
-            if (!may_subscribe(*p, n->prefix)) {
-                if (p->city) __builtin_trap(); // the city may subscribe to anything
-                continue;
-            }
-            table.apply(*n);
+            bool allowed = may_subscribe(*p, n->prefix);
+            if (!allowed && p->city) __builtin_trap(); // the city may subscribe to anything
+            auto action = table.apply(*n, notice_source::subscriber, allowed);
+            shared.apply(*n, notice_source::subscriber, allowed);
+            if (action != (!n->subscribe ? feed_action::unsubscribe
+                           : allowed     ? feed_action::subscribe
+                                         : feed_action::none))
+                __builtin_trap();
             if (n->subscribe) {
-                ++subscribed;
-                if (!table.wanted(n->prefix)) __builtin_trap();
+                repeated |= !held.insert(n->prefix).second;
+                if (allowed && !table.wanted(n->prefix)) __builtin_trap();
                 if (n->prefix.size() > 2) type = n->prefix.substr(2);
+            } else {
+                held.erase(n->prefix);
+                unsubscribed = true;
             }
+            if (!shared.wanted("t/" + type)) __builtin_trap();
         }
-        if (table.size() > subscribed) __builtin_trap();
         if (p->city) continue;
         // What the scoped client's own subscriptions ask for is allowed.
         if (!may_subscribe(*p, wire::subscription(type, p->district, p->school))) __builtin_trap();
@@ -80,6 +95,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (table.wanted(wire::place_topic(district, school, type))) __builtin_trap();
         }
         if (table.wanted(wire::type_topic(type, p->district, p->school))) __builtin_trap();
+        // The connection closes: the other subscription stays, and unless it
+        // unsubscribed or repeated a subscribe (which the broker cannot tell
+        // from another connection's), nothing of this client's is left.
+        for (const auto& prefix : held) {
+            table.apply({false, prefix}, notice_source::closed_connection);
+            shared.apply({false, prefix}, notice_source::closed_connection);
+        }
+        if (!shared.wanted("t/" + type)) __builtin_trap();
+        if (!unsubscribed && !repeated && !table.empty()) __builtin_trap();
     }
     return 0;
 }
