@@ -52,9 +52,11 @@ std::string yaml_config::to_config(const CLI::App*, bool, bool, std::string) con
 }
 
 const std::vector<std::string>& yaml_config::path_keys() {
+    // Every option of any program that names a file or folder.
     static const std::vector<std::string> keys{
-        "data",      "registry",    "key",      "server-key", "users", "sessions",  "rules",
-        "directory", "credentials", "tls-cert", "tls-key",    "pages", "outbox-key"};
+        "data",      "registry",    "key",      "server-key",       "users", "sessions",   "rules",
+        "directory", "credentials", "tls-cert", "tls-key",          "pages", "outbox-key", "keys",
+        "make-keys", "link-key",    "photo-ca", "photo-token-file", "file"};
     return keys;
 }
 

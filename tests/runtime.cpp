@@ -71,6 +71,39 @@ TEST_CASE("paths in a YAML file are relative to its folder, flags to the working
     CHECK(c2.data_dir == "var/here");
 }
 
+TEST_CASE("every file option of the services, notify and the console is relative to the "
+          "YAML file's folder",
+          "[runtime]") {
+    // The wellbeing service's pseudonym keys, the canteen's sensor files,
+    // notify's link key, the console's photo token and CA: once read from
+    // the working directory.
+    test::temp_dir dir;
+    std::filesystem::create_directories(dir / "etc");
+    {
+        std::ofstream f(dir / "etc/svc.yaml");
+        f << "keys: ../var/keys/p.keys\nmake-keys: new.keys\nfile: [a.log, /srv/b.log]\n"
+             "link-key: secrets/link.key\nphoto-ca: ca.pem\nphoto-token-file: token\n";
+    }
+    service_config c;
+    CLI::App app;
+    add_service_options(app, c);
+    std::string keys, make_keys, link_key, photo_ca, photo_token;
+    std::vector<std::string> files;
+    app.add_option("--keys", keys);
+    app.add_option("--make-keys", make_keys);
+    app.add_option("--file", files);
+    app.add_option("--link-key", link_key);
+    app.add_option("--photo-ca", photo_ca);
+    app.add_option("--photo-token-file", photo_token);
+    REQUIRE(parse(app, {"--config", dir / "etc/svc.yaml"}) == 0);
+    CHECK(keys == dir / "var/keys/p.keys");
+    CHECK(make_keys == dir / "etc/new.keys");
+    CHECK(files == std::vector<std::string>{dir / "etc/a.log", "/srv/b.log"});
+    CHECK(link_key == dir / "etc/secrets/link.key");
+    CHECK(photo_ca == dir / "etc/ca.pem");
+    CHECK(photo_token == dir / "etc/token");
+}
+
 TEST_CASE("an unknown key or bad value in the YAML file is an error", "[runtime]") {
     test::temp_dir dir;
     {
