@@ -676,6 +676,11 @@ TEST_CASE("a deadline pending when the broker is killed fires exactly once, and 
     REQUIRE(late.size() == 1);
     CHECK(late[0]["body"]["deadline"] == "2026-09-01T00:15:00.000000Z");
     CHECK(late[0]["received_at"] == "2026-09-01T01:00:00.000000Z");
+    // The page itself says it is late, not only the escalation.
+    auto late_pages = having(log, "notification.requested", "late", true);
+    REQUIRE(late_pages.size() == 1);
+    CHECK(late_pages[0]["body"]["roles"] == json::array({"county_centre"}));
+    CHECK(having(log, "notification.requested").size() == 4);
 }
 
 TEST_CASE("replaying the live log of the school day with the same rules reproduces it exactly",

@@ -246,8 +246,8 @@ void add_rules_command(CLI::App& app) {
     replay->add_option("--school", r->school, "only this school's events");
     replay->add_option("--district", r->district, "only this district's events");
     replay->add_flag("--diff", r->diff,
-                     "compare with the pages the log records: added, removed, first page per "
-                     "school");
+                     "compare every page with the pages the log records: added, not made, at "
+                     "another time or lateness, and the first page per school");
     replay->add_flag("--json", r->json, "derived events as JSON Lines");
     replay->add_flag("--logged-timers", r->logged_timers,
                      "use the log's timer events instead of firing timers at their due time "
