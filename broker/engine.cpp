@@ -30,6 +30,8 @@ using rules::rule;
 constexpr std::string_view engine_source = "pingan-broker/engine";
 constexpr std::int64_t us_per_hour = 3'600'000'000LL;
 constexpr std::int64_t cst_offset_us = 8 * us_per_hour; // Asia/Shanghai, no DST
+// An event holds at most 32 references (validate.cpp).
+constexpr std::size_t max_member_references = 32;
 
 const std::array derived_types{incident_opened::type,        incident_overdue::type,
                                incident_closed::type,        incident_reopened::type,
@@ -933,6 +935,15 @@ struct engine::run {
             o.title = inc->title;
             if (inc->due_us) o.due = from_us(*inc->due_us);
             emit(std::move(o), inc, r.id);
+            // A cross-school incident's opening references, after its cause,
+            // the other reports of its window, so that a reader of the log
+            // (the console) knows every member school from the start.
+            if (inc->school.empty())
+                for (const auto& rep : inc->reports) {
+                    if (out.back().references.size() >= max_member_references) break;
+                    auto id = event_id::parse(rep);
+                    if (id && *id != cause.id) out.back().references.push_back(*id);
+                }
             start_steps(*inc, r);
             open_report(*inc, r);
         } else if (inc->closed) {
@@ -1062,15 +1073,18 @@ struct engine::run {
     // incident id, or by subject (a hazard id, a report's incident id) at the
     // event's school. Only incidents of the event's own mode (an exercise
     // acknowledgement never silences a real incident) and of the event's own
-    // school (one school's key cannot silence another school's incident;
-    // city-wide incidents have no school).
+    // school (one school's key cannot silence another school's incident). A
+    // cross-school incident is acted on from one of its member schools, or
+    // from no school (the city); a city-wide incident of no member from anywhere.
     std::vector<incident*> named(std::string_view ref) {
         std::vector<incident*> v;
         auto it = st.incidents.find(std::string(ref));
         if (it != st.incidents.end()) {
             const auto& inc = it->second;
-            if (mode_char(inc.mode) == mode_char(cause.status) &&
-                (inc.school.empty() || inc.school == cause.school))
+            bool from_place = !inc.school.empty() ? inc.school == cause.school
+                                                  : inc.schools.empty() || cause.school.empty() ||
+                                                        inc.schools.count(cause.school) > 0;
+            if (mode_char(inc.mode) == mode_char(cause.status) && from_place)
                 v.push_back(&it->second);
             return v;
         }

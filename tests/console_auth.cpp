@@ -224,6 +224,26 @@ TEST_CASE("city users see everything, district and school users their own", "[co
     CHECK_FALSE(in_scope(district, "", "")); // city-wide records
     CHECK(in_scope(school, "420502K001", "420502"));
     CHECK_FALSE(in_scope(school, "420502K002", "420502"));
+    // A cross-school incident: each district of its schools sees it.
+    const std::set<std::string> members{"420502", "420503"};
+    CHECK(in_scope(district, "", "420503", &members));
+    CHECK(in_scope(city, "", "420503", &members));
+    CHECK_FALSE(in_scope(make_user("o", "district:420504", {"viewer"}), "", "420502", &members));
+    CHECK_FALSE(in_scope(school, "", "420502", &members));
+}
+
+TEST_CASE("a district user acts on a cross-school incident of its district only",
+          "[console_auth]") {
+    session s{"k", "c", "x", 0, 0};
+    const std::set<std::string> members{"420502", "420503"};
+    auto r = good_request(s);
+    r.school = "";
+    r.district = "420503";
+    r.member_districts = &members;
+    auto mine = make_user("d", "district:420502", {"responder"});
+    CHECK(decide_action(r, &s, &mine).allowed());
+    auto other = make_user("o", "district:420504", {"responder"});
+    CHECK(decide_action(r, &s, &other).status == 404);
 }
 
 TEST_CASE("the Origin must name the console's own host", "[console_auth]") {

@@ -151,9 +151,10 @@ struct secured_console {
     std::string metrics() { return request(port, http::verb::get, "/metrics").body; }
 
     // Publishes with the school's key; returns the offset.
-    std::uint64_t publish_as_school(event e) {
+    std::uint64_t publish_as_school(event e) { return publish_as(k.school, std::move(e)); }
+    std::uint64_t publish_as(const curve_keypair& key, event e) {
         zmq::context_t ctx(1);
-        curve_client c{k.school, k.server.public_key};
+        curve_client c{key, k.server.public_key};
         ingest_client in(ctx, b->ingest, &c);
         std::vector<event> batch{std::move(e)};
         auto r = in.publish(batch, 5s, 1);
@@ -236,6 +237,82 @@ TEST_CASE("the console follows and acts on a secured broker with its own key fro
     CHECK(metric(m, "pingan_console_actions_total{type=\"incident.acknowledged\"}") == 1);
     CHECK(metric(m, "pingan_console_caught_up") == 1);
     CHECK(metric(m, "pingan_console_pages") == 1);
+}
+
+TEST_CASE("a district user sees a cross-school incident of its district and acknowledges it for "
+          "its own member school",
+          "[console_e2e]") {
+    secured_console s;
+    {
+        std::ofstream(s.d / "pw2") << "wang-password-1\n";
+        process add({bin("pingan"), "users", "add", "wang", "--file", s.d / "users.json", "--scope",
+                     "district:420503", "--role", "responder", "--password-stdin"},
+                    s.d / "pw2");
+        REQUIRE(add.wait() == 0);
+    }
+    // Illness at two schools of two districts with one supplier: a cluster.
+    std::uint64_t off = 0;
+    for (const char* school : {"420502K001", "420503K001"}) {
+        json j = {{"type", "food.alert"},
+                  {"school", school},
+                  {"status", "Actual"},
+                  {"occurred_at", format_utc(std::chrono::time_point_cast<micros>(
+                                      std::chrono::system_clock::now()))},
+                  {"body",
+                   {{"canteen_id", "C1"},
+                    {"kind", "illness"},
+                    {"meal_id", "M1"},
+                    {"cases", 2},
+                    {"samples_sealed", true},
+                    {"service_stopped", true},
+                    {"supplier", "SUP-9"},
+                    {"description", "午餐后腹痛"}}}};
+        event e;
+        REQUIRE_FALSE(from_json(j, e));
+        e.id = new_event_id(e.occurred_at);
+        off = s.publish_as(s.k.console, e);
+    }
+    REQUIRE(eventually([&] {
+        auto j = s.health();
+        return j.value("caught_up", false) && j.value("offset", std::uint64_t{0}) >= off;
+    }));
+    auto login = request(s.port, http::verb::post, "/api/login",
+                         R"({"user":"wang","password":"wang-password-1"})");
+    REQUIRE(login.status == 200);
+    auto csrf = login.j()["csrf"].get<std::string>();
+    net::io_context ioc;
+    tcp::socket sock(ioc);
+    sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), s.port));
+    websocket::stream<tcp::socket> ws(std::move(sock));
+    ws.set_option(websocket::stream_base::decorator(
+        [&](websocket::request_type& r) { r.set(http::field::cookie, login.cookie); }));
+    ws.handshake("127.0.0.1:" + std::to_string(s.port), "/ws");
+    ws.write(net::buffer(std::string(R"({"op":"resume","from":1})")));
+    json cluster;
+    for (int i = 0; i < 50 && cluster.is_null(); ++i) {
+        beast::flat_buffer buf;
+        ws.read(buf);
+        auto m = json::parse(beast::buffers_to_string(buf.data()));
+        if (m["t"] == "incidents")
+            for (const auto& x : m["list"])
+                if (x["kind"] == "supplier_cluster") cluster = x;
+    }
+    REQUIRE_FALSE(cluster.is_null());
+    CHECK(cluster["member_schools"].size() == 2);
+    auto id = cluster["id"].get<std::string>();
+    auto ack = request(s.port, http::verb::post, "/api/incidents/" + id + "/ack", "{}",
+                       login.cookie, csrf);
+    CHECK(ack.status == 200);
+    auto acks = s.replay("incident.acknowledged");
+    REQUIRE(acks.size() == 1);
+    CHECK(acks[0]["school"] == "420503K001"); // the member school in wang's district
+    CHECK(acks[0]["body"]["incident_id"] == id);
+    // The engine took it: the cluster is acknowledged.
+    REQUIRE(eventually([&] {
+        for (const auto& x : s.replay("incident.acknowledged"))
+            if (x["body"]["incident_id"] == id) return true;
+        return false;
+    }));
 }
 
 TEST_CASE("a login's password hash does not hold up other requests", "[console_e2e]") {

@@ -151,6 +151,55 @@ TEST_CASE("a district user sees only the district's events and incidents", "[con
     CHECK_FALSE(v.incident_for_user(*v.incident("INC-420502K001"), li, false));
 }
 
+TEST_CASE("a cross-school incident is seen by every district of its schools, with its members",
+          "[console_view]") {
+    console_view v(yichang(), 1000);
+    log_builder b;
+    food_alert illness;
+    illness.kind = food_alert_kind::illness;
+    illness.supplier = "SUP-9";
+    auto west = b.make(illness, "420502K001");
+    auto wujia = b.make(illness, "420503K001");
+    incident_opened o;
+    o.incident_id = "INC-CLUSTER";
+    o.rule_id = "food.supplier_cluster";
+    o.ruleset_hash = "h1";
+    o.kind = "supplier_cluster";
+    o.subject = "SUP-9";
+    auto oe = b.make(o, "", status::system);
+    oe.district = "420502"; // the district of the report that caused it
+    oe.references = {west.id};
+    notification_requested n;
+    n.incident_id = o.incident_id;
+    n.rule_id = o.rule_id;
+    n.ruleset_hash = "h1";
+    n.tier = tier::city;
+    n.roles = {"city_bureau"};
+    n.text = "【扩大 GROWN】新增 420503K001";
+    auto ne = b.make(n, "", status::system);
+    ne.district = "420503";
+    ne.references = {wujia.id};
+    for (const auto* e : {&west, &wujia, &oe, &ne})
+        v.apply(*e);
+    const auto* i = v.incident("INC-CLUSTER");
+    REQUIRE(i);
+    CHECK(i->member_schools ==
+          std::map<std::string, std::string>{{"420502K001", "420502"}, {"420503K001", "420503"}});
+    CHECK(i->member_districts == std::set<std::string>{"420502", "420503"});
+    auto j = v.incident_for_user(*i, make_user("district:420503"), false);
+    REQUIRE(j);
+    CHECK((*j)["member_schools"].size() == 2);
+    CHECK(v.incident_for_user(*i, make_user("district:420502"), false));
+    CHECK(v.incident_for_user(*i, make_user("city"), false));
+    CHECK_FALSE(v.incident_for_user(*i, make_user("district:420504"), false));
+    CHECK_FALSE(v.incident_for_user(*i, make_user("school:420502K001"), false));
+    // Each of its events is in the feed of the district it carries.
+    bool shown = false;
+    CHECK(v.for_user(ne, make_user("district:420503"), false, shown));
+    CHECK_FALSE(v.for_user(ne, make_user("district:420502"), false, shown));
+    CHECK(v.for_user(oe, make_user("district:420502"), false, shown));
+}
+
 TEST_CASE("Test traffic is hidden unless asked for", "[console_view]") {
     console_view v(yichang(), 1000);
     log_builder b;

@@ -1141,8 +1141,18 @@ TEST_CASE("an acknowledgement after a deadline the broker had not fired yet stil
 
 TEST_CASE("a cross-school cluster carries its schools, districts and reports", "[engine]") {
     harness h;
-    h.put(with_supplier(illness(2), "420502J001"), t0());
-    h.put(with_supplier(illness(2), "420503J001"), t0() + 24h);
+    auto first = with_supplier(illness(2), "420502J001");
+    auto second = with_supplier(illness(2), "420503J001");
+    h.put(first, t0());
+    auto opened_now = h.put(second, t0() + 24h);
+    // Its opening references its cause, then the window's other reports.
+    bool opened = false;
+    for (const auto& e : of_type(opened_now, incident_opened::type))
+        if (std::get<incident_opened>(e.body).kind == "supplier_cluster") {
+            opened = true;
+            CHECK(e.references == std::vector<event_id>{second.id, first.id});
+        }
+    CHECK(opened);
     h.put(with_supplier(illness(2), "420502P001"), t0() + 36h);
     h.put(with_supplier(illness(4), "420502P001"), t0() + 40h);
     const incident* c = nullptr;

@@ -861,7 +861,9 @@ TEST_CASE("pingan publish stamps a missing occurred_at with the broker's time", 
     CHECK(stored[0]["occurred_at"] == "2026-09-01T00:00:00.000000Z");
 }
 
-TEST_CASE("a supplier cluster is visible to every district whose school is in it", "[escalation]") {
+TEST_CASE("a supplier cluster is visible to every district whose school is in it, and acted on "
+          "from its member schools",
+          "[escalation]") {
     temp_dir d;
     auto server = curve_generate(), west = curve_generate(), wujia = curve_generate(),
          other = curve_generate(), city = curve_generate();
@@ -874,7 +876,7 @@ TEST_CASE("a supplier cluster is visible to every district whose school is in it
                                     std::tuple{"bureau:420504", &other, "{district: \"420504\"}"},
                                     std::tuple{"bureau:city", &city, "city"}})
             f << "  - identity: " << id << "\n    key: \"" << k->public_key
-              << "\"\n    scope: " << scope << "\n    may: [publish, query]\n";
+              << "\"\n    scope: " << scope << "\n    may: [publish, query, act]\n";
     }
     broker_process b(d / "store",
                      {"--rules", default_rules(), "--clock", "manual:" + std::string(day_start),
@@ -914,6 +916,59 @@ TEST_CASE("a supplier cluster is visible to every district whose school is in it
     CHECK(clusters(wujia).size() == 1);
     CHECK(clusters(city).size() == 1);
     CHECK(clusters(other).empty());
+
+    // pingan incidents acts for one of the cluster's schools: a member
+    // district's key for its own member school.
+    auto id = seen[0]["id"].get<std::string>();
+    std::ofstream(d / "server.pub") << format_keypair({server.public_key, {}});
+    auto as_cli = [&](const curve_keypair& k, const char* name, std::vector<std::string> args) {
+        write_key(d / name, k);
+        for (const std::string& a :
+             std::vector<std::string>{"--ingest", b.ingest, "--query", b.query, "--key", d / name,
+                                      "--server-key", d / "server.pub"})
+            args.push_back(a);
+        // Standard error too: the refusals.
+        args.insert(args.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh", pingan_bin()});
+        process p(args);
+        auto lines = p.lines(std::chrono::seconds(30));
+        return run_result{p.wait(), lines};
+    };
+    auto other_ack = as_cli(other, "other.key", {"incidents", "ack", id});
+    CHECK(other_ack.code == 1);
+    REQUIRE_FALSE(other_ack.lines.empty());
+    CHECK(other_ack.lines.back().find("within bureau:420504's scope") != std::string::npos);
+    auto not_member = as_cli(city, "city.key", {"incidents", "ack", id, "--school", "420504K001"});
+    CHECK(not_member.code == 1);
+    REQUIRE_FALSE(not_member.lines.empty());
+    CHECK(not_member.lines.back().find("420502K001, 420503K001; 420504K001 is not one") !=
+          std::string::npos);
+    // A non-member school's acknowledgement, published anyway, silences nothing.
+    {
+        auto c = as(other);
+        ingest_client pub(ctx, b.ingest, &c);
+        json j = {{"type", "incident.acknowledged"},
+                  {"school", "420504K001"},
+                  {"status", "Actual"},
+                  {"occurred_at", "2026-09-01T00:00:00Z"},
+                  {"body", {{"incident_id", id}, {"note", "not ours"}}}};
+        event e;
+        REQUIRE_FALSE(from_json(j, e));
+        e.id = new_event_id(at("2026-09-01T00:00:00Z"));
+        std::vector<event> batch{e};
+        auto r = pub.publish(batch);
+        REQUIRE(r.results.size() == 1);
+        REQUIRE(r.results[0].what == wire::outcome::stored);
+    }
+    CHECK(clusters(city)[0]["state"] == "open");
+    auto ack = as_cli(wujia, "wujia.key", {"incidents", "ack", id, "--school", "420503K001"});
+    INFO((ack.lines.empty() ? "" : ack.lines.back()));
+    CHECK(ack.code == 0);
+    REQUIRE(eventually([&] { return clusters(city)[0]["state"] == "acknowledged"; }));
+    auto note = as_cli(west, "west.key", {"incidents", "note", id, "supplier visited"});
+    CHECK(note.code == 0); // for its first member school, 420502K001
+    auto res = as_cli(city, "city.key", {"incidents", "resolve", id, "--resolution", "recalled"});
+    CHECK(res.code == 0);
+    REQUIRE(eventually([&] { return clusters(city)[0]["state"] == "closed"; }));
 }
 
 TEST_CASE("a scripted school week through pingan publish derives exactly the expected events",

@@ -165,12 +165,16 @@ std::string_view action_name(action a) noexcept {
     return "view";
 }
 
-bool in_scope(const user& u, std::string_view school, std::string_view district) noexcept {
+bool in_scope(const user& u, std::string_view school, std::string_view district,
+              const std::set<std::string>* member_districts) noexcept {
     switch (u.scope.at) {
     case user_scope::level::city:
         return true;
     case user_scope::level::district:
-        return !school.empty() && district == u.scope.code;
+        if (school.empty())
+            return member_districts &&
+                   member_districts->find(u.scope.code) != member_districts->end();
+        return district == u.scope.code;
     case user_scope::level::school:
         return !school.empty() && school == u.scope.code;
     }
@@ -209,7 +213,7 @@ decision decide_action(const action_request& r, const session* s, const user* u)
                          std::string(action_name(r.what))};
     if (!r.incident_known) return {404, "no such incident"};
     // Out of scope looks the same as unknown: nothing is revealed about it.
-    if (!in_scope(*u, r.school, r.district)) return {404, "no such incident"};
+    if (!in_scope(*u, r.school, r.district, r.member_districts)) return {404, "no such incident"};
     if (r.incident_closed && r.what != action::note && r.what != action::view)
         return {409, "the incident is closed"};
     return {};

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -106,8 +107,10 @@ std::optional<action> parse_action(std::string_view name);
 std::string_view action_name(action a) noexcept;
 
 // True if `u` may see records of `school` in `district` (empty school: a
-// city-wide record, which only city users see).
-bool in_scope(const user& u, std::string_view school, std::string_view district) noexcept;
+// city-wide record, which only city users see; or a cross-school incident,
+// which district users see when one of its `member_districts` is theirs).
+bool in_scope(const user& u, std::string_view school, std::string_view district,
+              const std::set<std::string>* member_districts = nullptr) noexcept;
 
 // What the server knows about an action request.
 struct action_request {
@@ -120,6 +123,7 @@ struct action_request {
     std::string_view school, district;
     bool incident_known = false;
     bool incident_closed = false;
+    const std::set<std::string>* member_districts = nullptr; // of a cross-school incident
 };
 
 struct decision {

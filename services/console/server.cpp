@@ -448,7 +448,8 @@ void console_server::handle(request&& req, const std::string& peer,
                           inc ? std::string_view(inc->school) : std::string_view(),
                           inc ? std::string_view(inc->district) : std::string_view(),
                           inc != nullptr,
-                          inc && inc->closed};
+                          inc && inc->closed,
+                          inc ? &inc->member_districts : nullptr};
         auto d = decide_action(ar, s, u);
         if (d.allowed() && inc->mode == status::test) d = {404, "no such incident"};
         if (!d.allowed()) {
@@ -575,14 +576,26 @@ void console_server::act(request&& req, const session&, const user& u, const std
     auto text_member = string_member(body, "text", "");
     if (!text_member) return send(refuse(400, "text must be a string"));
     const auto& text = *text_member;
-    if (inc.school.empty())
-        return send(
-            refuse(409, "a city-wide incident is acted on with pingan incidents, not here"));
+    // A cross-school incident is acted on for one of its member schools in
+    // the user's scope (the engine takes actions on it only from those); an
+    // acknowledgement of one with no member known, for no school (the city).
+    std::string school = inc.school;
+    if (school.empty()) {
+        for (const auto& [code, district] : inc.member_schools)
+            if (in_scope(u, code, district)) {
+                school = code;
+                break;
+            }
+        if (school.empty() && (what != action::acknowledge || !inc.member_schools.empty() ||
+                               u.scope.at != user_scope::level::city))
+            return send(refuse(409, "no school of this cross-school incident is known to the "
+                                    "console within your scope: use pingan incidents"));
+    }
     // The event model has no field for the person: the recorded actor is the
     // console's key; the note or resolution names the logged-in user.
     auto by = "console user " + u.name;
     event e;
-    e.school = inc.school;
+    e.school = school;
     e.status = inc.mode;
     e.source = "pingan-console/" + cfg_.device;
     e.scope = scope::restricted;

@@ -119,6 +119,7 @@ void console_view::apply(const event& e) {
         }
         i.timeline.push_back(e.offset);
         i.updated_us = t;
+        if (i.school.empty()) note_members(i, e);
         by_subject_[std::string(1, mode_char(e.status)) + "|" + e.school + "|" + o->subject] = i.id;
         return;
     }
@@ -126,6 +127,7 @@ void console_view::apply(const event& e) {
     if (!i) return;
     i->timeline.push_back(e.offset);
     i->updated_us = t;
+    if (i->school.empty()) note_members(*i, e);
     if (const auto* x = body_as<escalation_raised>(e)) {
         if (x->deadline) i->deadlines_us.push_back(to_us(*x->deadline));
     } else if (const auto* n = body_as<notification_requested>(e)) {
@@ -142,6 +144,20 @@ void console_view::apply(const event& e) {
         i->closed = true;
     } else if (body_as<incident_reopened>(e)) {
         i->closed = false;
+    }
+}
+
+void console_view::note_members(incident_view& i, const event& e) const {
+    if (!e.district.empty()) i.member_districts.insert(e.district);
+    // The report that caused it, and for its opening every report of the
+    // window (the engine lists them after the cause).
+    for (const auto& ref : e.references) {
+        auto c = offset_of_id_.find(ref.str());
+        if (c == offset_of_id_.end()) continue;
+        if (const auto* report = at(c->second); report && !report->school.empty()) {
+            i.member_schools[report->school] = report->district;
+            i.member_districts.insert(report->district);
+        }
     }
 }
 
@@ -196,6 +212,16 @@ json console_view::incident_json(const incident_view& i) const {
     j["message"] = i.message;
     j["told"] = i.told;
     j["acked_by"] = i.acked_by;
+    if (i.school.empty()) {
+        json schools = json::array();
+        for (const auto& [code, district] : i.member_schools)
+            schools.push_back({{"school", code},
+                               {"school_name", school_name(code)},
+                               {"district", district},
+                               {"district_name", district_name(district)}});
+        j["member_schools"] = std::move(schools);
+        j["member_districts"] = i.member_districts;
+    }
     // The next deadline still ahead on the broker's clock.
     std::optional<std::int64_t> next;
     auto consider = [&](std::int64_t d) {
@@ -215,7 +241,11 @@ std::optional<json> console_view::for_user(const event& e, const user& u, bool t
     minors_shown = false;
     if (u.disabled) return std::nullopt;
     if (e.status == status::test && !test) return std::nullopt;
-    if (!in_scope(u, e.school, e.district)) return std::nullopt;
+    // An event of no school but of a district (a cross-school incident's, for
+    // the district of the report that caused it) is that district's too.
+    const std::set<std::string> own_district{e.district};
+    if (!in_scope(u, e.school, e.district, e.district.empty() ? nullptr : &own_district))
+        return std::nullopt;
     if (derived_names_minors(e)) {
         if (!u.minors_clearance) {
             event copy = e;
@@ -246,7 +276,7 @@ std::optional<json> console_view::incident_for_user(const incident_view& i, cons
                                                     bool test) const {
     if (u.disabled) return std::nullopt;
     if (i.mode == status::test && !test) return std::nullopt;
-    if (!in_scope(u, i.school, i.district)) return std::nullopt;
+    if (!in_scope(u, i.school, i.district, &i.member_districts)) return std::nullopt;
     auto j = incident_json(i);
     if (i.message_names_minors && !u.minors_clearance) j["message"] = std::string(redacted);
     return j;

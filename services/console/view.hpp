@@ -16,6 +16,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -38,6 +39,10 @@ struct incident_view {
     std::vector<std::string> acked_by; // "actor (note)"
     std::vector<std::uint64_t> timeline; // offsets of every event about it
     std::string cause_id;                // the event that opened it
+    // A cross-school incident (no school of its own): the member schools and
+    // their districts, from the reports that caused its events.
+    std::map<std::string, std::string> member_schools; // school -> district
+    std::set<std::string> member_districts;
 };
 
 // True if `e` is an engine event of an incident opened from minors' data
@@ -85,6 +90,9 @@ class console_view {
 
   private:
     incident_view* find_named(const event& e, std::string_view ref);
+    // For a cross-school incident: the district an event of it carries, and
+    // the school and district of the report that caused the event.
+    void note_members(incident_view& i, const event& e) const;
     std::string school_name(std::string_view id) const;
     std::string district_name(std::string_view code) const;
 

@@ -177,9 +177,36 @@ timestamp broker_time(zmq::context_t& ctx) {
     }
 }
 
-void publish_one(const json& inc, body b) {
+// The school an action is published at: the incident's own, or for a
+// cross-school incident (a cluster) one of its member schools: the one named
+// with --school, else the first. The broker checks that the caller's key may
+// act for that school; the engine takes an action on a cluster only from a
+// member school (or, for an acknowledgement, from no school: the city).
+std::string acting_school(const json& inc, const act_args& a, bool city_wide_allowed) {
+    auto own = inc["school"].get<std::string>();
+    if (!own.empty()) return own;
+    auto id = inc["id"].get<std::string>();
+    std::vector<std::string> members;
+    if (auto m = inc.find("schools"); m != inc.end() && m->is_array())
+        for (const auto& s : *m)
+            members.push_back(s.get<std::string>());
+    if (!a.school.empty()) {
+        if (std::find(members.begin(), members.end(), a.school) != members.end()) return a.school;
+        std::string list;
+        for (const auto& s : members)
+            list += (list.empty() ? "" : ", ") + s;
+        fatal(id + " is a cross-school incident whose schools are " +
+                  (list.empty() ? std::string("none") : list) + "; " + a.school + " is not one",
+              1);
+    }
+    if (!members.empty()) return members.front();
+    if (city_wide_allowed) return {};
+    fatal(id + " is a city-wide incident of no school: it can only be acknowledged", 1);
+}
+
+void publish_one(const json& inc, body b, const std::string& school) {
     event e;
-    e.school = inc["school"].get<std::string>();
+    e.school = school;
     e.status = inc["mode"] == "Exercise" ? status::exercise
                : inc["mode"] == "Test"   ? status::test
                                          : status::actual;
@@ -216,16 +243,12 @@ void publish_one(const json& inc, body b) {
     std::cout << dump(j) << "\n";
 }
 
-// The incident an action names, checked to be open and at a school.
+// The incident an action names, checked to be open.
 json open_incident(const act_args& a) {
     auto inc = lookup(a.ref, a.school)["incident"];
     auto id = inc["id"].get<std::string>();
     if (inc["state"] == "closed")
         fatal(id + " is closed (" + inc["closed_at"].get<std::string>() + "): nothing to do", 1);
-    if (inc["school"].get<std::string>().empty())
-        fatal(id + " belongs to no one school (a cross-school incident): acknowledge or resolve "
-                   "it through the incidents of its schools",
-              1);
     return inc;
 }
 
@@ -235,7 +258,9 @@ bool is_hazard(const json& inc) {
 
 void add_act_options(CLI::App* cmd, act_args& a, const char* ref_help) {
     cmd->add_option("incident", a.ref, ref_help)->required();
-    cmd->add_option("--school", a.school, "the school, when naming a subject");
+    cmd->add_option("--school", a.school,
+                    "the school, when naming a subject; for a cross-school incident, the member "
+                    "school to act for (default: its first)");
     add_endpoint_options(*cmd, true, false, true);
 }
 
@@ -291,7 +316,7 @@ void add_incidents_command(CLI::App& app) {
         incident_acknowledged b;
         b.incident_id = inc["id"].get<std::string>();
         b.note = ack->text;
-        publish_one(inc, std::move(b));
+        publish_one(inc, std::move(b), acting_school(inc, *ack, true));
     });
 
     auto note = std::make_shared<act_args>();
@@ -304,7 +329,7 @@ void add_incidents_command(CLI::App& app) {
         incident_note b;
         b.incident_id = inc["id"].get<std::string>();
         b.text = note->text;
-        publish_one(inc, std::move(b));
+        publish_one(inc, std::move(b), acting_school(inc, *note, false));
     });
 
     auto res = std::make_shared<act_args>();
@@ -328,7 +353,7 @@ void add_incidents_command(CLI::App& app) {
         b.incident_id = id;
         b.resolution = res->text;
         b.withdrawn = res->withdrawn;
-        publish_one(inc, std::move(b));
+        publish_one(inc, std::move(b), acting_school(inc, *res, false));
     });
 
     auto ver = std::make_shared<act_args>();
@@ -357,7 +382,7 @@ void add_incidents_command(CLI::App& app) {
         b.verifier = ver->verifier;
         b.result = ver->result == "pass" ? verify_result::pass : verify_result::fail;
         b.evidence = ver->text;
-        publish_one(inc, std::move(b));
+        publish_one(inc, std::move(b), acting_school(inc, *ver, false));
     });
 }
 
