@@ -216,8 +216,9 @@ struct store::impl {
                             o.path + " holds a store of format " + std::string(*f) +
                                 "; this version reads format " + std::string(store_format) +
                                 " only (the chain hashes a digest of each record and the "
-                                "district index has one record per transaction): export it "
-                                "with the version that wrote it");
+                                "district index has one record per transaction); nothing in it "
+                                "was changed: run the version that wrote it (docs/operations.md, "
+                                "Upgrading)");
         } else if (!o.read_only) {
             lm::put(t, meta, "format", store_format);
         }

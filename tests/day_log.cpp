@@ -1,7 +1,7 @@
 // The broker's day in its log (broker/day_log.hpp): a scripted school day
 // through a real pingan-broker process, whose info log must show each incident
-// opened, escalated, acknowledged and closed, each refused request with its
-// code and client, slow commits and the periodic summary, as text and as JSON
+// opened, escalated, acknowledged and closed, each refused request (ingest and
+// query) with its code and client, slow commits and the periodic summary, as text and as JSON
 // lines that parse.
 #include "broker_process.hpp"
 #include "common/client.hpp"
@@ -151,8 +151,16 @@ std::vector<entry> run_day(log_format f) {
                            {"description", "护栏松动"},
                            {"location", "教学楼"},
                            {"found_by", "safety_officer"}}) == wire::outcome::rejected);
+        // A console asking for incidents in a state there is none of: the
+        // query is refused, and the refusal is in the log with its client.
+        try {
+            t.q.request("INCIDENTS", {{"state", "lost"}}, std::chrono::seconds(5));
+            FAIL("INCIDENTS state=lost was answered");
+        } catch (const error& e) {
+            CHECK(e.code() == errc::bad_value);
+        }
         // The log is the handshake: the escalation, the closing, and summaries
-        // that count this day's events and its refusal.
+        // that count this day's events and its two refusals.
         REQUIRE(eventually(
             [&] {
                 auto log = parsed();
@@ -161,7 +169,7 @@ std::vector<entry> run_day(log_format f) {
                     events += s.fields["events"].get<std::uint64_t>();
                     refusals += s.fields["refusals"].get<std::uint64_t>();
                 }
-                return events >= 9 && refusals >= 1 && !having(log, "incident escalated").empty() &&
+                return events >= 9 && refusals >= 2 && !having(log, "incident escalated").empty() &&
                        !having(log, "incident closed").empty();
             },
             std::chrono::seconds(20)));
@@ -215,6 +223,15 @@ void check_day(std::vector<entry> log) {
     CHECK(refused[0].fields["events"] == 1);
     CHECK_FALSE(refused[0].fields["reason"].get<std::string>().empty());
 
+    auto query = having(log, "refused query");
+    REQUIRE(query.size() == 1);
+    CHECK(query[0].level == "info");
+    CHECK(query[0].fields["code"] == "bad_value");
+    CHECK(query[0].fields["client"] == "anonymous");
+    CHECK(
+        query[0].fields["reason"].get<std::string>().starts_with("state: \"lost\" is not one of"));
+    CHECK_FALSE(query[0].fields.contains("events")); // a request, not events
+
     // Every commit is slow at a threshold of 0 ms.
     auto slow = having(log, "slow commit");
     REQUIRE_FALSE(slow.empty());
@@ -231,8 +248,8 @@ void check_day(std::vector<entry> log) {
         events += s.fields["events"].get<std::uint64_t>();
         refusals += s.fields["refusals"].get<std::uint64_t>();
     }
-    CHECK(events >= 9); // 5 reports stored, and what the engine derived
-    CHECK(refusals == 1);
+    CHECK(events >= 9);   // 5 reports stored, and what the engine derived
+    CHECK(refusals == 2); // the unknown school's report and the query
 }
 
 } // namespace

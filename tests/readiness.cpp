@@ -133,3 +133,45 @@ TEST_CASE("readiness: a school service without credentials (development) survive
     reload_then_stop(n, hazard.pid(), &hazard);
     CHECK(read_file(log).find("nothing to reload") != std::string::npos);
 }
+
+TEST_CASE("readiness: notify says READY=1 when it listens, re-reads its directory on SIGHUP, "
+          "says when it refused one, and says STOPPING=1 on SIGTERM") {
+    temp_dir d;
+    broker_process b(d / "store");
+    // One file receiver: the smallest directory notify starts with.
+    auto directory = d / "directory.yaml";
+    std::ofstream(directory) << "receivers:\n  - id: duty-office\n    role: principal\n"
+                                "    channel: file\n    path: "
+                             << (d / "pages.log") << "\n";
+    notify_socket n(d / "notify");
+    auto log = d / "notify.log";
+    process notify({bin("pingan-notify"), "--data", d / "notify-data", "--broker", b.ingest,
+                    "--feed", b.feed, "--query", b.query, "--http", "127.0.0.1:0", "--directory",
+                    directory, "--registry", source_path("data/schools.csv"), "--log-level",
+                    "info"},
+                   {}, log);
+    auto ready = n.next();
+    CHECK(ready.starts_with("READY=1\n"));
+    CHECK(ready.find("STATUS=listening http=127.0.0.1:") != std::string::npos);
+
+    // A directory with a mistake: notify reloads, refuses it, and is ready
+    // again with the old one, saying so in its status.
+    std::ofstream(directory) << "receivers:\n  - id: duty-office\n    role: nobody\n"
+                                "    channel: file\n    path: "
+                             << (d / "pages.log") << "\n";
+    ::kill(notify.pid(), SIGHUP);
+    CHECK(n.next() == "RELOADING=1");
+    auto refused = n.next();
+    CHECK(refused.starts_with("READY=1\n"));
+    CHECK(refused.find("STATUS=reload refused") != std::string::npos);
+    CHECK(alive(notify.pid()));
+
+    // Put right, it is read again.
+    std::ofstream(directory) << "receivers:\n  - id: duty-office\n    role: principal\n"
+                                "    channel: file\n    path: "
+                             << (d / "pages.log") << "\n";
+    reload_then_stop(n, notify.pid(), &notify);
+    auto text = read_file(log);
+    CHECK(text.find("directory not reloaded, the old one stays") != std::string::npos);
+    CHECK(text.find("directory " + directory + " reloaded: 1 receivers") != std::string::npos);
+}

@@ -1,5 +1,6 @@
 // Tests for broker/store.hpp on real LMDB files.
 #include "broker/store.hpp"
+#include "broker_process.hpp"
 #include "common/lmdb.hpp"
 #include "process.hpp"
 #include "support.hpp"
@@ -7,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <map>
 #include <set>
 #include <unistd.h>
 
@@ -452,4 +454,64 @@ TEST_CASE("a store of an older format is refused, naming both formats", "[store]
         CHECK(e.code() == errc::unsupported_version);
         CHECK_THAT(e.detail(), Catch::Contains("format 1") && Catch::Contains("format 2"));
     }
+}
+
+TEST_CASE("the broker and pingan verify refuse a store of an older format, say what to do, and "
+          "change nothing in its folder",
+          "[store]") {
+    temp_dir d;
+    std::string data = d / "store";
+    {
+        store_options o;
+        o.path = data;
+        store s(o);
+        std::vector<event> batch{sample_hazard(), sample_reading("420502K001", 1)};
+        batch_output out;
+        s.append(batch, at("2026-09-01T02:00:00Z"), nullptr, out);
+        REQUIRE(out.stored.size() == 2);
+    }
+    {
+        lmdb::env env(data, 16, 1 << 30);
+        lmdb::txn t(env);
+        auto meta = lmdb::open_dbi(t, "meta", 0);
+        lmdb::put(t, meta, "format", "1");
+        t.commit();
+    }
+    // What the folder holds: every file's size, and the records' file byte for byte.
+    auto files = [&] {
+        std::map<std::string, std::uintmax_t> m;
+        for (const auto& e : std::filesystem::directory_iterator(data))
+            m[e.path().filename().string()] = e.file_size();
+        return m;
+    };
+    auto before = files();
+    auto bytes = read_file(data + "/data.mdb");
+    auto mtime = std::filesystem::last_write_time(data + "/data.mdb");
+
+    auto says_what_to_do = [&](const std::string& text) {
+        INFO(text);
+        CHECK(text.find(data) != std::string::npos);
+        CHECK(text.find("holds a store of format 1") != std::string::npos);
+        CHECK(text.find("reads format 2 only") != std::string::npos);
+        CHECK(text.find("nothing in it was changed") != std::string::npos);
+        CHECK(text.find("run the version that wrote it") != std::string::npos);
+    };
+    {
+        process broker(broker_argv(data), {}, d / "broker.err");
+        CHECK(broker.wait() == 2);
+        says_what_to_do(read_file(d / "broker.err"));
+    }
+    {
+        process verify({std::string(PINGAN_BIN_DIR) + "/pingan", "verify", "--data", data}, {},
+                       d / "verify.err");
+        auto out = verify.lines(std::chrono::seconds(30));
+        CHECK(verify.wait() == 2);
+        std::string text = read_file(d / "verify.err");
+        for (const auto& l : out)
+            text += l + "\n";
+        says_what_to_do(text);
+    }
+    CHECK(files() == before);
+    CHECK(std::filesystem::last_write_time(data + "/data.mdb") == mtime);
+    CHECK(read_file(data + "/data.mdb") == bytes);
 }

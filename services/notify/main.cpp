@@ -181,14 +181,17 @@ int main(int argc, char** argv) {
         std::function<void()> wait_hup = [&] {
             hup.async_wait([&](const boost::system::error_code& ec, int) {
                 if (ec) return;
+                notify_reloading();
                 try {
                     n.set_directory(load_directory(directory_path, reg, roles));
                     n.note_reload(true);
                     rt.log().info("directory {} reloaded: {} receivers", directory_path,
                                   n.current_directory()->receivers.size());
+                    notify_ready("reloaded");
                 } catch (const error& x) {
                     n.note_reload(false);
                     rt.log().error("directory not reloaded, the old one stays: {}", x.what());
+                    notify_ready("reload refused: the directory has mistakes, the old one stays");
                 }
                 wait_hup();
             });
