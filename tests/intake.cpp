@@ -672,8 +672,8 @@ TEST_CASE("every limit of the intake refuses clearly and counts the refusal in /
     CHECK(hl["intake"]["header_too_large"] == 1);
     CHECK(hl["outbox_depth"] == 3);
 
-    // The service's own cap, --max-connections: one more connection is closed
-    // at once, without an answer.
+    // The service's own cap, --max-connections: one more connection is
+    // answered 503 and closed.
     hazard_service g({"--data", d / "hazard2", "--broker", "tcp://127.0.0.1:1", "--credentials",
                       creds, "--max-connections", "2"});
     connection a(g.port), b(g.port);
@@ -681,7 +681,9 @@ TEST_CASE("every limit of the intake refuses clearly and counts the refusal in /
     CHECK(b.get("/health").status == 200);
     {
         connection c(g.port);
-        CHECK(c.get("/health").status == 0);
+        auto busy = c.get("/health");
+        CHECK(busy.status == 503);
+        CHECK(busy.body.find("--max-connections") != std::string::npos);
     }
     auto capped = a.get("/metrics");
     REQUIRE(capped.status == 200);

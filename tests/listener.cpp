@@ -19,7 +19,8 @@
 using namespace pingan::test;
 using namespace std::chrono_literals;
 namespace net = boost::asio;
-namespace http = boost::beast::http;
+namespace beast = boost::beast;
+namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 namespace {
@@ -148,18 +149,30 @@ TEST_CASE("a service out of descriptors does not spin and serves again once they
     CHECK(get_health(svc.port) == 200);
 }
 
-TEST_CASE("connections over --max-connections are closed at once and the service keeps serving",
+TEST_CASE("connections over --max-connections are answered 503 and closed, and the service keeps "
+          "serving",
           "[listener]") {
     temp_dir d;
     limited_service svc(d, "1024:1024", {"--max-connections", "8"});
     net::io_context ioc;
     auto idle = idle_connections(ioc, svc.port, 8);
-    // Each connection past the cap is accepted and closed: its read ends at once.
+    // Each connection past the cap is answered 503 with Retry-After and closed.
     for (int i = 0; i < 5; ++i) {
         tcp::socket extra(ioc);
         extra.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), svc.port));
-        char c;
+        http::request<http::empty_body> req{http::verb::get, "/health", 11};
+        req.set(http::field::host, "127.0.0.1");
+        http::write(extra, req);
+        beast::flat_buffer buf;
+        http::response<http::string_body> res;
         boost::system::error_code ec;
+        http::read(extra, buf, res, ec);
+        REQUIRE_FALSE(ec);
+        CHECK(res.result() == http::status::service_unavailable);
+        CHECK(res[http::field::retry_after] == "1");
+        CHECK(res.body().find("--max-connections") != std::string::npos);
+        CHECK_FALSE(res.keep_alive());
+        char c;
         extra.read_some(net::buffer(&c, 1), ec);
         CHECK((ec == net::error::eof || ec == net::error::connection_reset));
     }

@@ -1,6 +1,7 @@
 // The accept loop, with a connection cap and a pause when out of descriptors.
 #include "listener.hpp"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -11,7 +12,8 @@ listener::listener(net::io_context& ioc, tcp::endpoint at, std::size_t max_conne
                    std::shared_ptr<spdlog::logger> log, start_fn start)
     : ioc_(ioc), acceptor_(net::make_strand(ioc)), pause_(acceptor_.get_executor()),
       max_connections_(max_connections), log_(log ? std::move(log) : spdlog::default_logger()),
-      start_(std::move(start)), open_(std::make_shared<std::atomic<std::size_t>>(0)) {
+      start_(std::move(start)), open_(std::make_shared<std::atomic<std::size_t>>(0)),
+      refusing_open_(std::make_shared<std::atomic<std::size_t>>(0)) {
     acceptor_.open(at.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
     acceptor_.bind(at);
@@ -24,8 +26,9 @@ listener::listener(net::io_context& ioc, tcp::endpoint at, std::shared_ptr<const
                    std::shared_ptr<intake_counters> counters,
                    std::shared_ptr<const body_limit_fn> limits)
     : listener(ioc, at, max_connections, std::move(log),
-               [h = std::move(h), max_body, tls = std::move(tls), counters,
-                limits = std::move(limits)](tcp::socket&& s, std::shared_ptr<void> slot) {
+               // Copies: the body below makes the refusing sessions with them too.
+               [h = std::move(h), max_body, tls, counters, limits](tcp::socket&& s,
+                                                                   std::shared_ptr<void> slot) {
                    if (tls)
                        std::make_shared<tls_session>(beast::ssl_stream<beast::tcp_stream>(
                                                          beast::tcp_stream(std::move(s)), *tls),
@@ -36,6 +39,33 @@ listener::listener(net::io_context& ioc, tcp::endpoint at, std::shared_ptr<const
                                                        std::move(slot), counters, limits)
                            ->run();
                }) {
+    // Over the cap, a client is told so, in the same form as the services'
+    // other refusals, rather than finding its connection closed.
+    auto busy =
+        std::make_shared<const handler>([max_connections](const request& req, connection_state&) {
+            nlohmann::json j = {
+                {"errors", nlohmann::json::array(
+                               {{{"field", ""},
+                                 {"code", "unavailable"},
+                                 {"message", "the service has " + std::to_string(max_connections) +
+                                                 " connections open, the most it allows "
+                                                 "(--max-connections); try again shortly"}}})}};
+            auto res =
+                json_response(http::status::service_unavailable, j.dump(), req.version(), false);
+            res.set(http::field::retry_after, "1");
+            return res;
+        });
+    refuse_ = [busy, max_body, tls, counters, limits](tcp::socket&& s, std::shared_ptr<void> slot) {
+        if (tls)
+            std::make_shared<tls_session>(
+                beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(s)), *tls), busy,
+                max_body, std::move(slot), counters, limits)
+                ->run();
+        else
+            std::make_shared<plain_session>(beast::tcp_stream(std::move(s)), busy, max_body,
+                                            std::move(slot), counters, limits)
+                ->run();
+    };
     counters_ = std::move(counters);
 }
 
@@ -87,8 +117,14 @@ void listener::on_accept(beast::error_code ec, tcp::socket s) {
                            max_connections_);
             refusing_ = true;
             if (counters_) ++counters_->connections_refused_service;
-            beast::error_code ignored;
-            s.close(ignored);
+            if (refuse_ && refusing_open_->load() < max_refusing) {
+                ++*refusing_open_;
+                std::shared_ptr<void> slot(nullptr, [n = refusing_open_](void*) { --*n; });
+                refuse_(std::move(s), std::move(slot));
+            } else {
+                beast::error_code ignored;
+                s.close(ignored);
+            }
         } else {
             if (refusing_) log_->info("accept: below --max-connections again");
             refusing_ = false;

@@ -2,7 +2,9 @@
 //
 // Two limits keep a flood of connections from taking the service down. At
 // most `max_connections` are open at once: one more is closed as soon as it
-// is accepted, with a log line. And when accept fails because the process or
+// is accepted, with a log line; an HTTP listener first answers it 503 with
+// Retry-After (at most `max_refusing` such answers at once, beyond which a
+// connection is closed unanswered). And when accept fails because the process or
 // the system is out of descriptors (EMFILE, ENFILE), the pending connection
 // stays in the kernel's queue and every retry would fail at once: the loop
 // pauses (100 ms, doubling to 1 s) instead of spinning a core, logs once per
@@ -43,6 +45,9 @@ class listener : public std::enable_shared_from_this<listener> {
              std::shared_ptr<intake_counters> counters = nullptr,
              std::shared_ptr<const body_limit_fn> limits = nullptr);
 
+    // Connections over max_connections being answered at once, at most; more are closed unanswered.
+    static constexpr std::size_t max_refusing = 64;
+
     void run();
     void stop();
     tcp::endpoint local() const { return acceptor_.local_endpoint(); }
@@ -59,7 +64,9 @@ class listener : public std::enable_shared_from_this<listener> {
     std::size_t max_connections_;
     std::shared_ptr<spdlog::logger> log_;
     start_fn start_;
+    start_fn refuse_; // answers a connection over max_connections (HTTP: 503), or none
     std::shared_ptr<std::atomic<std::size_t>> open_;
+    std::shared_ptr<std::atomic<std::size_t>> refusing_open_;
     std::chrono::milliseconds backoff_{0}; // > 0 while out of descriptors
     bool refusing_ = false;                // over max_connections: logged once
     std::shared_ptr<intake_counters> counters_;

@@ -184,7 +184,10 @@ async function main() {
       const context = await browser.newContext(phone);
       const page = await context.newPage();
       await page.goto(hazardUrl);
-      check(await page.isVisible("#login"), "the page opens on the sign-in form");
+      // The page's script shows the form once it has read its storage.
+      const shown = await page.waitForSelector("#login", { state: "visible", timeout: 10000 })
+        .then(() => true, () => false);
+      check(shown, "the page opens on the sign-in form");
       check((await page.textContent("#login h2")) === "登录", "the page speaks Chinese first");
       await page.fill("#token", "pgn_000000000000.nope");
       await page.click("#login-submit");
