@@ -324,6 +324,50 @@ TEST_CASE("a rectified hazard stays open until someone else's verification passe
     CHECK(open().empty());
 }
 
+TEST_CASE("an open hazard's rectification deadline is on the phone's status: the one reported, "
+          "or seven days after it was found",
+          "[mobile]") {
+    temp_dir d;
+    auto creds = d / "credentials.json";
+    auto a = issue(creds, "zhang.wei",
+                   {"--scope", std::string("school:") + school_a, "--role", "safety_officer"});
+    hazard_service h(
+        {"--data", d / "hazard", "--broker", "tcp://127.0.0.1:1", "--credentials", creds});
+    // A deadline a week and a half ahead, in the school's own offset.
+    timestamp due = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()) +
+                    std::chrono::days(10);
+    auto due_text = format_local(due); // "2026-12-11 15:31:50 CST"
+    due_text = due_text.substr(0, 10) + "T" + due_text.substr(11, 8) + "+08:00";
+    auto given = hazard(school_a, "灭火器压力不足");
+    given["deadline"] = due_text;
+    auto posted = call(h.port, http::verb::post, "/hazard/report", a, given.dump());
+    REQUIRE(posted.status == 202);
+    auto given_id = posted.j()["hazard_id"].get<std::string>();
+    posted =
+        call(h.port, http::verb::post, "/hazard/report", a, hazard(school_a, "门锁损坏").dump());
+    REQUIRE(posted.status == 202);
+    auto default_id = posted.j()["hazard_id"].get<std::string>();
+
+    auto st = call(h.port, http::verb::get, "/mobile/status?school=420502K001", a);
+    REQUIRE(st.status == 200);
+    auto status = st.j();
+    std::map<std::string, json> open;
+    for (const auto& o : status["open_hazards"])
+        open[o["hazard_id"].get<std::string>()] = o;
+    REQUIRE(open.count(given_id) == 1);
+    REQUIRE(open.count(default_id) == 1);
+    REQUIRE(open[given_id]["deadline"].is_string());
+    auto shown = parse_utc(open[given_id]["deadline"].get<std::string>());
+    REQUIRE(shown);
+    CHECK(*shown == due);
+    REQUIRE(open[default_id]["deadline"].is_string());
+    auto found = parse_utc(open[default_id]["reported_at"].get<std::string>());
+    auto deadline = parse_utc(open[default_id]["deadline"].get<std::string>());
+    REQUIRE(found);
+    REQUIRE(deadline);
+    CHECK(*deadline - *found == std::chrono::duration_cast<micros>(std::chrono::days(7)));
+}
+
 TEST_CASE("a credential without a psychology role is not offered the psych alert route",
           "[mobile]") {
     auto reg = registry::from_csv("school_id,name,district_code,type,students,boarding,school_bus,"

@@ -3,7 +3,8 @@
 Starts a real pingan-broker on ephemeral ports, publishes JSON events with
 PUBJ, checks the acknowledgements (stored, duplicate, refused), follows the
 live feed and replays with credit; then, on a second broker with the default
-rule pack, lists, shows and acknowledges incidents (INCIDENTS, INCIDENT).
+rule pack, lists, shows, acknowledges, annotates and resolves incidents and
+verifies a hazard (INCIDENTS, INCIDENT; actions published through ingest).
 Usage: pyzmq_client.py BROKER REGISTRY_DIR
 """
 import os
@@ -117,6 +118,89 @@ def incidents(broker, data):
         check(types[0] == "hazard.reported" and "incident.opened" in types
               and types[-1] == "incident.acknowledged", "timeline from report to ack")
 
+        # A note: recorded in the timeline, the state unchanged.
+        note = {"id": uuid7(), "type": "incident.note", "school": inc["school"],
+                "occurred_at": time_now(), "status": inc["mode"],
+                "body": {"incident_id": inc["id"], "text": "围栏已临时封闭"}}
+        pub.send_multipart([b"PUBJ", b"n", json.dumps(note).encode()])
+        assert pub.poll(10000)
+        check("offset" in json.loads(pub.recv_multipart()[2]), "note stored")
+        shown = show(req, inc["id"])
+        check(shown["incident"]["state"] == "acknowledged", "a note leaves the state as it was")
+        notes = [e for e in shown["timeline"] if e["type"] == "incident.note"]
+        check(len(notes) == 1 and notes[0]["id"] == note["id"]
+              and notes[0]["body"]["text"] == "围栏已临时封闭", "the note is in the timeline")
+
+        # incident.resolved does not close a hazard: it is recorded, the hazard stays open.
+        early = {"id": uuid7(), "type": "incident.resolved", "school": inc["school"],
+                 "occurred_at": time_now(), "status": inc["mode"],
+                 "body": {"incident_id": inc["id"], "resolution": "已修好"}}
+        pub.send_multipart([b"PUBJ", b"r0", json.dumps(early).encode()])
+        assert pub.poll(10000)
+        check("offset" in json.loads(pub.recv_multipart()[2]), "resolution of a hazard stored")
+        shown = show(req, inc["id"])
+        check(shown["incident"]["state"] == "acknowledged", "a resolution does not close a hazard")
+
+        # A hazard closes when someone other than the fixer verifies its rectification.
+        fix = {"id": uuid7(), "type": "hazard.rectified", "school": inc["school"],
+               "occurred_at": time_now(), "status": inc["mode"],
+               "body": {"hazard_id": inc["subject"], "rectified_by": "wang",
+                        "description": "已更换围栏"}}
+        pub.send_multipart([b"PUBJ", b"f", json.dumps(fix).encode()])
+        assert pub.poll(10000)
+        check("offset" in json.loads(pub.recv_multipart()[2]), "rectification stored")
+        check(show(req, inc["id"])["incident"]["state"] == "rectified", "rectified")
+        verify = {"id": uuid7(), "type": "hazard.verified", "school": inc["school"],
+                  "occurred_at": time_now(), "status": inc["mode"],
+                  "body": {"hazard_id": inc["subject"], "verifier": "li", "result": "pass",
+                           "evidence": "现场复查合格"}}
+        pub.send_multipart([b"PUBJ", b"v", json.dumps(verify).encode()])
+        assert pub.poll(10000)
+        check("offset" in json.loads(pub.recv_multipart()[2]), "verification stored")
+        shown = show(req, inc["id"])
+        check(shown["incident"]["state"] == "closed" and shown["incident"]["closed_at"],
+              "verified hazard closed")
+        ids = [e["id"] for e in shown["timeline"]]
+        closed = [e for e in shown["timeline"] if e["type"] == "incident.closed"]
+        check(fix["id"] in ids and verify["id"] in ids
+              and ids.index(fix["id"]) < ids.index(verify["id"]),
+              "rectification and verification in the timeline")
+        check(len(closed) == 1 and ids[-1] == closed[0]["id"]
+              and closed[0]["body"]["incident_id"] == inc["id"], "the broker records the closing")
+
+        # A plain incident (an emergency report) closes with incident.resolved.
+        emergency = {"id": uuid7(), "type": "incident.reported", "school": "420502K001",
+                     "occurred_at": time_now(), "status": "Actual", "severity": "Moderate",
+                     "scope": "Restricted",
+                     "body": {"incident_id": "PY-EM", "category": "accident",
+                              "provisional_level": "IV", "reporter_role": "principal",
+                              "summary": "学生在楼梯摔倒"}}
+        pub.send_multipart([b"PUBJ", b"e", json.dumps(emergency).encode()])
+        assert pub.poll(10000)
+        check("offset" in json.loads(pub.recv_multipart()[2]), "emergency report stored")
+        req.send_multipart([b"INCIDENT", b"e1",
+                            json.dumps({"subject": "PY-EM", "school": "420502K001"}).encode()])
+        assert req.poll(5000)
+        f = req.recv_multipart()
+        check(f[0] == b"INCIDENT", "emergency incident opened")
+        em = json.loads(f[2])["incident"]
+        check(em["state"] == "open" and em["kind"] == "emergency", "emergency open")
+        done = {"id": uuid7(), "type": "incident.resolved", "school": em["school"],
+                "occurred_at": time_now(), "status": em["mode"],
+                "body": {"incident_id": em["id"], "resolution": "学生已送医，家长已到场"}}
+        pub.send_multipart([b"PUBJ", b"r1", json.dumps(done).encode()])
+        assert pub.poll(10000)
+        check("offset" in json.loads(pub.recv_multipart()[2]), "resolution stored")
+        shown = show(req, em["id"])
+        check(shown["incident"]["state"] == "closed" and shown["incident"]["closed_at"],
+              "resolved incident closed")
+        types = [e["type"] for e in shown["timeline"]]
+        ids = [e["id"] for e in shown["timeline"]]
+        check(done["id"] in ids and shown["timeline"][ids.index(done["id"])]["body"]["resolution"]
+              == "学生已送医，家长已到场", "the resolution is in the timeline")
+        check(types[-1] == "incident.closed" and ids.index(done["id"]) < len(ids) - 1,
+              "the broker records the closing after the resolution")
+
         req.send_multipart([b"INCIDENT", b"s2",
                             json.dumps({"subject": "PY-INC", "school": "420502K001"}).encode()])
         assert req.poll(5000)
@@ -129,6 +213,15 @@ def incidents(broker, data):
         proc.terminate()
         check(proc.wait(timeout=30) == 0, "second broker exits 0 on SIGTERM")
         shutil.rmtree(store, ignore_errors=True)
+
+
+def show(req, incident_id):
+    """INCIDENT by id over REQ: the reply's object."""
+    req.send_multipart([b"INCIDENT", b"show", json.dumps({"id": incident_id}).encode()])
+    assert req.poll(5000), "no INCIDENT reply"
+    f = req.recv_multipart()
+    assert f[0] == b"INCIDENT", f
+    return json.loads(f[2])
 
 
 def time_now():

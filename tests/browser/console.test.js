@@ -122,9 +122,32 @@ async function main() {
       !(await chen.evaluate(() => JSON.stringify([window.pingan.events, [...window.pingan.incidents.values()]]))).includes("stu-A1"),
       "the page of a user without clearance never holds the student reference, not even in a page's text");
 
-    // Acknowledge the psych incident with its button.
+    // An alert card shows the message last sent and every tier and roles told,
+    // as the broker's pages in the log say; a school-tier page of an incident
+    // on minors is redacted for a user without clearance, who was told is not.
     const inc = await chen.evaluate(() => [...window.pingan.incidents.values()].find((i) => i.kind.startsWith("psych")).id);
     const card = chen.locator(`[data-incident="${inc}"]`);
+    const pagesOf = (id) => replay().filter((e) => e.type === "notification.requested" && e.body.incident_id === id);
+    const cardShows = async (id, what, message) => {
+      const pages = pagesOf(id);
+      const told = [...new Set(pages.map((n) => `${n.body.tier}: ${n.body.roles.join(", ")}`))];
+      const want = message === undefined ? (pages.length ? pages[pages.length - 1].body.text : "") : message;
+      const c = chen.locator(`[data-incident="${id}"]`);
+      let last = null;
+      const ok = await until(what, async () => {
+        last = { msg: await c.locator("dd.msg").textContent(), told: await c.locator("dd.msg + dt + dd").textContent() };
+        return pages.length > 0 && last.msg === want && told.every((w) => last.told.includes(w));
+      }, 5000).catch(() => false);
+      check(ok, `${what}: the message sent (${last && last.msg}) and who was told (${told.join("；")})`);
+      return pages;
+    };
+    const hl1 = await chen.evaluate(() => [...window.pingan.incidents.values()].find((i) => i.subject === "H-L1").id);
+    await cardShows(hl1, "the hazard's alert card");
+    const pages = await cardShows(inc, "the psych alert's card, for a user without clearance", "redacted");
+
+    // Two minutes pass on the broker's clock before anyone acknowledges.
+    pingan(["clock", "--advance", "2m"]);
+    // Acknowledge the psych incident with its button.
     await card.locator('[data-test="note-text"]').fill("值班员已到场");
     await card.locator('[data-action="ack"]').click();
     const ack = await until("the acknowledgement in the log", () =>
@@ -154,7 +177,46 @@ async function main() {
     check(types[0] === "psych.alert" && types.includes("incident.opened") && types.includes("notification.requested"),
       `the timeline runs from the report through the rule and pages (${types.join(", ")})`);
     check((await chen.textContent('[data-test="timeline"]')).includes("psych."), "the timeline names the rule");
+    // Each page in the timeline carries its rule's basis tag (as the rule pack
+    // says) and the hash of the rule set that decided it.
+    const pack = fs.readFileSync(path.join(SRC, "config/rules/yichang-default.yaml"), "utf8");
+    const basisOf = (rule) => (pack.match(new RegExp(`- id: ${rule.replace(/\./g, "\\.")}\\n\\s+basis: ([SLM])\\b`)) || [])[1];
+    for (const n of pages) {
+      const meta = await chen.textContent(`[data-test="timeline"] li[data-offset="${n.offset}"] .meta`);
+      const basis = basisOf(n.body.rule_id);
+      check(basis !== undefined && n.body.basis === basis && meta.includes(`依据 ${basis}`),
+        `the page at #${n.offset} shows its rule's basis tag ${basis} (${meta})`);
+      check(/^[0-9a-f]{16}/.test(n.body.ruleset_hash) && meta.includes(`规则集 ${n.body.ruleset_hash.slice(0, 16)}`),
+        `the page at #${n.offset} shows the rule-set hash (${meta})`);
+    }
+    // The time between steps: the acknowledgement came two minutes after the page before it.
+    const ackDur = await chen.$eval('[data-test="timeline"] li[data-type="incident.acknowledged"]',
+      (li) => li.previousElementSibling && li.previousElementSibling.classList.contains("dur") ? li.previousElementSibling.textContent : null);
+    check(ackDur === "+2m 0s", `the timeline shows the two minutes before the acknowledgement (${ackDur})`);
     await chen.screenshot({ path: path.join(SHOTS, "incident.png"), fullPage: true });
+
+    // Test traffic is hidden until "show Test" is ticked, and hidden again after.
+    await chen.click('nav button[data-view="alerts"]');
+    const testOff = publish(hazard("H-T1", "420502K001", "Test"));
+    const afterTest = publish(hazard("H-T2", "420502K001"));
+    await chen.waitForSelector(`[data-incident][data-mode="Actual"] >> text=H-T2`);
+    const testShown = () => chen.evaluate((o) => ({
+      event: window.pingan.byOffset.has(o),
+      card: [...document.querySelectorAll('[data-incident][data-mode="Test"]')].some((c) => c.textContent.includes("H-T1"))
+    }), testOff);
+    let seen = await testShown();
+    check(!seen.event && !seen.card && await chen.evaluate((o) => window.pingan.lastOffset >= o, afterTest),
+      `Test traffic is hidden by default (${JSON.stringify(seen)})`);
+    await chen.check("#show-test");
+    await chen.waitForFunction((o) => window.pingan.byOffset.has(o), testOff);
+    await chen.waitForSelector(`[data-incident][data-mode="Test"] >> text=H-T1`);
+    check((await chen.textContent(`[data-incident][data-mode="Test"]:has-text("H-T1") h3`)).includes("TEST"),
+      "with show Test ticked the Test event and its incident show, tagged TEST");
+    await chen.uncheck("#show-test");
+    await chen.waitForFunction((o) => window.pingan.lastOffset >= o && window.pingan.byOffset.has(o), afterTest);
+    await chen.waitForSelector(`[data-incident][data-mode="Actual"] >> text=H-T2`);
+    seen = await testShown();
+    check(!seen.event && !seen.card, `unticking show Test hides Test traffic again (${JSON.stringify(seen)})`);
 
     // The live feed, with readings folded away, and the district grid.
     await chen.click('nav button[data-view="feed"]');
@@ -210,6 +272,19 @@ async function main() {
     await chen.click('[data-district="420502"]');
     await chen.waitForSelector('[data-school="420502K001"]');
     await chen.screenshot({ path: path.join(SHOTS, "where-district.png"), fullPage: true });
+    // A school's cell counts its open incidents; a click opens the feed filtered to it.
+    const openHere = await chen.evaluate(() => [...window.pingan.incidents.values()].filter((i) => i.school === "420502K001" && i.state !== "closed").length);
+    const cellCount = await chen.textContent('[data-school="420502K001"] .n');
+    check(openHere > 0 && cellCount === String(openHere), `the school's cell counts its open incidents (${cellCount} of ${openHere})`);
+    await chen.click('[data-school="420502K001"]');
+    await chen.waitForSelector("#view-feed:not(.hidden)");
+    check(await chen.inputValue("#f-district") === "420502" && await chen.inputValue("#f-school") === "420502K001",
+      "a click on a school opens the feed with its district and school selected");
+    await feedShows("the feed of the school clicked in the grid", (e) => e.school === "420502K001", [live, afterTest], [f1, f2]);
+    const schoolCells = await chen.$$eval("#feed-body tr td:nth-child(3)", (l) => l.map((x) => x.textContent));
+    check(schoolCells.length > 0 && schoolCells.every((x) => x === "西陵区第1幼儿园"),
+      `the school's feed rows all name 西陵区第1幼儿园 (${[...new Set(schoolCells)]})`);
+    await chen.selectOption("#f-district", "");
     await chen.click("#lang");
     await chen.click('nav button[data-view="alerts"]');
     check((await chen.textContent("nav")).includes("Alerts"), "English is available");

@@ -483,6 +483,52 @@ async function main() {
     check(!JSON.stringify(alert).includes("2026A0417"), "the student's number is nowhere in the stored event");
     await c.page.screenshot({ path: path.join(SHOTS, "mobile-wellbeing-counsellor.png"), fullPage: true });
     await c.context.close();
+
+    // On a secured broker the tier of an acknowledgement is that of the key
+    // that made it: the district bureau's key acknowledges a report's
+    // incident, and the reporter's phone says the district confirmed it.
+    const keys = path.join(work, "keys");
+    fs.mkdirSync(keys, { mode: 0o700 });
+    const keygen = (name) => pingan(["keygen", path.join(keys, name + ".key")]).trim();
+    const serverPub = keygen("broker"), servicePub = keygen("service"), bureauPub = keygen("bureau");
+    fs.writeFileSync(path.join(keys, "access.yaml"), [
+      "clients:",
+      `  - {identity: "school:${SCHOOL}", key: "${servicePub}", scope: {school: "${SCHOOL}"}, may: [publish, query]}`,
+      `  - {identity: "bureau:420502", key: "${bureauPub}", scope: {district: "420502"}, may: [query, act]}`, ""].join("\n"));
+    const sp = await Promise.all([freePort(), freePort(), freePort()]);
+    const sec = { PINGAN_INGEST: `tcp://127.0.0.1:${sp[0]}`, PINGAN_FEED: `tcp://127.0.0.1:${sp[1]}`, PINGAN_QUERY: `tcp://127.0.0.1:${sp[2]}`,
+      PINGAN_KEY: path.join(keys, "bureau.key"), PINGAN_SERVER_KEY: "z85:" + serverPub };
+    await start("pingan-broker", ["--data", path.join(work, "secured-store"), "--ingest", sec.PINGAN_INGEST, "--feed", sec.PINGAN_FEED,
+      "--query", sec.PINGAN_QUERY, "--registry", registry, "--districts", path.join(SRC, "data/districts.csv"),
+      "--rules", path.join(SRC, "config/rules/yichang-default.yaml"), "--server-key", path.join(keys, "broker.key"),
+      "--clients", path.join(keys, "access.yaml"), "--log-level", "warn"], /listening ingest=/);
+    const shz = await start("pingan-hazard", ["--data", path.join(work, "secured-hazard"), "--http", "127.0.0.1:0",
+      "--registry", registry, "--broker", sec.PINGAN_INGEST, "--query", sec.PINGAN_QUERY, "--credentials", creds,
+      "--key", path.join(keys, "service.key"), "--server-key", "z85:" + serverPub, "--incidents-every", "300ms",
+      "--log-level", "warn"], /listening http=(\S+)/);
+    const asBureau = (args) => execFileSync(path.join(BIN, "pingan"), args, { env: { ...process.env, ...sec }, encoding: "utf8" });
+    const bureauLog = () => asBureau(["replay", "--json", "--from", "1"]).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    const d = await signIn(browser, `http://${shz.match[1]}/`, officer, "zhang.wei");
+    await reportHazard(d.page, "围墙裂缝", "操场北侧");
+    const cracked = await until("the report in the secured broker's log", () =>
+      hazardsIn(bureauLog()).find((e) => e.body.description === "围墙裂缝"));
+    await d.page.waitForSelector(`#mine li[data-id="${cracked.id}"] .tag[data-incident="open"]`);
+    const opened = await until("the report's incident on the secured broker", () => asBureau(["incidents", "list", "--json"]).trim()
+      .split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((i) => i.cause === cracked.id));
+    asBureau(["incidents", "ack", opened.id, "--note", "区教育局已派人核查"]);
+    const byBureau = await until("the district's acknowledgement in the log", () =>
+      bureauLog().find((e) => e.type === "incident.acknowledged" && e.body.incident_id === opened.id));
+    check(byBureau.actor === "bureau:420502", `the broker records the district's key as the acknowledgement's actor (${byBureau.actor})`);
+    const districtTag = `#mine li[data-id="${cracked.id}"] .tag.acked[data-tier="district"]`;
+    await d.page.waitForSelector(districtTag, { timeout: 40000 });
+    const cst = new Date(Date.parse(byBureau.received_at) + 8 * 3600 * 1000);
+    const hhmm = `${String(cst.getUTCHours()).padStart(2, "0")}:${String(cst.getUTCMinutes()).padStart(2, "0")}`;
+    const districtText = await d.page.textContent(districtTag);
+    check(districtText === `区县已确认 · ${hhmm}`,
+      `the reporter's phone shows the district's acknowledgement with its time in CST (${districtText}, acknowledged ${byBureau.received_at})`);
+    check(!(await d.page.textContent("#mine")).includes("bureau:420502"), "the phone shows the tier, not the acknowledging key's identity");
+    await d.page.screenshot({ path: path.join(SHOTS, "mobile-district-acknowledged.png"), fullPage: true });
+    await d.context.close();
   } finally {
     await browser.close();
     for (const ch of [...children]) await stop(ch);
