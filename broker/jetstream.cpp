@@ -188,6 +188,9 @@ class jetstream_replicator final : public replicator {
         : cfg_(c), st_(st), release_(std::move(release)) {
         try {
             connect();
+            // The stream first: on a cluster that has just started this waits
+            // for its elections, which must not eat into the lease.
+            jsStreamInfo_Destroy(find_or_create_stream());
             lease_ = std::make_unique<lease>(js_, cfg_);
             // A predecessor that crashed (kill -9, power) holds the lease for
             // at most one more lease: wait that long before giving up.
@@ -213,6 +216,14 @@ class jetstream_replicator final : public replicator {
             spdlog::info("replication: {} holds the leadership lease of stream {} ({} ms)",
                          lease_->me(), cfg_.stream, cfg_.lease.count());
             open_stream();
+            // Renewed once now: reading the stream may have taken a good part
+            // of the lease, and renewals start with the replication thread.
+            if (lease_->renew() == lease::renewal::lost || !lease_->valid())
+                throw not_leader(errc::forbidden,
+                                 "replication: the leadership lease of stream " + cfg_.stream +
+                                     " lapsed while the stream was read (a lease of " +
+                                     std::to_string(cfg_.lease.count()) +
+                                     " ms is too short for this cluster); start again");
         } catch (...) {
             if (lease_) lease_->release();
             close();
@@ -307,12 +318,13 @@ class jetstream_replicator final : public replicator {
             throw error(errc::io_error, "replication: JetStream context: " + nats_text(s));
     }
 
-    // Creates the stream if it is absent and checks it against the local log.
-    void open_stream() {
+    // Waits for the cluster to answer for the stream (a cluster that has just
+    // started elects its leaders first) and creates it if it is absent.
+    // Returns: its information (the caller destroys it).
+    jsStreamInfo* find_or_create_stream() {
         jsStreamInfo* si = nullptr;
         jsErrCode jerr{};
         natsStatus s = NATS_OK;
-        // A cluster that has just started elects its leaders first.
         auto until =
             std::chrono::steady_clock::now() +
             std::max<std::chrono::milliseconds>(cfg_.timeout * 5, std::chrono::seconds(10));
@@ -343,6 +355,14 @@ class jetstream_replicator final : public replicator {
                                             (jerr ? " (JetStream error " +
                                                         std::to_string(static_cast<int>(jerr)) + ")"
                                                   : std::string()));
+        return si;
+    }
+
+    // Checks the stream against the local log (with the lease held).
+    void open_stream() {
+        auto* si = find_or_create_stream();
+        jsErrCode jerr{};
+        natsStatus s = NATS_OK;
         auto last = si->State.LastSeq;
         bool has_subject = false;
         for (int i = 0; si->Config && i < si->Config->SubjectsLen; ++i)
