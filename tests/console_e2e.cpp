@@ -83,6 +83,56 @@ struct keys {
     curve_keypair auditor = curve_generate();
 };
 
+// A page's WebSocket, open once the console has answered its resume.
+struct page_socket {
+    net::io_context ioc;
+    websocket::stream<beast::tcp_stream> ws{ioc};
+    beast::flat_buffer buf;
+
+    page_socket(unsigned short port, const std::string& cookie) {
+        ws.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+        ws.set_option(websocket::stream_base::decorator(
+            [cookie](websocket::request_type& r) { r.set(http::field::cookie, cookie); }));
+        ws.handshake("127.0.0.1:" + std::to_string(port), "/ws");
+        ws.write(net::buffer(std::string(R"({"op":"resume","from":1})")));
+        ws.read(buf);
+    }
+
+    // The first incident sent to the page (within 50 messages) that `which`
+    // accepts, or null.
+    json incident(const std::function<bool(const json&)>& which) {
+        for (int i = 0; i < 50; ++i) {
+            auto m = json::parse(beast::buffers_to_string(buf.data()));
+            if (m["t"] == "incidents")
+                for (const auto& x : m["list"])
+                    if (which(x)) return x;
+            buf.clear();
+            ws.read(buf);
+        }
+        return nullptr;
+    }
+
+    // Reads until the console ends the connection. Returns: whether it did
+    // within `limit`.
+    bool ended_within(std::chrono::seconds limit) {
+        bool ended = false;
+        std::function<void()> next = [&] {
+            buf.clear();
+            ws.async_read(buf, [&](beast::error_code ec, std::size_t) {
+                if (ec) {
+                    ended = true;
+                    return;
+                }
+                next();
+            });
+        };
+        next();
+        ioc.restart();
+        ioc.run_for(limit);
+        return ended;
+    }
+};
+
 struct secured_console {
     keys k;
     temp_dir d;
@@ -165,6 +215,14 @@ struct secured_console {
     }
 
     // The broker's log, as the auditor reads it.
+    // Waits until the console has read the log up to `offset`.
+    void wait_caught_up(std::uint64_t offset) {
+        REQUIRE(eventually([&] {
+            auto j = health();
+            return j.value("caught_up", false) && j.value("offset", std::uint64_t{0}) >= offset;
+        }));
+    }
+
     std::vector<json> replay(const std::string& type) {
         process p({bin("pingan"), "replay", "--query", b->query, "--key", d / "auditor.key",
                    "--server-key", "z85:" + k.server.public_key, "--type", type, "--json"});
@@ -184,12 +242,8 @@ TEST_CASE("the console follows and acts on a secured broker with its own key fro
     secured_console s;
     auto h = sample_hazard("420502K001");
     h.occurred_at = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
-    auto off = s.publish_as_school(h);
     // It read the log through CURVE: replay, then the feed.
-    REQUIRE(eventually([&] {
-        auto j = s.health();
-        return j.value("caught_up", false) && j.value("offset", std::uint64_t{0}) >= off;
-    }));
+    s.wait_caught_up(s.publish_as_school(h));
 
     auto login = request(s.port, http::verb::post, "/api/login",
                          R"({"user":"chen","password":"chen-password-1"})");
@@ -197,24 +251,11 @@ TEST_CASE("the console follows and acts on a secured broker with its own key fro
     auto csrf = login.j()["csrf"].get<std::string>();
 
     // The hazard's incident, as the page gets it.
-    net::io_context ioc;
-    tcp::socket sock(ioc);
-    sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), s.port));
-    websocket::stream<tcp::socket> ws(std::move(sock));
-    ws.set_option(websocket::stream_base::decorator(
-        [&](websocket::request_type& r) { r.set(http::field::cookie, login.cookie); }));
-    ws.handshake("127.0.0.1:" + std::to_string(s.port), "/ws");
-    ws.write(net::buffer(std::string(R"({"op":"resume","from":1})")));
-    std::string incident;
-    for (int i = 0; i < 50 && incident.empty(); ++i) {
-        beast::flat_buffer buf;
-        ws.read(buf);
-        auto m = json::parse(beast::buffers_to_string(buf.data()));
-        if (m["t"] == "incidents")
-            for (const auto& x : m["list"])
-                if (x["subject"] == std::get<hazard_reported>(h.body).hazard_id) incident = x["id"];
-    }
-    REQUIRE_FALSE(incident.empty());
+    page_socket page(s.port, login.cookie);
+    auto seen = page.incident(
+        [&](const json& x) { return x["subject"] == std::get<hazard_reported>(h.body).hazard_id; });
+    REQUIRE_FALSE(seen.is_null());
+    auto incident = seen["id"].get<std::string>();
 
     auto note = request(s.port, http::verb::post, "/api/incidents/" + incident + "/note",
                         R"({"text":"已通知校长"})", login.cookie, csrf);
@@ -272,31 +313,13 @@ TEST_CASE("a district user sees a cross-school incident of its district and ackn
         e.id = new_event_id(e.occurred_at);
         off = s.publish_as(s.k.console, e);
     }
-    REQUIRE(eventually([&] {
-        auto j = s.health();
-        return j.value("caught_up", false) && j.value("offset", std::uint64_t{0}) >= off;
-    }));
+    s.wait_caught_up(off);
     auto login = request(s.port, http::verb::post, "/api/login",
                          R"({"user":"wang","password":"wang-password-1"})");
     REQUIRE(login.status == 200);
     auto csrf = login.j()["csrf"].get<std::string>();
-    net::io_context ioc;
-    tcp::socket sock(ioc);
-    sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), s.port));
-    websocket::stream<tcp::socket> ws(std::move(sock));
-    ws.set_option(websocket::stream_base::decorator(
-        [&](websocket::request_type& r) { r.set(http::field::cookie, login.cookie); }));
-    ws.handshake("127.0.0.1:" + std::to_string(s.port), "/ws");
-    ws.write(net::buffer(std::string(R"({"op":"resume","from":1})")));
-    json cluster;
-    for (int i = 0; i < 50 && cluster.is_null(); ++i) {
-        beast::flat_buffer buf;
-        ws.read(buf);
-        auto m = json::parse(beast::buffers_to_string(buf.data()));
-        if (m["t"] == "incidents")
-            for (const auto& x : m["list"])
-                if (x["kind"] == "supplier_cluster") cluster = x;
-    }
+    page_socket page(s.port, login.cookie);
+    auto cluster = page.incident([](const json& x) { return x["kind"] == "supplier_cluster"; });
     REQUIRE_FALSE(cluster.is_null());
     CHECK(cluster["member_schools"].size() == 2);
     auto id = cluster["id"].get<std::string>();
@@ -345,46 +368,6 @@ TEST_CASE("a login's password hash does not hold up other requests", "[console_e
                          << std::chrono::duration<double>(login_at - t0).count() << " s");
     CHECK(health_at < login_at);
 }
-
-namespace {
-
-// A page's WebSocket, open once the console has answered its resume.
-struct page_socket {
-    net::io_context ioc;
-    websocket::stream<beast::tcp_stream> ws{ioc};
-    beast::flat_buffer buf;
-
-    page_socket(unsigned short port, const std::string& cookie) {
-        ws.next_layer().connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-        ws.set_option(websocket::stream_base::decorator(
-            [cookie](websocket::request_type& r) { r.set(http::field::cookie, cookie); }));
-        ws.handshake("127.0.0.1:" + std::to_string(port), "/ws");
-        ws.write(net::buffer(std::string(R"({"op":"resume","from":1})")));
-        ws.read(buf);
-    }
-
-    // Reads until the console ends the connection. Returns: whether it did
-    // within `limit`.
-    bool ended_within(std::chrono::seconds limit) {
-        bool ended = false;
-        std::function<void()> next = [&] {
-            buf.clear();
-            ws.async_read(buf, [&](beast::error_code ec, std::size_t) {
-                if (ec) {
-                    ended = true;
-                    return;
-                }
-                next();
-            });
-        };
-        next();
-        ioc.restart();
-        ioc.run_for(limit);
-        return ended;
-    }
-};
-
-} // namespace
 
 // The console looks at the users file's modification time every 2 seconds
 // (and before every login); nothing here logs in between the change and the

@@ -883,15 +883,16 @@ TEST_CASE("a supplier cluster is visible to every district whose school is in it
                       "--server-key", d / "server.key", "--clients", d / "clients.yaml"});
     zmq::context_t ctx(1);
     auto as = [&](const curve_keypair& k) { return curve_client{k, server.public_key}; };
-    auto publish = [&](const curve_keypair& k, const std::string& school) {
+    // Publishes an event of `type` for `school` with key `k`; it must be stored.
+    auto publish_as = [&](const curve_keypair& k, const std::string& type,
+                          const std::string& school, json body) {
         auto c = as(k);
         ingest_client pub(ctx, b.ingest, &c);
-        json j = {{"type", "food.alert"},
+        json j = {{"type", type},
                   {"school", school},
                   {"status", "Actual"},
                   {"occurred_at", "2026-09-01T00:00:00Z"},
-                  {"body", illness(2)}};
-        j["body"]["supplier"] = "SUP-9";
+                  {"body", std::move(body)}};
         event e;
         REQUIRE_FALSE(from_json(j, e));
         e.id = new_event_id(at("2026-09-01T00:00:00Z"));
@@ -899,6 +900,11 @@ TEST_CASE("a supplier cluster is visible to every district whose school is in it
         auto r = pub.publish(batch);
         REQUIRE(r.results.size() == 1);
         REQUIRE(r.results[0].what == wire::outcome::stored);
+    };
+    auto publish = [&](const curve_keypair& k, const std::string& school) {
+        auto body = illness(2);
+        body["supplier"] = "SUP-9";
+        publish_as(k, "food.alert", school, body);
     };
     publish(west, "420502K001");
     publish(wujia, "420503K001");
@@ -943,22 +949,8 @@ TEST_CASE("a supplier cluster is visible to every district whose school is in it
     CHECK(not_member.lines.back().find("420502K001, 420503K001; 420504K001 is not one") !=
           std::string::npos);
     // A non-member school's acknowledgement, published anyway, silences nothing.
-    {
-        auto c = as(other);
-        ingest_client pub(ctx, b.ingest, &c);
-        json j = {{"type", "incident.acknowledged"},
-                  {"school", "420504K001"},
-                  {"status", "Actual"},
-                  {"occurred_at", "2026-09-01T00:00:00Z"},
-                  {"body", {{"incident_id", id}, {"note", "not ours"}}}};
-        event e;
-        REQUIRE_FALSE(from_json(j, e));
-        e.id = new_event_id(at("2026-09-01T00:00:00Z"));
-        std::vector<event> batch{e};
-        auto r = pub.publish(batch);
-        REQUIRE(r.results.size() == 1);
-        REQUIRE(r.results[0].what == wire::outcome::stored);
-    }
+    publish_as(other, "incident.acknowledged", "420504K001",
+               {{"incident_id", id}, {"note", "not ours"}});
     CHECK(clusters(city)[0]["state"] == "open");
     auto ack = as_cli(wujia, "wujia.key", {"incidents", "ack", id, "--school", "420503K001"});
     INFO((ack.lines.empty() ? "" : ack.lines.back()));
