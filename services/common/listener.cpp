@@ -20,52 +20,56 @@ listener::listener(net::io_context& ioc, tcp::endpoint at, std::size_t max_conne
     acceptor_.listen(net::socket_base::max_listen_connections);
 }
 
+namespace {
+
+// Starts an HTTP session (HTTPS if `tls`) with handler `h` on each connection.
+listener::start_fn http_sessions(std::shared_ptr<const handler> h, std::size_t max_body,
+                                 std::shared_ptr<ssl::context> tls,
+                                 std::shared_ptr<intake_counters> counters,
+                                 std::shared_ptr<const body_limit_fn> limits) {
+    return [h = std::move(h), max_body, tls = std::move(tls), counters = std::move(counters),
+            limits = std::move(limits)](tcp::socket&& s, std::shared_ptr<void> slot) {
+        if (tls)
+            std::make_shared<tls_session>(
+                beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(s)), *tls), h,
+                max_body, std::move(slot), counters, limits)
+                ->run();
+        else
+            std::make_shared<plain_session>(beast::tcp_stream(std::move(s)), h, max_body,
+                                            std::move(slot), counters, limits)
+                ->run();
+    };
+}
+
+// Over the cap, a client is told so, in the same form as the services' other
+// refusals, rather than finding its connection closed.
+std::shared_ptr<const handler> busy_handler(std::size_t max_connections) {
+    return std::make_shared<const handler>([max_connections](const request& req,
+                                                             connection_state&) {
+        nlohmann::json j = {
+            {"errors", nlohmann::json::array(
+                           {{{"field", ""},
+                             {"code", "unavailable"},
+                             {"message", "the service has " + std::to_string(max_connections) +
+                                             " connections open, the most it allows "
+                                             "(--max-connections); try again shortly"}}})}};
+        auto res = json_response(http::status::service_unavailable, j.dump(), req.version(), false);
+        res.set(http::field::retry_after, "1");
+        return res;
+    });
+}
+
+} // namespace
+
 listener::listener(net::io_context& ioc, tcp::endpoint at, std::shared_ptr<const handler> h,
                    std::size_t max_body, std::size_t max_connections,
                    std::shared_ptr<spdlog::logger> log, std::shared_ptr<ssl::context> tls,
                    std::shared_ptr<intake_counters> counters,
                    std::shared_ptr<const body_limit_fn> limits)
     : listener(ioc, at, max_connections, std::move(log),
-               // Copies: the body below makes the refusing sessions with them too.
-               [h = std::move(h), max_body, tls, counters, limits](tcp::socket&& s,
-                                                                   std::shared_ptr<void> slot) {
-                   if (tls)
-                       std::make_shared<tls_session>(beast::ssl_stream<beast::tcp_stream>(
-                                                         beast::tcp_stream(std::move(s)), *tls),
-                                                     h, max_body, std::move(slot), counters, limits)
-                           ->run();
-                   else
-                       std::make_shared<plain_session>(beast::tcp_stream(std::move(s)), h, max_body,
-                                                       std::move(slot), counters, limits)
-                           ->run();
-               }) {
-    // Over the cap, a client is told so, in the same form as the services'
-    // other refusals, rather than finding its connection closed.
-    auto busy =
-        std::make_shared<const handler>([max_connections](const request& req, connection_state&) {
-            nlohmann::json j = {
-                {"errors", nlohmann::json::array(
-                               {{{"field", ""},
-                                 {"code", "unavailable"},
-                                 {"message", "the service has " + std::to_string(max_connections) +
-                                                 " connections open, the most it allows "
-                                                 "(--max-connections); try again shortly"}}})}};
-            auto res =
-                json_response(http::status::service_unavailable, j.dump(), req.version(), false);
-            res.set(http::field::retry_after, "1");
-            return res;
-        });
-    refuse_ = [busy, max_body, tls, counters, limits](tcp::socket&& s, std::shared_ptr<void> slot) {
-        if (tls)
-            std::make_shared<tls_session>(
-                beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(s)), *tls), busy,
-                max_body, std::move(slot), counters, limits)
-                ->run();
-        else
-            std::make_shared<plain_session>(beast::tcp_stream(std::move(s)), busy, max_body,
-                                            std::move(slot), counters, limits)
-                ->run();
-    };
+               http_sessions(std::move(h), max_body, tls, counters, limits)) {
+    refuse_ = http_sessions(busy_handler(max_connections), max_body, std::move(tls), counters,
+                            std::move(limits));
     counters_ = std::move(counters);
 }
 
