@@ -1,13 +1,13 @@
 // pingan-broker: reads arguments, loads the configuration and registry, builds
 // the broker, and runs it until SIGINT or SIGTERM. SIGHUP reloads the rule
 // file and the access table.
-#include "broker/broker.hpp"
-#include "broker/config.hpp"
-#include "broker/day_log.hpp"
-#include "broker/engine_processor.hpp"
-#include "broker/metrics.hpp"
-#include "broker/replicator.hpp"
-#include "broker/rules.hpp"
+#include "broker/engine/engine_processor.hpp"
+#include "broker/engine/rules.hpp"
+#include "broker/replication/replicator.hpp"
+#include "broker/server/broker.hpp"
+#include "broker/server/config.hpp"
+#include "broker/server/day_log.hpp"
+#include "broker/server/metrics.hpp"
 #include "common/clock.hpp"
 #include "common/curve.hpp"
 #include "common/fd_limit.hpp"

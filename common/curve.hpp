@@ -4,7 +4,7 @@
 //     public: <40 Z85 characters>
 //     secret: <40 Z85 characters>
 // The broker keeps its own pair and a table of clients' public keys
-// (broker/access.hpp); each client keeps its pair and the broker's public key.
+// (broker/admission/access.hpp); each client keeps its pair and the broker's public key.
 #pragma once
 
 #include <string>

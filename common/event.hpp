@@ -627,7 +627,7 @@ struct escalation_raised {
     }
 };
 
-// ---- Derived by the escalation engine (broker/engine.hpp) -----------------------
+// ---- Derived by the escalation engine (broker/engine/engine.hpp) -----------------------
 // Each names the rule and the rule set (by hash) that caused it, so that an
 // auditor can ask why something was, or was not, escalated.
 

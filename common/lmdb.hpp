@@ -2,7 +2,7 @@
 // themselves, "not found" is an empty optional or `false`, and every other
 // failure throws lmdb_error naming the call ("mdb_put: MDB_MAP_FULL").
 //
-// Only the store adapters (broker/lmdb_store.cpp, common/outbox.cpp) include this.
+// Only the store adapters (broker/store/lmdb_store.cpp, common/outbox.cpp) include this.
 #pragma once
 
 #include "common/errc.hpp"

@@ -1,7 +1,7 @@
-// Tests for broker/admit.hpp: what the broker accepts and why it refuses.
-#include "broker/admit.hpp"
-#include "broker/access.hpp"
-#include "broker/config.hpp"
+// Tests for broker/admission/admit.hpp: what the broker accepts and why it refuses.
+#include "broker/admission/admit.hpp"
+#include "broker/admission/access.hpp"
+#include "broker/server/config.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>

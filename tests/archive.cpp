@@ -1,6 +1,6 @@
 // pingan archive, verify --archive and replay --archive: old ranges of a real
 // LMDB store in compressed, chain-verified segment files, run as processes.
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 #include "broker_process.hpp"
 #include "support.hpp"
 

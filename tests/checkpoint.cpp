@@ -2,7 +2,7 @@
 // signs its head into the log and the directory another party keeps, `pingan
 // checkpoint` prints it, and `pingan verify --checkpoint` catches every way of
 // editing the store's file directly, re-chained or not.
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 #include "broker_process.hpp"
 #include "common/lmdb.hpp"
 #include "common/signing.hpp"

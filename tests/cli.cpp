@@ -1,5 +1,5 @@
 // Black-box tests of the `pingan` command-line tool against a real broker.
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/curve.hpp"

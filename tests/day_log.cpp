@@ -1,4 +1,4 @@
-// The broker's day in its log (broker/day_log.hpp): a scripted school day
+// The broker's day in its log (broker/server/day_log.hpp): a scripted school day
 // through a real pingan-broker process, whose info log must show each incident
 // opened, escalated, acknowledged and closed, each refused request (ingest and
 // query) with its code and client, slow commits and the periodic summary, as text and as JSON

@@ -1,7 +1,7 @@
-// Tests for broker/engine.hpp: scenarios per rule of the default pack (events
+// Tests for broker/engine/engine.hpp: scenarios per rule of the default pack (events
 // and times in, pages out), the edge cases of issue 3, exercise and test
 // isolation, and byte-for-byte determinism of replays.
-#include "broker/engine.hpp"
+#include "broker/engine/engine.hpp"
 #include "engine_support.hpp"
 
 #include <catch2/catch.hpp>

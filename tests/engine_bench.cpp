@@ -1,6 +1,6 @@
 // A short run of the engine benchmark, so that pingan-bench's engine figures
 // keep building and stay meaningful (no generated rule may match).
-#include "bench/engine_bench.hpp"
+#include "tools/bench/engine_bench.hpp"
 #include "engine_support.hpp"
 
 #include <catch2/catch.hpp>

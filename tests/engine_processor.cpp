@@ -1,8 +1,8 @@
-// Tests for broker/engine_processor.hpp on a real LMDB store: derived events
+// Tests for broker/engine/engine_processor.hpp on a real LMDB store: derived events
 // commit with their cause, deadlines survive a restart, and the stored log
 // replays through a fresh engine to the same bytes.
-#include "broker/engine_processor.hpp"
-#include "broker/store.hpp"
+#include "broker/engine/engine_processor.hpp"
+#include "broker/store/store.hpp"
 #include "engine_support.hpp"
 
 #include <catch2/catch.hpp>

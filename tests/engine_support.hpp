@@ -3,8 +3,8 @@
 // (timers fire at their due time, derived events follow their cause).
 #pragma once
 
-#include "broker/engine.hpp"
-#include "broker/rules.hpp"
+#include "broker/engine/engine.hpp"
+#include "broker/engine/rules.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,7 +1,7 @@
 // Black-box tests of `pingan export` and `pingan verify --export` against a
 // real broker and its LMDB store: the round trip, the CSV as Python's csv
 // module reads it, terms, redaction and tampered exports.
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/curve.hpp"

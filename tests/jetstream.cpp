@@ -1,7 +1,7 @@
-// Replication to NATS JetStream (broker/replicator.hpp, docs/replication.md),
+// Replication to NATS JetStream (broker/replication/replicator.hpp, docs/replication.md),
 // against real nats-server processes and a real pingan-broker on 127.0.0.1.
-#include "broker/config.hpp"
-#include "broker/store.hpp"
+#include "broker/server/config.hpp"
+#include "broker/store/store.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
 

@@ -1,5 +1,5 @@
-// Tests for broker/rules.hpp: the YAML rule language and its error messages.
-#include "broker/rules.hpp"
+// Tests for broker/engine/rules.hpp: the YAML rule language and its error messages.
+#include "broker/engine/rules.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,8 +1,8 @@
 // Black-box tests of `pingan rules check` and `pingan rules replay`, and of the
 // what-if sandbox behind replay, on a real store written through the engine.
-#include "broker/engine_processor.hpp"
-#include "broker/rules_replay.hpp"
-#include "broker/store.hpp"
+#include "broker/engine/engine_processor.hpp"
+#include "broker/engine/rules_replay.hpp"
+#include "broker/store/store.hpp"
 #include "engine_support.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,6 +1,6 @@
 // CURVE authentication and least privilege on a real broker process.
-#include "broker/access.hpp"
-#include "broker/feed_subscriptions.hpp"
+#include "broker/admission/access.hpp"
+#include "broker/admission/feed_subscriptions.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/curve.hpp"

@@ -1,5 +1,5 @@
-// Tests for broker/store.hpp on real LMDB files.
-#include "broker/store.hpp"
+// Tests for broker/store/store.hpp on real LMDB files.
+#include "broker/store/store.hpp"
 #include "broker_process.hpp"
 #include "common/lmdb.hpp"
 #include "process.hpp"

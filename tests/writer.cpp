@@ -1,8 +1,8 @@
 // Tests of the broker's writer when a transaction fails: a real broker, in
 // this process so that its store can be told to fail (store_faults.hpp) and
 // its processor can throw, on real ZeroMQ sockets and real LMDB files.
-#include "broker/broker.hpp"
-#include "broker/store.hpp"
+#include "broker/server/broker.hpp"
+#include "broker/store/store.hpp"
 #include "common/client.hpp"
 #include "process.hpp"
 #include "support.hpp"

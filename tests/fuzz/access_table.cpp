@@ -1,5 +1,5 @@
 // Fuzzes the broker's access table (clients' keys, scopes and rights, YAML).
-#include "broker/access.hpp"
+#include "broker/admission/access.hpp"
 #include "fuzz_support.hpp"
 
 #include <cstddef>

@@ -1,7 +1,7 @@
 // Fuzzes the configuration files: the broker's YAML configuration, the
 // intake's credentials file and the wellbeing service's pseudonym key file.
 // The first byte chooses the parser.
-#include "broker/config.hpp"
+#include "broker/server/config.hpp"
 #include "services/common/credentials.hpp"
 #include "services/wellbeing/pseudonym.hpp"
 

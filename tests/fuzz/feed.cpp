@@ -6,8 +6,8 @@
 // no topic of another place, and no type topic; the same notices beside
 // another connection's subscription never end it, nor does the client's
 // connection closing.
-#include "broker/access.hpp"
-#include "broker/feed_subscriptions.hpp"
+#include "broker/admission/access.hpp"
+#include "broker/admission/feed_subscriptions.hpp"
 #include "common/wire.hpp"
 #include "fuzz_support.hpp"
 

@@ -5,7 +5,7 @@
 // selects and the place an incident command names then go through the scope
 // decisions (may_query, check_place) of a city, a district and a school
 // client, which must never widen a scoped client's view.
-#include "broker/query_params.hpp"
+#include "broker/admission/query_params.hpp"
 #include "fuzz_support.hpp"
 
 #include <cstddef>

@@ -1,5 +1,5 @@
 // Fuzzes the escalation rule file parser (YAML → rule set or errors).
-#include "broker/rules.hpp"
+#include "broker/engine/rules.hpp"
 
 #include <cstddef>
 #include <cstdint>

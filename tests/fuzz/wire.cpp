@@ -2,7 +2,7 @@
 // and published events, binary and JSON, through admission (decode, validate,
 // registry, limits). The first byte chooses the decoder.
 #include "common/wire.hpp"
-#include "broker/admit.hpp"
+#include "broker/admission/admit.hpp"
 #include "fuzz_support.hpp"
 
 #include <cstddef>

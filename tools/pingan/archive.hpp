@@ -17,7 +17,7 @@
 // prev_hash must be the previous segment's last_hash (zero for offset 1).
 #pragma once
 
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 
 #include <cstdint>
 #include <functional>

@@ -1,8 +1,8 @@
 // Incident stories and school terms for inspectors (audit.hpp).
 #include "tools/pingan/audit.hpp"
 
-#include "broker/engine.hpp"
-#include "broker/store.hpp"
+#include "broker/engine/engine.hpp"
+#include "broker/store/store.hpp"
 #include "common/client.hpp"
 #include "common/privacy.hpp"
 #include "tools/pingan/commands.hpp"

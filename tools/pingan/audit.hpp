@@ -3,7 +3,7 @@
 // docs/audit.md describes the commands built on these.
 #pragma once
 
-#include "broker/rules.hpp"
+#include "broker/engine/rules.hpp"
 #include "common/codec.hpp"
 #include "common/registry.hpp"
 #include "common/signing.hpp"

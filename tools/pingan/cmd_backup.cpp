@@ -5,7 +5,7 @@
 // store as of one commit even while the broker keeps writing; the copy is then
 // opened as a store and its hash chain checked from the first record to its
 // head before the command reports success.
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 #include "common/lmdb.hpp"
 #include "tools/pingan/commands.hpp"
 

@@ -19,7 +19,7 @@
 // touches the network or the file system for them: a document with a DOCTYPE
 // is refused before libxml2 sees it, and libxml2 runs with XML_PARSE_NONET and
 // without XML_PARSE_NOENT or XML_PARSE_DTDLOAD. Only UTF-8 is accepted.
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 #include "common/client.hpp"
 #include "common/codec.hpp"
 #include "common/event_id.hpp"

@@ -9,7 +9,7 @@
 // unless --last (docs/protocol.md); with --data the last audit.checkpoint
 // event of the store is read directly.
 // A checkpoint is proved with `pingan verify --checkpoint FILE`.
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 #include "common/client.hpp"
 #include "common/private_file.hpp"
 #include "common/signing.hpp"

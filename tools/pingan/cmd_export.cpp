@@ -7,7 +7,7 @@
 // store directory read directly (read-only), redacted with the same function
 // the broker uses, and then the segment also carries the log's chain hashes.
 // The format is in docs/audit.md.
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 #include "common/client.hpp"
 #include "common/key_ring.hpp"
 #include "common/privacy.hpp"

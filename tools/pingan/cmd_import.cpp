@@ -8,7 +8,7 @@
 // must end at the export's last hash. The engine's tables (open incidents,
 // timers) are not part of an export: the imported store is the log, for
 // audits (verify, replay, export, timelines, reports).
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 #include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
 

@@ -10,8 +10,8 @@
 // verification by the fixer) is refused with a message; then they publish the
 // action event through the broker's ingest, at the broker's time, under the
 // caller's authenticated identity (the broker records it as the actor).
-#include "broker/engine.hpp"
-#include "broker/store.hpp"
+#include "broker/engine/engine.hpp"
+#include "broker/store/store.hpp"
 #include "common/client.hpp"
 #include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"

@@ -1,7 +1,7 @@
 // pingan report: the term report a bureau files, as one self-contained HTML
 // file (inline SVG charts, the numbers behind each in tables, Chinese labels)
 // or its tables as CSV. How each number is counted is in docs/audit.md.
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 #include "common/client.hpp"
 #include "common/markup.hpp"
 #include "common/privacy.hpp"

@@ -5,8 +5,8 @@
 // query socket (or a stopped broker's data directory); it stores nothing and
 // reaches no receiver. Exit codes: 0 ok, 1 the rule file has errors, 2 usage,
 // file or connection errors.
-#include "broker/rules_replay.hpp"
-#include "broker/store.hpp"
+#include "broker/engine/rules_replay.hpp"
+#include "broker/store/store.hpp"
 #include "common/client.hpp"
 #include "tools/pingan/commands.hpp"
 #include "tools/pingan/engine_cli.hpp"

@@ -4,7 +4,7 @@
 //
 // Reads the LMDB files directly (read-only, alongside a running broker), so an
 // auditor needs no broker credentials, only read access to the data directory.
-#include "broker/store.hpp"
+#include "broker/store/store.hpp"
 #include "tools/pingan/archive.hpp"
 #include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
