@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include <list>
+#include <span>
 
 namespace pingan {
 namespace {
@@ -41,25 +42,158 @@ std::string actor_of(zmq::message_t& m) {
     return "anonymous";
 }
 
-} // namespace
+// The ingest thread's state, and one member function per job: read
+// requests, check and admit them, hand their events to the writer, and
+// answer each request once all its events are settled.
+class ingest_loop {
+  public:
+    explicit ingest_loop(broker::impl& b) : b_(b) {}
 
-void broker::impl::run_ingest() {
-    std::list<request> requests; // stable addresses: the writer holds pointers
-    std::vector<prepared_event> batch;
-    std::vector<owner_tag> owners;
-    std::vector<completion> done;
-    std::size_t inflight = 0;
-    std::vector<zmq::message_t> frames;
+    void run() {
+        zmq::pollitem_t items[] = {{b_.wake_rx.handle(), 0, ZMQ_POLLIN, 0},
+                                   {b_.ingest_sock.handle(), 0, ZMQ_POLLIN, 0}};
+        bool draining = false;
+        while (true) {
+            if (b_.stopping && !draining) {
+                draining = true;
+                spdlog::info("stopping: no new requests; {} events in flight", inflight_);
+            }
+            bool read_ingest = !draining && inflight_ < b_.opts.max_inflight;
+            broker_metrics::get().queue_depth(inflight_);
+            zmq::poll(items, read_ingest ? 2 : 1, std::chrono::milliseconds(draining ? 20 : 200));
+            if (items[0].revents & ZMQ_POLLIN) {
+                zmq::message_t m;
+                while (b_.wake_rx.recv(m, zmq::recv_flags::dontwait)) {
+                }
+            }
+            settle_completions();
+            if (read_ingest && (items[1].revents & ZMQ_POLLIN)) read_requests();
+            if (draining && inflight_ == 0) break;
+        }
+    }
 
-    auto send_frames = [&](request& r, std::string_view cmd, std::vector<std::string>& frames) {
-        // Not sent: the publisher went away or stopped reading; it will resend
-        // and be answered "duplicate" with the offsets.
-        if (send_reply(ingest_sock, r.routing.to_string_view(), r.delimiter, cmd, r.tag, frames) !=
-            reply_result::sent)
-            spdlog::debug("reply not delivered");
-    };
+  private:
+    // The writer's results: each goes into its request's reply, which leaves
+    // with its last one.
+    void settle_completions() {
+        b_.pipe.take_completions(done_);
+        for (auto& c : done_) {
+            auto* r = static_cast<request*>(c.owner.request);
+            if (!r) continue; // the broker's own record (an access log), nobody to answer
+            auto& res = r->results[c.owner.index];
+            if (c.failure != errc::ok) {
+                res.what = wire::outcome::rejected;
+                res.code = c.failure;
+                res.message = c.message;
+            } else {
+                res.what = c.result.what;
+                res.offset = c.result.offset;
+            }
+            --inflight_;
+            if (--r->pending == 0) {
+                reply(*r);
+                requests_.erase(r->self);
+            }
+        }
+        done_.clear();
+    }
 
-    auto reply = [&](request& r) {
+    // Takes everything waiting, so that one commit serves many publishers.
+    void read_requests() {
+        for (int k = 0; k < 4096 && inflight_ < b_.opts.max_inflight; ++k) {
+            frames_.clear();
+            auto got = zmq::recv_multipart(b_.ingest_sock, std::back_inserter(frames_),
+                                           zmq::recv_flags::dontwait);
+            if (!got) break;
+            handle(frames_);
+        }
+        if (!batch_.empty()) b_.pipe.push(batch_, owners_);
+    }
+
+    // One request: [routing, (delimiter), command, tag, events...].
+    void handle(std::vector<zmq::message_t>& f) {
+        if (f.size() < 2) return; // a ROUTER always gives the routing id; nothing to answer
+        auto& r = requests_.emplace_back();
+        r.self = std::prev(requests_.end());
+        r.routing = std::move(f[0]);
+        std::size_t pos = 1;
+        if (f[pos].size() == 0 && f.size() > 2) {
+            r.delimiter = true;
+            ++pos;
+        }
+        auto& command = f[pos];
+        r.client = actor_of(command);
+        auto cmd = sv(f[pos++]);
+        if (pos < f.size()) r.tag = sv(f[pos++]);
+        r.json = cmd == wire::cmd_publish_json;
+        std::span events(f.begin() + static_cast<std::ptrdiff_t>(pos), f.end());
+        if (auto refusal = check(r, cmd, events, command)) {
+            refuse(r, refusal.code, refusal.detail);
+            requests_.pop_back();
+            return;
+        }
+        admit_events(r, events, command);
+        if (r.pending == 0) {
+            reply(r);
+            requests_.pop_back();
+            return;
+        }
+        inflight_ += r.pending;
+    }
+
+    // What refuses a whole request: its tag, command, size, or a key revoked
+    // since the handshake (checked on every request against the table in
+    // force).
+    problem check(request& r, std::string_view cmd, std::span<zmq::message_t> events,
+                  zmq::message_t& command) {
+        if (r.tag.size() > wire::max_tag) {
+            r.tag.resize(wire::max_tag);
+            return {errc::bad_command, "tag is longer than 64 bytes"};
+        }
+        if (cmd != wire::cmd_publish && cmd != wire::cmd_publish_json)
+            return {errc::bad_command, "unknown command \"" + std::string(cmd.substr(0, 32)) +
+                                           "\"; expected PUB or PUBJ"};
+        if (events.size() > b_.opts.max_batch)
+            return {errc::batch_too_large, std::to_string(events.size()) +
+                                               " events in one request; the limit is " +
+                                               std::to_string(b_.opts.max_batch)};
+        std::size_t bytes = 0;
+        for (const auto& e : events)
+            bytes += e.size();
+        if (bytes > b_.opts.max_message_bytes)
+            return {errc::message_too_large, "request is " + std::to_string(bytes) +
+                                                 " bytes; the limit is " +
+                                                 std::to_string(b_.opts.max_message_bytes)};
+        who_ = b_.who(command);
+        if (b_.opts.security && !who_) return {errc::unauthorized, b_.revoked_text(command)};
+        return {};
+    }
+
+    // Admission event by event (admit.hpp) and least privilege per event:
+    // a refused event gets its nack in the reply, the rest go to the writer.
+    void admit_events(request& r, std::span<zmq::message_t> events, zmq::message_t& command) {
+        auto actor = actor_of(command);
+        auto now = b_.clk.now();
+        r.results.resize(events.size());
+        for (std::size_t i = 0; i < events.size(); ++i) {
+            event e;
+            auto p = admit(sv(events[i]), r.json, b_.reg, actor, now, b_.opts.limits, e);
+            if (!p && who_) p = may_publish(*who_, e);
+            auto& res = r.results[i];
+            res.id = e.id;
+            if (p) {
+                res.what = wire::outcome::rejected;
+                res.code = p.code;
+                res.message = std::move(p.detail);
+                continue;
+            }
+            batch_.push_back(prepare(std::move(e)));
+            owners_.push_back({&r, static_cast<std::uint32_t>(i)});
+            ++r.pending;
+        }
+    }
+
+    void reply(request& r) {
         broker_metrics::get().answered(r.results);
         std::size_t refused = 0;
         const wire::result* first = nullptr;
@@ -74,141 +208,37 @@ void broker::impl::run_ingest() {
             out.push_back(r.json ? wire::result_json(r.results[i], i)
                                  : wire::encode_result(r.results[i]));
         send_frames(r, r.json ? wire::cmd_result_json : wire::cmd_result, out);
-    };
+    }
 
-    auto refuse = [&](request& r, errc code, const std::string& message) {
+    void refuse(request& r, errc code, const std::string& message) {
         broker_metrics::get().refused(code);
         day_log::refused("request", code, r.client, message);
         std::vector<std::string> out{wire::error_json(code, message)};
         send_frames(r, wire::cmd_error, out);
-    };
-
-    auto handle = [&](std::vector<zmq::message_t>& f) {
-        if (f.size() < 2) return; // a ROUTER always gives the routing id; nothing to answer
-        auto& r = requests.emplace_back();
-        r.self = std::prev(requests.end());
-        r.routing = std::move(f[0]);
-        std::size_t pos = 1;
-        if (f[pos].size() == 0 && f.size() > 2) {
-            r.delimiter = true;
-            ++pos;
-        }
-        r.client = actor_of(f[pos]);
-        auto cmd = sv(f[pos++]);
-        if (pos < f.size()) r.tag = sv(f[pos++]);
-        auto finish_now = [&] { requests.pop_back(); };
-        if (r.tag.size() > wire::max_tag) {
-            r.tag.resize(wire::max_tag);
-            refuse(r, errc::bad_command, "tag is longer than 64 bytes");
-            return finish_now();
-        }
-        if (cmd != wire::cmd_publish && cmd != wire::cmd_publish_json) {
-            refuse(r, errc::bad_command,
-                   "unknown command \"" + std::string(cmd.substr(0, 32)) +
-                       "\"; expected PUB or PUBJ");
-            return finish_now();
-        }
-        r.json = cmd == wire::cmd_publish_json;
-        std::size_t n = f.size() - pos;
-        if (n > opts.max_batch) {
-            refuse(r, errc::batch_too_large,
-                   std::to_string(n) + " events in one request; the limit is " +
-                       std::to_string(opts.max_batch));
-            return finish_now();
-        }
-        std::size_t bytes = 0;
-        for (std::size_t i = pos; i < f.size(); ++i)
-            bytes += f[i].size();
-        if (bytes > opts.max_message_bytes) {
-            refuse(r, errc::message_too_large,
-                   "request is " + std::to_string(bytes) + " bytes; the limit is " +
-                       std::to_string(opts.max_message_bytes));
-            return finish_now();
-        }
-        auto actor = actor_of(f[pos - 1]);
-        // The key is checked on every request against the table in force, so
-        // a key revoked by a reload is refused on a connection already open.
-        auto who_is = who(f[pos - 1]);
-        if (opts.security && !who_is) {
-            refuse(r, errc::unauthorized, revoked_text(f[pos - 1]));
-            return finish_now();
-        }
-        auto now = clk.now();
-        r.results.resize(n);
-        for (std::size_t i = 0; i < n; ++i) {
-            event e;
-            auto p = admit(sv(f[pos + i]), r.json, reg, actor, now, opts.limits, e);
-            if (!p && who_is) p = may_publish(*who_is, e); // least privilege, per event
-            auto& res = r.results[i];
-            res.id = e.id;
-            if (p) {
-                res.what = wire::outcome::rejected;
-                res.code = p.code;
-                res.message = std::move(p.detail);
-                continue;
-            }
-            batch.push_back(prepare(std::move(e)));
-            owners.push_back({&r, static_cast<std::uint32_t>(i)});
-            ++r.pending;
-        }
-        if (r.pending == 0) {
-            reply(r);
-            return finish_now();
-        }
-        inflight += r.pending;
-    };
-
-    zmq::pollitem_t items[] = {{wake_rx.handle(), 0, ZMQ_POLLIN, 0},
-                               {ingest_sock.handle(), 0, ZMQ_POLLIN, 0}};
-    bool draining = false;
-    while (true) {
-        if (stopping && !draining) {
-            draining = true;
-            spdlog::info("stopping: no new requests; {} events in flight", inflight);
-        }
-        bool read_ingest = !draining && inflight < opts.max_inflight;
-        broker_metrics::get().queue_depth(inflight);
-        zmq::poll(items, read_ingest ? 2 : 1, std::chrono::milliseconds(draining ? 20 : 200));
-
-        if (items[0].revents & ZMQ_POLLIN) {
-            zmq::message_t m;
-            while (wake_rx.recv(m, zmq::recv_flags::dontwait)) {
-            }
-        }
-        pipe.take_completions(done);
-        for (auto& c : done) {
-            auto* r = static_cast<request*>(c.owner.request);
-            if (!r) continue; // the broker's own record (an access log), nobody to answer
-            auto& res = r->results[c.owner.index];
-            if (c.failure != errc::ok) {
-                res.what = wire::outcome::rejected;
-                res.code = c.failure;
-                res.message = c.message;
-            } else {
-                res.what = c.result.what;
-                res.offset = c.result.offset;
-            }
-            --inflight;
-            if (--r->pending == 0) {
-                reply(*r);
-                requests.erase(r->self);
-            }
-        }
-        done.clear();
-
-        if (read_ingest && (items[1].revents & ZMQ_POLLIN)) {
-            // Take everything waiting, so one commit serves many publishers.
-            for (int k = 0; k < 4096 && inflight < opts.max_inflight; ++k) {
-                frames.clear();
-                auto got = zmq::recv_multipart(ingest_sock, std::back_inserter(frames),
-                                               zmq::recv_flags::dontwait);
-                if (!got) break;
-                handle(frames);
-            }
-            if (!batch.empty()) pipe.push(batch, owners);
-        }
-        if (draining && inflight == 0) break;
     }
+
+    void send_frames(request& r, std::string_view cmd, std::vector<std::string>& frames) {
+        // Not sent: the publisher went away or stopped reading; it will resend
+        // and be answered "duplicate" with the offsets.
+        if (send_reply(b_.ingest_sock, r.routing.to_string_view(), r.delimiter, cmd, r.tag,
+                       frames) != reply_result::sent)
+            spdlog::debug("reply not delivered");
+    }
+
+    broker::impl& b_;
+    std::list<request> requests_; // stable addresses: the writer holds pointers
+    std::vector<prepared_event> batch_;
+    std::vector<owner_tag> owners_;
+    std::vector<completion> done_;
+    std::size_t inflight_ = 0;
+    std::vector<zmq::message_t> frames_;
+    std::shared_ptr<const principal> who_; // the current request's client (security on)
+};
+
+} // namespace
+
+void broker::impl::run_ingest() {
+    ingest_loop(*this).run();
     ingest_done = true;
     ingest_finished();
     spdlog::info("ingest stopped");

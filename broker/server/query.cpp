@@ -66,6 +66,49 @@ struct reply_to {
     std::string tag;
 };
 
+// The events gathered for one EVT message of a replay: two frames an
+// event (offset, bytes), or with the packed format one frame of many.
+struct evt_message {
+    bool packed = false;
+    std::vector<zmq::message_t> frames;
+    std::string bytes; // packed: the one frame
+    std::uint64_t first = 0, last = 0;
+    std::size_t events = 0;
+    std::set<std::string> schools; // an export's, counted once the message is sent
+
+    void add(std::uint64_t off, std::string_view event) {
+        if (!events) first = off;
+        last = off;
+        if (packed) {
+            wire::append_packed(bytes, off, event);
+        } else {
+            auto o = wire::u64_le(off);
+            frames.emplace_back(o.data(), o.size());
+            frames.emplace_back(event.data(), event.size());
+        }
+        ++events;
+    }
+    // Many events per message: ZeroMQ's cost is per frame more than per byte.
+    bool full() const {
+        return packed
+                   ? events == wire::packed_frame_events || bytes.size() >= wire::packed_frame_bytes
+                   : events == wire::max_events_per_message;
+    }
+    std::vector<zmq::message_t>& ready() {
+        if (packed) {
+            frames.clear();
+            frames.emplace_back(bytes.data(), bytes.size());
+        }
+        return frames;
+    }
+    void clear() {
+        frames.clear();
+        bytes.clear();
+        schools.clear();
+        events = 0;
+    }
+};
+
 // The query thread's state and jobs: one command a method, and the replay
 // streams' turns (pump). Runs on the broker's query thread only.
 class query_server {
@@ -104,6 +147,14 @@ class query_server {
     // Sends one chunk of a stream. Returns: false when the stream is finished
     // or its client gone.
     bool pump(stream& s);
+    // The event at `off` as the stream's client sees it: the stored bytes,
+    // or redacted, unsealed or JSON (then made in `body`). Notes the minors'
+    // details it shows and the schools an export takes.
+    std::string_view client_view(stream& s, std::uint64_t off, std::string_view rec,
+                                 std::string& body, std::set<std::string>& schools);
+    // Sends one EVT message. Returns: false if it was not sent (its client's
+    // queue is full: full_, or the client is gone).
+    bool send_message(stream& s, evt_message& m);
     // One turn for every stream that has credit; ends those that are over.
     void pump_all();
 
@@ -397,108 +448,67 @@ bool query_server::pump(stream& s) {
     if (s.filter.from > s.filter.to) return finish(s);
     std::size_t n = std::min<std::uint64_t>(s.credit, b_.opts.replay_chunk);
     if (s.limit) n = std::min<std::uint64_t>(n, s.limit - s.sent);
-    bool alive = true;
-    bool sent_all = true;     // false once a message could not be sent
-    std::uint64_t resume = 0; // first event of a message that did not fit
-    std::uint64_t batch_first = 0, batch_last = 0;
-    std::size_t batch_events = 0;
-    std::set<std::string> batch_schools; // an export's, counted once the batch is sent
-    std::vector<zmq::message_t> frames;
-    std::string packed; // with s.packed: the one frame of the message
-    // Sends the events gathered for one EVT message. Returns: false if it
-    // was not sent (then the scan stops, and the stream resumes at its first
-    // event, or ends if the client is gone).
-    auto flush = [&] {
-        if (!batch_events) return true;
-        if (s.packed) {
-            frames.clear();
-            frames.emplace_back(packed.data(), packed.size());
-        }
-        auto r = send_reply(b_.query_sock, s.routing, s.delimiter, wire::cmd_event, s.tag, frames);
-        full_ = r == reply_result::full;
-        if (r != reply_result::sent) {
-            sent_all = false;
-            if (full_)
-                resume = batch_first;
-            else
-                alive = false;
-            return false;
-        }
-        s.sent += batch_events;
-        s.credit -= batch_events;
-        if (s.exporting) {
-            if (!s.exported) s.exported_first = batch_first;
-            s.exported_last = batch_last;
-            s.exported += static_cast<std::uint32_t>(batch_events);
-            s.exported_schools.merge(batch_schools);
-            batch_schools.clear();
-        }
-        frames.clear();
-        packed.clear();
-        batch_events = 0;
-        return true;
-    };
+    evt_message m{.packed = s.packed};
+    std::string body;
+    bool sent_all = true; // false once a message could not be sent
     auto next = b_.st.scan(s.filter, n, [&](std::uint64_t off, std::string_view rec) {
-        if (!batch_events) {
-            batch_first = off;
-            batch_schools.clear();
-        }
-        batch_last = off;
-        if (!s.packed) {
-            auto o = wire::u64_le(off);
-            frames.emplace_back(o.data(), o.size());
-        }
-        // The event as this client sees it: the stored bytes, or redacted,
-        // unsealed or JSON (then made here).
-        auto add = [&](std::string_view bytes) {
-            if (s.packed)
-                wire::append_packed(packed, off, bytes);
-            else
-                frames.emplace_back(bytes.data(), bytes.size());
-        };
-        event_head h;
-        // Sealed minors' data (common/key_ring.hpp) opens for cleared readers only.
-        bool peeked = (s.client || b_.opts.keys || s.exporting) && peek(rec, h);
-        if (s.exporting && peeked && !h.school.empty()) batch_schools.emplace(h.school);
-        bool minors_type = (s.client || b_.opts.keys) && peeked && carries_minors_details(h.type);
-        bool minors = s.client && minors_type;
-        bool unseal = minors_type && !s.redact && b_.opts.keys;
-        if (minors && !s.redact) {
-            if (!s.viewed) s.viewed_first = off;
-            s.viewed_last = off;
-            ++s.viewed;
-            s.viewed_schools.emplace(h.school);
-        }
-        if (s.json || (minors && s.redact) || unseal) {
-            event e;
-            std::string body;
-            if (decode(rec, e)) {
-                body = "{}";
-            } else {
-                if (minors && s.redact) redact_minors(e);
-                if (unseal) b_.opts.keys->open(e);
-                body = s.json ? to_json_line(e) : encode(e);
-            }
-            add(body);
-        } else {
-            add(rec);
-        }
-        // Many events per message: ZeroMQ's cost is per frame more than per byte.
-        ++batch_events;
-        if (s.packed ? batch_events == wire::packed_frame_events ||
-                           packed.size() >= wire::packed_frame_bytes
-                     : batch_events == wire::max_events_per_message)
-            return flush();
-        return true;
+        m.add(off, client_view(s, off, rec, body, m.schools));
+        if (m.full()) sent_all = send_message(s, m);
+        return sent_all;
     });
     // The last, partial message; never a message that already failed (sent
-    // now, it would also be sent again from `resume`).
-    if (sent_all) flush();
-    if (!alive) return false;
-    s.filter.from = resume ? resume : next;
-    if (resume) stalled_ = true;
+    // now, it would also be sent again from where the stream resumes).
+    if (sent_all) sent_all = send_message(s, m);
+    if (!sent_all && !full_) return false; // the client is gone
+    // A message that did not fit is sent again from its first event.
+    s.filter.from = sent_all ? next : m.first;
+    if (!sent_all) stalled_ = true;
     bool finished = s.filter.from > s.filter.to || (s.limit && s.sent >= s.limit);
     return finished ? finish(s) : true;
+}
+
+std::string_view query_server::client_view(stream& s, std::uint64_t off, std::string_view rec,
+                                           std::string& body, std::set<std::string>& schools) {
+    event_head h;
+    // Sealed minors' data (common/key_ring.hpp) opens for cleared readers only.
+    bool peeked = (s.client || b_.opts.keys || s.exporting) && peek(rec, h);
+    if (s.exporting && peeked && !h.school.empty()) schools.emplace(h.school);
+    bool minors_type = (s.client || b_.opts.keys) && peeked && carries_minors_details(h.type);
+    bool minors = s.client && minors_type;
+    bool unseal = minors_type && !s.redact && b_.opts.keys;
+    if (minors && !s.redact) {
+        if (!s.viewed) s.viewed_first = off;
+        s.viewed_last = off;
+        ++s.viewed;
+        s.viewed_schools.emplace(h.school);
+    }
+    if (!s.json && !(minors && s.redact) && !unseal) return rec;
+    event e;
+    if (decode(rec, e)) {
+        body = "{}";
+        return body;
+    }
+    if (minors && s.redact) redact_minors(e);
+    if (unseal) b_.opts.keys->open(e);
+    body = s.json ? to_json_line(e) : encode(e);
+    return body;
+}
+
+bool query_server::send_message(stream& s, evt_message& m) {
+    if (!m.events) return true;
+    auto r = send_reply(b_.query_sock, s.routing, s.delimiter, wire::cmd_event, s.tag, m.ready());
+    full_ = r == reply_result::full;
+    if (r != reply_result::sent) return false;
+    s.sent += m.events;
+    s.credit -= m.events;
+    if (s.exporting) {
+        if (!s.exported) s.exported_first = m.first;
+        s.exported_last = m.last;
+        s.exported += static_cast<std::uint32_t>(m.events);
+        s.exported_schools.merge(m.schools);
+    }
+    m.clear();
+    return true;
 }
 
 void query_server::pump_all() {
