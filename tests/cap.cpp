@@ -4,6 +4,7 @@
 // with nothing fetched.
 #include "broker_process.hpp"
 #include "common/client.hpp"
+#include "pingan_run.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -24,30 +25,6 @@ using namespace pingan;
 using namespace pingan::test;
 
 namespace {
-
-struct run_result {
-    int code;
-    std::vector<std::string> lines;
-};
-
-// A program with its standard error in the lines.
-run_result run_program(std::vector<std::string> args) {
-    args.insert(args.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh"});
-    process p(args);
-    auto lines = p.lines(std::chrono::seconds(60));
-    return {p.wait(), lines};
-}
-
-run_result run(std::vector<std::string> args) {
-    args.insert(args.begin(), std::string(PINGAN_BIN_DIR) + "/pingan");
-    return run_program(std::move(args));
-}
-
-bool has(const run_result& r, const std::string& text) {
-    for (const auto& l : r.lines)
-        if (l.find(text) != std::string::npos) return true;
-    return false;
-}
 
 std::string cap_dir() {
     return source_path("tests/data/cap");
@@ -93,13 +70,6 @@ std::string rainstorm(const std::string& identifier, const std::string& msg_type
            "    </area>\n"
            "  </info>\n"
            "</alert>\n";
-}
-
-std::vector<json> json_lines(const run_result& r) {
-    std::vector<json> v;
-    for (const auto& l : r.lines)
-        if (l.starts_with("{\"id\"") || l.starts_with("{\"type\"")) v.push_back(json::parse(l));
-    return v;
 }
 
 } // namespace

@@ -4,6 +4,7 @@
 #include "common/client.hpp"
 #include "common/curve.hpp"
 #include "common/lmdb.hpp"
+#include "pingan_run.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -17,43 +18,6 @@ using namespace pingan;
 using namespace pingan::test;
 
 namespace {
-
-std::string pingan_bin() {
-    return std::string(PINGAN_BIN_DIR) + "/pingan";
-}
-
-struct run_result {
-    int code;
-    std::vector<std::string> lines;
-};
-
-run_result run(std::vector<std::string> args, const std::string& stdin_file = {}) {
-    args.insert(args.begin(), pingan_bin());
-    process p(args, stdin_file);
-    auto lines = p.lines(std::chrono::seconds(60));
-    return {p.wait(), lines};
-}
-
-// Runs a program with its standard error merged into the lines, in `dir` if given.
-run_result run_in(const std::string& dir, std::vector<std::string> args) {
-    args.insert(args.begin(), {"/bin/sh", "-c", "cd \"$0\" && exec \"$@\" 2>&1",
-                               dir.empty() ? std::string(".") : dir});
-    process p(args);
-    auto lines = p.lines(std::chrono::seconds(60));
-    return {p.wait(), lines};
-}
-
-// `pingan` with standard error in the lines.
-run_result run2(std::vector<std::string> args) {
-    args.insert(args.begin(), pingan_bin());
-    return run_in({}, args);
-}
-
-bool any_line_has(const run_result& r, const std::string& text) {
-    for (const auto& l : r.lines)
-        if (l.find(text) != std::string::npos) return true;
-    return false;
-}
 
 std::string default_rules() {
     return std::string(PINGAN_SOURCE_DIR) + "/config/rules/yichang-default.yaml";
@@ -82,7 +46,7 @@ TEST_CASE("publish prints one result line per event and exits 1 if any was refus
           << "\n"
           << hazard_json("420502K002", "H3") << "\n";
     }
-    auto r = run({"publish", "--file", file});
+    auto r = run_stdout({"publish", "--file", file});
     CHECK(r.code == 1);
     REQUIRE(r.lines.size() == 5);
     auto j0 = json::parse(r.lines[0]);
@@ -93,7 +57,7 @@ TEST_CASE("publish prints one result line per event and exits 1 if any was refus
     CHECK(json::parse(r.lines[3])["error"]["code"] == "malformed_json");
     CHECK(json::parse(r.lines[4])["offset"] == 2);
 
-    auto one = run({"publish", hazard_json("420502K003", "H4")});
+    auto one = run_stdout({"publish", hazard_json("420502K003", "H4")});
     CHECK(one.code == 0);
     REQUIRE(one.lines.size() == 1);
     CHECK(json::parse(one.lines[0])["offset"] == 3);
@@ -107,8 +71,8 @@ TEST_CASE("publish from standard input and a resend with the same id", "[cli]") 
     j["id"] = "01937c5e-8a41-7cc2-9f3e-1b2d3c4d5e6f";
     std::string file = d / "one.json";
     { std::ofstream(file) << j.dump(); }
-    auto a = run({"publish", "-"}, file);
-    auto b2 = run({"publish", "-"}, file);
+    auto a = run_stdout({"publish", "-"}, file);
+    auto b2 = run_stdout({"publish", "-"}, file);
     CHECK(a.code == 0);
     CHECK(b2.code == 0);
     CHECK(json::parse(b2.lines.at(0))["duplicate"] == true);
@@ -119,22 +83,22 @@ TEST_CASE("replay prints json lines with id, offset, type and school, filtered",
     temp_dir d;
     broker_process b(d / "store");
     b.export_env();
-    run({"publish", hazard_json("420502K001", "A")});
-    run({"publish", hazard_json("420503K001", "B")});
-    run({"publish", hazard_json("420502K002", "C")});
-    auto all = run({"replay", "--json"});
+    run_stdout({"publish", hazard_json("420502K001", "A")});
+    run_stdout({"publish", hazard_json("420503K001", "B")});
+    run_stdout({"publish", hazard_json("420502K002", "C")});
+    auto all = run_stdout({"replay", "--json"});
     CHECK(all.code == 0);
     REQUIRE(all.lines.size() == 3);
     auto j = json::parse(all.lines[1]);
     CHECK(j["offset"] == 2);
     CHECK(j["type"] == "hazard.reported");
     CHECK(j.contains("id"));
-    auto district = run({"replay", "--json", "--district", "420502"});
+    auto district = run_stdout({"replay", "--json", "--district", "420502"});
     CHECK(district.lines.size() == 2);
-    auto range = run({"replay", "--json", "--from", "2", "--to", "2"});
+    auto range = run_stdout({"replay", "--json", "--from", "2", "--to", "2"});
     REQUIRE(range.lines.size() == 1);
     CHECK(json::parse(range.lines[0])["body"]["hazard_id"] == "B");
-    auto people = run({"replay", "--school", "420502K001"});
+    auto people = run_stdout({"replay", "--school", "420502K001"});
     REQUIRE(people.lines.size() == 1);
     CHECK(people.lines[0].find("西陵区第1幼儿园") != std::string::npos);
     CHECK(people.lines[0].find("CST") != std::string::npos);
@@ -175,7 +139,7 @@ TEST_CASE("tail marks exercises so that a drill is never read as a real alert", 
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     auto j = json::parse(hazard_json("420502K001", "X"));
     j["status"] = "Exercise";
-    run({"publish", j.dump()});
+    run_stdout({"publish", j.dump()});
     auto lines = tail.lines(std::chrono::seconds(20));
     REQUIRE(lines.size() == 1);
     CHECK(lines[0].find("[EXERCISE]") != std::string::npos);
@@ -186,32 +150,32 @@ TEST_CASE("stats and verify report on the store", "[cli]") {
     {
         broker_process b(d / "store");
         b.export_env();
-        run({"publish", hazard_json("420502K001", "A")});
-        auto s = run({"stats", "--json"});
+        run_stdout({"publish", hazard_json("420502K001", "A")});
+        auto s = run_stdout({"stats", "--json"});
         REQUIRE(s.lines.size() == 1);
         auto j = json::parse(s.lines[0]);
         CHECK(j["head"] == 1);
         CHECK(j["by_type"]["hazard.reported"] == 1);
-        auto v = run({"verify", "--data", d / "store"}); // beside the running broker
+        auto v = run_stdout({"verify", "--data", d / "store"}); // beside the running broker
         CHECK(v.code == 0);
         CHECK(json::parse(v.lines.at(0))["ok"] == true);
     }
-    auto v = run({"verify", "--data", d / "nonexistent"});
+    auto v = run_stdout({"verify", "--data", d / "nonexistent"});
     CHECK(v.code == 2);
 }
 
 TEST_CASE("every command has --help", "[cli]") {
     for (auto cmd : {"publish", "tail", "replay", "stats", "verify"}) {
-        auto r = run({cmd, "--help"});
+        auto r = run_stdout({cmd, "--help"});
         INFO(cmd);
         CHECK(r.code == 0);
         CHECK_FALSE(r.lines.empty());
     }
-    CHECK(run({"no-such-command"}).code == 2);
+    CHECK(run_stdout({"no-such-command"}).code == 2);
 }
 
 TEST_CASE("a broker that is not there is a clear error, not a hang", "[cli]") {
-    auto r = run({"stats", "--query", "tcp://127.0.0.1:1"});
+    auto r = run_stdout({"stats", "--query", "tcp://127.0.0.1:1"});
     CHECK(r.code == 2);
 }
 
@@ -220,23 +184,23 @@ TEST_CASE("backup copies a store while the broker writes, and the copy verifies"
     broker_process b(d / "store");
     b.export_env();
     for (auto id : {"A", "B", "C"})
-        REQUIRE(run({"publish", hazard_json("420502K001", id)}).code == 0);
-    auto r = run({"backup", "--data", d / "store", d / "copy"});
+        REQUIRE(run_stdout({"publish", hazard_json("420502K001", id)}).code == 0);
+    auto r = run_stdout({"backup", "--data", d / "store", d / "copy"});
     REQUIRE(r.code == 0);
     auto j = json::parse(r.lines.at(0));
     CHECK(j["ok"] == true);
     CHECK(j["head"] == 3);
     CHECK(j["checked"] == 3);
     // The broker goes on writing; the copy is the store as of the backup.
-    REQUIRE(run({"publish", hazard_json("420502K001", "D")}).code == 0);
-    auto v = run({"verify", "--data", d / "copy"});
+    REQUIRE(run_stdout({"publish", hazard_json("420502K001", "D")}).code == 0);
+    auto v = run_stdout({"verify", "--data", d / "copy"});
     REQUIRE(v.code == 0);
     CHECK(json::parse(v.lines.at(0))["head"] == 3);
     CHECK(json::parse(v.lines.at(0))["head_hash"] == j["head_hash"]);
     // A folder that holds something is refused, and left as it was.
-    auto again = run({"backup", "--data", d / "store", d / "copy"});
+    auto again = run_stdout({"backup", "--data", d / "store", d / "copy"});
     CHECK(again.code == 2);
-    CHECK(json::parse(run({"verify", "--data", d / "copy"}).lines.at(0))["head"] == 3);
+    CHECK(json::parse(run_stdout({"verify", "--data", d / "copy"}).lines.at(0))["head"] == 3);
 }
 
 TEST_CASE("backup under load: a copy taken while a publisher writes verifies, and a broker "
@@ -269,7 +233,7 @@ TEST_CASE("backup under load: a copy taken while a publisher writes verifies, an
             while (stored < 500u * (i + 1))
                 std::this_thread::sleep_for(std::chrono::milliseconds(5));
             auto copy = d / ("copy" + std::to_string(i));
-            auto r = run({"backup", "--data", d / "store", copy});
+            auto r = run_stdout({"backup", "--data", d / "store", copy});
             REQUIRE(r.code == 0);
             auto j = json::parse(r.lines.at(0));
             CHECK(j["ok"] == true);
@@ -287,12 +251,12 @@ TEST_CASE("backup under load: a copy taken while a publisher writes verifies, an
     // docs/operations.md says, and a broker starts on it.
     std::filesystem::create_directories(d / "restored");
     std::filesystem::copy_file(d / "copy2/data.mdb", d / "restored/data.mdb");
-    auto v = run({"verify", "--data", d / "restored", "--expect", head_hash});
+    auto v = run_stdout({"verify", "--data", d / "restored", "--expect", head_hash});
     REQUIRE(v.code == 0);
     CHECK(json::parse(v.lines.at(0))["head"] == head);
     broker_process b(d / "restored");
     b.export_env();
-    auto r = run({"publish", hazard_json("420502K001", "after-restore")});
+    auto r = run_stdout({"publish", hazard_json("420502K001", "after-restore")});
     REQUIRE(r.code == 0);
     CHECK(json::parse(r.lines.at(0))["offset"] == head + 1);
 }
@@ -305,9 +269,9 @@ TEST_CASE("verify --expect catches a history rewritten and re-chained after the 
         broker_process b(d / "store");
         b.export_env();
         for (auto id : {"A", "B", "C"})
-            run({"publish", hazard_json("420502K001", id)});
+            run_stdout({"publish", hazard_json("420502K001", id)});
     }
-    auto v = run({"verify", "--data", d / "store"});
+    auto v = run_stdout({"verify", "--data", d / "store"});
     REQUIRE(v.code == 0);
     recorded = json::parse(v.lines.at(0))["head_hash"].get<std::string>();
 
@@ -336,8 +300,8 @@ TEST_CASE("verify --expect catches a history rewritten and re-chained after the 
         t.commit();
     }
     // The chain is consistent again, so only the recorded head exposes it.
-    CHECK(run({"verify", "--data", d / "store"}).code == 0);
-    auto caught = run({"verify", "--data", d / "store", "--expect", recorded});
+    CHECK(run_stdout({"verify", "--data", d / "store"}).code == 0);
+    auto caught = run_stdout({"verify", "--data", d / "store", "--expect", recorded});
     CHECK(caught.code == 1);
     CHECK(json::parse(caught.lines.at(0))["problem"].get<std::string>().find("rewritten") !=
           std::string::npos);
@@ -351,26 +315,26 @@ TEST_CASE("incidents list, show and ack go over the network, with the school tak
     b.export_env();
     auto h = json::parse(hazard_json("420502K001", "HZ-NET"));
     h["body"]["interim_control"] = "已封闭通道";
-    REQUIRE(run({"publish", h.dump()}).code == 0);
+    REQUIRE(run_stdout({"publish", h.dump()}).code == 0);
 
-    auto list = run({"incidents", "list", "--json"});
+    auto list = run_stdout({"incidents", "list", "--json"});
     REQUIRE(list.code == 0);
     REQUIRE(list.lines.size() == 1);
     auto inc = json::parse(list.lines[0]);
     auto id = inc["id"].get<std::string>();
     CHECK(inc["subject"] == "HZ-NET");
-    CHECK(run({"incidents", "list", "--json", "--state", "closed"}).lines.empty());
-    auto people = run({"incidents", "list"});
+    CHECK(run_stdout({"incidents", "list", "--json", "--state", "closed"}).lines.empty());
+    auto people = run_stdout({"incidents", "list"});
     REQUIRE(people.lines.size() == 1);
     CHECK(people.lines[0].find("西陵区第1幼儿园") != std::string::npos);
 
     // No --school: the incident says where it is.
-    auto ack = run({"incidents", "ack", id, "--note", "已电话联系校长"});
+    auto ack = run_stdout({"incidents", "ack", id, "--note", "已电话联系校长"});
     CHECK(ack.code == 0);
     REQUIRE(ack.lines.size() == 1);
     CHECK_FALSE(json::parse(ack.lines[0]).contains("error"));
 
-    auto show = run({"incidents", "show", id, "--json"});
+    auto show = run_stdout({"incidents", "show", id, "--json"});
     REQUIRE(show.code == 0);
     REQUIRE(show.lines.size() == 1);
     auto j = json::parse(show.lines[0]);
@@ -383,7 +347,8 @@ TEST_CASE("incidents list, show and ack go over the network, with the school tak
     CHECK(types.front() == "hazard.reported");
     CHECK(std::count(types.begin(), types.end(), "incident.opened") == 1);
     CHECK(types.back() == "incident.acknowledged");
-    auto by_subject = run({"incidents", "show", "HZ-NET", "--school", "420502K001", "--json"});
+    auto by_subject =
+        run_stdout({"incidents", "show", "HZ-NET", "--school", "420502K001", "--json"});
     REQUIRE(by_subject.code == 0);
     CHECK(json::parse(by_subject.lines.at(0))["id"] == id);
 }
@@ -394,23 +359,23 @@ TEST_CASE("incident actions that make no sense are refused and nothing is stored
     b.export_env();
     auto h = json::parse(hazard_json("420502K001", "HZ-BAD"));
     h["body"]["interim_control"] = "已封闭通道";
-    REQUIRE(run({"publish", h.dump()}).code == 0);
-    auto id =
-        json::parse(run({"incidents", "list", "--json"}).lines.at(0))["id"].get<std::string>();
+    REQUIRE(run_stdout({"publish", h.dump()}).code == 0);
+    auto id = json::parse(run_stdout({"incidents", "list", "--json"}).lines.at(0))["id"]
+                  .get<std::string>();
     zmq::context_t ctx(1);
     query_client q(ctx, b.query);
     auto head = q.stats()["head"].get<std::uint64_t>();
 
-    auto unknown = run2({"incidents", "ack", "INC-0000000000000000"});
+    auto unknown = run({"incidents", "ack", "INC-0000000000000000"});
     CHECK(unknown.code == 1);
-    CHECK(any_line_has(unknown, "no incident \"INC-0000000000000000\""));
-    auto resolve = run2({"incidents", "resolve", id, "--resolution", "已处理"});
+    CHECK(has(unknown, "no incident \"INC-0000000000000000\""));
+    auto resolve = run({"incidents", "resolve", id, "--resolution", "已处理"});
     CHECK(resolve.code == 1);
-    CHECK(any_line_has(resolve, "is a hazard"));
+    CHECK(has(resolve, "is a hazard"));
     auto early =
-        run2({"incidents", "verify", "HZ-BAD", "--school", "420502K001", "--verifier", "li"});
+        run({"incidents", "verify", "HZ-BAD", "--school", "420502K001", "--verifier", "li"});
     CHECK(early.code == 1);
-    CHECK(any_line_has(early, "not rectified yet"));
+    CHECK(has(early, "not rectified yet"));
     CHECK(q.stats()["head"].get<std::uint64_t>() == head);
 
     json fix = {
@@ -418,19 +383,21 @@ TEST_CASE("incident actions that make no sense are refused and nothing is stored
         {"school", "420502K001"},
         {"status", "Actual"},
         {"body", {{"hazard_id", "HZ-BAD"}, {"rectified_by", "wang"}, {"description", "已疏通"}}}};
-    REQUIRE(run({"publish", fix.dump()}).code == 0);
+    REQUIRE(run_stdout({"publish", fix.dump()}).code == 0);
     head = q.stats()["head"].get<std::uint64_t>();
     auto fixer =
-        run2({"incidents", "verify", "HZ-BAD", "--school", "420502K001", "--verifier", "wang"});
+        run({"incidents", "verify", "HZ-BAD", "--school", "420502K001", "--verifier", "wang"});
     CHECK(fixer.code == 1);
-    CHECK(any_line_has(fixer, "someone other than the fixer"));
+    CHECK(has(fixer, "someone other than the fixer"));
     CHECK(q.stats()["head"].get<std::uint64_t>() == head);
-    auto other = run({"incidents", "verify", id, "--verifier", "li", "--evidence", "复查合格"});
+    auto other =
+        run_stdout({"incidents", "verify", id, "--verifier", "li", "--evidence", "复查合格"});
     CHECK(other.code == 0);
-    CHECK(json::parse(run({"incidents", "show", id, "--json"}).lines.at(0))["state"] == "closed");
-    auto again = run2({"incidents", "ack", id});
+    CHECK(json::parse(run_stdout({"incidents", "show", id, "--json"}).lines.at(0))["state"] ==
+          "closed");
+    auto again = run({"incidents", "ack", id});
     CHECK(again.code == 1);
-    CHECK(any_line_has(again, "is closed"));
+    CHECK(has(again, "is closed"));
 }
 
 TEST_CASE("incidents over the network stay within the caller's scope", "[cli]") {
@@ -456,26 +423,26 @@ TEST_CASE("incidents over the network stay within the caller's scope", "[cli]") 
     for (auto [sch, hz] : {std::pair{"420502K001", "HZ-A"}, {"420503K001", "HZ-B"}}) {
         auto h = json::parse(hazard_json(sch, hz));
         h["body"]["interim_control"] = "已封闭通道";
-        REQUIRE(run(with({"publish", h.dump()}, as_city)).code == 0);
+        REQUIRE(run_stdout(with({"publish", h.dump()}, as_city)).code == 0);
     }
-    auto all = run(with({"incidents", "list", "--json"}, as_city));
+    auto all = run_stdout(with({"incidents", "list", "--json"}, as_city));
     REQUIRE(all.lines.size() == 2);
-    auto mine = run(with({"incidents", "list", "--json"}, as_school));
+    auto mine = run_stdout(with({"incidents", "list", "--json"}, as_school));
     REQUIRE(mine.code == 0);
     REQUIRE(mine.lines.size() == 1);
     CHECK(json::parse(mine.lines[0])["school"] == "420502K001");
     auto theirs = json::parse(all.lines[1])["id"].get<std::string>();
-    CHECK(run(with({"incidents", "show", theirs}, as_school)).code == 1);
-    auto forbidden = run2(with({"incidents", "list", "--school", "420503K001"}, as_school));
+    CHECK(run_stdout(with({"incidents", "show", theirs}, as_school)).code == 1);
+    auto forbidden = run(with({"incidents", "list", "--school", "420503K001"}, as_school));
     CHECK(forbidden.code == 1);
-    CHECK(any_line_has(forbidden, "forbidden"));
-    auto unknown = run2(with({"incidents", "list", "--school", "999999X999"}, as_city));
+    CHECK(has(forbidden, "forbidden"));
+    auto unknown = run(with({"incidents", "list", "--school", "999999X999"}, as_city));
     CHECK(unknown.code == 1);
-    CHECK(any_line_has(unknown, "999999X999"));
+    CHECK(has(unknown, "999999X999"));
     // The school's own acknowledgement is recorded under its identity.
     auto own = json::parse(mine.lines[0])["id"].get<std::string>();
-    REQUIRE(run(with({"incidents", "ack", own}, as_school)).code == 0);
-    auto shown = run(with({"incidents", "show", own, "--json"}, as_school));
+    REQUIRE(run_stdout(with({"incidents", "ack", own}, as_school)).code == 0);
+    auto shown = run_stdout(with({"incidents", "show", own, "--json"}, as_school));
     CHECK(json::parse(shown.lines.at(0))["acknowledged_by"] == json::array({"school:420502K001"}));
 }
 
@@ -483,23 +450,23 @@ TEST_CASE("replay and tail refuse unknown schools, district names and misspelt t
     temp_dir d;
     broker_process b(d / "store");
     b.export_env();
-    run({"publish", hazard_json("420502K001", "A")});
-    auto bogus = run2({"replay", "--school", "999999X999"});
+    run_stdout({"publish", hazard_json("420502K001", "A")});
+    auto bogus = run({"replay", "--school", "999999X999"});
     CHECK(bogus.code == 2);
-    CHECK(any_line_has(bogus, "school \"999999X999\" is not in the registry"));
-    auto lower = run2({"replay", "--school", "420502k001"});
+    CHECK(has(bogus, "school \"999999X999\" is not in the registry"));
+    auto lower = run({"replay", "--school", "420502k001"});
     CHECK(lower.code == 2);
-    CHECK(any_line_has(lower, "420502K001"));
-    auto name = run2({"replay", "--district", "西陵区"});
+    CHECK(has(lower, "420502K001"));
+    auto name = run({"replay", "--district", "西陵区"});
     CHECK(name.code == 2);
-    CHECK(any_line_has(name, "420502"));
-    auto typo = run2({"replay", "--type", "hazrd.reported"});
+    CHECK(has(name, "420502"));
+    auto typo = run({"replay", "--type", "hazrd.reported"});
     CHECK(typo.code == 2);
-    CHECK(any_line_has(typo, "hazrd.reported"));
-    auto tail = run2({"tail", "--type", "hazard.reportd", "--count", "1"});
+    CHECK(has(typo, "hazrd.reported"));
+    auto tail = run({"tail", "--type", "hazard.reportd", "--count", "1"});
     CHECK(tail.code == 2);
     // A prefix of known types stays valid.
-    auto prefix = run({"replay", "--type", "hazard.", "--json"});
+    auto prefix = run_stdout({"replay", "--type", "hazard.", "--json"});
     CHECK(prefix.code == 0);
     CHECK(prefix.lines.size() == 1);
 }
@@ -516,10 +483,10 @@ TEST_CASE("publish --stable-ids makes publishing the same file again store nothi
           << hazard_json("420502K001", "S2") << "\n"
           << hazard_json("420502K001", "S1") << "\n"; // the same report twice: two facts
     }
-    auto first = run({"publish", "--stable-ids", "--file", file});
+    auto first = run_stdout({"publish", "--stable-ids", "--file", file});
     REQUIRE(first.code == 0);
     REQUIRE(first.lines.size() == 3);
-    auto second = run({"publish", "--stable-ids", "--file", file});
+    auto second = run_stdout({"publish", "--stable-ids", "--file", file});
     REQUIRE(second.code == 0);
     REQUIRE(second.lines.size() == 3);
     for (std::size_t i = 0; i < 3; ++i) {
@@ -536,15 +503,15 @@ TEST_CASE("publish --stable-ids makes publishing the same file again store nothi
 
 TEST_CASE("a broker that is down is named while waiting, and --timeout ends the wait", "[cli]") {
     auto start = std::chrono::steady_clock::now();
-    auto tail = run2(
+    auto tail = run(
         {"tail", "--feed", "tcp://127.0.0.1:1", "--query", "tcp://127.0.0.1:1", "--timeout", "2"});
     CHECK(tail.code == 2);
-    CHECK(any_line_has(tail, "waiting for the broker at tcp://127.0.0.1:1 (no answer yet)"));
-    CHECK(any_line_has(tail, "no answer from the broker at tcp://127.0.0.1:1"));
-    auto publish = run2({"publish", "--ingest", "tcp://127.0.0.1:1", "--timeout", "1",
-                         hazard_json("420502K001", "T")});
+    CHECK(has(tail, "waiting for the broker at tcp://127.0.0.1:1 (no answer yet)"));
+    CHECK(has(tail, "no answer from the broker at tcp://127.0.0.1:1"));
+    auto publish = run({"publish", "--ingest", "tcp://127.0.0.1:1", "--timeout", "1",
+                        hazard_json("420502K001", "T")});
     CHECK(publish.code == 2);
-    CHECK(any_line_has(publish, "tcp://127.0.0.1:1"));
+    CHECK(has(publish, "tcp://127.0.0.1:1"));
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
 }
 
@@ -563,10 +530,10 @@ TEST_CASE("without a key, a secured broker is reported at once, not waited for",
              {"stats", "--timeout", "30"},
              {"tail", "--count", "1"},
              {"publish", "--timeout", "30", hazard_json("420502K001", "K")}}) {
-        auto r = run2(args);
+        auto r = run(args);
         INFO(args[0]);
         CHECK(r.code == 2);
-        CHECK(any_line_has(r, "requires a CURVE key: use --key and --server-key"));
+        CHECK(has(r, "requires a CURVE key: use --key and --server-key"));
     }
     CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
 }
@@ -578,21 +545,21 @@ TEST_CASE("tail shows the whole text of pages, school names, several types and e
     b.export_env();
     auto h = json::parse(hazard_json("420502K001", "HZ-T"));
     h["body"]["interim_control"] = "已封闭通道";
-    REQUIRE(run({"publish", h.dump()}).code == 0);
+    REQUIRE(run_stdout({"publish", h.dump()}).code == 0);
     json reading = {
         {"type", "food.temp_reading"},
         {"school", "420502K001"},
         {"status", "Actual"},
         {"body",
          {{"canteen_id", "C1"}, {"sensor_id", "P1"}, {"zone", "cold_storage"}, {"celsius", 4.0}}}};
-    REQUIRE(run({"publish", reading.dump()}).code == 0);
+    REQUIRE(run_stdout({"publish", reading.dump()}).code == 0);
     std::vector<std::string> texts;
-    for (const auto& l : run({"replay", "--json", "--type", "notification.requested"}).lines)
+    for (const auto& l : run_stdout({"replay", "--json", "--type", "notification.requested"}).lines)
         texts.push_back(json::parse(l)["body"]["text"]);
     REQUIRE_FALSE(texts.empty());
 
-    auto t = run({"tail", "--from", "1", "--type", "notification.", "--type", "hazard.",
-                  "--exclude", "food.temp_reading", "--idle-exit-ms", "500"});
+    auto t = run_stdout({"tail", "--from", "1", "--type", "notification.", "--type", "hazard.",
+                         "--exclude", "food.temp_reading", "--idle-exit-ms", "500"});
     CHECK(t.code == 0);
     REQUIRE(t.lines.size() == texts.size() + 1);
     CHECK(t.lines[0].find("hazard.reported") != std::string::npos);
@@ -622,10 +589,10 @@ TEST_CASE("the shipped broker configuration works from any working directory", "
     // known and a major hazard opens an incident.
     auto h = json::parse(hazard_json("420502K001", "HZ-CFG"));
     h["body"]["interim_control"] = "已封闭通道";
-    auto p = run_in(d / "elsewhere", {pingan_bin(), "publish", "--ingest", ingest, h.dump()});
+    auto p = run_program({pingan_bin(), "publish", "--ingest", ingest, h.dump()}, d / "elsewhere");
     CHECK(p.code == 0);
-    auto list =
-        run_in(d / "elsewhere", {pingan_bin(), "incidents", "list", "--json", "--query", query});
+    auto list = run_program({pingan_bin(), "incidents", "list", "--json", "--query", query},
+                            d / "elsewhere");
     CHECK(list.code == 0);
     CHECK(list.lines.size() == 1);
     // --data on the command line is relative to the working directory.
@@ -651,14 +618,14 @@ TEST_CASE("pingan finds the school registry beside itself, not in the build tree
                                d / "share/pingan/data/districts.csv");
     broker_process b(d / "store");
     b.export_env();
-    run({"publish", hazard_json("420502K001", "A")});
-    auto r = run_in("/", {d / "bin/pingan", "replay", "--school", "420502K001"});
+    run_stdout({"publish", hazard_json("420502K001", "A")});
+    auto r = run_program({d / "bin/pingan", "replay", "--school", "420502K001"}, "/");
     CHECK(r.code == 0);
     REQUIRE(r.lines.size() == 1);
     CHECK(r.lines[0].find("安装目录幼儿园") != std::string::npos);
     ::setenv("PINGAN_REGISTRY_DIR", (d / "nowhere").c_str(), 1);
-    auto none = run_in("/", {d / "bin/pingan", "replay", "--school", "420502K001"});
+    auto none = run_program({d / "bin/pingan", "replay", "--school", "420502K001"}, "/");
     ::unsetenv("PINGAN_REGISTRY_DIR");
     CHECK(none.code == 0);
-    CHECK(any_line_has(none, "PINGAN_REGISTRY_DIR"));
+    CHECK(has(none, "PINGAN_REGISTRY_DIR"));
 }

@@ -4,6 +4,7 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/curve.hpp"
+#include "pingan_run.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -27,34 +28,8 @@ constexpr const char* day_start = "2026-09-01T08:00:00+08:00";
 constexpr const char* primary = "420502P001"; // 西陵第1实验小学: primary, canteen, 3 floors
 constexpr const char* bus_school = "420504K001"; // 榛花街道中心幼儿园: school bus
 
-std::string pingan_bin() {
-    return std::string(PINGAN_BIN_DIR) + "/pingan";
-}
 std::string default_rules() {
     return source_path("config/rules/yichang-default.yaml");
-}
-
-struct run_result {
-    int code;
-    std::vector<std::string> lines;
-};
-
-// Runs the pingan tool; stdout lines and the exit code.
-run_result run(std::vector<std::string> args) {
-    args.insert(args.begin(), pingan_bin());
-    process p(args);
-    auto lines = p.lines(std::chrono::seconds(30));
-    return {p.wait(), lines};
-}
-
-// Waits up to `limit` for `done`, polling.
-template <class F> bool eventually(F done, milliseconds limit = std::chrono::seconds(5)) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (true) {
-        if (done()) return true;
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(milliseconds(20));
-    }
 }
 
 // A broker with the escalation engine, and clients of its sockets.
@@ -268,7 +243,7 @@ json illness(int cases) {
 
 // The hash `pingan rules check` reports for a rule file.
 std::string hash_of(const std::string& file) {
-    auto r = run({"rules", "check", file});
+    auto r = run_stdout({"rules", "check", file});
     REQUIRE(r.code == 0);
     REQUIRE(r.lines.size() == 1);
     std::smatch m;
@@ -523,18 +498,19 @@ TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on
     broker_process b(d / "store", {"--rules", default_rules()});
     auto data = d / "store";
     auto publish = [&](const json& j) {
-        auto r = run({"publish", "--ingest", b.ingest, j.dump()});
+        auto r = run_stdout({"publish", "--ingest", b.ingest, j.dump()});
         REQUIRE(r.code == 0);
     };
     auto incident = [&](const std::string& ref) {
-        auto r = run({"incidents", "show", ref, "--school", primary, "--json", "--data", data});
+        auto r =
+            run_stdout({"incidents", "show", ref, "--school", primary, "--json", "--data", data});
         REQUIRE(r.code == 0);
         REQUIRE(r.lines.size() == 1);
         return json::parse(r.lines[0]);
     };
     auto act = [&](std::vector<std::string> args) {
         args.insert(args.end(), {"--ingest", b.ingest, "--query", b.query});
-        auto r = run(args);
+        auto r = run_stdout(args);
         REQUIRE(r.code == 0);
         REQUIRE(r.lines.size() == 1);
         auto j = json::parse(r.lines[0]);
@@ -554,7 +530,7 @@ TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on
         {"body", {{"bus_id", "BUS-9"}, {"trip_id", "T9"}, {"boarded", 12}, {"alighted", 11}}}};
     publish(trip);
 
-    auto list = run({"incidents", "list", "--json", "--data", data});
+    auto list = run_stdout({"incidents", "list", "--json", "--data", data});
     REQUIRE(list.code == 0);
     REQUIRE(list.lines.size() == 2);
     auto first = json::parse(list.lines[0]), second = json::parse(list.lines[1]);
@@ -563,7 +539,8 @@ TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on
     CHECK(first["state"] == "open");
     CHECK(second["kind"] == "bus_headcount");
     CHECK(second["school"] == primary);
-    auto open = run({"incidents", "list", "--open", "--kind", "bus_headcount", "--data", data});
+    auto open =
+        run_stdout({"incidents", "list", "--open", "--kind", "bus_headcount", "--data", data});
     REQUIRE(open.lines.size() == 1);
     CHECK(open.lines[0].find(second["id"].get<std::string>()) != std::string::npos);
     CHECK(open.lines[0].find("西陵第1实验小学") != std::string::npos);
@@ -576,13 +553,13 @@ TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on
     CHECK(acked["acknowledged_by"] == json::array({"anonymous"}));
     act({"incidents", "resolve", trip_id, "--resolution", "学生已由家长接走"});
     CHECK(incident(trip_id)["state"] == "closed");
-    auto missing = run({"incidents", "show", "INC-0000000000000000", "--data", data});
+    auto missing = run_stdout({"incidents", "show", "INC-0000000000000000", "--data", data});
     CHECK(missing.code == 1);
 
     // The hazard: resolve does not close it (the CLI says so and publishes
     // nothing); the fixer's own check does not count.
-    CHECK(run({"incidents", "resolve", "H-CLI", "--school", primary, "--resolution", "已处理",
-               "--ingest", b.ingest, "--query", b.query})
+    CHECK(run_stdout({"incidents", "resolve", "H-CLI", "--school", primary, "--resolution",
+                      "已处理", "--ingest", b.ingest, "--query", b.query})
               .code == 1);
     CHECK(incident("H-CLI")["state"] == "open");
     publish(
@@ -593,8 +570,8 @@ TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on
     CHECK(incident("H-CLI")["state"] == "rectified");
     CHECK(incident("H-CLI")["rectified_by"] == "wang");
     // The CLI refuses the fixer's own check; published anyway, the engine does not count it.
-    CHECK(run({"incidents", "verify", "H-CLI", "--school", primary, "--verifier", "wang",
-               "--ingest", b.ingest, "--query", b.query})
+    CHECK(run_stdout({"incidents", "verify", "H-CLI", "--school", primary, "--verifier", "wang",
+                      "--ingest", b.ingest, "--query", b.query})
               .code == 1);
     publish({{"type", "hazard.verified"},
              {"school", primary},
@@ -610,7 +587,7 @@ TEST_CASE("pingan incidents lists, shows, acknowledges, resolves and verifies on
     auto closed = incident("H-CLI");
     CHECK(closed["state"] == "closed");
     CHECK(closed["milestones"] == json::array({"closed", "rectified", "verified"}));
-    CHECK(run({"incidents", "list", "--open", "--json", "--data", data}).lines.empty());
+    CHECK(run_stdout({"incidents", "list", "--open", "--json", "--data", data}).lines.empty());
 
     // The log says the same: one refusal page to the school, then two closings.
     zmq::context_t ctx(1);
@@ -690,8 +667,8 @@ TEST_CASE("replaying the live log of the school day with the same rules reproduc
     school_day(lb);
     auto log = lb.log();
 
-    auto diff =
-        run({"rules", "replay", "--rules", default_rules(), "--diff", "--query", lb.b.query});
+    auto diff = run_stdout(
+        {"rules", "replay", "--rules", default_rules(), "--diff", "--query", lb.b.query});
     CHECK(diff.code == 0);
     CHECK(diff.lines ==
           std::vector<std::string>{"pages added by these rules: 0",
@@ -701,8 +678,8 @@ TEST_CASE("replaying the live log of the school day with the same rules reproduc
 
     // With the log's own timer events, the derived events come out byte for byte
     // (the sandbox leaves out its own ruleset.loaded).
-    auto replayed = run({"rules", "replay", "--rules", default_rules(), "--logged-timers", "--json",
-                         "--query", lb.b.query});
+    auto replayed = run_stdout({"rules", "replay", "--rules", default_rules(), "--logged-timers",
+                                "--json", "--query", lb.b.query});
     CHECK(replayed.code == 0);
     std::vector<std::string> logged;
     for (auto e : log)
@@ -798,13 +775,13 @@ TEST_CASE("pingan incidents ack and pingan clock drive a broker whose manual clo
     temp_dir d;
     live_broker lb(d / "store", live_broker::flags(day_start));
     lb.publish("psych.alert", primary, psych("P1"));
-    auto clock = run({"clock", "--advance", "5m", "--query", lb.b.query});
+    auto clock = run_stdout({"clock", "--advance", "5m", "--query", lb.b.query});
     CHECK(clock.code == 0);
     CHECK(clock.lines == std::vector<std::string>{"2026-09-01T00:05:00.000000Z"});
     // Stamped with the broker's time, not this host's, so it is not refused as
     // too far ahead of the broker's clock.
-    auto ack = run({"incidents", "ack", "P1", "--school", primary, "--note", "已联系监护人",
-                    "--ingest", lb.b.ingest, "--query", lb.b.query});
+    auto ack = run_stdout({"incidents", "ack", "P1", "--school", primary, "--note", "已联系监护人",
+                           "--ingest", lb.b.ingest, "--query", lb.b.query});
     CHECK(ack.code == 0);
     REQUIRE(ack.lines.size() == 1);
     CHECK_FALSE(json::parse(ack.lines[0]).contains("error"));
@@ -814,8 +791,8 @@ TEST_CASE("pingan incidents ack and pingan clock drive a broker whose manual clo
     REQUIRE(acks.size() == 1);
     CHECK(acks[0]["occurred_at"] == "2026-09-01T00:05:00.000000Z");
     CHECK(having(log, "escalation.raised").empty());
-    auto shown =
-        run({"incidents", "show", "P1", "--school", primary, "--json", "--data", d / "store"});
+    auto shown = run_stdout(
+        {"incidents", "show", "P1", "--school", primary, "--json", "--data", d / "store"});
     REQUIRE(shown.lines.size() == 1);
     CHECK(json::parse(shown.lines[0])["state"] == "acknowledged");
 }
@@ -852,7 +829,7 @@ TEST_CASE("pingan publish stamps a missing occurred_at with the broker's time", 
               {"school", primary},
               {"status", "Actual"},
               {"body", hazard("H-PUB", "general", "building")}};
-    auto r = run({"publish", "--ingest", lb.b.ingest, "--query", lb.b.query, h.dump()});
+    auto r = run_stdout({"publish", "--ingest", lb.b.ingest, "--query", lb.b.query, h.dump()});
     CHECK(r.code == 0);
     REQUIRE(r.lines.size() == 1);
     CHECK_FALSE(json::parse(r.lines[0]).contains("error"));
@@ -933,11 +910,7 @@ TEST_CASE("a supplier cluster is visible to every district whose school is in it
              std::vector<std::string>{"--ingest", b.ingest, "--query", b.query, "--key", d / name,
                                       "--server-key", d / "server.pub"})
             args.push_back(a);
-        // Standard error too: the refusals.
-        args.insert(args.begin(), {"/bin/sh", "-c", "exec \"$@\" 2>&1", "sh", pingan_bin()});
-        process p(args);
-        auto lines = p.lines(std::chrono::seconds(30));
-        return run_result{p.wait(), lines};
+        return run(args); // standard error too: the refusals
     };
     auto other_ack = as_cli(other, "other.key", {"incidents", "ack", id});
     CHECK(other_ack.code == 1);
@@ -971,7 +944,7 @@ TEST_CASE("a scripted school week through pingan publish derives exactly the exp
     auto publish = [&](const std::string& type, const std::string& school, json body) {
         json j = {{"type", type}, {"school", school}, {"status", "Actual"}, {"body", body}};
         if (type == "psych.alert") j["scope"] = "Private";
-        auto r = run({"publish", "--ingest", lb.b.ingest, "--query", lb.b.query, j.dump()});
+        auto r = run_stdout({"publish", "--ingest", lb.b.ingest, "--query", lb.b.query, j.dump()});
         INFO(type << " " << (r.lines.empty() ? "" : r.lines[0]));
         REQUIRE(r.code == 0);
     };
@@ -1044,8 +1017,8 @@ TEST_CASE("a scripted school week through pingan publish derives exactly the exp
     CHECK(raised[0]["body"]["tier"] == "city");
     CHECK(raised[0]["received_at"] == "2026-11-02T06:00:00.000000Z"); // 14:00, 2 h after
     // The replay of the week reproduces every page, at its time.
-    auto diff =
-        run({"rules", "replay", "--rules", default_rules(), "--diff", "--query", lb.b.query});
+    auto diff = run_stdout(
+        {"rules", "replay", "--rules", default_rules(), "--diff", "--query", lb.b.query});
     CHECK(diff.code == 0);
     CHECK(std::count(diff.lines.begin(), diff.lines.end(),
                      "pages at another time or lateness (log -> these rules): 0") == 1);
@@ -1058,7 +1031,7 @@ TEST_CASE("a remediation plan and an appeal through a live broker escalate on th
     live_broker lb(d / "store", live_broker::flags("2026-11-02T08:00:00+08:00"));
     auto publish = [&](const std::string& type, json body) {
         json j = {{"type", type}, {"school", primary}, {"status", "Actual"}, {"body", body}};
-        auto r = run({"publish", "--ingest", lb.b.ingest, "--query", lb.b.query, j.dump()});
+        auto r = run_stdout({"publish", "--ingest", lb.b.ingest, "--query", lb.b.query, j.dump()});
         INFO(type << " " << (r.lines.empty() ? "" : r.lines[0]));
         REQUIRE(r.code == 0);
     };
@@ -1131,16 +1104,16 @@ TEST_CASE("a remediation plan and an appeal through a live broker escalate on th
                                    "2026-11-20T00:00:00.000000Z hazard.major.plan district",
                                    "2026-11-23T00:00:00.000000Z hazard.general district"});
 
-    auto diff =
-        run({"rules", "replay", "--rules", default_rules(), "--diff", "--query", lb.b.query});
+    auto diff = run_stdout(
+        {"rules", "replay", "--rules", default_rules(), "--diff", "--query", lb.b.query});
     CHECK(diff.code == 0);
     CHECK(diff.lines ==
           std::vector<std::string>{"pages added by these rules: 0",
                                    "pages in the log these rules would not make: 0",
                                    "pages at another time or lateness (log -> these rules): 0",
                                    "first page per school (log -> these rules):"});
-    auto replayed = run({"rules", "replay", "--rules", default_rules(), "--logged-timers", "--json",
-                         "--query", lb.b.query});
+    auto replayed = run_stdout({"rules", "replay", "--rules", default_rules(), "--logged-timers",
+                                "--json", "--query", lb.b.query});
     CHECK(replayed.code == 0);
     std::vector<std::string> logged;
     for (auto e : log)

@@ -25,14 +25,6 @@ std::vector<std::string> lines_of(const std::string& path) {
     return v;
 }
 
-// Standard output's lines of an export: without the notes on standard error.
-std::vector<std::string> output_of(const run_result& r) {
-    std::vector<std::string> v;
-    for (const auto& l : r.lines)
-        if (!l.starts_with("pingan: ")) v.push_back(l);
-    return v;
-}
-
 void write_lines(const std::string& path, const std::vector<std::string>& lines) {
     std::ofstream o(path, std::ios::trunc);
     for (const auto& l : lines)
@@ -208,7 +200,7 @@ TEST_CASE("export --term keeps to the school term's dates in China time", "[expo
     l.publish(hazard("420502K001", "HZ-4", "窗户破损", l.now()));
     auto autumn = run({"export", "--data", l.store(), "--term", "2026-autumn"});
     REQUIRE(autumn.code == 0);
-    CHECK(output_of(autumn).size() == 4);
+    CHECK(json_lines(autumn).size() == 4);
     CHECK(has(autumn, "this export is not logged"));
     auto spring = run({"export", "--term", "2027-spring"});
     REQUIRE(spring.code == 0);
@@ -224,10 +216,10 @@ TEST_CASE("an offline export redacts minors' details and says how many", "[expor
     l.publish(psych(l.now()));
     auto r = run({"export", "--data", l.store(), "--type", "psych.alert"});
     REQUIRE(r.code == 0);
-    auto lines = output_of(r);
+    auto lines = json_lines(r);
     REQUIRE(lines.size() == 2);
-    CHECK(json::parse(lines[0])["redacted"] == 1);
-    auto e = json::parse(lines[1]);
+    CHECK(lines[0]["redacted"] == 1);
+    auto e = lines[1];
     CHECK(e["body"]["student_ref"] == "redacted");
     CHECK(e["body"]["risk_level"] == "orange");
     for (const auto& line : r.lines)
@@ -415,11 +407,7 @@ TEST_CASE("export --incident through the broker is logged as access.viewed what 
         REQUIRE(run(as({"publish", h.dump()}, d / "city.key")).code == 0);
     }
     auto viewed = [&] {
-        std::vector<json> v;
-        for (const auto& l :
-             run(as({"replay", "--json", "--type", "access.viewed"}, d / "city.key")).lines)
-            v.push_back(json::parse(l));
-        return v;
+        return json_lines(run(as({"replay", "--json", "--type", "access.viewed"}, d / "city.key")));
     };
     // Looking at an incident is not an export.
     REQUIRE(

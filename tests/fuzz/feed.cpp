@@ -17,38 +17,12 @@
 #include <string>
 #include <vector>
 
-namespace {
-
 using namespace pingan;
 
-struct clients {
-    principal city, district, school;
-    clients() {
-        city.identity = "city";
-        city.city = true;
-        city.may_query = true;
-        district.identity = "district:420502";
-        district.district = "420502";
-        district.may_query = true;
-        school.identity = "school:420502K001";
-        school.school = "420502K001";
-        school.home_district = "420502";
-        school.may_query = true;
-    }
-};
-
-} // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static const clients who;
-    std::string_view input(reinterpret_cast<const char*>(data), size);
-    std::vector<std::string_view> messages;
-    for (std::size_t at = 0; at <= input.size() && messages.size() < 64;) {
-        auto nl = input.find('\n', at);
-        messages.push_back(input.substr(at, nl == std::string_view::npos ? nl : nl - at));
-        if (nl == std::string_view::npos) break;
-        at = nl + 1;
-    }
+    static const fuzz::clients who;
+    auto messages =
+        fuzz::split(std::string_view(reinterpret_cast<const char*>(data), size), '\n', 64);
     std::string type = "hazard.reported";
     for (const principal* p : {&who.city, &who.district, &who.school}) {
         // The client's own subscriptions, and the same notices beside another

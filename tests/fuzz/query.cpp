@@ -16,22 +16,6 @@ namespace {
 
 using namespace pingan;
 
-struct clients {
-    principal city, district, school;
-    clients() {
-        city.identity = "city";
-        city.city = true;
-        city.may_query = true;
-        district.identity = "district:420502";
-        district.district = "420502";
-        district.may_query = true;
-        school.identity = "school:420502K001";
-        school.school = "420502K001";
-        school.home_district = "420502";
-        school.may_query = true;
-    }
-};
-
 // A scoped client's narrowed filter stays within its scope.
 void check_scope(const principal& p, const scan_filter& f, const registry& reg) {
     if (p.city) return;
@@ -48,7 +32,7 @@ void check_scope(const principal& p, const scan_filter& f, const registry& reg) 
 }
 
 void params_of_every_command(const json& params) {
-    static const clients who;
+    static const fuzz::clients who;
     const auto& reg = fuzz::schools();
 
     replay_params rp;
@@ -92,14 +76,8 @@ void params_of_every_command(const json& params) {
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    std::string_view input(reinterpret_cast<const char*>(data), size);
-    std::vector<std::string_view> frames;
-    for (std::size_t at = 0;;) {
-        auto nul = input.find('\0', at);
-        frames.push_back(input.substr(at, nul == std::string_view::npos ? nul : nul - at));
-        if (nul == std::string_view::npos || frames.size() == 16) break;
-        at = nul + 1;
-    }
+    auto frames =
+        pingan::fuzz::split(std::string_view(reinterpret_cast<const char*>(data), size), '\0', 16);
     auto r = pingan::parse_query_request(frames);
     if (!r) {
         if (frames.size() >= 2) __builtin_trap();

@@ -44,6 +44,31 @@ std::string data_dir_or_env(const std::string& given) {
     return {};
 }
 
+void scan_store(const std::string& dir, scan_filter f,
+                const std::function<bool(std::uint64_t, std::string_view)>& visit) {
+    try {
+        store_options o;
+        o.path = dir;
+        o.read_only = true;
+        store s(o);
+        auto [from, to] = s.range(f);
+        f.from = from;
+        f.to = to;
+        f.from_time.reset();
+        f.to_time.reset();
+        bool more = true;
+        while (more && to && f.from <= f.to) {
+            auto next = s.scan(f, 1000, [&](std::uint64_t off, std::string_view rec) {
+                return more = visit(off, rec);
+            });
+            if (next <= f.from) break;
+            f.from = next;
+        }
+    } catch (const error& e) {
+        fatal(dir + ": " + e.detail());
+    }
+}
+
 namespace {
 
 bool wanted(const incident_filter& f, const json& i) {

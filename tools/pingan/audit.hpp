@@ -4,18 +4,29 @@
 #pragma once
 
 #include "broker/engine/rules.hpp"
+#include "broker/store/store.hpp"
 #include "common/codec.hpp"
 #include "common/registry.hpp"
 #include "common/signing.hpp"
 
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pingan::cli {
 
 // The store directory: `given`, else $PINGAN_DATA, else "" (ask the broker).
 std::string data_dir_or_env(const std::string& given);
+
+// The records `f` selects in the store directory `dir`, read-only (beside a
+// running broker or of a stopped one), in offset order: `f`'s times are
+// resolved to offsets first. `visit` gets each one's offset and bytes and
+// returns false to stop. Exits 2 with the store's message if it cannot be read.
+void scan_store(const std::string& dir, scan_filter f,
+                const std::function<bool(std::uint64_t, std::string_view)>& visit);
 
 // One incident (the JSON of INCIDENTS/INCIDENT in docs/protocol.md) and the
 // events that concern it, in offset order, in the JSON mapping of events.md.

@@ -250,26 +250,11 @@ std::vector<event> events_of(const std::vector<std::string>& types, const incide
         return true;
     };
     if (!dir.empty()) {
-        try {
-            store_options o;
-            o.path = dir;
-            o.read_only = true;
-            store s(o);
-            scan_filter sf;
-            sf.type_prefix = prefix;
-            sf.school = f.school;
-            sf.district = f.district;
-            auto [from, to] = s.range(sf);
-            sf.from = from;
-            sf.to = to;
-            while (to && sf.from <= sf.to) {
-                auto next = s.scan(sf, 1000, keep);
-                if (next <= sf.from) break;
-                sf.from = next;
-            }
-        } catch (const error& e) {
-            fatal(dir + ": " + e.detail());
-        }
+        scan_filter sf;
+        sf.type_prefix = prefix;
+        sf.school = f.school;
+        sf.district = f.district;
+        scan_store(dir, sf, keep);
         std::cerr << "pingan: this export is not logged: it read the store directly, read-only; "
                      "export through the broker to have it logged as access.viewed\n";
         return out;

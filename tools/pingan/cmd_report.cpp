@@ -29,39 +29,20 @@ std::vector<event> term_events(const report_args& a, const school_term& t) {
     std::vector<event> v;
     auto keep = [&](std::uint64_t off, std::string_view rec) {
         event e;
-        if (decode(rec, e)) return;
+        if (decode(rec, e)) return true;
         e.offset = off;
-        if (!a.district.empty() && e.district != a.district && !e.district.empty()) return;
+        if (!a.district.empty() && e.district != a.district && !e.district.empty()) return true;
         redact_minors(e); // the report counts; it never needs a student reference
         v.push_back(std::move(e));
+        return true;
     };
     auto dir = data_dir_or_env(a.data_dir);
     if (!dir.empty()) {
-        try {
-            store_options o;
-            o.path = dir;
-            o.read_only = true;
-            store s(o);
-            scan_filter f;
-            f.from_time = t.from;
-            f.to_time = t.to - micros{1};
-            f.district = a.district;
-            auto [from, to] = s.range(f);
-            f.from = from;
-            f.to = to;
-            f.from_time.reset();
-            f.to_time.reset();
-            while (to && f.from <= f.to) {
-                auto next = s.scan(f, 1000, [&](std::uint64_t off, std::string_view rec) {
-                    keep(off, rec);
-                    return true;
-                });
-                if (next <= f.from) break;
-                f.from = next;
-            }
-        } catch (const error& e) {
-            fatal(dir + ": " + e.detail());
-        }
+        scan_filter f;
+        f.from_time = t.from;
+        f.to_time = t.to - micros{1};
+        f.district = a.district;
+        scan_store(dir, f, keep);
         return v;
     }
     zmq::context_t ctx(1);
@@ -73,13 +54,7 @@ std::vector<event> term_events(const report_args& a, const school_term& t) {
     r.district = a.district;
     r.credit = 2000;
     try {
-        q.replay(
-            r,
-            [&](std::uint64_t off, std::string_view payload) {
-                keep(off, payload);
-                return true;
-            },
-            answer_timeout());
+        q.replay(r, keep, answer_timeout());
     } catch (const error& e) {
         fail(e);
     }
