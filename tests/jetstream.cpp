@@ -43,6 +43,7 @@ int free_port() {
 // One nats-server with JetStream, on a store directory that survives restarts.
 struct nats_node {
     std::string dir, name;
+    std::string config; // a configuration file (accounts, users), or empty
     int port = free_port(), cluster_port = 0;
     std::vector<int> routes; // the other nodes' cluster ports
     std::unique_ptr<process> proc;
@@ -61,6 +62,10 @@ struct nats_node {
     void start() {
         std::vector<std::string> argv{"/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p",
                                       std::to_string(port),    "-sd", dir,  "-n",        name};
+        if (!config.empty()) {
+            argv.push_back("-c");
+            argv.push_back(config);
+        }
         if (cluster_port) {
             std::string r;
             for (auto p : routes)
@@ -128,8 +133,19 @@ struct stream_reader {
         return n;
     }
 
+    // The subjects the stream takes.
+    std::vector<std::string> subjects(const std::string& stream = "PINGAN") {
+        jsStreamInfo* si = nullptr;
+        if (js_GetStreamInfo(&si, js, stream.c_str(), nullptr, nullptr) != NATS_OK) return {};
+        std::vector<std::string> v;
+        for (int i = 0; si->Config && i < si->Config->SubjectsLen; ++i)
+            v.emplace_back(si->Config->Subjects[i]);
+        jsStreamInfo_Destroy(si);
+        return v;
+    }
+
     struct record {
-        std::string data, msg_id;
+        std::string data, msg_id, subject;
     };
     std::optional<record> at(std::uint64_t seq, const std::string& stream = "PINGAN") {
         natsMsg* m = nullptr;
@@ -137,7 +153,8 @@ struct stream_reader {
             return std::nullopt;
         record r{
             std::string(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))),
-            {}};
+            {},
+            natsMsg_GetSubject(m)};
         const char* id = nullptr;
         if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id) r.msg_id = id;
         natsMsg_Destroy(m);
@@ -228,8 +245,9 @@ std::vector<std::string> replication_flags(const std::vector<std::string>& urls,
     return f;
 }
 
-// Every record of the log is in the stream at its offset, with the same bytes
-// and the event id as Nats-Msg-Id; the stream holds nothing more.
+// Every record of the log is in the stream at its offset, with the same bytes,
+// the event id as Nats-Msg-Id, on the subject of its district and school;
+// the stream holds nothing more.
 void check_stream_is_log(stream_reader& r, zmq::context_t& ctx, const std::string& query) {
     auto log = replay_all(ctx, query);
     REQUIRE(r.last() == log.size());
@@ -240,6 +258,8 @@ void check_stream_is_log(stream_reader& r, zmq::context_t& ctx, const std::strin
         event e;
         REQUIRE_FALSE(decode(bytes, e));
         CHECK(rec->msg_id == e.id.str());
+        CHECK(rec->subject == "pingan.events." + (e.district.empty() ? "_" : e.district) + "." +
+                                  (e.school.empty() ? "_" : e.school));
     }
 }
 
@@ -741,4 +761,61 @@ TEST_CASE("the new leader fires the deadline the old one left pending, marked la
         CHECK(r["body"]["late"] == true);
     // The stream is the new leader's log.
     check_stream_is_log(reader, ctx, standby.query);
+}
+
+TEST_CASE("a stream of the single-subject layout is refused naming both subjects, and replication "
+          "needs the keys that seal minors' data",
+          "[jetstream]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    {
+        jsStreamConfig sc;
+        jsStreamConfig_Init(&sc);
+        const char* subjects[] = {"pingan.events"};
+        sc.Name = "PINGAN";
+        sc.Subjects = subjects;
+        sc.SubjectsLen = 1;
+        sc.Storage = js_FileStorage;
+        jsStreamInfo* si = nullptr;
+        REQUIRE(js_AddStream(&si, reader.js, &sc, nullptr, nullptr) == NATS_OK);
+        jsStreamInfo_Destroy(si);
+    }
+    process refused(broker_argv(d / "a", replication_flags({n.url()})), std::string(), d / "a.log");
+    CHECK(refused.wait() == 2);
+    auto log = read_text(d / "a.log");
+    CHECK_THAT(log, Catch::Contains("stream PINGAN takes the single subject pingan.events,"));
+    CHECK_THAT(log, Catch::Contains("needs a stream that takes pingan.events.>"));
+    // A standby does not follow it either.
+    process standby(broker_argv(d / "b", with(replication_flags({n.url()}), {"--standby"})),
+                    std::string(), d / "b.log");
+    CHECK(standby.wait() == 2);
+    CHECK_THAT(read_text(d / "b.log"),
+               Catch::Contains("stream PINGAN takes the single subject pingan.events,"));
+    // Given a new stream, the broker makes it and publishes its log there.
+    {
+        broker_process b(d / "a",
+                         with(replication_flags({n.url()}), {"--jetstream-stream", "PINGAN2"}),
+                         d / "a2.log", "info");
+        zmq::context_t ctx(1);
+        ingest_client pub(ctx, b.ingest);
+        auto ev = readings(2);
+        for (const auto& x : pub.publish(ev).results)
+            REQUIRE(x.what == wire::outcome::stored);
+        CHECK(reader.subjects("PINGAN2") == std::vector<std::string>{"pingan.events.>"});
+        CHECK(reader.last("PINGAN2") == 2);
+    }
+    CHECK(reader.last("PINGAN") == 0);
+
+    // Without --keys (nor --insecure-dev) the stream would hold minors' data in clear.
+    // The test runner sets PINGAN_INSECURE_DEV for every program; not here.
+    const char* insecure = std::getenv("PINGAN_INSECURE_DEV");
+    std::string was = insecure ? insecure : "";
+    ::unsetenv("PINGAN_INSECURE_DEV");
+    process no_keys(
+        broker_argv(d / "c", {"--replication", "jetstream", "--jetstream-server", n.url()}),
+        std::string(), d / "c.log");
+    if (insecure) ::setenv("PINGAN_INSECURE_DEV", was.c_str(), 1);
+    CHECK(no_keys.wait() == 2);
+    CHECK_THAT(read_text(d / "c.log"), Catch::Contains("--replication jetstream needs --keys"));
 }
