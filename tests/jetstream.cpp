@@ -4,6 +4,7 @@
 #include "broker/store.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
+#include "pingan_run.hpp"
 
 #include "support.hpp"
 
@@ -763,6 +764,129 @@ TEST_CASE("the new leader fires the deadline the old one left pending, marked la
     check_stream_is_log(reader, ctx, standby.query);
 }
 
+namespace {
+
+std::vector<std::string> pingan_argv(std::vector<std::string> args) {
+    args.insert(args.begin(), std::string(PINGAN_BIN_DIR) + "/pingan");
+    return args;
+}
+
+const std::string secret_ref = "stu-SECRET-5521";
+
+// A psych alert of 420502K001 naming a student by reference.
+event psych_event() {
+    auto e = sample_hazard("420502K001");
+    psych_alert a;
+    a.alert_id = "PA-7";
+    a.student_ref = secret_ref;
+    a.level = risk_level::red;
+    a.source = psych_source::teacher;
+    a.indicator_codes = {"SH.2"};
+    a.reported_by_role = "psych_teacher";
+    e.body = a;
+    e.scope = scope::private_;
+    return e;
+}
+
+} // namespace
+
+TEST_CASE("each record is on its district's and school's subject, and pingan replay --jetstream "
+          "prints the broker's replay lines, of one district with --district",
+          "[jetstream][reader]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    broker_process b(d / "store", replication_flags({n.url()}), d / "broker.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    std::vector<event> ev;
+    for (std::size_t i = 0; i < 12; ++i)
+        ev.push_back(sample_reading(i % 3 == 0 ? "420503K001" : "420502K001", i));
+    ev.push_back(sample_hazard("420503K002"));
+    for (const auto& x : pub.publish(ev).results)
+        REQUIRE(x.what == wire::outcome::stored);
+    CHECK(reader.subjects() == std::vector<std::string>{"pingan.events.>"});
+    CHECK(reader.at(1)->subject == "pingan.events.420503.420503K001");
+    CHECK(reader.at(2)->subject == "pingan.events.420502.420502K001");
+    CHECK(reader.at(13)->subject == "pingan.events.420503.420503K002");
+    check_stream_is_log(reader, ctx, b.query);
+
+    // The same lines from the stream as from the broker, filters included.
+    auto both = [&](const std::vector<std::string>& args) {
+        auto from_broker = run_stdout(with({"replay", "--query", b.query}, args));
+        auto from_stream = run_stdout(with({"replay", "--jetstream", n.url()}, args));
+        CHECK(from_broker.code == 0);
+        CHECK(from_stream.code == 0);
+        CHECK(from_stream.lines == from_broker.lines);
+        return from_stream.lines;
+    };
+    CHECK(both({}).size() == 13);
+    CHECK(both({"--json"}).size() == 13);
+    CHECK(both({"--from", "5"}).size() == 9);
+    CHECK(both({"--type", "hazard."}).size() == 1);
+    // One district: a consumer of its subjects only.
+    auto district = both({"--json", "--district", "420503"});
+    CHECK(district.size() == 5);
+    for (const auto& l : district)
+        CHECK(nlohmann::json::parse(l)["district"] == "420503");
+    CHECK(both({"--school", "420502K001", "--from", "3"}).size() == 7);
+
+    // --follow: what is there, then each record as it is stored.
+    process follow(pingan_argv(
+        {"replay", "--jetstream", n.url(), "--district", "420502", "--json", "--follow"}));
+    for (std::size_t i = 0; i < 8; ++i)
+        REQUIRE(follow.line(std::chrono::seconds(20)));
+    auto more = readings(3, 100);
+    for (const auto& x : pub.publish(more).results)
+        REQUIRE(x.what == wire::outcome::stored);
+    for (std::size_t k = 0; k < more.size(); ++k) {
+        auto l = follow.line(std::chrono::seconds(20));
+        REQUIRE(l);
+        auto j = nlohmann::json::parse(*l);
+        CHECK(j["id"] == more[k].id.str());
+        CHECK(j["offset"] == 14 + k);
+    }
+    follow.signal(SIGTERM);
+    follow.wait();
+
+    // Records removed from the stream: a reader of the whole stream says which.
+    jsOptions po;
+    jsOptions_Init(&po);
+    po.Stream.Purge.Sequence = 4;
+    REQUIRE(js_PurgeStream(reader.js, "PINGAN", &po, nullptr) == NATS_OK);
+    auto gap = run({"replay", "--jetstream", n.url()});
+    CHECK(gap.code == 1);
+    CHECK(has(gap, "stream PINGAN holds no record at offset 1 to 3 (the next it holds is 4)"));
+    CHECK(run_stdout({"replay", "--jetstream", n.url(), "--from", "4"}).lines.size() == 13);
+}
+
+TEST_CASE("with --keys the stream holds no student reference, and a JetStream reader shows minors' "
+          "details redacted",
+          "[jetstream][reader]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    broker_process b(d / "store", with(replication_flags({n.url()}), {"--keys", d / "keys"}),
+                     d / "broker.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    std::vector<event> ev{psych_event()};
+    REQUIRE(pub.publish(ev).results.at(0).what == wire::outcome::stored);
+    auto rec = reader.at(1);
+    REQUIRE(rec);
+    CHECK(rec->subject == "pingan.events.420502.420502K001");
+    CHECK(rec->data.find("420502K001") != std::string::npos); // the envelope is in clear
+    CHECK(rec->data.find(secret_ref) == std::string::npos);
+    auto r = run_stdout({"replay", "--jetstream", n.url(), "--json"});
+    CHECK(r.code == 0);
+    REQUIRE(r.lines.size() == 1);
+    auto j = nlohmann::json::parse(r.lines[0]);
+    CHECK(j["type"] == "psych.alert");
+    CHECK(j["body"]["student_ref"] == "redacted");
+    CHECK(j["body"]["risk_level"] == "red");
+    CHECK(r.lines[0].find("sealed:") == std::string::npos);
+}
+
 TEST_CASE("a stream of the single-subject layout is refused naming both subjects, and replication "
           "needs the keys that seal minors' data",
           "[jetstream]") {
@@ -818,4 +942,77 @@ TEST_CASE("a stream of the single-subject layout is refused naming both subjects
     if (insecure) ::setenv("PINGAN_INSECURE_DEV", was.c_str(), 1);
     CHECK(no_keys.wait() == 2);
     CHECK_THAT(read_text(d / "c.log"), Catch::Contains("--replication jetstream needs --keys"));
+}
+
+TEST_CASE("with per-user subject permissions a district's NATS user reads its district through "
+          "pingan replay and is refused another's",
+          "[jetstream][reader]") {
+    temp_dir d;
+    // The configuration of docs/replication.md, "NATS users and permissions".
+    std::ofstream(d / "nats.conf")
+        << "accounts {\n"
+           "  CITY {\n"
+           "    jetstream: enabled\n"
+           "    users: [\n"
+           "      {user: broker, password: broker-pass}\n"
+           "      {user: district-420502, password: reader-pass, permissions: {\n"
+           "        publish: {allow: "
+           "[\"$JS.API.CONSUMER.CREATE.PINGAN.*.pingan.events.420502.>\",\n"
+           "                          \"$JS.API.CONSUMER.INFO.PINGAN.*\", \"$JS.FC.PINGAN.>\"]}\n"
+           "        subscribe: {allow: [\"_INBOX_420502.>\"]}\n"
+           "      }}\n"
+           "    ]\n"
+           "  }\n"
+           "}\n";
+    nats_node n;
+    n.dir = d / "nats";
+    n.name = "perm";
+    n.config = d / "nats.conf";
+    n.start();
+    auto url = [&](const std::string& user) {
+        return "nats://" + user + "@127.0.0.1:" + std::to_string(n.port);
+    };
+    stream_reader wait_up({url("broker:broker-pass")});
+    broker_process b(d / "store", replication_flags({url("broker:broker-pass")}), d / "broker.log",
+                     "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    std::vector<event> ev;
+    for (std::size_t i = 0; i < 6; ++i)
+        ev.push_back(sample_reading(i % 2 ? "420503K001" : "420502K001", i));
+    for (const auto& x : pub.publish(ev).results)
+        REQUIRE(x.what == wire::outcome::stored);
+    CHECK_FALSE(read_text(d / "broker.log").find("broker-pass") != std::string::npos);
+
+    auto reader = url("district-420502:reader-pass");
+    auto own = run_stdout({"replay", "--jetstream", reader, "--district", "420502", "--json"});
+    auto broker_own = run_stdout({"replay", "--query", b.query, "--district", "420502", "--json"});
+    CHECK(own.code == 0);
+    CHECK(own.lines.size() == 3);
+    CHECK(own.lines == broker_own.lines);
+
+    // Another district, or the whole stream: the servers refuse the consumer.
+    for (const auto& scope : std::vector<std::vector<std::string>>{{"--district", "420503"}, {}}) {
+        auto other = run(with({"replay", "--jetstream", reader, "--jetstream-inbox",
+                               "_INBOX_420502", "--timeout", "2"},
+                              scope));
+        INFO((other.lines.empty() ? std::string() : other.lines.back()));
+        CHECK(other.code == 1);
+        CHECK(has(other, "the NATS servers refused reading"));
+        CHECK_FALSE(has(other, "420503K001\""));
+    }
+
+    // Nor may it subscribe to another district's subject itself.
+    natsConnection* nc = nullptr;
+    REQUIRE(natsConnection_ConnectTo(&nc, reader.c_str()) == NATS_OK);
+    natsSubscription* sub = nullptr;
+    REQUIRE(natsConnection_SubscribeSync(&sub, nc, "pingan.events.420503.>") == NATS_OK);
+    (void)natsConnection_FlushTimeout(nc, 2000);
+    const char* text = nullptr;
+    CHECK(natsConnection_GetLastError(nc, &text) == NATS_NOT_PERMITTED);
+    CHECK_THAT(
+        std::string(text ? text : ""),
+        Catch::Contains("Permissions Violation for Subscription to \"pingan.events.420503.>\""));
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
 }
