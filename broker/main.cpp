@@ -151,7 +151,8 @@ int main(int argc, char** argv) {
                    "NATS server URL, e.g. nats://127.0.0.1:4222 (repeat for a cluster)");
     app.add_option("--jetstream-stream", js_stream, "the stream's name (default PINGAN)");
     app.add_option("--jetstream-subject", js_subject,
-                   "the subject every record is published on (default pingan.events)");
+                   "the records' subject: each is published on SUBJECT.<district>.<school> "
+                   "(default pingan.events)");
     app.add_option(
         "--jetstream-replicas", js_replicas,
         "copies of the stream kept by the cluster when the broker creates it: 1, 3 or 5");
@@ -247,6 +248,20 @@ int main(int argc, char** argv) {
     if (cfg.jetstream.standby && cfg.replication != "jetstream")
         fatal("--standby follows a JetStream stream: it needs --replication jetstream");
     if (cfg.replication == "jetstream") {
+        const auto& subj = cfg.jetstream.subject;
+        if (subj.empty() || subj.front() == '.' || subj.back() == '.' ||
+            subj.find("..") != std::string::npos ||
+            subj.find_first_of("*> \t\r\n") != std::string::npos)
+            fatal("jetstream subject " + subj +
+                  ": expected tokens separated by dots, without wildcards or spaces, such as "
+                  "pingan.events");
+        // The stream holds the stored bytes: without sealing, its readers
+        // would read minors' data in clear.
+        if (cfg.keys.empty() && !insecure_dev)
+            fatal("--replication jetstream needs --keys (keys_dir:): every record is copied to "
+                  "the stream, whose readers would otherwise read minors' data (student "
+                  "references, indicator codes) in clear; give --keys DIR, or --insecure-dev for "
+                  "development (docs/replication.md, \"Who reads the stream\")");
         b.replication = std::make_shared<const jetstream_config>(cfg.jetstream);
     }
 
@@ -339,6 +354,11 @@ int main(int argc, char** argv) {
         if (std::error_code ec; !b.data_dir.empty())
             std::filesystem::create_directories(b.data_dir, ec);
         b.keys = open_keys(cfg.keys, b.data_dir);
+        if (b.replication && !b.keys)
+            spdlog::critical("INSECURE (--insecure-dev): no --keys with replication: stream {} "
+                             "holds minors' data in clear for anyone who may read it. "
+                             "Development only.",
+                             b.replication->stream);
         if (!cfg.checkpoint_dir.empty() && cfg.checkpoint_key.empty())
             fatal("--checkpoint-dir needs --checkpoint-key (checkpoint.key): the key that signs");
         if (!cfg.checkpoint_key.empty()) {

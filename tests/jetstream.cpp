@@ -4,6 +4,7 @@
 #include "broker/store/store.hpp"
 #include "broker_process.hpp"
 #include "common/client.hpp"
+#include "pingan_run.hpp"
 
 #include "support.hpp"
 
@@ -43,6 +44,7 @@ int free_port() {
 // One nats-server with JetStream, on a store directory that survives restarts.
 struct nats_node {
     std::string dir, name;
+    std::string config; // a configuration file (accounts, users), or empty
     int port = free_port(), cluster_port = 0;
     std::vector<int> routes; // the other nodes' cluster ports
     std::unique_ptr<process> proc;
@@ -61,6 +63,10 @@ struct nats_node {
     void start() {
         std::vector<std::string> argv{"/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p",
                                       std::to_string(port),    "-sd", dir,  "-n",        name};
+        if (!config.empty()) {
+            argv.push_back("-c");
+            argv.push_back(config);
+        }
         if (cluster_port) {
             std::string r;
             for (auto p : routes)
@@ -128,8 +134,19 @@ struct stream_reader {
         return n;
     }
 
+    // The subjects the stream takes.
+    std::vector<std::string> subjects(const std::string& stream = "PINGAN") {
+        jsStreamInfo* si = nullptr;
+        if (js_GetStreamInfo(&si, js, stream.c_str(), nullptr, nullptr) != NATS_OK) return {};
+        std::vector<std::string> v;
+        for (int i = 0; si->Config && i < si->Config->SubjectsLen; ++i)
+            v.emplace_back(si->Config->Subjects[i]);
+        jsStreamInfo_Destroy(si);
+        return v;
+    }
+
     struct record {
-        std::string data, msg_id;
+        std::string data, msg_id, subject;
     };
     std::optional<record> at(std::uint64_t seq, const std::string& stream = "PINGAN") {
         natsMsg* m = nullptr;
@@ -137,7 +154,8 @@ struct stream_reader {
             return std::nullopt;
         record r{
             std::string(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))),
-            {}};
+            {},
+            natsMsg_GetSubject(m)};
         const char* id = nullptr;
         if (natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id) r.msg_id = id;
         natsMsg_Destroy(m);
@@ -228,8 +246,9 @@ std::vector<std::string> replication_flags(const std::vector<std::string>& urls,
     return f;
 }
 
-// Every record of the log is in the stream at its offset, with the same bytes
-// and the event id as Nats-Msg-Id; the stream holds nothing more.
+// Every record of the log is in the stream at its offset, with the same bytes,
+// the event id as Nats-Msg-Id, on the subject of its district and school;
+// the stream holds nothing more.
 void check_stream_is_log(stream_reader& r, zmq::context_t& ctx, const std::string& query) {
     auto log = replay_all(ctx, query);
     REQUIRE(r.last() == log.size());
@@ -240,6 +259,8 @@ void check_stream_is_log(stream_reader& r, zmq::context_t& ctx, const std::strin
         event e;
         REQUIRE_FALSE(decode(bytes, e));
         CHECK(rec->msg_id == e.id.str());
+        CHECK(rec->subject == "pingan.events." + (e.district.empty() ? "_" : e.district) + "." +
+                                  (e.school.empty() ? "_" : e.school));
     }
 }
 
@@ -741,4 +762,257 @@ TEST_CASE("the new leader fires the deadline the old one left pending, marked la
         CHECK(r["body"]["late"] == true);
     // The stream is the new leader's log.
     check_stream_is_log(reader, ctx, standby.query);
+}
+
+namespace {
+
+std::vector<std::string> pingan_argv(std::vector<std::string> args) {
+    args.insert(args.begin(), std::string(PINGAN_BIN_DIR) + "/pingan");
+    return args;
+}
+
+const std::string secret_ref = "stu-SECRET-5521";
+
+// A psych alert of 420502K001 naming a student by reference.
+event psych_event() {
+    auto e = sample_hazard("420502K001");
+    psych_alert a;
+    a.alert_id = "PA-7";
+    a.student_ref = secret_ref;
+    a.level = risk_level::red;
+    a.source = psych_source::teacher;
+    a.indicator_codes = {"SH.2"};
+    a.reported_by_role = "psych_teacher";
+    e.body = a;
+    e.scope = scope::private_;
+    return e;
+}
+
+} // namespace
+
+TEST_CASE("each record is on its district's and school's subject, and pingan replay --jetstream "
+          "prints the broker's replay lines, of one district with --district",
+          "[jetstream][reader]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    broker_process b(d / "store", replication_flags({n.url()}), d / "broker.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    std::vector<event> ev;
+    for (std::size_t i = 0; i < 12; ++i)
+        ev.push_back(sample_reading(i % 3 == 0 ? "420503K001" : "420502K001", i));
+    ev.push_back(sample_hazard("420503K002"));
+    for (const auto& x : pub.publish(ev).results)
+        REQUIRE(x.what == wire::outcome::stored);
+    CHECK(reader.subjects() == std::vector<std::string>{"pingan.events.>"});
+    CHECK(reader.at(1)->subject == "pingan.events.420503.420503K001");
+    CHECK(reader.at(2)->subject == "pingan.events.420502.420502K001");
+    CHECK(reader.at(13)->subject == "pingan.events.420503.420503K002");
+    check_stream_is_log(reader, ctx, b.query);
+
+    // The same lines from the stream as from the broker, filters included.
+    auto both = [&](const std::vector<std::string>& args) {
+        auto from_broker = run_stdout(with({"replay", "--query", b.query}, args));
+        auto from_stream = run_stdout(with({"replay", "--jetstream", n.url()}, args));
+        CHECK(from_broker.code == 0);
+        CHECK(from_stream.code == 0);
+        CHECK(from_stream.lines == from_broker.lines);
+        return from_stream.lines;
+    };
+    CHECK(both({}).size() == 13);
+    CHECK(both({"--json"}).size() == 13);
+    CHECK(both({"--from", "5"}).size() == 9);
+    CHECK(both({"--type", "hazard."}).size() == 1);
+    // One district: a consumer of its subjects only.
+    auto district = both({"--json", "--district", "420503"});
+    CHECK(district.size() == 5);
+    for (const auto& l : district)
+        CHECK(nlohmann::json::parse(l)["district"] == "420503");
+    CHECK(both({"--school", "420502K001", "--from", "3"}).size() == 7);
+
+    // --follow: what is there, then each record as it is stored.
+    process follow(pingan_argv(
+        {"replay", "--jetstream", n.url(), "--district", "420502", "--json", "--follow"}));
+    for (std::size_t i = 0; i < 8; ++i)
+        REQUIRE(follow.line(std::chrono::seconds(20)));
+    auto more = readings(3, 100);
+    for (const auto& x : pub.publish(more).results)
+        REQUIRE(x.what == wire::outcome::stored);
+    for (std::size_t k = 0; k < more.size(); ++k) {
+        auto l = follow.line(std::chrono::seconds(20));
+        REQUIRE(l);
+        auto j = nlohmann::json::parse(*l);
+        CHECK(j["id"] == more[k].id.str());
+        CHECK(j["offset"] == 14 + k);
+    }
+    follow.signal(SIGTERM);
+    follow.wait();
+
+    // Records removed from the stream: a reader of the whole stream says which.
+    jsOptions po;
+    jsOptions_Init(&po);
+    po.Stream.Purge.Sequence = 4;
+    REQUIRE(js_PurgeStream(reader.js, "PINGAN", &po, nullptr) == NATS_OK);
+    auto gap = run({"replay", "--jetstream", n.url()});
+    CHECK(gap.code == 1);
+    CHECK(has(gap, "stream PINGAN holds no record at offset 1 to 3 (the next it holds is 4)"));
+    CHECK(run_stdout({"replay", "--jetstream", n.url(), "--from", "4"}).lines.size() == 13);
+}
+
+TEST_CASE("with --keys the stream holds no student reference, and a JetStream reader shows minors' "
+          "details redacted",
+          "[jetstream][reader]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    broker_process b(d / "store", with(replication_flags({n.url()}), {"--keys", d / "keys"}),
+                     d / "broker.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    std::vector<event> ev{psych_event()};
+    REQUIRE(pub.publish(ev).results.at(0).what == wire::outcome::stored);
+    auto rec = reader.at(1);
+    REQUIRE(rec);
+    CHECK(rec->subject == "pingan.events.420502.420502K001");
+    CHECK(rec->data.find("420502K001") != std::string::npos); // the envelope is in clear
+    CHECK(rec->data.find(secret_ref) == std::string::npos);
+    auto r = run_stdout({"replay", "--jetstream", n.url(), "--json"});
+    CHECK(r.code == 0);
+    REQUIRE(r.lines.size() == 1);
+    auto j = nlohmann::json::parse(r.lines[0]);
+    CHECK(j["type"] == "psych.alert");
+    CHECK(j["body"]["student_ref"] == "redacted");
+    CHECK(j["body"]["risk_level"] == "red");
+    CHECK(r.lines[0].find("sealed:") == std::string::npos);
+}
+
+TEST_CASE("a stream of the single-subject layout is refused naming both subjects, and replication "
+          "needs the keys that seal minors' data",
+          "[jetstream]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    {
+        jsStreamConfig sc;
+        jsStreamConfig_Init(&sc);
+        const char* subjects[] = {"pingan.events"};
+        sc.Name = "PINGAN";
+        sc.Subjects = subjects;
+        sc.SubjectsLen = 1;
+        sc.Storage = js_FileStorage;
+        jsStreamInfo* si = nullptr;
+        REQUIRE(js_AddStream(&si, reader.js, &sc, nullptr, nullptr) == NATS_OK);
+        jsStreamInfo_Destroy(si);
+    }
+    process refused(broker_argv(d / "a", replication_flags({n.url()})), std::string(), d / "a.log");
+    CHECK(refused.wait() == 2);
+    auto log = read_text(d / "a.log");
+    CHECK_THAT(log, Catch::Contains("stream PINGAN takes the single subject pingan.events,"));
+    CHECK_THAT(log, Catch::Contains("needs a stream that takes pingan.events.>"));
+    // A standby does not follow it either.
+    process standby(broker_argv(d / "b", with(replication_flags({n.url()}), {"--standby"})),
+                    std::string(), d / "b.log");
+    CHECK(standby.wait() == 2);
+    CHECK_THAT(read_text(d / "b.log"),
+               Catch::Contains("stream PINGAN takes the single subject pingan.events,"));
+    // Given a new stream, the broker makes it and publishes its log there.
+    {
+        broker_process b(d / "a",
+                         with(replication_flags({n.url()}), {"--jetstream-stream", "PINGAN2"}),
+                         d / "a2.log", "info");
+        zmq::context_t ctx(1);
+        ingest_client pub(ctx, b.ingest);
+        auto ev = readings(2);
+        for (const auto& x : pub.publish(ev).results)
+            REQUIRE(x.what == wire::outcome::stored);
+        CHECK(reader.subjects("PINGAN2") == std::vector<std::string>{"pingan.events.>"});
+        CHECK(reader.last("PINGAN2") == 2);
+    }
+    CHECK(reader.last("PINGAN") == 0);
+
+    // Without --keys (nor --insecure-dev) the stream would hold minors' data in clear.
+    // The test runner sets PINGAN_INSECURE_DEV for every program; not here.
+    const char* insecure = std::getenv("PINGAN_INSECURE_DEV");
+    std::string was = insecure ? insecure : "";
+    ::unsetenv("PINGAN_INSECURE_DEV");
+    process no_keys(
+        broker_argv(d / "c", {"--replication", "jetstream", "--jetstream-server", n.url()}),
+        std::string(), d / "c.log");
+    if (insecure) ::setenv("PINGAN_INSECURE_DEV", was.c_str(), 1);
+    CHECK(no_keys.wait() == 2);
+    CHECK_THAT(read_text(d / "c.log"), Catch::Contains("--replication jetstream needs --keys"));
+}
+
+TEST_CASE("with per-user subject permissions a district's NATS user reads its district through "
+          "pingan replay and is refused another's",
+          "[jetstream][reader]") {
+    temp_dir d;
+    // The configuration of docs/replication.md, "NATS users and permissions".
+    std::ofstream(d / "nats.conf")
+        << "accounts {\n"
+           "  CITY {\n"
+           "    jetstream: enabled\n"
+           "    users: [\n"
+           "      {user: broker, password: broker-pass}\n"
+           "      {user: district-420502, password: reader-pass, permissions: {\n"
+           "        publish: {allow: "
+           "[\"$JS.API.CONSUMER.CREATE.PINGAN.*.pingan.events.420502.>\",\n"
+           "                          \"$JS.API.CONSUMER.INFO.PINGAN.*\", \"$JS.FC.PINGAN.>\"]}\n"
+           "        subscribe: {allow: [\"_INBOX_420502.>\"]}\n"
+           "      }}\n"
+           "    ]\n"
+           "  }\n"
+           "}\n";
+    nats_node n;
+    n.dir = d / "nats";
+    n.name = "perm";
+    n.config = d / "nats.conf";
+    n.start();
+    auto url = [&](const std::string& user) {
+        return "nats://" + user + "@127.0.0.1:" + std::to_string(n.port);
+    };
+    stream_reader wait_up({url("broker:broker-pass")});
+    broker_process b(d / "store", replication_flags({url("broker:broker-pass")}), d / "broker.log",
+                     "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    std::vector<event> ev;
+    for (std::size_t i = 0; i < 6; ++i)
+        ev.push_back(sample_reading(i % 2 ? "420503K001" : "420502K001", i));
+    for (const auto& x : pub.publish(ev).results)
+        REQUIRE(x.what == wire::outcome::stored);
+    CHECK_FALSE(read_text(d / "broker.log").find("broker-pass") != std::string::npos);
+
+    auto reader = url("district-420502:reader-pass");
+    auto own = run_stdout({"replay", "--jetstream", reader, "--district", "420502", "--json"});
+    auto broker_own = run_stdout({"replay", "--query", b.query, "--district", "420502", "--json"});
+    CHECK(own.code == 0);
+    CHECK(own.lines.size() == 3);
+    CHECK(own.lines == broker_own.lines);
+
+    // Another district, or the whole stream: the servers refuse the consumer.
+    for (const auto& scope : std::vector<std::vector<std::string>>{{"--district", "420503"}, {}}) {
+        auto other = run(with({"replay", "--jetstream", reader, "--jetstream-inbox",
+                               "_INBOX_420502", "--timeout", "2"},
+                              scope));
+        INFO((other.lines.empty() ? std::string() : other.lines.back()));
+        CHECK(other.code == 1);
+        CHECK(has(other, "the NATS servers refused reading"));
+        CHECK_FALSE(has(other, "420503K001\""));
+    }
+
+    // Nor may it subscribe to another district's subject itself.
+    natsConnection* nc = nullptr;
+    REQUIRE(natsConnection_ConnectTo(&nc, reader.c_str()) == NATS_OK);
+    natsSubscription* sub = nullptr;
+    REQUIRE(natsConnection_SubscribeSync(&sub, nc, "pingan.events.420503.>") == NATS_OK);
+    (void)natsConnection_FlushTimeout(nc, 2000);
+    const char* text = nullptr;
+    CHECK(natsConnection_GetLastError(nc, &text) == NATS_NOT_PERMITTED);
+    CHECK_THAT(
+        std::string(text ? text : ""),
+        Catch::Contains("Permissions Violation for Subscription to \"pingan.events.420503.>\""));
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
 }

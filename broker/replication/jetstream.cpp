@@ -1,23 +1,24 @@
 // Replication of the log to a NATS JetStream stream (replicator.hpp).
 //
-// Every record of the log, in offset order, is published on the stream's
-// subject as its stored bytes, with `Nats-Msg-Id` = the event id (the
-// stream's duplicate window) and `Nats-Expected-Last-Sequence` = offset - 1:
-// the stream accepts a record only right after its predecessor, so its
-// sequence is the log's offset and it can hold no gap and no reordering.
-// Publishing is asynchronous: the replication thread sends what the stream
-// lacks (up to a window) and libnats calls back with each acknowledgement; a
-// batch's results are released once the stream has confirmed their highest
-// offset. After an error or a timeout the thread waits out what is in flight,
-// asks the stream for its last sequence and publishes from there, reading
-// from the store what it no longer holds in memory; the same path catches the
-// stream up at start.
+// Every record of the log, in offset order, is published as its stored
+// bytes on the subject of its district and school
+// (common/stream_subjects.hpp), the stream taking `<subject>.>`, with `Nats-Msg-Id` = the event id
+// (the stream's duplicate window) and `Nats-Expected-Last-Sequence` = offset - 1: the stream
+// accepts a record only right after its predecessor, so its sequence is the log's offset and it can
+// hold no gap and no reordering. Publishing is asynchronous: the replication thread sends what the
+// stream lacks (up to a window) and libnats calls back with each acknowledgement; a batch's results
+// are released once the stream has confirmed their highest offset. After an error or a timeout the
+// thread waits out what is in flight, asks the stream for its last sequence and publishes from
+// there, reading from the store what it no longer holds in memory; the same path catches the stream
+// up at start.
 //
 // The only broker file that includes <nats.h>.
 #include "broker/replication/replicator.hpp"
 
+#include "common/codec.hpp"
 #include "common/errc.hpp"
 #include "common/event_id.hpp"
+#include "common/stream_subjects.hpp"
 
 #include <nats/nats.h>
 #include <spdlog/spdlog.h>
@@ -42,10 +43,11 @@ constexpr const char* expected_last_header = "Nats-Expected-Last-Sequence";
 // holds for them and a catch-up's burst.
 constexpr std::uint64_t window = 65536;
 
+// Server URLs as logged: without their passwords.
 std::string joined(const std::vector<std::string>& v) {
     std::string s;
     for (const auto& x : v)
-        s += (s.empty() ? "" : ",") + x;
+        s += (s.empty() ? "" : ",") + shown_url(x);
     return s;
 }
 
@@ -63,6 +65,38 @@ std::string record_id(std::string_view bytes) {
     std::memcpy(b.data(), bytes.data() + 2, 16);
     auto id = event_id::from_bytes(b);
     return id ? id->str() : std::string();
+}
+
+// The subject a record is published on: its district's and school's.
+std::string subject_of(const jetstream_config& c, std::string_view bytes) {
+    event_head h;
+    if (!peek(bytes, h)) return record_subject(c.subject, {}, {});
+    return record_subject(c.subject, h.district, h.school);
+}
+
+// Why the stream `si` cannot hold this broker's records, or empty when it
+// can: it must take `<subject>.>`. A stream made by a broker that published
+// every record on `<subject>` alone is named as such.
+std::string subjects_problem(const jsStreamInfo* si, const jetstream_config& c) {
+    auto wanted = stream_subjects(c.subject);
+    bool old = false;
+    std::string taken;
+    for (int i = 0; si->Config && i < si->Config->SubjectsLen; ++i) {
+        std::string_view s = si->Config->Subjects[i];
+        if (s == wanted) return {};
+        old = old || s == c.subject;
+        taken += (taken.empty() ? "" : ", ") + std::string(s);
+    }
+    if (old)
+        return "stream " + c.stream + " takes the single subject " + c.subject +
+               ", on which brokers before per-scope subjects published every record; this "
+               "broker publishes each record on " +
+               c.subject + ".<district>.<school> and needs a stream that takes " + wanted +
+               ": name a new stream (--jetstream-stream; the broker fills it from its log at "
+               "start) or remove stream " +
+               c.stream + " (docs/replication.md, \"Subjects\")";
+    return "stream " + c.stream + " does not take the subjects " + wanted + " (it takes " +
+           (taken.empty() ? std::string("none") : taken) + ")";
 }
 
 // This broker's name in the lease: the configured one, else host:pid.
@@ -334,7 +368,8 @@ class jetstream_replicator final : public replicator {
             if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
                 jsStreamConfig sc;
                 jsStreamConfig_Init(&sc);
-                const char* subjects[] = {cfg_.subject.c_str()};
+                auto wanted = stream_subjects(cfg_.subject);
+                const char* subjects[] = {wanted.c_str()};
                 sc.Name = cfg_.stream.c_str();
                 sc.Subjects = subjects;
                 sc.SubjectsLen = 1;
@@ -344,7 +379,7 @@ class jetstream_replicator final : public replicator {
                 s = js_AddStream(&si, js_, &sc, nullptr, &jerr);
                 if (s == NATS_OK)
                     spdlog::info("replication: created stream {} on {} ({} replicas)", cfg_.stream,
-                                 cfg_.subject, cfg_.replicas);
+                                 wanted, cfg_.replicas);
             }
             if (s == NATS_OK || std::chrono::steady_clock::now() >= until) break;
             std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -364,13 +399,9 @@ class jetstream_replicator final : public replicator {
         jsErrCode jerr{};
         natsStatus s = NATS_OK;
         auto last = si->State.LastSeq;
-        bool has_subject = false;
-        for (int i = 0; si->Config && i < si->Config->SubjectsLen; ++i)
-            has_subject = has_subject || cfg_.subject == si->Config->Subjects[i];
+        auto problem = subjects_problem(si, cfg_);
         jsStreamInfo_Destroy(si);
-        if (!has_subject)
-            throw error(errc::bad_config, "replication: stream " + cfg_.stream +
-                                              " does not take the subject " + cfg_.subject);
+        if (!problem.empty()) throw error(errc::bad_config, "replication: " + problem);
         auto local = st_.head();
         if (last > local)
             throw not_leader(errc::bad_config,
@@ -550,7 +581,8 @@ class jetstream_replicator final : public replicator {
             jsPubOptions po;
             jsPubOptions_Init(&po);
             po.MaxWait = cfg_.timeout.count();
-            auto s = natsMsg_Create(&m, cfg_.subject.c_str(), nullptr, bytes.data(),
+            auto subject = subject_of(cfg_, bytes);
+            auto s = natsMsg_Create(&m, subject.c_str(), nullptr, bytes.data(),
                                     static_cast<int>(bytes.size()));
             if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
             if (s == NATS_OK) s = natsMsgHeader_Set(m, expected_last_header, expected.c_str());
@@ -762,6 +794,7 @@ struct follower_session {
 
     // The stream's last sequence; 0 when the stream does not exist yet.
     // Returns: nothing when JetStream cannot tell now.
+    // Throws: pingan::error(bad_config) when the stream does not take `<subject>.>`.
     std::optional<std::uint64_t> last(const jetstream_config& c) {
         jsStreamInfo* si = nullptr;
         jsErrCode jerr{};
@@ -769,7 +802,9 @@ struct follower_session {
         if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) return 0;
         if (s != NATS_OK) return std::nullopt;
         auto v = si->State.LastSeq;
+        auto problem = subjects_problem(si, c);
         jsStreamInfo_Destroy(si);
+        if (!problem.empty()) throw error(errc::bad_config, "standby: " + problem);
         return v;
     }
 
@@ -814,8 +849,10 @@ bool follow_stream(const jetstream_config& c, store& st, processor* p,
                                               "'s; start the standby on an empty store");
     }
 
-    // An ordered consumer from the next offset: JetStream redelivers from
-    // where it was after a reconnect or a lost message, in stream order.
+    // An ordered consumer from the next offset, of every record's subject:
+    // JetStream redelivers from where it was after a reconnect or a lost
+    // message, in stream order.
+    auto every = stream_subjects(c.subject);
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Ordered = true;
@@ -831,9 +868,10 @@ bool follow_stream(const jetstream_config& c, store& st, processor* p,
     while (!stop) {
         if (!ses.sub) {
             jsErrCode jerr{};
-            auto s = js_SubscribeSync(&ses.sub, ses.js, c.subject.c_str(), nullptr, &so, &jerr);
+            auto s = js_SubscribeSync(&ses.sub, ses.js, every.c_str(), nullptr, &so, &jerr);
             if (s != NATS_OK) {
                 ses.sub = nullptr;
+                (void)ses.last(c); // throws if the stream is one of another layout
                 // No stream yet (a leader that has not started), or JetStream away.
                 std::this_thread::sleep_for(std::chrono::milliseconds(250));
             }

@@ -34,7 +34,7 @@ class store_faults;
 struct jetstream_config {
     std::vector<std::string> servers{"nats://127.0.0.1:4222"};
     std::string stream = "PINGAN";
-    std::string subject = "pingan.events";   // every record is published on this subject
+    std::string subject = "pingan.events";   // a record goes on <subject>.<district>.<school>
     int replicas = 1;                        // 3 in a cluster of three servers
     std::chrono::milliseconds timeout{2000}; // for the stream's confirmation of a batch
     // Leadership: the broker that writes the stream holds a lease, the key

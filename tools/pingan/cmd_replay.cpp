@@ -1,10 +1,13 @@
 // pingan replay: the stored log, in order, as JSON Lines (or lines for people).
 #include "common/client.hpp"
+#include "common/privacy.hpp"
 #include "tools/pingan/archive.hpp"
 #include "tools/pingan/audit.hpp"
 #include "tools/pingan/commands.hpp"
+#include "tools/pingan/jetstream_replay.hpp"
 #include "tools/pingan/render.hpp"
 
+#include <cstdlib>
 #include <iostream>
 
 namespace pingan::cli {
@@ -16,7 +19,71 @@ struct replay_args {
     std::string since, until;
     std::string incident; // only the events that concern this incident
     std::string archive;  // read this archive folder instead of asking the broker
+    // Read the stream the broker replicates to instead (docs/replication.md).
+    std::vector<std::string> jetstream;
+    std::string js_stream = "PINGAN", js_subject = "pingan.events", js_creds, js_inbox;
+    bool follow = false;
 };
+
+// From the JetStream stream: the records of the scope asked for, through a
+// consumer the NATS servers narrow to it, as an uncleared reader of the
+// broker sees them (minors' details redacted).
+void run_jetstream(const replay_args& a) {
+    if (a.to || !a.since.empty() || !a.until.empty() || !a.incident.empty() || !a.archive.empty())
+        fatal("--jetstream reads the stream from --from on: --to, --since, --until, --incident "
+              "and --archive ask the broker or an archive");
+    auto reg = load_registry(a.f);
+    check_filters(a.f, reg ? &*reg : nullptr);
+    jetstream_source src;
+    for (const auto& j : a.jetstream) {
+        std::size_t at = 0;
+        while (at <= j.size()) {
+            auto comma = j.find(',', at);
+            if (comma == std::string::npos) comma = j.size();
+            if (comma > at) src.servers.push_back(j.substr(at, comma - at));
+            at = comma + 1;
+        }
+    }
+    if (src.servers.empty()) fatal("--jetstream: give a NATS server URL, e.g. nats://host:4222");
+    src.stream = a.js_stream;
+    src.subject = a.js_subject;
+    src.creds = a.js_creds;
+    src.district = a.f.district;
+    src.school = a.f.school;
+    // A scoped reader's replies come on an inbox of its scope, which its NATS
+    // permissions allow (docs/replication.md).
+    src.inbox = a.js_inbox;
+    if (src.inbox.empty() && !src.district.empty()) src.inbox = "_INBOX_" + src.district;
+    if (src.inbox.empty() && !src.school.empty()) src.inbox = "_INBOX_" + src.school;
+    src.from = a.from;
+    src.follow = a.follow;
+    src.timeout = answer_timeout();
+    std::uint64_t shown = 0;
+    try {
+        read_jetstream(
+            src,
+            [&](std::uint64_t, std::string_view bytes) {
+                event e;
+                if (auto p = decode(bytes, e)) {
+                    std::cout << "(undecodable: " << p.text() << ")\n";
+                    return static_cast<bool>(std::cout);
+                }
+                if (carries_minors_details(e.type())) redact_minors(e);
+                if (!a.f.matches(e)) return true;
+                if (a.f.json)
+                    std::cout << to_json_line(e) << "\n";
+                else
+                    std::cout << render_line(e, reg ? &*reg : nullptr) << "\n";
+                if (a.limit && ++shown >= a.limit) return false;
+                return static_cast<bool>(std::cout);
+            },
+            [] { std::cout.flush(); });
+    } catch (const error& e) {
+        std::cout.flush();
+        fail(e);
+    }
+    std::cout.flush();
+}
 
 // From an archive folder: the segments that hold the range, each checked
 // against its own header's chain hashes as it is read (pingan verify --archive
@@ -98,6 +165,13 @@ void run_incident(const replay_args& a) {
 }
 
 void run(const replay_args& a) {
+    if (!a.jetstream.empty()) {
+        run_jetstream(a);
+        return;
+    }
+    if (a.follow)
+        fatal("--follow reads the stream on as records arrive: it needs --jetstream (the "
+              "broker's live feed is `pingan tail`)");
     if (!a.archive.empty()) {
         run_archive(a);
         return;
@@ -174,6 +248,24 @@ void add_replay_command(CLI::App& app) {
     cmd->add_option("--archive", a->archive,
                     "read the events from this archive folder (pingan archive) instead of the "
                     "broker");
+    if (const char* v = std::getenv("PINGAN_JETSTREAM"); v && *v) a->jetstream.push_back(v);
+    cmd->add_option("--jetstream", a->jetstream,
+                    "read the stream the broker replicates to instead of asking the broker: NATS "
+                    "server URLs, nats://[user:password@]host:port, comma-separated or repeated "
+                    "($PINGAN_JETSTREAM)");
+    cmd->add_option("--jetstream-stream", a->js_stream, "with --jetstream: the stream's name")
+        ->capture_default_str();
+    cmd->add_option("--jetstream-subject", a->js_subject,
+                    "with --jetstream: the broker's jetstream subject")
+        ->capture_default_str();
+    cmd->add_option("--jetstream-creds", a->js_creds,
+                    "with --jetstream: a NATS credentials file (user JWT and seed)");
+    cmd->add_option("--jetstream-inbox", a->js_inbox,
+                    "with --jetstream: the inbox prefix the NATS user may subscribe to (default "
+                    "_INBOX_<district> with --district, _INBOX_<school> with --school)");
+    cmd->add_flag("--follow", a->follow,
+                  "with --jetstream: after the stream's end, go on with each record as it is "
+                  "stored");
     add_filter_options(*cmd, a->f);
     add_endpoint_options(*cmd, false, false, true);
     cmd->callback([a] { run(*a); });
