@@ -448,7 +448,8 @@ bool query_server::pump(stream& s) {
     if (s.filter.from > s.filter.to) return finish(s);
     std::size_t n = std::min<std::uint64_t>(s.credit, b_.opts.replay_chunk);
     if (s.limit) n = std::min<std::uint64_t>(n, s.limit - s.sent);
-    evt_message m{.packed = s.packed};
+    evt_message m;
+    m.packed = s.packed;
     std::string body;
     bool sent_all = true; // false once a message could not be sent
     auto next = b_.st.scan(s.filter, n, [&](std::uint64_t off, std::string_view rec) {
