@@ -152,7 +152,12 @@ TEST_CASE("a key removed from the access table and SIGHUP is refused on its open
     }
 
     // The revocation is an event of the log, naming whom and what caused it.
+    // The writer stores it beside the refusals, so it may be durable a moment
+    // after them.
     auto log = log_of(ctx, s);
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+         revocations(log).empty() && std::chrono::steady_clock::now() < until; log = log_of(ctx, s))
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     auto rv = revocations(log);
     REQUIRE(rv.size() == 1);
     CHECK(rv[0].identities == std::vector<std::string>{"school:420502K001"});
