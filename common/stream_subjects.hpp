@@ -10,6 +10,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pingan {
 
@@ -59,6 +60,14 @@ inline std::string shown_url(std::string_view url) {
     if (auto colon = user.find(':'); colon != std::string_view::npos) user = user.substr(0, colon);
     return std::string(url.substr(0, start)) + std::string(user) + ":***" +
            std::string(url.substr(at));
+}
+
+// Server URLs as logged, comma-separated: without their passwords.
+inline std::string shown_urls(const std::vector<std::string>& urls) {
+    std::string s;
+    for (const auto& x : urls)
+        s += (s.empty() ? "" : ",") + shown_url(x);
+    return s;
 }
 
 } // namespace pingan

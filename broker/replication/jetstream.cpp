@@ -18,6 +18,7 @@
 #include "common/codec.hpp"
 #include "common/errc.hpp"
 #include "common/event_id.hpp"
+#include "common/nats_text.hpp"
 #include "common/stream_subjects.hpp"
 
 #include <nats/nats.h>
@@ -42,21 +43,6 @@ constexpr const char* expected_last_header = "Nats-Expected-Last-Sequence";
 // Records published and not yet confirmed, at most: bounds the memory libnats
 // holds for them and a catch-up's burst.
 constexpr std::uint64_t window = 65536;
-
-// Server URLs as logged: without their passwords.
-std::string joined(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& x : v)
-        s += (s.empty() ? "" : ",") + shown_url(x);
-    return s;
-}
-
-// libnats' own text for a failure: its last error, else the status name.
-std::string nats_text(natsStatus s) {
-    natsStatus last = NATS_OK;
-    const char* text = nats_GetLastError(&last);
-    return text && *text ? text : natsStatus_GetText(s);
-}
 
 // The event id in a record's binary form (flag, format, then 16 bytes: common/codec.cpp).
 std::string record_id(std::string_view bytes) {
@@ -340,7 +326,7 @@ class jetstream_replicator final : public replicator {
         if (o) natsOptions_Destroy(o);
         if (s != NATS_OK)
             throw error(errc::io_error, "replication: cannot reach JetStream at " +
-                                            joined(cfg_.servers) + ": " + nats_text(s));
+                                            shown_urls(cfg_.servers) + ": " + nats_text(s));
         jsOptions jo;
         jsOptions_Init(&jo);
         jo.Wait = cfg_.timeout.count();
@@ -386,7 +372,7 @@ class jetstream_replicator final : public replicator {
         }
         if (s != NATS_OK)
             throw error(errc::io_error, "replication: stream " + cfg_.stream + " at " +
-                                            joined(cfg_.servers) + ": " + nats_text(s) +
+                                            shown_urls(cfg_.servers) + ": " + nats_text(s) +
                                             (jerr ? " (JetStream error " +
                                                         std::to_string(static_cast<int>(jerr)) + ")"
                                                   : std::string()));
@@ -432,7 +418,7 @@ class jetstream_replicator final : public replicator {
         head_ = local;
         behind_ = last < local;
         spdlog::info("replication: stream {} on {} at sequence {}, local head {}{}", cfg_.stream,
-                     joined(cfg_.servers), last, local,
+                     shown_urls(cfg_.servers), last, local,
                      last < local
                          ? "; publishing the " + std::to_string(local - last) + " records it lacks"
                          : std::string());
@@ -769,8 +755,8 @@ struct follower_session {
         if (s == NATS_OK) s = natsConnection_Connect(&nc, o);
         if (o) natsOptions_Destroy(o);
         if (s != NATS_OK)
-            throw error(errc::io_error, "standby: cannot reach JetStream at " + joined(c.servers) +
-                                            ": " + nats_text(s));
+            throw error(errc::io_error, "standby: cannot reach JetStream at " +
+                                            shown_urls(c.servers) + ": " + nats_text(s));
         jsOptions jo;
         jsOptions_Init(&jo);
         jo.Wait = c.timeout.count();
@@ -859,7 +845,7 @@ bool follow_stream(const jetstream_config& c, store& st, processor* p,
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = head + 1;
     spdlog::info("standby: following stream {} on {} from offset {}; {} holds the lease", c.stream,
-                 joined(c.servers), head + 1, ls.holder().value_or("?"));
+                 shown_urls(c.servers), head + 1, ls.holder().value_or("?"));
 
     std::vector<stored_record> batch;
     batch_output out;

@@ -3,6 +3,7 @@
 #include "tools/pingan/jetstream_replay.hpp"
 
 #include "common/errc.hpp"
+#include "common/nats_text.hpp"
 #include "common/stream_subjects.hpp"
 
 #include <nats/nats.h>
@@ -13,21 +14,6 @@
 
 namespace pingan::cli {
 namespace {
-
-// Server URLs as logged: without their passwords.
-std::string joined(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& x : v)
-        s += (s.empty() ? "" : ",") + shown_url(x);
-    return s;
-}
-
-// libnats' own text for a failure: its last error, else the status name.
-std::string nats_text(natsStatus s) {
-    natsStatus last = NATS_OK;
-    const char* text = nats_GetLastError(&last);
-    return text && *text ? text : natsStatus_GetText(s);
-}
 
 struct session {
     natsConnection* nc = nullptr;
@@ -87,7 +73,7 @@ void read_jetstream(const jetstream_source& src,
     if (s != NATS_OK)
         throw error(s == NATS_NOT_PERMITTED || s == NATS_CONNECTION_AUTH_FAILED ? errc::unauthorized
                                                                                 : errc::io_error,
-                    "cannot reach JetStream at " + joined(src.servers) + ": " + nats_text(s));
+                    "cannot reach JetStream at " + shown_urls(src.servers) + ": " + nats_text(s));
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = src.timeout.count();
@@ -123,10 +109,10 @@ void read_jetstream(const jetstream_source& src,
         if (auto r = ses.refusal(); !r.empty()) throw refused(r);
         if (jerr == JSStreamNotFoundErr)
             throw error(errc::not_found,
-                        "stream " + src.stream + " does not exist at " + joined(src.servers));
+                        "stream " + src.stream + " does not exist at " + shown_urls(src.servers));
         throw error(errc::io_error,
                     "cannot read stream " + src.stream + " (" + filter + ") at " +
-                        joined(src.servers) + ": " + nats_text(s) +
+                        shown_urls(src.servers) + ": " + nats_text(s) +
                         (jerr ? " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")"
                               : std::string()));
     }
@@ -162,7 +148,7 @@ void read_jetstream(const jetstream_source& src,
         if (s != NATS_OK) {
             if (auto r = ses.refusal(); !r.empty()) throw refused(r);
             throw error(errc::io_error, "reading stream " + src.stream + " at " +
-                                            joined(src.servers) + ": " + nats_text(s));
+                                            shown_urls(src.servers) + ": " + nats_text(s));
         }
         jsMsgMetaData* meta = nullptr;
         if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
