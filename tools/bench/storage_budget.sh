@@ -18,7 +18,7 @@ set -euo pipefail
 bin=$(cd "${1:-build/bin}" && pwd)
 schools=${2:-100}
 days=${3:-2}
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/pingan-storage-XXXXXX)
 broker=
 cleanup() {
