@@ -12,6 +12,7 @@
 #include <nats/nats.h>
 
 #include <arpa/inet.h>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -1015,4 +1016,102 @@ TEST_CASE("with per-user subject permissions a district's NATS user reads its di
         Catch::Contains("Permissions Violation for Subscription to \"pingan.events.420503.>\""));
     natsSubscription_Destroy(sub);
     natsConnection_Destroy(nc);
+}
+
+namespace {
+
+// A CURVE public key, as an access table names its clients.
+std::string fresh_public_key() {
+    char pub[41], sec[41];
+    REQUIRE(zmq_curve_keypair(pub, sec) == 0);
+    return pub;
+}
+
+} // namespace
+
+TEST_CASE("pingan access nats gives each client that may query a NATS user narrowed to its "
+          "scope, and the servers hold each reader to it",
+          "[jetstream][reader]") {
+    temp_dir d;
+    std::ofstream(d / "access.yaml") << "clients:\n"
+                                        "  - {identity: \"school:420502K001\", key: \""
+                                     << fresh_public_key()
+                                     << "\", scope: {school: 420502K001}, may: [publish, query]}\n"
+                                        "  - {identity: \"school:420502K002\", key: \""
+                                     << fresh_public_key()
+                                     << "\", scope: {school: 420502K002}, may: [publish]}\n"
+                                        "  - {identity: \"bureau:420503\", key: \""
+                                     << fresh_public_key()
+                                     << "\", scope: {district: \"420503\"}, may: [query, act]}\n"
+                                        "  - {identity: auditor, key: \""
+                                     << fresh_public_key() << "\", scope: city, may: [query]}\n";
+    auto made = run_stdout({"access", "nats", "--access", d / "access.yaml"});
+    REQUIRE(made.code == 0);
+    std::string conf;
+    for (const auto& l : made.lines)
+        conf += l + "\n";
+    // The publisher that may not query has no user; each reader has one.
+    CHECK_THAT(conf, Catch::Contains("clients that may not query (1) have none"));
+    CHECK_FALSE(conf.find("420502K002") != std::string::npos);
+    CHECK_THAT(conf, Catch::Contains("{user: \"school-420502K001\", password: "
+                                     "$PINGAN_NATS_SCHOOL_420502K001"));
+    CHECK_THAT(conf, Catch::Contains("$JS.API.CONSUMER.CREATE.PINGAN.*.pingan.events.420503.>"));
+    std::ofstream(d / "nats.conf") << conf;
+    ::setenv("PINGAN_NATS_BROKER", "broker-pass", 1);
+    ::setenv("PINGAN_NATS_SCHOOL_420502K001", "school-pass", 1);
+    ::setenv("PINGAN_NATS_BUREAU_420503", "bureau-pass", 1);
+    ::setenv("PINGAN_NATS_AUDITOR", "auditor-pass", 1);
+
+    nats_node n;
+    n.dir = d / "nats";
+    n.name = "made";
+    n.config = d / "nats.conf";
+    n.start();
+    auto url = [&](const std::string& user) {
+        return "nats://" + user + "@127.0.0.1:" + std::to_string(n.port);
+    };
+    stream_reader wait_up({url("broker:broker-pass")});
+    broker_process b(d / "store", replication_flags({url("broker:broker-pass")}), d / "broker.log",
+                     "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    std::vector<event> ev;
+    for (std::size_t i = 0; i < 9; ++i)
+        ev.push_back(
+            sample_reading(std::array{"420502K001", "420502K002", "420503K001"}[i % 3], i));
+    for (const auto& x : pub.publish(ev).results)
+        REQUIRE(x.what == wire::outcome::stored);
+
+    // Each reader reads its scope, the same lines as the broker's replay.
+    struct reader {
+        std::string user;
+        std::vector<std::string> scope;
+        std::size_t records;
+    };
+    for (const auto& r :
+         std::vector<reader>{{"school-420502K001:school-pass", {"--school", "420502K001"}, 3},
+                             {"bureau-420503:bureau-pass", {"--district", "420503"}, 3},
+                             {"auditor:auditor-pass", {}, 9}}) {
+        INFO(r.user);
+        auto own = run_stdout(with({"replay", "--jetstream", url(r.user), "--json"}, r.scope));
+        auto broker_own = run_stdout(with({"replay", "--query", b.query, "--json"}, r.scope));
+        CHECK(own.code == 0);
+        CHECK(own.lines.size() == r.records);
+        CHECK(own.lines == broker_own.lines);
+    }
+
+    // Outside its scope, the servers refuse the consumer.
+    for (const auto& r : std::vector<reader>{
+             {"school-420502K001:school-pass",
+              {"--school", "420502K002", "--jetstream-inbox", "_INBOX_420502K001"},
+              0},
+             {"bureau-420503:bureau-pass",
+              {"--district", "420502", "--jetstream-inbox", "_INBOX_420503"},
+              0},
+             {"school-420502K001:school-pass", {"--jetstream-inbox", "_INBOX_420502K001"}, 0}}) {
+        INFO(r.user);
+        auto other = run(with({"replay", "--jetstream", url(r.user), "--timeout", "2"}, r.scope));
+        CHECK(other.code == 1);
+        CHECK(has(other, "the NATS servers refused reading"));
+    }
 }

@@ -51,10 +51,15 @@ void run_jetstream(const replay_args& a) {
     src.district = a.f.district;
     src.school = a.f.school;
     // A scoped reader's replies come on an inbox of its scope, which its NATS
-    // permissions allow (docs/replication.md).
+    // permissions allow (docs/replication.md): a district's with --district,
+    // a school's with --school alone.
     src.inbox = a.js_inbox;
     if (src.inbox.empty() && !src.district.empty()) src.inbox = "_INBOX_" + src.district;
     if (src.inbox.empty() && !src.school.empty()) src.inbox = "_INBOX_" + src.school;
+    // A school's consumer names its district, as a school reader's NATS
+    // permissions do (pingan access nats).
+    if (src.district.empty() && !src.school.empty() && reg)
+        if (const auto* s = reg->find(src.school)) src.district = s->district_code;
     src.from = a.from;
     src.follow = a.follow;
     src.timeout = answer_timeout();
