@@ -69,10 +69,11 @@ class writer_loop {
                 break;
             }
         }
-        spdlog::info(
-            "writer stopped at offset {}: {} transactions, {:.1f} events and {:.3f} ms each",
-            b_.st.head(), txns_, txns_ ? double(txn_events_) / double(txns_) : 0.0,
-            txns_ ? 1000 * txn_seconds_ / double(txns_) : 0.0);
+        spdlog::info("writer stopped at offset {}: {} transactions, {:.1f} events and {:.3f} ms "
+                     "each; {} syncs on their own, {:.3f} ms each",
+                     b_.st.head(), txns_, txns_ ? double(txn_events_) / double(txns_) : 0.0,
+                     txns_ ? 1000 * txn_seconds_ / double(txns_) : 0.0, syncs_,
+                     syncs_ ? 1000 * sync_seconds_ / double(syncs_) : 0.0);
     }
 
   private:
@@ -219,7 +220,11 @@ class writer_loop {
         if (waiting_.empty() && waiting_out_.stored.empty()) return;
         if (sync) {
             try {
+                auto t0 = std::chrono::steady_clock::now();
                 b_.st.sync();
+                sync_seconds_ +=
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                ++syncs_;
             } catch (...) {
                 // Committed but not known to be on disk: the publishers resend
                 // and are answered "duplicate" once it is.
@@ -361,8 +366,8 @@ class writer_loop {
     // Timer firing after a failure: not before this, and the next delay.
     std::chrono::steady_clock::time_point timers_after_{};
     std::chrono::milliseconds timer_backoff_{100};
-    std::uint64_t txns_ = 0, txn_events_ = 0;
-    double txn_seconds_ = 0;
+    std::uint64_t txns_ = 0, txn_events_ = 0, syncs_ = 0;
+    double txn_seconds_ = 0, sync_seconds_ = 0;
 };
 
 } // namespace
