@@ -945,6 +945,31 @@ TEST_CASE("a stream of the single-subject layout is refused naming both subjects
     CHECK_THAT(read_text(d / "c.log"), Catch::Contains("--replication jetstream needs --keys"));
 }
 
+namespace {
+
+// A NATS server run with the users and permissions of the configuration file
+// `<dir>/nats.conf`, and a broker replicating to it as user `broker`
+// (password broker-pass).
+struct served_with_users {
+    nats_node n;
+    std::unique_ptr<broker_process> b;
+
+    served_with_users(const temp_dir& d, const std::string& name) {
+        n.dir = d / "nats";
+        n.name = name;
+        n.config = d / "nats.conf";
+        n.start();
+        stream_reader wait_up({url("broker:broker-pass")});
+        b = std::make_unique<broker_process>(
+            d / "store", replication_flags({url("broker:broker-pass")}), d / "broker.log", "info");
+    }
+    std::string url(const std::string& user) const {
+        return "nats://" + user + "@127.0.0.1:" + std::to_string(n.port);
+    }
+};
+
+} // namespace
+
 TEST_CASE("with per-user subject permissions a district's NATS user reads its district through "
           "pingan replay and is refused another's",
           "[jetstream][reader]") {
@@ -965,17 +990,9 @@ TEST_CASE("with per-user subject permissions a district's NATS user reads its di
            "    ]\n"
            "  }\n"
            "}\n";
-    nats_node n;
-    n.dir = d / "nats";
-    n.name = "perm";
-    n.config = d / "nats.conf";
-    n.start();
-    auto url = [&](const std::string& user) {
-        return "nats://" + user + "@127.0.0.1:" + std::to_string(n.port);
-    };
-    stream_reader wait_up({url("broker:broker-pass")});
-    broker_process b(d / "store", replication_flags({url("broker:broker-pass")}), d / "broker.log",
-                     "info");
+    served_with_users s(d, "perm");
+    auto url = [&](const std::string& user) { return s.url(user); };
+    auto& b = *s.b;
     zmq::context_t ctx(1);
     ingest_client pub(ctx, b.ingest);
     std::vector<event> ev;
@@ -1062,17 +1079,9 @@ TEST_CASE("pingan access nats gives each client that may query a NATS user narro
     ::setenv("PINGAN_NATS_BUREAU_420503", "bureau-pass", 1);
     ::setenv("PINGAN_NATS_AUDITOR", "auditor-pass", 1);
 
-    nats_node n;
-    n.dir = d / "nats";
-    n.name = "made";
-    n.config = d / "nats.conf";
-    n.start();
-    auto url = [&](const std::string& user) {
-        return "nats://" + user + "@127.0.0.1:" + std::to_string(n.port);
-    };
-    stream_reader wait_up({url("broker:broker-pass")});
-    broker_process b(d / "store", replication_flags({url("broker:broker-pass")}), d / "broker.log",
-                     "info");
+    served_with_users s(d, "made");
+    auto url = [&](const std::string& user) { return s.url(user); };
+    auto& b = *s.b;
     zmq::context_t ctx(1);
     ingest_client pub(ctx, b.ingest);
     std::vector<event> ev;
