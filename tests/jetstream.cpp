@@ -163,10 +163,10 @@ struct stream_reader {
     }
 
     // Waits until the stream's last sequence is `n`. Returns: the last sequence seen.
-    std::uint64_t wait_last(std::uint64_t n) {
-        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::uint64_t wait_last(std::uint64_t n, const std::string& stream = "PINGAN") {
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
         std::uint64_t got = 0;
-        while ((got = last()) != n && std::chrono::steady_clock::now() < until)
+        while ((got = last(stream)) != n && std::chrono::steady_clock::now() < until)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         return got;
     }
@@ -1015,4 +1015,217 @@ TEST_CASE("with per-user subject permissions a district's NATS user reads its di
         Catch::Contains("Permissions Violation for Subscription to \"pingan.events.420503.>\""));
     natsSubscription_Destroy(sub);
     natsConnection_Destroy(nc);
+}
+
+namespace {
+
+// A city's broker: its own stream, on a subject of its own, on the servers at `url`.
+std::vector<std::string> city_flags(const std::string& url, const std::string& stream,
+                                    const std::string& subject) {
+    return with(replication_flags({url}),
+                {"--jetstream-stream", stream, "--jetstream-subject", subject});
+}
+
+// A receipt of a city-wide page: of no school and no district.
+event city_wide_receipt() {
+    auto e = sample_hazard();
+    e.school.clear();
+    notification_delivered r;
+    r.notification_id = "N-1";
+    r.incident_id = "INC-1";
+    r.receiver = "city-duty";
+    r.channel = "file";
+    r.attempt = 1;
+    e.body = r;
+    return e;
+}
+
+void publish_stored(ingest_client& pub, std::span<const event> ev) {
+    auto r = pub.publish(ev);
+    REQUIRE(r.results.size() == ev.size());
+    for (const auto& x : r.results) {
+        INFO(x.message);
+        REQUIRE(x.what == wire::outcome::stored);
+    }
+}
+
+// The lines of `pingan replay --province ... --json`, by city, each without
+// its city: the line the city's own replay prints.
+std::map<std::string, std::vector<std::string>> by_city(const std::vector<std::string>& lines) {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& l : lines) {
+        auto city = nlohmann::json::parse(l).at("city").get<std::string>();
+        auto head = "{\"city\":\"" + city + "\",";
+        REQUIRE(l.starts_with(head));
+        out[city].push_back("{" + l.substr(head.size()));
+    }
+    return out;
+}
+
+// A city's offsets in its lines are 1, 2, 3...
+void check_dense(const std::vector<std::string>& lines) {
+    std::uint64_t expect = 1;
+    for (const auto& l : lines)
+        CHECK(nlohmann::json::parse(l)["offset"] == expect++);
+}
+
+} // namespace
+
+TEST_CASE("a province mirrors its cities' streams: pingan replay --province reads every city, "
+          "each in its offset order with its own bytes, and one district across cities",
+          "[jetstream][province]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    broker_process yichang(d / "yichang", city_flags(n.url(), "YICHANG", "pingan.420500.events"),
+                           d / "yichang.log", "info");
+    broker_process wuhan(d / "wuhan", city_flags(n.url(), "WUHAN", "pingan.420100.events"),
+                         d / "wuhan.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client to_yichang(ctx, yichang.ingest), to_wuhan(ctx, wuhan.ingest);
+    std::vector<event> ev;
+    for (std::size_t i = 0; i < 6; ++i)
+        ev.push_back(sample_reading(i % 2 ? "420503K001" : "420502K001", i));
+    ev.push_back(sample_hazard("420503K002"));
+    ev.push_back(city_wide_receipt());
+    publish_stored(to_yichang, ev);
+    // Wuhan has a backlog when the province is made: the mirror's catch-up rate.
+    const std::size_t backlog = 20000;
+    for (std::size_t i = 0; i < backlog; i += 500) {
+        std::vector<event> batch;
+        for (std::size_t k = i; k < i + 500; ++k)
+            batch.push_back(sample_reading(k % 4 ? "420502K001" : "420503K001", 1000 + k));
+        publish_stored(to_wuhan, batch);
+    }
+    // The record of no school and no district is on the `_` subject of its city.
+    CHECK(reader.at(8, "YICHANG")->subject == "pingan.420500.events._._");
+    CHECK(reader.at(1, "WUHAN")->subject == "pingan.420100.events.420503.420503K001");
+
+    auto t0 = std::chrono::steady_clock::now();
+    auto made = run({"province", "create", "--jetstream", n.url(), "--province", "HUBEI", "--city",
+                     "YICHANG", "--city", "WUHAN"});
+    CHECK(made.code == 0);
+    CHECK(has(made, "HUBEI_YICHANG mirrors YICHANG (pingan.420500.events.>): created"));
+    CHECK(has(made, "HUBEI_WUHAN mirrors WUHAN (pingan.420100.events.>): created"));
+    CHECK(reader.wait_last(backlog, "HUBEI_WUHAN") == backlog);
+    auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    WARN("HUBEI_WUHAN mirrored a backlog of " << backlog << " records in " << took << " s: "
+                                              << static_cast<long>(backlog / took) << " records/s");
+    CHECK(reader.wait_last(ev.size(), "HUBEI_YICHANG") == ev.size());
+    // The mirror's sequence is the city's offset, its bytes the city's.
+    for (std::uint64_t s : {std::uint64_t{1}, std::uint64_t{8}}) {
+        CHECK(reader.at(s, "HUBEI_YICHANG")->data == reader.at(s, "YICHANG")->data);
+        CHECK(reader.at(s, "HUBEI_YICHANG")->subject == reader.at(s, "YICHANG")->subject);
+    }
+    // Made again: the mirrors are kept.
+    auto again = run({"province", "create", "--jetstream", n.url(), "--province", "HUBEI", "--city",
+                      "YICHANG", "--city", "WUHAN"});
+    CHECK(again.code == 0);
+    CHECK(has(again, "HUBEI_YICHANG mirrors YICHANG (pingan.420500.events.>): there already, 8 "
+                     "records"));
+
+    // Every city, each with its own offsets, the lines of its own replay.
+    auto province = [&](std::vector<std::string> args) {
+        auto r = run_stdout(with({"replay", "--jetstream", n.url(), "--province", "HUBEI"}, args));
+        CHECK(r.code == 0);
+        return r.lines;
+    };
+    auto city_replay = [&](const broker_process& b, std::vector<std::string> args) {
+        auto r = run_stdout(with({"replay", "--query", b.query}, args));
+        CHECK(r.code == 0);
+        return r.lines;
+    };
+    auto all = by_city(province({"--json"}));
+    REQUIRE(all.size() == 2);
+    CHECK(all["YICHANG"] == city_replay(yichang, {"--json"}));
+    CHECK(all["WUHAN"] == city_replay(wuhan, {"--json"}));
+    CHECK(all["WUHAN"].size() == backlog);
+    check_dense(all["YICHANG"]);
+    check_dense(all["WUHAN"]);
+    auto receipt = nlohmann::json::parse(all["YICHANG"].back());
+    CHECK(receipt["type"] == "notification.delivered");
+    CHECK(receipt["school"] == "");
+
+    // One district across cities: a consumer of its subjects in each city.
+    auto district = by_city(province({"--json", "--district", "420503"}));
+    CHECK(district["YICHANG"] == city_replay(yichang, {"--json", "--district", "420503"}));
+    CHECK(district["WUHAN"] == city_replay(wuhan, {"--json", "--district", "420503"}));
+    CHECK(district["YICHANG"].size() == 4);
+    CHECK(district["WUHAN"].size() == backlog / 4);
+    for (const auto& [city, lines] : district)
+        for (const auto& l : lines)
+            CHECK(nlohmann::json::parse(l)["district"] == "420503");
+
+    // Lines for people begin with their city; --type, --from and --limit as in a city.
+    auto people = province({"--type", "hazard."});
+    REQUIRE(people.size() == 1);
+    CHECK(people[0] == "YICHANG " + city_replay(yichang, {"--type", "hazard."}).at(0));
+    auto from = by_city(province({"--json", "--from", "5"}));
+    CHECK(from["YICHANG"] == city_replay(yichang, {"--json", "--from", "5"}));
+    CHECK(from["WUHAN"].size() == backlog - 4);
+    CHECK(province({"--limit", "3"}).size() == 3);
+
+    // --follow: what is there, then each city's new records as they are stored.
+    process follow(pingan_argv({"replay", "--jetstream", n.url(), "--province", "HUBEI",
+                                "--district", "420502", "--json", "--follow"}));
+    for (std::size_t i = 0; i < 3 + backlog * 3 / 4; ++i)
+        REQUIRE(follow.line(std::chrono::seconds(20)));
+    std::vector<event> more{sample_reading("420502K001", 90000)};
+    publish_stored(to_wuhan, more);
+    auto l = follow.line(std::chrono::seconds(20));
+    REQUIRE(l);
+    auto j = nlohmann::json::parse(*l);
+    CHECK(j["city"] == "WUHAN");
+    CHECK(j["id"] == more[0].id.str());
+    CHECK(j["offset"] == backlog + 1);
+    follow.signal(SIGTERM);
+    follow.wait();
+}
+
+TEST_CASE("a province names a missing city stream, and a city's records missing from its mirror "
+          "stop the reader naming the city and the offsets",
+          "[jetstream][province]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    broker_process yichang(d / "yichang", city_flags(n.url(), "YICHANG", "pingan.420500.events"),
+                           d / "yichang.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, yichang.ingest);
+    publish_stored(pub, readings(6));
+    std::vector<event> psych{psych_event()};
+    publish_stored(pub, psych);
+
+    auto missing = run({"province", "create", "--jetstream", n.url(), "--province", "HUBEI",
+                        "--city", "YICHANG", "--city", "WUHAN"});
+    CHECK(missing.code == 1);
+    CHECK(has(missing, "city stream WUHAN does not exist at " + n.url()));
+    CHECK(reader.last("HUBEI_YICHANG") == 0); // nothing made
+    auto none = run({"replay", "--jetstream", n.url(), "--province", "HUBEI"});
+    CHECK(none.code == 1);
+    CHECK(has(none, "province HUBEI has no city stream"));
+
+    // The city's first records were removed from its stream before the province mirrored it.
+    jsOptions po;
+    jsOptions_Init(&po);
+    po.Stream.Purge.Sequence = 4;
+    REQUIRE(js_PurgeStream(reader.js, "YICHANG", &po, nullptr) == NATS_OK);
+    auto made = run(
+        {"province", "create", "--jetstream", n.url(), "--province", "HUBEI", "--city", "YICHANG"});
+    CHECK(made.code == 0);
+    CHECK(reader.wait_last(7, "HUBEI_YICHANG") == 7);
+    auto gap = run({"replay", "--jetstream", n.url(), "--province", "HUBEI"});
+    CHECK(gap.code == 1);
+    CHECK(has(gap, "stream HUBEI_YICHANG (city YICHANG) holds no record at offset 1 to 3 (the "
+                   "next it holds is 4)"));
+    auto rest = run_stdout(
+        {"replay", "--jetstream", n.url(), "--province", "HUBEI", "--from", "4", "--json"});
+    CHECK(rest.code == 0);
+    REQUIRE(rest.lines.size() == 4);
+    // Minors' details read redacted, as from a city's stream.
+    auto j = nlohmann::json::parse(rest.lines.back());
+    CHECK(j["city"] == "YICHANG");
+    CHECK(j["type"] == "psych.alert");
+    CHECK(j["body"]["student_ref"] == "redacted");
+    CHECK(rest.lines.back().find(secret_ref) == std::string::npos);
 }
