@@ -274,6 +274,21 @@ void check_distinct(const std::vector<province_city>& cities) {
         }
 }
 
+// "YICHANG (pingan.420500.events.>) from JetStream domain yichang": what a mirror copies.
+std::string origin_text(const province_city& c) {
+    return c.city + " (" + stream_subjects(c.subject) + ")" +
+           (c.domain.empty() ? "" : " from JetStream domain " + c.domain);
+}
+
+// Is `m` the mirror of city `c` (its stream, subjects and domain)?
+bool mirrors(const jsStreamSource* m, const province_city& c) {
+    if (!m || !m->Name || c.city != m->Name || !m->FilterSubject ||
+        stream_subjects(c.subject) != m->FilterSubject)
+        return false;
+    std::string api = m->External && m->External->APIPrefix ? m->External->APIPrefix : "";
+    return api == (c.domain.empty() ? "" : "$JS." + c.domain + ".API");
+}
+
 // Makes the mirror of one city, or says it is there already.
 std::string mirror_city(session& ses, const std::string& province, const province_city& c,
                         int replicas) {
@@ -283,14 +298,13 @@ std::string mirror_city(session& ses, const std::string& province, const provinc
     auto s = js_GetStreamInfo(&si, ses.js, c.stream.c_str(), nullptr, &jerr);
     if (s == NATS_OK) {
         std::unique_ptr<jsStreamInfo, void (*)(jsStreamInfo*)> info(si, jsStreamInfo_Destroy);
-        const auto* m = si->Config ? si->Config->Mirror : nullptr;
-        if (!m || !m->Name || c.city != m->Name || !m->FilterSubject || filter != m->FilterSubject)
+        if (!mirrors(si->Config ? si->Config->Mirror : nullptr, c))
             throw error(errc::bad_config, "stream " + c.stream +
                                               " exists and is not the province's mirror of city "
                                               "stream " +
-                                              c.city + " (" + filter +
-                                              "): remove it or name the province otherwise");
-        return c.stream + " mirrors " + c.city + " (" + filter + "): there already, " +
+                                              origin_text(c) +
+                                              ": remove it or name the province otherwise");
+        return c.stream + " mirrors " + origin_text(c) + ": there already, " +
                std::to_string(si->State.LastSeq) + " records";
     }
     if (s != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr)
@@ -299,6 +313,7 @@ std::string mirror_city(session& ses, const std::string& province, const provinc
     jsExternalStream ext;
     jsExternalStream_Init(&ext);
     ext.APIPrefix = api.c_str();
+    ext.DeliverPrefix = ""; // libnats needs both; deliveries come back without a prefix
     jsStreamSource mirror;
     jsStreamSource_Init(&mirror);
     mirror.Name = c.city.c_str();
@@ -323,8 +338,7 @@ std::string mirror_city(session& ses, const std::string& province, const provinc
                         (jerr ? " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")"
                               : std::string()));
     jsStreamInfo_Destroy(si);
-    return c.stream + " mirrors " + c.city + " (" + filter + ")" +
-           (c.domain.empty() ? "" : " from JetStream domain " + c.domain) + ": created";
+    return c.stream + " mirrors " + origin_text(c) + ": created";
 }
 
 } // namespace
