@@ -1299,6 +1299,25 @@ TEST_CASE("a province mirrors a city stream of another NATS system through a lea
     CHECK(missing.code == 1);
     CHECK(has(missing, "city stream WUHAN does not exist at " + hubei.url() +
                            " in JetStream domain yichang"));
+
+    // Two cities on one subject could not be told apart: refused, naming both.
+    {
+        jsStreamConfig sc;
+        jsStreamConfig_Init(&sc);
+        const char* subjects[] = {"pingan.420500.events.>"};
+        sc.Name = "WUHAN";
+        sc.Subjects = subjects;
+        sc.SubjectsLen = 1;
+        jsStreamInfo* si = nullptr;
+        REQUIRE(js_AddStream(&si, at_province.js, &sc, nullptr, nullptr) == NATS_OK);
+        jsStreamInfo_Destroy(si);
+    }
+    auto same = run({"province", "create", "--jetstream", hubei.url(), "--province", "HUBEI",
+                     "--city", "YICHANG@yichang", "--city", "WUHAN"});
+    CHECK(same.code == 1);
+    CHECK(has(same, "cities YICHANG and WUHAN publish on pingan.420500.events.> and "
+                    "pingan.420500.events.>: give each city's broker a subject of its own"));
+    CHECK(at_province.last("HUBEI_WUHAN") == 0);
 }
 
 TEST_CASE("with per-user subject permissions a provincial reader of one district reads it in "
