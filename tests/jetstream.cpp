@@ -1337,6 +1337,10 @@ TEST_CASE("with per-user subject permissions a provincial reader of one district
            "                          \"$JS.API.CONSUMER.INFO.*.*\", \"$JS.FC.>\"]}\n"
            "        subscribe: {allow: [\"_INBOX_420503.>\"]}\n"
            "      }}\n"
+           "      {user: no-info, password: reader-pass, permissions: {\n"
+           "        publish: {allow: [\"$JS.API.STREAM.NAMES\"]}\n"
+           "        subscribe: {allow: [\"_INBOX_420503.>\"]}\n"
+           "      }}\n"
            "    ]\n"
            "  }\n"
            "}\n";
@@ -1391,4 +1395,10 @@ TEST_CASE("with per-user subject permissions a provincial reader of one district
         CHECK(has(other, "the NATS servers refused reading"));
         CHECK_FALSE(has(other, "420502K001\""));
     }
+    // Without the streams' information it cannot tell which city a mirror copies.
+    auto blind = run({"replay", "--jetstream", url("no-info:reader-pass"), "--province", "HUBEI",
+                      "--district", "420503", "--timeout", "2"});
+    CHECK(blind.code == 1);
+    CHECK(has(blind, "the NATS servers refused the information of stream HUBEI_WUHAN of province "
+                     "HUBEI"));
 }

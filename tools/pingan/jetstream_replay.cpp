@@ -389,7 +389,13 @@ std::vector<province_city> province_cities(const jetstream_source& at,
     std::vector<province_city> cities;
     for (const auto& name : ours) {
         jsStreamInfo* si = nullptr;
-        if (js_GetStreamInfo(&si, ses.js, name.c_str(), nullptr, nullptr) != NATS_OK) continue;
+        if (js_GetStreamInfo(&si, ses.js, name.c_str(), nullptr, nullptr) != NATS_OK) {
+            if (auto r = ses.refusal(); !r.empty())
+                throw error(errc::forbidden, "the NATS servers refused the information of stream " +
+                                                 name + " of province " + province + ": " + r +
+                                                 " (docs/replication.md, \"Province\")");
+            continue;
+        }
         std::unique_ptr<jsStreamInfo, void (*)(jsStreamInfo*)> info(si, jsStreamInfo_Destroy);
         const auto* m = si->Config ? si->Config->Mirror : nullptr;
         if (!m || !m->Name || !m->FilterSubject ||
