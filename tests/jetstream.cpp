@@ -164,10 +164,10 @@ struct stream_reader {
     }
 
     // Waits until the stream's last sequence is `n`. Returns: the last sequence seen.
-    std::uint64_t wait_last(std::uint64_t n) {
-        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::uint64_t wait_last(std::uint64_t n, const std::string& stream = "PINGAN") {
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
         std::uint64_t got = 0;
-        while ((got = last()) != n && std::chrono::steady_clock::now() < until)
+        while ((got = last(stream)) != n && std::chrono::steady_clock::now() < until)
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         return got;
     }
@@ -1044,6 +1044,56 @@ std::string fresh_public_key() {
     return pub;
 }
 
+// A city's broker: its own stream, on a subject of its own, on the servers at `url`.
+std::vector<std::string> city_flags(const std::string& url, const std::string& stream,
+                                    const std::string& subject) {
+    return with(replication_flags({url}),
+                {"--jetstream-stream", stream, "--jetstream-subject", subject});
+}
+
+// A receipt of a city-wide page: of no school and no district.
+event city_wide_receipt() {
+    auto e = sample_hazard();
+    e.school.clear();
+    notification_delivered r;
+    r.notification_id = "N-1";
+    r.incident_id = "INC-1";
+    r.receiver = "city-duty";
+    r.channel = "file";
+    r.attempt = 1;
+    e.body = r;
+    return e;
+}
+
+void publish_stored(ingest_client& pub, std::span<const event> ev) {
+    auto r = pub.publish(ev);
+    REQUIRE(r.results.size() == ev.size());
+    for (const auto& x : r.results) {
+        INFO(x.message);
+        REQUIRE(x.what == wire::outcome::stored);
+    }
+}
+
+// The lines of `pingan replay --province ... --json`, by city, each without
+// its city: the line the city's own replay prints.
+std::map<std::string, std::vector<std::string>> by_city(const std::vector<std::string>& lines) {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& l : lines) {
+        auto city = nlohmann::json::parse(l).at("city").get<std::string>();
+        auto head = "{\"city\":\"" + city + "\",";
+        REQUIRE(l.starts_with(head));
+        out[city].push_back("{" + l.substr(head.size()));
+    }
+    return out;
+}
+
+// A city's offsets in its lines are 1, 2, 3...
+void check_dense(const std::vector<std::string>& lines) {
+    std::uint64_t expect = 1;
+    for (const auto& l : lines)
+        CHECK(nlohmann::json::parse(l)["offset"] == expect++);
+}
+
 } // namespace
 
 TEST_CASE("pingan access nats gives each client that may query a NATS user narrowed to its "
@@ -1123,4 +1173,336 @@ TEST_CASE("pingan access nats gives each client that may query a NATS user narro
         CHECK(other.code == 1);
         CHECK(has(other, "the NATS servers refused reading"));
     }
+}
+
+TEST_CASE("a province mirrors its cities' streams: pingan replay --province reads every city, "
+          "each in its offset order with its own bytes, and one district across cities",
+          "[jetstream][province]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    broker_process yichang(d / "yichang", city_flags(n.url(), "YICHANG", "pingan.420500.events"),
+                           d / "yichang.log", "info");
+    broker_process wuhan(d / "wuhan", city_flags(n.url(), "WUHAN", "pingan.420100.events"),
+                         d / "wuhan.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client to_yichang(ctx, yichang.ingest), to_wuhan(ctx, wuhan.ingest);
+    std::vector<event> ev;
+    for (std::size_t i = 0; i < 6; ++i)
+        ev.push_back(sample_reading(i % 2 ? "420503K001" : "420502K001", i));
+    ev.push_back(sample_hazard("420503K002"));
+    ev.push_back(city_wide_receipt());
+    publish_stored(to_yichang, ev);
+    // Wuhan has a backlog when the province is made: the mirror's catch-up rate.
+    const std::size_t backlog = 20000;
+    for (std::size_t i = 0; i < backlog; i += 500) {
+        std::vector<event> batch;
+        for (std::size_t k = i; k < i + 500; ++k)
+            batch.push_back(sample_reading(k % 4 ? "420502K001" : "420503K001", 1000 + k));
+        publish_stored(to_wuhan, batch);
+    }
+    // The record of no school and no district is on the `_` subject of its city.
+    CHECK(reader.at(8, "YICHANG")->subject == "pingan.420500.events._._");
+    CHECK(reader.at(1, "WUHAN")->subject == "pingan.420100.events.420503.420503K001");
+
+    auto made = run({"province", "create", "--jetstream", n.url(), "--province", "HUBEI", "--city",
+                     "YICHANG", "--city", "WUHAN"});
+    // The rate is of what is mirrored after the command returned.
+    auto t0 = std::chrono::steady_clock::now();
+    auto at_t0 = reader.last("HUBEI_WUHAN");
+    CHECK(made.code == 0);
+    CHECK(has(made, "HUBEI_YICHANG mirrors YICHANG (pingan.420500.events.>): created"));
+    CHECK(has(made, "HUBEI_WUHAN mirrors WUHAN (pingan.420100.events.>): created"));
+    CHECK(reader.wait_last(backlog, "HUBEI_WUHAN") == backlog);
+    auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    WARN("HUBEI_WUHAN mirrored " << backlog - at_t0 << " records of a backlog of " << backlog
+                                 << " in " << took << " s: "
+                                 << static_cast<long>((backlog - at_t0) / took) << " records/s");
+    CHECK(reader.wait_last(ev.size(), "HUBEI_YICHANG") == ev.size());
+    // The mirror's sequence is the city's offset, its bytes the city's.
+    for (std::uint64_t s : {std::uint64_t{1}, std::uint64_t{8}}) {
+        CHECK(reader.at(s, "HUBEI_YICHANG")->data == reader.at(s, "YICHANG")->data);
+        CHECK(reader.at(s, "HUBEI_YICHANG")->subject == reader.at(s, "YICHANG")->subject);
+    }
+    // Made again: the mirrors are kept.
+    auto again = run({"province", "create", "--jetstream", n.url(), "--province", "HUBEI", "--city",
+                      "YICHANG", "--city", "WUHAN"});
+    CHECK(again.code == 0);
+    CHECK(has(again, "HUBEI_YICHANG mirrors YICHANG (pingan.420500.events.>): there already, 8 "
+                     "records"));
+
+    // Every city, each with its own offsets, the lines of its own replay.
+    auto province = [&](std::vector<std::string> args) {
+        auto r = run_stdout(with({"replay", "--jetstream", n.url(), "--province", "HUBEI"}, args));
+        CHECK(r.code == 0);
+        return r.lines;
+    };
+    auto city_replay = [&](const broker_process& b, std::vector<std::string> args) {
+        auto r = run_stdout(with({"replay", "--query", b.query}, args));
+        CHECK(r.code == 0);
+        return r.lines;
+    };
+    auto all = by_city(province({"--json"}));
+    REQUIRE(all.size() == 2);
+    CHECK(all["YICHANG"] == city_replay(yichang, {"--json"}));
+    CHECK(all["WUHAN"] == city_replay(wuhan, {"--json"}));
+    CHECK(all["WUHAN"].size() == backlog);
+    check_dense(all["YICHANG"]);
+    check_dense(all["WUHAN"]);
+    auto receipt = nlohmann::json::parse(all["YICHANG"].back());
+    CHECK(receipt["type"] == "notification.delivered");
+    CHECK(receipt["school"] == "");
+
+    // One district across cities: a consumer of its subjects in each city.
+    auto district = by_city(province({"--json", "--district", "420503"}));
+    CHECK(district["YICHANG"] == city_replay(yichang, {"--json", "--district", "420503"}));
+    CHECK(district["WUHAN"] == city_replay(wuhan, {"--json", "--district", "420503"}));
+    CHECK(district["YICHANG"].size() == 4);
+    CHECK(district["WUHAN"].size() == backlog / 4);
+    for (const auto& [city, lines] : district)
+        for (const auto& l : lines)
+            CHECK(nlohmann::json::parse(l)["district"] == "420503");
+
+    // Lines for people begin with their city; --type, --from and --limit as in a city.
+    auto people = province({"--type", "hazard."});
+    REQUIRE(people.size() == 1);
+    CHECK(people[0] == "YICHANG " + city_replay(yichang, {"--type", "hazard."}).at(0));
+    auto from = by_city(province({"--json", "--from", "5"}));
+    CHECK(from["YICHANG"] == city_replay(yichang, {"--json", "--from", "5"}));
+    CHECK(from["WUHAN"].size() == backlog - 4);
+    CHECK(province({"--limit", "3"}).size() == 3);
+
+    // --follow: what is there, then each city's new records as they are stored.
+    process follow(pingan_argv({"replay", "--jetstream", n.url(), "--province", "HUBEI",
+                                "--district", "420502", "--json", "--follow"}));
+    for (std::size_t i = 0; i < 3 + backlog * 3 / 4; ++i)
+        REQUIRE(follow.line(std::chrono::seconds(20)));
+    std::vector<event> more{sample_reading("420502K001", 90000)};
+    publish_stored(to_wuhan, more);
+    auto l = follow.line(std::chrono::seconds(20));
+    REQUIRE(l);
+    auto j = nlohmann::json::parse(*l);
+    CHECK(j["city"] == "WUHAN");
+    CHECK(j["id"] == more[0].id.str());
+    CHECK(j["offset"] == backlog + 1);
+    follow.signal(SIGTERM);
+    follow.wait();
+}
+
+TEST_CASE("a province names a missing city stream, and a city's records missing from its mirror "
+          "stop the reader naming the city and the offsets",
+          "[jetstream][province]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    broker_process yichang(d / "yichang", city_flags(n.url(), "YICHANG", "pingan.420500.events"),
+                           d / "yichang.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, yichang.ingest);
+    publish_stored(pub, readings(6));
+    std::vector<event> psych{psych_event()};
+    publish_stored(pub, psych);
+
+    auto missing = run({"province", "create", "--jetstream", n.url(), "--province", "HUBEI",
+                        "--city", "YICHANG", "--city", "WUHAN"});
+    CHECK(missing.code == 1);
+    CHECK(has(missing, "city stream WUHAN does not exist at " + n.url()));
+    CHECK(reader.last("HUBEI_YICHANG") == 0); // nothing made
+    auto none = run({"replay", "--jetstream", n.url(), "--province", "HUBEI"});
+    CHECK(none.code == 1);
+    CHECK(has(none, "province HUBEI has no city stream"));
+
+    // The city's first records were removed from its stream before the province mirrored it.
+    jsOptions po;
+    jsOptions_Init(&po);
+    po.Stream.Purge.Sequence = 4;
+    REQUIRE(js_PurgeStream(reader.js, "YICHANG", &po, nullptr) == NATS_OK);
+    auto made = run(
+        {"province", "create", "--jetstream", n.url(), "--province", "HUBEI", "--city", "YICHANG"});
+    CHECK(made.code == 0);
+    CHECK(reader.wait_last(7, "HUBEI_YICHANG") == 7);
+    auto gap = run({"replay", "--jetstream", n.url(), "--province", "HUBEI"});
+    CHECK(gap.code == 1);
+    CHECK(has(gap, "stream HUBEI_YICHANG (city YICHANG) holds no record at offset 1 to 3 (the "
+                   "next it holds is 4)"));
+    auto rest = run_stdout(
+        {"replay", "--jetstream", n.url(), "--province", "HUBEI", "--from", "4", "--json"});
+    CHECK(rest.code == 0);
+    REQUIRE(rest.lines.size() == 4);
+    // Minors' details read redacted, as from a city's stream.
+    auto j = nlohmann::json::parse(rest.lines.back());
+    CHECK(j["city"] == "YICHANG");
+    CHECK(j["type"] == "psych.alert");
+    CHECK(j["body"]["student_ref"] == "redacted");
+    CHECK(rest.lines.back().find(secret_ref) == std::string::npos);
+}
+
+TEST_CASE("a province mirrors a city stream of another NATS system through a leaf node and its "
+          "JetStream domain",
+          "[jetstream][province]") {
+    temp_dir d;
+    // The province's servers: JetStream domain hubei, taking leaf node connections.
+    int leaf_port = free_port();
+    std::ofstream(d / "hubei.conf") << "jetstream { domain: hubei }\n"
+                                       "leafnodes { listen: \"127.0.0.1:"
+                                    << leaf_port << "\" }\n";
+    nats_node hubei;
+    hubei.dir = d / "hubei";
+    hubei.name = "hubei";
+    hubei.config = d / "hubei.conf";
+    hubei.start();
+    // The city's own servers: JetStream domain yichang, a leaf node of the province's.
+    std::ofstream(d / "yichang.conf") << "jetstream { domain: yichang }\n"
+                                         "leafnodes { remotes: [{url: \"nats-leaf://127.0.0.1:"
+                                      << leaf_port << "\"}] }\n";
+    nats_node city;
+    city.dir = d / "yichang";
+    city.name = "yichang";
+    city.config = d / "yichang.conf";
+    city.start();
+    stream_reader at_city({city.url()}), at_province({hubei.url()});
+    broker_process yichang(d / "store", city_flags(city.url(), "YICHANG", "pingan.420500.events"),
+                           d / "broker.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, yichang.ingest);
+    publish_stored(pub, readings(5));
+
+    // The leaf node connects in the background: the city's domain answers once it is up.
+    run_result made{};
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    do {
+        made = run({"province", "create", "--jetstream", hubei.url(), "--province", "HUBEI",
+                    "--city", "YICHANG@yichang"});
+    } while (made.code != 0 && std::chrono::steady_clock::now() < until);
+    INFO((made.lines.empty() ? std::string() : made.lines.back()));
+    CHECK(made.code == 0);
+    CHECK(has(made, "HUBEI_YICHANG mirrors YICHANG (pingan.420500.events.>) from JetStream domain "
+                    "yichang: created"));
+    CHECK(at_province.wait_last(5, "HUBEI_YICHANG") == 5);
+    CHECK(at_province.last("YICHANG") == 0); // the city's stream is in the city's servers only
+    auto r = run_stdout({"replay", "--jetstream", hubei.url(), "--province", "HUBEI", "--json"});
+    CHECK(r.code == 0);
+    auto lines = by_city(r.lines);
+    CHECK(lines["YICHANG"] == run_stdout({"replay", "--query", yichang.query, "--json"}).lines);
+    check_dense(lines["YICHANG"]);
+    // Records stored later reach the province too.
+    publish_stored(pub, readings(2, 50));
+    CHECK(at_province.wait_last(7, "HUBEI_YICHANG") == 7);
+    auto mirrored = at_province.at(7, "HUBEI_YICHANG");
+    REQUIRE(mirrored);
+    CHECK(mirrored->data == at_city.at(7, "YICHANG").value().data);
+    // Made again: the mirror is kept, and named with its domain.
+    CHECK(has(run({"province", "create", "--jetstream", hubei.url(), "--province", "HUBEI",
+                   "--city", "YICHANG@yichang"}),
+              "HUBEI_YICHANG mirrors YICHANG (pingan.420500.events.>) from JetStream domain "
+              "yichang: there already, 7 records"));
+
+    // A city stream that the city's domain does not hold is named with it.
+    auto missing = run({"province", "create", "--jetstream", hubei.url(), "--province", "HUBEI",
+                        "--city", "WUHAN@yichang"});
+    CHECK(missing.code == 1);
+    CHECK(has(missing, "city stream WUHAN does not exist at " + hubei.url() +
+                           " in JetStream domain yichang"));
+
+    // Two cities on one subject could not be told apart: refused, naming both.
+    {
+        jsStreamConfig sc;
+        jsStreamConfig_Init(&sc);
+        const char* subjects[] = {"pingan.420500.events.>"};
+        sc.Name = "WUHAN";
+        sc.Subjects = subjects;
+        sc.SubjectsLen = 1;
+        jsStreamInfo* si = nullptr;
+        REQUIRE(js_AddStream(&si, at_province.js, &sc, nullptr, nullptr) == NATS_OK);
+        jsStreamInfo_Destroy(si);
+    }
+    auto same = run({"province", "create", "--jetstream", hubei.url(), "--province", "HUBEI",
+                     "--city", "YICHANG@yichang", "--city", "WUHAN"});
+    CHECK(same.code == 1);
+    CHECK(has(same, "cities YICHANG and WUHAN publish on pingan.420500.events.> and "
+                    "pingan.420500.events.>: give each city's broker a subject of its own"));
+    CHECK(at_province.last("HUBEI_WUHAN") == 0);
+}
+
+TEST_CASE("with per-user subject permissions a provincial reader of one district reads it in "
+          "every city and is refused another district",
+          "[jetstream][province]") {
+    temp_dir d;
+    // The configuration of docs/replication.md, "Province".
+    std::ofstream(d / "nats.conf")
+        << "accounts {\n"
+           "  PROVINCE {\n"
+           "    jetstream: enabled\n"
+           "    users: [\n"
+           "      {user: admin, password: admin-pass}\n"
+           "      {user: province-420503, password: reader-pass, permissions: {\n"
+           "        publish: {allow: [\"$JS.API.STREAM.NAMES\", \"$JS.API.STREAM.INFO.*\",\n"
+           "                          \"$JS.API.CONSUMER.CREATE.*.*.pingan.*.events.420503.>\",\n"
+           "                          \"$JS.API.CONSUMER.INFO.*.*\", \"$JS.FC.>\"]}\n"
+           "        subscribe: {allow: [\"_INBOX_420503.>\"]}\n"
+           "      }}\n"
+           "      {user: no-info, password: reader-pass, permissions: {\n"
+           "        publish: {allow: [\"$JS.API.STREAM.NAMES\"]}\n"
+           "        subscribe: {allow: [\"_INBOX_420503.>\"]}\n"
+           "      }}\n"
+           "    ]\n"
+           "  }\n"
+           "}\n";
+    nats_node n;
+    n.dir = d / "nats";
+    n.name = "perm";
+    n.config = d / "nats.conf";
+    n.start();
+    auto url = [&](const std::string& user) {
+        return "nats://" + user + "@127.0.0.1:" + std::to_string(n.port);
+    };
+    auto admin = url("admin:admin-pass");
+    stream_reader reader({admin});
+    broker_process yichang(d / "yichang", city_flags(admin, "YICHANG", "pingan.420500.events"),
+                           d / "yichang.log", "info");
+    broker_process wuhan(d / "wuhan", city_flags(admin, "WUHAN", "pingan.420100.events"),
+                         d / "wuhan.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client to_yichang(ctx, yichang.ingest), to_wuhan(ctx, wuhan.ingest);
+    std::vector<event> ev;
+    for (std::size_t i = 0; i < 6; ++i)
+        ev.push_back(sample_reading(i % 2 ? "420503K001" : "420502K001", i));
+    publish_stored(to_yichang, ev);
+    publish_stored(to_wuhan, readings(3, 10));
+    std::vector<event> one{sample_reading("420503K001", 20)};
+    publish_stored(to_wuhan, one);
+    REQUIRE(run({"province", "create", "--jetstream", admin, "--province", "HUBEI", "--city",
+                 "YICHANG", "--city", "WUHAN"})
+                .code == 0);
+    REQUIRE(reader.wait_last(6, "HUBEI_YICHANG") == 6);
+    REQUIRE(reader.wait_last(4, "HUBEI_WUHAN") == 4);
+
+    auto reader_url = url("province-420503:reader-pass");
+    auto own = run_stdout({"replay", "--jetstream", reader_url, "--province", "HUBEI", "--district",
+                           "420503", "--json"});
+    CHECK(own.code == 0);
+    auto lines = by_city(own.lines);
+    CHECK(lines["YICHANG"] ==
+          run_stdout({"replay", "--query", yichang.query, "--district", "420503", "--json"}).lines);
+    CHECK(lines["WUHAN"] ==
+          run_stdout({"replay", "--query", wuhan.query, "--district", "420503", "--json"}).lines);
+    CHECK(lines["YICHANG"].size() == 3);
+    CHECK(lines["WUHAN"].size() == 1);
+
+    // Another district, or the whole province: the servers refuse the consumers.
+    for (const auto& scope : std::vector<std::vector<std::string>>{{"--district", "420502"}, {}}) {
+        auto other = run(with({"replay", "--jetstream", reader_url, "--province", "HUBEI",
+                               "--jetstream-inbox", "_INBOX_420503", "--timeout", "2"},
+                              scope));
+        INFO((other.lines.empty() ? std::string() : other.lines.back()));
+        CHECK(other.code == 1);
+        CHECK(has(other, "the NATS servers refused reading"));
+        CHECK_FALSE(has(other, "420502K001\""));
+    }
+    // Without the streams' information it cannot tell which city a mirror copies.
+    auto blind = run({"replay", "--jetstream", url("no-info:reader-pass"), "--province", "HUBEI",
+                      "--district", "420503", "--timeout", "2"});
+    CHECK(blind.code == 1);
+    CHECK(has(blind, "the NATS servers refused the information of stream HUBEI_WUHAN of province "
+                     "HUBEI"));
 }

@@ -9,6 +9,9 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 namespace pingan::cli {
 namespace {
@@ -22,18 +25,12 @@ struct replay_args {
     // Read the stream the broker replicates to instead (docs/replication.md).
     std::vector<std::string> jetstream;
     std::string js_stream = "PINGAN", js_subject = "pingan.events", js_creds, js_inbox;
+    std::string province; // read the province's mirrors of its cities (pingan province create)
     bool follow = false;
 };
 
-// From the JetStream stream: the records of the scope asked for, through a
-// consumer the NATS servers narrow to it, as an uncleared reader of the
-// broker sees them (minors' details redacted).
-void run_jetstream(const replay_args& a) {
-    if (a.to || !a.since.empty() || !a.until.empty() || !a.incident.empty() || !a.archive.empty())
-        fatal("--jetstream reads the stream from --from on: --to, --since, --until, --incident "
-              "and --archive ask the broker or an archive");
-    auto reg = load_registry(a.f);
-    check_filters(a.f, reg ? &*reg : nullptr);
+// The servers, stream and scope of a --jetstream reader.
+jetstream_source stream_source(const replay_args& a) {
     jetstream_source src;
     for (const auto& j : a.jetstream) {
         std::size_t at = 0;
@@ -63,31 +60,123 @@ void run_jetstream(const replay_args& a) {
     src.from = a.from;
     src.follow = a.follow;
     src.timeout = answer_timeout();
-    std::uint64_t shown = 0;
-    try {
-        read_jetstream(
-            src,
-            [&](std::uint64_t, std::string_view bytes) {
-                event e;
-                if (auto p = decode(bytes, e)) {
-                    std::cout << "(undecodable: " << p.text() << ")\n";
-                    return static_cast<bool>(std::cout);
-                }
-                if (carries_minors_details(e.type())) redact_minors(e);
-                if (!a.f.matches(e)) return true;
-                if (a.f.json)
-                    std::cout << to_json_line(e) << "\n";
-                else
-                    std::cout << render_line(e, reg ? &*reg : nullptr) << "\n";
-                if (a.limit && ++shown >= a.limit) return false;
-                return static_cast<bool>(std::cout);
-            },
-            [] { std::cout.flush(); });
-    } catch (const error& e) {
+    return src;
+}
+
+// Prints the records a stream reader hands over, as an uncleared reader of
+// the broker sees them (minors' details redacted), each line after `city`
+// when it is not empty. Returns: false once --limit lines are out.
+class record_printer {
+  public:
+    record_printer(const replay_args& a, const registry* reg) : a_(a), reg_(reg) {}
+
+    bool print(const std::string& city, std::string_view bytes) {
+        event e;
+        std::string line;
+        if (auto p = decode(bytes, e)) {
+            line = "(undecodable: " + p.text() + ")";
+        } else {
+            if (carries_minors_details(e.type())) redact_minors(e);
+            if (!a_.f.matches(e)) return true;
+            line = a_.f.json ? to_json_line(e) : render_line(e, reg_);
+        }
+        std::lock_guard lock(mu_);
+        if (a_.limit && shown_ >= a_.limit) return false;
+        if (city.empty())
+            std::cout << line << "\n";
+        else if (a_.f.json && line.starts_with("{"))
+            std::cout << "{\"city\":" << nlohmann::json(city).dump() << "," << line.substr(1)
+                      << "\n";
+        else
+            std::cout << city << " " << line << "\n";
+        ++shown_;
+        return (!a_.limit || shown_ < a_.limit) && static_cast<bool>(std::cout);
+    }
+    bool flush() {
+        std::lock_guard lock(mu_);
         std::cout.flush();
+        return (!a_.limit || shown_ < a_.limit) && static_cast<bool>(std::cout);
+    }
+
+  private:
+    const replay_args& a_;
+    const registry* reg_;
+    std::mutex mu_;
+    std::uint64_t shown_ = 0;
+};
+
+// Every city of the province at once, one ordered consumer each: a city's
+// records in its offset order, the cities' interleaved as they arrive. The
+// first city that fails ends them all.
+void read_province(const replay_args& a, const jetstream_source& src, record_printer& out) {
+    auto cities = province_cities(src, a.province);
+    std::mutex mu;
+    std::optional<error> failed;
+    bool stop = false;
+    auto go_on = [&] {
+        std::lock_guard lock(mu);
+        return !stop;
+    };
+    std::vector<std::thread> readers;
+    for (const auto& c : cities) {
+        auto one = src;
+        one.stream = c.stream;
+        one.subject = c.subject;
+        one.city = c.city;
+        readers.emplace_back([&, one] {
+            try {
+                read_jetstream(
+                    one,
+                    [&](std::uint64_t, std::string_view bytes) {
+                        if (go_on() && out.print(one.city, bytes)) return true;
+                        std::lock_guard lock(mu);
+                        stop = true;
+                        return false;
+                    },
+                    [&] { return out.flush() && go_on(); });
+            } catch (const error& e) {
+                std::lock_guard lock(mu);
+                if (!failed) failed = e;
+                stop = true;
+            } catch (const std::exception& e) {
+                std::lock_guard lock(mu);
+                if (!failed) failed = error(errc::internal, e.what());
+                stop = true;
+            }
+        });
+    }
+    for (auto& t : readers)
+        t.join();
+    if (failed) throw *failed;
+}
+
+// From the JetStream stream (or a province's mirrors of its cities' streams):
+// the records of the scope asked for, through a consumer the NATS servers
+// narrow to it, as an uncleared reader of the broker sees them (minors'
+// details redacted).
+void run_jetstream(const replay_args& a) {
+    if (a.to || !a.since.empty() || !a.until.empty() || !a.incident.empty() || !a.archive.empty())
+        fatal("--jetstream reads the stream from --from on: --to, --since, --until, --incident "
+              "and --archive ask the broker or an archive");
+    auto reg = load_registry(a.f);
+    check_filters(a.f, reg ? &*reg : nullptr);
+    if (!a.province.empty() && (a.js_stream != "PINGAN" || a.js_subject != "pingan.events"))
+        fatal("--province reads the province's mirrors <province>_<city>, each on its city's "
+              "subject: --jetstream-stream and --jetstream-subject name one city's stream");
+    auto src = stream_source(a);
+    record_printer out(a, reg ? &*reg : nullptr);
+    try {
+        if (!a.province.empty())
+            read_province(a, src, out);
+        else
+            read_jetstream(
+                src, [&](std::uint64_t, std::string_view bytes) { return out.print({}, bytes); },
+                [&] { return out.flush(); });
+    } catch (const error& e) {
+        out.flush();
         fail(e);
     }
-    std::cout.flush();
+    out.flush();
 }
 
 // From an archive folder: the segments that hold the range, each checked
@@ -174,6 +263,7 @@ void run(const replay_args& a) {
         run_jetstream(a);
         return;
     }
+    if (!a.province.empty()) fatal("--province reads a province's streams: it needs --jetstream");
     if (a.follow)
         fatal("--follow reads the stream on as records arrive: it needs --jetstream (the "
               "broker's live feed is `pingan tail`)");
@@ -268,6 +358,10 @@ void add_replay_command(CLI::App& app) {
     cmd->add_option("--jetstream-inbox", a->js_inbox,
                     "with --jetstream: the inbox prefix the NATS user may subscribe to (default "
                     "_INBOX_<district> with --district, _INBOX_<school> with --school)");
+    cmd->add_option("--province", a->province,
+                    "with --jetstream: read every city of this province (the mirrors "
+                    "<province>_<city> made by pingan province create); each line begins with "
+                    "its city");
     cmd->add_flag("--follow", a->follow,
                   "with --jetstream: after the stream's end, go on with each record as it is "
                   "stored");
