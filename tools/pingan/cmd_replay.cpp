@@ -29,8 +29,9 @@ struct replay_args {
     bool follow = false;
 };
 
-// The servers, stream and scope of a --jetstream reader.
-jetstream_source stream_source(const replay_args& a) {
+// The servers, stream and scope of a --jetstream reader (`reg`, if any, for a
+// school's district).
+jetstream_source stream_source(const replay_args& a, const registry* reg) {
     jetstream_source src;
     for (const auto& j : a.jetstream) {
         std::size_t at = 0;
@@ -163,7 +164,7 @@ void run_jetstream(const replay_args& a) {
     if (!a.province.empty() && (a.js_stream != "PINGAN" || a.js_subject != "pingan.events"))
         fatal("--province reads the province's mirrors <province>_<city>, each on its city's "
               "subject: --jetstream-stream and --jetstream-subject name one city's stream");
-    auto src = stream_source(a);
+    auto src = stream_source(a, reg ? &*reg : nullptr);
     record_printer out(a, reg ? &*reg : nullptr);
     try {
         if (!a.province.empty())
