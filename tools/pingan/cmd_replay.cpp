@@ -33,6 +33,7 @@ struct replay_args {
 // school's district).
 jetstream_source stream_source(const replay_args& a, const registry* reg) {
     jetstream_source src;
+    src.client = "pingan replay";
     for (const auto& j : a.jetstream) {
         std::size_t at = 0;
         while (at <= j.size()) {

@@ -1,8 +1,9 @@
-// pingan replay --jetstream: the replicated log read through an ordered
-// JetStream consumer (jetstream_replay.hpp).
+// pingan province and pingan replay --province: a province's mirrors of its
+// cities' streams (jetstream_replay.hpp).
 #include "tools/pingan/jetstream_replay.hpp"
 
 #include "common/errc.hpp"
+#include "common/nats_session.hpp"
 #include "common/nats_text.hpp"
 #include "common/stream_subjects.hpp"
 
@@ -14,189 +15,6 @@
 #include <random>
 
 namespace pingan::cli {
-namespace {
-
-struct session {
-    natsConnection* nc = nullptr;
-    jsCtx* js = nullptr;
-    natsSubscription* sub = nullptr;
-
-    session() = default;
-    session(const session&) = delete;
-    session& operator=(const session&) = delete;
-    // The connection is closed without deleting the consumer first (a scoped
-    // NATS user may not delete consumers): the servers remove an ephemeral
-    // consumer whose reader has gone.
-    ~session() {
-        if (nc) natsConnection_Close(nc);
-        if (sub) natsSubscription_Destroy(sub);
-        if (js) jsCtx_Destroy(js);
-        if (nc) natsConnection_Destroy(nc);
-    }
-
-    // What the server refused this connection (a permissions violation), or empty.
-    std::string refusal() const {
-        const char* text = nullptr;
-        if (nc && natsConnection_GetLastError(nc, &text) == NATS_NOT_PERMITTED && text) return text;
-        return {};
-    }
-};
-
-// Connects `ses` to the servers of `src` and makes its JetStream context.
-void connect(session& ses, const jetstream_source& src, const char* name, jsOptions& jo) {
-    std::vector<const char*> urls;
-    for (const auto& u : src.servers)
-        urls.push_back(u.c_str());
-    natsOptions* o = nullptr;
-    auto s = natsOptions_Create(&o);
-    if (s == NATS_OK) s = natsOptions_SetServers(o, urls.data(), static_cast<int>(urls.size()));
-    if (s == NATS_OK) s = natsOptions_SetName(o, name);
-    if (s == NATS_OK) s = natsOptions_SetTimeout(o, src.timeout.count());
-    // Following, it waits for the servers as long as it takes; a replay gives
-    // up after about a quarter of a minute without them.
-    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, src.follow ? -1 : 60);
-    if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);
-    if (s == NATS_OK && !src.creds.empty())
-        s = natsOptions_SetUserCredentialsFromFiles(o, src.creds.c_str(), nullptr);
-    if (s == NATS_OK && !src.inbox.empty())
-        s = natsOptions_SetCustomInboxPrefix(o, src.inbox.c_str());
-    if (s != NATS_OK) {
-        auto text = nats_text(s);
-        if (o) natsOptions_Destroy(o);
-        throw error(errc::bad_value, "JetStream options: " + text);
-    }
-    s = natsConnection_Connect(&ses.nc, o);
-    natsOptions_Destroy(o);
-    if (s != NATS_OK)
-        throw error(s == NATS_NOT_PERMITTED || s == NATS_CONNECTION_AUTH_FAILED ? errc::unauthorized
-                                                                                : errc::io_error,
-                    "cannot reach JetStream at " + shown_urls(src.servers) + ": " + nats_text(s));
-    jsOptions_Init(&jo);
-    jo.Wait = src.timeout.count();
-    s = natsConnection_JetStream(&ses.js, ses.nc, &jo);
-    if (s != NATS_OK) throw error(errc::io_error, "JetStream context: " + nats_text(s));
-}
-
-} // namespace
-
-void read_jetstream(const jetstream_source& src,
-                    const std::function<bool(std::uint64_t, std::string_view)>& each,
-                    const std::function<bool()>& idle) {
-    session ses;
-    jsOptions jo;
-    connect(ses, src, "pingan replay", jo);
-    natsStatus s = NATS_OK;
-
-    // One district's or school's subjects, or every record's.
-    auto filter = scope_filter(src.subject, src.district, src.school);
-    bool whole = src.district.empty() && src.school.empty();
-    auto refused = [&](const std::string& why) {
-        return error(errc::forbidden, "the NATS servers refused reading " + filter + " of stream " +
-                                          src.stream + ": " + why +
-                                          " (a NATS user reads only the subjects its "
-                                          "permissions allow: docs/replication.md)");
-    };
-    auto first = std::max<std::uint64_t>(src.from, 1);
-    // A named consumer is created on $JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>,
-    // the subject a NATS permission can narrow to one district's filter.
-    char name[32];
-    std::random_device rd;
-    std::snprintf(name, sizeof name, "pingan-replay-%08x%08x", rd(), rd());
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = src.stream.c_str();
-    so.Config.Name = name;
-    so.Ordered = true; // flow control and heartbeats; recreated after a lost message
-    so.Config.DeliverPolicy = js_DeliverByStartSequence;
-    so.Config.OptStartSeq = first;
-    jsErrCode jerr{};
-    s = js_SubscribeSync(&ses.sub, ses.js, filter.c_str(), &jo, &so, &jerr);
-    if (s != NATS_OK) {
-        ses.sub = nullptr;
-        if (auto r = ses.refusal(); !r.empty()) throw refused(r);
-        if (jerr == JSStreamNotFoundErr)
-            throw error(errc::not_found,
-                        "stream " + src.stream + " does not exist at " + shown_urls(src.servers));
-        throw error(errc::io_error,
-                    "cannot read stream " + src.stream + " (" + filter + ") at " +
-                        shown_urls(src.servers) + ": " + nats_text(s) +
-                        (jerr ? " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")"
-                              : std::string()));
-    }
-
-    std::uint64_t expect = first, last = 0;
-    while (true) {
-        natsMsg* m = nullptr;
-        s = natsSubscription_NextMsg(&m, ses.sub, 250);
-        if (s == NATS_TIMEOUT) {
-            if (!idle()) return;
-            if (auto r = ses.refusal(); !r.empty()) throw refused(r);
-            if (src.follow) continue;
-            // Nothing waiting here and nothing pending at the server: the end
-            // of what the scope held (a consumer that delivered the last
-            // record said so on it already).
-            jsConsumerInfo* ci = nullptr;
-            jerr = jsErrCode{};
-            if (natsSubscription_GetConsumerInfo(&ci, ses.sub, &jo, &jerr) == NATS_OK) {
-                bool done = ci->NumPending == 0;
-                jsConsumerInfo_Destroy(ci);
-                int waiting = 0;
-                if (done && natsSubscription_GetPending(ses.sub, &waiting, nullptr) == NATS_OK &&
-                    waiting == 0)
-                    return;
-            } else if (auto r = ses.refusal(); !r.empty()) {
-                throw refused(r);
-            }
-            continue;
-        }
-        // Messages dropped for a slow reader: the ordered consumer starts
-        // again after the last one delivered.
-        if (s == NATS_SLOW_CONSUMER) continue;
-        if (s != NATS_OK) {
-            if (auto r = ses.refusal(); !r.empty()) throw refused(r);
-            throw error(errc::io_error, "reading stream " + src.stream + " at " +
-                                            shown_urls(src.servers) + ": " + nats_text(s));
-        }
-        jsMsgMetaData* meta = nullptr;
-        if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
-            natsMsg_Destroy(m);
-            continue;
-        }
-        auto seq = meta->Sequence.Stream;
-        auto pending = meta->NumPending;
-        jsMsgMetaData_Destroy(meta);
-        // Redelivered after a reset: already shown.
-        if (seq <= last || seq < first) {
-            natsMsg_Destroy(m);
-            continue;
-        }
-        // The whole stream is the log: its sequence is the offset, gap-free.
-        if (whole && seq != expect) {
-            natsMsg_Destroy(m);
-            throw error(errc::not_found,
-                        "stream " + src.stream +
-                            (src.city.empty() ? std::string() : " (city " + src.city + ")") +
-                            " holds no record at offset " + std::to_string(expect) +
-                            (seq - 1 > expect ? " to " + std::to_string(seq - 1) : std::string()) +
-                            " (the next it holds is " + std::to_string(seq) +
-                            "): removed from the stream (a limit, a purge)" +
-                            (src.city.empty() ? "; the broker's replay has them"
-                                              : ", or from the city's stream before the province "
-                                                "mirrored it; the city's broker has them"));
-        }
-        last = seq;
-        expect = seq + 1;
-        bool more = each(seq, std::string_view(natsMsg_GetData(m),
-                                               static_cast<std::size_t>(natsMsg_GetDataLength(m))));
-        natsMsg_Destroy(m);
-        if (!more) return;
-        if (!src.follow && pending == 0) {
-            idle();
-            return;
-        }
-    }
-}
-
 namespace {
 
 // A stream name or a JetStream domain as NATS takes it: one subject token.
@@ -237,7 +55,7 @@ std::string city_subject(jsStreamInfo* si, const province_city& c) {
 }
 
 // Looks the city's stream up (in its domain) and fills in its subject.
-void find_city(session& ses, province_city& c, const std::vector<std::string>& servers) {
+void find_city(nats_session& ses, province_city& c, const std::vector<std::string>& servers) {
     jsOptions jo;
     jsOptions_Init(&jo);
     if (!c.domain.empty()) jo.Domain = c.domain.c_str();
@@ -290,7 +108,7 @@ bool mirrors(const jsStreamSource* m, const province_city& c) {
 }
 
 // Makes the mirror of one city, or says it is there already.
-std::string mirror_city(session& ses, const std::string& province, const province_city& c,
+std::string mirror_city(nats_session& ses, const std::string& province, const province_city& c,
                         int replicas) {
     auto filter = stream_subjects(c.subject);
     jsStreamInfo* si = nullptr;
@@ -349,9 +167,9 @@ std::vector<std::string> create_province(const jetstream_source& at, const std::
         throw error(errc::bad_value, "--province " + province +
                                          ": expected a stream name (letters, digits, - and _)");
     if (cities.empty()) throw error(errc::bad_value, "name at least one --city");
-    session ses;
+    nats_session ses;
     jsOptions jo;
-    connect(ses, at, "pingan province", jo);
+    nats_connect(ses, at, "pingan province", jo);
     std::vector<province_city> found;
     for (const auto& spec : cities) {
         found.push_back(parse_city(province, spec));
@@ -366,9 +184,9 @@ std::vector<std::string> create_province(const jetstream_source& at, const std::
 
 std::vector<province_city> province_cities(const jetstream_source& at,
                                            const std::string& province) {
-    session ses;
+    nats_session ses;
     jsOptions jo;
-    connect(ses, at, "pingan replay", jo);
+    nats_connect(ses, at, "pingan replay", jo);
     jsStreamNamesList* names = nullptr;
     jsErrCode jerr{};
     auto s = js_StreamNames(&names, ses.js, nullptr, &jerr);
