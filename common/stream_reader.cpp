@@ -12,6 +12,17 @@
 
 namespace pingan {
 
+std::vector<std::string> server_list(const std::vector<std::string>& options) {
+    std::vector<std::string> out;
+    for (const auto& j : options)
+        for (std::size_t at = 0; at <= j.size();) {
+            auto comma = std::min(j.find(',', at), j.size());
+            if (comma > at) out.push_back(j.substr(at, comma - at));
+            at = comma + 1;
+        }
+    return out;
+}
+
 void nats_connect(nats_session& ses, const jetstream_source& src, const char* name, jsOptions& jo) {
     std::vector<const char*> urls;
     for (const auto& u : src.servers)

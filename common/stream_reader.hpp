@@ -28,6 +28,9 @@ struct jetstream_source {
     std::string client = "pingan"; // the name the servers show for the connection
 };
 
+// NATS server URLs given as options, each one URL or a comma-separated list.
+std::vector<std::string> server_list(const std::vector<std::string>& options);
+
 // Calls `each(offset, stored bytes)` for every record of the scope from
 // `from`, in offset order, through an ordered consumer (flow control and
 // heartbeats; recreated by libnats after a reconnect). Without `follow` it

@@ -17,6 +17,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
+#include <nats/nats.h>
 
 #include <sys/stat.h>
 
@@ -159,10 +160,16 @@ struct live_broker {
     ingest_client pub;
     query_client q;
 
-    explicit live_broker(const std::string& data)
-        : b(data, {"--rules", std::string(PINGAN_SOURCE_DIR) + "/config/rules/yichang-default.yaml",
-                   "--clock", "manual:2026-09-01T08:00:00+08:00"}),
-          pub(ctx, b.ingest), q(ctx, b.query) {}
+    explicit live_broker(const std::string& data, std::vector<std::string> extra = {})
+        : b(data, with_rules(std::move(extra))), pub(ctx, b.ingest), q(ctx, b.query) {}
+
+    static std::vector<std::string> with_rules(std::vector<std::string> extra) {
+        extra.insert(extra.begin(),
+                     {"--rules",
+                      std::string(PINGAN_SOURCE_DIR) + "/config/rules/yichang-default.yaml",
+                      "--clock", "manual:2026-09-01T08:00:00+08:00"});
+        return extra;
+    }
 
     // A food illness at one canteen: the rule pack pages the school at once.
     std::uint64_t illness(const std::string& canteen, const std::string& status = "Actual") {
@@ -709,4 +716,83 @@ TEST_CASE("an expired acknowledgement link acknowledges nothing and is forgotten
     n = std::make_unique<notify_process>(lb, t / "notify", dir);
     CHECK(request(n->port, http::verb::get, path).status == 404);
     CHECK(lb.of_type("incident.acknowledged").empty());
+}
+
+namespace {
+
+// One nats-server with JetStream on an ephemeral port, ready when made.
+struct nats_server {
+    unsigned short port = free_port();
+    process proc;
+
+    explicit nats_server(const std::string& dir)
+        : proc({"/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", std::to_string(port),
+                "-sd", dir},
+               std::string(), dir + ".log") {
+        REQUIRE(eventually([&] {
+            net::io_context ioc;
+            tcp::socket s(ioc);
+            boost::system::error_code ec;
+            s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+            return !ec;
+        }));
+    }
+    std::string url() const { return "nats://127.0.0.1:" + std::to_string(port); }
+
+    // Removes every record below `keep` from `stream`, as a limit or a purge would.
+    void purge_below(const std::string& stream, std::uint64_t keep) const {
+        natsConnection* nc = nullptr;
+        jsCtx* js = nullptr;
+        REQUIRE(natsConnection_ConnectTo(&nc, url().c_str()) == NATS_OK);
+        REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
+        jsOptions o;
+        jsOptions_Init(&o);
+        o.Stream.Purge.Sequence = keep;
+        CHECK(js_PurgeStream(js, stream.c_str(), &o, nullptr) == NATS_OK);
+        jsCtx_Destroy(js);
+        natsConnection_Destroy(nc);
+    }
+};
+
+} // namespace
+
+TEST_CASE("with --jetstream pages come from the broker's stream, go on while the broker is away, "
+          "and records removed from the stream are read from the broker",
+          "[notify_e2e][jetstream]") {
+    temp_dir t;
+    nats_server ns(t / "nats");
+    live_broker lb(t / "broker", {"--insecure-dev", "--replication", "jetstream",
+                                  "--jetstream-server", ns.url(), "--jetstream-timeout", "2s"});
+    receiver_server rx([](std::size_t, const std::string&) { return receiver_server::answer::ok; });
+    auto dir =
+        write_file(t, "dir.yaml", "receivers:\n" + webhook_receiver("p-principal", rx.url()));
+    // A page stored, then removed from the stream: only the broker has it.
+    lb.illness("c1");
+    REQUIRE(lb.school_pages().size() == 1);
+    auto first = lb.school_pages().at(0);
+    ns.purge_below("PINGAN", first["offset"].get<std::uint64_t>() + 1);
+    std::vector<event> after{sample_reading(the_school, 1)};
+    after[0].occurred_at = *parse_utc(lb.q.clock(json::object())["now"].get<std::string>());
+    after[0].id = new_event_id(after[0].occurred_at);
+    REQUIRE(lb.pub.publish(after).results.at(0).what == wire::outcome::stored);
+
+    // No live feed to read: pages come from the stream (or, for the gap, the broker's replay).
+    notify_process n(
+        lb, t / "notify", dir,
+        {"--jetstream", ns.url(), "--feed", "tcp://127.0.0.1:" + std::to_string(free_port())});
+    auto delivered_to = [&](const json& page) {
+        for (const auto& h : rx.hits())
+            if (h.key == page["id"].get<std::string>() + "/p-principal") return true;
+        return false;
+    };
+    REQUIRE(eventually([&] { return delivered_to(first); }));
+
+    // A page stored and confirmed by the stream, then the broker is gone: it is delivered.
+    lb.illness("c2");
+    auto pages = lb.school_pages();
+    REQUIRE(pages.size() == 2);
+    lb.b.proc->signal(SIGKILL);
+    lb.b.proc->wait();
+    REQUIRE(eventually([&] { return delivered_to(pages.at(1)); }));
+    CHECK(rx.hits().size() == 2); // each page once
 }

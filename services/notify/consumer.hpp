@@ -7,9 +7,16 @@
 // (for the lag metric) and finds a page whose live copy was dropped. It runs
 // on its own thread with the synchronous clients; every page and every
 // progress report is posted, in log order, to the io_context.
+//
+// With a JetStream source (--jetstream) it reads the replicated log from the
+// stream instead of the broker: an ordered consumer from the position on,
+// catch-up then live in one, which keeps going while the broker is away (a
+// failover). Records removed from the stream (a gap) are read from the
+// broker's replay, and the stream is read on after them.
 #pragma once
 
 #include "common/curve.hpp"
+#include "common/stream_reader.hpp"
 #include "services/common/net.hpp"
 
 #include <spdlog/logger.h>
@@ -28,6 +35,7 @@ namespace pingan::notify {
 struct consumer_options {
     std::string feed, query;
     std::optional<curve_client> curve;
+    std::optional<jetstream_source> jetstream; // read the stream, not the broker's feed
 };
 
 class consumer {
@@ -46,6 +54,13 @@ class consumer {
 
   private:
     void run(std::uint64_t position);
+    void run_stream(std::uint64_t position);
+    // Pages after `last` from the broker's replay, up to its head.
+    // Returns: the last offset examined.
+    std::uint64_t pages_from_broker(std::uint64_t last);
+    void post_page(std::uint64_t offset, std::string_view bytes);
+    // Waits about a second, or less if stopped.
+    void pause();
 
     svc::net::io_context& ioc_;
     consumer_options opts_;

@@ -16,6 +16,7 @@
 #include "common/readiness.hpp"
 #include "common/runtime.hpp"
 #include "common/shipped.hpp"
+#include "common/stream_subjects.hpp"
 #include "common/version.hpp"
 #include "services/common/listener.hpp"
 
@@ -106,6 +107,19 @@ int main(int argc, char** argv) {
     app.add_option("--ack-base", ack_base,
                    "base URL of acknowledgement links (default: http://<--http address>)");
     app.add_flag("--metrics", metrics, "serve Prometheus metrics at GET /metrics");
+    std::vector<std::string> jetstream;
+    jetstream_source js;
+    js.client = "pingan-notify";
+    app.add_option("--jetstream", jetstream,
+                   "read pages from the broker's JetStream stream at this NATS server instead of "
+                   "its live feed (repeat, or comma-separated, for a cluster; docs/notify.md)");
+    app.add_option("--jetstream-stream", js.stream, "with --jetstream: the broker's stream")
+        ->capture_default_str();
+    app.add_option("--jetstream-subject", js.subject, "with --jetstream: the broker's subject")
+        ->capture_default_str();
+    app.add_option("--jetstream-creds", js.creds, "with --jetstream: a NATS credentials file");
+    app.add_option("--jetstream-inbox", js.inbox,
+                   "with --jetstream: the inbox prefix its NATS user may subscribe to");
     std::string link_key_file;
     app.add_option("--link-key", link_key_file,
                    "file of the secret acknowledgement links derive from (mode 0600; default "
@@ -145,7 +159,9 @@ int main(int argc, char** argv) {
         po.endpoint = cfg.broker;
         po.resend_timeout = cfg.resend_timeout;
         po.max_in_flight = cfg.max_in_flight;
-        consumer_options co{feed, query, std::nullopt};
+        consumer_options co{feed, query, std::nullopt, std::nullopt};
+        js.servers = server_list(jetstream);
+        if (!js.servers.empty()) co.jetstream = js;
         if (!cfg.key.empty() || !cfg.server_key.empty()) {
             if (cfg.key.empty() || cfg.server_key.empty())
                 throw error(errc::bad_config, "--key and --server-key go together");
@@ -214,9 +230,13 @@ int main(int argc, char** argv) {
         });
         std::cout << "listening http=" << bound << " position=" << st.position() << std::endl;
         notify_ready("listening http=" + bound);
-        rt.log().info("pingan-notify up: http {}, feed {}, query {}, ingest {}, directory {} ({} "
-                      "receivers)",
-                      bound, feed, query, cfg.broker, directory_path, dir->receivers.size());
+        rt.log().info("pingan-notify up: http {}, pages from {}, query {}, ingest {}, directory {} "
+                      "({} receivers)",
+                      bound,
+                      co.jetstream
+                          ? "JetStream stream " + js.stream + " at " + shown_urls(js.servers)
+                          : "feed " + feed,
+                      query, cfg.broker, directory_path, dir->receivers.size());
         return rt.run();
     } catch (const error& x) {
         fail(x.what());

@@ -23,15 +23,7 @@ struct province_args {
 
 void run_create(const province_args& a) {
     jetstream_source at;
-    for (const auto& j : a.jetstream) {
-        std::size_t from = 0;
-        while (from <= j.size()) {
-            auto comma = j.find(',', from);
-            if (comma == std::string::npos) comma = j.size();
-            if (comma > from) at.servers.push_back(j.substr(from, comma - from));
-            from = comma + 1;
-        }
-    }
+    at.servers = server_list(a.jetstream);
     if (at.servers.empty()) fatal("--jetstream: give a NATS server URL, e.g. nats://host:4222");
     if (a.replicas != 1 && a.replicas != 3 && a.replicas != 5)
         fatal("--replicas: expected 1, 3 or 5");

@@ -34,15 +34,7 @@ struct replay_args {
 jetstream_source stream_source(const replay_args& a, const registry* reg) {
     jetstream_source src;
     src.client = "pingan replay";
-    for (const auto& j : a.jetstream) {
-        std::size_t at = 0;
-        while (at <= j.size()) {
-            auto comma = j.find(',', at);
-            if (comma == std::string::npos) comma = j.size();
-            if (comma > at) src.servers.push_back(j.substr(at, comma - at));
-            at = comma + 1;
-        }
-    }
+    src.servers = server_list(a.jetstream);
     if (src.servers.empty()) fatal("--jetstream: give a NATS server URL, e.g. nats://host:4222");
     src.stream = a.js_stream;
     src.subject = a.js_subject;
