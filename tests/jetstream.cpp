@@ -1051,6 +1051,16 @@ std::vector<std::string> city_flags(const std::string& url, const std::string& s
                 {"--jetstream-stream", stream, "--jetstream-subject", subject});
 }
 
+// The broker of Yichang (420500) or Wuhan (420100), its store and log in `d`.
+broker_process city_broker(const temp_dir& d, const std::string& store, const std::string& url,
+                           const std::string& stream) {
+    auto code = stream == "YICHANG" ? "420500" : "420100";
+    auto name = stream == "YICHANG" ? "yichang" : "wuhan";
+    return broker_process(d / store,
+                          city_flags(url, stream, std::string("pingan.") + code + ".events"),
+                          d / (std::string(name) + ".log"), "info");
+}
+
 // A receipt of a city-wide page: of no school and no district.
 event city_wide_receipt() {
     auto e = sample_hazard();
@@ -1181,10 +1191,8 @@ TEST_CASE("a province mirrors its cities' streams: pingan replay --province read
     temp_dir d;
     auto n = nats_node::solo(d / "nats");
     stream_reader reader({n.url()});
-    broker_process yichang(d / "yichang", city_flags(n.url(), "YICHANG", "pingan.420500.events"),
-                           d / "yichang.log", "info");
-    broker_process wuhan(d / "wuhan", city_flags(n.url(), "WUHAN", "pingan.420100.events"),
-                         d / "wuhan.log", "info");
+    auto yichang = city_broker(d, "yichang", n.url(), "YICHANG");
+    auto wuhan = city_broker(d, "wuhan", n.url(), "WUHAN");
     zmq::context_t ctx(1);
     ingest_client to_yichang(ctx, yichang.ingest), to_wuhan(ctx, wuhan.ingest);
     std::vector<event> ev;
@@ -1295,8 +1303,7 @@ TEST_CASE("a province names a missing city stream, and a city's records missing 
     temp_dir d;
     auto n = nats_node::solo(d / "nats");
     stream_reader reader({n.url()});
-    broker_process yichang(d / "yichang", city_flags(n.url(), "YICHANG", "pingan.420500.events"),
-                           d / "yichang.log", "info");
+    auto yichang = city_broker(d, "yichang", n.url(), "YICHANG");
     zmq::context_t ctx(1);
     ingest_client pub(ctx, yichang.ingest);
     publish_stored(pub, readings(6));
@@ -1361,8 +1368,7 @@ TEST_CASE("a province mirrors a city stream of another NATS system through a lea
     city.config = d / "yichang.conf";
     city.start();
     stream_reader at_city({city.url()}), at_province({hubei.url()});
-    broker_process yichang(d / "store", city_flags(city.url(), "YICHANG", "pingan.420500.events"),
-                           d / "broker.log", "info");
+    auto yichang = city_broker(d, "store", city.url(), "YICHANG");
     zmq::context_t ctx(1);
     ingest_client pub(ctx, yichang.ingest);
     publish_stored(pub, readings(5));
@@ -1458,10 +1464,8 @@ TEST_CASE("with per-user subject permissions a provincial reader of one district
     };
     auto admin = url("admin:admin-pass");
     stream_reader reader({admin});
-    broker_process yichang(d / "yichang", city_flags(admin, "YICHANG", "pingan.420500.events"),
-                           d / "yichang.log", "info");
-    broker_process wuhan(d / "wuhan", city_flags(admin, "WUHAN", "pingan.420100.events"),
-                         d / "wuhan.log", "info");
+    auto yichang = city_broker(d, "yichang", admin, "YICHANG");
+    auto wuhan = city_broker(d, "wuhan", admin, "WUHAN");
     zmq::context_t ctx(1);
     ingest_client to_yichang(ctx, yichang.ingest), to_wuhan(ctx, wuhan.ingest);
     std::vector<event> ev;
