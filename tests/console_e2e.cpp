@@ -4,6 +4,7 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/curve.hpp"
+#include "nats_server.hpp"
 #include "pingan_run.hpp"
 #include "support.hpp"
 
@@ -13,6 +14,7 @@
 #include <boost/beast/websocket.hpp>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <functional>
@@ -112,6 +114,19 @@ struct page_socket {
         return nullptr;
     }
 
+    // Every message up to the page's position ("at"), as text.
+    std::string until_at() {
+        std::string all;
+        for (int i = 0; i < 200; ++i) {
+            auto m = beast::buffers_to_string(buf.data());
+            all += m + "\n";
+            if (json::parse(m)["t"] == "at") break;
+            buf.clear();
+            ws.read(buf);
+        }
+        return all;
+    }
+
     // Reads until the console ends the connection. Returns: whether it did
     // within `limit`.
     bool ended_within(std::chrono::seconds limit) {
@@ -140,7 +155,9 @@ struct secured_console {
     std::unique_ptr<process> con;
     unsigned short port = 0;
 
-    secured_console() {
+    // `broker_extra` and `console_extra` are appended to each program's flags.
+    explicit secured_console(std::vector<std::string> broker_extra = {},
+                             std::vector<std::string> console_extra = {}) {
         write_key(d / "server.key", k.server);
         write_key(d / "console.key", k.console);
         write_key(d / "school.key", k.school);
@@ -155,10 +172,11 @@ struct secured_console {
             << "\"\n    scope: {school: 420502K001}\n    may: [publish, query]\n"
                "  - identity: auditor:term1\n    key: \""
             << k.auditor.public_key << "\"\n    scope: city\n    may: [query]\n";
-        b = std::make_unique<broker_process>(
-            d / "store", std::vector<std::string>{
-                             "--server-key", d / "server.key", "--clients", d / "clients.yaml",
-                             "--rules", source_path("config/rules/yichang-default.yaml")});
+        std::vector<std::string> flags{
+            "--server-key",     d / "server.key", "--clients",
+            d / "clients.yaml", "--rules",        source_path("config/rules/yichang-default.yaml")};
+        flags.insert(flags.end(), broker_extra.begin(), broker_extra.end());
+        b = std::make_unique<broker_process>(d / "store", flags);
         {
             std::ofstream(d / "pw") << "chen-password-1\n";
             process add({bin("pingan"), "users", "add", "chen", "--file", d / "users.json",
@@ -166,11 +184,38 @@ struct secured_console {
                         d / "pw");
             REQUIRE(add.wait() == 0);
         }
-        con = std::make_unique<process>(std::vector<std::string>{
-            bin("pingan-console"), "--http", "127.0.0.1:0", "--users", d / "users.json",
-            "--registry", source_path("data/schools.csv"), "--ingest", b->ingest, "--feed", b->feed,
-            "--query", b->query, "--key", d / "console.key", "--server-key",
-            "z85:" + k.server.public_key, "--log-level", "warn"});
+        start_console(console_extra);
+    }
+
+    void start_console(const std::vector<std::string>& extra = {}) {
+        std::vector<std::string> argv{bin("pingan-console"),
+                                      "--http",
+                                      "127.0.0.1:0",
+                                      "--users",
+                                      d / "users.json",
+                                      "--registry",
+                                      source_path("data/schools.csv"),
+                                      "--ingest",
+                                      b->ingest,
+                                      "--feed",
+                                      b->feed,
+                                      "--query",
+                                      b->query,
+                                      "--key",
+                                      d / "console.key",
+                                      "--server-key",
+                                      "z85:" + k.server.public_key,
+                                      "--log-level",
+                                      "warn"};
+        // A flag given in `extra` replaces the one above.
+        for (std::size_t i = 0; i + 1 < extra.size(); i += 2) {
+            auto it = std::find(argv.begin(), argv.end(), extra[i]);
+            if (it != argv.end())
+                *(it + 1) = extra[i + 1];
+            else
+                argv.insert(argv.end(), {extra[i], extra[i + 1]});
+        }
+        con = std::make_unique<process>(argv);
         auto l = con->line(20s);
         REQUIRE(l);
         std::smatch m;
@@ -470,4 +515,51 @@ TEST_CASE("repeated failed logins are answered 429 with a message and Retry-Afte
     CHECK(metric(m, "pingan_console_logins_total{outcome=\"failed\"}") == 10);
     CHECK(metric(m, "pingan_console_logins_total{outcome=\"limited\"}") == 2);
     CHECK(metric(m, "pingan_console_logins_total{outcome=\"ok\"}") == 0);
+}
+
+TEST_CASE("with --jetstream the console reads the log from the broker's stream, minors' details "
+          "redacted, and a console started while the broker is away shows what it acknowledged",
+          "[console_e2e][jetstream]") {
+    temp_dir nd;
+    nats_server ns(nd / "nats");
+    auto no_feed = "tcp://127.0.0.1:" + std::to_string(nats_server::unused_port());
+    secured_console s({"--keys", nd / "keys", "--replication", "jetstream", "--jetstream-server",
+                       ns.url(), "--jetstream-timeout", "2s"},
+                      {"--jetstream", ns.url(), "--feed", no_feed});
+    auto h = sample_hazard("420502K001");
+    h.occurred_at = std::chrono::time_point_cast<micros>(std::chrono::system_clock::now());
+    auto p = sample_psych("420502K001");
+    p.occurred_at = h.occurred_at;
+    s.publish_as_school(h);
+    // No feed to read: the console has the log from the stream.
+    s.wait_caught_up(s.publish_as_school(p));
+
+    auto login = s.login("chen", "chen-password-1");
+    REQUIRE(login.status == 200);
+    auto hazard_incident = [&] {
+        page_socket page(s.port, login.cookie);
+        return page.incident([&](const json& x) {
+            return x["subject"] == std::get<hazard_reported>(h.body).hazard_id;
+        });
+    };
+    CHECK_FALSE(hazard_incident().is_null());
+    // The stream holds the student's reference sealed; the page shows the alert, redacted.
+    {
+        page_socket page(s.port, login.cookie);
+        auto text = page.until_at();
+        INFO(text);
+        CHECK(text.find("psych.alert") != std::string::npos);
+        CHECK(text.find(std::get<psych_alert>(p.body).student_ref) == std::string::npos);
+    }
+
+    // The broker gone: a console started now reads everything from the stream.
+    s.b->proc->signal(SIGKILL);
+    s.b->proc->wait();
+    s.con->signal(SIGTERM);
+    s.con->wait();
+    s.start_console({"--jetstream", ns.url(), "--feed", no_feed});
+    REQUIRE(eventually([&] { return s.health().value("caught_up", false); }));
+    login = s.login("chen", "chen-password-1");
+    REQUIRE(login.status == 200);
+    CHECK_FALSE(hazard_incident().is_null());
 }

@@ -776,17 +776,7 @@ const std::string secret_ref = "stu-SECRET-5521";
 
 // A psych alert of 420502K001 naming a student by reference.
 event psych_event() {
-    auto e = sample_hazard("420502K001");
-    psych_alert a;
-    a.alert_id = "PA-7";
-    a.student_ref = secret_ref;
-    a.level = risk_level::red;
-    a.source = psych_source::teacher;
-    a.indicator_codes = {"SH.2"};
-    a.reported_by_role = "psych_teacher";
-    e.body = a;
-    e.scope = scope::private_;
-    return e;
+    return sample_psych("420502K001", secret_ref);
 }
 
 } // namespace

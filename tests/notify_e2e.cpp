@@ -6,6 +6,7 @@
 #include "broker_process.hpp"
 #include "common/client.hpp"
 #include "common/codec.hpp"
+#include "nats_server.hpp"
 #include "pingan_run.hpp"
 #include "services/notify/channels.hpp"
 #include "support.hpp"
@@ -17,7 +18,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <catch2/catch.hpp>
-#include <nats/nats.h>
 
 #include <sys/stat.h>
 
@@ -717,44 +717,6 @@ TEST_CASE("an expired acknowledgement link acknowledges nothing and is forgotten
     CHECK(request(n->port, http::verb::get, path).status == 404);
     CHECK(lb.of_type("incident.acknowledged").empty());
 }
-
-namespace {
-
-// One nats-server with JetStream on an ephemeral port, ready when made.
-struct nats_server {
-    unsigned short port = free_port();
-    process proc;
-
-    explicit nats_server(const std::string& dir)
-        : proc({"/usr/sbin/nats-server", "-js", "-a", "127.0.0.1", "-p", std::to_string(port),
-                "-sd", dir},
-               std::string(), dir + ".log") {
-        REQUIRE(eventually([&] {
-            net::io_context ioc;
-            tcp::socket s(ioc);
-            boost::system::error_code ec;
-            s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
-            return !ec;
-        }));
-    }
-    std::string url() const { return "nats://127.0.0.1:" + std::to_string(port); }
-
-    // Removes every record below `keep` from `stream`, as a limit or a purge would.
-    void purge_below(const std::string& stream, std::uint64_t keep) const {
-        natsConnection* nc = nullptr;
-        jsCtx* js = nullptr;
-        REQUIRE(natsConnection_ConnectTo(&nc, url().c_str()) == NATS_OK);
-        REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
-        jsOptions o;
-        jsOptions_Init(&o);
-        o.Stream.Purge.Sequence = keep;
-        CHECK(js_PurgeStream(js, stream.c_str(), &o, nullptr) == NATS_OK);
-        jsCtx_Destroy(js);
-        natsConnection_Destroy(nc);
-    }
-};
-
-} // namespace
 
 TEST_CASE("with --jetstream pages come from the broker's stream, go on while the broker is away, "
           "and records removed from the stream are read from the broker",

@@ -66,6 +66,23 @@ inline event sample_hazard(std::string school = "420502K001") {
     return e;
 }
 
+// A red psych alert about one student (minors' details: sealed in a store
+// with keys, redacted for whoever is not cleared).
+inline event sample_psych(std::string school = "420502K001",
+                          std::string student_ref = "STU-2026-0007") {
+    auto e = sample_hazard(std::move(school));
+    psych_alert a;
+    a.alert_id = "PA-7";
+    a.student_ref = std::move(student_ref);
+    a.level = risk_level::red;
+    a.source = psych_source::teacher;
+    a.indicator_codes = {"SH.2"};
+    a.reported_by_role = "psych_teacher";
+    e.body = a;
+    e.scope = scope::private_;
+    return e;
+}
+
 // A canteen temperature reading of about 300 bytes encoded.
 inline event sample_reading(std::string school, std::uint64_t n) {
     event e;

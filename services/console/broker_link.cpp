@@ -1,6 +1,7 @@
 // The follower and the actor threads.
 #include "broker_link.hpp"
 
+#include "common/privacy.hpp"
 #include "common/time.hpp"
 
 #include <boost/asio/post.hpp>
@@ -26,7 +27,63 @@ void follower::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
+void follower::run_stream() {
+    auto src = *ep_.stream;
+    src.follow = true;
+    std::uint64_t last = 0;
+    bool caught = false;
+    auto take = [&](std::uint64_t off, std::string_view bytes) {
+        if (off <= last) return !stop_;
+        event e;
+        if (auto p = decode(bytes, e)) {
+            spdlog::warn("offset {} undecodable: {}", off, p.text());
+        } else {
+            // Sealed in the stream, and the keys are the brokers' alone.
+            if (carries_minors_details(e.type())) redact_minors(e);
+            e.offset = off;
+            boost::asio::post(ioc_, [this, e = std::move(e)]() mutable { deliver_(std::move(e)); });
+        }
+        last = off;
+        return !stop_.load();
+    };
+    // Records removed from the stream (a gap): from the broker's replay, up to its head.
+    auto from_broker = [&] {
+        const curve_client* c = ep_.curve ? &*ep_.curve : nullptr;
+        query_client q(ctx_, ep_.query, c);
+        replay_request r;
+        r.from = last + 1;
+        auto end = q.replay(r, take, std::chrono::seconds(3));
+        if (end.next > last + 1) last = end.next - 1;
+    };
+    bool gap = false;
+    while (!stop_) {
+        try {
+            if (gap) from_broker();
+            gap = false;
+            src.from = last + 1;
+            read_jetstream(src, take, [&] {
+                if (!caught) {
+                    caught = true;
+                    spdlog::info("caught up at offset {} of stream {}", last, src.stream);
+                    boost::asio::post(ioc_, caught_up_);
+                }
+                return !stop_.load();
+            });
+        } catch (const std::exception& x) {
+            const auto* e = dynamic_cast<const error*>(&x);
+            gap = gap || (e && e->code() == errc::not_found);
+            if (gap)
+                spdlog::error("{}: reading them from the broker at {}", x.what(), ep_.query);
+            else
+                spdlog::warn("stream {}: {}", src.stream, x.what());
+            for (int i = 0; i < 10 && !stop_; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
+}
+
 void follower::run() {
+    if (ep_.stream) return run_stream();
     const curve_client* c = ep_.curve ? &*ep_.curve : nullptr;
     // Subscribe first, so that nothing falls between the replay and the feed.
     feed_client feed(ctx_, ep_.feed, c);

@@ -4,13 +4,16 @@
 // - the follower reads the log: catch-up by replay from offset 1, then the
 //   live feed, filling any jump in offsets (and, when the feed is quiet,
 //   whatever a broker restart may have lost) by replay; every event reaches
-//   the io_context once, in offset order;
+//   the io_context once, in offset order; or, with a JetStream source, the
+//   same from the broker's replicated stream (catch-up then live in one
+//   ordered consumer), which goes on while the broker is away;
 // - the actor publishes the console's events (acknowledgements, notes,
 //   access.viewed) through ingest, on the broker's own time.
 #pragma once
 
 #include "common/client.hpp"
 #include "common/event.hpp"
+#include "common/stream_reader.hpp"
 
 #include <boost/asio/io_context.hpp>
 
@@ -30,6 +33,7 @@ struct broker_endpoints {
     std::string feed = "tcp://127.0.0.1:7402";
     std::string query = "tcp://127.0.0.1:7403";
     std::optional<curve_client> curve;
+    std::optional<jetstream_source> stream; // read the log from JetStream, not feed and replays
 };
 
 class follower {
@@ -43,6 +47,7 @@ class follower {
 
   private:
     void run();
+    void run_stream();
     boost::asio::io_context& ioc_;
     zmq::context_t& ctx_;
     broker_endpoints ep_;

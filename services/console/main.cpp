@@ -9,6 +9,7 @@
 #include "common/curve.hpp"
 #include "common/readiness.hpp"
 #include "common/runtime.hpp"
+#include "common/stream_subjects.hpp"
 #include "common/version.hpp"
 
 #include <iostream>
@@ -49,6 +50,19 @@ int main(int argc, char** argv) {
     app.add_option("--ingest", ep.ingest, "the broker's ingest endpoint")->capture_default_str();
     app.add_option("--feed", ep.feed, "the broker's live feed endpoint")->capture_default_str();
     app.add_option("--query", ep.query, "the broker's query endpoint")->capture_default_str();
+    std::vector<std::string> jetstream;
+    jetstream_source js;
+    js.client = "pingan-console";
+    app.add_option("--jetstream", jetstream,
+                   "read the log from the broker's JetStream stream at this NATS server instead of "
+                   "its feed and replays (repeat, or comma-separated; docs/console.md)");
+    app.add_option("--jetstream-stream", js.stream, "with --jetstream: the broker's stream")
+        ->capture_default_str();
+    app.add_option("--jetstream-subject", js.subject, "with --jetstream: the broker's subject")
+        ->capture_default_str();
+    app.add_option("--jetstream-creds", js.creds, "with --jetstream: a NATS credentials file");
+    app.add_option("--jetstream-inbox", js.inbox,
+                   "with --jetstream: the inbox prefix its NATS user may subscribe to");
     app.add_option("--key", key, "this console's CURVE key pair file (pingan keygen)");
     app.add_option("--server-key", server_key, "the broker's CURVE public key, or its key file");
     app.add_option("--device", cfg.device, "device name in each event's source")
@@ -105,6 +119,8 @@ int main(int argc, char** argv) {
             throw error(errc::bad_config, "no registry: give --registry PATH/schools.csv");
         auto reg = load_registry(reg_path);
 
+        js.servers = server_list(jetstream);
+        if (!js.servers.empty()) ep.stream = js;
         service_runtime rt(make_logger("pingan-console", log_level));
         zmq::context_t ctx(1);
         actor act(rt.io(), ctx, ep);
@@ -138,9 +154,11 @@ int main(int argc, char** argv) {
         std::cout << "listening http=" << at.address().to_string() << ":" << at.port() << std::endl;
         notify_ready("listening http=" + at.address().to_string() + ":" +
                      std::to_string(at.port()));
-        rt.log().info("pingan-console up: http {}:{}, broker {} / {} / {}, users {}",
-                      at.address().to_string(), at.port(), ep.ingest, ep.feed, ep.query,
-                      cfg.users_file);
+        rt.log().info(
+            "pingan-console up: http {}:{}, broker {} / {} / {}, users {}{}",
+            at.address().to_string(), at.port(), ep.ingest, ep.feed, ep.query, cfg.users_file,
+            ep.stream ? ", log from JetStream stream " + js.stream + " at " + shown_urls(js.servers)
+                      : std::string());
         return rt.run();
     } catch (const error& x) {
         fail(x.what());
