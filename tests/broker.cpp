@@ -1,6 +1,7 @@
 // Black-box tests of real pingan-broker processes on 127.0.0.1 ephemeral ports.
 #include "broker_process.hpp"
 #include "common/client.hpp"
+#include "feed_handshake.hpp"
 
 #include "support.hpp"
 #include <zmq_addon.hpp>
@@ -40,6 +41,16 @@ std::map<std::uint64_t, std::string> replay_all(zmq::context_t& ctx, const std::
     return out;
 }
 
+// Stores a probe event for confirm_feed (a reading of 420502K001, whose
+// sensor number no test's readings reach). Returns: its offset.
+std::uint64_t probe(ingest_client& pub) {
+    static std::size_t n = 1000000;
+    auto r = pub.publish(readings(1, n++));
+    if (r.results.empty() || r.results[0].what != wire::outcome::stored)
+        throw std::runtime_error("a probe event was not stored");
+    return r.results[0].offset;
+}
+
 } // namespace
 
 TEST_CASE("published events replay byte for byte as stored and as fed live", "[broker]") {
@@ -48,34 +59,37 @@ TEST_CASE("published events replay byte for byte as stored and as fed live", "[b
     zmq::context_t ctx(1);
     feed_client feed(ctx, b.feed);
     feed.subscribe("t/");
-    std::this_thread::sleep_for(std::chrono::milliseconds(200)); // subscription reaches XPUB
     ingest_client pub(ctx, b.ingest);
+    // The events follow the probes that confirmed the subscription.
+    auto base = confirm_feed({&feed}, [&] { return probe(pub); });
     auto ev = readings(50);
     ev.push_back(sample_hazard());
     auto reply = pub.publish(ev);
     REQUIRE(reply.results.size() == ev.size());
     for (std::size_t i = 0; i < ev.size(); ++i) {
         CHECK(reply.results[i].what == wire::outcome::stored);
-        CHECK(reply.results[i].offset == i + 1);
+        CHECK(reply.results[i].offset == base + i + 1);
         CHECK(reply.results[i].id == ev[i].id);
     }
-    auto stored = replay_all(ctx, b.query);
+    replay_request after_probes;
+    after_probes.from = base + 1;
+    auto stored = replay_all(ctx, b.query, after_probes);
     REQUIRE(stored.size() == ev.size());
     for (std::size_t i = 0; i < ev.size(); ++i) {
         event back;
-        REQUIRE_FALSE(decode(stored[i + 1], back));
+        REQUIRE_FALSE(decode(stored[base + i + 1], back));
         // What was published, plus exactly the fields the broker assigns.
         auto expect = ev[i];
-        expect.offset = i + 1;
+        expect.offset = base + i + 1;
         expect.received_at = back.received_at;
         expect.district = "420502";
         expect.actor = "anonymous";
-        CHECK(encode(expect) == stored[i + 1]);
+        CHECK(encode(expect) == stored[base + i + 1]);
     }
     for (std::size_t i = 0; i < ev.size(); ++i) {
         auto m = feed.receive(std::chrono::seconds(5));
         REQUIRE(m);
-        CHECK(m->offset == i + 1);
+        CHECK(m->offset == base + i + 1);
         CHECK(m->bytes == stored[m->offset]);
     }
 }
@@ -273,8 +287,9 @@ TEST_CASE("a stalled subscriber neither slows ingest nor misses anything after b
     feed_client slow(ctx, b.feed);
     slow.socket().set(zmq::sockopt::rcvhwm, 100);
     slow.subscribe("t/");
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
     ingest_client pub(ctx, b.ingest);
+    // The load follows the probes that confirmed the subscription.
+    auto base = confirm_feed({&slow}, [&] { return probe(pub); });
     const std::size_t total = 20000;
     for (std::size_t i = 0; i < total; i += 1000) {
         auto r = pub.publish(readings(1000, i));
@@ -283,7 +298,7 @@ TEST_CASE("a stalled subscriber neither slows ingest nor misses anything after b
     }
     // Now read: the feed dropped most messages; every gap is visible by offset.
     std::set<std::uint64_t> seen;
-    std::uint64_t last = 0, gaps = 0;
+    std::uint64_t last = base, gaps = 0;
     query_client q(ctx, b.query);
     while (auto m = slow.receive(std::chrono::milliseconds(500))) {
         if (m->offset > last + 1) {
@@ -299,7 +314,7 @@ TEST_CASE("a stalled subscriber neither slows ingest nor misses anything after b
         seen.insert(m->offset);
         last = m->offset;
     }
-    if (last < total) {
+    if (last < base + total) {
         replay_request r;
         r.from = last + 1;
         q.replay(r, [&](std::uint64_t off, std::string_view) {
@@ -309,8 +324,8 @@ TEST_CASE("a stalled subscriber neither slows ingest nor misses anything after b
     }
     CHECK(gaps > 0);
     CHECK(seen.size() == total);
-    CHECK(*seen.begin() == 1);
-    CHECK(*seen.rbegin() == total);
+    CHECK(*seen.begin() == base + 1);
+    CHECK(*seen.rbegin() == base + total);
 }
 
 TEST_CASE("a packed replay gives the offsets and bytes of the binary one, across frames, credit "

@@ -135,14 +135,31 @@ TEST_CASE("tail marks exercises so that a drill is never read as a real alert", 
     temp_dir d;
     broker_process b(d / "store");
     b.export_env();
-    process tail({pingan_bin(), "tail", "--count", "1"});
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    process tail({pingan_bin(), "tail"});
+    // Handshake: tail follows the feed once it shows a (real) probe report.
+    std::optional<std::string> shown;
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+         !shown && std::chrono::steady_clock::now() < until;) {
+        REQUIRE(run_stdout({"publish", hazard_json("420502K001", "P")}).code == 0);
+        shown = tail.line(std::chrono::milliseconds(200));
+    }
+    REQUIRE(shown);
+    CHECK(shown->find("[EXERCISE]") == std::string::npos);
     auto j = json::parse(hazard_json("420502K001", "X"));
     j["status"] = "Exercise";
-    run_stdout({"publish", j.dump()});
-    auto lines = tail.lines(std::chrono::seconds(20));
-    REQUIRE(lines.size() == 1);
-    CHECK(lines[0].find("[EXERCISE]") != std::string::npos);
+    auto r = run_stdout({"publish", j.dump()});
+    REQUIRE(r.code == 0);
+    // Its line, after the probes' (lines begin "#OFFSET ").
+    auto mine =
+        "#" + std::to_string(json::parse(r.lines.at(0))["offset"].get<std::uint64_t>()) + " ";
+    while (shown && !shown->starts_with(mine)) {
+        CHECK(shown->find("[EXERCISE]") == std::string::npos);
+        shown = tail.line(std::chrono::seconds(20));
+    }
+    tail.signal(SIGTERM);
+    tail.wait();
+    REQUIRE(shown);
+    CHECK(shown->find("[EXERCISE]") != std::string::npos);
 }
 
 TEST_CASE("stats and verify report on the store", "[cli]") {

@@ -39,8 +39,10 @@ struct live_broker {
     ingest_client pub;
     query_client q;
 
-    live_broker(const std::string& data, std::vector<std::string> flags)
-        : b(data, std::move(flags)), pub(ctx, b.ingest), q(ctx, b.query) {}
+    // The broker's log (warnings and errors) goes to `log_file` if one is given.
+    live_broker(const std::string& data, std::vector<std::string> flags,
+                const std::string& log_file = {})
+        : b(data, std::move(flags), log_file), pub(ctx, b.ingest), q(ctx, b.query) {}
 
     // A broker on `data` with `rules` and a manual clock starting at `start`.
     static std::vector<std::string> flags(const std::string& start,
@@ -84,6 +86,10 @@ struct live_broker {
         return publish(make(type, where, std::move(body), status));
     }
 
+    // A move by nothing: answers once everything due so far, and all it
+    // derives, is stored (docs/protocol.md, CLOCK).
+    void fence() { q.clock({{"advance", "0s"}}); }
+
     std::uint64_t count(const std::string& type) {
         auto by = q.stats()["by_type"];
         return by.contains(type) ? by[type].get<std::uint64_t>() : 0;
@@ -103,7 +109,7 @@ struct live_broker {
         REQUIRE(eventually([&] { return count("timer.fired") >= fired_total; }));
         // Nothing more: the head stays where it is.
         auto head = q.stats()["head"].get<std::uint64_t>();
-        std::this_thread::sleep_for(milliseconds(100));
+        fence();
         CHECK(q.stats()["head"].get<std::uint64_t>() == head);
         CHECK(count("timer.fired") == fired_total);
     }
@@ -705,7 +711,7 @@ TEST_CASE("SIGHUP keeps the rules in force when the file is broken and loads a v
     auto text = read_file(default_rules());
     { std::ofstream(rules, std::ios::binary) << text; }
     auto old_hash = hash_of(rules);
-    live_broker lb(d / "store", live_broker::flags(day_start, rules));
+    live_broker lb(d / "store", live_broker::flags(day_start, rules), d / "broker.log");
     auto trip = [&](const std::string& id) {
         lb.publish("bus.trip", bus_school,
                    {{"bus_id", "BUS-1"}, {"trip_id", id}, {"boarded", 30}, {"alighted", 29}});
@@ -726,7 +732,11 @@ TEST_CASE("SIGHUP keeps the rules in force when the file is broken and loads a v
         std::ofstream(rules, std::ios::binary) << broken;
     }
     lb.b.proc->signal(SIGHUP);
-    std::this_thread::sleep_for(milliseconds(500));
+    // Handshake: the broker says it refused the file.
+    REQUIRE(eventually([&] {
+        return read_file(d / "broker.log").find("not reloaded; the rules in force stay") !=
+               std::string::npos;
+    }));
     int st = 0;
     REQUIRE(::waitpid(lb.b.proc->pid(), &st, WNOHANG) == 0); // still running
     trip("T2");
@@ -812,13 +822,13 @@ TEST_CASE("a broker that starts silent checks drill cadence, and CLOCK answers a
     CHECK(lb.count("timer.fired") >= 1);
     CHECK(opened > 500); // every school (not kindergarten) without a drill in November
     CHECK(lb.count("notification.requested") == opened);
-    std::this_thread::sleep_for(milliseconds(300));
+    lb.fence(); // whatever was still to come is stored when it answers
     CHECK(lb.q.stats()["head"].get<std::uint64_t>() == head);
     // A drill closes its school's absence; the next check is the month's end.
     lb.q.clock({{"set", "2026-12-01T00:00:01+08:00"}});
     CHECK(lb.count("escalation.raised") >= 2 * opened);
     auto after = lb.q.stats()["head"].get<std::uint64_t>();
-    std::this_thread::sleep_for(milliseconds(300));
+    lb.fence();
     CHECK(lb.q.stats()["head"].get<std::uint64_t>() == after);
 }
 

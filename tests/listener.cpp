@@ -141,7 +141,8 @@ TEST_CASE("a service out of descriptors does not spin and serves again once they
 
     // A spinning accept loop burns a whole core; a paused one almost nothing.
     auto before = cpu_seconds(pid);
-    std::this_thread::sleep_for(1s);
+    std::this_thread::sleep_for(
+        1s); // the window the CPU is measured over, not a wait for the service
     auto used = cpu_seconds(pid) - before;
     CHECK(used < 0.3);
 

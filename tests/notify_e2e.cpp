@@ -651,7 +651,10 @@ TEST_CASE("a page acknowledged through its link records incident.acknowledged by
     CHECK(again.status == 200);
     CHECK(again.body.find("Already acknowledged") != std::string::npos);
     CHECK(request(n.port, http::verb::get, "/ack/000000000000000000000000").status == 404);
-    std::this_thread::sleep_for(200ms);
+    // Handshake: whatever the service queued is stored once its outbox is empty.
+    REQUIRE(eventually([&] {
+        return json::parse(request(n.port, http::verb::get, "/health").body)["outbox_depth"] == 0;
+    }));
     CHECK(lb.of_type("incident.acknowledged").size() == 1);
 }
 

@@ -5,6 +5,7 @@
 #include "common/client.hpp"
 #include "common/curve.hpp"
 #include "common/privacy.hpp"
+#include "feed_handshake.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -49,12 +50,15 @@ struct secured {
     keys k;
     temp_dir d;
     std::unique_ptr<broker_process> b;
-    secured() {
+    // With `logged`, the broker's log (warnings) goes to d / "broker.log".
+    explicit secured(bool logged = false) {
         write_key(d / "server.key", k.server);
         std::ofstream(d / "clients.yaml") << access_yaml(k);
-        b = std::make_unique<broker_process>(
-            d / "store", std::vector<std::string>{"--server-key", d / "server.key", "--clients",
-                                                  d / "clients.yaml"});
+        b = std::make_unique<broker_process>(d / "store",
+                                             std::vector<std::string>{"--server-key",
+                                                                      d / "server.key", "--clients",
+                                                                      d / "clients.yaml"},
+                                             logged ? d / "broker.log" : std::string());
     }
 };
 
@@ -65,6 +69,18 @@ publish_once(zmq::context_t& ctx, const std::string& ep, const curve_client* c, 
     std::vector<std::string> frames{encode(e)};
     pub.send(frames, false, "t");
     return pub.receive(wait);
+}
+
+// Stores a probe event for confirm_feed (feed_handshake.hpp): a canteen
+// reading of 420502K001 (topics t/food.temp_reading/... and
+// s/420502/420502K001/food.temp_reading), published with `c`.
+// Returns: its offset.
+std::uint64_t probe(zmq::context_t& ctx, const std::string& ep, const curve_client& c) {
+    static std::uint64_t n = 0;
+    auto r = publish_once(ctx, ep, &c, sample_reading("420502K001", n++));
+    if (!r || r->results.empty() || r->results[0].what != wire::outcome::stored)
+        throw std::runtime_error("a probe event was not stored");
+    return r->results[0].offset;
 }
 
 } // namespace
@@ -126,7 +142,12 @@ TEST_CASE("a client without a key or with an unknown key gets nothing from a sec
     for (const curve_client* c :
          {static_cast<const curve_client*>(nullptr), static_cast<const curve_client*>(&stranger)}) {
         ingest_client late(ctx, s.b->ingest, c);
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        // Handshake: the socket can take no message once its connection is dropped.
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (late.socket().get(zmq::sockopt::events) & ZMQ_POLLOUT) {
+            REQUIRE(std::chrono::steady_clock::now() < until);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
         std::vector<std::string> frames{encode(sample_hazard())};
         CHECK_THROWS_MATCHES(late.send(frames, false, "t"), error,
                              Catch::Matchers::Predicate<error>(
@@ -191,12 +212,13 @@ TEST_CASE("the live feed reaches authenticated subscribers only", "[security]") 
     feed_client plain(ctx, s.b->feed, nullptr);
     good.subscribe("t/");
     plain.subscribe("t/");
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
     auto school = s.k.as(s.k.school);
-    REQUIRE(publish_once(ctx, s.b->ingest, &school, sample_hazard("420502K001")));
+    confirm_feed({&good}, [&] { return probe(ctx, s.b->ingest, school); });
+    auto r = publish_once(ctx, s.b->ingest, &school, sample_hazard("420502K001"));
+    REQUIRE(r);
     auto m = good.receive(std::chrono::seconds(5));
     REQUIRE(m);
-    CHECK(m->offset == 1);
+    CHECK(m->offset == r->results.at(0).offset);
     // Without a key the handshake is refused, and the client says so rather than wait.
     CHECK_THROWS_WITH(plain.receive(std::chrono::milliseconds(500)),
                       Catch::Contains("requires a CURVE key"));
@@ -285,11 +307,15 @@ TEST_CASE("minors' details reach only cleared clients, and each view is logged",
     auto auditor = k.as(k.auditor);
     feed_client feed(ctx, b.feed, &auditor);
     feed.subscribe("t/psych.");
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    feed.subscribe("t/food.temp_reading/"); // the probes' topic
     auto school = k.as(k.school);
+    confirm_feed({&feed}, [&] { return probe(ctx, b.ingest, school); });
     auto r = publish_once(ctx, b.ingest, &school, psych_event());
     REQUIRE(r);
     REQUIRE(r->results.at(0).what == wire::outcome::stored);
+    // Every replay below starts at it, after the probes.
+    replay_request from_it;
+    from_it.from = r->results.at(0).offset;
 
     // The feed carries it redacted.
     auto m = feed.receive(std::chrono::seconds(5));
@@ -300,19 +326,19 @@ TEST_CASE("minors' details reach only cleared clients, and each view is logged",
 
     // A bureau key without clearance reads it redacted, and nothing is logged.
     auto bureau = k.as(k.district);
-    auto seen = replay_events(ctx, b.query, bureau);
+    auto seen = replay_events(ctx, b.query, bureau, from_it);
     REQUIRE(seen.size() == 1);
     CHECK(std::get<psych_alert>(seen[0].body).student_ref == "redacted");
     CHECK(std::get<psych_alert>(seen[0].body).level == risk_level::red);
 
     // The cleared county centre reads the reference, and the view is logged.
     curve_client centre{counsellor, k.server.public_key};
-    auto full = replay_events(ctx, b.query, centre);
+    auto full = replay_events(ctx, b.query, centre, from_it);
     REQUIRE_FALSE(full.empty());
     CHECK(std::get<psych_alert>(full[0].body).student_ref == "9f2c4e1a0b7d");
     std::vector<event> log;
     for (int i = 0; i < 50 && log.size() < 2; ++i) {
-        log = replay_events(ctx, b.query, auditor);
+        log = replay_events(ctx, b.query, auditor, from_it);
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     REQUIRE(log.size() == 2);
@@ -320,7 +346,7 @@ TEST_CASE("minors' details reach only cleared clients, and each view is logged",
     auto& v = std::get<access_viewed>(log[1].body);
     CHECK(v.viewer == "county-centre:420502");
     CHECK(v.count == 1);
-    CHECK(v.first_offset == 1);
+    CHECK(v.first_offset == from_it.from);
     CHECK(v.schools == std::vector<std::string>{"420502K001"});
     CHECK(log[1].status == status::system);
 }
@@ -331,31 +357,30 @@ TEST_CASE("a scoped subscriber receives the live feed of its own scope only", "[
     auto bureau = s.k.as(s.k.district); // district 420502
     auto school = s.k.as(s.k.school);   // 420502K001
     auto auditor = s.k.as(s.k.auditor); // city
+    // The canteen readings of 420502K001 are the probes (every client below
+    // may read them); the hazards are what the test counts.
+    const std::string probes = "s/420502/420502K001/food.temp_reading";
     feed_client everything(ctx, s.b->feed, &bureau);
     everything.subscribe("t/"); // beyond its scope: never applied
+    everything.subscribe(probes);
     feed_client district(ctx, s.b->feed, &bureau);
     district.subscribe("s/420502/");
     feed_client own(ctx, s.b->feed, &school);
     own.subscribe("s/420502/420502K001/");
     feed_client neighbour(ctx, s.b->feed, &school);
-    neighbour.subscribe("s/420502/420502K002/");
+    neighbour.subscribe("s/420502/420502K002/"); // another school's: never applied
+    neighbour.subscribe(probes);
     feed_client city(ctx, s.b->feed, &auditor);
     city.subscribe("t/");
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    // Publish once so that the broker reads the subscriptions, then the real events.
-    REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K003")));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    for (auto* f : {&everything, &district, &own, &neighbour, &city})
-        while (f->receive(std::chrono::milliseconds(100))) {
-        }
+    // Handshake: every subscription (the refused ones were sent first) is read.
+    std::vector<feed_client*> all{&everything, &district, &own, &neighbour, &city};
+    confirm_feed(all, [&] { return probe(ctx, s.b->ingest, school); });
     REQUIRE(publish_once(ctx, s.b->ingest, &school, sample_hazard("420502K001")));
     REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K002")));
-    auto count = [](feed_client& f) {
-        int n = 0;
-        while (f.receive(std::chrono::milliseconds(700)))
-            ++n;
-        return n;
-    };
+    // A last probe closes the count: each connection receives in log order,
+    // so whatever reached it of the hazards came before that probe.
+    auto last = probe(ctx, s.b->ingest, school);
+    auto count = [&](feed_client& f) { return static_cast<int>(feed_until(f, last).size()) - 1; };
     CHECK(count(everything) == 0);
     CHECK(count(district) == 2);
     CHECK(count(own) == 1);
@@ -415,17 +440,6 @@ std::vector<std::string> replay_bytes(zmq::context_t& ctx, const std::string& ep
     return out;
 }
 
-// Receives feed messages until the one at `offset` (the feed keeps log order).
-std::vector<feed_client::message> feed_until(feed_client& f, std::uint64_t offset) {
-    std::vector<feed_client::message> got;
-    while (got.empty() || got.back().offset < offset) {
-        auto m = f.receive(std::chrono::seconds(5));
-        if (!m) break;
-        got.push_back(std::move(*m));
-    }
-    return got;
-}
-
 } // namespace
 
 TEST_CASE("student references reach no uncleared reader through pages, titles, feed or logs",
@@ -452,15 +466,8 @@ TEST_CASE("student references reach no uncleared reader through pages, titles, f
     school_feed.subscribe("s/420502/420502K001/");
 
     // Handshake: publish probes until both feeds carry them.
-    std::uint64_t probe = 0;
-    for (int i = 0; i < 50; ++i) {
-        auto r = publish_once(ctx, b.ingest, &school, sample_hazard("420502K001"));
-        REQUIRE(r);
-        probe = r->results.at(0).offset;
-        auto a = city_feed.receive(std::chrono::milliseconds(200));
-        auto s2 = school_feed.receive(std::chrono::milliseconds(200));
-        if (a && s2) break;
-    }
+    auto probed =
+        confirm_feed({&city_feed, &school_feed}, [&] { return probe(ctx, b.ingest, school); });
 
     std::vector<event> reports{psych_alert_of(risk_level::red, {secrets[1], "SH.2"}),
                                psych_alert_of(risk_level::orange, {secrets[1]}),
@@ -493,7 +500,7 @@ TEST_CASE("student references reach no uncleared reader through pages, titles, f
         CHECK_FALSE(holds_secret(r));
     CHECK(pages >= 5); // the rules did run and page people
     CHECK(opened >= 5);
-    CHECK(head > probe);
+    CHECK(head > probed);
 
     // The same for the school's and the district's own (uncleared) keys.
     for (const auto* c : {&school, &bureau})
@@ -867,12 +874,25 @@ TEST_CASE("a subscriber's own unsubscribes and closed connections never end anot
 
 TEST_CASE("a connection that unsubscribes, is refused or closes does not stop another's feed",
           "[security]") {
-    secured s;
+    secured s(true);
     zmq::context_t ctx(1);
     auto bureau = s.k.as(s.k.district); // district 420502
     auto school = s.k.as(s.k.school);   // 420502K001
     feed_client district(ctx, s.b->feed, &bureau);
     district.subscribe("s/420502/");
+    confirm_feed({&district}, [&] { return probe(ctx, s.b->ingest, school); });
+    // The broker reads notices when it publishes: publishes a hazard of
+    // `school` (the district's subscriber receives each; the test counts
+    // schools) until the broker's log shows `refusal`.
+    auto read_notices = [&](const std::string& refusal, const std::string& school_id) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (std::chrono::steady_clock::now() < until) {
+            REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard(school_id)));
+            if (read_file(s.d / "broker.log").find(refusal) != std::string::npos) return true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        return false;
+    };
     // A second connection with a key allowed the same prefix subscribes to
     // it, unsubscribes (libzmq's XSUB passes on one), asks for everything
     // (refused) and closes. A peer with its own ZMTP code could send any
@@ -890,26 +910,25 @@ TEST_CASE("a connection that unsubscribes, is refused or closes does not stop an
         for (int i = 0; i < 4; ++i)
             notice(0, "s/420502/");
         notice(1, "");
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        // Publish once so that the broker reads the notices.
-        REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K003")));
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        // Publish (again) until the broker has read the notices: it logs the refused one, last.
+        REQUIRE(read_notices(R"(may not subscribe to "")", "420502K003"));
     }
     // A school key asks for the district's prefix (refused) and closes.
     {
         feed_client nosy(ctx, s.b->feed, &school);
         nosy.subscribe("s/420502/");
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
-        REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K004")));
+        REQUIRE(read_notices(R"(may not subscribe to "s/420502/")", "420502K004"));
     }
+    // Not a handshake: nothing shows when the broker has seen a connection
+    // close (no log line, no metric), so the closes get a moment to arrive.
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     REQUIRE(publish_once(ctx, s.b->ingest, &bureau, sample_hazard("420502K005")));
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    REQUIRE(publish_once(ctx, s.b->ingest, &school, sample_hazard("420502K001")));
+    auto last = publish_once(ctx, s.b->ingest, &school, sample_hazard("420502K001"));
+    REQUIRE(last);
     std::set<std::string> schools;
-    while (auto m = district.receive(std::chrono::milliseconds(1500))) {
+    for (const auto& m : feed_until(district, last->results.at(0).offset)) {
         event e;
-        REQUIRE_FALSE(decode(m->bytes, e));
+        REQUIRE_FALSE(decode(m.bytes, e));
         schools.insert(e.school);
     }
     CHECK(schools == std::set<std::string>{"420502K003", "420502K004", "420502K005", "420502K001"});
