@@ -1124,6 +1124,24 @@ TEST_CASE("pingan access nats gives each client that may query a NATS user narro
                                      "$PINGAN_NATS_SCHOOL_420502K001"));
     CHECK_THAT(conf, Catch::Contains("$JS.API.CONSUMER.CREATE.PINGAN.*.pingan.events.420503.>"));
     std::ofstream(d / "nats.conf") << conf;
+    // Two clients that would be one NATS user, or an account that is not a name: refused.
+    std::ofstream(d / "twins.yaml")
+        << "clients:\n"
+           "  - {identity: \"bureau:420503\", key: \""
+        << fresh_public_key()
+        << "\", scope: {district: \"420503\"}, may: [query]}\n"
+           "  - {identity: \"bureau-420503\", key: \""
+        << fresh_public_key() << "\", scope: {district: \"420503\"}, may: [query]}\n";
+    auto twins = run({"access", "nats", "--access", d / "twins.yaml"});
+    CHECK(twins.code == 2);
+    // (named in the table's key order, which the fresh keys make either way)
+    CHECK((has(twins, "clients bureau:420503 and bureau-420503 would both") ||
+           has(twins, "clients bureau-420503 and bureau:420503 would both")));
+    CHECK(
+        has(twins, "would both be NATS user bureau-420503 (password $PINGAN_NATS_BUREAU_420503)"));
+    auto account = run({"access", "nats", "--access", d / "access.yaml", "--account", "A B"});
+    CHECK(account.code == 2);
+    CHECK(has(account, "--account A B: use letters, digits, '-' and '_' only"));
     ::setenv("PINGAN_NATS_BROKER", "broker-pass", 1);
     ::setenv("PINGAN_NATS_SCHOOL_420502K001", "school-pass", 1);
     ::setenv("PINGAN_NATS_BUREAU_420503", "bureau-pass", 1);

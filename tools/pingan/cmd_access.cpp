@@ -56,7 +56,10 @@ void reader_user(std::ostream& out, const nats_args& a, const principal& p) {
         inbox = "_INBOX_" + p.district;
         what = "district " + p.district;
     }
-    out << "      # " << p.identity << ": " << what << "\n"
+    std::string shown; // the identity in a comment line: no control character ends it
+    for (unsigned char c : p.identity)
+        shown += c < ' ' || c == 0x7f ? '?' : static_cast<char>(c);
+    out << "      # " << shown << ": " << what << "\n"
         << "      {user: \"" << user << "\", password: $" << password_variable(user)
         << ", permissions: {\n"
         << "        publish: {allow: [\"$JS.API.CONSUMER.CREATE." << a.stream << ".*." << filter
@@ -86,13 +89,17 @@ std::string nats_config(const nats_args& a, const access_table& t) {
         << "      # The brokers (leader and standbys): the stream, the lease bucket, everything.\n"
         << "      {user: \"" << a.broker_user << "\", password: $"
         << password_variable(a.broker_user) << "}\n";
-    std::map<std::string, std::string> users{{a.broker_user, "the brokers' (--broker-user)"}};
+    // By password variable: two users may not share one (nor, then, a name).
+    std::map<std::string, std::string> users{
+        {password_variable(a.broker_user), "the brokers' (--broker-user)"}};
     t.each([&](const principal& p) {
         if (!p.may_query) return;
-        auto [at, fresh] = users.emplace(nats_name(p.identity), p.identity);
+        auto var = password_variable(nats_name(p.identity));
+        auto [at, fresh] = users.emplace(var, p.identity);
         if (!fresh)
             throw error(errc::bad_config, "clients " + at->second + " and " + p.identity +
-                                              " would both be NATS user " + at->first);
+                                              " would both be NATS user " + nats_name(p.identity) +
+                                              " (password $" + var + ")");
         reader_user(out, a, p);
     });
     out << "    ]\n  }\n}\n";
@@ -125,6 +132,10 @@ void add_nats(CLI::App& access) {
             fatal("--jetstream-stream " + a->stream + ": not a NATS stream name");
         if (!nats_tokens(a->subject, true))
             fatal("--jetstream-subject " + a->subject + ": not a NATS subject without wildcards");
+        for (const auto& [flag, name] :
+             {std::pair{"--account", &a->account}, std::pair{"--broker-user", &a->broker_user}})
+            if (name->empty() || nats_name(*name) != *name)
+                fatal(std::string(flag) + " " + *name + ": use letters, digits, '-' and '_' only");
         std::ifstream in(a->access, std::ios::binary);
         if (!in) fatal("--access " + a->access + ": cannot be read");
         std::ostringstream text;
