@@ -11,6 +11,7 @@
 #include "common/runtime.hpp"
 #include "common/stream_subjects.hpp"
 #include "common/version.hpp"
+#include "services/common/stream_options.hpp"
 
 #include <iostream>
 
@@ -53,16 +54,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> jetstream;
     jetstream_source js;
     js.client = "pingan-console";
-    app.add_option("--jetstream", jetstream,
-                   "read the log from the broker's JetStream stream at this NATS server instead of "
-                   "its feed and replays (repeat, or comma-separated; docs/console.md)");
-    app.add_option("--jetstream-stream", js.stream, "with --jetstream: the broker's stream")
-        ->capture_default_str();
-    app.add_option("--jetstream-subject", js.subject, "with --jetstream: the broker's subject")
-        ->capture_default_str();
-    app.add_option("--jetstream-creds", js.creds, "with --jetstream: a NATS credentials file");
-    app.add_option("--jetstream-inbox", js.inbox,
-                   "with --jetstream: the inbox prefix its NATS user may subscribe to");
+    svc::add_jetstream_options(app, jetstream, js, "the log", "the broker's feed and replays",
+                               "docs/console.md");
     app.add_option("--key", key, "this console's CURVE key pair file (pingan keygen)");
     app.add_option("--server-key", server_key, "the broker's CURVE public key, or its key file");
     app.add_option("--device", cfg.device, "device name in each event's source")

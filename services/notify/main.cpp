@@ -19,6 +19,7 @@
 #include "common/stream_subjects.hpp"
 #include "common/version.hpp"
 #include "services/common/listener.hpp"
+#include "services/common/stream_options.hpp"
 
 #include <sodium.h>
 
@@ -110,16 +111,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> jetstream;
     jetstream_source js;
     js.client = "pingan-notify";
-    app.add_option("--jetstream", jetstream,
-                   "read pages from the broker's JetStream stream at this NATS server instead of "
-                   "its live feed (repeat, or comma-separated, for a cluster; docs/notify.md)");
-    app.add_option("--jetstream-stream", js.stream, "with --jetstream: the broker's stream")
-        ->capture_default_str();
-    app.add_option("--jetstream-subject", js.subject, "with --jetstream: the broker's subject")
-        ->capture_default_str();
-    app.add_option("--jetstream-creds", js.creds, "with --jetstream: a NATS credentials file");
-    app.add_option("--jetstream-inbox", js.inbox,
-                   "with --jetstream: the inbox prefix its NATS user may subscribe to");
+    svc::add_jetstream_options(app, jetstream, js, "pages", "the broker's live feed",
+                               "docs/notify.md");
     std::string link_key_file;
     app.add_option("--link-key", link_key_file,
                    "file of the secret acknowledgement links derive from (mode 0600; default "
