@@ -20,9 +20,10 @@ inline void add_jetstream_options(CLI::App& app, std::vector<std::string>& serve
                                   jetstream_source& js, const std::string& what,
                                   const std::string& instead, const std::string& doc) {
     app.add_option("--jetstream", servers,
-                   "read " + what + " from the broker's JetStream stream at this NATS server "
-                       "instead of " + instead + " (repeat, or comma-separated, for a cluster; " +
-                       doc + ")");
+                   "read " + what +
+                       " from the broker's JetStream stream at this NATS server "
+                       "instead of " +
+                       instead + " (repeat, or comma-separated, for a cluster; " + doc + ")");
     app.add_option("--jetstream-stream", js.stream, "with --jetstream: the broker's stream")
         ->capture_default_str();
     app.add_option("--jetstream-subject", js.subject, "with --jetstream: the broker's subject")

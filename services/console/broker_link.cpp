@@ -27,6 +27,17 @@ void follower::stop() {
     if (thread_.joinable()) thread_.join();
 }
 
+void follower::pass_on(std::uint64_t off, std::string_view bytes, bool redact) {
+    event e;
+    if (auto p = decode(bytes, e)) {
+        spdlog::warn("offset {} undecodable: {}", off, p.text());
+        return;
+    }
+    if (redact && carries_minors_details(e.type())) redact_minors(e);
+    e.offset = off;
+    boost::asio::post(ioc_, [this, e = std::move(e)]() mutable { deliver_(std::move(e)); });
+}
+
 void follower::run_stream() {
     auto src = *ep_.stream;
     src.follow = true;
@@ -34,15 +45,8 @@ void follower::run_stream() {
     bool caught = false;
     auto take = [&](std::uint64_t off, std::string_view bytes) {
         if (off <= last) return !stop_;
-        event e;
-        if (auto p = decode(bytes, e)) {
-            spdlog::warn("offset {} undecodable: {}", off, p.text());
-        } else {
-            // Sealed in the stream, and the keys are the brokers' alone.
-            if (carries_minors_details(e.type())) redact_minors(e);
-            e.offset = off;
-            boost::asio::post(ioc_, [this, e = std::move(e)]() mutable { deliver_(std::move(e)); });
-        }
+        // Sealed in the stream, and the keys are the brokers' alone.
+        pass_on(off, bytes, true);
         last = off;
         return !stop_.load();
     };
@@ -93,13 +97,7 @@ void follower::run() {
     bool caught = false;
     auto show = [&](std::uint64_t off, std::string_view bytes) {
         if (off <= last) return !stop_;
-        event e;
-        if (auto p = decode(bytes, e)) {
-            spdlog::warn("offset {} undecodable: {}", off, p.text());
-        } else {
-            e.offset = off;
-            boost::asio::post(ioc_, [this, e = std::move(e)]() mutable { deliver_(std::move(e)); });
-        }
+        pass_on(off, bytes, false);
         last = off;
         return !stop_.load();
     };

@@ -48,6 +48,9 @@ class follower {
   private:
     void run();
     void run_stream();
+    // Decodes the record at `off` (minors' details redacted when `redact`)
+    // and hands it to the io_context.
+    void pass_on(std::uint64_t off, std::string_view bytes, bool redact);
     boost::asio::io_context& ioc_;
     zmq::context_t& ctx_;
     broker_endpoints ep_;
