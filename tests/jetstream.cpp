@@ -135,6 +135,23 @@ struct stream_reader {
         return n;
     }
 
+    // Who holds the leadership lease of `stream`: empty when nobody does
+    // (it lapsed or was released); nothing when JetStream cannot tell.
+    std::optional<std::string> lease_holder(const std::string& stream = "PINGAN") {
+        kvStore* kv = nullptr;
+        if (js_KeyValue(&kv, js, (stream + "_LEADER").c_str()) != NATS_OK) return std::nullopt;
+        kvEntry* e = nullptr;
+        auto s = kvStore_Get(&e, kv, "leader");
+        std::optional<std::string> who;
+        if (s == NATS_NOT_FOUND) who = std::string();
+        if (s == NATS_OK)
+            who = std::string(static_cast<const char*>(kvEntry_Value(e)),
+                              static_cast<std::size_t>(kvEntry_ValueLen(e)));
+        if (e) kvEntry_Destroy(e);
+        kvStore_Destroy(kv);
+        return who;
+    }
+
     // The subjects the stream takes.
     std::vector<std::string> subjects(const std::string& stream = "PINGAN") {
         jsStreamInfo* si = nullptr;
@@ -632,6 +649,83 @@ TEST_CASE("a leader cut off past its lease acknowledges nothing more once it is 
     auto ids = dense_log(ctx, standby.query);
     CHECK(ids.size() == 40);
     check_stream_is_log(reader, ctx, standby.query);
+}
+
+TEST_CASE("a leader whose lease lapsed while nobody took over takes it again once JetStream "
+          "answers, and acknowledges on at the next offsets",
+          "[jetstream][failover]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    broker_process b(d / "store",
+                     with(replication_flags({n.url()}, 1, "1s"),
+                          {"--jetstream-lease", "1s", "--jetstream-name", "broker-a"}),
+                     d / "broker.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    auto ev = readings(20);
+    std::map<std::string, std::uint64_t> acked;
+    resend_stats stats;
+    publish_until_stored(pub, std::span(ev).first(10), acked, stats);
+    // The broker stalls past its lease (as when JetStream's nodes elect a new
+    // leader for longer than a lease) and nobody else takes it.
+    b.proc->signal(SIGSTOP);
+    REQUIRE(eventually([&] { return reader.lease_holder() == std::string(); },
+                       std::chrono::seconds(20)));
+    b.proc->signal(SIGCONT);
+    publish_until_stored(pub, std::span(ev).subspan(10), acked, stats);
+    for (std::size_t k = 0; k < 20; ++k)
+        CHECK(acked.at(ev[k].id.str()) == 1 + k);
+    CHECK(reader.lease_holder() == std::string("broker-a"));
+    auto log = read_text(d / "broker.log");
+    CHECK_THAT(log, Catch::Contains("no other broker took it or wrote the stream"));
+    CHECK_THAT(log, !Catch::Contains("lost the leadership lease"));
+    check_stream_is_log(reader, ctx, b.query);
+}
+
+TEST_CASE("a leader whose lease lapsed does not take it again after another broker wrote the "
+          "stream, even once that broker has stopped",
+          "[jetstream][failover]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    auto flags = with(replication_flags({n.url()}, 1, "1s"), {"--jetstream-lease", "1s"});
+    broker_process leader(d / "a", with(flags, {"--jetstream-name", "broker-a"}), d / "a.log",
+                          "info");
+    broker_process standby(d / "b", with(flags, {"--standby", "--jetstream-name", "broker-b"}),
+                           d / "b.log", "info");
+    zmq::context_t ctx(1);
+    auto ev = readings(30);
+    std::map<std::string, std::uint64_t> acked;
+    resend_stats stats;
+    {
+        ingest_client pub(ctx, leader.ingest);
+        publish_until_stored(pub, std::span(ev).first(10), acked, stats);
+    }
+    leader.proc->signal(SIGSTOP);
+    standby.wait_listening(std::chrono::seconds(20));
+    {
+        ingest_client pub(ctx, standby.ingest);
+        publish_until_stored(pub, std::span(ev).subspan(10, 10), acked, stats);
+    }
+    // A clean stop gives the lease back: nobody holds it when the old leader resumes.
+    standby.proc->signal(SIGTERM);
+    CHECK(standby.proc->wait() == 0);
+    REQUIRE(reader.lease_holder() == std::string());
+    leader.proc->signal(SIGCONT);
+    {
+        ingest_client pub(ctx, leader.ingest);
+        auto r = pub.publish(std::span(ev).subspan(20, 10), std::chrono::seconds(10), 1);
+        REQUIRE(r.results.size() == 10);
+        for (const auto& x : r.results) {
+            CHECK(x.what == wire::outcome::rejected);
+            CHECK(x.code == errc::store_failure);
+        }
+    }
+    CHECK_THAT(read_text(d / "a.log"), Catch::Contains("lost the leadership lease"));
+    // It gave the lease back: a broker may lead again.
+    CHECK(reader.lease_holder() == std::string());
+    CHECK(reader.last() == 20);
 }
 
 TEST_CASE("kill -9 of one NATS node under load: every event is acknowledged, stored once and in "

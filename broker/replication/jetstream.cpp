@@ -177,6 +177,30 @@ class lease {
     // that the key cannot have lapsed yet, whatever JetStream's clock says.
     bool valid() const { return std::chrono::steady_clock::now() < valid_until_; }
 
+    // After a refused renewal: this broker holds nothing until reclaim() succeeds.
+    void forget() noexcept {
+        rev_ = 0;
+        valid_until_ = {};
+    }
+
+    // Takes the key again after a refused renewal if nobody holds it (it
+    // lapsed), or if it names this broker at a revision this broker did not
+    // hear of (a renewal JetStream applied whose answer was lost).
+    enum class claim { taken, other, unknown };
+    claim reclaim() {
+        kvEntry* e = nullptr;
+        auto s = kvStore_Get(&e, kv_, key);
+        if (s == NATS_NOT_FOUND) return take() ? claim::taken : claim::unknown;
+        if (s != NATS_OK) return claim::unknown;
+        std::string who(static_cast<const char*>(kvEntry_Value(e)),
+                        static_cast<std::size_t>(kvEntry_ValueLen(e)));
+        auto at = kvEntry_Revision(e);
+        kvEntry_Destroy(e);
+        if (who != me_) return claim::other;
+        rev_ = at;
+        return renew() == renewal::renewed ? claim::taken : claim::unknown;
+    }
+
     // A clean stop: the next broker need not wait for the lease to lapse.
     void release() {
         if (!rev_) return;
@@ -499,6 +523,42 @@ class jetstream_replicator final : public replicator {
         return last;
     }
 
+    void fence() {
+        fenced_ = true;
+        spdlog::critical("replication: this broker lost the leadership lease of stream {} "
+                         "(another broker holds it or wrote the stream): it publishes and "
+                         "acknowledges nothing more; restart it as a standby on an empty store "
+                         "(docs/replication.md, \"Failover\")",
+                         cfg_.stream);
+    }
+
+    // A lease that lapsed while JetStream did not answer (an election among
+    // its nodes can outlast a lease) is taken again only if nobody took it
+    // meanwhile and the stream's last record is this log's: then no other
+    // broker acknowledged anything. Anything else ends this broker's
+    // leadership for good. Without the lock.
+    enum class retake { taken, not_yet, lost };
+    retake take_again(std::uint64_t head) {
+        switch (lease_->reclaim()) {
+        case lease::claim::other:
+            return retake::lost;
+        case lease::claim::unknown:
+            lease_->forget();
+            return retake::not_yet;
+        case lease::claim::taken:
+            break;
+        }
+        auto last = stream_last();
+        std::optional<bool> ours = true;
+        if (last && *last > 0 && *last <= head) ours = holds_ours(*last);
+        if (last && *last <= head && ours && *ours) return retake::taken;
+        // Another writer, or the stream cannot be read now: give the lease
+        // back rather than hold it unverified.
+        lease_->release();
+        if (!last || !ours) return retake::not_yet;
+        return retake::lost;
+    }
+
     // Whether the stream's record at `seq` is the local record at that offset.
     // Returns: nothing if it cannot tell now.
     std::optional<bool> holds_ours(std::uint64_t seq) {
@@ -595,20 +655,45 @@ class jetstream_replicator final : public replicator {
         std::unique_lock lock(m_);
         while (true) {
             auto now = clock::now();
-            if (!fenced_ && now >= next_renewal) {
+            if (!fenced_ && lapsed_ && now >= next_renewal) {
+                auto head = head_;
+                lock.unlock();
+                auto back = take_again(head);
+                lock.lock();
+                now = clock::now();
+                next_renewal = now + cfg_.lease / 4;
+                if (back == retake::taken) {
+                    lapsed_ = false;
+                    lease_unsure_ = false;
+                    // Where the stream is, before anything more is published.
+                    broken_ = true;
+                    next_resync = now;
+                    spdlog::warn("replication: the lease of stream {} lapsed while JetStream did "
+                                 "not answer, and no other broker took it or wrote the stream: "
+                                 "this broker holds it again",
+                                 cfg_.stream);
+                } else if (back == retake::lost) {
+                    fence();
+                }
+            } else if (!fenced_ && now >= next_renewal) {
                 lock.unlock();
                 auto r = lease_->renew();
                 lock.lock();
                 now = clock::now();
                 next_renewal = now + cfg_.lease / 4;
                 if (r == lease::renewal::lost) {
-                    fenced_ = true;
-                    spdlog::critical(
-                        "replication: this broker lost the leadership lease of stream {} (it "
-                        "lapsed, or another broker holds it): it publishes and acknowledges "
-                        "nothing more; restart it as a standby on an empty store "
-                        "(docs/replication.md, \"Failover\")",
-                        cfg_.stream);
+                    // Lapsed (JetStream electing after a node failure took
+                    // longer than the lease), or another broker's: take_again
+                    // tells them apart on the next tick.
+                    lease_->forget();
+                    lapsed_ = true;
+                    next_renewal = now;
+                    if (!lease_unsure_)
+                        spdlog::warn("replication: the lease of stream {} was not renewed in "
+                                     "time; publishing waits",
+                                     cfg_.stream);
+                    lease_unsure_ = true;
+                    continue;
                 } else if (r == lease::renewal::unknown && !lease_->valid()) {
                     if (!lease_unsure_)
                         spdlog::warn("replication: the lease of stream {} could not be renewed "
@@ -727,6 +812,7 @@ class jetstream_replicator final : public replicator {
     bool behind_ = false;         // catching up: say when it is done
     bool diverged_ = false;       // another writer's record in the stream: refuse for good
     bool fenced_ = false;         // the lease is lost: refuse for good
+    bool lapsed_ = false;         // a renewal was refused: take it again, or fence
     bool lease_unsure_ = false;   // a renewal failed and the lease is no longer surely ours
     std::unique_ptr<lease> lease_;
     bool stopping_ = false;
