@@ -597,47 +597,63 @@ TEST_CASE("kill -9 of the leader under load: the standby takes over with every a
     CHECK_THAT(read_text(d / "a-again.log"), Catch::Contains("is held by broker-b"));
 }
 
+// A leader and a standby with a 1 s lease on `urls`: the leader stores the
+// first 10 of `ev`, then stops answering anyone (a partition, a stalled host;
+// SIGSTOP) longer than its lease; the standby takes over and stores the next
+// 10 at offsets 11 to 20.
+struct stalled_leader {
+    broker_process leader, standby;
+    std::map<std::string, std::uint64_t> acked;
+    resend_stats stats;
+
+    stalled_leader(const temp_dir& d, const std::vector<std::string>& urls, int replicas,
+                   zmq::context_t& ctx, std::span<const event> ev)
+        : leader(d / "a", with(flags(urls, replicas), {"--jetstream-name", "broker-a"}),
+                 d / "a.log", "info"),
+          standby(d / "b",
+                  with(flags(urls, replicas), {"--standby", "--jetstream-name", "broker-b"}),
+                  d / "b.log", "info") {
+        // A fresh cluster under load may not confirm in time: publishers resend.
+        {
+            ingest_client pub(ctx, leader.ingest);
+            publish_until_stored(pub, ev.first(10), acked, stats);
+        }
+        leader.proc->signal(SIGSTOP);
+        standby.wait_listening(std::chrono::seconds(20));
+        ingest_client pub(ctx, standby.ingest);
+        publish_until_stored(pub, ev.subspan(10, 10), acked, stats);
+        for (std::size_t k = 10; k < 20; ++k)
+            CHECK(acked.at(ev[k].id.str()) == 1 + k);
+    }
+    static std::vector<std::string> flags(const std::vector<std::string>& urls, int replicas) {
+        return with(replication_flags(urls, replicas, "1s"), {"--jetstream-lease", "1s"});
+    }
+    // The old leader, resumed, refuses what it is sent.
+    void old_leader_refuses(zmq::context_t& ctx, std::span<const event> batch) {
+        leader.proc->signal(SIGCONT);
+        ingest_client pub(ctx, leader.ingest);
+        auto r = pub.publish(batch, std::chrono::seconds(10), 1);
+        REQUIRE(r.results.size() == batch.size());
+        for (const auto& x : r.results) {
+            CHECK(x.what == wire::outcome::rejected);
+            CHECK(x.code == errc::store_failure);
+        }
+    }
+};
+
 TEST_CASE("a leader cut off past its lease acknowledges nothing more once it is back: two "
           "brokers never both acknowledge",
           "[jetstream][failover]") {
     temp_dir d;
     nats_cluster cluster(d / "nats");
     stream_reader reader(cluster.urls);
-    auto flags = with(replication_flags(cluster.urls, 3, "1s"), {"--jetstream-lease", "1s"});
-    broker_process leader(d / "a", with(flags, {"--jetstream-name", "broker-a"}), d / "a.log",
-                          "info");
-    broker_process standby(d / "b", with(flags, {"--standby", "--jetstream-name", "broker-b"}),
-                           d / "b.log", "info");
     zmq::context_t ctx(1);
     auto ev = readings(40);
-    // A fresh cluster under load may not confirm in time: publishers resend.
-    std::map<std::string, std::uint64_t> acked;
-    resend_stats stats;
+    stalled_leader s(d, cluster.urls, 3, ctx, ev);
+    auto& [leader, standby, acked, stats] = s;
     auto offset_of = [&](std::size_t k) { return acked.at(ev[k].id.str()); };
-    {
-        ingest_client pub(ctx, leader.ingest);
-        publish_until_stored(pub, std::span(ev).first(10), acked, stats);
-    }
-    // The leader stops answering anyone (a partition, a stalled host) longer than its lease.
-    leader.proc->signal(SIGSTOP);
-    standby.wait_listening(std::chrono::seconds(20));
-    {
-        ingest_client pub(ctx, standby.ingest);
-        publish_until_stored(pub, std::span(ev).subspan(10, 10), acked, stats);
-        for (std::size_t k = 10; k < 20; ++k)
-            CHECK(offset_of(k) == 1 + k);
-    }
     // Back, the old leader finds its lease gone and refuses what it is sent.
-    leader.proc->signal(SIGCONT);
-    {
-        ingest_client pub(ctx, leader.ingest);
-        auto r = pub.publish(std::span(ev).subspan(20, 10), std::chrono::seconds(10), 1);
-        REQUIRE(r.results.size() == 10);
-        for (const auto& x : r.results) {
-            CHECK(x.what == wire::outcome::rejected);
-            CHECK(x.code == errc::store_failure);
-        }
-    }
+    s.old_leader_refuses(ctx, std::span(ev).subspan(20, 10));
     CHECK_THAT(read_text(d / "a.log"), Catch::Contains("lost the leadership lease"));
     // The new leader goes on; the stream is its log and holds nothing of the old one's.
     {
@@ -689,39 +705,14 @@ TEST_CASE("a leader whose lease lapsed does not take it again after another brok
     temp_dir d;
     auto n = nats_node::solo(d / "nats");
     stream_reader reader({n.url()});
-    auto flags = with(replication_flags({n.url()}, 1, "1s"), {"--jetstream-lease", "1s"});
-    broker_process leader(d / "a", with(flags, {"--jetstream-name", "broker-a"}), d / "a.log",
-                          "info");
-    broker_process standby(d / "b", with(flags, {"--standby", "--jetstream-name", "broker-b"}),
-                           d / "b.log", "info");
     zmq::context_t ctx(1);
     auto ev = readings(30);
-    std::map<std::string, std::uint64_t> acked;
-    resend_stats stats;
-    {
-        ingest_client pub(ctx, leader.ingest);
-        publish_until_stored(pub, std::span(ev).first(10), acked, stats);
-    }
-    leader.proc->signal(SIGSTOP);
-    standby.wait_listening(std::chrono::seconds(20));
-    {
-        ingest_client pub(ctx, standby.ingest);
-        publish_until_stored(pub, std::span(ev).subspan(10, 10), acked, stats);
-    }
+    stalled_leader s(d, {n.url()}, 1, ctx, ev);
     // A clean stop gives the lease back: nobody holds it when the old leader resumes.
-    standby.proc->signal(SIGTERM);
-    CHECK(standby.proc->wait() == 0);
+    s.standby.proc->signal(SIGTERM);
+    CHECK(s.standby.proc->wait() == 0);
     REQUIRE(reader.lease_holder() == std::string());
-    leader.proc->signal(SIGCONT);
-    {
-        ingest_client pub(ctx, leader.ingest);
-        auto r = pub.publish(std::span(ev).subspan(20, 10), std::chrono::seconds(10), 1);
-        REQUIRE(r.results.size() == 10);
-        for (const auto& x : r.results) {
-            CHECK(x.what == wire::outcome::rejected);
-            CHECK(x.code == errc::store_failure);
-        }
-    }
+    s.old_leader_refuses(ctx, std::span(ev).subspan(20, 10));
     CHECK_THAT(read_text(d / "a.log"), Catch::Contains("lost the leadership lease"));
     // It gave the lease back: a broker may lead again.
     CHECK(reader.lease_holder() == std::string());
