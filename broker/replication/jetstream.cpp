@@ -184,27 +184,23 @@ class lease {
     }
 
     // Takes the key again after a refused renewal if nobody holds it (it
-    // lapsed), or if it names this broker at a revision this broker did not
-    // hear of (a renewal JetStream applied whose answer was lost).
+    // lapsed). A key that still names this broker (a renewal JetStream
+    // applied whose answer was lost) is left to lapse, a lease later: a name
+    // is no proof, two brokers may share one.
     enum class claim { taken, other, unknown };
     claim reclaim() {
-        kvEntry* e = nullptr;
-        auto s = kvStore_Get(&e, kv_, key);
-        if (s == NATS_NOT_FOUND) return take() ? claim::taken : claim::unknown;
-        if (s != NATS_OK) return claim::unknown;
-        std::string who(static_cast<const char*>(kvEntry_Value(e)),
-                        static_cast<std::size_t>(kvEntry_ValueLen(e)));
-        auto at = kvEntry_Revision(e);
-        kvEntry_Destroy(e);
-        if (who != me_) return claim::other;
-        rev_ = at;
-        return renew() == renewal::renewed ? claim::taken : claim::unknown;
+        auto who = holder();
+        if (!who) return claim::unknown;
+        if (who->empty()) return take() ? claim::taken : claim::unknown;
+        return *who == me_ ? claim::unknown : claim::other;
     }
 
     // A clean stop: the next broker need not wait for the lease to lapse.
+    // Only while the key surely has not lapsed: past that it may be a
+    // successor's, whatever name it shows.
     void release() {
         if (!rev_) return;
-        if (holder() == me_) (void)kvStore_Delete(kv_, key);
+        if (valid() && holder() == me_) (void)kvStore_Delete(kv_, key);
         rev_ = 0;
         valid_until_ = {};
     }
@@ -665,6 +661,8 @@ class jetstream_replicator final : public replicator {
                 if (back == retake::taken) {
                     lapsed_ = false;
                     lease_unsure_ = false;
+                    // Renewed at once: the stream check may have used most of it.
+                    next_renewal = now;
                     // Where the stream is, before anything more is published.
                     broken_ = true;
                     next_resync = now;
