@@ -180,6 +180,20 @@ struct stream_reader {
         return r;
     }
 
+    // Writes `data` into the stream as another writer would, on a subject it
+    // takes. Returns: the sequence the stream stored it at.
+    std::uint64_t put(const std::string& data, const std::string& stream = "PINGAN") {
+        auto subject = subjects(stream).at(0);
+        subject.replace(subject.size() - 1, 1, "420502._");
+        jsPubAck* pa = nullptr;
+        auto s = js_Publish(&pa, js, subject.c_str(), data.data(), static_cast<int>(data.size()),
+                            nullptr, nullptr);
+        if (s != NATS_OK) throw std::runtime_error("publishing to the stream failed");
+        auto seq = pa->Sequence;
+        jsPubAck_Destroy(pa);
+        return seq;
+    }
+
     // Waits until the stream's last sequence is `n`. Returns: the last sequence seen.
     std::uint64_t wait_last(std::uint64_t n, const std::string& stream = "PINGAN") {
         auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -718,6 +732,44 @@ TEST_CASE("a leader whose lease lapsed does not take it again after another brok
     CHECK(eventually([&] { return reader.lease_holder() == std::string(); },
                      std::chrono::seconds(10)));
     CHECK(reader.last() == 20);
+}
+
+TEST_CASE("another writer's record in the stream: the broker refuses the events from its "
+          "offset on and gives the lease back",
+          "[jetstream][failover]") {
+    temp_dir d;
+    auto n = nats_node::solo(d / "nats");
+    stream_reader reader({n.url()});
+    broker_process b(d / "store",
+                     with(replication_flags({n.url()}, 1, "2s"), {"--jetstream-name", "broker-a"}),
+                     d / "broker.log", "info");
+    zmq::context_t ctx(1);
+    ingest_client pub(ctx, b.ingest);
+    auto ev = readings(15);
+    std::map<std::string, std::uint64_t> acked;
+    resend_stats stats;
+    publish_until_stored(pub, std::span(ev).first(10), acked, stats);
+    REQUIRE(reader.wait_last(10) == 10);
+    REQUIRE(reader.lease_holder() == std::string("broker-a"));
+    REQUIRE(reader.put("not a record of this log") == 11);
+    // One batch: offset 11 is refused (the stream's last is the other
+    // writer's 11), and 12 to 15 then match their expected last sequences
+    // and are stored after it. None of the five may be acknowledged: the
+    // stream does not hold the event the broker stored at 11.
+    auto r = pub.publish(std::span(ev).subspan(10, 5), std::chrono::seconds(10), 1);
+    REQUIRE(r.results.size() == 5);
+    for (const auto& x : r.results) {
+        CHECK(x.what == wire::outcome::rejected);
+        CHECK(x.code == errc::store_failure);
+    }
+    CHECK(eventually([&] { return reader.lease_holder() == std::string(); },
+                     std::chrono::seconds(10)));
+    CHECK_THAT(read_text(d / "broker.log"),
+               Catch::Contains("holds another writer's record at sequence 11"));
+    // It refuses from then on.
+    auto again = pub.publish(std::span(ev).subspan(10, 1), std::chrono::seconds(10), 1);
+    REQUIRE(again.results.size() == 1);
+    CHECK(again.results[0].code == errc::store_failure);
 }
 
 TEST_CASE("kill -9 of one NATS node under load: every event is acknowledged, stored once and in "

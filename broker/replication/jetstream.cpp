@@ -7,10 +7,12 @@
 // accepts a record only right after its predecessor, so its sequence is the log's offset and it can
 // hold no gap and no reordering. Publishing is asynchronous: the replication thread sends what the
 // stream lacks (up to a window) and libnats calls back with each acknowledgement; a batch's results
-// are released once the stream has confirmed their highest offset. After an error or a timeout the
-// thread waits out what is in flight, asks the stream for its last sequence and publishes from
-// there, reading from the store what it no longer holds in memory; the same path catches the stream
-// up at start.
+// are released once the stream has confirmed their highest offset, that is acknowledged storing
+// that record and every one before it each at its own offset. After an error or a timeout the
+// thread waits out what is in flight, asks the stream for its last sequence, reads back what it
+// sent that was not so acknowledged (another writer's record there ends its leadership) and
+// publishes from there, reading from the store what it no longer holds in memory; the same path
+// catches the stream up at start.
 //
 // The only broker file that includes <nats.h>.
 #include "broker/replication/replicator.hpp"
@@ -32,6 +34,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <unistd.h>
@@ -473,13 +476,25 @@ class jetstream_replicator final : public replicator {
         auto* self = static_cast<jetstream_replicator*>(closure);
         {
             std::lock_guard lock(self->m_);
+            const char* v = nullptr;
+            std::uint64_t offset = 0;
+            if (natsMsgHeader_Get(msg, expected_last_header, &v) == NATS_OK && v)
+                offset = std::strtoull(v, nullptr, 10) + 1;
             if (pa) {
-                self->confirmed_ = std::max(self->confirmed_, pa->Sequence);
+                // Stored at its offset: this record, and no other writer's, is
+                // there. The stream confirms the log only up to the first
+                // offset not so acknowledged: a record of another writer there
+                // makes the next one's expected sequence true, so an
+                // acknowledgement past a refusal proves nothing before it.
+                if (pa->Sequence == offset && offset == self->confirmed_ + 1)
+                    self->confirmed_ = offset;
+                else if (pa->Sequence == offset && offset > self->confirmed_)
+                    self->stored_.insert(offset);
+                while (!self->stored_.empty() && *self->stored_.begin() <= self->confirmed_ + 1) {
+                    self->confirmed_ = std::max(self->confirmed_, *self->stored_.begin());
+                    self->stored_.erase(self->stored_.begin());
+                }
             } else if (pae) {
-                const char* v = nullptr;
-                std::uint64_t offset = 0;
-                if (natsMsgHeader_Get(msg, expected_last_header, &v) == NATS_OK && v)
-                    offset = std::strtoull(v, nullptr, 10) + 1;
                 // A record the stream already holds may fail harmlessly.
                 if (offset > self->confirmed_ && !self->broken_) {
                     self->broken_ = true;
@@ -572,6 +587,28 @@ class jetstream_replicator final : public replicator {
         bool same = ours && theirs == *ours;
         natsMsg_Destroy(m);
         return same;
+    }
+
+    // The sequences up to the stream's `last` whose record this broker has not
+    // seen stored at its offset since the last confirmation: what it published
+    // and was not acknowledged for, and the last one. Called with the lock held.
+    std::vector<std::uint64_t> unproven(std::uint64_t last) const {
+        std::vector<std::uint64_t> v;
+        for (auto o = confirmed_ + 1; o <= std::min(sent_, last); ++o)
+            if (!stored_.contains(o)) v.push_back(o);
+        if (v.empty() || v.back() != last) v.push_back(last);
+        return v;
+    }
+
+    // The first of `seqs` holding another writer's record: 0 if none; nothing
+    // if it cannot tell now. Without the lock.
+    std::optional<std::uint64_t> foreign_among(const std::vector<std::uint64_t>& seqs) {
+        for (auto seq : seqs) {
+            auto same = holds_ours(seq);
+            if (!same) return std::nullopt;
+            if (!*same) return seq;
+        }
+        return 0;
     }
 
     // Publishes what the stream lacks, up to the window. Called with `lock` held.
@@ -715,26 +752,35 @@ class jetstream_replicator final : public replicator {
                                   cfg_.stream, *last, head_);
                     last.reset();
                 }
-                // The stream's last record must be ours: a record another broker
-                // put there at that sequence while ours failed is not a confirmation.
+                // The stream's records past what it confirmed must be ours: a
+                // record another broker put at one of those sequences while ours
+                // failed is not a confirmation, and neither is ours after it.
                 if (last && *last > 0 && !diverged_) {
+                    auto todo = unproven(*last);
                     lock.unlock();
-                    auto same = holds_ours(*last);
+                    auto foreign = foreign_among(todo);
                     lock.lock();
-                    if (!same) {
+                    if (!foreign) {
                         last.reset();
-                    } else if (!*same) {
+                    } else if (*foreign) {
                         diverged_ = true;
                         spdlog::critical(
                             "replication: stream {} holds another writer's record at sequence {}: "
                             "this broker's log has left the stream and it acknowledges nothing "
-                            "more (docs/replication.md, \"Two writers\")",
-                            cfg_.stream, *last);
+                            "more; it gives the leadership lease back (docs/replication.md, "
+                            "\"Two writers\")",
+                            cfg_.stream, *foreign);
+                        // Refusing for good, it must not keep a standby from leading.
+                        fenced_ = true;
+                        lock.unlock();
+                        lease_->release();
+                        lock.lock();
                     }
                 }
                 if (diverged_) last.reset();
                 if (last) {
                     confirmed_ = sent_ = *last;
+                    stored_.clear();
                     broken_ = false;
                     if (*last < head_)
                         spdlog::info("replication: stream {} at sequence {}: publishing up to {}",
@@ -806,12 +852,14 @@ class jetstream_replicator final : public replicator {
     std::uint64_t confirmed_ = 0; // the stream holds every offset up to here
     std::uint64_t sent_ = 0;      // published, perhaps not yet confirmed, up to here
     std::uint64_t head_ = 0;      // the highest offset of the log handed over
-    bool broken_ = false;         // an error or a timeout: ask the stream where it is
-    bool behind_ = false;         // catching up: say when it is done
-    bool diverged_ = false;       // another writer's record in the stream: refuse for good
-    bool fenced_ = false;         // the lease is lost: refuse for good
-    bool lapsed_ = false;         // a renewal was refused: take it again, or fence
-    bool lease_unsure_ = false;   // a renewal failed and the lease is no longer surely ours
+    // Past `confirmed_`: offsets the stream acknowledged storing at that offset.
+    std::set<std::uint64_t> stored_;
+    bool broken_ = false;       // an error or a timeout: ask the stream where it is
+    bool behind_ = false;       // catching up: say when it is done
+    bool diverged_ = false;     // another writer's record in the stream: refuse for good
+    bool fenced_ = false;       // the lease is lost: refuse for good
+    bool lapsed_ = false;       // a renewal was refused: take it again, or fence
+    bool lease_unsure_ = false; // a renewal failed and the lease is no longer surely ours
     std::unique_ptr<lease> lease_;
     bool stopping_ = false;
     std::chrono::steady_clock::time_point stop_deadline_;
