@@ -86,40 +86,48 @@ void link_watch::drain() {
             break;
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
             answered_ = true;
+            refusal_.reset();
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
-            throw error(errc::unauthorized,
-                        curve_ ? "the broker at " + endpoint_ +
-                                     " refused this client's key (it is not in the broker's "
-                                     "access table)"
-                               : "the broker at " + endpoint_ + " requires a CURVE key");
+            refusal_ = error(errc::unauthorized,
+                             curve_ ? "the broker at " + endpoint_ +
+                                          " refused this client's key (it is not in the broker's "
+                                          "access table)"
+                                    : "the broker at " + endpoint_ + " requires a CURVE key");
+            break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             if (!curve_)
-                throw error(errc::unauthorized,
-                            "the broker at " + endpoint_ + " requires a CURVE key");
-            if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
-                value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
-                throw error(errc::unauthorized,
-                            "the broker at " + endpoint_ +
-                                " does not use CURVE: leave out the client key and server key");
-            throw error(errc::unauthorized,
-                        "the CURVE handshake with the broker at " + endpoint_ +
-                            " failed (is the server key the broker's public key?)");
+                refusal_ = error(errc::unauthorized,
+                                 "the broker at " + endpoint_ + " requires a CURVE key");
+            else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+                     value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+                refusal_ =
+                    error(errc::unauthorized,
+                          "the broker at " + endpoint_ +
+                              " does not use CURVE: leave out the client key and server key");
+            else
+                refusal_ = error(errc::unauthorized,
+                                 "the CURVE handshake with the broker at " + endpoint_ +
+                                     " failed (is the server key the broker's public key?)");
+            break;
         case ZMQ_EVENT_DISCONNECTED:
             // With CURVE, a broker that cannot read our HELLO (a wrong server
             // key) drops the connection before any handshake event.
-            if (curve_ && tcp_connected_ && !answered_)
-                throw error(errc::unauthorized,
-                            "the broker at " + endpoint_ +
-                                " closed the connection during the CURVE handshake (is the server "
-                                "key the broker's public key, and this client's key in its access "
-                                "table?)");
+            if (curve_ && tcp_connected_ && !answered_ && !refusal_)
+                refusal_ =
+                    error(errc::unauthorized,
+                          "the broker at " + endpoint_ +
+                              " closed the connection during the CURVE handshake (is the server "
+                              "key the broker's public key, and this client's key in its access "
+                              "table?)");
             break;
         default:
             break;
         }
     }
+    // The latest handshake decides, on every call until one succeeds.
+    if (refusal_) throw *refusal_;
 }
 
 bool link_watch::wait(std::chrono::milliseconds timeout) {

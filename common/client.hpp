@@ -42,14 +42,16 @@ class link_watch {
 
     // Waits up to `timeout` for `s` to become readable, reading the monitor's
     // events meanwhile. Returns: whether `s` is readable.
-    // Throws: pingan::error(unauthorized) when a handshake with the broker failed.
+    // Throws: pingan::error(unauthorized) when the latest handshake with the
+    // broker failed (on every call, until a handshake succeeds).
     bool wait(std::chrono::milliseconds timeout);
 
     // Waits until `s` can take a message, reading the monitor's events meanwhile.
     // A DEALER whose only connection was refused at the handshake has nowhere
     // left to queue a message and would block on send for ever.
-    // Throws: pingan::error(unauthorized) when a handshake with the broker
-    // failed; pingan::error(io_error) when `s` could not take a message within
+    // Throws: pingan::error(unauthorized) when the latest handshake with the
+    // broker failed (on every call, until a handshake succeeds);
+    // pingan::error(io_error) when `s` could not take a message within
     // `timeout`.
     void writable(std::chrono::milliseconds timeout);
 
@@ -71,6 +73,7 @@ class link_watch {
     bool curve_ = false;
     bool answered_ = false;
     bool tcp_connected_ = false;
+    std::optional<error> refusal_; // the latest handshake failed: why
     std::chrono::steady_clock::time_point started_;
     std::chrono::milliseconds notice_after_{0};
     std::function<void(const std::string&)> say_;
