@@ -11,6 +11,10 @@
 #   TARGETS="wire rules" scripts/fuzz.sh 600
 #   FUZZ_RUNS=10000000 scripts/fuzz.sh 3600   # stop each at 10 million executions
 #   FUZZ_MAX_LEN=4096 TARGETS=rules scripts/fuzz.sh 3600   # shorter inputs, faster runs
+#   FUZZ_LEAN=1 FUZZ_ARGS=-entropic=0 TARGETS=rules scripts/fuzz.sh 3600
+#       # a long campaign: ASan keeps no allocation stacks and a small
+#       # quarantine (still every overflow; use-after-free within 8 MB of frees)
+#   FUZZ_TIMEOUT=120 ...       # seconds an input may take (default 10; more on a loaded machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
@@ -36,8 +40,11 @@ for t in $TARGETS; do
     # Findings in the repository's seeds are run first; -max_total_time bounds the run.
     set +e
     started=$(date +%s)
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        "$BUILD/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+    asan=detect_leaks=1:abort_on_error=1
+    [ -n "${FUZZ_LEAN:-}" ] && asan=$asan:malloc_context_size=0:max_malloc_fill_size=0:quarantine_size_mb=8
+    # shellcheck disable=SC2086
+    ASAN_OPTIONS=$asan UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        "$BUILD/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout="${FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 ${FUZZ_ARGS:-} \
         -max_len="${FUZZ_MAX_LEN:-65536}" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -artifact_prefix="$BUILD/crashes/$t/" -print_final_stats=1 \
         "$BUILD/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
     rc=$?
