@@ -1,6 +1,8 @@
 // Tests of the broker's writer when a transaction fails: a real broker, in
 // this process so that its store can be told to fail (store_faults.hpp) and
-// its processor can throw, on real ZeroMQ sockets and real LMDB files.
+// its processor can throw, on real ZeroMQ sockets and real LMDB files. Each
+// runs twice: with the writer in ingest's turns (the default) and on a thread
+// of its own (broker_options::commit_on_ingest false).
 #include "broker/server/broker.hpp"
 #include "broker/store/store.hpp"
 #include "common/client.hpp"
@@ -65,8 +67,10 @@ struct running_broker {
     }
 };
 
-broker_options options_in(const temp_dir& d) {
+broker_options options_in(const temp_dir& d, bool commit_on_ingest) {
+    UNSCOPED_INFO("commit_on_ingest: " << commit_on_ingest);
     broker_options o;
+    o.commit_on_ingest = commit_on_ingest;
     o.data_dir = d / "store";
     o.ingest = o.feed = o.query = "tcp://127.0.0.1:*";
     o.initial_map_size = 64ull << 20;
@@ -78,7 +82,7 @@ broker_options options_in(const temp_dir& d) {
 TEST_CASE("a poison event is nacked as internal and the broker keeps serving", "[writer]") {
     temp_dir d;
     poison_processor p;
-    running_broker rb(options_in(d), &p);
+    running_broker rb(options_in(d, GENERATE(true, false)), &p);
 
     std::vector<event> poison{hazard_named("POISON")};
     auto bad = rb.client.publish(poison);
@@ -98,7 +102,7 @@ TEST_CASE("a poison event is nacked as internal and the broker keeps serving", "
 TEST_CASE("a poison event in a batch is refused alone and the rest are stored", "[writer]") {
     temp_dir d;
     poison_processor p;
-    running_broker rb(options_in(d), &p);
+    running_broker rb(options_in(d, GENERATE(true, false)), &p);
     std::vector<event> batch{hazard_named("HZ-1"), hazard_named("POISON"), hazard_named("HZ-2")};
     auto r = rb.client.publish(batch);
     REQUIRE(r.results.size() == 3);
@@ -112,7 +116,7 @@ TEST_CASE("a poison event in a batch is refused alone and the rest are stored", 
 
 TEST_CASE("a failed commit is nacked as store_failure and the next publish is stored", "[writer]") {
     temp_dir d;
-    auto o = options_in(d);
+    auto o = options_in(d, GENERATE(true, false));
     o.faults = std::make_shared<store_faults>();
     running_broker rb(o, nullptr);
     o.faults->fail_at(store_faults::point::commit, 1);
@@ -135,7 +139,7 @@ TEST_CASE("a timer that keeps failing does not hold up event batches", "[writer]
     temp_dir d;
     poison_processor p;
     p.timer_always_due = true;
-    running_broker rb(options_in(d), &p);
+    running_broker rb(options_in(d, GENERATE(true, false)), &p);
     // Ten publishes one after the other. Before, each waited out a one-second
     // pause after the failed timer; the bound is generous for a loaded machine.
     auto start = std::chrono::steady_clock::now();
@@ -157,7 +161,7 @@ TEST_CASE("a clock move whose effects are not all stored in time is refused, nam
     // Something is always due and never stored: the writer never settles.
     p.timer_always_due = true;
     manual_clock clk(at("2026-11-02T01:00:00Z"));
-    auto o = options_in(d);
+    auto o = options_in(d, GENERATE(true, false));
     o.clock_settle_limit = 200ms;
     broker b(o, clk, yichang(), &p, &clk);
     b.start();

@@ -43,11 +43,13 @@ broker::impl::impl(const broker_options& o, const clock& c, const registry& r, p
           std::lock_guard lock(wake_m);
           zmq::message_t m(0);
           (void)wake_tx.send(m, zmq::send_flags::dontwait);
-      }) {
+      }),
+      feed_wake_rx(ctx, zmq::socket_type::pair), feed_wake_tx(ctx, zmq::socket_type::pair) {
     // First: a stream that cannot be reached or does not match the log stops the start.
     if (o.replication)
         repl = make_jetstream_replicator(
             *o.replication, st, [this](std::vector<completion>& done) { pipe.complete(done); });
+    if (o.commit_on_ingest) pipe.wake_ingest_on_push();
     // Unroutable replies must fail visibly, not vanish (ROUTER's default).
     ingest_sock.set(zmq::sockopt::router_mandatory, 1);
     ingest_sock.set(zmq::sockopt::sndhwm, 100000);
@@ -64,6 +66,8 @@ broker::impl::impl(const broker_options& o, const clock& c, const registry& r, p
     feed_sock.set(zmq::sockopt::linger, 0);
     wake_rx.set(zmq::sockopt::linger, 0);
     wake_tx.set(zmq::sockopt::linger, 0);
+    feed_wake_rx.set(zmq::sockopt::linger, 0);
+    feed_wake_tx.set(zmq::sockopt::linger, 0);
 
     if (o.security) {
         access_now = std::make_shared<const access_table>(o.security->access);
@@ -81,12 +85,14 @@ broker::impl::impl(const broker_options& o, const clock& c, const registry& r, p
             s->set(zmq::sockopt::curve_secretkey, o.security->server.secret_key);
             s->set(zmq::sockopt::zap_domain, "pingan");
         }
-        // The writer applies each feed subscription only within the subscriber's scope.
+        // The feed thread applies each subscription only within the subscriber's scope.
         feed_sock.set(zmq::sockopt::xpub_manual, 1);
     }
     auto name = "inproc://pingan-wake-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
     wake_rx.bind(name);
     wake_tx.connect(name);
+    feed_wake_rx.bind(name + "-feed");
+    feed_wake_tx.connect(name + "-feed");
     ep.ingest = bind_resolved(ingest_sock, o.ingest);
     ep.feed = bind_resolved(feed_sock, o.feed);
     ep.query = bind_resolved(query_sock, o.query);
@@ -113,10 +119,11 @@ void broker::start() {
     if (i.opts.checkpoints) i.make_checkpoint("start");
     if (i.repl) i.repl->start();
     // Named, so that top, perf and gdb show which part is busy.
-    i.writer_thread = std::thread([&i] {
-        pthread_setname_np(pthread_self(), "pingan-writer");
-        i.run_writer();
-    });
+    if (!i.opts.commit_on_ingest)
+        i.writer_thread = std::thread([&i] {
+            pthread_setname_np(pthread_self(), "pingan-writer");
+            i.run_writer();
+        });
     i.ingest_thread = std::thread([&i] {
         pthread_setname_np(pthread_self(), "pingan-ingest");
         i.run_ingest();
@@ -124,6 +131,10 @@ void broker::start() {
     i.query_thread = std::thread([&i] {
         pthread_setname_np(pthread_self(), "pingan-query");
         i.run_query();
+    });
+    i.feed_thread = std::thread([&i] {
+        pthread_setname_np(pthread_self(), "pingan-feed");
+        i.run_feed();
     });
     if (i.opts.checkpoints)
         i.checkpoint_thread = std::thread([&i] {
@@ -143,6 +154,10 @@ void broker::wait() {
     if (i.writer_thread.joinable()) i.writer_thread.join();
     // What the writer handed over last (the final checkpoint) goes out before the end.
     if (i.repl) i.repl->stop();
+    if (i.feed_thread.joinable()) {
+        i.close_feed();
+        i.feed_thread.join();
+    }
     if (i.query_thread.joinable()) i.query_thread.join();
     // Last: handshakes may be in progress until the sockets are done.
     i.zap_stop = true;

@@ -1,14 +1,16 @@
 // The broker: the only writer of the store.
 //
-// Three threads, each owning its sockets (ZeroMQ sockets are not thread-safe):
-//   ingest  ROUTER: decodes and admits published events, replies after commit;
-//   writer  the LMDB write transaction (group commit), the escalation
-//           processor and its timers, and the XPUB live feed;
+// Two threads serve clients, each owning its sockets (ZeroMQ sockets are not
+// thread-safe):
+//   ingest  ROUTER: decodes and admits published events; in the same loop the
+//           writer (writer.hpp) commits them (group commit, the escalation
+//           processor and its timers), sends the XPUB live feed, and the
+//           replies leave once the commit is on disk;
 //   query   ROUTER: replay with credit-based flow control, and stats.
-// Ingest hands admitted events to the writer through `pipeline`; the writer
-// hands results back and wakes ingest, which answers each request once all its
-// events are committed. stop() drains: no new requests are read, everything
-// in flight is committed and answered, then the threads end.
+// Other threads (query, checkpoints, reloads) queue their own records for the
+// writer through `pipeline` and wake ingest. stop() drains: no new requests
+// are read, everything in flight is committed and answered, then the threads
+// end. (With commit_on_ingest false the writer has a thread of its own.)
 #pragma once
 
 #include "broker/admission/access.hpp"
@@ -67,6 +69,11 @@ struct broker_options {
     // sync (store_options::defer_sync). false: two fsyncs per commit, acks
     // right after it (kept to measure the difference: pingan-bench --sync-each-commit).
     bool defer_sync = true;
+    // One thread reads requests, commits them and answers, as the raw
+    // baseline does (writer.hpp). false: ingest hands each batch to a writer
+    // thread and is woken with its results, which costs more CPU per event
+    // and a hand-off each way (kept to measure: pingan-bench --writer-thread).
+    bool commit_on_ingest = true;
     // Tests only: failures the store injects (store_faults.hpp). Null in production.
     std::shared_ptr<store_faults> faults{};
     // Minors' data at rest: the keys that seal classified values in the store

@@ -1,5 +1,5 @@
-// The broker's shared state and its three thread bodies (ingest.cpp,
-// writer.cpp, query.cpp). Private to broker/.
+// The broker's shared state and its thread bodies (ingest.cpp with the
+// writer of writer.cpp in its turns, feed.cpp, query.cpp). Private to broker/.
 #pragma once
 
 #include "broker/replication/replicator.hpp"
@@ -46,6 +46,17 @@ struct broker::impl {
     std::atomic<bool> zap_stop{false};
     std::thread ingest_thread, writer_thread, query_thread, zap_thread;
 
+    // The live feed (feed.cpp): the writer hands each durable batch's
+    // records to the feed thread, which owns feed_sock, while anyone is
+    // subscribed (`feed_wanted`, kept by the feed thread).
+    std::thread feed_thread;
+    zmq::socket_t feed_wake_rx; // the feed thread: woken when batches wait
+    zmq::socket_t feed_wake_tx; // the writer: pokes feed_wake_rx
+    std::mutex feed_m;
+    std::vector<std::vector<stored_record>> feed_batches; // under feed_m
+    bool feed_closed = false;                             // under feed_m
+    std::atomic<bool> feed_wanted{false};
+
     // Checkpoints (checkpoint.cpp): their own thread signs and writes the
     // files, off the writer; the events go through the pipeline.
     std::thread checkpoint_thread;
@@ -63,8 +74,8 @@ struct broker::impl {
     mutable std::mutex access_m;
     std::shared_ptr<const access_table> access_now;
     std::mutex reload_m; // one reload at a time
-    // Set by a reload that revoked or changed a key: the writer, which owns
-    // the feed socket, unbinds and binds it again so that every subscriber
+    // Set by a reload that revoked or changed a key: the feed thread, which
+    // owns the feed socket, unbinds and binds it again so that every subscriber
     // reconnects through the table in force (libzmq cannot drop one XPUB peer).
     std::atomic<bool> feed_rebind{false};
 
@@ -74,6 +85,13 @@ struct broker::impl {
     void run_writer();
     void run_query();
     void run_zap();
+    void run_feed();
+    // The writer: `records` (made durable) go to the feed thread if anyone is
+    // subscribed; either way `records` is left empty.
+    void hand_to_feed(std::vector<stored_record>& records);
+    void poke_feed();
+    // After the writer stopped: the feed thread sends what is queued and ends.
+    void close_feed();
     void run_checkpoints();
     // Signs the durable head unless it is the last checkpoint's own event.
     void make_checkpoint(const char* trigger);

@@ -6,14 +6,20 @@
 // While more than max_inflight events wait for the writer, the socket is not
 // read: ZeroMQ's queues then push back on publishers instead of the broker
 // buffering without bound.
+//
+// With broker_options::commit_on_ingest this thread also commits: each turn
+// of its loop reads what arrived, commits it (writer.hpp) and answers, with
+// no hand-off to another thread.
 #include "broker/server/broker_impl.hpp"
 #include "broker/server/day_log.hpp"
 #include "broker/server/metrics.hpp"
+#include "broker/server/writer.hpp"
 
 #include "common/wire.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <list>
 #include <span>
 
@@ -47,7 +53,8 @@ std::string actor_of(zmq::message_t& m) {
 // answer each request once all its events are settled.
 class ingest_loop {
   public:
-    explicit ingest_loop(broker::impl& b) : b_(b) {}
+    // `w`: the writer this thread runs in its turns (commit_on_ingest), or null.
+    ingest_loop(broker::impl& b, writer* w) : b_(b), w_(w) {}
 
     void run() {
         zmq::pollitem_t items[] = {{b_.wake_rx.handle(), 0, ZMQ_POLLIN, 0},
@@ -60,7 +67,7 @@ class ingest_loop {
             }
             bool read_ingest = !draining && inflight_ < b_.opts.max_inflight;
             broker_metrics::get().queue_depth(inflight_);
-            zmq::poll(items, read_ingest ? 2 : 1, std::chrono::milliseconds(draining ? 20 : 200));
+            zmq::poll(items, read_ingest ? 2 : 1, poll_time(draining));
             if (items[0].revents & ZMQ_POLLIN) {
                 zmq::message_t m;
                 while (b_.wake_rx.recv(m, zmq::recv_flags::dontwait)) {
@@ -68,11 +75,25 @@ class ingest_loop {
             }
             settle_completions();
             if (read_ingest && (items[1].revents & ZMQ_POLLIN)) read_requests();
+            if (w_) {
+                w_->turn();
+                settle_completions();
+            }
             if (draining && inflight_ == 0) break;
         }
     }
 
   private:
+    // How long to wait for requests: with the writer in this thread's turns,
+    // no longer than until its next turn is due.
+    std::chrono::milliseconds poll_time(bool draining) const {
+        std::chrono::milliseconds limit(draining ? 20 : 200);
+        if (!w_) return limit;
+        auto now = std::chrono::steady_clock::now();
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(w_->wake_time(now) - now);
+        return std::clamp(left, std::chrono::milliseconds(0), limit);
+    }
+
     // The writer's results: each goes into its request's reply, which leaves
     // with its last one.
     void settle_completions() {
@@ -107,7 +128,11 @@ class ingest_loop {
             if (!got) break;
             handle(frames_);
         }
-        if (!batch_.empty()) b_.pipe.push(batch_, owners_);
+        if (batch_.empty()) return;
+        if (w_)
+            w_->add(batch_, owners_);
+        else
+            b_.pipe.push(batch_, owners_);
     }
 
     // One request: [routing, (delimiter), command, tag, events...].
@@ -226,6 +251,7 @@ class ingest_loop {
     }
 
     broker::impl& b_;
+    writer* w_;
     std::list<request> requests_; // stable addresses: the writer holds pointers
     std::vector<prepared_event> batch_;
     std::vector<owner_tag> owners_;
@@ -238,10 +264,20 @@ class ingest_loop {
 } // namespace
 
 void broker::impl::run_ingest() {
-    ingest_loop(*this).run();
+    if (!opts.commit_on_ingest) {
+        ingest_loop(*this, nullptr).run();
+        ingest_done = true;
+        ingest_finished();
+        spdlog::info("ingest stopped");
+        return;
+    }
+    writer w(*this);
+    ingest_loop(*this, &w).run();
     ingest_done = true;
     ingest_finished();
     spdlog::info("ingest stopped");
+    // What is still queued (the last checkpoint), until the pipeline closes.
+    w.run();
 }
 
 } // namespace pingan

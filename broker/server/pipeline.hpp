@@ -6,6 +6,10 @@
 // commit), and pushes the results back. The writer waits on a condition
 // variable; ingest is woken by the `notify` callback (a ZeroMQ inproc poke),
 // because it also waits on sockets.
+//
+// With broker_options::commit_on_ingest the ingest thread commits itself
+// (writer.hpp): it takes what other threads queued without waiting
+// (take_now), and a push or a poke from them wakes it through `notify`.
 #pragma once
 
 #include "broker/store/store.hpp"
@@ -34,6 +38,9 @@ class pipeline {
   public:
     explicit pipeline(std::function<void()> notify_ingest) : notify_(std::move(notify_ingest)) {}
 
+    // Ingest commits (commit_on_ingest): a push or a poke also wakes it.
+    void wake_ingest_on_push() { wake_on_push_ = true; }
+
     void push(std::vector<prepared_event>& events, std::vector<owner_tag>& owners) {
         {
             std::lock_guard lock(m_);
@@ -45,6 +52,21 @@ class pipeline {
         events.clear();
         owners.clear();
         cv_.notify_one();
+        if (wake_on_push_) notify_();
+    }
+
+    // Ingest committing itself: appends what other threads queued, without
+    // waiting, and takes the pokes so far (as take() does).
+    void take_now(std::vector<prepared_event>& events, std::vector<owner_tag>& owners) {
+        std::lock_guard lock(m_);
+        poked_ = false;
+        taken_pokes_ = pokes_;
+        for (std::size_t i = 0; i < events_.size(); ++i) {
+            events.push_back(std::move(events_[i]));
+            owners.push_back(owners_[i]);
+        }
+        events_.clear();
+        owners_.clear();
     }
 
     // Writer: waits until events are queued, close() was called, or `until`.
@@ -70,6 +92,7 @@ class pipeline {
             ticket = ++pokes_;
         }
         cv_.notify_one();
+        if (wake_on_push_) notify_();
         return ticket;
     }
 
@@ -106,14 +129,16 @@ class pipeline {
         settled_cv_.notify_all();
     }
 
-    void complete(std::vector<completion>& done) {
+    // `wake`: false when ingest itself completes (commit_on_ingest), and
+    // takes the completions in the same turn.
+    void complete(std::vector<completion>& done, bool wake = true) {
         {
             std::lock_guard lock(m_);
             for (auto& c : done)
                 done_.push_back(std::move(c));
         }
         done.clear();
-        notify_();
+        if (wake) notify_();
     }
 
     void take_completions(std::vector<completion>& out) {
@@ -132,6 +157,7 @@ class pipeline {
     std::condition_variable settled_cv_;
     std::uint64_t pokes_ = 0, taken_pokes_ = 0, settled_ = 0;
     std::function<void()> notify_;
+    bool wake_on_push_ = false; // set before the threads start
 };
 
 } // namespace pingan

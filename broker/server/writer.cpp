@@ -1,9 +1,10 @@
-// The writer thread: group commit, escalation timers and the live feed.
+// The writer: group commit, escalation timers, durability; it hands what was
+// made durable to the feed thread (feed.cpp).
 //
 // Everything queued while the previous transaction was committing goes into
 // the next one, so under load one fsync serves thousands of events. Results go
-// back to ingest right after the commit; only then is the feed published, so a
-// subscriber never sees an event that could still be lost.
+// back to ingest once the commit is on disk; only then is it handed to the
+// feed, so a subscriber never sees an event that could still be lost.
 //
 // No exception ends the writer: a transaction that fails is answered with a
 // nack for each of its events (store_failure when the store failed, internal
@@ -13,12 +14,11 @@
 // event per transaction, so that one poison event does not take the events
 // that happened to share its transaction with it. A failed timer firing is
 // retried after a growing delay, while event batches keep committing.
-#include "broker/admission/feed_subscriptions.hpp"
 #include "broker/server/broker_impl.hpp"
 #include "broker/server/day_log.hpp"
 #include "broker/server/metrics.hpp"
+#include "broker/server/writer.hpp"
 
-#include "common/privacy.hpp"
 #include "common/wire.hpp"
 
 #include <spdlog/spdlog.h>
@@ -46,29 +46,36 @@ errc failure_code(std::exception_ptr ep, std::string& message) {
     return errc::internal;
 }
 
+} // namespace
+
 // The writer's state between turns of its loop, and one member function per
 // job: take a batch and commit it, retry a failed batch one event at a time,
 // fire due timers, make committed transactions durable and release their
-// acks, publish the feed, follow the feed's subscriptions.
+// acks and their records for the feed.
 class writer_loop {
   public:
-    explicit writer_loop(broker::impl& b) : b_(b) {}
+    writer_loop(broker::impl& b, bool on_ingest) : b_(b), on_ingest_(on_ingest) {}
 
     void run() {
-        while (true) {
-            if (b_.feed_rebind.exchange(false)) rebind_feed();
-            bool open = b_.pipe.take(events_, owners_, wake_time());
-            if (events_.empty())
-                release(true);
-            else
-                commit_batch();
-            if (b_.proc) fire_due_timers();
-            answer_clock_moves();
-            if (!open) {
-                release(true);
-                break;
-            }
+        while (step(b_.pipe.take(events_, owners_, wake_time(std::chrono::steady_clock::now())))) {
         }
+    }
+
+    void add(std::vector<prepared_event>& events, std::vector<owner_tag>& owners) {
+        for (std::size_t i = 0; i < events.size(); ++i) {
+            events_.push_back(std::move(events[i]));
+            owners_.push_back(owners[i]);
+        }
+        events.clear();
+        owners.clear();
+    }
+
+    void turn() {
+        b_.pipe.take_now(events_, owners_);
+        step(true);
+    }
+
+    ~writer_loop() {
         spdlog::info("writer stopped at offset {}: {} transactions, {:.1f} events and {:.3f} ms "
                      "each; {} syncs on their own, {:.3f} ms each",
                      b_.st.head(), txns_, txns_ ? double(txn_events_) / double(txns_) : 0.0,
@@ -76,11 +83,10 @@ class writer_loop {
                      syncs_ ? 1000 * sync_seconds_ / double(syncs_) : 0.0);
     }
 
-  private:
     // Until when to wait for a batch: the next due timer (at most 200 ms
     // away), at once when committed acks wait to be made durable.
-    std::chrono::steady_clock::time_point wake_time() const {
-        auto steady = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point
+    wake_time(std::chrono::steady_clock::time_point steady) const {
         if (!waiting_.empty() || !waiting_out_.stored.empty()) return steady;
         auto wake = steady + std::chrono::milliseconds(200);
         if (!b_.proc) return wake;
@@ -89,6 +95,20 @@ class writer_loop {
         if (due && *due > now) return steady + std::min<micros>(*due - now, micros{200'000});
         if (due) return std::max(steady, timers_after_);
         return wake;
+    }
+
+  private:
+    // One turn: commit what was taken (or make the last commit durable when
+    // nothing was), fire due timers, answer clock moves. Returns: `open`.
+    bool step(bool open) {
+        if (events_.empty())
+            release(true);
+        else
+            commit_batch();
+        if (b_.proc) fire_due_timers();
+        answer_clock_moves();
+        if (!open) release(true);
+        return open;
     }
 
     // One transaction for the whole batch; on a failure other than the
@@ -240,129 +260,27 @@ class writer_loop {
         if (b_.repl)
             b_.repl->submit(waiting_out_.stored, waiting_); // released once the stream confirms
         else
-            b_.pipe.complete(waiting_);
+            b_.pipe.complete(waiting_, !on_ingest_); // ingest takes them in this turn
         publish(waiting_out_);
         waiting_out_.stored.clear();
     }
 
-    // The live feed of what was made durable: each record on its type topic
-    // and its place topic, only where someone subscribed.
-    void publish(const batch_output& o) {
+    // What was made durable: counted, logged, and handed to the feed thread
+    // (feed.cpp), which leaves `o.stored` empty.
+    void publish(batch_output& o) {
         broker_metrics::get().stored(o);
         day_log::stored(o);
-        track_subscriptions();
-        if (active_.empty()) return;
-        for (const auto& r : o.stored) {
-            std::string redacted;
-            event_head h;
-            auto bytes = feed_bytes(r.bytes(), h, redacted);
-            if (bytes.empty()) continue;
-            std::string off;
-            for (const auto& topic : {wire::type_topic(h.type, h.district, h.school),
-                                      wire::place_topic(h.district, h.school, h.type)}) {
-                if (!active_.wanted(topic)) continue;
-                if (off.empty()) off = wire::u64_le(r.offset);
-                send_feed(topic, off, bytes);
-            }
-        }
-    }
-
-    // A stored record as the feed carries it, and its head: with
-    // authentication on, minors' details only redacted (cleared roles read
-    // them by replay, which is logged). Empty when it cannot be read.
-    std::string_view feed_bytes(std::string_view bytes, event_head& h, std::string& redacted) {
-        if (!peek(bytes, h)) return {};
-        if (!b_.opts.security || !carries_minors_details(h.type)) return bytes;
-        event e;
-        if (decode(bytes, e)) return {};
-        redact_minors(e);
-        redacted = encode(e);
-        if (!peek(redacted, h)) return {};
-        return redacted;
-    }
-
-    // XPUB drops at its high-water mark rather than block ingest; subscribers
-    // see the gap in offsets and backfill by replay.
-    void send_feed(std::string_view topic, std::string_view offset, std::string_view bytes) {
-        auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
-        broker_metrics::get().feed_sent(b_.feed_sock.send(zmq::buffer(topic), more).has_value());
-        b_.feed_sock.send(zmq::buffer(offset), more);
-        b_.feed_sock.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
-    }
-
-    // The feed's active subscriptions, from XPUB's notices
-    // (feed_subscriptions.hpp). An event nobody subscribed to is not sent.
-    void track_subscriptions() {
-        zmq::message_t m;
-        while (b_.feed_sock.recv(m, zmq::recv_flags::dontwait)) {
-            auto notice = parse_feed_notice(m.to_string_view());
-            if (!notice) continue;
-            if (!b_.opts.security) {
-                active_.apply(*notice, notice_source::shared);
-                continue;
-            }
-            // XPUB_MANUAL: a subscription takes effect only if we apply it,
-            // and only within the subscriber's scope. A closed connection's
-            // notices carry no key.
-            const char* uid = zmq_msg_gets(m.handle(), "User-Id");
-            if (!uid) {
-                active_.apply(*notice, notice_source::closed_connection);
-                continue;
-            }
-            auto p = b_.who(m); // the table in force: a revoked key subscribes to nothing
-            bool allowed = p && may_subscribe(*p, notice->prefix);
-            switch (active_.apply(*notice, notice_source::subscriber, allowed)) {
-            case feed_action::subscribe:
-                b_.feed_sock.set(zmq::sockopt::subscribe, notice->prefix);
-                break;
-            case feed_action::unsubscribe:
-                b_.feed_sock.set(zmq::sockopt::unsubscribe, notice->prefix);
-                break;
-            case feed_action::none:
-                if (notice->subscribe)
-                    spdlog::warn("feed: {} may not subscribe to \"{}\"", uid, notice->prefix);
-                break;
-            }
-        }
-        broker_metrics::get().feed_subscriptions(active_.size());
-    }
-
-    // After a revocation: closing the feed's listener closes every connection
-    // it accepted, with their subscriptions (XPUB reports each as a closed
-    // connection's unsubscribe, so `active_` stays right). Subscribers
-    // reconnect by themselves and subscribe again; a revoked key's handshake
-    // is refused and a changed key subscribes only within its new scope.
-    // Messages published while a subscriber reconnects are missed as at any
-    // reconnect: offsets show the gap and replay fills it.
-    void rebind_feed() {
-        if (feed_bound_) {
-            try {
-                b_.feed_sock.unbind(b_.ep.feed);
-            } catch (const zmq::error_t& x) {
-                spdlog::warn("feed: unbinding {}: {}", b_.ep.feed, x.what());
-            }
-            feed_bound_ = false;
-        }
-        try {
-            b_.feed_sock.bind(b_.ep.feed);
-            feed_bound_ = true;
-            spdlog::info("feed: subscribers reconnect after the access table changed");
-        } catch (const zmq::error_t& x) {
-            spdlog::error("feed: could not bind {} again after a revocation: {}; retrying",
-                          b_.ep.feed, x.what());
-            b_.feed_rebind = true;
-        }
+        b_.hand_to_feed(o.stored);
     }
 
     broker::impl& b_;
+    bool on_ingest_; // runs in ingest's turns (commit_on_ingest)
     std::vector<prepared_event> events_; // the batch being committed
     std::vector<owner_tag> owners_;      // whom each of events_ answers
     std::vector<completion> done_;
     batch_output out_;
     std::vector<completion> waiting_; // committed, not yet durable
     batch_output waiting_out_;
-    feed_subscriptions active_;
-    bool feed_bound_ = true;
     // Timer firing after a failure: not before this, and the next delay.
     std::chrono::steady_clock::time_point timers_after_{};
     std::chrono::milliseconds timer_backoff_{100};
@@ -370,10 +288,29 @@ class writer_loop {
     double txn_seconds_ = 0, sync_seconds_ = 0;
 };
 
-} // namespace
+writer::writer(broker::impl& b) : loop_(std::make_unique<writer_loop>(b, b.opts.commit_on_ingest)) {}
+
+writer::~writer() = default;
+
+void writer::run() {
+    loop_->run();
+}
+
+void writer::add(std::vector<prepared_event>& events, std::vector<owner_tag>& owners) {
+    loop_->add(events, owners);
+}
+
+void writer::turn() {
+    loop_->turn();
+}
+
+std::chrono::steady_clock::time_point
+writer::wake_time(std::chrono::steady_clock::time_point now) const {
+    return loop_->wake_time(now);
+}
 
 void broker::impl::run_writer() {
-    writer_loop(*this).run();
+    writer(*this).run();
 }
 
 } // namespace pingan

@@ -320,6 +320,10 @@ int main(int argc, char** argv) {
     app.add_flag("--sync-each-commit", sync_each,
                  "run the broker with two fsyncs per commit and acks right after it, as before "
                  "acks followed the next commit");
+    bool writer_thread = false;
+    app.add_flag("--writer-thread", writer_thread,
+                 "run the broker with ingest handing batches to a writer thread, as before one "
+                 "thread read, committed and answered");
     app.add_option("--rules", rules_file, "rule pack for the engine figures")
         ->capture_default_str();
     app.add_option("--only", only, "run one side alone (raw or broker), for profiling; no ratios")
@@ -396,6 +400,7 @@ int main(int argc, char** argv) {
             o.ingest = o.feed = o.query = "tcp://127.0.0.1:*";
             o.initial_map_size = std::size_t{8} << 30;
             o.defer_sync = !sync_each;
+            o.commit_on_ingest = !writer_thread;
             if (replicate) {
                 // A fresh stream for a fresh store: a stream ahead of its log refuses the start.
                 auto js = std::make_shared<jetstream_config>();
