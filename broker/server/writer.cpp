@@ -14,10 +14,10 @@
 // event per transaction, so that one poison event does not take the events
 // that happened to share its transaction with it. A failed timer firing is
 // retried after a growing delay, while event batches keep committing.
+#include "broker/server/writer.hpp"
 #include "broker/server/broker_impl.hpp"
 #include "broker/server/day_log.hpp"
 #include "broker/server/metrics.hpp"
-#include "broker/server/writer.hpp"
 
 #include "common/wire.hpp"
 
@@ -274,7 +274,7 @@ class writer_loop {
     }
 
     broker::impl& b_;
-    bool on_ingest_; // runs in ingest's turns (commit_on_ingest)
+    bool on_ingest_;                     // runs in ingest's turns (commit_on_ingest)
     std::vector<prepared_event> events_; // the batch being committed
     std::vector<owner_tag> owners_;      // whom each of events_ answers
     std::vector<completion> done_;
@@ -288,7 +288,8 @@ class writer_loop {
     double txn_seconds_ = 0, sync_seconds_ = 0;
 };
 
-writer::writer(broker::impl& b) : loop_(std::make_unique<writer_loop>(b, b.opts.commit_on_ingest)) {}
+writer::writer(broker::impl& b)
+    : loop_(std::make_unique<writer_loop>(b, b.opts.commit_on_ingest)) {}
 
 writer::~writer() = default;
 

@@ -34,7 +34,8 @@ class writer {
     void turn();
     // When the next turn is due even if nothing arrives: `now` while acks
     // wait for a sync, else the next timer (at most 200 ms away).
-    std::chrono::steady_clock::time_point wake_time(std::chrono::steady_clock::time_point now) const;
+    std::chrono::steady_clock::time_point
+    wake_time(std::chrono::steady_clock::time_point now) const;
 
   private:
     std::unique_ptr<writer_loop> loop_;
