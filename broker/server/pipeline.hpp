@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <iterator>
 #include <mutex>
 #include <vector>
 
@@ -26,6 +27,17 @@ struct owner_tag {
     void* request;
     std::uint32_t index;
 };
+
+// Moves the events and their owners of (events, owners) to the end of (to,
+// to_owners), keeping them paired, and leaves the first two empty.
+inline void move_append(std::vector<prepared_event>& events, std::vector<owner_tag>& owners,
+                        std::vector<prepared_event>& to, std::vector<owner_tag>& to_owners) {
+    to.insert(to.end(), std::make_move_iterator(events.begin()),
+              std::make_move_iterator(events.end()));
+    to_owners.insert(to_owners.end(), owners.begin(), owners.end());
+    events.clear();
+    owners.clear();
+}
 
 struct completion {
     owner_tag owner;
@@ -44,13 +56,8 @@ class pipeline {
     void push(std::vector<prepared_event>& events, std::vector<owner_tag>& owners) {
         {
             std::lock_guard lock(m_);
-            for (std::size_t i = 0; i < events.size(); ++i) {
-                events_.push_back(std::move(events[i]));
-                owners_.push_back(owners[i]);
-            }
+            move_append(events, owners, events_, owners_);
         }
-        events.clear();
-        owners.clear();
         cv_.notify_one();
         if (wake_on_push_) notify_();
     }
@@ -61,12 +68,7 @@ class pipeline {
         std::lock_guard lock(m_);
         poked_ = false;
         taken_pokes_ = pokes_;
-        for (std::size_t i = 0; i < events_.size(); ++i) {
-            events.push_back(std::move(events_[i]));
-            owners.push_back(owners_[i]);
-        }
-        events_.clear();
-        owners_.clear();
+        move_append(events_, owners_, events, owners);
     }
 
     // Writer: waits until events are queued, close() was called, or `until`.

@@ -62,12 +62,7 @@ class writer_loop {
     }
 
     void add(std::vector<prepared_event>& events, std::vector<owner_tag>& owners) {
-        for (std::size_t i = 0; i < events.size(); ++i) {
-            events_.push_back(std::move(events[i]));
-            owners_.push_back(owners[i]);
-        }
-        events.clear();
-        owners.clear();
+        move_append(events, owners, events_, owners_);
     }
 
     void turn() {
