@@ -681,162 +681,200 @@ class jetstream_replicator final : public replicator {
         }
     }
 
+    using clock = std::chrono::steady_clock;
+
+    // The replication thread: keeps the lease, finds where the stream is after
+    // an error, publishes, and releases in order the batches the stream
+    // confirmed (or refuses those that waited too long).
     void run() {
-        using clock = std::chrono::steady_clock;
-        auto next_resync = clock::time_point{};
-        auto next_renewal = clock::now() + cfg_.lease / 4;
+        next_renewal_ = clock::now() + cfg_.lease / 4;
         std::unique_lock lock(m_);
         while (true) {
-            auto now = clock::now();
-            if (!fenced_ && lapsed_ && now >= next_renewal) {
-                auto head = head_;
-                lock.unlock();
-                auto back = take_again(head);
-                lock.lock();
-                now = clock::now();
-                next_renewal = now + cfg_.lease / 4;
-                if (back == retake::taken) {
-                    lapsed_ = false;
-                    lease_unsure_ = false;
-                    // Renewed at once: the stream check may have used most of it.
-                    next_renewal = now;
-                    // Where the stream is, before anything more is published.
-                    broken_ = true;
-                    next_resync = now;
-                    spdlog::warn("replication: the lease of stream {} lapsed while JetStream did "
-                                 "not answer, and no other broker took it or wrote the stream: "
-                                 "this broker holds it again",
-                                 cfg_.stream);
-                } else if (back == retake::lost) {
-                    fence();
-                }
-            } else if (!fenced_ && now >= next_renewal) {
-                lock.unlock();
-                auto r = lease_->renew();
-                lock.lock();
-                now = clock::now();
-                next_renewal = now + cfg_.lease / 4;
-                if (r == lease::renewal::lost) {
-                    // Lapsed (JetStream electing after a node failure took
-                    // longer than the lease), or another broker's: take_again
-                    // tells them apart on the next tick.
-                    lease_->forget();
-                    lapsed_ = true;
-                    next_renewal = now;
-                    if (!lease_unsure_)
-                        spdlog::warn("replication: the lease of stream {} was not renewed in "
-                                     "time; publishing waits",
-                                     cfg_.stream);
-                    lease_unsure_ = true;
-                    continue;
-                } else if (r == lease::renewal::unknown && !lease_->valid()) {
-                    if (!lease_unsure_)
-                        spdlog::warn("replication: the lease of stream {} could not be renewed "
-                                     "in time; publishing waits until it is",
-                                     cfg_.stream);
-                    lease_unsure_ = true;
-                } else if (r == lease::renewal::renewed && lease_unsure_) {
-                    lease_unsure_ = false;
-                    spdlog::info("replication: the lease of stream {} renewed", cfg_.stream);
-                }
-            }
-            if (broken_ && now >= next_resync) {
-                behind_ = true;
-                lock.unlock();
-                auto last = stream_last();
-                lock.lock();
-                now = clock::now();
-                if (last && *last > head_) {
-                    spdlog::error("replication: stream {} is ahead of the local log (sequence {}, "
-                                  "local head {}): another writer? refusing until resolved",
-                                  cfg_.stream, *last, head_);
-                    last.reset();
-                }
-                // The stream's records past what it confirmed must be ours: a
-                // record another broker put at one of those sequences while ours
-                // failed is not a confirmation, and neither is ours after it.
-                if (last && *last > 0 && !diverged_) {
-                    auto todo = unproven(*last);
-                    lock.unlock();
-                    auto foreign = foreign_among(todo);
-                    lock.lock();
-                    if (!foreign) {
-                        last.reset();
-                    } else if (*foreign) {
-                        diverged_ = true;
-                        spdlog::critical(
-                            "replication: stream {} holds another writer's record at sequence {}: "
-                            "this broker's log has left the stream and it acknowledges nothing "
-                            "more; it gives the leadership lease back (docs/replication.md, "
-                            "\"Two writers\")",
-                            cfg_.stream, *foreign);
-                        // Refusing for good, it must not keep a standby from leading.
-                        fenced_ = true;
-                        lock.unlock();
-                        lease_->release();
-                        lock.lock();
-                    }
-                }
-                if (diverged_) last.reset();
-                if (last) {
-                    confirmed_ = sent_ = *last;
-                    stored_.clear();
-                    broken_ = false;
-                    if (*last < head_)
-                        spdlog::info("replication: stream {} at sequence {}: publishing up to {}",
-                                     cfg_.stream, *last, head_);
-                } else {
-                    next_resync = now + std::chrono::milliseconds(250);
-                }
-            }
+            if (!keep_lease(lock)) continue;
+            if (broken_ && clock::now() >= next_resync_) resync(lock);
             if (!broken_) publish(lock);
             if (behind_ && !broken_ && confirmed_ >= head_) {
                 behind_ = false;
                 spdlog::info("replication: stream {} caught up at sequence {}", cfg_.stream,
                              confirmed_);
             }
-
-            // Release, in order, what the stream confirmed or what waited too long.
-            std::vector<completion> out;
-            now = clock::now();
-            while (!batches_.empty()) {
-                auto& b = batches_.front();
-                if (b.target > confirmed_) {
-                    if (now < b.deadline && !(stopping_ && now >= stop_deadline_)) break;
-                    // The stream may have lost what was in flight: ask it before going on.
-                    if (!broken_) next_resync = now;
-                    broken_ = true;
-                    for (auto& c : b.done) {
-                        if (c.failure != errc::ok) continue;
-                        c.failure = errc::store_failure;
-                        c.message = "stored locally at offset " + std::to_string(c.result.offset) +
-                                    " but not confirmed by JetStream stream " + cfg_.stream +
-                                    " within " + std::to_string(cfg_.timeout.count()) +
-                                    " ms: resend (the same id is stored once)";
-                    }
-                    spdlog::warn("replication: {} results up to offset {} refused: stream {} "
-                                 "confirmed only up to {}",
-                                 b.done.size(), b.target, cfg_.stream, confirmed_);
-                }
-                for (auto& c : b.done)
-                    out.push_back(std::move(c));
-                batches_.pop_front();
-            }
-            if (!out.empty()) {
-                lock.unlock();
-                release_(out);
-                lock.lock();
-                continue;
-            }
+            if (release_settled(lock)) continue;
             if (stopping_ && batches_.empty()) break;
-
-            auto wake = std::min(now + std::chrono::milliseconds(500), next_renewal);
-            if (!batches_.empty()) wake = std::min(wake, batches_.front().deadline);
-            if (stopping_) wake = std::min(wake, stop_deadline_);
-            if (broken_) wake = std::min(wake, next_resync);
-            cv_.wait_until(lock, wake, [&] { return changed_; });
-            changed_ = false;
+            wait_for_change(lock);
         }
+    }
+
+    // Renews the lease when due, or takes a lapsed one again. Called with
+    // `lock` held. Returns: false to go round at once (a renewal was refused:
+    // the next turn's take_again tells a lapse from another broker's lease).
+    bool keep_lease(std::unique_lock<std::mutex>& lock) {
+        if (fenced_ || clock::now() < next_renewal_) return true;
+        if (lapsed_) {
+            retake_lapsed(lock);
+            return true;
+        }
+        return renew(lock);
+    }
+
+    void retake_lapsed(std::unique_lock<std::mutex>& lock) {
+        auto head = head_;
+        lock.unlock();
+        auto back = take_again(head);
+        lock.lock();
+        auto now = clock::now();
+        next_renewal_ = now + cfg_.lease / 4;
+        if (back == retake::taken) {
+            lapsed_ = false;
+            lease_unsure_ = false;
+            // Renewed at once: the stream check may have used most of it.
+            next_renewal_ = now;
+            // Where the stream is, before anything more is published.
+            broken_ = true;
+            next_resync_ = now;
+            spdlog::warn("replication: the lease of stream {} lapsed while JetStream did "
+                         "not answer, and no other broker took it or wrote the stream: "
+                         "this broker holds it again",
+                         cfg_.stream);
+        } else if (back == retake::lost) {
+            fence();
+        }
+    }
+
+    // Returns: false if the renewal was refused.
+    bool renew(std::unique_lock<std::mutex>& lock) {
+        lock.unlock();
+        auto r = lease_->renew();
+        lock.lock();
+        auto now = clock::now();
+        next_renewal_ = now + cfg_.lease / 4;
+        if (r == lease::renewal::lost) {
+            // Lapsed (JetStream electing after a node failure took longer
+            // than the lease), or another broker's: take_again tells them
+            // apart on the next turn.
+            lease_->forget();
+            lapsed_ = true;
+            next_renewal_ = now;
+            if (!lease_unsure_)
+                spdlog::warn("replication: the lease of stream {} was not renewed in "
+                             "time; publishing waits",
+                             cfg_.stream);
+            lease_unsure_ = true;
+            return false;
+        }
+        if (r == lease::renewal::unknown && !lease_->valid()) {
+            if (!lease_unsure_)
+                spdlog::warn("replication: the lease of stream {} could not be renewed "
+                             "in time; publishing waits until it is",
+                             cfg_.stream);
+            lease_unsure_ = true;
+        } else if (r == lease::renewal::renewed && lease_unsure_) {
+            lease_unsure_ = false;
+            spdlog::info("replication: the lease of stream {} renewed", cfg_.stream);
+        }
+        return true;
+    }
+
+    // After an error or a timeout: asks the stream where it is, and goes on
+    // from there if what it holds past its confirmations is this log's; asks
+    // again later if it cannot tell. Called with `lock` held.
+    void resync(std::unique_lock<std::mutex>& lock) {
+        behind_ = true;
+        lock.unlock();
+        auto last = stream_last();
+        lock.lock();
+        if (last && *last > head_) {
+            spdlog::error("replication: stream {} is ahead of the local log (sequence {}, "
+                          "local head {}): another writer? refusing until resolved",
+                          cfg_.stream, *last, head_);
+            last.reset();
+        }
+        // The stream's records past what it confirmed must be ours: a record
+        // another broker put at one of those sequences while ours failed is
+        // not a confirmation, and neither is ours after it.
+        if (last && *last > 0 && !diverged_) {
+            auto todo = unproven(*last);
+            lock.unlock();
+            auto foreign = foreign_among(todo);
+            lock.lock();
+            if (!foreign)
+                last.reset();
+            else if (*foreign)
+                diverge(lock, *foreign);
+        }
+        if (diverged_) last.reset();
+        if (!last) {
+            next_resync_ = clock::now() + std::chrono::milliseconds(250);
+            return;
+        }
+        confirmed_ = sent_ = *last;
+        stored_.clear();
+        broken_ = false;
+        if (*last < head_)
+            spdlog::info("replication: stream {} at sequence {}: publishing up to {}", cfg_.stream,
+                         *last, head_);
+    }
+
+    void diverge(std::unique_lock<std::mutex>& lock, std::uint64_t foreign) {
+        diverged_ = true;
+        spdlog::critical("replication: stream {} holds another writer's record at sequence {}: "
+                         "this broker's log has left the stream and it acknowledges nothing "
+                         "more; it gives the leadership lease back (docs/replication.md, "
+                         "\"Two writers\")",
+                         cfg_.stream, foreign);
+        // Refusing for good, it must not keep a standby from leading.
+        fenced_ = true;
+        lock.unlock();
+        lease_->release();
+        lock.lock();
+    }
+
+    // Releases, in order, the batches the stream confirmed, and refuses those
+    // that waited too long. Called with `lock` held. Returns: whether it
+    // released any.
+    bool release_settled(std::unique_lock<std::mutex>& lock) {
+        std::vector<completion> out;
+        auto now = clock::now();
+        while (!batches_.empty()) {
+            auto& b = batches_.front();
+            if (b.target > confirmed_) {
+                if (now < b.deadline && !(stopping_ && now >= stop_deadline_)) break;
+                // The stream may have lost what was in flight: ask it before going on.
+                if (!broken_) next_resync_ = now;
+                broken_ = true;
+                refuse_unconfirmed(b);
+            }
+            for (auto& c : b.done)
+                out.push_back(std::move(c));
+            batches_.pop_front();
+        }
+        if (out.empty()) return false;
+        lock.unlock();
+        release_(out);
+        lock.lock();
+        return true;
+    }
+
+    void refuse_unconfirmed(batch& b) {
+        for (auto& c : b.done) {
+            if (c.failure != errc::ok) continue;
+            c.failure = errc::store_failure;
+            c.message = "stored locally at offset " + std::to_string(c.result.offset) +
+                        " but not confirmed by JetStream stream " + cfg_.stream + " within " +
+                        std::to_string(cfg_.timeout.count()) +
+                        " ms: resend (the same id is stored once)";
+        }
+        spdlog::warn("replication: {} results up to offset {} refused: stream {} "
+                     "confirmed only up to {}",
+                     b.done.size(), b.target, cfg_.stream, confirmed_);
+    }
+
+    void wait_for_change(std::unique_lock<std::mutex>& lock) {
+        auto wake = std::min(clock::now() + std::chrono::milliseconds(500), next_renewal_);
+        if (!batches_.empty()) wake = std::min(wake, batches_.front().deadline);
+        if (stopping_) wake = std::min(wake, stop_deadline_);
+        if (broken_) wake = std::min(wake, next_resync_);
+        cv_.wait_until(lock, wake, [&] { return changed_; });
+        changed_ = false;
     }
 
     jetstream_config cfg_;
@@ -863,6 +901,10 @@ class jetstream_replicator final : public replicator {
     std::unique_ptr<lease> lease_;
     bool stopping_ = false;
     std::chrono::steady_clock::time_point stop_deadline_;
+    // The replication thread's own: when to renew the lease next, and when
+    // to ask the stream again where it is.
+    std::chrono::steady_clock::time_point next_renewal_{};
+    std::chrono::steady_clock::time_point next_resync_{};
     std::thread thread_;
     std::atomic<bool> closing_{false};
 };
