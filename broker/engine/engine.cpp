@@ -1342,108 +1342,120 @@ struct engine::run {
     void apply_rule(const rule& r) {
         if (!filters(r.match)) return;
         switch (r.trigger) {
-        case rules::trigger::each: {
-            if (!conditions(r.match)) return;
-            auto key = key_of(mode, cause.school, r.incident.kind, subject_of(r));
-            if (r.mark) {
-                if (auto* inc = by_key(key)) marked(*inc, r);
-                return;
-            }
-            open_or_join(r, mode, cause.school, cause.district, subject_of(r), cause.severity,
-                         std::nullopt, 1);
+        case rules::trigger::each:
+            return apply_each(r);
+        case rules::trigger::window:
+            return apply_window(r);
+        case rules::trigger::sustained:
+            return apply_sustained(r);
+        case rules::trigger::absence:
+            return apply_absence(r);
+        }
+    }
+
+    // Each matching event opens an incident, or joins (or marks) the open one.
+    void apply_each(const rule& r) {
+        if (!conditions(r.match)) return;
+        auto key = key_of(mode, cause.school, r.incident.kind, subject_of(r));
+        if (r.mark) {
+            if (auto* inc = by_key(key)) marked(*inc, r);
             return;
         }
-        case rules::trigger::window: {
-            bool holds = conditions(r.match);
-            if (!holds && !r.window.consecutive) return;
-            std::string subject;
-            bool has_school;
-            auto g = group_of(r.window.group_by, subject, has_school);
-            if (!g) return;
-            if (!holds) {
-                // A run is broken: the count starts again.
-                auto wkey = r.id + '\x1f' + mode_char(mode) + '\x1f' + *g;
-                if (auto it = st.windows.find(wkey); it != st.windows.end()) {
-                    it->second.clear();
-                    st.dirty_engine.insert("w/" + wkey);
-                }
-                return;
-            }
-            auto t = event_time();
-            auto from = now - r.window.within.count();
-            if (t < from) return; // happened before the window: does not count now
+        open_or_join(r, mode, cause.school, cause.district, subject_of(r), cause.severity,
+                     std::nullopt, 1);
+    }
+
+    // Enough matching events (or schools, or a sum) within the window open one.
+    void apply_window(const rule& r) {
+        bool holds = conditions(r.match);
+        if (!holds && !r.window.consecutive) return;
+        std::string subject;
+        bool has_school;
+        auto g = group_of(r.window.group_by, subject, has_school);
+        if (!g) return;
+        if (!holds) {
+            // A run is broken: the count starts again.
             auto wkey = r.id + '\x1f' + mode_char(mode) + '\x1f' + *g;
-            auto& w = st.windows[wkey];
-            std::erase_if(w, [&](const window_entry& x) { return x.t_us < from; });
-            window_entry x;
-            x.t_us = t;
-            x.school = cause.school;
-            x.report = cause.id.str();
-            if (r.window.sum) {
-                auto* j = field(*r.window.sum);
-                x.value = j && j->is_number() ? j->get<double>() : 0;
-            }
-            w.push_back(std::move(x));
-            st.dirty_engine.insert("w/" + wkey);
-            double total = 0;
-            if (r.window.distinct_schools) {
-                std::set<std::string> schools;
-                for (auto& e : w)
-                    schools.insert(e.school);
-                total = static_cast<double>(schools.size());
-            } else {
-                for (auto& e : w)
-                    total += e.value;
-            }
-            if (total < r.window.at_least) return;
-            members_ = &w;
-            open_or_join(r, mode, has_school ? cause.school : std::string(),
-                         has_school || std::find(r.window.group_by.begin(), r.window.group_by.end(),
-                                                 "district") != r.window.group_by.end()
-                             ? cause.district
-                             : std::string(),
-                         subject, cause.severity, std::nullopt,
-                         static_cast<std::uint32_t>(std::lround(total)));
-            members_ = nullptr;
-            return;
-        }
-        case rules::trigger::sustained: {
-            std::string subject;
-            bool has_school;
-            auto g = group_of(r.sustained.group_by, subject, has_school);
-            if (!g) return;
-            auto skey = r.id + '\x1f' + mode_char(mode) + '\x1f' + *g;
-            st.dirty_engine.insert("s/" + skey);
-            if (!conditions(r.match)) {
-                st.sustained.erase(skey);
-                return;
-            }
-            auto [it, fresh] = st.sustained.emplace(skey, event_time());
-            if (fresh) return;
-            auto held = now - it->second;
-            if (held < r.sustained.duration.count()) return;
-            open_or_join(r, mode, has_school ? cause.school : std::string(),
-                         has_school ? cause.district : std::string(), subject, cause.severity,
-                         std::nullopt, static_cast<std::uint32_t>(held / 60'000'000));
-            return;
-        }
-        case rules::trigger::absence: {
-            if (!conditions(r.match) || cause.school.empty()) return;
-            auto k = seen_key(r, mode, cause.school);
-            auto t = event_time();
-            auto& seen = st.last_seen[k];
-            seen = std::max(seen, t);
-            st.dirty_engine.insert("a/" + k);
-            // The awaited event came: close this period's absence incident.
-            if (auto* s = find_school(cause.school)) {
-                auto p = period_for(r.absence, *s);
-                auto label = period_label(p, period_start(p, local_date(t)));
-                if (auto* inc = by_key(key_of(mode, cause.school, r.incident.kind, label));
-                    inc && !inc->closed)
-                    close(*inc, std::string(cause.type()) + " recorded");
+            if (auto it = st.windows.find(wkey); it != st.windows.end()) {
+                it->second.clear();
+                st.dirty_engine.insert("w/" + wkey);
             }
             return;
         }
+        auto t = event_time();
+        auto from = now - r.window.within.count();
+        if (t < from) return; // happened before the window: does not count now
+        auto wkey = r.id + '\x1f' + mode_char(mode) + '\x1f' + *g;
+        auto& w = st.windows[wkey];
+        std::erase_if(w, [&](const window_entry& x) { return x.t_us < from; });
+        window_entry x;
+        x.t_us = t;
+        x.school = cause.school;
+        x.report = cause.id.str();
+        if (r.window.sum) {
+            auto* j = field(*r.window.sum);
+            x.value = j && j->is_number() ? j->get<double>() : 0;
+        }
+        w.push_back(std::move(x));
+        st.dirty_engine.insert("w/" + wkey);
+        double total = 0;
+        if (r.window.distinct_schools) {
+            std::set<std::string> schools;
+            for (auto& e : w)
+                schools.insert(e.school);
+            total = static_cast<double>(schools.size());
+        } else {
+            for (auto& e : w)
+                total += e.value;
+        }
+        if (total < r.window.at_least) return;
+        members_ = &w;
+        open_or_join(r, mode, has_school ? cause.school : std::string(),
+                     has_school || std::find(r.window.group_by.begin(), r.window.group_by.end(),
+                                             "district") != r.window.group_by.end()
+                         ? cause.district
+                         : std::string(),
+                     subject, cause.severity, std::nullopt,
+                     static_cast<std::uint32_t>(std::lround(total)));
+        members_ = nullptr;
+    }
+
+    // A condition held for the whole duration opens one.
+    void apply_sustained(const rule& r) {
+        std::string subject;
+        bool has_school;
+        auto g = group_of(r.sustained.group_by, subject, has_school);
+        if (!g) return;
+        auto skey = r.id + '\x1f' + mode_char(mode) + '\x1f' + *g;
+        st.dirty_engine.insert("s/" + skey);
+        if (!conditions(r.match)) {
+            st.sustained.erase(skey);
+            return;
+        }
+        auto [it, fresh] = st.sustained.emplace(skey, event_time());
+        if (fresh) return;
+        auto held = now - it->second;
+        if (held < r.sustained.duration.count()) return;
+        open_or_join(r, mode, has_school ? cause.school : std::string(),
+                     has_school ? cause.district : std::string(), subject, cause.severity,
+                     std::nullopt, static_cast<std::uint32_t>(held / 60'000'000));
+    }
+
+    // The awaited event came: records when, and closes the period's absence incident.
+    void apply_absence(const rule& r) {
+        if (!conditions(r.match) || cause.school.empty()) return;
+        auto k = seen_key(r, mode, cause.school);
+        auto t = event_time();
+        auto& seen = st.last_seen[k];
+        seen = std::max(seen, t);
+        st.dirty_engine.insert("a/" + k);
+        // The awaited event came: close this period's absence incident.
+        if (auto* s = find_school(cause.school)) {
+            auto p = period_for(r.absence, *s);
+            auto label = period_label(p, period_start(p, local_date(t)));
+            if (auto* inc = by_key(key_of(mode, cause.school, r.incident.kind, label));
+                inc && !inc->closed)
+                close(*inc, std::string(cause.type()) + " recorded");
         }
     }
 
