@@ -21,9 +21,13 @@
 #include <boost/asio.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#ifdef PINGAN_MIMALLOC
+#include <mimalloc.h>
+#endif
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -99,6 +103,21 @@ std::string read_file(const std::string& path, const char* what) {
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
+}
+
+// Says which allocator serves the broker (PINGAN_MIMALLOC, docs/performance.md),
+// and whether malloc really is mimalloc's.
+void log_allocator() {
+#ifdef PINGAN_MIMALLOC
+    void* p = std::malloc(64);
+    bool redirected = mi_is_in_heap_region(p);
+    std::free(p);
+    if (redirected)
+        spdlog::info("memory allocator: mimalloc {}", mi_version());
+    else
+        spdlog::warn("memory allocator: mimalloc {} is linked, but malloc is another's",
+                     mi_version());
+#endif
 }
 
 } // namespace
@@ -285,6 +304,7 @@ int main(int argc, char** argv) {
                      "(LimitNOFILE, docs/operations.md)",
                      fds.soft);
 
+    log_allocator();
     try {
         auto clk = make_clock(cfg.clock);
         auto reg = std::make_shared<const registry>(registry::from_csv(

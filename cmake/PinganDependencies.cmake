@@ -36,6 +36,20 @@ if(NOT SYSTEMD_FOUND)
                   "report readiness, and the installed Type=notify units would never start. "
                   "Install it, or change the units to Type=exec.")
 endif()
+# Optional: the broker's allocator (docs/performance.md). Not with the
+# sanitizers, which bring their own.
+add_library(pingan_allocator INTERFACE)
+if(PINGAN_MIMALLOC AND NOT PINGAN_SANITIZE)
+  find_package(mimalloc QUIET)
+  if(mimalloc_FOUND)
+    target_link_libraries(pingan_allocator INTERFACE mimalloc)
+    target_compile_definitions(pingan_allocator INTERFACE PINGAN_MIMALLOC)
+    set(PINGAN_HAVE_MIMALLOC ON)
+  else()
+    message(WARNING "mimalloc not found (apt-get install libmimalloc-dev): the broker keeps "
+                    "glibc's allocator, about 5 % fewer events a second under load")
+  endif()
+endif()
 if(PINGAN_BUILD_TESTS)
   pingan_require_cmake(Catch2 catch2 2)
 endif()

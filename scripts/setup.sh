@@ -14,6 +14,7 @@ PACKAGES=(
     libsodium-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev catch2
     libxml2-dev libxml2-utils     # CAP 1.2 import and export (pingan cap), xmllint in tests
     libsystemd-dev                # readiness under systemd (Type=notify units)
+    libmimalloc-dev               # the broker's allocator (PINGAN_MIMALLOC, docs/performance.md)
     zlib1g-dev                    # archive segments (pingan archive)
     libnats-dev nats-server       # replication to NATS JetStream (docs/replication.md)
     curl python3 python3-zmq clang-format

@@ -570,3 +570,19 @@ TEST_CASE("read-only tools work on the data directory of a running broker and wr
     CHECK(st_after.st_mtim.tv_nsec == st_before.st_mtim.tv_nsec);
     CHECK(bytes_of(data) == before);
 }
+
+TEST_CASE("the broker says at start which allocator serves it", "[broker]") {
+    temp_dir d;
+    auto log = d / "broker.log";
+    { broker_process b(d / "store", {}, log, "info"); }
+    auto text = read_file(log);
+#ifdef PINGAN_MIMALLOC
+    // Linked with mimalloc (PINGAN_MIMALLOC): malloc must really be mimalloc's.
+    CHECK(text.find("memory allocator: mimalloc ") != std::string::npos);
+    CHECK(text.find("but malloc is another's") == std::string::npos);
+#else
+    // Without it (or under the sanitizers, which bring their own), nothing to say.
+    CHECK(text.find("memory allocator") == std::string::npos);
+    CHECK(text.find("registry: ") != std::string::npos); // the log was read
+#endif
+}
