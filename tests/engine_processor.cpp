@@ -580,3 +580,87 @@ TEST_CASE("a standby refuses a gap, a reordering, a wrong offset and a repeated 
     CHECK(standby.head() == 2);
     CHECK(standby.verify().ok);
 }
+
+namespace {
+
+// A state store in memory that counts the writes to each table.
+class counting_state : public state_store {
+  public:
+    std::optional<std::string> get(std::string_view table, std::string_view key) override {
+        auto it = rows_.find(row(table, key));
+        if (it == rows_.end()) return std::nullopt;
+        return it->second;
+    }
+    void put(std::string_view table, std::string_view key, std::string_view value) override {
+        ++writes[std::string(table)];
+        rows_[row(table, key)] = std::string(value);
+    }
+    bool del(std::string_view table, std::string_view key) override {
+        ++writes[std::string(table)];
+        return rows_.erase(row(table, key)) > 0;
+    }
+    void scan(std::string_view table, std::string_view from,
+              const std::function<bool(std::string_view, std::string_view)>& f) override {
+        auto prefix = std::string(table) + '\0';
+        for (auto it = rows_.lower_bound(prefix + std::string(from));
+             it != rows_.end() && it->first.starts_with(prefix); ++it)
+            if (!f(std::string_view(it->first).substr(prefix.size()), it->second)) return;
+    }
+    std::size_t rows(std::string_view table) const {
+        auto prefix = std::string(table) + '\0';
+        std::size_t n = 0;
+        for (auto it = rows_.lower_bound(prefix);
+             it != rows_.end() && it->first.starts_with(prefix); ++it)
+            ++n;
+        return n;
+    }
+    std::map<std::string, int> writes;
+
+  private:
+    static std::string row(std::string_view table, std::string_view key) {
+        return std::string(table) + '\0' + std::string(key);
+    }
+    std::map<std::string, std::string> rows_;
+};
+
+event cold_reading(double celsius, int minute) {
+    food_temp_reading r;
+    r.canteen_id = "C1";
+    r.sensor_id = "S1";
+    r.zone = food_zone::cold_storage;
+    r.celsius = celsius;
+    auto e = make_event(r);
+    e.occurred_at = e.received_at = t0() + std::chrono::minutes(minute);
+    return e;
+}
+
+} // namespace
+
+TEST_CASE("a reading that changes no rule's state writes nothing to the engine's table",
+          "[engine_processor]") {
+    counting_state s;
+    auto p = make_processor();
+    p->open(s);
+    std::vector<event> derived;
+    auto apply = [&](double celsius, int minute) {
+        s.writes.clear();
+        p->apply(cold_reading(celsius, minute), s, derived);
+        return s.writes["engine"];
+    };
+    // The first event announces the rule set (its record and its hash).
+    apply(4, 0);
+    derived.clear();
+    // In range, nothing held: no write (it was a delete per sustained rule).
+    CHECK(apply(5, 1) == 0);
+    // Out of range: each of the pack's two sustained cold-chain rules starts a run.
+    CHECK(apply(12, 2) == 2);
+    CHECK(s.rows("engine") >= 2);
+    auto held = s.rows("engine");
+    // Still out of range, well before 30 minutes: the runs are unchanged.
+    CHECK(apply(12, 3) == 0);
+    // Back in range: both runs end and are deleted, once.
+    CHECK(apply(4, 4) == 2);
+    CHECK(s.rows("engine") == held - 2);
+    CHECK(apply(4, 5) == 0);
+    CHECK(derived.empty());
+}

@@ -1427,13 +1427,17 @@ struct engine::run {
         auto g = group_of(r.sustained.group_by, subject, has_school);
         if (!g) return;
         auto skey = r.id + '\x1f' + mode_char(mode) + '\x1f' + *g;
-        st.dirty_engine.insert("s/" + skey);
+        // Only a change of the held runs is written: most readings are in
+        // range with no run held, and then there is nothing to store.
         if (!conditions(r.match)) {
-            st.sustained.erase(skey);
+            if (st.sustained.erase(skey) > 0) st.dirty_engine.insert("s/" + skey);
             return;
         }
         auto [it, fresh] = st.sustained.emplace(skey, event_time());
-        if (fresh) return;
+        if (fresh) {
+            st.dirty_engine.insert("s/" + skey);
+            return;
+        }
         auto held = now - it->second;
         if (held < r.sustained.duration.count()) return;
         open_or_join(r, mode, has_school ? cause.school : std::string(),
@@ -1446,9 +1450,10 @@ struct engine::run {
         if (!conditions(r.match) || cause.school.empty()) return;
         auto k = seen_key(r, mode, cause.school);
         auto t = event_time();
-        auto& seen = st.last_seen[k];
-        seen = std::max(seen, t);
-        st.dirty_engine.insert("a/" + k);
+        if (auto [seen, fresh] = st.last_seen.try_emplace(k, t); fresh || t > seen->second) {
+            seen->second = t;
+            st.dirty_engine.insert("a/" + k);
+        }
         // The awaited event came: close this period's absence incident.
         if (auto* s = find_school(cause.school)) {
             auto p = period_for(r.absence, *s);
