@@ -782,6 +782,7 @@ class jetstream_replicator final : public replicator {
         lock.unlock();
         auto last = stream_last();
         lock.lock();
+        auto asked = clock::now(); // a retry counts from the stream's answer
         if (last && *last > head_) {
             spdlog::error("replication: stream {} is ahead of the local log (sequence {}, "
                           "local head {}): another writer? refusing until resolved",
@@ -803,7 +804,7 @@ class jetstream_replicator final : public replicator {
         }
         if (diverged_) last.reset();
         if (!last) {
-            next_resync_ = clock::now() + std::chrono::milliseconds(250);
+            next_resync_ = asked + std::chrono::milliseconds(250);
             return;
         }
         confirmed_ = sent_ = *last;
@@ -903,8 +904,8 @@ class jetstream_replicator final : public replicator {
     std::chrono::steady_clock::time_point stop_deadline_;
     // The replication thread's own: when to renew the lease next, and when
     // to ask the stream again where it is.
-    std::chrono::steady_clock::time_point next_renewal_{};
-    std::chrono::steady_clock::time_point next_resync_{};
+    clock::time_point next_renewal_{};
+    clock::time_point next_resync_{};
     std::thread thread_;
     std::atomic<bool> closing_{false};
 };
