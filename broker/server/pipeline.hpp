@@ -14,6 +14,7 @@
 
 #include "broker/store/store.hpp"
 
+#include <cassert>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -32,6 +33,7 @@ struct owner_tag {
 // to_owners), keeping them paired, and leaves the first two empty.
 inline void move_append(std::vector<prepared_event>& events, std::vector<owner_tag>& owners,
                         std::vector<prepared_event>& to, std::vector<owner_tag>& to_owners) {
+    assert(events.size() == owners.size());
     to.insert(to.end(), std::make_move_iterator(events.begin()),
               std::make_move_iterator(events.end()));
     to_owners.insert(to_owners.end(), owners.begin(), owners.end());
