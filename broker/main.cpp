@@ -109,7 +109,7 @@ std::string read_file(const std::string& path, const char* what) {
 // and whether malloc really is mimalloc's.
 void log_allocator() {
 #ifdef PINGAN_MIMALLOC
-    void* p = std::malloc(64);
+    void* p = std::calloc(1, 64);
     bool redirected = mi_is_in_heap_region(p);
     std::free(p);
     if (redirected)

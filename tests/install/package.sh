@@ -21,7 +21,10 @@ deb=$(ls "$work"/out/pingan_*.deb 2>/dev/null | head -n1)
 version=$(grep -oE 'project\(pingan VERSION [0-9.]+' "$src/CMakeLists.txt" | grep -oE '[0-9.]+$')
 [ "$(dpkg-deb -f "$deb" Version)" = "$version" ] || fail "Version is not $version"
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in libzmq5 liblmdb0 libsodium23 systemd; do
+libs=(libzmq5 liblmdb0 libsodium23 systemd)
+# A broker linked with mimalloc (PINGAN_MIMALLOC) needs it installed too.
+if readelf -d "$build/bin/pingan-broker" | grep -q 'libmimalloc'; then libs+=(libmimalloc2.0); fi
+for lib in "${libs[@]}"; do
     echo "$depends" | grep -q "$lib" || fail "Depends lacks $lib: $depends"
 done
 

@@ -19,10 +19,14 @@
 
 #include <CLI/CLI.hpp>
 #include <zmq_addon.hpp>
+#ifdef PINGAN_MIMALLOC
+#include <mimalloc.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -138,6 +142,21 @@ load_result drive(const std::string& endpoint, const std::vector<std::string>& e
     r.p50_ms = lat[lat.size() / 2];
     r.p99_ms = lat[std::min(lat.size() - 1, lat.size() * 99 / 100)];
     return r;
+}
+
+// Which allocator both sides ran with (PINGAN_MIMALLOC), so that figures of
+// different builds are compared knowingly.
+std::string allocator_name() {
+#ifdef PINGAN_MIMALLOC
+    void* p = std::calloc(1, 64);
+    bool redirected = mi_is_in_heap_region(p);
+    std::free(p);
+    return "mimalloc " + std::to_string(mi_version()) + (redirected ? "" : " (linked, not in use)");
+#elif defined(__SANITIZE_ADDRESS__)
+    return "AddressSanitizer's";
+#else
+    return "glibc";
+#endif
 }
 
 // The raw baseline server: ROUTER, drain, LMDB put per frame, commit, ack.
@@ -360,10 +379,12 @@ int main(int argc, char** argv) {
         for (auto& e : evs)
             avg += e.size();
         avg /= evs.size();
-        std::printf("pingan-bench: %zu events of ~%zu bytes, %zu in flight; stores in %s\n", events,
-                    avg, window, root.c_str());
+        std::printf("pingan-bench: %zu events of ~%zu bytes, %zu in flight; stores in %s; "
+                    "allocator %s\n",
+                    events, avg, window, root.c_str(), allocator_name().c_str());
 
         json out = json::object();
+        out["allocator"] = allocator_name();
         out["event_bytes"] = avg;
         out["events"] = events;
         out["window"] = window;
