@@ -8,6 +8,7 @@
 #include "broker/server/config.hpp"
 #include "broker/server/day_log.hpp"
 #include "broker/server/metrics.hpp"
+#include "common/allocator.hpp"
 #include "common/clock.hpp"
 #include "common/curve.hpp"
 #include "common/fd_limit.hpp"
@@ -21,9 +22,6 @@
 #include <boost/asio.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#ifdef PINGAN_MIMALLOC
-#include <mimalloc.h>
-#endif
 
 #include <atomic>
 #include <csignal>
@@ -109,14 +107,11 @@ std::string read_file(const std::string& path, const char* what) {
 // and whether malloc really is mimalloc's.
 void log_allocator() {
 #ifdef PINGAN_MIMALLOC
-    void* p = std::calloc(1, 64);
-    bool redirected = mi_is_in_heap_region(p);
-    std::free(p);
-    if (redirected)
-        spdlog::info("memory allocator: mimalloc {}", mi_version());
+    auto a = current_allocator();
+    if (a.linked_unused)
+        spdlog::warn("memory allocator: {} is linked, but malloc is another's", a.name);
     else
-        spdlog::warn("memory allocator: mimalloc {} is linked, but malloc is another's",
-                     mi_version());
+        spdlog::info("memory allocator: {}", a.name);
 #endif
 }
 

@@ -9,6 +9,7 @@
 #include "broker/engine/engine_processor.hpp"
 #include "broker/engine/rules.hpp"
 #include "broker/server/broker.hpp"
+#include "common/allocator.hpp"
 #include "common/client.hpp"
 #include "common/lmdb.hpp"
 #include "common/shipped.hpp"
@@ -19,14 +20,10 @@
 
 #include <CLI/CLI.hpp>
 #include <zmq_addon.hpp>
-#ifdef PINGAN_MIMALLOC
-#include <mimalloc.h>
-#endif
 
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -144,19 +141,11 @@ load_result drive(const std::string& endpoint, const std::vector<std::string>& e
     return r;
 }
 
-// Which allocator both sides ran with (PINGAN_MIMALLOC), so that figures of
-// different builds are compared knowingly.
+// Which allocator both sides ran with, so that figures of different builds
+// are compared knowingly.
 std::string allocator_name() {
-#ifdef PINGAN_MIMALLOC
-    void* p = std::calloc(1, 64);
-    bool redirected = mi_is_in_heap_region(p);
-    std::free(p);
-    return "mimalloc " + std::to_string(mi_version()) + (redirected ? "" : " (linked, not in use)");
-#elif defined(__SANITIZE_ADDRESS__)
-    return "AddressSanitizer's";
-#else
-    return "glibc";
-#endif
+    auto a = current_allocator();
+    return a.name + (a.linked_unused ? " (linked, not in use)" : "");
 }
 
 // The raw baseline server: ROUTER, drain, LMDB put per frame, commit, ack.
